@@ -1,0 +1,60 @@
+# Arbiter — the two commands a new user needs: `make verify` and `make test`.
+# Both install any missing Debian package first (libopenblas-dev, libhdf5-dev, libpng-dev, pkg-config).
+
+SWIFT        ?= swift
+RELEASE      := -c release -Xswiftc -enable-testing
+DEB_PACKAGES := libopenblas-dev libhdf5-dev libpng-dev pkg-config
+VENV         := .venv
+PYTHON       := $(VENV)/bin/python
+MAIN_MODEL   ?= GoldenData/models/tiny-llama
+REPORT_DIR   ?= reports/verify
+
+.PHONY: deps build test test-fast verify bench tools-venv tools-check goldens clean
+
+## deps: install missing system libraries (Debian packages) — needs root, as on CI.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## build: release build of the library and the `arbiter` CLI.
+build: deps
+	$(SWIFT) build $(RELEASE)
+
+## test: the whole Swift Testing suite, built optimized (numeric loops are 10–50× slower in debug).
+test: deps
+	$(SWIFT) test $(RELEASE)
+
+## test-fast: everything except tests tagged heavy (claims on bundled models).
+test-fast: deps
+	$(SWIFT) test $(RELEASE) --skip Claims
+
+## verify: the main job on the main bundled model (see README).
+verify: build
+	$(SWIFT) run $(RELEASE) arbiter verify --model $(MAIN_MODEL) --out $(REPORT_DIR)
+
+## tools-venv: the Python environment of Tools/ (only Tools/ needs Python; the Swift package never does).
+$(PYTHON): Tools/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r Tools/requirements.txt
+	touch $(PYTHON)
+tools-venv: $(PYTHON)
+
+## tools-check: regenerate every golden file into a temp folder and check it against the committed one.
+tools-check: $(PYTHON)
+	$(PYTHON) Tools/golden.py check
+
+## goldens: (re)write the golden files; refuses to overwrite files whose manifest hash differs unless FORCE=1.
+goldens: $(PYTHON)
+	$(PYTHON) Tools/golden.py write $(if $(FORCE),--force,)
+
+## bench: speed of Arbiter against PyTorch on this machine (printed ratios).
+bench: build $(PYTHON)
+	$(PYTHON) Tools/bench.py --arbiter .build/release/arbiter
+
+clean:
+	rm -rf .build

@@ -1,0 +1,53 @@
+// swift-tools-version: 6.1
+// Arbiter: the claims of "Instruction Anchors" (arXiv 2602.03677) as executable hypotheses.
+// Targets are layered; imports only flow down this list:
+//   C shims (CBLAS, CHDF5, CPNG) → ArbiterTensor → ArbiterFormats, ArbiterTokenizers → ArbiterModels → ArbiterCLI
+import PackageDescription
+
+let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Arbiter",
+    products: [
+        .executable(name: "arbiter", targets: ["ArbiterCLI"]),
+        .library(name: "Arbiter", targets: ["ArbiterModels"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        // C shims: the thinnest possible module maps; only one Swift file per library imports each.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+
+        // Tensors and kernels: Float32 activations, weights in their stored dtype, BLAS matmul.
+        .target(name: "ArbiterTensor", dependencies: ["CBLAS"], swiftSettings: optimized),
+        // Formats: safetensors, HDF5, PNG, image preprocessing, JSON helpers.
+        .target(name: "ArbiterFormats", dependencies: ["ArbiterTensor", "CHDF5", "CPNG"], swiftSettings: optimized),
+        // tokenizer.json: one stage per file.
+        .target(name: "ArbiterTokenizers", swiftSettings: optimized),
+        // Models: configurations, registry, decoder, vision tower, LLaVA, hook points.
+        .target(name: "ArbiterModels", dependencies: ["ArbiterTensor", "ArbiterFormats", "ArbiterTokenizers"],
+                swiftSettings: optimized),
+        .executableTarget(name: "ArbiterCLI", dependencies: [
+            "ArbiterModels",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: optimized),
+
+        .testTarget(name: "ArbiterTensorTests", dependencies: [
+            "ArbiterTensor", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "ArbiterFormatsTests", dependencies: [
+            "ArbiterFormats", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"]),
+        .testTarget(name: "ArbiterModelsTests", dependencies: [
+            "ArbiterModels", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+    ]
+)

@@ -1,0 +1,1 @@
+// ArbiterFormats: checkpoint, golden-data and image formats.

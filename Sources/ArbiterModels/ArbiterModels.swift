@@ -1,0 +1,1 @@
+// ArbiterModels: configurations, registry, architectures, hook points.

@@ -1,0 +1,41 @@
+// Elementwise activations named as in transformers' ACT2FN.
+import Foundation
+
+public enum Activation: String, Sendable, Codable, CaseIterable {
+    case silu
+    case swish
+    case gelu                  // exact, erf-based
+    case geluPytorchTanh = "gelu_pytorch_tanh"
+    case geluNew = "gelu_new"  // tanh approximation
+    case quickGelu = "quick_gelu"
+    case relu
+
+    /// Applies the activation to one value.
+    @inline(__always)
+    public func callAsFunction(_ x: Float) -> Float {
+        switch self {
+        case .silu, .swish: return x / (1 + expf(-x))
+        case .gelu: return 0.5 * x * (1 + erff(x * 0.70710678118654752))
+        case .geluPytorchTanh, .geluNew:
+            let inner: Float = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+            return 0.5 * x * (1 + tanhf(inner))
+        case .quickGelu: return x / (1 + expf(-1.702 * x))
+        case .relu: return max(x, 0)
+        }
+    }
+
+    /// Applies the activation in place.
+    public func apply(_ x: inout Tensor) {
+        let f = self
+        x.scalars.withUnsafeMutableBufferPointer { p in
+            for i in p.indices { p[i] = f(p[i]) }
+        }
+    }
+
+    public init(named name: String) throws {
+        guard let a = Activation(rawValue: name) else {
+            throw TensorError.unsupported("unsupported activation '\(name)'; supported: \(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self = a
+    }
+}

@@ -1,0 +1,129 @@
+// Rotary position embeddings as transformers' `modeling_rope_utils` computes them.
+import Foundation
+
+/// The rope types Arbiter implements (`rope_type` / legacy `type` in a config).
+public enum RopeType: String, Sendable, CaseIterable {
+    case `default`
+    case linear
+    case dynamic
+    case llama3
+}
+
+/// Rotary parameters after config parsing.
+public struct RopeParameters: Sendable, Equatable {
+    public var type: RopeType
+    public var theta: Double
+    /// Dimensions rotated per head (head_dim × partial_rotary_factor).
+    public var dimension: Int
+    public var factor: Double
+    public var lowFreqFactor: Double
+    public var highFreqFactor: Double
+    /// `original_max_position_embeddings` (llama3) or `max_position_embeddings` (dynamic).
+    public var originalMaxPositions: Int
+
+    public init(type: RopeType = .default, theta: Double, dimension: Int, factor: Double = 1,
+                lowFreqFactor: Double = 1, highFreqFactor: Double = 4, originalMaxPositions: Int = 2048) {
+        self.type = type
+        self.theta = theta
+        self.dimension = dimension
+        self.factor = factor
+        self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor
+        self.originalMaxPositions = originalMaxPositions
+    }
+
+    /// Inverse frequencies for a sequence whose largest position id is `maxPosition` (only the
+    /// `dynamic` type depends on it), mirroring torch's float32 arithmetic.
+    public func inverseFrequencies(maxPosition: Int = 0) -> [Float] {
+        let dim = dimension
+        var base = theta
+        if type == .dynamic {
+            let seqLen = Double(maxPosition + 1)
+            if seqLen > Double(originalMaxPositions) {
+                base = theta * pow(factor * seqLen / Double(originalMaxPositions) - (factor - 1),
+                                   Double(dim) / Double(dim - 2))
+            }
+        }
+        let baseF = Float(base)
+        var inv: [Float] = stride(from: 0, to: dim, by: 2).map { i in
+            let exponent = Float(i) / Float(dim)
+            return 1 / Float(pow(Double(baseF), Double(exponent)))
+        }
+        switch type {
+        case .default, .dynamic: break
+        case .linear: inv = inv.map { $0 / Float(factor) }
+        case .llama3:
+            let oldContext = Float(originalMaxPositions)
+            let lowWavelen = oldContext / Float(lowFreqFactor)
+            let highWavelen = oldContext / Float(highFreqFactor)
+            let f = Float(factor)
+            inv = inv.map { freq in
+                let wavelen = 2 * Float.pi / freq
+                var scaled = wavelen > lowWavelen ? freq / f : freq
+                if !(wavelen < highWavelen) && !(wavelen > lowWavelen) {
+                    let smooth = (oldContext / wavelen - Float(lowFreqFactor)) / Float(highFreqFactor - lowFreqFactor)
+                    scaled = (1 - smooth) * scaled / f + smooth * scaled
+                }
+                return scaled
+            }
+        }
+        return inv
+    }
+}
+
+/// cos/sin tables for given positions: each `[positions.count, dimension]`, laid out as
+/// `cat(freqs, freqs)` like transformers (the rotate-half convention).
+public struct RotaryTables: Sendable {
+    public let cos: [Float]
+    public let sin: [Float]
+    public let dimension: Int
+
+    /// One position per token (1-D positions, Llama/Qwen2).
+    public init(parameters: RopeParameters, positions: [Int]) {
+        let inv = parameters.inverseFrequencies(maxPosition: positions.max() ?? 0)
+        self.init(inverseFrequencies: inv, positionsPerFrequency: { _, t in positions[t] }, count: positions.count)
+    }
+
+    /// General form: the position used for frequency `i` of token `t` (multimodal rotary picks the
+    /// temporal, height or width position per frequency section).
+    public init(inverseFrequencies inv: [Float], positionsPerFrequency: (Int, Int) -> Int, count: Int) {
+        let half = inv.count, dim = 2 * half
+        var c = [Float](repeating: 0, count: count * dim)
+        var s = [Float](repeating: 0, count: count * dim)
+        for t in 0..<count {
+            for i in 0..<half {
+                let angle = Float(positionsPerFrequency(i, t)) * inv[i]
+                let cv = Float(Foundation.cos(Double(angle))), sv = Float(Foundation.sin(Double(angle)))
+                c[t * dim + i] = cv; c[t * dim + half + i] = cv
+                s[t * dim + i] = sv; s[t * dim + half + i] = sv
+            }
+        }
+        self.cos = c
+        self.sin = s
+        self.dimension = dim
+    }
+
+    /// Rotates, in place, the first `dimension` features of each of `heads` heads of width `headDim`
+    /// in rows of `x` (`[tokens, heads * headDim]`): x·cos + rotate_half(x)·sin.
+    public func apply(to x: inout Tensor, heads: Int, headDim: Int) {
+        let tokens = x.rows, half = dimension / 2, dim = dimension
+        precondition(x.columns == heads * headDim && dim <= headDim, "rotary: bad shape \(x.shape)")
+        cos.withUnsafeBufferPointer { cp in
+            sin.withUnsafeBufferPointer { sp in
+                x.scalars.withUnsafeMutableBufferPointer { xp in
+                    for t in 0..<tokens {
+                        let ct = cp.baseAddress! + t * dim, st = sp.baseAddress! + t * dim
+                        for h in 0..<heads {
+                            let v = xp.baseAddress! + t * heads * headDim + h * headDim
+                            for i in 0..<half {
+                                let a = v[i], b = v[i + half]
+                                v[i] = a * ct[i] - b * st[i]
+                                v[i + half] = b * ct[i + half] + a * st[i + half]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+// Numerically stable softmax over rows, aware of -inf (masked) entries.
+import Foundation
+
+/// Softmax over each of `rows` rows of `columns` values (row stride `stride`), in place.
+/// Max-subtracted, so large logits do not overflow. `-inf` entries get probability exactly 0.
+/// A row whose entries are all `-inf` has no defined distribution: it becomes all zeros (documented
+/// choice; torch would give NaN). A NaN anywhere in a row makes the whole row NaN, so it is never hidden.
+public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int? = nil) {
+    let stride = stride ?? columns
+    for r in 0..<rows {
+        let row = x + r * stride
+        var maximum = -Float.infinity
+        var sawNaN = false
+        for j in 0..<columns {
+            let v = row[j]
+            if v.isNaN { sawNaN = true } else if v > maximum { maximum = v }
+        }
+        if sawNaN {
+            for j in 0..<columns { row[j] = .nan }
+            continue
+        }
+        if maximum == -.infinity {
+            for j in 0..<columns { row[j] = 0 }
+            continue
+        }
+        if maximum == .infinity {  // +inf logits share the mass equally; finite ones get 0
+            var n: Float = 0
+            for j in 0..<columns where row[j] == .infinity { n += 1 }
+            for j in 0..<columns { row[j] = row[j] == .infinity ? 1 / n : 0 }
+            continue
+        }
+        var sum: Float = 0
+        for j in 0..<columns {
+            let e = expf(row[j] - maximum)
+            row[j] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for j in 0..<columns { row[j] *= inv }
+    }
+}
+
+/// Softmax over the last dimension of a tensor.
+public func softmax(_ x: Tensor) -> Tensor {
+    var y = x
+    let rows = x.rows, columns = x.columns
+    y.scalars.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: rows, columns: columns) }
+    return y
+}
+
+/// log-softmax over the last dimension (stable: x - max - log Σ exp(x - max)).
+public func logSoftmax(_ x: Tensor) -> Tensor {
+    var y = x
+    let columns = x.columns
+    y.scalars.withUnsafeMutableBufferPointer { p in
+        for r in 0..<x.rows {
+            let row = p.baseAddress! + r * columns
+            var maximum = -Float.infinity
+            for j in 0..<columns where row[j] > maximum { maximum = row[j] }
+            var sum: Double = 0
+            for j in 0..<columns { sum += Double(expf(row[j] - maximum)) }
+            let shift = maximum + Float(log(sum))
+            for j in 0..<columns { row[j] -= shift }
+        }
+    }
+    return y
+}

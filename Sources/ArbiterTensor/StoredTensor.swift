@@ -1,0 +1,61 @@
+// StoredTensor: a read-only checkpoint tensor kept in its stored dtype (zero-copy from a memory map).
+
+/// A read-only tensor in its stored dtype. Its bytes live in `owner` (a memory-mapped file or an array),
+/// which the value keeps alive. F16/BF16 data are widened to Float32 only when used, in blocks.
+public struct StoredTensor: @unchecked Sendable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    /// Start of the element bytes; valid while `owner` lives.
+    public let bytes: UnsafeRawPointer
+    private let owner: AnyObject
+
+    public init(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawPointer, owner: AnyObject) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.bytes = bytes
+        self.owner = owner
+    }
+
+    /// A Float32 tensor held in memory (for weights built in tests or derived at load time).
+    public init(name: String, _ tensor: Tensor) {
+        let box = FloatBox(tensor.scalars)
+        self.init(name: name, dtype: .float32, shape: tensor.shape, bytes: UnsafeRawPointer(box.pointer), owner: box)
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+    public var rows: Int { shape.count <= 1 ? 1 : shape.dropLast().reduce(1, *) }
+    public var columns: Int { shape.last ?? 1 }
+
+    /// The whole tensor widened to Float32.
+    public func toTensor() -> Tensor {
+        var scalars = [Float](repeating: 0, count: count)
+        scalars.withUnsafeMutableBufferPointer { widenToFloat(dtype, bytes, count: count, into: $0.baseAddress!) }
+        return Tensor(shape: shape, scalars: scalars)
+    }
+
+    /// Widens rows `range` of the rank-2 view into `destination` (room for `range.count * columns` floats).
+    public func widenRows(_ range: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
+        widenToFloat(dtype, bytes + range.lowerBound * columns * dtype.byteSize,
+                     count: range.count * columns, into: destination)
+    }
+
+    /// A Float32 pointer to the data when it is stored as aligned F32 (the zero-copy fast path).
+    public var float32Pointer: UnsafePointer<Float>? {
+        guard dtype == .float32, Int(bitPattern: bytes) % MemoryLayout<Float>.alignment == 0 else { return nil }
+        return bytes.assumingMemoryBound(to: Float.self)
+    }
+}
+
+/// Owns a heap copy of Float32 data at a stable address.
+final class FloatBox: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ values: [Float]) {
+        count = values.count
+        pointer = .allocate(capacity: max(values.count, 1))
+        values.withUnsafeBufferPointer { if let b = $0.baseAddress { pointer.initialize(from: b, count: values.count) } }
+    }
+    deinit { pointer.deallocate() }
+}

@@ -1,0 +1,87 @@
+// Tensor: a dense, row-major Float32 array with a shape. Activations are always Float32.
+
+/// A dense row-major Float32 tensor. Value semantics (copy-on-write through `Array`).
+public struct Tensor: Sendable, Equatable {
+    public private(set) var shape: [Int]
+    public var scalars: [Float]
+
+    /// Creates a tensor; `scalars.count` must equal the product of `shape` (a programming error otherwise;
+    /// input paths validate with `Tensor(validatingShape:scalars:)`).
+    public init(shape: [Int], scalars: [Float]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        precondition(shape.reduce(1, *) == scalars.count,
+                     "shape \(shape) holds \(shape.reduce(1, *)) elements, got \(scalars.count)")
+        self.shape = shape
+        self.scalars = scalars
+    }
+
+    /// Creates a tensor from untrusted data, throwing instead of trapping on a shape/count mismatch.
+    public init(validatingShape shape: [Int], scalars: [Float], source: String = "tensor") throws {
+        guard shape.allSatisfy({ $0 >= 0 }) else {
+            throw TensorError.invalidShape("\(source): negative dimension in shape \(shape)")
+        }
+        let (count, overflow) = shape.reduce((1, false)) { acc, d in
+            let r = acc.0.multipliedReportingOverflow(by: d); return (r.partialValue, acc.1 || r.overflow)
+        }
+        guard !overflow, count == scalars.count else {
+            throw TensorError.invalidShape("\(source): shape \(shape) does not match \(scalars.count) elements")
+        }
+        self.shape = shape
+        self.scalars = scalars
+    }
+
+    public init(zeros shape: [Int]) {
+        self.init(shape: shape, scalars: [Float](repeating: 0, count: shape.reduce(1, *)))
+    }
+
+    public init(repeating value: Float, shape: [Int]) {
+        self.init(shape: shape, scalars: [Float](repeating: value, count: shape.reduce(1, *)))
+    }
+
+    public var count: Int { scalars.count }
+    public var rank: Int { shape.count }
+
+    /// Rows and columns of a rank-2 view that keeps the last dimension (`[a, b, c]` → `[a*b, c]`).
+    public var rows: Int { shape.count <= 1 ? 1 : shape.dropLast().reduce(1, *) }
+    public var columns: Int { shape.last ?? 1 }
+
+    /// Same data, new shape with the same element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        Tensor(shape: newShape, scalars: scalars)
+    }
+
+    /// Row `i` of the rank-2 view.
+    public func row(_ i: Int) -> ArraySlice<Float> {
+        scalars[(i * columns)..<((i + 1) * columns)]
+    }
+
+    /// Rows `range` of the rank-2 view as a new `[range.count, columns]` tensor.
+    public func rows(_ range: Range<Int>) -> Tensor {
+        Tensor(shape: [range.count, columns], scalars: Array(scalars[(range.lowerBound * columns)..<(range.upperBound * columns)]))
+    }
+
+    /// Whether every element is finite.
+    public var isFinite: Bool { scalars.allSatisfy { $0.isFinite } }
+
+    /// Index of the first non-finite element, if any.
+    public var firstNonFiniteIndex: Int? { scalars.firstIndex { !$0.isFinite } }
+}
+
+public enum TensorError: Error, CustomStringConvertible, Equatable {
+    case invalidShape(String)
+    case shapeMismatch(String)
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .invalidShape(let m), .shapeMismatch(let m), .unsupported(let m): return m
+        }
+    }
+}
+
+extension Tensor: CustomStringConvertible {
+    public var description: String {
+        let head = scalars.prefix(6).map { String($0) }.joined(separator: ", ")
+        return "Tensor(\(shape)) [\(head)\(scalars.count > 6 ? ", …" : "")]"
+    }
+}

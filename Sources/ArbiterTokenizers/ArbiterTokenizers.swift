@@ -1,0 +1,1 @@
+// ArbiterTokenizers: tokenizer.json, one stage per file.

@@ -1,0 +1,20 @@
+// HDF5 C API (Debian: libhdf5-dev, pkg-config "hdf5").
+// Type and property-list identifiers such as H5T_NATIVE_FLOAT are macros over global variables that
+// need H5open(); Swift cannot import them, so they are exposed as static inline functions.
+#include <hdf5.h>
+
+static inline hid_t arbiter_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
+static inline hid_t arbiter_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t arbiter_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t arbiter_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t arbiter_H5T_C_S1(void) { return H5T_C_S1; }
+static inline hid_t arbiter_H5P_DEFAULT(void) { return H5P_DEFAULT; }
+static inline hid_t arbiter_H5S_ALL(void) { return H5S_ALL; }
+static inline hid_t arbiter_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
+static inline hid_t arbiter_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
+static inline hid_t arbiter_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
+static inline size_t arbiter_H5T_VARIABLE(void) { return H5T_VARIABLE; }
+static inline unsigned arbiter_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
+static inline unsigned arbiter_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
+/// Silences HDF5's automatic error-stack printing; Arbiter turns failures into thrown errors instead.
+static inline void arbiter_H5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
