@@ -1,1 +1,0 @@
-// ArbiterFormats: checkpoint, golden-data and image formats.

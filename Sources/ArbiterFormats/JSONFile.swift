@@ -1,0 +1,74 @@
+// Decoding JSON files (config.json, preprocessor_config.json, datasets) into Codable values with errors
+// that name the file and the key path.
+import Foundation
+
+public enum JSONFile {
+    /// Largest JSON file Arbiter reads (configs are kilobytes; tokenizer.json of large vocabularies ~ 10–30 MB).
+    public static let maximumBytes = 256 << 20
+
+    /// Reads a file's bytes, refusing missing files and files over `maximumBytes`.
+    public static func data(at url: URL) throws -> Data {
+        let attributes: [FileAttributeKey: Any]
+        do { attributes = try FileManager.default.attributesOfItem(atPath: url.path) } catch {
+            throw FormatError(.unreadable, file: url, "cannot open: file does not exist or is not readable")
+        }
+        if let size = attributes[.size] as? Int, size > maximumBytes {
+            throw FormatError(.tooLarge, file: url, "\(size) bytes is over the \(maximumBytes)-byte limit for JSON files")
+        }
+        do { return try Data(contentsOf: url) } catch {
+            throw FormatError(.unreadable, file: url, "cannot read: \(error.localizedDescription)")
+        }
+    }
+
+    /// Decodes `T` from the file at `url`.
+    public static func decode<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
+        try decode(type, from: data(at: url), file: url.path)
+    }
+
+    /// Decodes `T` from `data`; errors name `file` and the key path.
+    public static func decode<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch let error as DecodingError {
+            throw FormatError(.malformed, file: file, describe(error))
+        } catch let error as FormatError {
+            throw error
+        } catch {
+            throw FormatError(.malformed, file: file, "\(error)")
+        }
+    }
+
+    /// Parses the file as a JSON object (dictionary).
+    public static func object(at url: URL) throws -> [String: Any] {
+        let data = try data(at: url)
+        let value: Any
+        do { value = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+            throw FormatError(.malformed, file: url, "not valid JSON (\(error.localizedDescription))")
+        }
+        guard let object = value as? [String: Any] else {
+            throw FormatError(.malformed, file: url, "top-level JSON value is not an object")
+        }
+        return object
+    }
+
+    /// A readable account of a DecodingError: the key path and what went wrong.
+    public static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [CodingKey]) -> String {
+            let p = codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return p.isEmpty ? "top level" : String(p.drop { $0 == "." })
+        }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return "\(path(context.codingPath)): expected \(type) (\(context.debugDescription))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)): missing \(type) value"
+        case .keyNotFound(let key, let context):
+            return "\(path(context.codingPath + [key])): required key is missing"
+        case .dataCorrupted(let context):
+            let underlying = (context.underlyingError as NSError?)?.localizedDescription ?? ""
+            return "\(path(context.codingPath)): \(context.debugDescription) \(underlying)".trimmingCharacters(in: .whitespaces)
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
