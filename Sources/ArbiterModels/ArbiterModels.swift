@@ -1,1 +1,0 @@
-// ArbiterModels: configurations, registry, architectures, hook points.

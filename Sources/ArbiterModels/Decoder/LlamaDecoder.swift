@@ -1,0 +1,363 @@
+// Llama-family text decoder (Llama, Qwen2; the language model inside LLaVA and Qwen2-VL).
+// Mirrors transformers/models/llama/modeling_llama.py (LlamaAttention, LlamaMLP, LlamaDecoderLayer,
+// LlamaModel, LlamaForCausalLM) and qwen2/modeling_qwen2.py (q/k/v bias), eager attention, Float32.
+//
+// Hook points (TransformerLens names; T tokens, H heads, D head_dim, d d_model, m intermediate size):
+//   hook_embed                      [T, d]     token (or merged multimodal) embeddings
+//   blocks.{l}.hook_resid_pre       [T, d]
+//   blocks.{l}.ln1.hook_normalized  [T, d]     input_layernorm output
+//   blocks.{l}.attn.hook_q          [T, H, D]  before rotary
+//   blocks.{l}.attn.hook_k          [T, KV, D] before rotary
+//   blocks.{l}.attn.hook_v          [T, KV, D]
+//   blocks.{l}.attn.hook_rot_q      [T, H, D]  after rotary
+//   blocks.{l}.attn.hook_rot_k      [T, KV, D] after rotary
+//   blocks.{l}.attn.hook_attn_scores [H, T, T] pre-softmax, scaled, causal mask applied (-inf)
+//   blocks.{l}.attn.hook_pattern    [H, T, T]  softmax probabilities
+//   blocks.{l}.attn.hook_z          [T, H, D]  per-head mix of values, before o_proj
+//   blocks.{l}.attn.hook_result     [T, H, d]  per-head contribution to the residual (computed only when asked)
+//   blocks.{l}.hook_attn_out        [T, d]     o_proj output
+//   blocks.{l}.hook_resid_mid       [T, d]     resid_pre + attn_out
+//   blocks.{l}.ln2.hook_normalized  [T, d]     post_attention_layernorm output
+//   blocks.{l}.mlp.hook_pre         [T, m]     gate_proj output (before the activation)
+//   blocks.{l}.mlp.hook_pre_linear  [T, m]     up_proj output
+//   blocks.{l}.mlp.hook_post        [T, m]     act(gate) · up
+//   blocks.{l}.hook_mlp_out         [T, d]     down_proj output
+//   blocks.{l}.hook_resid_post      [T, d]     resid_mid + mlp_out
+//   ln_final.hook_normalized        [T, d]
+//   hook_logits                     [P, vocab] logits at the requested positions
+import ArbiterFormats
+import ArbiterTensor
+import Foundation
+
+// MARK: - Attention
+
+struct LlamaAttention: @unchecked Sendable {
+    let qProj: StoredTensor, kProj: StoredTensor, vProj: StoredTensor, oProj: StoredTensor
+    let qBias: StoredTensor?, kBias: StoredTensor?, vBias: StoredTensor?, oBias: StoredTensor?
+    let heads: AttentionHeads
+    let scale: Float
+
+    init(_ w: inout WeightStore, prefix: String, config c: DecoderConfiguration) throws {
+        let h = c.attentionHeads * c.headDim, kv = c.keyValueHeads * c.headDim
+        qProj = try w.take("\(prefix).q_proj.weight", shape: [h, c.hiddenSize])
+        kProj = try w.take("\(prefix).k_proj.weight", shape: [kv, c.hiddenSize])
+        vProj = try w.take("\(prefix).v_proj.weight", shape: [kv, c.hiddenSize])
+        oProj = try w.take("\(prefix).o_proj.weight", shape: [c.hiddenSize, h])
+        qBias = c.qkvBias ? try w.take("\(prefix).q_proj.bias", shape: [h]) : nil
+        kBias = c.qkvBias ? try w.take("\(prefix).k_proj.bias", shape: [kv]) : nil
+        vBias = c.qkvBias ? try w.take("\(prefix).v_proj.bias", shape: [kv]) : nil
+        oBias = c.outputBias ? try w.take("\(prefix).o_proj.bias", shape: [c.hiddenSize]) : nil
+        heads = c.attentionHeadLayout
+        scale = 1 / Float(c.headDim).squareRoot()
+    }
+
+    func callAsFunction(_ x: Tensor, rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
+                        hooks: HookRun?) throws -> Tensor {
+        let t = x.rows, d = heads.headDim
+        var q = linear(x, weight: qProj, bias: qBias).reshaped([t, heads.heads, d])
+        var k = linear(x, weight: kProj, bias: kBias).reshaped([t, heads.kvHeads, d])
+        var v = linear(x, weight: vProj, bias: vBias).reshaped([t, heads.kvHeads, d])
+        try hooks.visit(n.q, layer: l, &q)
+        try hooks.visit(n.k, layer: l, &k)
+        try hooks.visit(n.v, layer: l, &v)
+        rotary.apply(to: &q, heads: heads.heads, headDim: d)
+        rotary.apply(to: &k, heads: heads.kvHeads, headDim: d)
+        try hooks.visit(n.rotQ, layer: l, &q)
+        try hooks.visit(n.rotK, layer: l, &k)
+
+        var scores = attentionScores(q: q.reshaped([t, heads.heads * d]), k: k.reshaped([t, heads.kvHeads * d]),
+                                     heads: heads, scale: scale)
+        applyCausalMask(&scores)
+        try hooks.visit(n.attnScores, layer: l, &scores)
+        var pattern = attentionPattern(scores: scores)
+        try hooks.visit(n.pattern, layer: l, &pattern)
+        var z = attentionMix(pattern: pattern, v: v.reshaped([t, heads.kvHeads * d]), heads: heads)
+            .reshaped([t, heads.heads, d])
+        try hooks.visit(n.z, layer: l, &z)
+        if hooks.wants(n.result) {
+            var result = perHeadResult(z)
+            try hooks.visit(n.result, layer: l, &result)
+            // An edit of hook_result defines the output: the sum over heads (plus bias). A cache-only
+            // visit leaves the usual o_proj product in place, so caching never changes numbers.
+            if hooks?.edits(n.result) == true { return sumHeads(result) }
+        }
+        return linear(z.reshaped([t, heads.heads * d]), weight: oProj, bias: oBias)
+    }
+
+    /// result[t, h, :] = z[t, h, :] · W_o[:, hD:(h+1)D]ᵀ — each head's write into the residual stream.
+    func perHeadResult(_ z: Tensor) -> Tensor {
+        let t = z.shape[0], d = heads.headDim, hd = heads.heads * d, model = oProj.shape[0]
+        let wo = oProj.toTensor()
+        var out = [Float](repeating: 0, count: t * heads.heads * model)
+        z.scalars.withUnsafeBufferPointer { zp in
+            wo.scalars.withUnsafeBufferPointer { wp in
+                out.withUnsafeMutableBufferPointer { op in
+                    for h in 0..<heads.heads {
+                        BLAS.sgemm(transB: true, m: t, n: model, k: d, a: zp.baseAddress! + h * d, lda: hd,
+                                   b: wp.baseAddress! + h * d, ldb: hd,
+                                   c: op.baseAddress! + h * model, ldc: heads.heads * model)
+                    }
+                }
+            }
+        }
+        return Tensor(shape: [t, heads.heads, model], scalars: out)
+    }
+
+    /// Σ_h result[t, h, :] + o_proj bias.
+    func sumHeads(_ result: Tensor) -> Tensor {
+        let t = result.shape[0], h = result.shape[1], model = result.shape[2]
+        var out = [Float](repeating: 0, count: t * model)
+        let bias = oBias?.toTensor().scalars
+        for i in 0..<t {
+            for j in 0..<model {
+                var s: Float = bias?[j] ?? 0
+                for head in 0..<h { s += result.scalars[(i * h + head) * model + j] }
+                out[i * model + j] = s
+            }
+        }
+        return Tensor(shape: [t, model], scalars: out)
+    }
+}
+
+// MARK: - MLP
+
+struct LlamaMLP: @unchecked Sendable {
+    let gateProj: StoredTensor, upProj: StoredTensor, downProj: StoredTensor
+    let gateBias: StoredTensor?, upBias: StoredTensor?, downBias: StoredTensor?
+    let activation: Activation
+
+    init(_ w: inout WeightStore, prefix: String, config c: DecoderConfiguration) throws {
+        gateProj = try w.take("\(prefix).gate_proj.weight", shape: [c.intermediateSize, c.hiddenSize])
+        upProj = try w.take("\(prefix).up_proj.weight", shape: [c.intermediateSize, c.hiddenSize])
+        downProj = try w.take("\(prefix).down_proj.weight", shape: [c.hiddenSize, c.intermediateSize])
+        gateBias = c.mlpBias ? try w.take("\(prefix).gate_proj.bias", shape: [c.intermediateSize]) : nil
+        upBias = c.mlpBias ? try w.take("\(prefix).up_proj.bias", shape: [c.intermediateSize]) : nil
+        downBias = c.mlpBias ? try w.take("\(prefix).down_proj.bias", shape: [c.hiddenSize]) : nil
+        activation = try Activation(named: c.hiddenAct)
+    }
+
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
+        var gate = linear(x, weight: gateProj, bias: gateBias)
+        try hooks.visit(n.mlpPre, layer: l, &gate)
+        var up = linear(x, weight: upProj, bias: upBias)
+        try hooks.visit(n.mlpPreLinear, layer: l, &up)
+        let act = activation
+        gate.scalars.withUnsafeMutableBufferPointer { g in
+            up.scalars.withUnsafeBufferPointer { u in
+                for i in g.indices { g[i] = act(g[i]) * u[i] }
+            }
+        }
+        try hooks.visit(n.mlpPost, layer: l, &gate)
+        return linear(gate, weight: downProj, bias: downBias)
+    }
+}
+
+// MARK: - Block
+
+struct LlamaBlock: @unchecked Sendable {
+    let inputNorm: StoredTensor
+    let postAttentionNorm: StoredTensor
+    let attention: LlamaAttention
+    let mlp: LlamaMLP
+    let eps: Float
+
+    init(_ w: inout WeightStore, prefix: String, config c: DecoderConfiguration) throws {
+        inputNorm = try w.take("\(prefix).input_layernorm.weight", shape: [c.hiddenSize])
+        postAttentionNorm = try w.take("\(prefix).post_attention_layernorm.weight", shape: [c.hiddenSize])
+        attention = try LlamaAttention(&w, prefix: "\(prefix).self_attn", config: c)
+        mlp = try LlamaMLP(&w, prefix: "\(prefix).mlp", config: c)
+        eps = c.rmsNormEps
+    }
+
+    func callAsFunction(_ residual: Tensor, rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
+                        hooks: HookRun?) throws -> Tensor {
+        var x = residual
+        try hooks.visit(n.residPre, layer: l, &x)
+        var h = rmsNorm(x, weight: inputNorm, eps: eps)
+        try hooks.visit(n.ln1, layer: l, &h)
+        var attnOut = try attention(h, rotary: rotary, layer: l, names: n, hooks: hooks)
+        try hooks.visit(n.attnOut, layer: l, &attnOut)
+        add(&x, attnOut)
+        try hooks.visit(n.residMid, layer: l, &x)
+        var h2 = rmsNorm(x, weight: postAttentionNorm, eps: eps)
+        try hooks.visit(n.ln2, layer: l, &h2)
+        var mlpOut = try mlp(h2, layer: l, names: n, hooks: hooks)
+        try hooks.visit(n.mlpOut, layer: l, &mlpOut)
+        add(&x, mlpOut)
+        try hooks.visit(n.residPost, layer: l, &x)
+        return x
+    }
+}
+
+@inline(__always)
+func add(_ x: inout Tensor, _ y: Tensor) {
+    x.scalars.withUnsafeMutableBufferPointer { xp in
+        y.scalars.withUnsafeBufferPointer { yp in
+            for i in xp.indices { xp[i] += yp[i] }
+        }
+    }
+}
+
+/// Hook names of one layer, formatted once at load time.
+struct LayerHookNames: Sendable {
+    let residPre, ln1, q, k, v, rotQ, rotK, attnScores, pattern, z, result, attnOut, residMid: String
+    let ln2, mlpPre, mlpPreLinear, mlpPost, mlpOut, residPost: String
+
+    init(prefix p: String) {
+        residPre = "\(p).hook_resid_pre"; ln1 = "\(p).ln1.hook_normalized"
+        q = "\(p).attn.hook_q"; k = "\(p).attn.hook_k"; v = "\(p).attn.hook_v"
+        rotQ = "\(p).attn.hook_rot_q"; rotK = "\(p).attn.hook_rot_k"
+        attnScores = "\(p).attn.hook_attn_scores"; pattern = "\(p).attn.hook_pattern"
+        z = "\(p).attn.hook_z"; result = "\(p).attn.hook_result"
+        attnOut = "\(p).hook_attn_out"; residMid = "\(p).hook_resid_mid"; ln2 = "\(p).ln2.hook_normalized"
+        mlpPre = "\(p).mlp.hook_pre"; mlpPreLinear = "\(p).mlp.hook_pre_linear"; mlpPost = "\(p).mlp.hook_post"
+        mlpOut = "\(p).hook_mlp_out"; residPost = "\(p).hook_resid_post"
+    }
+
+    /// In forward order.
+    var ordered: [String] {
+        [residPre, ln1, q, k, v, rotQ, rotK, attnScores, pattern, z, result, attnOut, residMid,
+         ln2, mlpPre, mlpPreLinear, mlpPost, mlpOut, residPost]
+    }
+}
+
+// MARK: - Model
+
+/// Which positions get logits (the LM head over a 150k vocabulary is costly: analyses need only the last).
+public enum LogitPositions: Sendable, Equatable {
+    case all
+    case last
+    case positions([Int])
+    case none
+}
+
+/// What a decoder run returns.
+public struct DecoderOutput: Sendable {
+    /// `[P, vocab]` for the requested positions, or nil for `.none`.
+    public var logits: Tensor?
+    /// The positions `logits` rows belong to.
+    public var logitPositions: [Int]
+    /// Final residual stream `[T, d]` (before the final norm).
+    public var residual: Tensor
+}
+
+/// The Llama-family decoder with its embedding, final norm and LM head.
+public final class LlamaDecoder: @unchecked Sendable {
+    public let configuration: DecoderConfiguration
+    let embedTokens: StoredTensor
+    let blocks: [LlamaBlock]
+    let finalNorm: StoredTensor
+    let lmHead: StoredTensor
+    let layerNames: [LayerHookNames]
+    /// Hook-name prefix: "" for a text model; LLaVA keeps the same names for its language model.
+    public let hookPrefix: String
+
+    /// Loads weights named `<prefix>embed_tokens.weight`, `<prefix>layers.{i}.…`, `<prefix>norm.weight`
+    /// and `lmHead` (or ties the head to the embeddings).
+    public init(configuration c: DecoderConfiguration, weights w: inout WeightStore, modelPrefix: String = "model.",
+                lmHeadName: String = "lm_head.weight", hookPrefix: String = "") throws {
+        configuration = c
+        self.hookPrefix = hookPrefix
+        embedTokens = try w.take("\(modelPrefix)embed_tokens.weight", shape: [c.vocabularySize, c.hiddenSize])
+        var blocks: [LlamaBlock] = []
+        for i in 0..<c.layers {
+            blocks.append(try LlamaBlock(&w, prefix: "\(modelPrefix)layers.\(i)", config: c))
+        }
+        self.blocks = blocks
+        finalNorm = try w.take("\(modelPrefix)norm.weight", shape: [c.hiddenSize])
+        if c.tieWordEmbeddings {
+            // A tied checkpoint may still carry a copy of the head; it must equal the embedding's shape.
+            _ = try w.takeOptional(lmHeadName, shape: [c.vocabularySize, c.hiddenSize])
+            lmHead = embedTokens
+        } else {
+            lmHead = try w.take(lmHeadName, shape: [c.vocabularySize, c.hiddenSize])
+        }
+        layerNames = (0..<c.layers).map { LayerHookNames(prefix: "\(hookPrefix)blocks.\($0)") }
+    }
+
+    public var layerCount: Int { blocks.count }
+
+    /// Every hook name of the decoder in forward order.
+    public var hookNames: [String] {
+        ["\(hookPrefix)hook_embed"] + layerNames.flatMap(\.ordered)
+            + ["\(hookPrefix)ln_final.hook_normalized", "\(hookPrefix)hook_logits"]
+    }
+
+    /// Embeddings of `ids`: `[T, d]`. Ids outside the vocabulary are an error.
+    public func embed(_ ids: [Int]) throws -> Tensor {
+        let d = configuration.hiddenSize
+        var out = [Float](repeating: 0, count: ids.count * d)
+        for (t, id) in ids.enumerated() {
+            guard id >= 0 && id < configuration.vocabularySize else {
+                throw ModelError.invalidInput("token id \(id) at position \(t) is outside the vocabulary (0..<\(configuration.vocabularySize))")
+            }
+            out.withUnsafeMutableBufferPointer { embedTokens.widenRows(id..<(id + 1), into: $0.baseAddress! + t * d) }
+        }
+        return Tensor(shape: [ids.count, d], scalars: out)
+    }
+
+    /// Runs from token ids.
+    public func forward(ids: [Int], positions: PositionIDs? = nil, logits: LogitPositions = .all,
+                        hooks: HookRun? = nil) throws -> DecoderOutput {
+        var x = try embed(ids)
+        try hooks.visit("\(hookPrefix)hook_embed", &x)
+        return try forward(residual: x, positions: positions ?? .sequential(ids.count), logits: logits, hooks: hooks)
+    }
+
+    /// Runs from the residual stream entering layer `startLayer` (`[T, d]`): embeddings when 0, a cached
+    /// `blocks.{startLayer}.hook_resid_pre` to resume a run (only layers ≥ startLayer are computed).
+    public func forward(residual: Tensor, positions: PositionIDs, startLayer: Int = 0, logits: LogitPositions = .all,
+                        hooks: HookRun? = nil) throws -> DecoderOutput {
+        let c = configuration
+        guard residual.rank == 2, residual.columns == c.hiddenSize else {
+            throw ModelError.invalidInput("residual stream has shape \(residual.shape); want [tokens, \(c.hiddenSize)]")
+        }
+        guard positions.count == residual.rows else {
+            throw ModelError.invalidInput("\(positions.count) position ids for \(residual.rows) tokens")
+        }
+        guard (0...blocks.count).contains(startLayer) else {
+            throw ModelError.invalidInput("start layer \(startLayer) outside 0...\(blocks.count)")
+        }
+        if positions.isMultimodal && c.mropeSection == nil {
+            throw ModelError.invalidInput("3-D position ids need a model with mrope_section")
+        }
+        let rotary = positions.rotaryTables(c.rope, mropeSection: c.mropeSection)
+        var x = residual
+        for l in startLayer..<blocks.count {
+            x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], hooks: hooks)
+        }
+        let final = x
+        let rows: [Int]
+        switch logits {
+        case .all: rows = Array(0..<x.rows)
+        case .last: rows = x.rows > 0 ? [x.rows - 1] : []
+        case .positions(let p):
+            guard p.allSatisfy({ (0..<x.rows).contains($0) }) else {
+                throw ModelError.invalidInput("logit positions \(p) outside 0..<\(x.rows)")
+            }
+            rows = p
+        case .none: rows = []
+        }
+        let wantsNorm = hooks.wants("\(hookPrefix)ln_final.hook_normalized")
+        guard !rows.isEmpty || wantsNorm else {
+            return DecoderOutput(logits: nil, logitPositions: [], residual: final)
+        }
+        var normalized = rmsNorm(x, weight: finalNorm, eps: c.rmsNormEps)
+        try hooks.visit("\(hookPrefix)ln_final.hook_normalized", &normalized)
+        guard !rows.isEmpty else { return DecoderOutput(logits: nil, logitPositions: [], residual: final) }
+        let picked = rows.count == normalized.rows ? normalized
+            : Tensor(shape: [rows.count, c.hiddenSize], scalars: rows.flatMap { normalized.row($0) })
+        var out = linear(picked, weight: lmHead)
+        try hooks.visit("\(hookPrefix)hook_logits", &out)
+        return DecoderOutput(logits: out, logitPositions: rows, residual: final)
+    }
+
+    /// Logit-lens readout: final norm then LM head applied to residual rows (`[P, d]` → `[P, vocab]`).
+    public func unembed(_ residualRows: Tensor) -> Tensor {
+        linear(rmsNorm(residualRows, weight: finalNorm, eps: configuration.rmsNormEps), weight: lmHead)
+    }
+
+    /// The unembedding matrix (tied or not), for direct logit attribution.
+    public var unembedding: StoredTensor { lmHead }
+    public var finalNormWeight: StoredTensor { finalNorm }
+}

@@ -1,0 +1,129 @@
+// Hook points: named, identity-by-default places in the forward pass where activations can be read
+// (cached) or edited. Names follow TransformerLens's module paths (`blocks.3.attn.hook_pattern`).
+import ArbiterTensor
+
+/// One visit of a hook point during a run.
+public struct HookPoint: Sendable, Equatable {
+    /// Full hook name, e.g. `blocks.3.attn.hook_z`.
+    public let name: String
+    /// Layer index for per-layer hooks (`blocks.{l}.…`, `vision.blocks.{l}.…`), nil otherwise.
+    public let layer: Int?
+
+    public init(name: String, layer: Int?) {
+        self.name = name
+        self.layer = layer
+    }
+}
+
+/// Which activations a run keeps.
+public enum HookFilter: Sendable {
+    case none
+    case all
+    case names(Set<String>)
+    /// Names matching any of the patterns; `*` matches any run of characters (`blocks.*.hook_resid_post`).
+    case patterns([String])
+
+    public func matches(_ name: String) -> Bool {
+        switch self {
+        case .none: return false
+        case .all: return true
+        case .names(let set): return set.contains(name)
+        case .patterns(let patterns): return patterns.contains { wildcardMatch(pattern: $0, name) }
+        }
+    }
+}
+
+/// Glob match with `*` as the only wildcard.
+public func wildcardMatch(pattern: String, _ text: String) -> Bool {
+    let p = Array(pattern.utf8), t = Array(text.utf8)
+    var pi = 0, ti = 0, star = -1, mark = 0
+    while ti < t.count {
+        if pi < p.count && p[pi] != UInt8(ascii: "*") && p[pi] == t[ti] { pi += 1; ti += 1 }
+        else if pi < p.count && p[pi] == UInt8(ascii: "*") { star = pi; mark = ti; pi += 1 }
+        else if star >= 0 { pi = star + 1; mark += 1; ti = mark }
+        else { return false }
+    }
+    while pi < p.count && p[pi] == UInt8(ascii: "*") { pi += 1 }
+    return pi == p.count
+}
+
+/// An editing hook: receives the activation (shape as documented at the hook's declaration) and may
+/// change it in place.
+public typealias HookEdit = @Sendable (_ tensor: inout Tensor, _ point: HookPoint) throws -> Void
+
+/// The hooks of one run: a cache filter and editing closures keyed by hook name. A `HookRun` is passed
+/// to a single forward call, so no hook outlives the call it was registered for (scoped registration).
+public final class HookRun: @unchecked Sendable {
+    public let filter: HookFilter
+    private var edits: [String: [HookEdit]]
+    /// Activations kept by the filter, after edits were applied, keyed by hook name.
+    public private(set) var cache: [String: Tensor] = [:]
+    /// Hook names in the order the run visited them.
+    public private(set) var visited: [String] = []
+    /// Whether to record `visited` (used by the test that pins hook order).
+    public var recordsVisits = false
+
+    public init(cache filter: HookFilter = .none, edits: [String: [HookEdit]] = [:]) {
+        self.filter = filter
+        self.edits = edits
+    }
+
+    /// Adds an edit at `name` (applied after earlier edits at the same point).
+    public func addEdit(at name: String, _ edit: @escaping HookEdit) {
+        edits[name, default: []].append(edit)
+    }
+
+    public var editedNames: [String] { Array(edits.keys).sorted() }
+
+    /// Whether an edit is registered at `name`.
+    public func edits(_ name: String) -> Bool { edits[name] != nil }
+
+    /// Whether anything happens at `name` (lets the model skip optional work such as `attn.hook_result`).
+    @inline(__always)
+    public func wants(_ name: String) -> Bool {
+        edits[name] != nil || filter.matches(name)
+    }
+
+    /// Visits a hook point: applies edits, then caches the result when the filter keeps it.
+    @inline(__always)
+    public func visit(_ name: String, layer: Int? = nil, _ tensor: inout Tensor) throws {
+        if recordsVisits { visited.append(name) }
+        if let list = edits[name] {
+            let point = HookPoint(name: name, layer: layer)
+            for edit in list { try edit(&tensor, point) }
+        }
+        if filter.matches(name) { cache[name] = tensor }
+    }
+
+    /// Throws if an edit or an explicitly named cache entry refers to a hook the model does not have.
+    public func validate(against known: [String], model: String) throws {
+        let set = Set(known)
+        var unknown = edits.keys.filter { !set.contains($0) }
+        if case .names(let names) = filter { unknown += names.filter { !set.contains($0) } }
+        if case .patterns(let patterns) = filter {
+            unknown += patterns.filter { p in !known.contains { wildcardMatch(pattern: p, $0) } }
+        }
+        guard unknown.isEmpty else {
+            throw ModelError.unknownHook(names: unknown.sorted(), model: model, suggestions: suggestions(for: unknown[0], in: known))
+        }
+    }
+}
+
+/// Up to three known names closest to `name` (shared prefix, then length difference).
+func suggestions(for name: String, in known: [String]) -> [String] {
+    func score(_ candidate: String) -> Int {
+        let common = zip(candidate.utf8, name.utf8).prefix { $0 == $1 }.count
+        return common * 4 - abs(candidate.utf8.count - name.utf8.count)
+    }
+    return Array(known.sorted { score($0) > score($1) }.prefix(3))
+}
+
+/// Optional-chaining helper used by model code: `try hooks.visit(...)` when a run has hooks.
+extension Optional where Wrapped == HookRun {
+    @inline(__always)
+    func visit(_ name: String, layer: Int? = nil, _ tensor: inout Tensor) throws {
+        if let run = self { try run.visit(name, layer: layer, &tensor) }
+    }
+    @inline(__always)
+    func wants(_ name: String) -> Bool { self?.wants(name) ?? false }
+}

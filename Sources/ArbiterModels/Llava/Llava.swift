@@ -1,0 +1,241 @@
+// LLaVA: CLIP vision tower → multi-modal projector → Llama-family language model.
+// Mirrors transformers/models/llava/modeling_llava.py (LlavaMultiModalProjector, LlavaModel.get_image_features,
+// the image-token merge, LlavaForConditionalGeneration).
+//
+// Hook points: the vision tower's (`vision.…`), then
+//   vision.hook_selected   [N', d_vision]  hidden_states[vision_feature_layer] after the select strategy
+//   hook_image_features    [N', d_model]   projector output (one row per image token)
+// and the language model's (`hook_embed` holds the merged embeddings).
+import ArbiterFormats
+import ArbiterTensor
+import Foundation
+
+// MARK: - Projector
+
+struct LlavaProjector: @unchecked Sendable {
+    let linear1: StoredTensor, bias1: StoredTensor?, linear2: StoredTensor, bias2: StoredTensor?
+    let activation: Activation
+
+    init(_ w: inout WeightStore, prefix p: String, config c: LlavaConfiguration) throws {
+        let dv = c.visionConfig.hiddenSize * c.visionFeatureLayers.count, d = c.textConfig.hiddenSize
+        linear1 = try w.take("\(p).linear_1.weight", shape: [d, dv])
+        linear2 = try w.take("\(p).linear_2.weight", shape: [d, d])
+        bias1 = c.projectorBias ? try w.take("\(p).linear_1.bias", shape: [d]) : nil
+        bias2 = c.projectorBias ? try w.take("\(p).linear_2.bias", shape: [d]) : nil
+        activation = try Activation(named: c.projectorHiddenAct)
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        var h = linear(x, weight: linear1, bias: bias1)
+        activation.apply(&h)
+        return linear(h, weight: linear2, bias: bias2)
+    }
+}
+
+// MARK: - Model
+
+public final class LlavaModel: ArbiterModel, @unchecked Sendable {
+    public let modelType = "llava"
+    public let identifier: String
+    public let configuration: LlavaConfiguration
+    public let vision: CLIPVisionTower
+    let projector: LlavaProjector
+    public let decoder: LlamaDecoder
+    let checkpoint: Checkpoint?
+
+    public convenience init(directory: ModelDirectory) throws {
+        let config = try directory.configuration(LlavaConfiguration.self)
+        try config.validate(file: directory.configURL.path)
+        let checkpoint = try directory.checkpoint()
+        var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)
+        try self.init(configuration: config, weights: &weights, identifier: directory.url.lastPathComponent,
+                      checkpoint: checkpoint)
+        try weights.finish()
+    }
+
+    init(configuration c: LlavaConfiguration, weights w: inout WeightStore, identifier: String, checkpoint: Checkpoint?) throws {
+        configuration = c
+        self.identifier = identifier
+        self.checkpoint = checkpoint
+        vision = try CLIPVisionTower(configuration: c.visionConfig, weights: &w, prefix: "model.vision_tower")
+        projector = try LlavaProjector(&w, prefix: "model.multi_modal_projector", config: c)
+        decoder = try LlamaDecoder(configuration: c.textConfig, weights: &w, modelPrefix: "model.language_model.",
+                                   lmHeadName: "lm_head.weight")
+    }
+
+    /// Maps the llava-hf hub layout (`language_model.model.…`, `language_model.lm_head`,
+    /// `vision_tower.vision_model.…`, `multi_modal_projector.…`) to the layout transformers 5 writes
+    /// (`model.language_model.…`, `lm_head`, `model.vision_tower.…`, `model.multi_modal_projector.…`),
+    /// and drops derived buffers.
+    static func sanitize(_ tensors: [String: StoredTensor]) -> [String: StoredTensor] {
+        let renames: [(String, String)] = [
+            ("language_model.lm_head.", "lm_head."),
+            ("language_model.model.", "model.language_model."),
+            ("vision_tower.vision_model.", "model.vision_tower."),
+            ("multi_modal_projector.", "model.multi_modal_projector."),
+        ]
+        var out: [String: StoredTensor] = [:]
+        for (name, tensor) in tensors {
+            if name.hasSuffix("rotary_emb.inv_freq") || name.hasSuffix("embeddings.position_ids") { continue }
+            var mapped = name
+            for (from, to) in renames where name.hasPrefix(from) {
+                mapped = to + name.dropFirst(from.count)
+                break
+            }
+            out[mapped] = tensor
+        }
+        return out
+    }
+
+    public var hookNames: [String] {
+        let lm = decoder.hookNames
+        return vision.hookNames + ["vision.hook_selected", "hook_image_features"] + lm
+    }
+
+    /// Image features `[image tokens, d_model]` for pixel values `[3, S, S]`.
+    public func imageFeatures(pixelValues: Tensor, hooks: HookRun? = nil) throws -> Tensor {
+        let c = configuration
+        var selected: [Tensor] = []
+        // All feature layers come from one pass through the tower, up to the deepest one needed.
+        let indices = try c.visionFeatureLayers.map { try c.hiddenStateIndex($0) }
+        let deepest = indices.max() ?? 0
+        var states: [Int: Tensor] = [:]
+        let wanted = Set(indices)
+        // hidden_states[i] is the input of layer i (i < layers) or the output of the last layer.
+        var x = try vision.hiddenState(pixelValues: pixelValues, index: 0, hooks: hooks)
+        if wanted.contains(0) { states[0] = x }
+        for l in 0..<deepest {
+            x = try vision.layers[l](x, layer: l, names: vision.layerNames[l], hooks: hooks)
+            if wanted.contains(l + 1) { states[l + 1] = x }
+        }
+        for index in indices {
+            guard var s = states[index] else { continue }
+            if c.visionFeatureSelectStrategy == .default { s = s.rows(1..<s.rows) }
+            selected.append(s)
+        }
+        var features = selected.count == 1 ? selected[0] : concatenateColumns(selected)
+        try hooks.visit("vision.hook_selected", &features)
+        var projected = projector(features)
+        try hooks.visit("hook_image_features", &projected)
+        return projected
+    }
+
+    /// Embeddings of `ids` with the rows at `image_token_id` replaced, in order, by image features.
+    public func mergedEmbeddings(ids: [Int], imageFeatures: Tensor) throws -> Tensor {
+        let imagePositions = ids.indices.filter { ids[$0] == configuration.imageTokenID }
+        guard imagePositions.count == imageFeatures.rows else {
+            throw ModelError.invalidInput("the prompt has \(imagePositions.count) image tokens (id \(configuration.imageTokenID)) but the image gives \(imageFeatures.rows) features; expand the image token to \(imageFeatures.rows) tokens")
+        }
+        var x = try decoder.embed(ids)
+        let d = x.columns
+        for (k, position) in imagePositions.enumerated() {
+            for j in 0..<d { x.scalars[position * d + j] = imageFeatures.scalars[k * d + j] }
+        }
+        return x
+    }
+
+    /// Full forward: image + ids (with the image token already expanded) → decoder output.
+    public func forward(ids: [Int], pixelValues: Tensor?, logits: LogitPositions = .all,
+                        hooks: HookRun? = nil) throws -> DecoderOutput {
+        var x: Tensor
+        if let pixelValues {
+            let features = try imageFeatures(pixelValues: pixelValues, hooks: hooks)
+            x = try mergedEmbeddings(ids: ids, imageFeatures: features)
+        } else {
+            if ids.contains(configuration.imageTokenID) {
+                throw ModelError.invalidInput("the prompt has image tokens but no image was given")
+            }
+            x = try decoder.embed(ids)
+        }
+        try hooks.visit("hook_embed", &x)
+        return try decoder.forward(residual: x, positions: .sequential(ids.count), logits: logits, hooks: hooks)
+    }
+}
+
+/// Concatenates `[N, a]`, `[N, b]`, … along columns.
+func concatenateColumns(_ parts: [Tensor]) -> Tensor {
+    let n = parts[0].rows, total = parts.reduce(0) { $0 + $1.columns }
+    var out = [Float](); out.reserveCapacity(n * total)
+    for r in 0..<n { for p in parts { out.append(contentsOf: p.row(r)) } }
+    return Tensor(shape: [n, total], scalars: out)
+}
+
+// MARK: - Configuration
+
+public struct LlavaConfiguration: Decodable, Sendable {
+    public enum SelectStrategy: String, Codable, Sendable { case `default`, full }
+
+    public var textConfig: DecoderConfiguration
+    public var visionConfig: CLIPVisionConfiguration
+    public var imageTokenID: Int
+    /// One or more vision feature layers (negative counts from the end, as Python indexing).
+    public var visionFeatureLayers: [Int]
+    public var visionFeatureSelectStrategy: SelectStrategy
+    public var projectorHiddenAct: String
+    public var projectorBias: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case textConfig = "text_config", visionConfig = "vision_config"
+        case imageTokenID = "image_token_id", imageTokenIndex = "image_token_index"
+        case visionFeatureLayer = "vision_feature_layer", selectStrategy = "vision_feature_select_strategy"
+        case projectorHiddenAct = "projector_hidden_act", projectorBias = "multimodal_projector_bias"
+        case tieWordEmbeddings = "tie_word_embeddings"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        textConfig = try c.decode(DecoderConfiguration.self, forKey: .textConfig)
+        visionConfig = try c.decode(CLIPVisionConfiguration.self, forKey: .visionConfig)
+        imageTokenID = try c.decodeIfPresent(Int.self, forKey: .imageTokenID)
+            ?? c.decodeIfPresent(Int.self, forKey: .imageTokenIndex) ?? 32000
+        if let layers = try? c.decode([Int].self, forKey: .visionFeatureLayer) {
+            visionFeatureLayers = layers
+        } else {
+            visionFeatureLayers = [try c.decodeIfPresent(Int.self, forKey: .visionFeatureLayer) ?? -2]
+        }
+        visionFeatureSelectStrategy = try c.decodeIfPresent(SelectStrategy.self, forKey: .selectStrategy) ?? .default
+        projectorHiddenAct = try c.decodeIfPresent(String.self, forKey: .projectorHiddenAct) ?? "gelu"
+        projectorBias = try c.decodeIfPresent(Bool.self, forKey: .projectorBias) ?? true
+        // A top-level tie_word_embeddings (older LLaVA configs) applies to the language model.
+        if let tie = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings),
+           (try? decoder.container(keyedBy: CodingKeys.self).nestedContainer(keyedBy: AnyKey.self, forKey: .textConfig)
+               .contains(AnyKey("tie_word_embeddings"))) != true {
+            textConfig.tieWordEmbeddings = tie
+        }
+    }
+
+    /// Index into hidden_states (0 = after pre_layrnorm … layers = last layer's output) for a feature layer.
+    public func hiddenStateIndex(_ layer: Int) throws -> Int {
+        let count = visionConfig.layers + 1
+        let index = layer < 0 ? count + layer : layer
+        guard (0..<count).contains(index) else {
+            throw ModelError.invalidInput("vision_feature_layer \(layer) outside the \(count) hidden states of the vision tower")
+        }
+        return index
+    }
+
+    public func validate(file: String) throws {
+        try textConfig.validate(file: file)
+        try visionConfig.validate(file: file)
+        guard !visionFeatureLayers.isEmpty else {
+            throw ModelError.invalidConfiguration(file: file, problem: "vision_feature_layer is an empty list")
+        }
+        for layer in visionFeatureLayers {
+            do { _ = try hiddenStateIndex(layer) } catch {
+                throw ModelError.invalidConfiguration(file: file, problem: "vision_feature_layer \(layer) outside -\(visionConfig.layers + 1)...\(visionConfig.layers)")
+            }
+        }
+        guard imageTokenID >= 0 && imageTokenID < textConfig.vocabularySize else {
+            throw ModelError.invalidConfiguration(file: file, problem: "image_token_id \(imageTokenID) outside the vocabulary (0..<\(textConfig.vocabularySize))")
+        }
+        _ = try Activation(named: projectorHiddenAct)
+    }
+}
+
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ s: String) { stringValue = s }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}

@@ -1,0 +1,113 @@
+// The model_type registry: config.json's `model_type` → the architecture that loads it.
+import ArbiterFormats
+import ArbiterTensor
+import Foundation
+
+/// A loaded model Arbiter can run: a Llama-family decoder, possibly behind a vision tower.
+public protocol ArbiterModel: AnyObject, Sendable {
+    /// `model_type` from config.json.
+    var modelType: String { get }
+    /// The folder it was loaded from (or a name for models built in code).
+    var identifier: String { get }
+    /// The language model.
+    var decoder: LlamaDecoder { get }
+    /// Every hook name in forward order.
+    var hookNames: [String] { get }
+}
+
+/// Maps `model_type` to a loader.
+public enum ModelRegistry {
+    public typealias Loader = @Sendable (ModelDirectory) throws -> any ArbiterModel
+
+    public static let loaders: [String: Loader] = [
+        "llama": { try CausalLanguageModel(directory: $0) },
+        "qwen2": { try CausalLanguageModel(directory: $0) },
+        "llava": { try LlavaModel(directory: $0) },
+    ]
+
+    public static var supportedTypes: [String] { loaders.keys.sorted() }
+
+    /// Loads the Hugging Face model folder at `url`.
+    public static func load(_ url: URL) throws -> any ArbiterModel {
+        let directory = try ModelDirectory(url)
+        guard let loader = loaders[directory.modelType] else {
+            throw ModelError.unsupportedModelType(directory.modelType, file: directory.configURL.path, supported: supportedTypes)
+        }
+        return try loader(directory)
+    }
+}
+
+/// A Hugging Face model folder: config.json (parsed once) and its checkpoint.
+public struct ModelDirectory: Sendable {
+    public let url: URL
+    public let configURL: URL
+    public let modelType: String
+    /// Raw config.json bytes, decoded again by each architecture into its own Codable configuration.
+    public let configData: Data
+
+    public init(_ url: URL) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw FormatError(.missing, file: url, "model directory does not exist (or is not a directory)")
+        }
+        self.url = url
+        configURL = url.appendingPathComponent("config.json")
+        configData = try JSONFile.data(at: configURL)
+        let object: [String: Any]
+        do {
+            guard let o = try JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
+                throw FormatError(.malformed, file: configURL, "top-level JSON value is not an object")
+            }
+            object = o
+        } catch let e as FormatError { throw e } catch {
+            throw FormatError(.malformed, file: configURL, "not valid JSON (\(error.localizedDescription))")
+        }
+        guard let type = object["model_type"] as? String else {
+            throw FormatError(.missing, file: configURL, "no \"model_type\" string; cannot tell which architecture to load")
+        }
+        modelType = type
+    }
+
+    /// Decodes config.json as `T`.
+    public func configuration<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONFile.decode(type, from: configData, file: configURL.path)
+    }
+
+    /// The checkpoint's tensors (single file or sharded).
+    public func checkpoint() throws -> Checkpoint {
+        try Checkpoint(directory: url)
+    }
+
+    /// A file of the folder, if present.
+    public func file(_ name: String) -> URL? {
+        let u = url.appendingPathComponent(name)
+        return FileManager.default.fileExists(atPath: u.path) ? u : nil
+    }
+}
+
+/// A text-only Llama-family causal LM (`llama`, `qwen2`).
+public final class CausalLanguageModel: ArbiterModel, @unchecked Sendable {
+    public let modelType: String
+    public let identifier: String
+    public let decoder: LlamaDecoder
+    /// Keeps the memory maps alive.
+    let checkpoint: Checkpoint
+
+    public init(directory: ModelDirectory) throws {
+        let config = try directory.configuration(DecoderConfiguration.self)
+        try config.validate(file: directory.configURL.path)
+        checkpoint = try directory.checkpoint()
+        var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)
+        decoder = try LlamaDecoder(configuration: config, weights: &weights)
+        try weights.finish()
+        modelType = directory.modelType
+        identifier = directory.url.lastPathComponent
+    }
+
+    /// Drops derived tensors (`rotary_emb.inv_freq`, kept by some older checkpoints).
+    static func sanitize(_ tensors: [String: StoredTensor]) -> [String: StoredTensor] {
+        tensors.filter { !$0.key.hasSuffix("rotary_emb.inv_freq") }
+    }
+
+    public var hookNames: [String] { decoder.hookNames }
+}

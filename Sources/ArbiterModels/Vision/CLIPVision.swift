@@ -1,0 +1,259 @@
+// CLIP vision transformer: the image encoder of LLaVA.
+// Mirrors transformers/models/clip/modeling_clip.py (CLIPVisionEmbeddings, CLIPAttention, CLIPMLP,
+// CLIPEncoderLayer, CLIPVisionModel), eager attention, Float32.
+//
+// Hook points (N = patches + 1 class token, d = vision hidden size, m = intermediate size, H heads):
+//   vision.hook_embed                   [N, d]  class + patch embeddings + position embeddings
+//   vision.ln_pre.hook_normalized       [N, d]  pre_layrnorm output (= encoder input, hidden_states[0])
+//   vision.blocks.{l}.hook_resid_pre    [N, d]
+//   vision.blocks.{l}.attn.hook_q|k|v   [N, H, D]
+//   vision.blocks.{l}.attn.hook_attn_scores [H, N, N] (no mask: full attention)
+//   vision.blocks.{l}.attn.hook_pattern [H, N, N]
+//   vision.blocks.{l}.attn.hook_z       [N, H, D]
+//   vision.blocks.{l}.hook_attn_out     [N, d]
+//   vision.blocks.{l}.hook_resid_mid    [N, d]
+//   vision.blocks.{l}.mlp.hook_pre      [N, m]  fc1 output
+//   vision.blocks.{l}.mlp.hook_post     [N, m]  activation output
+//   vision.blocks.{l}.hook_mlp_out      [N, d]
+//   vision.blocks.{l}.hook_resid_post   [N, d]  (= hidden_states[l + 1])
+import ArbiterFormats
+import ArbiterTensor
+import Foundation
+
+// MARK: - Attention
+
+struct CLIPAttention: @unchecked Sendable {
+    let q: StoredTensor, k: StoredTensor, v: StoredTensor, out: StoredTensor
+    let qBias: StoredTensor, kBias: StoredTensor, vBias: StoredTensor, outBias: StoredTensor
+    let heads: AttentionHeads
+    let scale: Float
+
+    init(_ w: inout WeightStore, prefix p: String, config c: CLIPVisionConfiguration) throws {
+        let d = c.hiddenSize
+        q = try w.take("\(p).q_proj.weight", shape: [d, d]); qBias = try w.take("\(p).q_proj.bias", shape: [d])
+        k = try w.take("\(p).k_proj.weight", shape: [d, d]); kBias = try w.take("\(p).k_proj.bias", shape: [d])
+        v = try w.take("\(p).v_proj.weight", shape: [d, d]); vBias = try w.take("\(p).v_proj.bias", shape: [d])
+        out = try w.take("\(p).out_proj.weight", shape: [d, d]); outBias = try w.take("\(p).out_proj.bias", shape: [d])
+        heads = AttentionHeads(heads: c.attentionHeads, kvHeads: c.attentionHeads, headDim: d / c.attentionHeads)
+        scale = 1 / Float(heads.headDim).squareRoot()
+    }
+
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
+        let t = x.rows, h = heads.heads, d = heads.headDim
+        var qs = linear(x, weight: q, bias: qBias).reshaped([t, h, d])
+        var ks = linear(x, weight: k, bias: kBias).reshaped([t, h, d])
+        var vs = linear(x, weight: v, bias: vBias).reshaped([t, h, d])
+        try hooks.visit(n.q, layer: l, &qs)
+        try hooks.visit(n.k, layer: l, &ks)
+        try hooks.visit(n.v, layer: l, &vs)
+        var scores = attentionScores(q: qs.reshaped([t, h * d]), k: ks.reshaped([t, h * d]), heads: heads, scale: scale)
+        try hooks.visit(n.attnScores, layer: l, &scores)
+        var pattern = attentionPattern(scores: scores)
+        try hooks.visit(n.pattern, layer: l, &pattern)
+        var z = attentionMix(pattern: pattern, v: vs.reshaped([t, h * d]), heads: heads).reshaped([t, h, d])
+        try hooks.visit(n.z, layer: l, &z)
+        return linear(z.reshaped([t, h * d]), weight: out, bias: outBias)
+    }
+}
+
+// MARK: - MLP
+
+struct CLIPMLP: @unchecked Sendable {
+    let fc1: StoredTensor, fc1Bias: StoredTensor, fc2: StoredTensor, fc2Bias: StoredTensor
+    let activation: Activation
+
+    init(_ w: inout WeightStore, prefix p: String, config c: CLIPVisionConfiguration) throws {
+        fc1 = try w.take("\(p).fc1.weight", shape: [c.intermediateSize, c.hiddenSize])
+        fc1Bias = try w.take("\(p).fc1.bias", shape: [c.intermediateSize])
+        fc2 = try w.take("\(p).fc2.weight", shape: [c.hiddenSize, c.intermediateSize])
+        fc2Bias = try w.take("\(p).fc2.bias", shape: [c.hiddenSize])
+        activation = try Activation(named: c.hiddenAct)
+    }
+
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
+        var pre = linear(x, weight: fc1, bias: fc1Bias)
+        try hooks.visit(n.mlpPre, layer: l, &pre)
+        activation.apply(&pre)
+        try hooks.visit(n.mlpPost, layer: l, &pre)
+        return linear(pre, weight: fc2, bias: fc2Bias)
+    }
+}
+
+// MARK: - Block
+
+struct CLIPEncoderLayer: @unchecked Sendable {
+    let norm1: StoredTensor, norm1Bias: StoredTensor, norm2: StoredTensor, norm2Bias: StoredTensor
+    let attention: CLIPAttention
+    let mlp: CLIPMLP
+    let eps: Float
+
+    init(_ w: inout WeightStore, prefix p: String, config c: CLIPVisionConfiguration) throws {
+        norm1 = try w.take("\(p).layer_norm1.weight", shape: [c.hiddenSize])
+        norm1Bias = try w.take("\(p).layer_norm1.bias", shape: [c.hiddenSize])
+        norm2 = try w.take("\(p).layer_norm2.weight", shape: [c.hiddenSize])
+        norm2Bias = try w.take("\(p).layer_norm2.bias", shape: [c.hiddenSize])
+        attention = try CLIPAttention(&w, prefix: "\(p).self_attn", config: c)
+        mlp = try CLIPMLP(&w, prefix: "\(p).mlp", config: c)
+        eps = c.layerNormEps
+    }
+
+    func callAsFunction(_ residual: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
+        var x = residual
+        try hooks.visit(n.residPre, layer: l, &x)
+        var attnOut = try attention(layerNorm(x, weight: norm1, bias: norm1Bias, eps: eps), layer: l, names: n, hooks: hooks)
+        try hooks.visit(n.attnOut, layer: l, &attnOut)
+        add(&x, attnOut)
+        try hooks.visit(n.residMid, layer: l, &x)
+        var mlpOut = try mlp(layerNorm(x, weight: norm2, bias: norm2Bias, eps: eps), layer: l, names: n, hooks: hooks)
+        try hooks.visit(n.mlpOut, layer: l, &mlpOut)
+        add(&x, mlpOut)
+        try hooks.visit(n.residPost, layer: l, &x)
+        return x
+    }
+}
+
+// MARK: - Model
+
+/// The CLIP vision tower. Weight names under `prefix` follow `CLIPVisionModel` (`embeddings.…`,
+/// `pre_layrnorm.…`, `encoder.layers.{i}.…`, `post_layernorm.…`).
+public final class CLIPVisionTower: @unchecked Sendable {
+    public let configuration: CLIPVisionConfiguration
+    let patchEmbedding: Tensor          // [d, 3·p·p] (conv weight flattened, channel-major)
+    let classEmbedding: StoredTensor    // [d]
+    let positionEmbedding: StoredTensor // [N, d]
+    let preNorm: StoredTensor, preNormBias: StoredTensor
+    let layers: [CLIPEncoderLayer]
+    let layerNames: [LayerHookNames]
+
+    /// `layersNeeded`: how many encoder layers to load and run (LLaVA reads hidden_states[-2], so the last
+    /// layer's weights are loaded but never needed; they are still taken so loading stays strict).
+    init(configuration c: CLIPVisionConfiguration, weights w: inout WeightStore, prefix p: String) throws {
+        configuration = c
+        let d = c.hiddenSize, patch = c.patchSize
+        let conv = try w.take("\(p).embeddings.patch_embedding.weight", shape: [d, c.numChannels, patch, patch])
+        patchEmbedding = conv.toTensor().reshaped([d, c.numChannels * patch * patch])
+        classEmbedding = try w.take("\(p).embeddings.class_embedding", shape: [d])
+        positionEmbedding = try w.take("\(p).embeddings.position_embedding.weight", shape: [c.positions, d])
+        preNorm = try w.take("\(p).pre_layrnorm.weight", shape: [d])
+        preNormBias = try w.take("\(p).pre_layrnorm.bias", shape: [d])
+        layers = try (0..<c.layers).map { try CLIPEncoderLayer(&w, prefix: "\(p).encoder.layers.\($0)", config: c) }
+        // post_layernorm only feeds CLIP's pooled output, which LLaVA does not use.
+        _ = try w.takeOptional("\(p).post_layernorm.weight", shape: [d])
+        _ = try w.takeOptional("\(p).post_layernorm.bias", shape: [d])
+        layerNames = (0..<c.layers).map { LayerHookNames(prefix: "vision.blocks.\($0)") }
+    }
+
+    public var hookNames: [String] {
+        let perLayer = layerNames.flatMap { n in
+            [n.residPre, n.q, n.k, n.v, n.attnScores, n.pattern, n.z, n.attnOut, n.residMid,
+             n.mlpPre, n.mlpPost, n.mlpOut, n.residPost]
+        }
+        return ["vision.hook_embed", "vision.ln_pre.hook_normalized"] + perLayer
+    }
+
+    /// Encoder hidden states 0...`throughLayer + 1` are computed; returns hidden_states[`index`]
+    /// (index 0 = after pre_layrnorm, index l+1 = after layer l).
+    public func hiddenState(pixelValues: Tensor, index: Int, hooks: HookRun?) throws -> Tensor {
+        let c = configuration
+        guard pixelValues.shape == [c.numChannels, c.imageSize, c.imageSize] else {
+            throw ModelError.invalidInput("pixel values have shape \(pixelValues.shape); the vision tower wants [\(c.numChannels), \(c.imageSize), \(c.imageSize)]")
+        }
+        guard (0...layers.count).contains(index) else {
+            throw ModelError.invalidInput("vision feature index \(index) outside 0...\(layers.count)")
+        }
+        var x = embed(pixelValues)
+        try hooks.visit("vision.hook_embed", &x)
+        x = layerNorm(x, weight: preNorm, bias: preNormBias, eps: c.layerNormEps)
+        try hooks.visit("vision.ln_pre.hook_normalized", &x)
+        for l in 0..<index {
+            x = try layers[l](x, layer: l, names: layerNames[l], hooks: hooks)
+        }
+        return x
+    }
+
+    /// Class token + patch embeddings (convolution as a matmul over im2col patches) + positions.
+    func embed(_ pixels: Tensor) -> Tensor {
+        let c = configuration, p = c.patchSize, grid = c.imageSize / p, ch = c.numChannels, size = c.imageSize
+        var columns = [Float](repeating: 0, count: grid * grid * ch * p * p)
+        for gy in 0..<grid {
+            for gx in 0..<grid {
+                let row = (gy * grid + gx) * ch * p * p
+                for channel in 0..<ch {
+                    for ky in 0..<p {
+                        for kx in 0..<p {
+                            columns[row + (channel * p + ky) * p + kx] =
+                                pixels.scalars[(channel * size + gy * p + ky) * size + gx * p + kx]
+                        }
+                    }
+                }
+            }
+        }
+        let patches = matmulTransposed(Tensor(shape: [grid * grid, ch * p * p], scalars: columns), patchEmbedding)
+        let d = c.hiddenSize
+        var out = classEmbedding.toTensor().scalars + patches.scalars
+        let positions = positionEmbedding.toTensor().scalars
+        for i in out.indices { out[i] += positions[i] }
+        return Tensor(shape: [grid * grid + 1, d], scalars: out)
+    }
+}
+
+/// A[m, k] · B[n, k]ᵀ.
+func matmulTransposed(_ a: Tensor, _ b: Tensor) -> Tensor {
+    linear(a, weight: StoredTensor(name: "matmul", b))
+}
+
+// MARK: - Configuration
+
+/// `vision_config` of a LLaVA config (`CLIPVisionConfig`).
+public struct CLIPVisionConfiguration: Codable, Sendable, Equatable {
+    public var modelType: String
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var layers: Int
+    public var attentionHeads: Int
+    public var imageSize: Int
+    public var patchSize: Int
+    public var numChannels: Int
+    public var hiddenAct: String
+    public var layerNormEps: Float
+
+    enum CodingKeys: String, CodingKey {
+        case modelType = "model_type", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case layers = "num_hidden_layers", attentionHeads = "num_attention_heads", imageSize = "image_size"
+        case patchSize = "patch_size", numChannels = "num_channels", hiddenAct = "hidden_act"
+        case layerNormEps = "layer_norm_eps"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "clip_vision_model"
+        hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? 768
+        intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? 3072
+        layers = try c.decodeIfPresent(Int.self, forKey: .layers) ?? 12
+        attentionHeads = try c.decodeIfPresent(Int.self, forKey: .attentionHeads) ?? 12
+        imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize) ?? 224
+        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? 32
+        numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? 3
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "quick_gelu"
+        layerNormEps = Float(try c.decodeIfPresent(Double.self, forKey: .layerNormEps) ?? 1e-5)
+    }
+
+    public var grid: Int { imageSize / patchSize }
+    public var positions: Int { grid * grid + 1 }
+
+    public func validate(file: String) throws {
+        func fail(_ p: String) -> ModelError { .invalidConfiguration(file: file, problem: "vision_config: \(p)") }
+        guard modelType == "clip_vision_model" else {
+            throw ModelError.unsupportedModelType(modelType, file: file, supported: ["clip_vision_model (vision_config)"])
+        }
+        for (name, value) in [("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
+                              ("num_hidden_layers", layers), ("num_attention_heads", attentionHeads),
+                              ("image_size", imageSize), ("patch_size", patchSize), ("num_channels", numChannels)]
+            where value <= 0 { throw fail("\(name) must be positive, got \(value)") }
+        guard hiddenSize % attentionHeads == 0 else {
+            throw fail("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(attentionHeads)")
+        }
+        guard imageSize % patchSize == 0 else { throw fail("image_size \(imageSize) is not a multiple of patch_size \(patchSize)") }
+        _ = try Activation(named: hiddenAct)
+    }
+}

@@ -1,1 +1,0 @@
-// ArbiterTokenizers: tokenizer.json, one stage per file.
