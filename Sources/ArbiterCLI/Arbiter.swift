@@ -1,7 +1,10 @@
-import ArbiterModels
+// `arbiter`: run multimodal LLMs with hooks and interventions, and check the claims of Instruction Anchors.
 import ArgumentParser
 
 @main
 struct Arbiter: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "arbiter", abstract: "Run multimodal LLMs and test the claims of Instruction Anchors.")
+    static let configuration = CommandConfiguration(
+        commandName: "arbiter",
+        abstract: "Run Hugging Face LLaVA-family models on the CPU with hook points, and test the claims of \"Instruction Anchors\".",
+        subcommands: [RunCommand.self, CompareCommand.self, HooksCommand.self, BenchForwardCommand.self])
 }
