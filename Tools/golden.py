@@ -69,20 +69,32 @@ def generate_model(spec: models.ModelSpec, root: str) -> list[str]:
     model_dir = os.path.join(root, "models", spec.model_id)
     os.makedirs(model_dir, exist_ok=True)
     model.save_pretrained(model_dir, safe_serialization=True)
-    if spec.extra_files is not None:
-        spec.extra_files(model_dir)
+    outside = spec.extra_files(model_dir, root) if spec.extra_files is not None else []
     written = [os.path.relpath(os.path.join(model_dir, name), root) for name in sorted(os.listdir(model_dir))]
+    written.extend(outside)
 
     # Activations come from the saved checkpoint, loaded back as the Swift side will load it.
-    loaded = type(model).from_pretrained(model_dir, attn_implementation="eager", dtype=torch.float32)
+    loaded, info = type(model).from_pretrained(model_dir, attn_implementation="eager", dtype=torch.float32,
+                                               output_loading_info=True)
+    problems = {key: sorted(value) for key, value in info.items() if value}
+    if problems:
+        raise RuntimeError(f"{spec.model_id}: reloading the saved checkpoint reported {problems}")
     loaded.eval()
+    for name, param in model.state_dict().items():
+        if not torch.equal(param, loaded.state_dict()[name]):
+            raise RuntimeError(f"{spec.model_id}: {name} changed when saved and loaded back")
+    goldens: dict[str, models.Datasets] = {}
     for case in spec.cases:
-        datasets, prompt = spec.run_case(loaded, case, model_dir)
+        datasets = spec.run_case(loaded, case, model_dir, root)
+        goldens[case.name] = datasets
         path = os.path.join(root, "activations", spec.model_id, f"{case.name}.h5")
         capture.ensure_parent(path)
-        attributes = capture.file_attributes(spec.model_id, loaded.config.model_type, spec.seed, case.name, prompt)
+        attributes = capture.file_attributes(spec.model_id, loaded.config.model_type, spec.seed, case.name,
+                                             case.prompt)
         capture.write_h5(path, attributes, datasets)
         written.append(os.path.relpath(path, root))
+    if spec.derived is not None:
+        written.extend(spec.derived(model_dir, root, goldens))
     log(f"  {spec.model_id}: {len(written)} files in {time.time() - started:.1f} s")
     return written
 

@@ -7,6 +7,7 @@ Each checkpoint is built from a transformers configuration, its parameters re-dr
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Callable
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 import golden_capture as capture
+import golden_llava as llava
 
 # Recorded in manifest.json and GoldenData/README.md; change `INIT_RECIPE` whenever `init_parameters` changes.
 WEIGHT_STD = 0.2
@@ -31,8 +33,12 @@ class Case:
     """One input of a golden forward pass."""
 
     name: str
-    length: int  # number of token ids (text cases)
-    seed: int  # seed of the ids (numpy default_rng)
+    length: int = 0  # number of random token ids (text cases)
+    seed: int = 0  # seed of the ids (numpy default_rng)
+    prompt: str | None = None  # prompt text (recorded as the file's `prompt` attribute)
+
+
+Datasets = dict[str, np.ndarray]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,13 +49,17 @@ class ModelSpec:
     seed: int
     build: Callable[[], nn.Module]  # returns the float32 model with transformers' initialisation
     cases: tuple[Case, ...]
-    # Writes extra files into the checkpoint folder (tokenizer, image processor, ...); None for none.
-    extra_files: Callable[[str], None] | None = None
-    # Runs one case on the loaded model: (datasets of the activation file, prompt text or None).
-    runner: Callable[[nn.Module, Case, str], tuple[dict[str, np.ndarray], str | None]] | None = None
+    # Writes extra files (model_dir, root): into the checkpoint folder (tokenizer, image processor, ...),
+    # and returns the paths, relative to root, of those it wrote outside it (test images).
+    extra_files: Callable[[str, str], list[str]] | None = None
+    # Runs one case on the loaded model (model, case, model_dir, root) → datasets of the activation file.
+    runner: Callable[[nn.Module, Case, str, str], Datasets] | None = None
+    # Writes files derived from the saved checkpoint (model_dir, root, datasets by case name) and returns
+    # their paths relative to root (e.g. the llava-hf hub layout copy).
+    derived: Callable[[str, str, dict[str, Datasets]], list[str]] | None = None
 
-    def run_case(self, model: nn.Module, case: Case, model_dir: str) -> tuple[dict[str, np.ndarray], str | None]:
-        return (self.runner or run_text_case)(model, case, model_dir)
+    def run_case(self, model: nn.Module, case: Case, model_dir: str, root: str) -> Datasets:
+        return (self.runner or run_text_case)(model, case, model_dir, root)
 
 
 def init_parameters(model: nn.Module, seed: int) -> None:
@@ -79,9 +89,9 @@ def random_ids(case: Case, vocab_size: int, bos_token_id: int | None) -> np.ndar
     return ids
 
 
-def run_text_case(model: nn.Module, case: Case, _model_dir: str) -> tuple[dict[str, np.ndarray], None]:
+def run_text_case(model: nn.Module, case: Case, _model_dir: str, _root: str) -> Datasets:
     ids = random_ids(case, model.config.vocab_size, model.config.bos_token_id)
-    return capture.run_text_model(model, ids), None
+    return capture.run_text_model(model, ids)
 
 
 # --- tiny-llama -----------------------------------------------------------------------------------------
@@ -147,7 +157,37 @@ TEXT_CASES = (
     Case("random-40", length=40, seed=40),
 )
 
+# --- tiny-llava (golden_llava.py) -----------------------------------------------------------------------
+
+LLAVA_SEED = 1003
+LLAVA_HUB_ID = "tiny-llava-hub"
+
+
+def run_llava_case(model: nn.Module, _case: Case, model_dir: str, root: str) -> Datasets:
+    return llava.run_llava(model, model_dir, root)
+
+
+def write_llava_hub_copy(model_dir: str, root: str, goldens: dict[str, Datasets]) -> list[str]:
+    """The llava-hf hub layout copy; transformers must load it to the very same activations."""
+    from transformers import LlavaForConditionalGeneration
+
+    hub_dir = os.path.join(root, "models", LLAVA_HUB_ID)
+    names = llava.write_hub_layout(model_dir, hub_dir)
+    model = LlavaForConditionalGeneration.from_pretrained(hub_dir, attn_implementation="eager", dtype=torch.float32)
+    model.eval()
+    for case_name, golden in goldens.items():
+        again = llava.run_llava(model, hub_dir, root)
+        for key, value in golden.items():
+            if not np.array_equal(value, again[key]):
+                raise RuntimeError(f"{LLAVA_HUB_ID}: {key} of case {case_name} differs from tiny-llava's")
+    return [f"models/{LLAVA_HUB_ID}/{name}" for name in names]
+
+
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("tiny-llama", seed=1001, build=build_tiny_llama, cases=TEXT_CASES),
     ModelSpec("tiny-qwen2", seed=1002, build=build_tiny_qwen2, cases=TEXT_CASES),
+    ModelSpec("tiny-llava", seed=LLAVA_SEED, build=llava.build_tiny_llava,
+              cases=(Case("image-prompt", prompt=llava.PROMPT),),
+              extra_files=lambda model_dir, root: llava.write_extra_files(model_dir, root, LLAVA_SEED),
+              runner=run_llava_case, derived=write_llava_hub_copy),
 )
