@@ -44,8 +44,8 @@ let package = Package(
         ]),
         .testTarget(name: "ArbiterFormatsTests", dependencies: [
             "ArbiterFormats", .product(name: "PropertyBased", package: "swift-property-based"),
-        ]),
-        .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"]),
+        ], exclude: ["Fixtures"]),
+        .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterModelsTests", dependencies: [
             "ArbiterModels", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),

@@ -106,8 +106,9 @@ public struct RotaryTables: Sendable {
     /// Rotates, in place, the first `dimension` features of each of `heads` heads of width `headDim`
     /// in rows of `x` (`[tokens, heads * headDim]`): x·cos + rotate_half(x)·sin.
     public func apply(to x: inout Tensor, heads: Int, headDim: Int) {
-        let tokens = x.rows, half = dimension / 2, dim = dimension
-        precondition(x.columns == heads * headDim && dim <= headDim, "rotary: bad shape \(x.shape)")
+        let width = heads * headDim, half = dimension / 2, dim = dimension
+        precondition(width > 0 && x.count % width == 0 && dim <= headDim, "rotary: bad shape \(x.shape)")
+        let tokens = x.count / width  // x may be [T, H·D] or [T, H, D]
         cos.withUnsafeBufferPointer { cp in
             sin.withUnsafeBufferPointer { sp in
                 x.scalars.withUnsafeMutableBufferPointer { xp in

@@ -167,7 +167,9 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
         if let section = mropeSection, section.reduce(0, +) * 2 != rope.dimension {
             throw fail("mrope_section \(section) sums to \(section.reduce(0, +)), want half the rotary dimension \(rope.dimension / 2)")
         }
-        _ = try Activation(named: hiddenAct)
+        guard Activation(rawValue: hiddenAct) != nil else {
+            throw fail("unsupported activation '\(hiddenAct)' (hidden_act); supported: \(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     public var attentionHeadLayout: AttentionHeads {

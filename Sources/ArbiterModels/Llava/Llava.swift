@@ -63,15 +63,19 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
                                    lmHeadName: "lm_head.weight")
     }
 
-    /// Maps the llava-hf hub layout (`language_model.model.…`, `language_model.lm_head`,
-    /// `vision_tower.vision_model.…`, `multi_modal_projector.…`) to the layout transformers 5 writes
-    /// (`model.language_model.…`, `lm_head`, `model.vision_tower.…`, `model.multi_modal_projector.…`),
-    /// and drops derived buffers.
+    /// Maps every LLaVA weight-name layout in the wild onto one: transformers 5 `save_pretrained`
+    /// (`vision_tower.embeddings.…`, `language_model.model.…`, `language_model.lm_head`), the llava-hf hub
+    /// layout (`vision_tower.vision_model.…`), and transformers 4.5x (`model.vision_tower.vision_model.…`,
+    /// `model.language_model.…`, `lm_head`). Canonical: `model.vision_tower.<CLIPVisionModel names>`,
+    /// `model.multi_modal_projector.…`, `model.language_model.<LlamaModel names>`, `lm_head.…`.
+    /// Derived buffers (`rotary_emb.inv_freq`, `position_ids`) are dropped.
     static func sanitize(_ tensors: [String: StoredTensor]) -> [String: StoredTensor] {
         let renames: [(String, String)] = [
             ("language_model.lm_head.", "lm_head."),
             ("language_model.model.", "model.language_model."),
+            ("model.vision_tower.vision_model.", "model.vision_tower."),
             ("vision_tower.vision_model.", "model.vision_tower."),
+            ("vision_tower.", "model.vision_tower."),
             ("multi_modal_projector.", "model.multi_modal_projector."),
         ]
         var out: [String: StoredTensor] = [:]
@@ -98,7 +102,9 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
         var selected: [Tensor] = []
         // All feature layers come from one pass through the tower, up to the deepest one needed.
         let indices = try c.visionFeatureLayers.map { try c.hiddenStateIndex($0) }
-        let deepest = indices.max() ?? 0
+        // Layers past the deepest feature layer do not affect the answer; they run only when a hook asks.
+        let hooked = (0..<vision.layers.count).last { l in vision.layerNames[l].ordered.contains { hooks.wants($0) } }
+        let deepest = max(indices.max() ?? 0, hooked.map { $0 + 1 } ?? 0)
         var states: [Int: Tensor] = [:]
         let wanted = Set(indices)
         // hidden_states[i] is the input of layer i (i < layers) or the output of the last layer.
@@ -228,7 +234,9 @@ public struct LlavaConfiguration: Decodable, Sendable {
         guard imageTokenID >= 0 && imageTokenID < textConfig.vocabularySize else {
             throw ModelError.invalidConfiguration(file: file, problem: "image_token_id \(imageTokenID) outside the vocabulary (0..<\(textConfig.vocabularySize))")
         }
-        _ = try Activation(named: projectorHiddenAct)
+        guard Activation(rawValue: projectorHiddenAct) != nil else {
+            throw ModelError.invalidConfiguration(file: file, problem: "unsupported projector_hidden_act '\(projectorHiddenAct)'")
+        }
     }
 }
 

@@ -254,6 +254,6 @@ public struct CLIPVisionConfiguration: Codable, Sendable, Equatable {
             throw fail("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(attentionHeads)")
         }
         guard imageSize % patchSize == 0 else { throw fail("image_size \(imageSize) is not a multiple of patch_size \(patchSize)") }
-        _ = try Activation(named: hiddenAct)
+        guard Activation(rawValue: hiddenAct) != nil else { throw fail("unsupported activation '\(hiddenAct)' (hidden_act)") }
     }
 }

@@ -1,0 +1,227 @@
+// config.json decoding: both rotary key styles, defaults, and clear errors for bad values.
+import ArbiterFormats
+import ArbiterModels
+import ArbiterTensor
+import Foundation
+import Testing
+
+@Suite("Decoder configuration")
+struct ConfigurationTests {
+    func decode(_ json: String) throws -> DecoderConfiguration {
+        try JSONFile.decode(DecoderConfiguration.self, from: Data(json.utf8), file: "config.json")
+    }
+
+    let base = #""model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 100, "max_position_embeddings": 64"#
+
+    @Test("legacy rope_theta + rope_scaling equals rope_parameters")
+    func legacyAndNewRopeKeysAgree() throws {
+        let legacy = try decode("{\(base), \"rope_theta\": 500000.0, \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 16}}")
+        let legacyType = try decode("{\(base), \"rope_theta\": 500000.0, \"rope_scaling\": {\"type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 16}}")
+        let modern = try decode("{\(base), \"rope_parameters\": {\"rope_type\": \"llama3\", \"rope_theta\": 500000.0, \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 16}}")
+        #expect(legacy.rope == modern.rope)
+        #expect(legacyType.rope == modern.rope)
+        #expect(modern.rope.type == .llama3 && modern.rope.theta == 500000 && modern.rope.originalMaxPositions == 16)
+    }
+
+    @Test("defaults: head_dim from hidden/heads, kv heads = heads, theta 10000, default rope")
+    func defaults() throws {
+        let c = try decode(#"{"model_type": "llama", "hidden_size": 64, "num_attention_heads": 8}"#)
+        #expect(c.headDim == 8 && c.keyValueHeads == 8 && c.rope.theta == 10000 && c.rope.type == .default)
+        #expect(c.rope.dimension == 8 && !c.tieWordEmbeddings && !c.qkvBias)
+    }
+
+    @Test("explicit head_dim wins over hidden/heads")
+    func explicitHeadDim() throws {
+        let c = try decode("{\(base), \"head_dim\": 32}")
+        #expect(c.headDim == 32 && c.rope.dimension == 32)
+    }
+
+    @Test("qwen2 has q/k/v bias and no o_proj bias; llama follows attention_bias")
+    func biases() throws {
+        let q = try decode(#"{"model_type": "qwen2", "hidden_size": 64, "num_attention_heads": 4}"#)
+        #expect(q.qkvBias && !q.outputBias)
+        let l = try decode("{\(base), \"attention_bias\": true}")
+        #expect(l.qkvBias && l.outputBias)
+    }
+
+    @Test("unsupported rope type is a clear error", arguments: ["yarn", "longrope", "su"])
+    func unsupportedRope(_ type: String) throws {
+        let error = #expect(throws: FormatError.self) {
+            try decode("{\(base), \"rope_scaling\": {\"rope_type\": \"\(type)\", \"factor\": 2.0}}")
+        }
+        #expect(error?.description.contains("unsupported rope type '\(type)'") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("config.json") == true)
+    }
+
+    @Test("wrong types name the key path")
+    func wrongType() throws {
+        let error = #expect(throws: FormatError.self) { try decode(#"{"model_type": "llama", "hidden_size": "big"}"#) }
+        #expect(error?.description.contains("hidden_size") == true, "\(String(describing: error))")
+    }
+
+    @Test("invalid sizes are rejected by validate", arguments: [
+        (#""num_attention_heads": 6, "num_key_value_heads": 4"#, "not a multiple"),
+        (#""hidden_size": -64"#, "must be positive"),
+        (#""num_hidden_layers": 0"#, "num_hidden_layers must be positive"),
+        (#""rms_norm_eps": 0"#, "rms_norm_eps"),
+        (#""hidden_act": "swiglu2""#, "unsupported activation"),
+        (#""head_dim": 7"#, "rotary dimension"),
+    ])
+    func invalidValues(_ fragment: String, _ phrase: String) throws {
+        var json = "{\(base)}"
+        // Later keys override earlier ones in JSONDecoder? No: duplicate keys are ambiguous, so replace.
+        let override = try JSONSerialization.jsonObject(with: Data("{\(fragment)}".utf8)) as! [String: Any]
+        var object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any]
+        for (k, v) in override { object[k] = v }
+        json = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        let config = try decode(json)
+        let error = #expect(throws: ModelError.self) { try config.validate(file: "config.json") }
+        #expect(error?.description.contains(phrase) == true, "\(String(describing: error))")
+        #expect(error?.description.contains("config.json") == true)
+    }
+}
+
+@Suite("Model loading")
+struct ModelLoadingTests {
+    @Test("unknown model_type names the type and the supported ones")
+    func unknownModelType() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llama")
+        try editConfig(folder) { $0["model_type"] = "mamba" }
+        let error = #expect(throws: ModelError.self) { try ModelRegistry.load(folder) }
+        let text = error?.description ?? ""
+        #expect(text.contains("'mamba'") && text.contains("llama") && text.contains("config.json"), "\(text)")
+    }
+
+    @Test("malformed config.json names the file")
+    func malformedConfig() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llama")
+        try Data("{\"model_type\": \"llama\", ".utf8).write(to: folder.appendingPathComponent("config.json"))
+        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        #expect(error?.file.hasSuffix("config.json") == true && error?.kind == .malformed)
+    }
+
+    @Test("missing model folder and missing config are clear errors")
+    func missingFiles() throws {
+        let tmp = try TemporaryFolder()
+        #expect(throws: FormatError.self) { try ModelRegistry.load(tmp.url.appendingPathComponent("nope")) }
+        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(tmp.url) }
+        #expect(error?.description.contains("config.json") == true)
+    }
+
+    @Test("a missing tensor is named")
+    func missingTensor() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llama")
+        var tensors = try floatTensors(of: folder)
+        tensors["model.layers.1.mlp.up_proj.weight"] = nil
+        try SafetensorsWriter.write(floats: tensors, dtype: .float32, to: folder.appendingPathComponent("model.safetensors"))
+        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        #expect(error?.kind == .missing && error?.description.contains("model.layers.1.mlp.up_proj.weight") == true,
+                "\(String(describing: error))")
+    }
+
+    @Test("an unexpected tensor is listed")
+    func extraTensor() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llama")
+        var tensors = try floatTensors(of: folder)
+        tensors["model.layers.9.mystery.weight"] = Tensor(zeros: [2, 2])
+        try SafetensorsWriter.write(floats: tensors, dtype: .float32, to: folder.appendingPathComponent("model.safetensors"))
+        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        #expect(error?.kind == .unexpected && error?.description.contains("model.layers.9.mystery.weight") == true)
+    }
+
+    @Test("a shape that disagrees with the config names tensor and both shapes")
+    func wrongShape() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llama")
+        try editConfig(folder) { $0["intermediate_size"] = 96 }
+        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        #expect(error?.kind == .inconsistent && error?.description.contains("gate_proj") == true && error?.description.contains("96") == true,
+                "\(String(describing: error))")
+    }
+
+    @Test("untied model without lm_head fails; tied model without lm_head loads")
+    func lmHeadTying() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llama")
+        var tensors = try floatTensors(of: folder)
+        tensors["lm_head.weight"] = nil
+        try SafetensorsWriter.write(floats: tensors, dtype: .float32, to: folder.appendingPathComponent("model.safetensors"))
+        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        #expect(error?.description.contains("lm_head.weight") == true)
+        try editConfig(folder) { $0["tie_word_embeddings"] = true }
+        let model = try ModelRegistry.load(folder)
+        #expect(model.decoder.unembedding.name == "model.embed_tokens.weight")
+    }
+
+    @Test("legacy rotary keys give the same logits as rope_parameters")
+    func legacyConfigSameLogits() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llama")
+        try editConfig(folder) { object in
+            var rope = object.removeValue(forKey: "rope_parameters") as! [String: Any]
+            object["rope_theta"] = rope.removeValue(forKey: "rope_theta")
+            rope["type"] = rope.removeValue(forKey: "rope_type")
+            object["rope_scaling"] = rope
+        }
+        let ids = [3, 14, 15, 92, 65, 35, 89, 79, 32, 38, 46, 26, 43, 38, 32, 79, 50, 28, 8, 41]
+        let a = try ModelRegistry.load(folder).decoder.forward(ids: ids).logits!
+        let b = try ModelRegistry.load(Repository.model("tiny-llama")).decoder.forward(ids: ids).logits!
+        #expect(a == b)
+    }
+
+    @Test("sharded checkpoint gives bit-identical logits")
+    func shardedCheckpoint() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-qwen2")
+        let tensors = try floatTensors(of: folder)
+        try FileManager.default.removeItem(at: folder.appendingPathComponent("model.safetensors"))
+        let names = tensors.keys.sorted()
+        let halves = [Array(names.prefix(names.count / 2)), Array(names.dropFirst(names.count / 2))]
+        var weightMap: [String: String] = [:]
+        for (i, part) in halves.enumerated() {
+            let file = "model-0000\(i + 1)-of-00002.safetensors"
+            try SafetensorsWriter.write(floats: tensors.filter { part.contains($0.key) }, dtype: .float32,
+                                        to: folder.appendingPathComponent(file))
+            for n in part { weightMap[n] = file }
+        }
+        let index: [String: Any] = ["metadata": ["total_size": 0], "weight_map": weightMap]
+        try JSONSerialization.data(withJSONObject: index).write(to: folder.appendingPathComponent("model.safetensors.index.json"))
+        let ids = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 200, 300, 400]
+        let a = try ModelRegistry.load(folder).decoder.forward(ids: ids).logits!
+        let b = try ModelRegistry.load(Repository.model("tiny-qwen2")).decoder.forward(ids: ids).logits!
+        #expect(a == b)
+    }
+
+    @Test("bf16 and f16 checkpoints equal an f32 checkpoint holding the same rounded values",
+          arguments: [DType.bfloat16, DType.float16])
+    func halfPrecisionCheckpoint(_ dtype: DType) throws {
+        let tmp = try TemporaryFolder()
+        let half = try tmp.copyModel("tiny-llama", as: "half")
+        let rounded = try tmp.copyModel("tiny-llama", as: "rounded")
+        let tensors = try floatTensors(of: half)
+        try SafetensorsWriter.write(floats: tensors, dtype: dtype, to: half.appendingPathComponent("model.safetensors"))
+        // The same values widened back to f32, stored as f32.
+        let widened = try floatTensors(of: half)
+        try SafetensorsWriter.write(floats: widened, dtype: .float32, to: rounded.appendingPathComponent("model.safetensors"))
+        let ids = Array(0..<30).map { ($0 * 37 + 11) % 512 }
+        let a = try ModelRegistry.load(half).decoder.forward(ids: ids).logits!
+        let b = try ModelRegistry.load(rounded).decoder.forward(ids: ids).logits!
+        // Same values; only the GEMM path differs (blocked widening vs zero-copy), so sums may be
+        // grouped differently: float32 noise only.
+        let report = compare(a, to: b, tolerance: Tolerance(atol: 1e-5, rtol: 1e-6, nmse: 1e-12,
+                                                            reason: "same weights, different GEMM blocking"), label: "\(dtype)")
+        #expect(report.passed, "\(report)")
+    }
+
+    @Test("token ids outside the vocabulary are rejected before computing")
+    func idsOutOfRange() throws {
+        let model = try ModelRegistry.load(Repository.model("tiny-llama"))
+        let error = #expect(throws: ModelError.self) { try model.decoder.forward(ids: [1, 2, 512]) }
+        #expect(error?.description.contains("512") == true)
+        #expect(throws: ModelError.self) { try model.decoder.forward(ids: [-1]) }
+    }
+}

@@ -1,0 +1,54 @@
+// Test support: where the repository's golden data lives, temporary folders, checkpoint surgery.
+import ArbiterFormats
+import ArbiterModels
+import ArbiterTensor
+import Foundation
+
+enum Repository {
+    /// The package root (two levels above this file's folder).
+    static let root: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let goldenData = root.appendingPathComponent("GoldenData")
+    static let models = goldenData.appendingPathComponent("models")
+    static let activations = goldenData.appendingPathComponent("activations")
+
+    static func model(_ id: String) -> URL { models.appendingPathComponent(id) }
+
+    /// Every golden activation file, as "model/case" paths relative to `activations` (listing only).
+    static func goldenFiles() -> [String] {
+        let e = FileManager.default.enumerator(at: activations, includingPropertiesForKeys: nil)
+        let files = (e?.compactMap { $0 as? URL } ?? []).filter { $0.pathExtension == "h5" }
+        return files.map { $0.path.replacingOccurrences(of: activations.path + "/", with: "") }.sorted()
+    }
+}
+
+/// A temporary folder removed when the value is deinitialized.
+final class TemporaryFolder {
+    let url: URL
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("arbiter-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    /// Copies a bundled model folder here (config and checkpoint) and returns the copy's URL.
+    func copyModel(_ id: String, as name: String? = nil) throws -> URL {
+        let destination = url.appendingPathComponent(name ?? id)
+        try FileManager.default.copyItem(at: Repository.model(id), to: destination)
+        return destination
+    }
+}
+
+/// Reads a model folder's tensors as Float32, keyed by name.
+func floatTensors(of folder: URL) throws -> [String: Tensor] {
+    let file = try SafetensorsFile(url: folder.appendingPathComponent("model.safetensors"))
+    return file.tensors.mapValues { $0.toTensor() }
+}
+
+/// Rewrites `config.json` of a model folder through a JSON edit.
+func editConfig(_ folder: URL, _ edit: (inout [String: Any]) -> Void) throws {
+    let url = folder.appendingPathComponent("config.json")
+    var object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+    edit(&object)
+    try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]).write(to: url)
+}
