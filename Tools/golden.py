@@ -3,6 +3,7 @@
 
     golden.py write [--force] [--out DIR]   (re)generate; refuses to overwrite hand-changed files
     golden.py check [--out DIR]             regenerate into a temp folder and compare with DIR
+    golden.py hub-layout SRC DST            copy a transformers-5-saved LLaVA folder with llava-hf hub names
 
 The models and their input cases are defined in golden_models.py (MODELS); the hook capture points and the
 HDF5 writer in golden_capture.py; the file layout in GoldenData/README.md.
@@ -64,7 +65,6 @@ def generate_model(spec: models.ModelSpec, root: str) -> list[str]:
     torch.manual_seed(spec.seed)
     model = spec.build()
     models.init_parameters(model, spec.seed)
-    model.config._attn_implementation = "eager"
     model.eval()
     model_dir = os.path.join(root, "models", spec.model_id)
     os.makedirs(model_dir, exist_ok=True)
@@ -80,8 +80,9 @@ def generate_model(spec: models.ModelSpec, root: str) -> list[str]:
     if problems:
         raise RuntimeError(f"{spec.model_id}: reloading the saved checkpoint reported {problems}")
     loaded.eval()
+    reloaded = loaded.state_dict()
     for name, param in model.state_dict().items():
-        if not torch.equal(param, loaded.state_dict()[name]):
+        if not torch.equal(param, reloaded[name]):
             raise RuntimeError(f"{spec.model_id}: {name} changed when saved and loaded back")
     goldens: dict[str, models.Datasets] = {}
     for case in spec.cases:
@@ -250,7 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     write.add_argument("--out", default=DEFAULT_OUT, help="golden data folder (default: GoldenData/)")
     check = sub.add_parser("check", help="regenerate into a temp folder and compare")
     check.add_argument("--out", default=DEFAULT_OUT, help="golden data folder (default: GoldenData/)")
+    hub = sub.add_parser("hub-layout", help="copy a transformers-5-saved LLaVA checkpoint in the llava-hf layout")
+    hub.add_argument("source", help="folder written by LlavaForConditionalGeneration.save_pretrained")
+    hub.add_argument("destination", help="new folder (llava-hf weight names, transformers-4-style config)")
     args = parser.parse_args(argv)
+    if args.command == "hub-layout":
+        names = models.llava.write_hub_layout(args.source, args.destination)
+        log(f"wrote {', '.join(names)} to {args.destination}")
+        return 0
     out = os.path.abspath(args.out)
     if args.command == "write":
         return command_write(out, args.force)

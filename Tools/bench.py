@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Speed of Arbiter against PyTorch eager on this machine (`make bench`).
+
+    bench.py --arbiter .build/release/arbiter [--sections forward] [--tokens 512] [--repeats 3]
+
+Each section builds what it needs in a temporary folder (nothing is committed), times PyTorch, runs the
+matching `arbiter` command, and adds rows to the printed table. Sections are listed in SECTIONS; add one by
+writing a function `(BenchContext) -> list[Row]` and appending a `Section` entry.
+
+Section `forward`: a Qwen2-0.5B-shaped checkpoint (hidden 896, 24 layers, 14 heads / 2 kv heads,
+intermediate 4864, vocab 151936, tied embeddings, q/k/v biases) with random weights, saved once as float32
+and once as bfloat16; one forward over `--tokens` random ids, best of `--repeats` after a warm-up, PyTorch with
+`torch.set_num_threads(2)` and eager attention; Arbiter through
+`arbiter bench-forward --model DIR --tokens N --repeats R`, which prints one JSON line
+`{"seconds": [...], "seconds_best": x, "peak_rss_bytes": n}`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Callable
+
+import torch
+import transformers
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclasses.dataclass
+class Row:
+    section: str
+    case: str  # e.g. the dtype
+    pytorch_seconds: float | None
+    arbiter_seconds: float | None
+    arbiter_peak_rss: int | None = None
+    checkpoint_bytes: int | None = None
+    note: str = ""
+
+
+@dataclasses.dataclass
+class BenchContext:
+    arbiter: str | None  # path of the arbiter executable, None when unavailable
+    arbiter_problem: str  # why it is unavailable ("" when available)
+    workdir: str
+    tokens: int
+    repeats: int
+    threads: int
+    timeout: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    name: str
+    run: Callable[[BenchContext], list[Row]]
+    summary: str
+
+
+# --- helpers --------------------------------------------------------------------------------------------
+
+def folder_bytes(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path)
+               if name.endswith(".safetensors"))
+
+
+def best_of(run: Callable[[], None], repeats: int) -> tuple[float, list[float]]:
+    """Warm-up once, then `repeats` timed runs; returns (best, all)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times), times
+
+
+def run_arbiter(ctx: BenchContext, args: list[str]) -> tuple[dict | None, str]:
+    """Runs `arbiter ARGS`; returns (parsed last JSON line, problem text)."""
+    if ctx.arbiter is None:
+        return None, ctx.arbiter_problem
+    command = [ctx.arbiter, *args]
+    log(f"  $ {' '.join(command)}")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=ctx.timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"arbiter timed out after {ctx.timeout:.0f} s"
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        if any("bench-forward" in line and ("nknown" in line or "nexpected" in line) for line in tail):
+            return None, "this arbiter has no `bench-forward` command yet"
+        return None, f"arbiter exited {done.returncode}: " + " | ".join(tail)
+    lines = [line for line in done.stdout.strip().splitlines() if line.startswith("{")]
+    if not lines:
+        return None, "arbiter printed no JSON line"
+    try:
+        return json.loads(lines[-1]), ""
+    except json.JSONDecodeError as error:
+        return None, f"arbiter printed invalid JSON ({error})"
+
+
+def find_arbiter(path: str | None) -> tuple[str | None, str]:
+    if path is None:
+        return None, "no --arbiter given"
+    if not os.path.isfile(path):
+        return None, f"{path} does not exist (build it with `swift build -c release`)"
+    if not os.access(path, os.X_OK):
+        return None, f"{path} is not executable"
+    try:
+        help_text = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return None, f"{path} --help failed: {error}"
+    if "bench-forward" not in help_text:
+        return None, f"{path} has no `bench-forward` command yet"
+    return os.path.abspath(path), ""
+
+
+# --- section: forward -----------------------------------------------------------------------------------
+
+QWEN2_05B_SHAPE = dict(
+    vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+    num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=True,
+    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}, hidden_act="silu",
+)
+
+
+def build_qwen2_05b(folder: str, seed: int = 0) -> dict[str, str]:
+    """Saves the random Qwen2-0.5B-shaped checkpoint as float32 and bfloat16; returns dtype → folder.
+    Folders already there from an earlier run with --workdir are reused when their config matches."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    wanted = {name: os.path.join(folder, f"qwen2-0.5b-shape-{name}") for name in ("float32", "bfloat16")}
+    if all(reusable(path, name) for name, path in wanted.items()):
+        log(f"  reusing the checkpoints in {folder}")
+        return wanted
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(**QWEN2_05B_SHAPE)
+    started = time.time()
+    model = Qwen2ForCausalLM(config).eval()
+    params = sum(p.numel() for p in model.parameters())
+    log(f"  built Qwen2-0.5B-shaped model ({params / 1e6:.0f} M parameters) in {time.time() - started:.0f} s")
+    folders = {}
+    for dtype_name, dtype in (("float32", torch.float32), ("bfloat16", torch.bfloat16)):
+        path = os.path.join(folder, f"qwen2-0.5b-shape-{dtype_name}")
+        model.to(dtype).save_pretrained(path, safe_serialization=True)
+        folders[dtype_name] = path
+        log(f"  saved {dtype_name}: {folder_bytes(path) / 1e9:.2f} GB in {path}")
+    del model
+    gc.collect()
+    return folders
+
+
+def reusable(path: str, dtype_name: str) -> bool:
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            config = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        return False
+    same_shape = all(config.get(key) == value for key, value in QWEN2_05B_SHAPE.items())
+    return same_shape and config.get("dtype") == dtype_name and folder_bytes(path) > 0
+
+
+def time_pytorch_forward(path: str, dtype: torch.dtype, tokens: int, repeats: int) -> tuple[float, list[float]]:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="eager").eval()
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (1, tokens), generator=generator)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            model(input_ids=ids, use_cache=False)
+
+    try:
+        return best_of(forward, repeats)
+    finally:
+        del model
+        gc.collect()
+
+
+def section_forward(ctx: BenchContext) -> list[Row]:
+    folders = build_qwen2_05b(ctx.workdir)
+    rows = []
+    for dtype_name, path in folders.items():
+        dtype = getattr(torch, dtype_name)
+        best, times = time_pytorch_forward(path, dtype, ctx.tokens, ctx.repeats)
+        log(f"  PyTorch {dtype_name}: best {best:.3f} s of {[round(t, 3) for t in times]}")
+        result, problem = run_arbiter(ctx, ["bench-forward", "--model", path, "--tokens", str(ctx.tokens),
+                                            "--repeats", str(ctx.repeats)])
+        if result is not None:
+            log(f"  Arbiter {dtype_name}: best {result['seconds_best']:.3f} s of "
+                f"{[round(t, 3) for t in result['seconds']]}, peak RSS {result['peak_rss_bytes'] / 1e9:.2f} GB")
+        else:
+            log(f"  Arbiter {dtype_name}: not run: {problem}")
+        rows.append(Row("forward", dtype_name, best,
+                        result["seconds_best"] if result else None,
+                        int(result["peak_rss_bytes"]) if result else None,
+                        folder_bytes(path), problem))
+    return rows
+
+
+# Add later benchmark sections here (e.g. hooked forward with a full activation cache, LLaVA image encode,
+# attention-knockout interventions); each returns rows for the same table.
+SECTIONS: list[Section] = [
+    Section("forward", section_forward,
+            "Qwen2-0.5B-shaped forward over N tokens, float32 and bfloat16 checkpoints"),
+]
+
+
+# --- table ----------------------------------------------------------------------------------------------
+
+def format_table(rows: list[Row]) -> str:
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    header = ["section", "case", "PyTorch s", "Arbiter s", "Arbiter/PyTorch", "Arbiter peak RSS",
+              "checkpoint", "RSS/checkpoint"]
+    lines = [header]
+    for row in rows:
+        ratio = (f"{row.arbiter_seconds / row.pytorch_seconds:.2f}x"
+                 if row.arbiter_seconds is not None and row.pytorch_seconds else "-")
+        rss = "-" if row.arbiter_peak_rss is None else f"{row.arbiter_peak_rss / 1e9:.2f} GB"
+        size = "-" if row.checkpoint_bytes is None else f"{row.checkpoint_bytes / 1e9:.2f} GB"
+        rss_ratio = (f"{row.arbiter_peak_rss / row.checkpoint_bytes:.2f}"
+                     if row.arbiter_peak_rss is not None and row.checkpoint_bytes else "-")
+        lines.append([row.section, row.case, seconds(row.pytorch_seconds), seconds(row.arbiter_seconds), ratio,
+                      rss, size, rss_ratio])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    notes = sorted({row.note for row in rows if row.note})
+    text.extend(f"note: {note}" for note in notes)
+    return "\n".join(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arbiter", help="path of the arbiter executable (e.g. .build/release/arbiter)")
+    parser.add_argument("--sections", default=",".join(s.name for s in SECTIONS),
+                        help=f"comma-separated sections to run (default all: {', '.join(s.name for s in SECTIONS)})")
+    parser.add_argument("--tokens", type=int, default=512, help="tokens per forward pass (default 512)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats after a warm-up (default 3)")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per arbiter run")
+    parser.add_argument("--workdir", help="folder for the temporary checkpoints (default: a new temp folder, "
+                                          "deleted afterwards)")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON to FILE")
+    args = parser.parse_args(argv)
+
+    by_name = {section.name: section for section in SECTIONS}
+    chosen = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in by_name]
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; known: {sorted(by_name)}")
+
+    torch.set_num_threads(args.threads)
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    arbiter, problem = find_arbiter(args.arbiter)
+    log(f"torch {torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}")
+    log(f"arbiter: {arbiter}" if arbiter else f"arbiter: not available: {problem}; printing PyTorch numbers only")
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="arbiter-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    rows: list[Row] = []
+    try:
+        for name in chosen:
+            section = by_name[name]
+            log(f"\n== {section.name}: {section.summary}")
+            ctx = BenchContext(arbiter, problem, os.path.join(workdir, section.name), args.tokens, args.repeats,
+                               args.threads, args.timeout)
+            os.makedirs(ctx.workdir, exist_ok=True)
+            rows.extend(section.run(ctx))
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    log("\n" + format_table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([dataclasses.asdict(row) for row in rows], f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
