@@ -15,6 +15,9 @@ the files stay small (vocabularies of a few hundred to ~1000 entries):
   wordlevel   WordLevel: NFKC+Lowercase+Strip, Whitespace, Template "[CLS] $A [SEP]", normalized added token
   bert        WordLevel: NFD+StripAccents+Lowercase, BertPreTokenizer, Bert post-processor
 
+plus stages.goldens.json: every pre-tokenizer, normalizer and decoder configuration on its own, with the
+outputs of `pre_tokenize_str`, `normalize_str` and `decode`.
+
 Usage (from the repository root):
   .venv/bin/python Tools/tokenizer_goldens.py write    # (re)write Tests/ArbiterTokenizersTests/Fixtures
   .venv/bin/python Tools/tokenizer_goldens.py check    # regenerate in a temp folder and compare
@@ -350,6 +353,68 @@ def goldens(tok):
             "vocab_size": tok.get_vocab_size(with_added_tokens=True), "cases": cases}
 
 
+STAGE_INPUTS = [
+    "", " ", "Hello world", "  Hello  world  ", "Hello-world--again", "a-b - c", "tab\tand\nnewline\r\n",
+    "I'm you're THEY'LL", "12345 and 1,000.5", "x²+y³=z½", "Café NAÏVE e\u0301", "ﬁ ﬂ Ⅻ ｆｕｌｌ ①",
+    "Straße İstanbul ΣΑΣ", "東京は日本", "مرحبا بالعالم", "👨‍👩‍👧 ❤️ 🏳️‍🌈!", "zero\u200bwidth\u00a0nbsp",
+    "\u2581meta\u2581space", "punct!?.,;:()[]{}<>\"'", "under_score __init__", "\u0000\u007f\u0085end",
+    "-leading and trailing-", "a  b   c", "\u3000ideographic\u3000space",
+]
+
+STAGE_TOKENS = [
+    [], ["\u2581Hello", "\u2581world"], ["Hello", "\u2581", "\u2581world", "<0x0A>", "!"],
+    ["<0xE6>", "<0x9D>", "<0xB1>", "x", "<0xE4>", "<0xBA>"], ["<0xFF>", "<0xFE>", "a", "<0xC3>"],
+    ["\u0120Hello", "\u0120w", "orld", "\u010a"], ["\u00e6", "\u013f", "\u00b1", "<image>", "\u00e4\u00ba\u00ac"],
+    ["un", "##believ", "##able", "!", "don", "'", "t", "do", "not", ".", "x", "##y"],
+    ["hel", "lo</w>", "wor", "ld</w>"], ["  a  ", " b", "c  "], ["\u2581\u2581a", "\u2581"],
+    ["<s>", "\u2581The", "\u2581cat", "</s>"], ["<0x41>", "<0x4a>", "<0xZZ>", "<0x4>"],
+]
+
+
+def stage_goldens():
+    """Stage-by-stage goldens: each stage's JSON config, inputs and the outputs `tokenizers` gives."""
+    from tokenizers import decoders as D, normalizers as N, pre_tokenizers as P
+    pre = [
+        *(P.Split(Regex(r"\s+"), behavior, invert=invert)
+          for behavior in ["removed", "isolated", "merged_with_previous", "merged_with_next", "contiguous"]
+          for invert in [False, True]),
+        *(P.Split("-", behavior) for behavior in ["removed", "isolated", "merged_with_previous",
+                                                  "merged_with_next", "contiguous"]),
+        P.Split(Regex(QWEN2_REGEX), "isolated"), P.Split(Regex(LLAMA3_REGEX), "isolated"),
+        P.ByteLevel(add_prefix_space=True, use_regex=True), P.ByteLevel(add_prefix_space=False, use_regex=True),
+        P.ByteLevel(add_prefix_space=False, use_regex=False),
+        *(P.Metaspace(prepend_scheme=scheme, split=split) for scheme in ["always", "first", "never"]
+          for split in [True, False]),
+        P.Whitespace(), P.WhitespaceSplit(), P.BertPreTokenizer(), P.Punctuation(), P.Punctuation("removed"),
+        P.Digits(individual_digits=True), P.Digits(individual_digits=False), P.CharDelimiterSplit("-"),
+        P.Sequence([P.WhitespaceSplit(), P.Digits(individual_digits=True), P.Punctuation()]),
+    ]
+    norm = [
+        N.NFC(), N.NFD(), N.NFKC(), N.NFKD(), N.Lowercase(), N.Strip(), N.Strip(left=True, right=False),
+        N.Strip(left=False, right=True), N.StripAccents(), N.Prepend("\u2581"), N.Replace(" ", "\u2581"),
+        N.Replace(Regex(r"\s+"), " "), N.BertNormalizer(), N.BertNormalizer(lowercase=False, strip_accents=False),
+        N.Sequence([N.NFD(), N.StripAccents(), N.Lowercase()]), N.ByteLevel(),
+    ]
+    dec = [
+        D.ByteLevel(), D.ByteFallback(), D.Fuse(), D.Strip(" ", 1, 0), D.Strip(" ", 0, 2), D.Strip("\u2581", 2, 0),
+        D.Replace("\u2581", " "), D.Metaspace(prepend_scheme="always"), D.Metaspace(prepend_scheme="first"),
+        D.Metaspace(prepend_scheme="never"), D.WordPiece(), D.WordPiece(cleanup=False), D.BPEDecoder(),
+        D.Sequence([D.Replace("\u2581", " "), D.ByteFallback(), D.Fuse(), D.Strip(" ", 1, 0)]),
+    ]
+    out = {"format_version": FORMAT_VERSION, "source": f"tokenizers {tokenizers.__version__}",
+           "pre_tokenizers": [], "normalizers": [], "decoders": []}
+    for stage in pre:
+        out["pre_tokenizers"].append({"config": json.loads(stage.__getstate__()), "cases": [
+            {"input": text, "output": [piece for piece, _ in stage.pre_tokenize_str(text)]} for text in STAGE_INPUTS]})
+    for stage in norm:
+        out["normalizers"].append({"config": json.loads(stage.__getstate__()), "cases": [
+            {"input": text, "output": stage.normalize_str(text)} for text in STAGE_INPUTS]})
+    for stage in dec:
+        out["decoders"].append({"config": json.loads(stage.__getstate__()), "cases": [
+            {"input": tokens, "output": stage.decode(tokens)} for tokens in STAGE_TOKENS]})
+    return out
+
+
 def write(folder):
     folder.mkdir(parents=True, exist_ok=True)
     for name, build in FAMILIES.items():
@@ -360,6 +425,8 @@ def write(folder):
         text = json.dumps(goldens(tok), ensure_ascii=False, indent=None, separators=(",", ":"))
         (folder / f"{name}.goldens.json").write_text(text + "\n", encoding="utf-8")
         print(f"{name}: vocab {tok.get_vocab_size(with_added_tokens=True)}")
+    text = json.dumps(stage_goldens(), ensure_ascii=False, indent=None, separators=(",", ":"))
+    (folder / "stages.goldens.json").write_text(text + "\n", encoding="utf-8")
 
 
 def main():

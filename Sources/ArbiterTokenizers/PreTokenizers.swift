@@ -15,11 +15,12 @@ protocol PreTokenizer: Sendable {
 }
 
 extension PreTokenizer {
-    /// Applies `transform` to every piece, dropping empty results; only the first sub-piece of a piece that was
-    /// at the start stays at the start.
+    /// Applies `transform` to every non-empty piece, dropping empty results (as `PreTokenizedString::split`
+    /// does; nothing is ever prepended to an empty piece); only the first sub-piece of a piece that was at the
+    /// start stays at the start.
     func splitEach(_ pieces: [PreToken], _ transform: (PreToken) -> [String]) -> [PreToken] {
         var out: [PreToken] = []
-        for piece in pieces {
+        for piece in pieces where !piece.text.isEmpty {
             for (i, text) in transform(piece).enumerated() where !text.isEmpty {
                 out.append(PreToken(text: text, atStart: piece.atStart && i == 0))
             }
