@@ -20,7 +20,8 @@ public func bfloat16ToFloat(_ bits: UInt16) -> Float {
     Float(bitPattern: UInt32(bits) << 16)
 }
 
-/// Float32 → bfloat16 with round-to-nearest-even, NaN kept quiet (as torch does).
+/// Float32 → bfloat16 with round-to-nearest-even (as torch). A NaN stays a quiet NaN with its sign and top
+/// payload bits (torch's scalar path returns 0x7FC0 and its vectorized path 0xFFFF: any NaN pattern is fine).
 @inline(__always)
 public func floatToBFloat16(_ value: Float) -> UInt16 {
     let bits = value.bitPattern

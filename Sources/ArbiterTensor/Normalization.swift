@@ -10,9 +10,9 @@ public func rmsNorm(_ x: Tensor, weight: StoredTensor, eps: Float) -> Tensor {
     y.scalars.withUnsafeMutableBufferPointer { p in
         for r in 0..<x.rows {
             let row = p.baseAddress! + r * columns
-            var sum: Float = 0
-            for j in 0..<columns { sum += row[j] * row[j] }
-            let scale = 1 / (sum / Float(columns) + eps).squareRoot()
+            var sum: Double = 0
+            for j in 0..<columns { let v = Double(row[j]); sum += v * v }
+            let scale = Float(1 / (sum / Double(columns) + Double(eps)).squareRoot())
             for j in 0..<columns { row[j] = w[j] * (row[j] * scale) }
         }
     }
@@ -29,14 +29,15 @@ public func layerNorm(_ x: Tensor, weight: StoredTensor, bias: StoredTensor?, ep
     y.scalars.withUnsafeMutableBufferPointer { p in
         for r in 0..<x.rows {
             let row = p.baseAddress! + r * columns
-            var mean: Float = 0
-            for j in 0..<columns { mean += row[j] }
-            mean /= Float(columns)
-            var variance: Float = 0
-            for j in 0..<columns { let d = row[j] - mean; variance += d * d }
-            variance /= Float(columns)
-            let scale = 1 / (variance + eps).squareRoot()
-            for j in 0..<columns { row[j] = (row[j] - mean) * scale * w[j] + b[j] }
+            // Mean and variance in Double: rows with a large mean (|mean| ≫ std) keep their precision.
+            var mean: Double = 0
+            for j in 0..<columns { mean += Double(row[j]) }
+            mean /= Double(columns)
+            var variance: Double = 0
+            for j in 0..<columns { let d = Double(row[j]) - mean; variance += d * d }
+            variance /= Double(columns)
+            let scale = 1 / (variance + Double(eps)).squareRoot()
+            for j in 0..<columns { row[j] = Float((Double(row[j]) - mean) * scale) * w[j] + b[j] }
         }
     }
     return y

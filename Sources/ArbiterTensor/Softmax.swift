@@ -48,7 +48,8 @@ public func softmax(_ x: Tensor) -> Tensor {
     return y
 }
 
-/// log-softmax over the last dimension (stable: x - max - log Σ exp(x - max)).
+/// log-softmax over the last dimension (stable: x - max - log Σ exp(x - max)). Special values as torch:
+/// `-inf` entries stay `-inf`; a row holding a NaN or `+inf`, or only `-inf`, becomes all NaN.
 public func logSoftmax(_ x: Tensor) -> Tensor {
     var y = x
     let columns = x.columns
