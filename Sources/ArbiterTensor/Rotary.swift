@@ -33,18 +33,17 @@ public struct RopeParameters: Sendable, Equatable {
     }
 
     /// Inverse frequencies for a sequence whose largest position id is `maxPosition` (only the
-    /// `dynamic` type depends on it), mirroring torch's float32 arithmetic.
+    /// `dynamic` type depends on it), mirroring torch's float32 arithmetic step by step (tensor ⊙ Python
+    /// scalar computes in float32; `2π / t` and `n / t` are `reciprocal(t) · scalar` in torch).
     public func inverseFrequencies(maxPosition: Int = 0) -> [Float] {
         let dim = dimension
-        var base = theta
-        if type == .dynamic {
-            let seqLen = Double(maxPosition + 1)
-            if seqLen > Double(originalMaxPositions) {
-                base = theta * pow(factor * seqLen / Double(originalMaxPositions) - (factor - 1),
-                                   Double(dim) / Double(dim - 2))
-            }
+        var baseF = Float(theta)
+        if type == .dynamic && maxPosition + 1 > originalMaxPositions {
+            // dynamic_rope_update: seq_len = max(position_ids) + 1 is a tensor, so the grown base is float32
+            // (torch's pow(float tensor, Python float) evaluates std::pow(float, double)).
+            let ratio = Float(factor) * Float(maxPosition + 1) / Float(originalMaxPositions) - Float(factor - 1)
+            baseF = Float(theta) * Float(pow(Double(ratio), Double(dim) / Double(dim - 2)))
         }
-        let baseF = Float(base)
         var inv: [Float] = stride(from: 0, to: dim, by: 2).map { i in
             let exponent = Float(i) / Float(dim)
             return 1 / Float(pow(Double(baseF), Double(exponent)))
@@ -54,14 +53,14 @@ public struct RopeParameters: Sendable, Equatable {
         case .linear: inv = inv.map { $0 / Float(factor) }
         case .llama3:
             let oldContext = Float(originalMaxPositions)
-            let lowWavelen = oldContext / Float(lowFreqFactor)
-            let highWavelen = oldContext / Float(highFreqFactor)
+            let lowWavelen = Float(Double(originalMaxPositions) / lowFreqFactor)
+            let highWavelen = Float(Double(originalMaxPositions) / highFreqFactor)
             let f = Float(factor)
             inv = inv.map { freq in
-                let wavelen = 2 * Float.pi / freq
+                let wavelen = (1 / freq) * Float(2 * Double.pi)
                 var scaled = wavelen > lowWavelen ? freq / f : freq
                 if !(wavelen < highWavelen) && !(wavelen > lowWavelen) {
-                    let smooth = (oldContext / wavelen - Float(lowFreqFactor)) / Float(highFreqFactor - lowFreqFactor)
+                    let smooth = ((1 / wavelen) * oldContext - Float(lowFreqFactor)) / Float(highFreqFactor - lowFreqFactor)
                     scaled = (1 - smooth) * scaled / f + smooth * scaled
                 }
                 return scaled
