@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // Arbiter: the claims of "Instruction Anchors" (arXiv 2602.03677) as executable hypotheses.
 // Targets are layered; imports only flow down this list:
-//   C shims (CBLAS, CHDF5, CPNG) → ArbiterTensor → ArbiterFormats, ArbiterTokenizers → ArbiterModels → ArbiterCLI
+//   C shims (CBLAS, CHDF5, CPNG) → ArbiterTensor → ArbiterFormats, ArbiterTokenizers → ArbiterModels
+//   → ArbiterInterventions → (analyses → claims) → ArbiterCLI
 import PackageDescription
 
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
@@ -34,8 +35,10 @@ let package = Package(
         // Models: configurations, registry, decoder, vision tower, LLaVA, hook points.
         .target(name: "ArbiterModels", dependencies: ["ArbiterTensor", "ArbiterFormats", "ArbiterTokenizers"],
                 swiftSettings: optimized),
+        // Causal interventions (attention knockout, head blocking/amplification, MLP scaling, patching).
+        .target(name: "ArbiterInterventions", dependencies: ["ArbiterModels"], swiftSettings: optimized),
         .executableTarget(name: "ArbiterCLI", dependencies: [
-            "ArbiterModels",
+            "ArbiterModels", "ArbiterInterventions",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimized),
 
@@ -47,7 +50,7 @@ let package = Package(
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterModelsTests", dependencies: [
-            "ArbiterModels", .product(name: "PropertyBased", package: "swift-property-based"),
+            "ArbiterModels", "ArbiterInterventions", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
     ]
 )

@@ -75,11 +75,15 @@ struct LlamaAttention: @unchecked Sendable {
             .reshaped([t, heads.heads, d])
         try hooks.visit(n.z, layer: l, &z)
         if hooks.wants(n.result) {
-            var result = perHeadResult(z)
+            let original = perHeadResult(z)
+            var result = original
             try hooks.visit(n.result, layer: l, &result)
-            // An edit of hook_result defines the output: the sum over heads (plus bias). A cache-only
-            // visit leaves the usual o_proj product in place, so caching never changes numbers.
-            if hooks?.edits(n.result) == true { return sumHeads(result) }
+            // An edit of hook_result changes the output by the edit's sum over heads. Adding the change to the
+            // usual o_proj product (rather than re-summing heads) keeps identity edits and cache-only visits
+            // bit-exact.
+            var out = linear(z.reshaped([t, heads.heads * d]), weight: oProj, bias: oBias)
+            if hooks?.edits(n.result) == true { addHeadDelta(&out, edited: result, original: original) }
+            return out
         }
         return linear(z.reshaped([t, heads.heads * d]), weight: oProj, bias: oBias)
     }
@@ -103,19 +107,17 @@ struct LlamaAttention: @unchecked Sendable {
         return Tensor(shape: [t, heads.heads, model], scalars: out)
     }
 
-    /// Σ_h result[t, h, :] + o_proj bias.
-    func sumHeads(_ result: Tensor) -> Tensor {
-        let t = result.shape[0], h = result.shape[1], model = result.shape[2]
-        var out = [Float](repeating: 0, count: t * model)
-        let bias = oBias?.toTensor().scalars
+    /// out[t, :] += Σ_h (edited − original)[t, h, :].
+    func addHeadDelta(_ out: inout Tensor, edited: Tensor, original: Tensor) {
+        let t = edited.shape[0], h = edited.shape[1], model = edited.shape[2]
         for i in 0..<t {
-            for j in 0..<model {
-                var s: Float = bias?[j] ?? 0
-                for head in 0..<h { s += result.scalars[(i * h + head) * model + j] }
-                out[i * model + j] = s
+            for head in 0..<h {
+                let base = (i * h + head) * model
+                for j in 0..<model where edited.scalars[base + j] != original.scalars[base + j] {
+                    out.scalars[i * model + j] += edited.scalars[base + j] - original.scalars[base + j]
+                }
             }
         }
-        return Tensor(shape: [t, model], scalars: out)
     }
 }
 

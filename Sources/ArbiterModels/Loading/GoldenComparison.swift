@@ -5,10 +5,12 @@ import ArbiterTensor
 import Foundation
 
 public enum GoldenComparison {
-    /// Tolerance against transformers in float32. Sums are accumulated in a different order (BLAS blocking,
-    /// per-head GEMMs), so elementwise differences of ~1e-6 relative are expected; 1e-4 absolute leaves
-    /// headroom for activations of magnitude ~10, and NMSE 1e-8 catches small systematic errors.
-    public static let float32 = Tolerance(atol: 1e-4, rtol: 1e-5, nmse: 1e-8,
+    /// Tolerance against transformers in float32. Sums are accumulated in a different order (OpenBLAS vs
+    /// torch's GEMM blocking, per-head GEMMs), so each op adds ~1e-7 relative noise, amplified by the
+    /// layers: the bundled tiny checkpoints (weights std 0.2, residuals up to ~35) measure at most 2e-5
+    /// relative (tiny-llama/random-40, layer 2, 6 of 2560 elements). Hence atol 1e-4 plus rtol 5e-5; the
+    /// NMSE bound of 1e-8 (measured ≤ 1e-11) is what catches systematic errors.
+    public static let float32 = Tolerance(atol: 1e-4, rtol: 5e-5, nmse: 1e-8,
                                           reason: "float32 vs transformers eager, different summation order")
 
     /// Dataset names that are not hook names.
