@@ -169,8 +169,7 @@ struct JSONParser {
             if b == UInt8(ascii: "\"") {
                 let slice = bytes[start..<index]
                 index += 1
-                guard let text = String(validating: slice, as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
-                return text
+                return try decodeUTF8(slice)
             }
             if b == UInt8(ascii: "\\") { break }
             if b < 0x20 { throw error("control character in a string") }
@@ -181,8 +180,7 @@ struct JSONParser {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
                 index += 1
-                guard let text = String(validating: buffer, as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
-                return text
+                return try decodeUTF8(buffer[...])
             }
             if b < 0x20 { throw error("control character in a string") }
             if b != UInt8(ascii: "\\") {
@@ -206,7 +204,8 @@ struct JSONParser {
             case UInt8(ascii: "u"):
                 var code = try parseHex4()
                 if (0xD800..<0xDC00).contains(code) {
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                          bytes[index + 1] == UInt8(ascii: "u")
                     else { throw error("unpaired surrogate \\u\(String(code, radix: 16))") }
                     index += 2
                     let low = try parseHex4()
@@ -222,6 +221,11 @@ struct JSONParser {
             }
         }
         throw error("unterminated string")
+    }
+
+    private func decodeUTF8(_ bytes: ArraySlice<UInt8>) throws -> String {
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
+        return text
     }
 
     private mutating func parseHex4() throws -> UInt32 {

@@ -60,6 +60,8 @@ func same(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
 
 /// A string with its invisible characters spelled out, for failure messages.
 func show(_ s: String) -> String {
-    s.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }
-        .joined()
+    s.unicodeScalars.map { scalar in
+        scalar.isASCII && scalar.value >= 0x20 && scalar.value < 0x7F
+            ? String(scalar) : "\\u{\(String(scalar.value, radix: 16))}"
+    }.joined()
 }
