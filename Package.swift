@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "ArbiterTokenizers", swiftSettings: optimized),
         // Models: configurations, registry, decoder, vision tower, LLaVA, hook points.
         .target(name: "ArbiterModels", dependencies: ["ArbiterTensor", "ArbiterFormats", "ArbiterTokenizers"],
-                swiftSettings: optimized),
+                resources: [.copy("Prompt/Layouts")], swiftSettings: optimized),
         // Causal interventions (attention knockout, head blocking/amplification, MLP scaling, patching).
         .target(name: "ArbiterInterventions", dependencies: ["ArbiterModels"], swiftSettings: optimized),
         .executableTarget(name: "ArbiterCLI", dependencies: [

@@ -1,0 +1,113 @@
+// Prompt layouts as data: a JSON file names the pieces of a prompt, their order, the separators and the chat
+// wrapper. A model with another chat format needs a file, not a fork. Built-in layouts are such files
+// (Sources/ArbiterModels/Prompt/Layouts/*.json); `--layout FILE` selects any other.
+import ArbiterFormats
+import Foundation
+
+public struct PromptLayout: Codable, Sendable, Equatable {
+    /// One piece of the prompt: fixed text, or a slot filled from the item (`image`, `context`,
+    /// `instruction`, `question`, `constraint`, or any other field name).
+    public struct Piece: Codable, Sendable, Equatable {
+        /// Fixed text (mutually exclusive with `slot`).
+        public var text: String?
+        /// A slot filled from the item's field of that name.
+        public var slot: String?
+        /// For fixed text: the span it belongs to (e.g. `system`), if any.
+        public var span: String?
+        /// For fixed text: drop this piece when the named slot is absent from the item (its separator).
+        public var with: String?
+        /// For slots: text put before the value and counted in the slot's span. SentencePiece and byte-level
+        /// BPE attach a word's leading space to the word's token, so "Text context:" + " " + value must
+        /// carry that space inside the slot for the span boundary to be a token boundary.
+        public var prefix: String?
+
+        public init(text: String? = nil, slot: String? = nil, span: String? = nil, with: String? = nil,
+                    prefix: String? = nil) {
+            self.text = text
+            self.slot = slot
+            self.span = span
+            self.with = with
+            self.prefix = prefix
+        }
+    }
+
+    public var name: String
+    public var description: String?
+    /// Whether the tokenizer's post-processor adds its special tokens (`<s>` for Llama-2).
+    public var addSpecialTokens: Bool
+    /// The token the image slot is expanded into, once per image feature (`<image>`, `<|image_pad|>`).
+    public var imageToken: String
+    public var pieces: [Piece]
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, pieces
+        case addSpecialTokens = "add_special_tokens"
+        case imageToken = "image_token"
+    }
+
+    public init(name: String, description: String? = nil, addSpecialTokens: Bool = true, imageToken: String = "<image>",
+                pieces: [Piece]) {
+        self.name = name
+        self.description = description
+        self.addSpecialTokens = addSpecialTokens
+        self.imageToken = imageToken
+        self.pieces = pieces
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        addSpecialTokens = try c.decodeIfPresent(Bool.self, forKey: .addSpecialTokens) ?? true
+        imageToken = try c.decodeIfPresent(String.self, forKey: .imageToken) ?? "<image>"
+        pieces = try c.decode([Piece].self, forKey: .pieces)
+    }
+
+    /// Reads a layout file and checks it.
+    public init(url: URL) throws {
+        self = try JSONFile.decode(PromptLayout.self, from: url)
+        try validate(file: url.path)
+    }
+
+    /// The names of the built-in layouts.
+    public static var builtinNames: [String] {
+        guard let folder = Bundle.module.url(forResource: "Layouts", withExtension: nil),
+              let files = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return [] }
+        return files.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+    }
+
+    /// A built-in layout by name (`llava-1.5`, `raw`, `qwen2-vl`).
+    public static func builtin(_ name: String) throws -> PromptLayout {
+        guard let url = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Layouts") else {
+            throw ModelError.invalidInput("no built-in prompt layout '\(name)'; built-in: \(builtinNames.joined(separator: ", ")) (or give a layout file)")
+        }
+        return try PromptLayout(url: url)
+    }
+
+    /// A built-in name, or a path to a layout file.
+    public static func named(_ nameOrPath: String) throws -> PromptLayout {
+        if nameOrPath.hasSuffix(".json") || nameOrPath.contains("/") {
+            return try PromptLayout(url: URL(fileURLWithPath: nameOrPath))
+        }
+        return try builtin(nameOrPath)
+    }
+
+    public func validate(file: String) throws {
+        func fail(_ problem: String) -> FormatError { FormatError(.malformed, file: file, "prompt layout: \(problem)") }
+        guard !pieces.isEmpty else { throw fail("no pieces") }
+        var slots = Set<String>()
+        for (i, p) in pieces.enumerated() {
+            guard (p.text == nil) != (p.slot == nil) else { throw fail("piece \(i) must have exactly one of \"text\" and \"slot\"") }
+            if let slot = p.slot {
+                guard slots.insert(slot).inserted else { throw fail("slot '\(slot)' appears twice") }
+                guard p.span == nil, p.with == nil else { throw fail("piece \(i): \"span\" and \"with\" apply to text pieces only") }
+            } else if p.prefix != nil {
+                throw fail("piece \(i): \"prefix\" applies to slots only")
+            }
+        }
+        guard slots.contains("image") else { throw fail("no \"image\" slot") }
+        guard slots.contains("question") else { throw fail("no \"question\" slot") }
+        for p in pieces { if let w = p.with, !slots.contains(w) { throw fail("\"with\": '\(w)' names no slot") } }
+        guard !imageToken.isEmpty else { throw fail("image_token is empty") }
+    }
+}

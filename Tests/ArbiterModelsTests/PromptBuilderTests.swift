@@ -1,0 +1,89 @@
+// Prompt assembly: token-exact spans checked by decoding each span back to its text.
+import ArbiterModels
+import ArbiterTokenizers
+import Foundation
+import Testing
+
+@Suite("Prompt layouts and spans")
+struct PromptBuilderTests {
+    static let fields = PromptFields(
+        context: "The banana on the table is bright blue, as the shop owner told everyone who came by that morning.",
+        instruction: "When the image and the text disagree, rely on the image rather than the text context.",
+        question: "What color is the banana?",
+        constraint: "Answer the question using a single word or phrase. The answer is")
+
+    func tokenizer() throws -> Tokenizer {
+        try Tokenizer(url: Repository.model("tiny-llava").appendingPathComponent("tokenizer.json"))
+    }
+
+    @Test("built-in layouts load", arguments: ["llava-1.5", "raw", "qwen2-vl"])
+    func builtinsLoad(_ name: String) throws {
+        let layout = try PromptLayout.builtin(name)
+        #expect(layout.name == name)
+        #expect(PromptLayout.builtinNames.contains(name))
+    }
+
+    @Test("each span decodes back to its text", arguments: ["llava-1.5", "raw"])
+    func spansDecodeToText(_ layoutName: String) throws {
+        let tok = try tokenizer()
+        let builder = try PromptBuilder(layout: try .builtin(layoutName), tokenizer: tok)
+        let prompt = try builder.build(Self.fields, imageTokens: 16)
+        #expect(prompt.ids == (try tok.encode(prompt.text, addSpecialTokens: true)))
+        for (name, text) in [("context", Self.fields.context!), ("instruction", Self.fields.instruction!),
+                             ("question", Self.fields.question), ("constraint", Self.fields.constraint!)] {
+            let positions = try prompt.spans.positions(name)
+            #expect(!positions.isEmpty)
+            #expect(positions == Array(positions.first!...positions.last!), "\(name) is not contiguous")
+            let decoded = try tok.decode(positions.map { prompt.ids[$0] })
+            #expect(decoded.trimmingCharacters(in: .whitespaces) == text, "\(name): '\(decoded)'")
+        }
+        let image = try prompt.spans.positions("image")
+        #expect(image.count == 16 && image.allSatisfy { prompt.ids[$0] == tok.id(of: "<image>") })
+        #expect(try prompt.spans.positions("last") == [prompt.ids.count - 1])
+        // Spans are disjoint.
+        let named = try ["image", "context", "instruction", "question", "constraint"].flatMap { try prompt.spans.positions($0) }
+        #expect(Set(named).count == named.count)
+    }
+
+    @Test("absent fields drop their slot and its separators")
+    func absentFields() throws {
+        let builder = try PromptBuilder(layout: try .builtin("llava-1.5"), tokenizer: try tokenizer())
+        let noInstruction = try builder.build(PromptFields(context: "A red cube.", question: "What color is the cube?"), imageTokens: 0)
+        #expect(!noInstruction.text.contains("<image>"))
+        #expect(noInstruction.text.hasSuffix("USER: \nText context: A red cube.\nWhat color is the cube? ASSISTANT:"), "\(noInstruction.text)")
+        #expect(throws: ModelError.self) { try noInstruction.spans.positions("instruction") }
+        #expect(throws: ModelError.self) { try noInstruction.spans.positions("image") }
+    }
+
+    @Test("an image marker inside the text is rejected")
+    func twoImageMarkers() throws {
+        let builder = try PromptBuilder(layout: try .builtin("llava-1.5"), tokenizer: try tokenizer())
+        let error = #expect(throws: ModelError.self) {
+            try builder.build(PromptFields(context: "see <image> here", question: "What?"), imageTokens: 16)
+        }
+        #expect(error?.description.contains("image marker") == true)
+    }
+
+    @Test("a layout whose image token the tokenizer lacks is rejected")
+    func missingImageToken() throws {
+        let error = #expect(throws: ModelError.self) { try PromptBuilder(layout: try .builtin("qwen2-vl"), tokenizer: try tokenizer()) }
+        #expect(error?.description.contains("<|image_pad|>") == true)
+    }
+
+    @Test("malformed layout files are named", arguments: [
+        (#"{"name": "x", "pieces": []}"#, "no pieces"),
+        (#"{"name": "x", "pieces": [{"slot": "question"}]}"#, "no \"image\" slot"),
+        (#"{"name": "x", "pieces": [{"slot": "image"}, {"slot": "question"}, {"slot": "image"}]}"#, "appears twice"),
+        (#"{"name": "x", "pieces": [{"slot": "image", "text": "a"}, {"slot": "question"}]}"#, "exactly one"),
+        (#"{"name": "x", "pieces": [{"slot": "image"}, {"slot": "question"}, {"text": "a", "with": "nope"}]}"#, "names no slot"),
+        (#"{"pieces": []}"#, "name"),
+    ])
+    func malformedLayouts(_ json: String, _ phrase: String) throws {
+        let tmp = try TemporaryFolder()
+        let url = tmp.url.appendingPathComponent("layout.json")
+        try Data(json.utf8).write(to: url)
+        let error = #expect(throws: (any Error).self) { try PromptLayout(url: url) }
+        let text = "\(error.map { "\($0)" } ?? "")"
+        #expect(text.contains(phrase) && text.contains("layout.json"), "\(text)")
+    }
+}
