@@ -37,8 +37,10 @@ let package = Package(
                 resources: [.copy("Prompt/Layouts")], swiftSettings: optimized),
         // Causal interventions (attention knockout, head blocking/amplification, MLP scaling, patching).
         .target(name: "ArbiterInterventions", dependencies: ["ArbiterModels"], swiftSettings: optimized),
+        // Conflict data: the synthetic benchmark generator (own rasteriser → PNG) and loaders for the paper's sets.
+        .target(name: "ArbiterData", dependencies: ["ArbiterModels", "ArbiterFormats"], swiftSettings: optimized),
         .executableTarget(name: "ArbiterCLI", dependencies: [
-            "ArbiterModels", "ArbiterInterventions",
+            "ArbiterModels", "ArbiterInterventions", "ArbiterData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimized),
 
@@ -47,6 +49,9 @@ let package = Package(
         ]),
         .testTarget(name: "ArbiterFormatsTests", dependencies: [
             "ArbiterFormats", .product(name: "PropertyBased", package: "swift-property-based"),
+        ], exclude: ["Fixtures"]),
+        .testTarget(name: "ArbiterDataTests", dependencies: [
+            "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterModelsTests", dependencies: [

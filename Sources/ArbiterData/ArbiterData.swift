@@ -1,0 +1,1 @@
+// ArbiterData: conflict benchmark generator and dataset loaders.
