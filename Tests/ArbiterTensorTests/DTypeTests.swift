@@ -117,6 +117,17 @@ struct DTypeTests {
         }
     }
 
+    @Test("a StoredTensor built from a Tensor is aligned F32 and reads back unchanged")
+    func storedFromTensor() {
+        let t = Tensor(shape: [2, 3], scalars: [1, -2, 3.5, .infinity, 0, -0.0])
+        let stored = StoredTensor(name: "derived", t)
+        #expect(stored.dtype == .float32 && stored.shape == [2, 3] && stored.rows == 2 && stored.columns == 3)
+        #expect(stored.float32Pointer != nil)
+        let back = stored.toTensor()
+        let same = back.scalars.elementsEqual(t.scalars, by: sameFloat)
+        #expect(same && back.shape == t.shape)
+    }
+
     @Test("dtype names and sizes follow safetensors")
     func names() {
         #expect(DType(rawValue: "BF16") == .bfloat16 && DType(rawValue: "F16") == .float16 && DType(rawValue: "F32") == .float32)

@@ -84,6 +84,14 @@ struct LinearTests {
         expectClose(linear(x, weight: misaligned, bias: nil), reference, Self.accumulation, "misaligned F32 linear")
     }
 
+    @Test("linear keeps a rank-1 input rank-1")
+    func rankOne() {
+        let (w, _) = storedTensor("w", [1, 2, 3, 4, 5, 6], shape: [3, 2], dtype: .float16)
+        let y = linear(Tensor(shape: [2], scalars: [1, -1]), weight: w, bias: nil)
+        #expect(y.shape == [3] && y.scalars == [-1, -1, -1])
+        #expect(ReferenceKernels.linear(Tensor(shape: [2], scalars: [1, -1]), weight: [1, 2, 3, 4, 5, 6], outFeatures: 3) == y)
+    }
+
     @Test("linear with no input features gives the bias")
     func emptyInner() {
         let x = Tensor(shape: [2, 0], scalars: [])
