@@ -339,11 +339,13 @@ def goldens(tok):
             continue
         seen.add(text)
         with_special = tok.encode(text, add_special_tokens=True).ids
-        without = tok.encode(text, add_special_tokens=False).ids
+        encoding = tok.encode(text, add_special_tokens=False)
+        without = encoding.ids
         cases.append({
             "text": text,
             "ids": with_special,
             "ids_no_special": without,
+            "offsets_no_special": [list(o) for o in encoding.offsets],  # Unicode scalar offsets in `text`
             "decoded": tok.decode(with_special, skip_special_tokens=False),
             "decoded_skip_special": tok.decode(with_special, skip_special_tokens=True),
             "decoded_no_special": tok.decode(without, skip_special_tokens=False),

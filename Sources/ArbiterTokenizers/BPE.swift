@@ -94,24 +94,30 @@ struct BPEModel: TokenizerModel {
         if word.isEmpty { return [] }
         if ignoreMerges, let id = vocabulary[word] { return [id] }
         if let cached = cache.get(word) { return cached }
-        let ids = try mergeWord(word)
+        let ids = try mergeWord(word).map(\.id)
         cache.set(word, ids)
         return ids
     }
 
+    func tokenizeWithSpans(_ word: String) throws -> [(id: Int, span: Range<Int>)] {
+        if word.isEmpty { return [] }
+        if ignoreMerges, let id = vocabulary[word] { return [(id, 0..<word.unicodeScalars.count)] }
+        return try mergeWord(word)
+    }
+
     /// The initial symbols of a word: characters in the vocabulary, byte-fallback tokens, or (fused) unk.
-    private func initialSymbols(_ word: String) throws -> [Int] {
-        var symbols: [Int] = []
-        var pendingUnk = false
+    private func initialSymbols(_ word: String) throws -> [(id: Int, span: Range<Int>)] {
+        var symbols: [(id: Int, span: Range<Int>)] = []
+        var pendingUnk: Range<Int>? = nil
         let scalars = Array(word.unicodeScalars)
         for (i, scalar) in scalars.enumerated() {
             var piece = String(scalar)
             if i > 0, let prefix = continuingSubwordPrefix { piece = prefix + piece }
             if i == scalars.count - 1, let suffix = endOfWordSuffix { piece += suffix }
             if let id = vocabulary[piece] {
-                if pendingUnk, let unk = unkId { symbols.append(unk) }
-                pendingUnk = false
-                symbols.append(id)
+                if let pending = pendingUnk, let unk = unkId { symbols.append((unk, pending)) }
+                pendingUnk = nil
+                symbols.append((id, i..<i + 1))
                 continue
             }
             if byteFallback {
@@ -119,7 +125,7 @@ struct BPEModel: TokenizerModel {
                 let ids = bytes.compactMap { byteIds[Int($0)] }
                 if ids.count == bytes.count {
                     // tokenizers leaves a pending unk where it is, to be flushed after these bytes.
-                    symbols.append(contentsOf: ids)
+                    symbols.append(contentsOf: ids.map { ($0, i..<i + 1) })
                     continue
                 }
             }
@@ -127,17 +133,24 @@ struct BPEModel: TokenizerModel {
                 guard let unkId else {
                     throw TokenizerError(.missing, file: file, "BPE: unk token '\(unk)' is not in the vocabulary")
                 }
-                if pendingUnk, !fuseUnk { symbols.append(unkId) }
-                pendingUnk = true
+                if let pending = pendingUnk {
+                    if fuseUnk {
+                        pendingUnk = pending.lowerBound..<i + 1
+                        continue
+                    }
+                    symbols.append((unkId, pending))
+                }
+                pendingUnk = i..<i + 1
             }
             // Without an unk token, tokenizers drops the character.
         }
-        if pendingUnk, let unk = unkId { symbols.append(unk) }
+        if let pending = pendingUnk, let unk = unkId { symbols.append((unk, pending)) }
         return symbols
     }
 
     private struct Symbol {
         var id: Int
+        var span: Range<Int>
         var prev: Int
         var next: Int
         var removed = false
@@ -149,11 +162,11 @@ struct BPEModel: TokenizerModel {
         let newId: Int
     }
 
-    private func mergeWord(_ word: String) throws -> [Int] {
+    private func mergeWord(_ word: String) throws -> [(id: Int, span: Range<Int>)] {
         let initial = try initialSymbols(word)
         if initial.count < 2 { return initial }
-        var symbols = initial.enumerated().map { i, id in
-            Symbol(id: id, prev: i - 1, next: i + 1 < initial.count ? i + 1 : -1)
+        var symbols = initial.enumerated().map { i, symbol in
+            Symbol(id: symbol.id, span: symbol.span, prev: i - 1, next: i + 1 < initial.count ? i + 1 : -1)
         }
         var queue = MinHeap<Candidate> { a, b in a.rank != b.rank ? a.rank < b.rank : a.position < b.position }
         for i in 0..<(symbols.count - 1) {
@@ -169,6 +182,7 @@ struct BPEModel: TokenizerModel {
             // Skip stale entries: the pair at this position changed since it was queued.
             guard let m = merges[Self.pairKey(current.id, right.id)], m.id == top.newId else { continue }
             symbols[top.position].id = top.newId
+            symbols[top.position].span = current.span.lowerBound..<right.span.upperBound
             symbols[top.position].next = right.next
             symbols[nextPosition].removed = true
             if right.next != -1 { symbols[right.next].prev = top.position }
@@ -180,6 +194,6 @@ struct BPEModel: TokenizerModel {
                 queue.push(Candidate(rank: m.rank, position: top.position, newId: m.id))
             }
         }
-        return symbols.filter { !$0.removed }.map(\.id)
+        return symbols.filter { !$0.removed }.map { ($0.id, $0.span) }
     }
 }

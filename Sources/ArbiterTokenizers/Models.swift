@@ -5,6 +5,8 @@ import Foundation
 protocol TokenizerModel: Sendable {
     /// The ids of one pre-tokenized word.
     func tokenize(_ word: String) throws -> [Int]
+    /// The ids of one word, each with the range of the word's Unicode scalars it covers.
+    func tokenizeWithSpans(_ word: String) throws -> [(id: Int, span: Range<Int>)]
     func id(of token: String) -> Int?
     func token(of id: Int) -> String?
     /// One more than the largest id of the model's vocabulary.
@@ -114,6 +116,10 @@ struct WordLevelModel: TokenizerModel {
                 + "token \(unkToken.map { "'\($0)'" } ?? "(none)") is missing")
         }
         return [unkId]
+    }
+
+    func tokenizeWithSpans(_ word: String) throws -> [(id: Int, span: Range<Int>)] {
+        try tokenize(word).map { ($0, 0..<word.unicodeScalars.count) }
     }
 
     func id(of token: String) -> Int? { vocabulary[token] }

@@ -6,6 +6,12 @@ import Foundation
 /// sequence's own ids start in the result.
 protocol PostProcessor: Sendable {
     func process(_ ids: [Int]) -> (ids: [Int], sequenceStart: Int)
+    /// Adjusts the offsets of a sequence's tokens (ByteLevel's `trim_offsets`); most processors leave them.
+    func processOffsets(tokens: [String], offsets: [Range<Int>]) -> [Range<Int>]
+}
+
+extension PostProcessor {
+    func processOffsets(tokens: [String], offsets: [Range<Int>]) -> [Range<Int>] { offsets }
 }
 
 /// The `type` strings of the post-processor stage.
@@ -30,7 +36,8 @@ enum PostProcessorFactory {
         case .template:
             return try TemplatePostProcessor(node)
         case .byteLevel:
-            return SurroundPostProcessor(prefix: [], suffix: [])  // only changes offsets
+            return ByteLevelPostProcessor(trimOffsets: try node.bool("trim_offsets", default: true),
+                                          addPrefixSpace: try node.bool("add_prefix_space", default: true))
         case .bert, .roberta:
             return SurroundPostProcessor(prefix: [try Self.tokenId(node.require("cls"))],
                                          suffix: [try Self.tokenId(node.require("sep"))])
@@ -56,6 +63,38 @@ struct SequencePostProcessor: PostProcessor {
             result = (next.ids, result.sequenceStart + next.sequenceStart)
         }
         return result
+    }
+
+    func processOffsets(tokens: [String], offsets: [Range<Int>]) -> [Range<Int>] {
+        processors.reduce(offsets) { $1.processOffsets(tokens: tokens, offsets: $0) }
+    }
+}
+
+/// ByteLevel: ids unchanged; with `trim_offsets`, token offsets exclude leading and trailing spaces
+/// (tokenizers/src/pre_tokenizers/byte_level.rs, `process_offsets`).
+struct ByteLevelPostProcessor: PostProcessor {
+    let trimOffsets: Bool
+    let addPrefixSpace: Bool
+
+    func process(_ ids: [Int]) -> (ids: [Int], sequenceStart: Int) { (ids, 0) }
+
+    func processOffsets(tokens: [String], offsets: [Range<Int>]) -> [Range<Int>] {
+        guard trimOffsets else { return offsets }
+        let space = ByteLevelAlphabet.byteToScalar[0x20]
+        func isSpace(_ s: Unicode.Scalar) -> Bool { s == space || CharClass.isWhitespace(s) }
+        return zip(tokens, offsets).enumerated().map { i, pair in
+            let (token, offset) = pair
+            let scalars = Array(token.unicodeScalars)
+            var leading = scalars.prefix(while: isSpace).count
+            let trailing = scalars.reversed().prefix(while: isSpace).count
+            var lower = offset.lowerBound, upper = offset.upperBound
+            if leading > 0 {
+                if (i == 0 || lower == 0) && addPrefixSpace && leading == 1 { leading = 0 }
+                lower = min(lower + leading, upper)
+            }
+            if trailing > 0, upper >= trailing { upper = max(upper - trailing, lower) }
+            return lower..<upper
+        }
     }
 }
 

@@ -212,6 +212,12 @@ enum SplitBehavior: String, Sendable {
 
 /// `NormalizedString::split`: the non-empty pieces of `text`, split on `pattern` with `behavior`.
 func split(_ text: String, on pattern: TextPattern, behavior: SplitBehavior, invert: Bool = false) -> [String] {
+    splitRanges(text, on: pattern, behavior: behavior, invert: invert).map { String(scalars: text.unicodeScalars[$0]) }
+}
+
+/// The ranges of the pieces `split` returns.
+func splitRanges(_ text: String, on pattern: TextPattern, behavior: SplitBehavior,
+                 invert: Bool = false) -> [Range<String.Index>] {
     var matches = pattern.findMatches(text)
     if invert { matches = matches.map { ($0.range, !$0.isMatch) } }
     // (range, remove)
@@ -253,7 +259,7 @@ func split(_ text: String, on pattern: TextPattern, behavior: SplitBehavior, inv
         }
         pieces.reverse()
     }
-    return pieces.filter { !$0.remove && !$0.range.isEmpty }.map { String(scalars: text.unicodeScalars[$0.range]) }
+    return pieces.filter { !$0.remove && !$0.range.isEmpty }.map(\.range)
 }
 
 /// A binary min-heap (swift-collections is not a dependency).

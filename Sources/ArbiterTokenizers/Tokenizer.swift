@@ -8,6 +8,8 @@ public final class Tokenizer: Sendable {
     public let name: String
     /// The entries of `added_tokens`, in file order.
     public let addedTokens: [AddedToken]
+    /// One more than the largest id of the model vocabulary and the added tokens (the embedding rows needed).
+    public let vocabularySize: Int
 
     let normalizer: (any Normalizer)?
     let preTokenizer: (any PreTokenizer)?
@@ -16,8 +18,8 @@ public final class Tokenizer: Sendable {
     let decoder: (any Decoder)?
     private let addedById: [Int: AddedToken]
     private let addedByContent: [ExactString: Int]
-    private let rawMatcher: AddedTokenMatcher
-    private let normalizedMatcher: AddedTokenMatcher
+    let rawMatcher: AddedTokenMatcher
+    let normalizedMatcher: AddedTokenMatcher
 
     /// Reads a `tokenizer.json` file.
     public convenience init(url: URL) throws {
@@ -58,6 +60,7 @@ public final class Tokenizer: Sendable {
             added.append(token)
         }
         addedTokens = added
+        vocabularySize = max(model.vocabularySize, (byId.keys.max() ?? -1) + 1)
         addedById = byId
         addedByContent = byContent
         let normalizer = self.normalizer
@@ -67,10 +70,6 @@ public final class Tokenizer: Sendable {
         })
     }
 
-    /// One more than the largest id of the model vocabulary and the added tokens (the embedding rows needed).
-    public var vocabularySize: Int {
-        max(model.vocabularySize, (addedById.keys.max() ?? -1) + 1)
-    }
 
     /// The id of a token string (added tokens first, then the model vocabulary).
     public func id(of token: String) -> Int? {

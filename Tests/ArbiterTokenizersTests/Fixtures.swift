@@ -21,6 +21,7 @@ struct GoldenCase: Decodable, Sendable {
     let text: String
     let ids: [Int]
     let ids_no_special: [Int]
+    let offsets_no_special: [[Int]]
     let decoded: String
     let decoded_skip_special: String
     let decoded_no_special: String
