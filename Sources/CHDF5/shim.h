@@ -18,3 +18,9 @@ static inline unsigned arbiter_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
 static inline unsigned arbiter_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
 /// Silences HDF5's automatic error-stack printing; Arbiter turns failures into thrown errors instead.
 static inline void arbiter_H5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+// Standard (file) types: the on-disk representation Arbiter writes, little-endian as h5py writes on x86.
+static inline hid_t arbiter_H5T_IEEE_F32LE(void) { return H5T_IEEE_F32LE; }
+static inline hid_t arbiter_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
+static inline hid_t arbiter_H5T_STD_I32LE(void) { return H5T_STD_I32LE; }
+static inline hid_t arbiter_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
+static inline hid_t arbiter_H5E_DEFAULT(void) { return H5E_DEFAULT; }

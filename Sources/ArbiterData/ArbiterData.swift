@@ -1,1 +1,0 @@
-// ArbiterData: conflict benchmark generator and dataset loaders.

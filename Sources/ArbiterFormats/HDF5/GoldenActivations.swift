@@ -1,0 +1,154 @@
+// Golden activation files (GoldenData/README.md, format version 1): one forward pass of one model on one
+// input, written by Tools/golden.py from transformers or by `arbiter run --dump`; read back hook by hook.
+import ArbiterTensor
+import Foundation
+
+/// A golden activation file: root attributes describing the run, one dataset per hook point.
+public final class GoldenActivations: @unchecked Sendable {  // immutable after init; HDF5Reader is thread-safe
+    /// The layout version this code reads and writes.
+    public static let formatVersion = 1
+    /// The dataset holding the token ids.
+    public static let inputIDsName = "input_ids"
+    static let regenerateHint = "regenerate with `make goldens`"
+
+    public let url: URL
+    public let modelID: String
+    public let modelType: String
+    public let source: String
+    public let seed: Int
+    public let caseName: String
+    public let prompt: String?
+    /// Every dataset except `input_ids`, sorted (hook names, plus `pixel_values` and `image_features` for LLaVA).
+    public let hookNames: [String]
+    /// Number of tokens `T` (length of `input_ids`).
+    public let tokenCount: Int
+    private let reader: HDF5Reader
+
+    /// Opens and checks a golden file: version, required attributes, and a rank-1 integer `input_ids`.
+    public init(url: URL) throws {
+        let reader = try HDF5Reader(url: url)
+        self.url = url
+        self.reader = reader
+        guard reader.hasAttribute("format_version") else {
+            throw FormatError(.missing, file: url,
+                              "no root attribute 'format_version': not a golden activation file (version \(Self.formatVersion) expected); \(Self.regenerateHint)")
+        }
+        let version = try reader.intAttribute("format_version")
+        guard version == Self.formatVersion else {
+            throw FormatError(.unsupported, file: url,
+                              "golden format_version \(version) is not supported (this Arbiter reads version \(Self.formatVersion)); \(Self.regenerateHint)")
+        }
+        func required(_ name: String) throws -> String {
+            guard reader.hasAttribute(name) else {
+                throw FormatError(.missing, file: url, "golden file lacks root attribute '\(name)'; \(Self.regenerateHint)")
+            }
+            return try reader.stringAttribute(name)
+        }
+        modelID = try required("model_id")
+        modelType = try required("model_type")
+        source = try required("source")
+        caseName = try required("case")
+        guard reader.hasAttribute("seed") else {
+            throw FormatError(.missing, file: url, "golden file lacks root attribute 'seed'; \(Self.regenerateHint)")
+        }
+        seed = try reader.intAttribute("seed")
+        prompt = reader.hasAttribute("prompt") ? try reader.stringAttribute("prompt") : nil
+
+        let names = try reader.datasetNames()
+        guard names.contains(Self.inputIDsName) else {
+            throw FormatError(.missing, file: url, "golden file has no '\(Self.inputIDsName)' dataset; \(Self.regenerateHint)")
+        }
+        hookNames = names.filter { $0 != Self.inputIDsName }
+        let shape = try reader.shape(of: Self.inputIDsName)
+        guard shape.count == 1 else {
+            throw FormatError(.inconsistent, file: url, "'\(Self.inputIDsName)' has shape \(shape), expected [T]")
+        }
+        tokenCount = shape[0]
+    }
+
+    /// Whether the file holds `hook`.
+    public func contains(_ hook: String) -> Bool { hookNames.contains(hook) }
+
+    /// The shape stored for `hook`.
+    public func shape(of hook: String) throws -> [Int] {
+        try requireHook(hook)
+        return try reader.shape(of: hook)
+    }
+
+    /// The activation stored for `hook` as Float32, checked against the layout's shape for known hooks
+    /// (`[T, d]` for residual-stream hooks and logits, `[H, T, T]` for attention patterns).
+    public func tensor(_ hook: String) throws -> Tensor {
+        try requireHook(hook)
+        let tensor = try reader.readFloat32(hook)
+        if let problem = Self.shapeProblem(hook: hook, shape: tensor.shape, tokens: tokenCount) {
+            throw FormatError(.inconsistent, file: url, "'\(hook)' has shape \(tensor.shape), expected \(problem); \(Self.regenerateHint)")
+        }
+        return tensor
+    }
+
+    /// The token ids fed to the model.
+    public func inputIDs() throws -> [Int] {
+        let (shape, values) = try reader.readInt64(Self.inputIDsName)
+        guard shape.count == 1 else {
+            throw FormatError(.inconsistent, file: url, "'\(Self.inputIDsName)' has shape \(shape), expected [T]")
+        }
+        return values.map { Int($0) }
+    }
+
+    private func requireHook(_ hook: String) throws {
+        guard hookNames.contains(hook) else {
+            throw FormatError(.missing, file: url, "no hook '\(hook)' in golden file\(HDF5Reader.listing(hookNames))")
+        }
+    }
+
+    /// What shape a known hook must have given `T` tokens, or nil if `shape` fits (or the hook has no rule).
+    static func shapeProblem(hook: String, shape: [Int], tokens: Int) -> String? {
+        let residual = ["hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post"]
+        let parts = hook.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        let isBlock = parts.count >= 3 && parts[0] == "blocks" && Int(parts[1]) != nil
+        if hook == "hook_embed" || hook == "ln_final.hook_normalized" || hook == "logits"
+            || (isBlock && parts.count == 3 && residual.contains(parts[2])) {
+            return shape.count == 2 && shape[0] == tokens ? nil : "[\(tokens), *] (T = \(tokens) tokens)"
+        }
+        if isBlock && parts.count == 4 && parts[2] == "attn" && parts[3] == "hook_pattern" {
+            return shape.count == 3 && shape[1] == tokens && shape[2] == tokens ? nil : "[H, \(tokens), \(tokens)] (T = \(tokens) tokens)"
+        }
+        return nil
+    }
+}
+
+/// Writes a golden activation file (format version 1) atomically: nothing appears until `commit()`.
+public final class GoldenWriter {
+    private let writer: HDF5Writer
+    public var url: URL { writer.url }
+
+    public init(url: URL, modelID: String, modelType: String, source: String, seed: Int, caseName: String,
+                prompt: String? = nil) throws {
+        writer = try HDF5Writer(url: url)
+        try writer.setAttribute("format_version", GoldenActivations.formatVersion)
+        try writer.setAttribute("model_id", modelID)
+        try writer.setAttribute("model_type", modelType)
+        try writer.setAttribute("source", source)
+        try writer.setAttribute("seed", seed)
+        try writer.setAttribute("case", caseName)
+        if let prompt { try writer.setAttribute("prompt", prompt) }
+    }
+
+    /// Writes the activation of one hook point (float32).
+    public func write(hook: String, tensor: Tensor) throws {
+        guard hook != GoldenActivations.inputIDsName else {
+            throw FormatError(.unexpected, file: writer.url, "'\(hook)' is reserved for token ids; use writeInputIDs")
+        }
+        try writer.write(hook, tensor)
+    }
+
+    /// Writes `input_ids` (int64, `[T]`).
+    public func writeInputIDs(_ ids: [Int]) throws {
+        try writer.write(GoldenActivations.inputIDsName, int64: ids.map { Int64($0) }, shape: [ids.count])
+    }
+
+    /// Renames the finished file into place.
+    public func commit() throws {
+        try writer.commit()
+    }
+}

@@ -1,0 +1,209 @@
+// Reading HDF5 files written by h5py (golden activations) or by HDF5Writer: root-level datasets as Float32
+// tensors or integer arrays, and scalar attributes. Every problem is a FormatError naming the file.
+import ArbiterTensor
+import Foundation
+
+/// A read-only HDF5 file. Thread-safe: all HDF5 calls go through one global lock.
+public final class HDF5Reader: @unchecked Sendable {  // immutable after init; HDF5 access is serialized
+    public let url: URL
+    private let file: H5Handle
+    private var path: String { url.path }
+
+    /// Opens `url`; throws for a missing file, a file without an HDF5 signature, or a corrupt one.
+    public init(url: URL) throws {
+        self.url = url
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
+              FileManager.default.isReadableFile(atPath: url.path) else {
+            throw FormatError(.unreadable, file: url, "cannot open: file does not exist or is not readable")
+        }
+        guard try H5.hasSignature(url.path) else {
+            throw FormatError(.malformed, file: url, "not an HDF5 file (no HDF5 signature found)")
+        }
+        file = try H5.openReadOnly(url.path)
+    }
+
+    // MARK: Datasets
+
+    /// Names of the datasets at the root (groups and nested datasets excluded), sorted.
+    public func datasetNames() throws -> [String] {
+        try HDF5Library.locked {
+            try H5.rootLinkNames(file, path).filter { H5.isDataset(file, $0) }.sorted()
+        }
+    }
+
+    /// Whether a dataset `name` exists.
+    public func contains(_ name: String) -> Bool {
+        H5.isDataset(file, name)
+    }
+
+    /// The dimensions of dataset `name` (`[]` for a scalar).
+    public func shape(of name: String) throws -> [Int] {
+        try HDF5Library.locked { try open(name).1 }
+    }
+
+    /// Reads a floating-point dataset as Float32 (float64 and float16 storage are converted); integer and
+    /// other datasets are refused.
+    public func readFloat32(_ name: String) throws -> Tensor {
+        try HDF5Library.locked {
+            let (dataset, shape, element) = try open(name)
+            guard case .float(let bytes) = element, [2, 4, 8].contains(bytes) else {
+                throw FormatError(.unsupported, file: url,
+                                  "dataset '\(name)' is \(element), expected a floating-point dataset (float32 or float64)")
+            }
+            let count = try checkedCount(name, shape, bytesPerElement: 4)
+            let values = try H5.readFloats(dataset, count: count, path, name)
+            return try tensor(name, shape, values)
+        }
+    }
+
+    /// Reads an integer dataset (int8…int64, uint8…uint32 storage) as Int64 values.
+    public func readInt64(_ name: String) throws -> (shape: [Int], values: [Int64]) {
+        try HDF5Library.locked {
+            let (dataset, shape, element) = try open(name)
+            try requireInteger(name, element)
+            let count = try checkedCount(name, shape, bytesPerElement: 8)
+            return (shape, try H5.readInt64s(dataset, count: count, path, name))
+        }
+    }
+
+    /// Reads an integer dataset as Int32 values; values outside Int32's range are an error.
+    public func readInt32(_ name: String) throws -> (shape: [Int], values: [Int32]) {
+        let (shape, wide) = try readInt64(name)
+        var values = [Int32]()
+        values.reserveCapacity(wide.count)
+        for (index, value) in wide.enumerated() {
+            guard let narrow = Int32(exactly: value) else {
+                throw FormatError(.unsupported, file: url,
+                                  "dataset '\(name)' element \(index) = \(value) does not fit in int32")
+            }
+            values.append(narrow)
+        }
+        return (shape, values)
+    }
+
+    // MARK: Attributes
+
+    /// Names of the attributes of the root group, or of dataset/group `object`, sorted.
+    public func attributeNames(of object: String? = nil) throws -> [String] {
+        try HDF5Library.locked {
+            if let object { try requireObject(object) }
+            return try H5.attributeNames(file, object: object, path).sorted()
+        }
+    }
+
+    /// A string attribute (fixed-length or variable-length, as h5py writes `bytes` and `str`).
+    public func stringAttribute(_ name: String, of object: String? = nil) throws -> String {
+        try HDF5Library.locked {
+            let (attribute, element, label) = try openAttribute(name, of: object)
+            guard case .string(let variable) = element else {
+                throw FormatError(.unsupported, file: url, "\(label) is \(element), expected a string")
+            }
+            return try H5.readString(attribute, variableLength: variable, path, label)
+        }
+    }
+
+    /// An integer attribute.
+    public func intAttribute(_ name: String, of object: String? = nil) throws -> Int {
+        try HDF5Library.locked {
+            let (attribute, element, label) = try openAttribute(name, of: object)
+            guard case .integer(let bytes, let signed) = element, bytes <= 8, signed || bytes < 8 else {
+                throw FormatError(.unsupported, file: url, "\(label) is \(element), expected an integer")
+            }
+            return Int(try H5.readInt64(attribute, path, label))
+        }
+    }
+
+    /// A floating-point attribute (integer attributes are converted).
+    public func doubleAttribute(_ name: String, of object: String? = nil) throws -> Double {
+        try HDF5Library.locked {
+            let (attribute, element, label) = try openAttribute(name, of: object)
+            switch element {
+            case .float(let bytes) where [2, 4, 8].contains(bytes): break
+            case .integer(let bytes, _) where bytes <= 8: break
+            default: throw FormatError(.unsupported, file: url, "\(label) is \(element), expected a number")
+            }
+            return try H5.readDouble(attribute, path, label)
+        }
+    }
+
+    /// Whether the root group (or `object`) has attribute `name`.
+    public func hasAttribute(_ name: String, of object: String? = nil) -> Bool {
+        HDF5Library.locked {
+            if let object, !H5.linkExists(file, object) { return false }
+            return H5.attributeExists(file, object: object, name)
+        }
+    }
+
+    // MARK: Internals
+
+    private func requireObject(_ name: String) throws {
+        guard H5.linkExists(file, name) else {
+            let available = (try? H5.rootLinkNames(file, path)) ?? []
+            throw FormatError(.missing, file: url, "no dataset or group '\(name)'\(Self.listing(available))")
+        }
+    }
+
+    private func open(_ name: String) throws -> (H5Handle, [Int], H5ElementType) {
+        guard H5.isDataset(file, name) else {
+            let available = (try? datasetNames()) ?? []
+            throw FormatError(.missing, file: url, "no dataset '\(name)'\(Self.listing(available))")
+        }
+        let dataset = try H5.openDataset(file, name, path)
+        let layout = try H5.datasetLayout(dataset, path, name)
+        guard let shape = layout.shape else {
+            throw FormatError(.malformed, file: url, "dataset '\(name)' has a null dataspace (no elements)")
+        }
+        return (dataset, shape, layout.element)
+    }
+
+    private func openAttribute(_ name: String, of object: String?) throws -> (H5Handle, H5ElementType, String) {
+        let owner = object.map { "'\($0)'" } ?? "the root group"
+        let label = "attribute '\(name)' of \(owner)"
+        if let object { try requireObject(object) }
+        guard H5.attributeExists(file, object: object, name) else {
+            let available = (try? H5.attributeNames(file, object: object, path)) ?? []
+            throw FormatError(.missing, file: url, "no \(label)\(Self.listing(available))")
+        }
+        let attribute = try H5.openAttribute(file, object: object, name, path)
+        let layout = try H5.attributeLayout(attribute, path, label)
+        guard let shape = layout.shape, shape.reduce(1, *) == 1 else {
+            throw FormatError(.unsupported, file: url,
+                              "\(label) has shape \(layout.shape.map { "\($0)" } ?? "null"), expected a single value")
+        }
+        return (attribute, layout.element, label)
+    }
+
+    private func requireInteger(_ name: String, _ element: H5ElementType) throws {
+        guard case .integer(let bytes, let signed) = element, bytes <= 8, signed || bytes < 8 else {
+            throw FormatError(.unsupported, file: url, "dataset '\(name)' is \(element), expected an integer dataset (int32 or int64)")
+        }
+    }
+
+    /// Element count of `shape`, refusing overflow and datasets over `HDF5Library.maximumBytes` in memory.
+    private func checkedCount(_ name: String, _ shape: [Int], bytesPerElement: Int) throws -> Int {
+        var count = 1
+        for dimension in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+            guard !overflow, product <= HDF5Library.maximumBytes / bytesPerElement else {
+                throw FormatError(.tooLarge, file: url,
+                                  "dataset '\(name)' with shape \(shape) is over the \(HDF5Library.maximumBytes)-byte limit")
+            }
+            count = product
+        }
+        return count
+    }
+
+    private func tensor(_ name: String, _ shape: [Int], _ values: [Float]) throws -> Tensor {
+        do { return try Tensor(validatingShape: shape, scalars: values, source: name) } catch {
+            throw FormatError(.inconsistent, file: url, "dataset '\(name)': \(error)")
+        }
+    }
+
+    /// ", available: a, b, c, … (N in all)" for error messages.
+    static func listing(_ names: [String], limit: Int = 8) -> String {
+        guard !names.isEmpty else { return " (the file has none)" }
+        let shown = names.prefix(limit).joined(separator: ", ")
+        return "; available: \(shown)\(names.count > limit ? ", … (\(names.count) in all)" : "")"
+    }
+}

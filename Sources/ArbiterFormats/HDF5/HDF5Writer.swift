@@ -1,0 +1,133 @@
+// Writing HDF5 files atomically: everything goes to a temporary file beside the destination, which replaces
+// the destination only on commit(). Files are readable by h5py (strings are variable-length UTF-8, as h5py
+// writes `str` attributes; numbers are little-endian IEEE floats and two's-complement integers).
+import ArbiterTensor
+import Foundation
+
+/// Writes root-level datasets and scalar attributes; nothing appears under `url` until `commit()`.
+public final class HDF5Writer {
+    public let url: URL
+    /// The temporary file being written (in the destination's folder, so that the final rename is atomic).
+    public let temporaryURL: URL
+    private var file: H5Handle?
+    private var written: Set<String> = []
+
+    /// Starts a new file that will replace `url` on `commit()`.
+    public init(url: URL) throws {
+        self.url = url
+        let folder = url.deletingLastPathComponent()
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw FormatError(.unreadable, file: url, "cannot write: folder \(folder.path) does not exist")
+        }
+        temporaryURL = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+        file = try H5.create(temporaryURL.path)
+    }
+
+    deinit {
+        if file != nil {
+            _ = file?.close()
+            file = nil
+            try? FileManager.default.removeItem(at: temporaryURL)
+        }
+    }
+
+    /// Writes a float32 dataset.
+    public func write(_ name: String, _ tensor: Tensor) throws {
+        let file = try begin(name, shape: tensor.shape, count: tensor.count, bytesPerElement: 4)
+        try tensor.scalars.withUnsafeBytes { bytes in
+            try H5.writeDataset(file, name, type: .float32, shape: tensor.shape, bytes: bytes, url.path)
+        }
+        written.insert(name)
+    }
+
+    /// Writes an int64 dataset.
+    public func write(_ name: String, int64 values: [Int64], shape: [Int]) throws {
+        let file = try begin(name, shape: shape, count: values.count, bytesPerElement: 8)
+        try values.withUnsafeBytes { bytes in
+            try H5.writeDataset(file, name, type: .int64, shape: shape, bytes: bytes, url.path)
+        }
+        written.insert(name)
+    }
+
+    /// Writes an int32 dataset.
+    public func write(_ name: String, int32 values: [Int32], shape: [Int]) throws {
+        let file = try begin(name, shape: shape, count: values.count, bytesPerElement: 4)
+        try values.withUnsafeBytes { bytes in
+            try H5.writeDataset(file, name, type: .int32, shape: shape, bytes: bytes, url.path)
+        }
+        written.insert(name)
+    }
+
+    /// Sets a string attribute (variable-length UTF-8) on the root group or on a dataset already written.
+    public func setAttribute(_ name: String, _ value: String, on object: String? = nil) throws {
+        try setAttribute(name, .string(value), on: object)
+    }
+
+    /// Sets an integer attribute (int64) on the root group or on a dataset already written.
+    public func setAttribute(_ name: String, _ value: Int, on object: String? = nil) throws {
+        try setAttribute(name, .int(Int64(value)), on: object)
+    }
+
+    /// Sets a floating-point attribute (float64) on the root group or on a dataset already written.
+    public func setAttribute(_ name: String, _ value: Double, on object: String? = nil) throws {
+        try setAttribute(name, .double(value), on: object)
+    }
+
+    /// Closes the temporary file and renames it over `url`. The writer cannot be used afterwards.
+    public func commit() throws {
+        guard let file else { throw FormatError(.unexpected, file: url, "already committed") }
+        self.file = nil
+        guard file.close() else {
+            try? FileManager.default.removeItem(at: temporaryURL)
+            throw FormatError(.unreadable, file: url, "cannot close the temporary HDF5 file \(temporaryURL.path)")
+        }
+        if rename(temporaryURL.path, url.path) != 0 {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: temporaryURL)
+            throw FormatError(.unreadable, file: url, "cannot move the written file into place: \(reason)")
+        }
+    }
+
+    // MARK: Internals
+
+    private func setAttribute(_ name: String, _ value: H5.AttributeValue, on object: String?) throws {
+        let file = try openFile()
+        guard !name.isEmpty else { throw FormatError(.malformed, file: url, "attribute name is empty") }
+        if let object, !written.contains(object) {
+            throw FormatError(.missing, file: url, "cannot set attribute '\(name)': no dataset '\(object)' written yet")
+        }
+        try H5.writeAttribute(file, object: object, name, value, url.path)
+    }
+
+    private func openFile() throws -> H5Handle {
+        guard let file else { throw FormatError(.unexpected, file: url, "writer already committed") }
+        return file
+    }
+
+    /// Validates a dataset about to be written and returns the open file.
+    private func begin(_ name: String, shape: [Int], count: Int, bytesPerElement: Int) throws -> H5Handle {
+        let file = try openFile()
+        guard !name.isEmpty, name != ".", !name.contains("/") else {
+            throw FormatError(.malformed, file: url, "invalid dataset name '\(name)' (empty, '.' or containing '/')")
+        }
+        guard !written.contains(name) else {
+            throw FormatError(.unexpected, file: url, "dataset '\(name)' written twice")
+        }
+        guard shape.allSatisfy({ $0 >= 0 }), shape.count <= 32 else {
+            throw FormatError(.malformed, file: url, "dataset '\(name)': invalid shape \(shape)")
+        }
+        var expected = 1
+        for dimension in shape {
+            let (product, overflow) = expected.multipliedReportingOverflow(by: dimension)
+            guard !overflow, product <= HDF5Library.maximumBytes / bytesPerElement else {
+                throw FormatError(.tooLarge, file: url, "dataset '\(name)' with shape \(shape) is over the \(HDF5Library.maximumBytes)-byte limit")
+            }
+            expected = product
+        }
+        guard expected == count else {
+            throw FormatError(.inconsistent, file: url, "dataset '\(name)': shape \(shape) holds \(expected) elements, got \(count)")
+        }
+        return file
+    }
+}

@@ -1,0 +1,87 @@
+// The golden activation layout (GoldenData/README.md): written by GoldenWriter, read by GoldenActivations,
+// and read from a file in the same layout written by h5py.
+import ArbiterTensor
+import Foundation
+import Testing
+@testable import ArbiterFormats
+
+@Suite("Golden activation files")
+struct GoldenActivationsTests {
+    @Test("GoldenWriter output reads back through GoldenActivations")
+    func roundTrip() throws {
+        let folder = try HDF5ScratchFolder("golden")
+        defer { folder.remove() }
+        let url = folder.file("text-short.h5")
+        let writer = try GoldenWriter(url: url, modelID: "tiny-llava", modelType: "llava",
+                                      source: "arbiter run --dump (test)", seed: 42, caseName: "image-dog",
+                                      prompt: "USER: <image>\nWhat is this? ASSISTANT:")
+        let embed = HDF5Fixtures.ramp([4, 3])
+        let pattern = HDF5Fixtures.ramp([2, 4, 4], scale: 1.0 / 16, offset: 0)
+        let pixels = HDF5Fixtures.ramp([1, 3, 2, 2], scale: 0.1)
+        try writer.writeInputIDs([1, 32000, 910, 2])
+        try writer.write(hook: "hook_embed", tensor: embed)
+        try writer.write(hook: "blocks.0.attn.hook_pattern", tensor: pattern)
+        try writer.write(hook: "pixel_values", tensor: pixels)
+        #expect(throws: FormatError.self) { try writer.write(hook: "input_ids", tensor: embed) }
+        #expect(!FileManager.default.fileExists(atPath: url.path))
+        try writer.commit()
+
+        let golden = try GoldenActivations(url: url)
+        #expect(golden.modelID == "tiny-llava")
+        #expect(golden.modelType == "llava")
+        #expect(golden.source == "arbiter run --dump (test)")
+        #expect(golden.seed == 42)
+        #expect(golden.caseName == "image-dog")
+        #expect(golden.prompt == "USER: <image>\nWhat is this? ASSISTANT:")
+        #expect(golden.tokenCount == 4)
+        #expect(golden.hookNames == ["blocks.0.attn.hook_pattern", "hook_embed", "pixel_values"])
+        #expect(try golden.inputIDs() == [1, 32000, 910, 2])
+        #expect(try golden.tensor("hook_embed") == embed)
+        #expect(try golden.tensor("blocks.0.attn.hook_pattern") == pattern)
+        #expect(try golden.tensor("pixel_values") == pixels)
+        #expect(try golden.shape(of: "pixel_values") == [1, 3, 2, 2])
+        #expect(golden.contains("hook_embed") && !golden.contains("input_ids"))
+        let reader = try HDF5Reader(url: url)
+        #expect(try reader.intAttribute("format_version") == GoldenActivations.formatVersion)
+    }
+
+    @Test("the prompt is optional")
+    func withoutPrompt() throws {
+        let folder = try HDF5ScratchFolder("golden")
+        defer { folder.remove() }
+        let url = folder.file("no-prompt.h5")
+        let writer = try GoldenWriter(url: url, modelID: "m", modelType: "qwen2", source: "s", seed: 0, caseName: "c")
+        try writer.writeInputIDs([7])
+        try writer.commit()
+        let golden = try GoldenActivations(url: url)
+        #expect(golden.prompt == nil)
+        #expect(golden.hookNames.isEmpty)
+        #expect(try golden.inputIDs() == [7])
+    }
+
+    @Test("a golden file written by h5py reads, float64 datasets included")
+    func h5pyFixture() throws {
+        let golden = try GoldenActivations(url: HDF5Fixtures.h5py)
+        #expect(golden.modelID == "tiny-llama")
+        #expect(golden.modelType == "llama")  // stored as fixed-length bytes
+        #expect(golden.seed == 1234)
+        #expect(golden.caseName == "text-short")
+        #expect(golden.prompt == "Décris l’image ✓")
+        #expect(try golden.inputIDs() == [1, 15043, 3186, 29892, 2])
+        #expect(try golden.tensor("logits").shape == [5, 7])
+        #expect(try golden.tensor("blocks.0.attn.hook_pattern").shape == [2, 5, 5])
+        #expect(golden.hookNames.contains("hook_embed") && !golden.hookNames.contains("input_ids"))
+    }
+
+    @Test("shape rules of known hooks", arguments: [
+        ("hook_embed", [3, 8], true), ("hook_embed", [4, 8], false), ("hook_embed", [3], false),
+        ("logits", [3, 11], true), ("ln_final.hook_normalized", [2, 8], false),
+        ("blocks.12.hook_resid_mid", [3, 8], true), ("blocks.1.hook_mlp_out", [1, 3, 8], false),
+        ("blocks.0.attn.hook_pattern", [4, 3, 3], true), ("blocks.0.attn.hook_pattern", [4, 3, 2], false),
+        ("vision.blocks.0.hook_resid_post", [50, 16], true), ("image_features", [9, 8], true),
+        ("blocks.x.hook_resid_pre", [9], true),
+    ] as [(String, [Int], Bool)])
+    func shapeRules(hook: String, shape: [Int], fits: Bool) {
+        #expect((GoldenActivations.shapeProblem(hook: hook, shape: shape, tokens: 3) == nil) == fits)
+    }
+}
