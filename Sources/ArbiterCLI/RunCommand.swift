@@ -1,5 +1,8 @@
-// `arbiter run`: one forward pass from the shell, optionally dumping activations in the golden layout.
+// `arbiter run`: one forward pass from the shell — from token ids or from a prompt (and image) — with
+// optional interventions, printing the top next tokens and the prompt spans; `--dump` writes activations
+// in the golden layout.
 import ArbiterFormats
+import ArbiterInterventions
 import ArbiterModels
 import ArbiterTensor
 import ArgumentParser
@@ -8,49 +11,145 @@ import Foundation
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Run a model on token ids and print the top next tokens; --dump writes activations (golden layout).")
+        abstract: "Run a model on token ids or on a prompt (and image), with optional interventions.",
+        discussion: """
+        --prompt is split into lines: 4 lines are context, instruction, question, constraint (a leading \
+        "Text context:" is dropped); 3 lines instruction, question, constraint (the paper's question1..3); \
+        2 lines question, constraint; 1 line the question. --context/--instruction/--question/--constraint \
+        override single pieces. The prompt layout comes from --layout, the model folder's prompt_layout.json, \
+        or the model type's default.
+
+        Interventions: --knockout "image->instruction@10-16" blocks attention from instruction tokens to image \
+        tokens in layers 10–16 (information image → instruction); spans are image, context, instruction, \
+        question, constraint, last, system, text (all but image), all; positions work too ("0-4,9->last@0-2", \
+        "/heads=1,3" restricts heads). --block-heads "14.3,15.7" zeroes heads' outputs; --amplify-heads \
+        "14.3x2.0" scales them; --scale-mlp "10-12x0" scales MLP outputs.
+        """)
 
     @Option(name: .long, help: "Hugging Face model folder (llama, qwen2, llava).") var model: String
-    @Option(name: .long, help: "Token ids, e.g. 1,2,3 (for LLaVA: with the image token already expanded).") var ids: String
+    @Option(name: .long, help: "Token ids, e.g. 1,2,3 (for LLaVA: with the image token already expanded).") var ids: String?
+    @Option(name: .long, help: "Prompt text (see below); needs the folder's tokenizer.json.") var prompt: String?
+    @Option(name: .long) var context: String?
+    @Option(name: .long) var instruction: String?
+    @Option(name: .long) var question: String?
+    @Option(name: .long) var constraint: String?
+    @Option(name: .long, help: "PNG image (LLaVA).") var image: String?
+    @Option(name: .long, help: "Prompt layout: a built-in name (llava-1.5, raw, qwen2-vl) or a JSON file.") var layout: String?
+    @Option(name: .long, help: "Attention knockout KEYS->QUERIES@LAYERS (repeatable).") var knockout: [String] = []
+    @Option(name: .long, help: "Heads to block, LAYER.HEAD,…") var blockHeads: String?
+    @Option(name: .long, help: "Heads to amplify, LAYER.HEADxFACTOR,…") var amplifyHeads: String?
+    @Option(name: .long, help: "MLP outputs to scale, LAYERSxFACTOR (repeatable).") var scaleMlp: [String] = []
     @Option(name: .long, help: "Write input_ids, logits, per-layer hook_resid_post and attn.hook_pattern (and --cache hooks) to this HDF5 file.")
     var dump: String?
     @Option(name: .long, parsing: .upToNextOption, help: "Extra hooks to dump: names or patterns with * (e.g. 'blocks.*.hook_mlp_out').")
     var cache: [String] = []
     @Option(name: .long, help: "How many top next tokens to print.") var top = 5
 
+    func validate() throws {
+        let textual = prompt != nil || question != nil
+        if (ids == nil) == !textual { throw ValidationError("give either --ids or --prompt/--question") }
+        if ids != nil && image != nil { throw ValidationError("--image goes with --prompt (with --ids, pass pixel values through the library)") }
+    }
+
     func run() throws {
-        let m = try loadModel(model)
-        let tokenIDs = try parseIDs(ids)
+        var interventions: [Intervention] = []
+        do {
+            interventions += try knockout.map(InterventionSyntax.knockout)
+            if let blockHeads { interventions.append(.blockHeads(try InterventionSyntax.heads(blockHeads), means: nil)) }
+            if let amplifyHeads {
+                for (head, factor) in try InterventionSyntax.amplifications(amplifyHeads) {
+                    interventions.append(.amplifyHeads([head], factor: factor))
+                }
+            }
+            interventions += try scaleMlp.map(InterventionSyntax.mlpScale)
+        } catch { throw CLIError("\(error)") }
+
+        let input: PreparedInput
+        let m: any ArbiterModel
+        var session: ModelSession? = nil
+        if let ids {
+            m = try loadModel(model)
+            let tokenIDs = try parseIDs(ids)
+            input = PreparedInput(ids: tokenIDs, spans: try TokenSpans(tokenCount: tokenIDs.count), pixelValues: nil, text: "")
+        } else {
+            do {
+                let s = try ModelSession(directory: URL(fileURLWithPath: model), layout: try layout.map(PromptLayout.named))
+                let img = try image.map { try PNGImage.read(url: URL(fileURLWithPath: $0)) }
+                input = try s.prepare(fields(), image: img)
+                session = s
+                m = s.model
+            } catch let e as CLIError { throw e } catch { throw CLIError("\(error)") }
+        }
+
         let layers = m.decoder.layerCount
         var patterns = cache
         if dump != nil {
             patterns += (0..<layers).flatMap { ["blocks.\($0).hook_resid_post", "blocks.\($0).attn.hook_pattern"] }
             patterns.append("hook_logits")
+            if input.pixelValues != nil { patterns.append("hook_image_features") }
         }
-        let hooks = HookRun(cache: .patterns(patterns))
-        do { try hooks.validate(against: m.hookNames, model: m.identifier) } catch { throw CLIError("\(error)") }
         let output: DecoderOutput
+        let hooks: HookRun
         do {
-            if let llava = m as? LlavaModel {
-                output = try llava.forward(ids: tokenIDs, pixelValues: nil, logits: .all, hooks: hooks)
+            hooks = try InterventionSet(interventions).hooks(for: m.decoder, hookNames: m.hookNames, tokenCount: input.ids.count,
+                                                             spans: input.spans, cache: .patterns(patterns))
+            if let session {
+                output = try session.run(input, logits: .all, hooks: hooks)
             } else {
-                output = try m.decoder.forward(ids: tokenIDs, logits: .all, hooks: hooks)
+                output = try m.decoder.forward(ids: input.ids, logits: .all, hooks: hooks)
             }
         } catch { throw CLIError("\(error)") }
+
+        if !interventions.isEmpty { print("interventions: \(InterventionSet(interventions))") }
+        if let session {
+            print("prompt: \(input.ids.count) tokens (layout \(session.layout.name))")
+            for name in input.spans.names {
+                let ranges = try input.spans.ranges(name).map { "\($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", ")
+                print("  span \(name): \(ranges)")
+            }
+        }
         if let logits = output.logits, logits.rows > 0 {
             let last = Array(logits.row(logits.rows - 1))
             let best = last.indices.sorted { last[$0] > last[$1] }.prefix(top)
-            print("next-token logits at position \(logits.rows - 1): " + best.map { "\($0) (\(String(format: "%.4f", last[$0])))" }.joined(separator: ", "))
+            let shown = best.map { id -> String in
+                let token = session.flatMap { try? $0.tokenizer.decode([id]) }.map { " \"\($0)\"" } ?? ""
+                return "\(id)\(token) (\(String(format: "%.4f", last[id])))"
+            }
+            print("next-token logits at position \(logits.rows - 1): " + shown.joined(separator: ", "))
         }
         if let dump {
             let writer = try GoldenWriter(url: URL(fileURLWithPath: dump), modelID: m.identifier, modelType: m.modelType,
-                                          source: "arbiter run", seed: 0, caseName: "cli")
-            try writer.writeInputIDs(tokenIDs)
+                                          source: "arbiter run" + (interventions.isEmpty ? "" : "; \(InterventionSet(interventions))"),
+                                          seed: 0, caseName: "cli", prompt: input.text.isEmpty ? nil : input.text)
+            try writer.writeInputIDs(input.ids)
+            if let pixels = input.pixelValues { try writer.write(hook: "pixel_values", tensor: pixels.reshaped([1] + pixels.shape)) }
             for (name, tensor) in hooks.cache.sorted(by: { $0.key < $1.key }) {
                 try writer.write(hook: GoldenComparison.datasetName(forHook: name), tensor: tensor)
             }
             try writer.commit()
-            print("wrote \(hooks.cache.count + 1) datasets to \(dump)")
+            print("wrote \(hooks.cache.count + 1 + (input.pixelValues == nil ? 0 : 1)) datasets to \(dump)")
         }
+    }
+
+    /// Prompt pieces from --prompt lines and the single-piece options.
+    func fields() throws -> PromptFields {
+        var lines = (prompt ?? "").split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+        var f = PromptFields(question: "")
+        switch lines.count {
+        case 0: break
+        case 1: f.question = lines[0]
+        case 2: f.question = lines[0]; f.constraint = lines[1]
+        case 3: f.instruction = lines[0]; f.question = lines[1]; f.constraint = lines[2]
+        case 4:
+            if lines[0].hasPrefix("Text context:") { lines[0] = String(lines[0].dropFirst("Text context:".count)).trimmingCharacters(in: .whitespaces) }
+            f.context = lines[0]; f.instruction = lines[1]; f.question = lines[2]; f.constraint = lines[3]
+        default: throw CLIError("--prompt has \(lines.count) lines; want 1–4 (context, instruction, question, constraint)")
+        }
+        if let context { f.context = context }
+        if let instruction { f.instruction = instruction }
+        if let question { f.question = question }
+        if let constraint { f.constraint = constraint }
+        guard !f.question.isEmpty else { throw CLIError("the prompt has no question") }
+        return f
     }
 }

@@ -86,7 +86,9 @@ struct InterventionInvariantTests {
             let cache = try s.run(InterventionSet([.blockHeads(all, means: nil)]),
                                   cache: .names(["blocks.\(layer).hook_attn_out"])).cache
             let out = try #require(cache["blocks.\(layer).hook_attn_out"])
-            #expect(out.scalars.allSatisfy { $0 == 0 }, "\(s)")
+            // (Bool computed outside #expect: closures inside #expect in propertyCheck bodies miscompile in Swift 6.3.1.)
+            let allZero = out.scalars.allSatisfy { $0 == 0 }
+            #expect(allZero, "\(s)")
         }
     }
 
@@ -147,8 +149,9 @@ struct InterventionInvariantTests {
                 let p = "blocks.\(layer)."
                 let pre = c[p + "hook_resid_pre"]!, attn = c[p + "hook_attn_out"]!, mid = c[p + "hook_resid_mid"]!
                 let mlp = c[p + "hook_mlp_out"]!, post = c[p + "hook_resid_post"]!
-                #expect(zip(pre.scalars, attn.scalars).map(+) == mid.scalars)
-                #expect(zip(mid.scalars, mlp.scalars).map(+) == post.scalars)
+                let midExact = zip(pre.scalars, attn.scalars).map(+) == mid.scalars
+                let postExact = zip(mid.scalars, mlp.scalars).map(+) == post.scalars
+                #expect(midExact && postExact, "layer \(layer): \(s)")
             }
         }
     }

@@ -1,5 +1,7 @@
 // Prompt assembly: token-exact spans checked by decoding each span back to its text.
+import ArbiterFormats
 import ArbiterModels
+import ArbiterTensor
 import ArbiterTokenizers
 import Foundation
 import Testing
@@ -85,5 +87,45 @@ struct PromptBuilderTests {
         let error = #expect(throws: (any Error).self) { try PromptLayout(url: url) }
         let text = "\(error.map { "\($0)" } ?? "")"
         #expect(text.contains(phrase) && text.contains("layout.json"), "\(text)")
+    }
+}
+
+@Suite("LLaVA from a PNG and a prompt, as transformers does it")
+struct LlavaSessionTests {
+    /// The golden case's prompt "USER: <image>\nWhat is shown in this picture? ASSISTANT:" as a layout.
+    static let goldenLayout = PromptLayout(name: "golden-case", addSpecialTokens: true, imageToken: "<image>", pieces: [
+        .init(text: "USER: "), .init(slot: "image"), .init(text: "\n"), .init(slot: "question"), .init(text: " ASSISTANT:"),
+    ])
+
+    @Test("PNG → pixel values and prompt → ids match the transformers golden; the whole forward matches")
+    func endToEnd() throws {
+        let golden = try GoldenActivations(url: Repository.activations.appendingPathComponent("tiny-llava/image-prompt.h5"))
+        let session = try ModelSession(directory: Repository.model("tiny-llava"), layout: Self.goldenLayout)
+        let image = try PNGImage.read(url: Repository.goldenData.appendingPathComponent("images/llava-test-47x39.png"))
+        let input = try session.prepare(PromptFields(question: "What is shown in this picture?"), image: image)
+        #expect(input.ids == (try golden.inputIDs()))
+        let reference = try golden.tensor("pixel_values")
+        let pixels = try #require(input.pixelValues)
+        // The PIL bicubic path is reproduced in integer arithmetic: the same uint8 pixels, so float32 equality
+        // up to the normalisation's rounding.
+        let report = compare(pixels.reshaped([1] + pixels.shape), to: reference,
+                             tolerance: Tolerance(atol: 1e-5, nmse: 1e-12, reason: "same uint8 pixels; float32 normalisation"),
+                             label: "tiny-llava pixel_values")
+        #expect(report.passed, "\(report)")
+        let hooks = HookRun(cache: .names(["hook_logits"]))
+        _ = try session.run(input, logits: .all, hooks: hooks)
+        let logits = compare(try #require(hooks.cache["hook_logits"]), to: try golden.tensor("logits"),
+                             tolerance: GoldenComparison.float32, label: "tiny-llava logits from PNG")
+        #expect(logits.passed, "\(logits)")
+    }
+
+    @Test("candidate answers resolve to the token that would follow the prompt")
+    func firstTokens() throws {
+        let session = try ModelSession(directory: Repository.model("tiny-llava"))
+        let input = try session.prepare(PromptFields(question: "What color is it?", constraint: "The answer is"), image: nil)
+        let ids = try session.firstTokens(of: ["red", "red", "blue"], after: input)
+        #expect(ids.count == 2)
+        let full = try session.tokenizer.encode(input.text + " red", addSpecialTokens: true)
+        #expect(full.count > input.ids.count && ids[0] == full[input.ids.count])
     }
 }

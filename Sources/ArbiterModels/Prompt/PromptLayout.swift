@@ -38,15 +38,20 @@ public struct PromptLayout: Codable, Sendable, Equatable {
     /// The token the image slot is expanded into, once per image feature (`<image>`, `<|image_pad|>`).
     public var imageToken: String
     public var pieces: [Piece]
+    /// Text between the prompt and an answer when the answer's first token is looked up (" " for all
+    /// built-in layouts: the answer word follows "ASSISTANT:" or "The answer is" after a space).
+    public var answerPrefix: String
 
     enum CodingKeys: String, CodingKey {
         case name, description, pieces
         case addSpecialTokens = "add_special_tokens"
         case imageToken = "image_token"
+        case answerPrefix = "answer_prefix"
     }
 
     public init(name: String, description: String? = nil, addSpecialTokens: Bool = true, imageToken: String = "<image>",
-                pieces: [Piece]) {
+                answerPrefix: String = " ", pieces: [Piece]) {
+        self.answerPrefix = answerPrefix
         self.name = name
         self.description = description
         self.addSpecialTokens = addSpecialTokens
@@ -61,6 +66,7 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         addSpecialTokens = try c.decodeIfPresent(Bool.self, forKey: .addSpecialTokens) ?? true
         imageToken = try c.decodeIfPresent(String.self, forKey: .imageToken) ?? "<image>"
         pieces = try c.decode([Piece].self, forKey: .pieces)
+        answerPrefix = try c.decodeIfPresent(String.self, forKey: .answerPrefix) ?? " "
     }
 
     /// Reads a layout file and checks it.

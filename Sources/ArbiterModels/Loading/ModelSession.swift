@@ -1,0 +1,120 @@
+// A model with everything needed to run it on a prompt and an image: tokenizer, image processor and
+// prompt layout, all read from the Hugging Face folder (plus an optional `prompt_layout.json`).
+import ArbiterFormats
+import ArbiterTensor
+import ArbiterTokenizers
+import Foundation
+
+/// Inputs ready for a forward pass.
+public struct PreparedInput: Sendable {
+    public let ids: [Int]
+    public let spans: TokenSpans
+    /// `[3, H, W]` pixel values, or nil for text-only prompts.
+    public let pixelValues: Tensor?
+    public let text: String
+
+    public init(ids: [Int], spans: TokenSpans, pixelValues: Tensor?, text: String) {
+        self.ids = ids
+        self.spans = spans
+        self.pixelValues = pixelValues
+        self.text = text
+    }
+}
+
+public final class ModelSession: @unchecked Sendable {
+    public let model: any ArbiterModel
+    public let tokenizer: Tokenizer
+    public let layout: PromptLayout
+    public let builder: PromptBuilder
+    let imageProcessor: CLIPImageProcessor?
+
+    /// Loads `directory`. The layout is, in order: `layout` if given, the folder's `prompt_layout.json`,
+    /// then the model type's default (`llava` → `llava-1.5`, `qwen2_vl`/`qwen2_5_vl` → `qwen2-vl`, else `raw`).
+    public init(directory: URL, layout: PromptLayout? = nil) throws {
+        let model = try ModelRegistry.load(directory)
+        self.model = model
+        guard let tokenizerURL = Optional(directory.appendingPathComponent("tokenizer.json")),
+              FileManager.default.fileExists(atPath: tokenizerURL.path) else {
+            throw FormatError(.missing, file: directory.appendingPathComponent("tokenizer.json"),
+                              "the model folder has no tokenizer.json; prompts cannot be tokenized (give token ids instead)")
+        }
+        tokenizer = try Tokenizer(url: tokenizerURL)
+        let folderLayout = directory.appendingPathComponent("prompt_layout.json")
+        if let layout {
+            self.layout = layout
+        } else if FileManager.default.fileExists(atPath: folderLayout.path) {
+            self.layout = try PromptLayout(url: folderLayout)
+        } else {
+            switch model.modelType {
+            case "llava": self.layout = try .builtin("llava-1.5")
+            case "qwen2_vl", "qwen2_5_vl": self.layout = try .builtin("qwen2-vl")
+            default: self.layout = try .builtin("raw")
+            }
+        }
+        builder = try PromptBuilder(layout: self.layout, tokenizer: tokenizer)
+        if model is LlavaModel {
+            imageProcessor = try CLIPImageProcessor(contentsOf: directory.appendingPathComponent("preprocessor_config.json"))
+        } else {
+            imageProcessor = nil
+        }
+    }
+
+    /// Image tokens one image takes in the prompt.
+    public var imageTokenCount: Int {
+        guard let llava = model as? LlavaModel else { return 0 }
+        let c = llava.configuration
+        return c.visionConfig.grid * c.visionConfig.grid + (c.visionFeatureSelectStrategy == .full ? 1 : 0)
+    }
+
+    /// Builds ids, spans and pixel values for `fields` and an optional image.
+    public func prepare(_ fields: PromptFields, image: RGBImage?) throws -> PreparedInput {
+        var pixels: Tensor? = nil
+        if let image {
+            guard let imageProcessor else {
+                throw ModelError.invalidInput("\(model.identifier) (\(model.modelType)) takes no images")
+            }
+            pixels = try imageProcessor.preprocess(image)
+        }
+        let built = try builder.build(fields, imageTokens: image == nil ? 0 : imageTokenCount)
+        return PreparedInput(ids: built.ids, spans: built.spans, pixelValues: pixels, text: built.text)
+    }
+
+    /// One forward pass.
+    public func run(_ input: PreparedInput, logits: LogitPositions = .last, hooks: HookRun? = nil) throws -> DecoderOutput {
+        if let llava = model as? LlavaModel {
+            return try llava.forward(ids: input.ids, pixelValues: input.pixelValues, logits: logits, hooks: hooks)
+        }
+        guard input.pixelValues == nil else {
+            throw ModelError.invalidInput("\(model.identifier) (\(model.modelType)) takes no images")
+        }
+        return try model.decoder.forward(ids: input.ids, logits: logits, hooks: hooks)
+    }
+
+    /// The merged input embeddings (`hook_embed`) of a prepared input, so that sweeps can resume from them.
+    public func embeddings(_ input: PreparedInput) throws -> Tensor {
+        if let llava = model as? LlavaModel, let pixels = input.pixelValues {
+            return try llava.mergedEmbeddings(ids: input.ids, imageFeatures: try llava.imageFeatures(pixelValues: pixels))
+        }
+        return try model.decoder.embed(input.ids)
+    }
+
+    /// The first token of each answer as it would follow the prompt (`answer_prefix` + answer, tokenized
+    /// in context); duplicates removed, order kept.
+    public func firstTokens(of answers: [String], after input: PreparedInput) throws -> [Int] {
+        var out: [Int] = []
+        for answer in answers where !answer.isEmpty {
+            let pieces = [input.text, layout.answerPrefix + answer]
+            let id: Int
+            if let encoded = try? tokenizer.encode(pieces: pieces, addSpecialTokens: layout.addSpecialTokens),
+               let span = encoded.spans.last, !span.isEmpty, encoded.ids.count > input.ids.count {
+                id = encoded.ids[span.lowerBound]
+            } else {
+                // The boundary merged into the prompt's last token: fall back to the answer on its own.
+                guard let first = try tokenizer.encode(layout.answerPrefix + answer, addSpecialTokens: false).first else { continue }
+                id = first
+            }
+            if !out.contains(id) { out.append(id) }
+        }
+        return out
+    }
+}
