@@ -16,6 +16,7 @@ from torch import nn
 
 import golden_capture as capture
 import golden_llava as llava
+import golden_qwen_vl as qwen_vl
 
 # Recorded in manifest.json and GoldenData/README.md; change `INIT_RECIPE` whenever `init_parameters` changes.
 WEIGHT_STD = 0.2
@@ -183,6 +184,41 @@ def write_llava_hub_copy(model_dir: str, root: str, goldens: dict[str, Datasets]
     return [f"models/{LLAVA_HUB_ID}/{name}" for name in names]
 
 
+# --- tiny-qwen2_5-vl, tiny-qwen2-vl (golden_qwen_vl.py) ------------------------------------------------
+
+
+def run_qwen_vl_case(spec: dict) -> Callable[[nn.Module, Case, str, str], Datasets]:
+    return lambda model, _case, model_dir, root: qwen_vl.run_qwen_vl(model, spec, model_dir, root)
+
+
+def write_qwen2_5_vl_t5_copy(model_dir: str, root: str, goldens: dict[str, Datasets]) -> list[str]:
+    """The transformers-5 in-memory layout copy with a flat config; transformers must load it to the very same
+    activations."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    copy_dir = os.path.join(root, "models", qwen_vl.QWEN25_T5_ID)
+    names = qwen_vl.write_t5_layout(model_dir, copy_dir)
+    model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        copy_dir, attn_implementation="eager", dtype=torch.float32, output_loading_info=True)
+    problems = {key: sorted(value) for key, value in info.items() if value}
+    if problems:
+        raise RuntimeError(f"{qwen_vl.QWEN25_T5_ID}: loading reported {problems}")
+    model.eval()
+    for case_name, golden in goldens.items():
+        again = qwen_vl.run_qwen_vl(model, qwen_vl.QWEN25, copy_dir, root)
+        for key, value in golden.items():
+            if not np.array_equal(value, again[key]):
+                raise RuntimeError(f"{qwen_vl.QWEN25_T5_ID}: {key} of case {case_name} differs")
+    return [f"models/{qwen_vl.QWEN25_T5_ID}/{name}" for name in names]
+
+
+def qwen_vl_spec(spec: dict, build: Callable[[], nn.Module], derived=None) -> ModelSpec:
+    return ModelSpec(spec["model_id"], seed=spec["seed"], build=build,
+                     cases=(Case("image-prompt", prompt=qwen_vl.PROMPT),),
+                     extra_files=lambda model_dir, root: qwen_vl.write_extra_files(spec, model_dir, root),
+                     runner=run_qwen_vl_case(spec), derived=derived)
+
+
 MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("tiny-llama", seed=1001, build=build_tiny_llama, cases=TEXT_CASES),
     ModelSpec("tiny-qwen2", seed=1002, build=build_tiny_qwen2, cases=TEXT_CASES),
@@ -190,4 +226,6 @@ MODELS: tuple[ModelSpec, ...] = (
               cases=(Case("image-prompt", prompt=llava.PROMPT),),
               extra_files=lambda model_dir, root: llava.write_extra_files(model_dir, root, LLAVA_SEED),
               runner=run_llava_case, derived=write_llava_hub_copy),
+    qwen_vl_spec(qwen_vl.QWEN25, qwen_vl.build_tiny_qwen2_5_vl, derived=write_qwen2_5_vl_t5_copy),
+    qwen_vl_spec(qwen_vl.QWEN2, qwen_vl.build_tiny_qwen2_vl),
 )
