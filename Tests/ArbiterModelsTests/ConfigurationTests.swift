@@ -225,3 +225,33 @@ struct ModelLoadingTests {
         #expect(throws: ModelError.self) { try model.decoder.forward(ids: [-1]) }
     }
 }
+
+@Suite("Numerical guards")
+struct NumericalGuardTests {
+    @Test("a NaN weight is reported at the first hook where it shows, with layer and position", arguments: [
+        ("model.layers.1.self_attn.q_proj.weight", "blocks.1.attn.hook_q"),
+        ("model.layers.2.mlp.down_proj.weight", "blocks.2.hook_mlp_out"),
+        ("model.layers.0.mlp.up_proj.weight", "blocks.0.mlp.hook_pre_linear"),
+        ("model.norm.weight", "ln_final.hook_normalized"),
+        ("lm_head.weight", "hook_logits"),
+        ("model.embed_tokens.weight", "hook_embed"),
+    ])
+    func nanWeight(_ tensorName: String, _ hook: String) throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llama")
+        var tensors = try floatTensors(of: folder)
+        var t = try #require(tensors[tensorName])
+        // Poison every row for the embedding (any token hits it); the first element otherwise.
+        if tensorName.hasPrefix("model.embed_tokens") { for r in 0..<t.rows { t.scalars[r * t.columns] = .nan } }
+        else { t.scalars[0] = .nan }
+        tensors[tensorName] = t
+        try SafetensorsWriter.write(floats: tensors, dtype: .float32, to: folder.appendingPathComponent("model.safetensors"))
+        let model = try ModelRegistry.load(folder)
+        let error = #expect(throws: ModelError.self) { try model.decoder.forward(ids: [1, 5, 9, 13]) }
+        guard case .nonFinite(let name, _, let position, _)? = error else {
+            Issue.record("expected a non-finite error, got \(String(describing: error))"); return
+        }
+        #expect(name == hook, "\(String(describing: error))")
+        #expect((0..<4).contains(position))
+    }
+}

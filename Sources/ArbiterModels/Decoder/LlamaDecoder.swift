@@ -325,8 +325,14 @@ public final class LlamaDecoder: @unchecked Sendable {
         }
         let rotary = positions.rotaryTables(c.rope, mropeSection: c.mropeSection)
         var x = residual
+        if let bad = x.firstNonFiniteIndex {
+            throw ModelError.nonFinite(hook: startLayer == 0 ? "\(hookPrefix)hook_embed" : layerNames[startLayer].residPre,
+                                       layer: startLayer == 0 ? nil : startLayer, position: bad / x.columns, value: x.scalars[bad])
+        }
         for l in startLayer..<blocks.count {
+            let input = x
             x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], hooks: hooks)
+            if x.firstNonFiniteIndex != nil { try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks) }
         }
         let final = x
         let rows: [Int]
@@ -346,12 +352,42 @@ public final class LlamaDecoder: @unchecked Sendable {
         }
         var normalized = rmsNorm(x, weight: finalNorm, eps: c.rmsNormEps)
         try hooks.visit("\(hookPrefix)ln_final.hook_normalized", &normalized)
+        if let bad = normalized.firstNonFiniteIndex {
+            throw ModelError.nonFinite(hook: "\(hookPrefix)ln_final.hook_normalized", layer: nil, position: bad / normalized.columns,
+                                       value: normalized.scalars[bad])
+        }
         guard !rows.isEmpty else { return DecoderOutput(logits: nil, logitPositions: [], residual: final) }
         let picked = rows.count == normalized.rows ? normalized
             : Tensor(shape: [rows.count, c.hiddenSize], scalars: rows.flatMap { normalized.row($0) })
         var out = linear(picked, weight: lmHead)
         try hooks.visit("\(hookPrefix)hook_logits", &out)
+        if let bad = out.firstNonFiniteIndex {
+            throw ModelError.nonFinite(hook: "\(hookPrefix)hook_logits", layer: nil, position: rows[bad / out.columns], value: out.scalars[bad])
+        }
         return DecoderOutput(logits: out, logitPositions: rows, residual: final)
+    }
+
+    /// Re-runs block `l` on its input with a hook at every point to find where a non-finite value first
+    /// appeared, then throws `ModelError.nonFinite` naming that hook, the layer and the token position.
+    /// (Pre-softmax scores legitimately hold -inf at masked keys; only NaN and +inf count there.)
+    func diagnoseNonFinite(layer l: Int, input: Tensor, rotary: RotaryTables, hooks: HookRun?) throws -> Never {
+        let probe = HookRun()
+        for name in layerNames[l].ordered {
+            // Replay the caller's edits first, so the diagnosis sees the same run.
+            if let hooks, hooks.edits(name) {
+                probe.addEdit(at: name) { tensor, point in try hooks.applyEdits(name, &tensor, point) }
+            }
+            probe.addEdit(at: name) { tensor, point in
+                let isScores = point.name.hasSuffix("attn.hook_attn_scores")
+                guard let bad = tensor.scalars.firstIndex(where: { isScores ? ($0.isNaN || $0 == .infinity) : !$0.isFinite }) else { return }
+                // Token position: axis 0 for [T, …] tensors, axis 1 for [H, T, T] scores and patterns.
+                let index = unravel(bad, shape: tensor.shape)
+                let position = point.name.hasSuffix("hook_pattern") || isScores ? index[1] : index[0]
+                throw ModelError.nonFinite(hook: point.name, layer: l, position: position, value: tensor.scalars[bad])
+            }
+        }
+        _ = try blocks[l](input, rotary: rotary, layer: l, names: layerNames[l], hooks: probe)
+        throw ModelError.nonFinite(hook: layerNames[l].residPost, layer: l, position: 0, value: .nan)
     }
 
     /// Logit-lens readout: final norm then LM head applied to residual rows (`[P, d]` → `[P, vocab]`).

@@ -75,6 +75,11 @@ public final class HookRun: @unchecked Sendable {
 
     public var editedNames: [String] { Array(edits.keys).sorted() }
 
+    /// Applies the edits registered at `name` (used to replay a run's edits).
+    public func applyEdits(_ name: String, _ tensor: inout Tensor, _ point: HookPoint) throws {
+        for edit in edits[name] ?? [] { try edit(&tensor, point) }
+    }
+
     /// Whether an edit is registered at `name`.
     public func edits(_ name: String) -> Bool { edits[name] != nil }
 
