@@ -247,18 +247,36 @@ struct JSONParser {
     }
 }
 
+/// Where a value sits in the file: built cheaply while reading, spelled out only for error messages.
+indirect enum JSONPath: Sendable, CustomStringConvertible {
+    case root
+    case key(JSONPath, String)
+    case index(JSONPath, Int)
+
+    var description: String {
+        switch self {
+        case .root: ""
+        case .key(.root, let key): key
+        case .key(let parent, let key): "\(parent).\(key)"
+        case .index(let parent, let i): "\(parent)[\(i)]"
+        }
+    }
+}
+
 /// A JSON value together with where it sits (file and key path), so that every accessor can throw an error
 /// naming both.
 struct JSONNode: Sendable {
     let value: JSONValue
     let file: String
-    let path: String
+    let location: JSONPath
 
-    init(_ value: JSONValue, file: String, path: String = "") {
+    init(_ value: JSONValue, file: String, location: JSONPath = .root) {
         self.value = value
         self.file = file
-        self.path = path
+        self.location = location
     }
+
+    var path: String { location.description }
 
     var isNull: Bool { if case .null = value { true } else { false } }
 
@@ -270,14 +288,12 @@ struct JSONNode: Sendable {
         error(.malformed, "expected \(expected), found \(value.typeName)")
     }
 
-    private func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
-
     /// The value at `key`, or nil when the key is absent or null.
     func optional(_ key: String) throws -> JSONNode? {
         guard case .object(let entries) = value else { throw wrongType("an object") }
         for entry in entries where entry.key.utf8.elementsEqual(key.utf8) {
             if case .null = entry.value { return nil }
-            return JSONNode(entry.value, file: file, path: childPath(key))
+            return JSONNode(entry.value, file: file, location: .key(location, key))
         }
         return nil
     }
@@ -310,12 +326,12 @@ struct JSONNode: Sendable {
 
     func array() throws -> [JSONNode] {
         guard case .array(let items) = value else { throw wrongType("an array") }
-        return items.enumerated().map { JSONNode($0.element, file: file, path: "\(path)[\($0.offset)]") }
+        return items.enumerated().map { JSONNode($0.element, file: file, location: .index(location, $0.offset)) }
     }
 
     func entries() throws -> [(key: String, node: JSONNode)] {
         guard case .object(let items) = value else { throw wrongType("an object") }
-        return items.map { ($0.key, JSONNode($0.value, file: file, path: childPath($0.key))) }
+        return items.map { ($0.key, JSONNode($0.value, file: file, location: .key(location, $0.key))) }
     }
 
     func string(_ key: String) throws -> String { try require(key).string() }

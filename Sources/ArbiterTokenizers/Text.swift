@@ -11,7 +11,16 @@ struct ExactString: Hashable, Sendable {
 
     init(_ value: String) { self.value = value }
 
-    static func == (a: ExactString, b: ExactString) -> Bool { a.value.utf8.elementsEqual(b.value.utf8) }
+    static func == (a: ExactString, b: ExactString) -> Bool {
+        var x = a.value, y = b.value
+        return x.withUTF8 { bx in
+            y.withUTF8 { by in
+                guard bx.count == by.count else { return false }
+                guard let px = bx.baseAddress, let py = by.baseAddress else { return true }  // both empty
+                return memcmp(px, py, bx.count) == 0
+            }
+        }
+    }
 
     func hash(into hasher: inout Hasher) {
         var copy = value
