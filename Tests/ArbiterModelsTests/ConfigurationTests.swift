@@ -255,3 +255,25 @@ struct NumericalGuardTests {
         #expect((0..<4).contains(position))
     }
 }
+
+@Suite("Resource guard")
+struct ResourceGuardTests {
+    @Test("a model larger than the available memory is refused with both sizes named")
+    func refusesTooLarge() throws {
+        let config = DecoderConfiguration(vocabularySize: 32000, hiddenSize: 4096, intermediateSize: 11008, layers: 32, attentionHeads: 32)
+        setenv("ARBITER_MEMORY_LIMIT_BYTES", "1048576", 1)
+        defer { unsetenv("ARBITER_MEMORY_LIMIT_BYTES") }
+        let limited = #expect(throws: FormatError.self) {
+            try ResourceGuard.check(weights: 2 << 20, configuration: config, model: "llava-1.5-7b")
+        }
+        #expect(limited?.kind == .tooLarge && limited?.description.contains("0.00 GiB of memory is available") == true,
+                "\(String(describing: limited))")
+    }
+
+    @Test("the activation estimate grows with tokens and stays small for tiny models")
+    func estimate() throws {
+        let tiny = try ModelRegistry.load(Repository.model("tiny-llama")).decoder.configuration
+        #expect(ResourceGuard.activationBytes(tiny, tokens: 64) < ResourceGuard.activationBytes(tiny, tokens: 128))
+        #expect(ResourceGuard.activationBytes(tiny) < 64 << 20)
+    }
+}

@@ -47,6 +47,7 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
         let config = try directory.configuration(LlavaConfiguration.self)
         try config.validate(file: directory.configURL.path)
         let checkpoint = try directory.checkpoint()
+        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config.textConfig, model: directory.url.path)
         var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)
         try self.init(configuration: config, weights: &weights, identifier: directory.url.lastPathComponent,
                       checkpoint: checkpoint)
