@@ -97,6 +97,7 @@ public final class CausalLanguageModel: ArbiterModel, @unchecked Sendable {
         let config = try directory.configuration(DecoderConfiguration.self)
         try config.validate(file: directory.configURL.path)
         checkpoint = try directory.checkpoint()
+        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config, model: directory.url.path)
         var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)
         decoder = try LlamaDecoder(configuration: config, weights: &weights)
         try weights.finish()
