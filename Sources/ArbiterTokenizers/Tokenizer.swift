@@ -1,6 +1,13 @@
 // A Hugging Face `tokenizer.json` tokenizer (tokenizers/src/tokenizer/mod.rs): added tokens → normalizer →
 // pre-tokenizer → model → post-processor to encode; id → token → decoder to decode. Truncation and padding
 // settings are ignored, as transformers' fast tokenizers do by default.
+//
+// Token spans of a prompt assembled from pieces (image, context, instruction, question, constraint, last):
+//   let (ids, spans) = try tokenizer.encode(pieces: ["USER: ", "<image>", "\nContext: …", " ASSISTANT:"])
+// `ids` is exactly `encode(pieces.joined())`, `spans[i]` the ids of piece i (special tokens such as `<s>` belong to
+// no piece). Cut pieces before a space or newline, or at an added token (`<image>`): a cut inside what becomes
+// one token throws. For character-level questions, `encodeWithOffsets` gives each token's range of the text,
+// equal to tokenizers' `Encoding.offsets`.
 import Foundation
 
 public final class Tokenizer: Sendable {
