@@ -7,6 +7,7 @@ the files stay small (vocabularies of a few hundred to ~1000 entries):
   qwen2       byte-level BPE: NFC, Split(Qwen2 regex, \\p{N}) + ByteLevel(use_regex=false), ByteLevel decoder
   llama3      byte-level BPE: Split(\\p{N}{1,3} regex) + ByteLevel, ignore_merges, Sequence[ByteLevel, Template]
   gpt2        byte-level BPE: ByteLevel(add_prefix_space, use_regex), a non-special lstrip/single_word added token
+              and a special rstrip one
   llama2      SentencePiece BPE (Llama-2 / Vicuna = LLaVA-1.5): Prepend+Replace normalizers, byte_fallback,
               merges as "a b" strings, decoders Replace/ByteFallback/Fuse/Strip, Template "<s> $A"
   metaspace   SentencePiece BPE: Metaspace(prepend_scheme=first, split=false) pre-tokenizer, byte_fallback,
@@ -103,6 +104,7 @@ def base_cases():
         "<|im_end|><|im_start|>", "<|im_start|>assistant\n", "text <|im_end|> more", "<|im_start|><image><|im_end|>",
         "yesterday", "Yesterday", "yesterday's", "the day before yesterday", "yesterdays",
         "<mask>", "a <mask> b", "a<mask>b", "  <mask>  ", "<mask>,<mask>",
+        "<sep>", "a <sep> b", "a<sep>\n\tb", "<sep>   ", "  <sep><sep>  x", "<mask> <sep> <mask>",
         "<s>", "</s>", "<unk>", "[CLS]", "[SEP]", "<s> literal special text </s>",
         "USER: <image>\nWhat is shown in this image? ASSISTANT:",
         "A chat between a curious human and an artificial intelligence assistant. USER: <image>\nDescribe it. "
@@ -121,7 +123,7 @@ def random_cases(count, seed=1234):
     lines = [line for line in CORPUS.splitlines() if line.strip()]
     words = CORPUS.split()
     extras = ["<image>", "<|im_start|>", "<|im_end|>", "\n", "\t", "  ", "😀", "👨‍👩‍👧", "e\u0301", "١٢٣",
-              "１２３", "\u00a0", "<mask>", "yesterday"]
+              "１２３", "\u00a0", "<mask>", "yesterday", "<sep>"]
     out = []
     for i in range(count):
         kind = i % 4
@@ -205,6 +207,7 @@ def family_gpt2():
     tok.add_special_tokens(chat_tokens())
     tok.add_tokens([AddedToken("<mask>", lstrip=True, rstrip=False, single_word=True, normalized=False,
                                special=False)])
+    tok.add_special_tokens([AddedToken("<sep>", rstrip=True, normalized=False, special=True)])
     return tok
 
 
