@@ -319,6 +319,18 @@ enum H5 {
         }
     }
 
+    /// File offset and byte count of a dataset's raw data when stored contiguously (nil when chunked, compact
+    /// or not allocated). Used by the mutation tests to find bytes HDF5 never parses as metadata.
+    static func contiguousStorage(_ dataset: H5Handle) -> Range<Int>? {
+        HDF5Library.locked {
+            let offset = H5Dget_offset(dataset.id)  // HADDR_UNDEF (all ones) when not contiguous
+            _ = H5Eclear2(arbiter_H5E_DEFAULT())
+            let size = H5Dget_storage_size(dataset.id)
+            guard offset != haddr_t.max, offset <= UInt64(Int.max), size <= UInt64(Int.max - Int(offset)) else { return nil }
+            return Int(offset)..<(Int(offset) + Int(size))
+        }
+    }
+
     // MARK: Writing datasets
 
     enum StoredType { case float32, int32, int64 }

@@ -7,6 +7,7 @@ import Foundation
 public final class HDF5Reader: @unchecked Sendable {  // immutable after init; HDF5 access is serialized
     public let url: URL
     private let file: H5Handle
+    private let fileSize: Int
     private var path: String { url.path }
 
     /// Opens `url`; throws for a missing file, a file without an HDF5 signature, or a corrupt one.
@@ -20,6 +21,8 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
         guard try H5.hasSignature(url.path) else {
             throw FormatError(.malformed, file: url, "not an HDF5 file (no HDF5 signature found)")
         }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
+        fileSize = (attributes?[.size] as? Int) ?? Int.max
         file = try H5.openReadOnly(url.path)
     }
 
@@ -80,6 +83,18 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
             values.append(narrow)
         }
         return (shape, values)
+    }
+
+    /// Byte ranges of the file holding the raw data of contiguous root datasets, by dataset name.
+    func contiguousDataRanges() throws -> [String: Range<Int>] {
+        try HDF5Library.locked {
+            var ranges: [String: Range<Int>] = [:]
+            for name in try datasetNames() {
+                let dataset = try H5.openDataset(file, name, path)
+                if let range = H5.contiguousStorage(dataset), !range.isEmpty { ranges[name] = range }
+            }
+            return ranges
+        }
     }
 
     // MARK: Attributes
@@ -153,6 +168,26 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
         let layout = try H5.datasetLayout(dataset, path, name)
         guard let shape = layout.shape else {
             throw FormatError(.malformed, file: url, "dataset '\(name)' has a null dataspace (no elements)")
+        }
+        // Contiguous raw data is stored uncompressed: it must lie inside the file (checked before allocating).
+        if let storage = H5.contiguousStorage(dataset) {
+            guard storage.upperBound <= fileSize else {
+                throw FormatError(.truncated, file: url,
+                                  "dataset '\(name)' claims bytes \(storage.lowerBound)..<\(storage.upperBound) of a \(fileSize)-byte file")
+            }
+            let elementBytes: Int
+            switch layout.element {
+            case .float(let bytes), .integer(let bytes, _): elementBytes = bytes
+            default: elementBytes = 0
+            }
+            let (count, overflow) = shape.reduce((1, false)) { acc, d in
+                let r = acc.0.multipliedReportingOverflow(by: d); return (r.partialValue, acc.1 || r.overflow)
+            }
+            let stored = count.multipliedReportingOverflow(by: elementBytes)
+            if elementBytes > 0, overflow || stored.overflow || stored.partialValue != storage.count {
+                throw FormatError(.inconsistent, file: url,
+                                  "dataset '\(name)': shape \(shape) of \(layout.element) does not match its \(storage.count) stored bytes")
+            }
         }
         return (dataset, shape, layout.element)
     }
