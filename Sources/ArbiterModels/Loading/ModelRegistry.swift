@@ -23,6 +23,8 @@ public enum ModelRegistry {
         "llama": { try CausalLanguageModel(directory: $0) },
         "qwen2": { try CausalLanguageModel(directory: $0) },
         "llava": { try LlavaModel(directory: $0) },
+        "qwen2_5_vl": { try QwenVLModel(directory: $0) },
+        "qwen2_vl": { try QwenVLModel(directory: $0) },
     ]
 
     public static var supportedTypes: [String] { loaders.keys.sorted() }

@@ -1,0 +1,169 @@
+// Qwen2-VL and Qwen2.5-VL: vision tower with patch merger → Qwen2 language model with multimodal (3-D) rotary.
+// Mirrors transformers/models/qwen2_5_vl/modeling_qwen2_5_vl.py and qwen2_vl/modeling_qwen2_vl.py (transformers
+// 5.24): Qwen2_5_VLModel.get_rope_index / get_vision_position_ids, get_image_features, get_placeholder_mask and
+// the masked_scatter merge, Qwen2_5_VLForConditionalGeneration.
+//
+// Hook points: the vision tower's (`vision.…`, see QwenVisionTower.swift), then
+//   hook_image_features   [U, d_model]  merger output in processor order (one row per image token)
+// and the language model's (`hook_embed` holds the merged embeddings).
+//
+// rope_deltas: transformers caches `max(position) + 1 - T` to continue positions while generating with a KV
+// cache; a single forward pass over the whole prompt (all Arbiter does) computes every position from
+// get_rope_index, so the deltas play no part.
+import ArbiterFormats
+import ArbiterTensor
+import Foundation
+
+public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
+    public let modelType: String
+    public let identifier: String
+    public let configuration: QwenVLConfiguration
+    public let vision: QwenVisionTower
+    public let decoder: LlamaDecoder
+    let checkpoint: Checkpoint?
+
+    public convenience init(directory: ModelDirectory) throws {
+        let config = try directory.configuration(QwenVLConfiguration.self)
+        try config.validate(file: directory.configURL.path)
+        let checkpoint = try directory.checkpoint()
+        var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)
+        try self.init(configuration: config, weights: &weights, identifier: directory.url.lastPathComponent,
+                      checkpoint: checkpoint)
+        try weights.finish()
+    }
+
+    init(configuration c: QwenVLConfiguration, weights w: inout WeightStore, identifier: String,
+         checkpoint: Checkpoint?) throws {
+        configuration = c
+        modelType = c.modelType
+        self.identifier = identifier
+        self.checkpoint = checkpoint
+        vision = try QwenVisionTower(configuration: c.visionConfig, weights: &w, prefix: "model.visual")
+        decoder = try LlamaDecoder(configuration: c.textConfig, weights: &w, modelPrefix: "model.language_model.",
+                                   lmHeadName: "lm_head.weight")
+    }
+
+    /// Maps both weight-name layouts in the wild onto transformers 5's in-memory names: Qwen's hub files (also
+    /// what transformers 5.24 `save_pretrained` writes: `visual.…`, `model.{embed_tokens,layers,norm}.…`,
+    /// `lm_head.…`) and the in-memory layout itself (`model.visual.…`, `model.language_model.…`, `lm_head.…`).
+    /// Derived buffers (`rotary_emb.inv_freq`) are dropped.
+    static func sanitize(_ tensors: [String: StoredTensor]) -> [String: StoredTensor] {
+        var out: [String: StoredTensor] = [:]
+        for (name, tensor) in tensors {
+            if name.hasSuffix("rotary_emb.inv_freq") || name.hasSuffix("rotary_pos_emb.inv_freq") { continue }
+            let mapped: String
+            if name.hasPrefix("model.visual.") || name.hasPrefix("model.language_model.") || name.hasPrefix("lm_head.") {
+                mapped = name
+            } else if name.hasPrefix("visual.") {
+                mapped = "model." + name
+            } else if name.hasPrefix("model.") {
+                mapped = "model.language_model." + name.dropFirst("model.".count)
+            } else {
+                mapped = name  // left for WeightStore.finish() to report as unexpected
+            }
+            out[mapped] = tensor
+        }
+        return out
+    }
+
+    public var hookNames: [String] { vision.hookNames + ["hook_image_features"] + decoder.hookNames }
+
+    /// Image features `[image tokens, d_model]` for pixel patches `[patches, C·T·P·P]` of `grids`.
+    public func imageFeatures(pixelValues: Tensor, grids: [VisionGrid], hooks: HookRun? = nil) throws -> Tensor {
+        var features = try vision(pixelValues: pixelValues, grids: grids, hooks: hooks)
+        try hooks.visit("hook_image_features", &features)
+        return features
+    }
+
+    /// Merged tokens of one image grid (`t · h/m · w/m`).
+    public func imageTokenCount(_ grid: VisionGrid) -> Int {
+        let m = configuration.visionConfig.spatialMergeSize
+        return grid.t * (grid.h / m) * (grid.w / m)
+    }
+
+    /// 3-D position ids exactly as transformers' `get_rope_index` (images only): text runs count on from the
+    /// current position on all three axes; a run of image tokens gets (t, h, w) of its merged grid, each offset by
+    /// the current position; after an image the position continues from start + max(h, w) / merge.
+    public func positionIDs(ids: [Int], grids: [VisionGrid]) throws -> PositionIDs {
+        let imageID = configuration.imageTokenID, m = configuration.visionConfig.spatialMergeSize
+        if ids.contains(configuration.videoTokenID) && configuration.videoTokenID != imageID {
+            throw ModelError.invalidInput("the prompt holds video tokens (id \(configuration.videoTokenID)); Arbiter runs images only")
+        }
+        var axes: [[Int]] = [[], [], []]
+        var current = 0
+        var nextGrid = 0
+        var start = 0
+        while start < ids.count {
+            let isImage = ids[start] == imageID
+            var end = start
+            while end < ids.count && (ids[end] == imageID) == isImage { end += 1 }
+            if !isImage {
+                for a in 0..<3 { axes[a].append(contentsOf: current..<(current + end - start)) }
+                current += end - start
+            } else {
+                guard nextGrid < grids.count else {
+                    throw ModelError.invalidInput("the prompt has more runs of image tokens (id \(imageID)) than the \(grids.count) image grid(s) given")
+                }
+                let g = grids[nextGrid]
+                nextGrid += 1
+                let (lt, lh, lw) = (g.t, g.h / m, g.w / m)
+                guard end - start == lt * lh * lw else {
+                    throw ModelError.invalidInput("image tokens at positions \(start)..<\(end) number \(end - start), but image grid \(nextGrid - 1) \(g) gives \(lt * lh * lw) merged tokens (t · h/\(m) · w/\(m))")
+                }
+                for t in 0..<lt { for y in 0..<lh { for x in 0..<lw {
+                    axes[0].append(current + t); axes[1].append(current + y); axes[2].append(current + x)
+                } } }
+                current += max(g.h, g.w) / m
+            }
+            start = end
+        }
+        guard nextGrid == grids.count else {
+            throw ModelError.invalidInput("\(grids.count) image grid(s) given but the prompt has \(nextGrid) run(s) of image tokens (id \(imageID))")
+        }
+        return try PositionIDs(axes: axes)
+    }
+
+    /// Embeddings of `ids` with the rows at `image_token_id` replaced, in order, by image features.
+    public func mergedEmbeddings(ids: [Int], imageFeatures: Tensor) throws -> Tensor {
+        let imageID = configuration.imageTokenID
+        let imagePositions = ids.indices.filter { ids[$0] == imageID }
+        guard imagePositions.count == imageFeatures.rows else {
+            throw ModelError.invalidInput("the prompt has \(imagePositions.count) image tokens (id \(imageID)) but the image gives \(imageFeatures.rows) features; expand the image token to \(imageFeatures.rows) tokens")
+        }
+        var x = try decoder.embed(ids)
+        let d = x.columns
+        for (k, position) in imagePositions.enumerated() {
+            for j in 0..<d { x.scalars[position * d + j] = imageFeatures.scalars[k * d + j] }
+        }
+        return x
+    }
+
+    /// Full forward: pixel patches of `grids` + ids (image tokens already expanded, one per merged patch).
+    public func forward(ids: [Int], pixelValues: Tensor?, grids: [VisionGrid], logits: LogitPositions = .all,
+                        hooks: HookRun? = nil) throws -> DecoderOutput {
+        var x: Tensor
+        let positions: PositionIDs
+        if let pixelValues {
+            // Positions first: a grid that disagrees with the prompt fails before the vision tower runs.
+            positions = try positionIDs(ids: ids, grids: grids)
+            let features = try imageFeatures(pixelValues: pixelValues, grids: grids, hooks: hooks)
+            x = try mergedEmbeddings(ids: ids, imageFeatures: features)
+        } else {
+            if ids.contains(configuration.imageTokenID) {
+                throw ModelError.invalidInput("the prompt has image tokens (id \(configuration.imageTokenID)) but no image was given")
+            }
+            guard grids.isEmpty else { throw ModelError.invalidInput("image grids were given without pixel values") }
+            positions = .sequential(ids.count)
+            x = try decoder.embed(ids)
+        }
+        try hooks.visit("hook_embed", &x)
+        return try decoder.forward(residual: x, positions: positions, logits: logits, hooks: hooks)
+    }
+
+    /// Forward from a processed image (`Qwen2VLImageProcessor.preprocess`).
+    public func forward(ids: [Int], image: Qwen2VLPixels?, logits: LogitPositions = .all,
+                        hooks: HookRun? = nil) throws -> DecoderOutput {
+        try forward(ids: ids, pixelValues: image?.pixelValues, grids: image.map { [$0.grid] } ?? [], logits: logits,
+                    hooks: hooks)
+    }
+}
