@@ -363,6 +363,8 @@ STAGE_INPUTS = [
     "I'm you're THEY'LL", "12345 and 1,000.5", "x²+y³=z½", "Café NAÏVE e\u0301", "ﬁ ﬂ Ⅻ ｆｕｌｌ ①",
     "Straße İstanbul ΣΑΣ", "東京は日本", "مرحبا بالعالم", "👨‍👩‍👧 ❤️ 🏳️‍🌈!", "zero\u200bwidth\u00a0nbsp",
     "\u2581meta\u2581space", "punct!?.,;:()[]{}<>\"'", "under_score __init__", "\u0000\u007f\u0085end",
+    "back\\slash \\w \\d 42",
+    "a\u00b2\u00bd\u2460\u216b\u0661\u200d\u200c_\u0301\u00aa\u3005\u2070\u00b9 \u00b3\u00bc\u00be",
     "-leading and trailing-", "a  b   c", "\u3000ideographic\u3000space",
 ]
 
@@ -386,6 +388,8 @@ def stage_goldens():
         *(P.Split("-", behavior) for behavior in ["removed", "isolated", "merged_with_previous",
                                                   "merged_with_next", "contiguous"]),
         P.Split(Regex(QWEN2_REGEX), "isolated"), P.Split(Regex(LLAMA3_REGEX), "isolated"),
+        P.Split(Regex(r"\w+"), "isolated"), P.Split(Regex(r"[^\w\s]+"), "removed"), P.Split(Regex(r"\W"), "removed"),
+        P.Split(Regex(r"\\w|\d+"), "isolated"),
         P.ByteLevel(add_prefix_space=True, use_regex=True), P.ByteLevel(add_prefix_space=False, use_regex=True),
         P.ByteLevel(add_prefix_space=False, use_regex=False),
         *(P.Metaspace(prepend_scheme=scheme, split=split) for scheme in ["always", "first", "never"]

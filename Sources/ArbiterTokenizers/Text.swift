@@ -138,7 +138,7 @@ enum TextPattern: Sendable {
             return .literal(Array(try literal.string().unicodeScalars))
         }
         if let regex = try node.optional("Regex") {
-            return .regex(try ICURegex(try regex.string(), file: node.file, context: node.path))
+            return .regex(try ICURegex(onigToICU(try regex.string()), file: node.file, context: node.path))
         }
         throw node.error(.malformed, "a pattern must be {\"String\": ...} or {\"Regex\": ...}")
     }
@@ -199,6 +199,45 @@ enum TextPattern: Sendable {
         }
         return String(out)
     }
+}
+
+/// tokenizer.json regexes are Oniguruma regexes, run here by ICU. The two agree on `\s`, `\d`, `\p{…}`,
+/// lookahead and inline flags, but not on `\w`: Oniguruma's excludes the joiners U+200C/U+200D that ICU's
+/// includes, and outside brackets it also takes the Latin-1 numbers ² ³ ¹ ¼ ½ ¾. `\w` and `\W` are rewritten
+/// into ICU sets with those differences (ICU allows sets nested in a bracket expression).
+func onigToICU(_ pattern: String) -> String {
+    let joiners = #"[\u200C\u200D]"#
+    let latin1Numbers = #"[\u00B2\u00B3\u00B9\u00BC-\u00BE]"#
+    var out = ""
+    var depth = 0  // bracket-expression nesting
+    var scalars = pattern.unicodeScalars.makeIterator()
+    while let c = scalars.next() {
+        switch c {
+        case "[":
+            depth += 1
+            out.unicodeScalars.append(c)
+        case "]":
+            depth = max(0, depth - 1)
+            out.unicodeScalars.append(c)
+        case "\\":
+            guard let next = scalars.next() else {
+                out.unicodeScalars.append(c)
+                break
+            }
+            switch (next, depth > 0) {
+            case ("w", true): out += "[\\w--\(joiners)]"
+            case ("w", false): out += "[[\\w\(latin1Numbers)]--\(joiners)]"
+            case ("W", true): out += "[[^\\w]\(joiners)]"
+            case ("W", false): out += "[[[^\\w]\(joiners)]--\(latin1Numbers)]"
+            default:
+                out.unicodeScalars.append(c)
+                out.unicodeScalars.append(next)
+            }
+        default:
+            out.unicodeScalars.append(c)
+        }
+    }
+    return out
 }
 
 /// `SplitDelimiterBehavior`: what happens to the delimiter when splitting.

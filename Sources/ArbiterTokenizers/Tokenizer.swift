@@ -77,7 +77,6 @@ public final class Tokenizer: Sendable {
         })
     }
 
-
     /// The id of a token string (added tokens first, then the model vocabulary).
     public func id(of token: String) -> Int? {
         addedByContent[ExactString(token)] ?? model.id(of: token)
