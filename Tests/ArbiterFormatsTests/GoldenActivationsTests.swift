@@ -22,6 +22,7 @@ struct GoldenActivationsTests {
         try writer.write(hook: "hook_embed", tensor: embed)
         try writer.write(hook: "blocks.0.attn.hook_pattern", tensor: pattern)
         try writer.write(hook: "pixel_values", tensor: pixels)
+        try writer.writeIntegers("image_grid_thw", [1, 2, 2], shape: [1, 3])
         #expect(throws: FormatError.self) { try writer.write(hook: "input_ids", tensor: embed) }
         #expect(!FileManager.default.fileExists(atPath: url.path))
         try writer.commit()
@@ -36,6 +37,11 @@ struct GoldenActivationsTests {
         #expect(golden.tokenCount == 4)
         #expect(golden.hookNames == ["blocks.0.attn.hook_pattern", "hook_embed", "pixel_values"])
         #expect(try golden.inputIDs() == [1, 32000, 910, 2])
+        #expect(golden.integerNames == ["image_grid_thw", "input_ids"])
+        #expect(try golden.integers("image_grid_thw").shape == [1, 3])
+        #expect(try golden.integers("image_grid_thw").values == [1, 2, 2])
+        #expect(throws: FormatError.self) { try golden.integers("hook_embed") }
+        #expect(throws: FormatError.self) { try golden.tensor("image_grid_thw") }
         #expect(try golden.tensor("hook_embed") == embed)
         #expect(try golden.tensor("blocks.0.attn.hook_pattern") == pattern)
         #expect(try golden.tensor("pixel_values") == pixels)
@@ -71,6 +77,31 @@ struct GoldenActivationsTests {
         #expect(try golden.tensor("logits").shape == [5, 7])
         #expect(try golden.tensor("blocks.0.attn.hook_pattern").shape == [2, 5, 5])
         #expect(golden.hookNames.contains("hook_embed") && !golden.hookNames.contains("input_ids"))
+    }
+
+    /// The golden files committed under GoldenData/activations (written by Tools/golden.py).
+    static let committedGoldens: [URL] = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../GoldenData/activations").standardizedFileURL
+        let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)?
+            .compactMap { $0 as? URL }.filter { $0.pathExtension == "h5" } ?? []
+        return files.sorted { $0.path < $1.path }
+    }()
+
+    @Test("every committed golden file opens and every dataset reads with the layout's shapes")
+    func committedGoldenFiles() throws {
+        #expect(!Self.committedGoldens.isEmpty, "no golden files under GoldenData/activations")
+        for url in Self.committedGoldens {
+            let golden = try GoldenActivations(url: url)
+            #expect(try golden.inputIDs().count == golden.tokenCount, "\(url.path)")
+            #expect(golden.hookNames.contains("logits") && golden.hookNames.contains("hook_embed"), "\(url.path)")
+            for hook in golden.hookNames {
+                let tensor = try golden.tensor(hook)  // shape rules checked here
+                #expect(tensor.isFinite, "\(url.lastPathComponent): \(hook) has non-finite values")
+            }
+            for name in golden.integerNames { _ = try golden.integers(name) }
+            #expect(!golden.modelID.isEmpty && !golden.source.isEmpty && !golden.caseName.isEmpty)
+        }
     }
 
     @Test("shape rules of known hooks", arguments: [

@@ -44,6 +44,16 @@ struct HDF5AtomicityTests {
         #expect(try folder.contents() == ["existing.h5"])
     }
 
+    @Test("the same content written twice gives the same bytes (no timestamps)")
+    func deterministic() throws {
+        let folder = try HDF5ScratchFolder()
+        defer { folder.remove() }
+        let first = try HDF5Fixtures.writeGolden(to: folder.file("first.h5"))
+        Thread.sleep(forTimeInterval: 1.1)  // a timestamp would now differ
+        let second = try HDF5Fixtures.writeGolden(to: folder.file("second.h5"))
+        #expect(first == second)
+    }
+
     @Test("a failed write does not corrupt the committed file of an earlier writer")
     func failedSecondWriter() throws {
         let folder = try HDF5ScratchFolder()

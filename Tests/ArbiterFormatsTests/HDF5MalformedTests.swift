@@ -131,11 +131,11 @@ struct HDF5MalformedCase: CustomTestStringConvertible, Sendable {
         HDF5MalformedCase("input_ids of rank 2", kind: .inconsistent, problem: "expected [T]") { url in
             try HDF5Fixtures.writeGolden(to: url, inputIDsShape: [3, 1])
         },
-        HDF5MalformedCase("input_ids stored as float32", kind: .unsupported, problem: "expected an integer", make: custom { writer in
+        HDF5MalformedCase("input_ids stored as float32", kind: .unsupported, problem: "is float32, expected int64", make: custom { writer in
             try writer.setAttribute("format_version", 1)
             try writer.write("input_ids", HDF5Fixtures.ramp([3]))
         }),
-        HDF5MalformedCase("logits stored as int64", kind: .unsupported, problem: "expected a floating-point", make: custom { writer in
+        HDF5MalformedCase("logits stored as int64", kind: .unsupported, problem: "'logits' is int64, expected float32", make: custom { writer in
             try writer.setAttribute("format_version", 1)
             try writer.write("input_ids", int64: [1, 2, 3], shape: [3])
             try writer.write("logits", int64: Array(repeating: 0, count: 15), shape: [3, 5])

@@ -18,8 +18,10 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
     public let seed: Int
     public let caseName: String
     public let prompt: String?
-    /// Every dataset except `input_ids`, sorted (hook names, plus `pixel_values` and `image_features` for LLaVA).
+    /// The floating-point datasets, sorted: hook names, plus `pixel_values` and `image_features` for LLaVA.
     public let hookNames: [String]
+    /// The integer datasets, sorted: `input_ids`, and metadata such as Qwen2-VL's `image_grid_thw`.
+    public let integerNames: [String]
     /// Number of tokens `T` (length of `input_ids`).
     public let tokenCount: Int
     private let reader: HDF5Reader
@@ -58,7 +60,17 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
         guard names.contains(Self.inputIDsName) else {
             throw FormatError(.missing, file: url, "golden file has no '\(Self.inputIDsName)' dataset; \(Self.regenerateHint)")
         }
-        hookNames = names.filter { $0 != Self.inputIDsName }
+        let floating = try names.filter { try reader.isFloatingPoint($0) }
+        hookNames = floating
+        integerNames = names.filter { !floating.contains($0) }
+        if let wrong = integerNames.first(where: Self.isFloatHook) {
+            throw FormatError(.unsupported, file: url,
+                              "'\(wrong)' is \(try reader.dtype(of: wrong)), expected float32; \(Self.regenerateHint)")
+        }
+        guard !floating.contains(Self.inputIDsName) else {
+            throw FormatError(.unsupported, file: url,
+                              "'\(Self.inputIDsName)' is \(try reader.dtype(of: Self.inputIDsName)), expected int64; \(Self.regenerateHint)")
+        }
         let shape = try reader.shape(of: Self.inputIDsName)
         guard shape.count == 1 else {
             throw FormatError(.inconsistent, file: url, "'\(Self.inputIDsName)' has shape \(shape), expected [T]")
@@ -88,17 +100,35 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
 
     /// The token ids fed to the model.
     public func inputIDs() throws -> [Int] {
-        let (shape, values) = try reader.readInt64(Self.inputIDsName)
+        let (shape, values) = try integers(Self.inputIDsName)
         guard shape.count == 1 else {
             throw FormatError(.inconsistent, file: url, "'\(Self.inputIDsName)' has shape \(shape), expected [T]")
         }
-        return values.map { Int($0) }
+        return values
+    }
+
+    /// An integer dataset (`input_ids`, `image_grid_thw`, …) with its shape.
+    public func integers(_ name: String) throws -> (shape: [Int], values: [Int]) {
+        guard integerNames.contains(name) else {
+            throw FormatError(.missing, file: url, "no integer dataset '\(name)' in golden file\(HDF5Reader.listing(integerNames))")
+        }
+        let (shape, values) = try reader.readInt64(name)
+        return (shape, values.map { Int($0) })
     }
 
     private func requireHook(_ hook: String) throws {
+        if integerNames.contains(hook) {
+            throw FormatError(.unsupported, file: url, "'\(hook)' is an integer dataset, not a float32 activation; use integers(_:)")
+        }
         guard hookNames.contains(hook) else {
             throw FormatError(.missing, file: url, "no hook '\(hook)' in golden file\(HDF5Reader.listing(hookNames))")
         }
+    }
+
+    /// Whether the layout defines `name` as a float32 dataset (hooks, logits, pixel values, image features).
+    static func isFloatHook(_ name: String) -> Bool {
+        ["hook_embed", "ln_final.hook_normalized", "logits", "pixel_values", "image_features"].contains(name)
+            || name.hasPrefix("blocks.") || name.hasPrefix("vision.")
     }
 
     /// What shape a known hook must have given `T` tokens, or nil if `shape` fits (or the hook has no rule).
@@ -145,6 +175,11 @@ public final class GoldenWriter {
     /// Writes `input_ids` (int64, `[T]`).
     public func writeInputIDs(_ ids: [Int]) throws {
         try writer.write(GoldenActivations.inputIDsName, int64: ids.map { Int64($0) }, shape: [ids.count])
+    }
+
+    /// Writes another integer dataset (int64), such as Qwen2-VL's `image_grid_thw`.
+    public func writeIntegers(_ name: String, _ values: [Int], shape: [Int]) throws {
+        try writer.write(name, int64: values.map { Int64($0) }, shape: shape)
     }
 
     /// Renames the finished file into place.

@@ -34,7 +34,7 @@ enum HDF5Library {
 
 /// An open HDF5 identifier (file, dataset, object, attribute, dataspace, datatype); closed on deinit.
 final class H5Handle {
-    enum Kind { case file, dataset, object, attribute, dataspace, datatype }
+    enum Kind { case file, dataset, object, attribute, dataspace, datatype, propertyList }
 
     let id: Int64
     let kind: Kind
@@ -58,6 +58,7 @@ final class H5Handle {
             case .attribute: status = H5Aclose(id)
             case .dataspace: status = H5Sclose(id)
             case .datatype: status = H5Tclose(id)
+            case .propertyList: status = H5Pclose(id)
             }
             return status >= 0
         }
@@ -346,8 +347,13 @@ enum H5 {
             case .int64: (fileType, memoryType) = (arbiter_H5T_STD_I64LE(), arbiter_H5T_NATIVE_INT64())
             }
             let space = try dataspace(shape, path, "dataset '\(name)'")
+            // No modification times in object headers (as Tools/ writes with h5py's track_times=False):
+            // the same content gives the same bytes.
+            let creation = try handle(H5Pcreate(arbiter_H5P_DATASET_CREATE()), .propertyList, path,
+                                      "cannot create a dataset property list", failKind: .unreadable)
+            try check(H5Pset_obj_track_times(creation.id, false), path, "cannot turn off time tracking", kind: .unreadable)
             let dataset = try handle(H5Dcreate2(file.id, name, fileType, space.id, arbiter_H5P_DEFAULT(),
-                                                arbiter_H5P_DEFAULT(), arbiter_H5P_DEFAULT()),
+                                                creation.id, arbiter_H5P_DEFAULT()),
                                      .dataset, path, "cannot create dataset '\(name)'", failKind: .unreadable)
             if bytes.count > 0 {
                 try check(H5Dwrite(dataset.id, memoryType, arbiter_H5S_ALL(), arbiter_H5S_ALL(), arbiter_H5P_DEFAULT(),

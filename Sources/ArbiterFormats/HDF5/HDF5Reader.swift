@@ -45,6 +45,19 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
         try HDF5Library.locked { try open(name).1 }
     }
 
+    /// The stored element type of dataset `name`: `float32`, `float64`, `int64`, `uint8`, `variable-length string`, …
+    public func dtype(of name: String) throws -> String {
+        try HDF5Library.locked { try open(name).2.description }
+    }
+
+    /// Whether dataset `name` stores floating-point values (what `readFloat32` reads).
+    public func isFloatingPoint(_ name: String) throws -> Bool {
+        try HDF5Library.locked {
+            if case .float = try open(name).2 { return true }
+            return false
+        }
+    }
+
     /// Reads a floating-point dataset as Float32 (float64 and float16 storage are converted); integer and
     /// other datasets are refused.
     public func readFloat32(_ name: String) throws -> Tensor {
