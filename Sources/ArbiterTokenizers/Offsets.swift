@@ -67,11 +67,13 @@ struct AlignedText {
 extension Tokenizer {
     /// The ids of `text` with, for each, the range of `text` it covers (ranges index `text.unicodeScalars`).
     ///
-    /// The ids are exactly `encode(text, addSpecialTokens:)`. Special tokens added by the post-processor get an
-    /// empty range at the start (or end) of the text. Tokens that cover part of a character (byte-level and
-    /// byte-fallback pieces of one character) all get that character's range; a normalized character made of
-    /// several input characters (NFC composition) covers them all. Throws `unsupported` for normalizers or
-    /// pre-tokenizers whose alignment is not tracked (BertNormalizer, ByteLevel normalizer, Precompiled).
+    /// The ids are exactly `encode(text, addSpecialTokens:)`, and the ranges those of tokenizers'
+    /// `Encoding.offsets` (checked on every golden family). Special tokens added by the post-processor get an
+    /// empty range at the start (or end) of the text. Tokens holding part of a character (byte-level and
+    /// byte-fallback pieces) get that whole character's range, so neighbouring ranges may overlap; a character
+    /// composed by NFC covers the first input character it absorbed (as in tokenizers); prepended "▁" or " "
+    /// belong to the first character of their piece; ByteLevel `trim_offsets` drops spaces from the ranges.
+    /// Throws `unsupported` for stages whose alignment is not tracked (BertNormalizer, ByteLevel normalizer).
     public func encodeWithOffsets(_ text: String, addSpecialTokens: Bool = true) throws
         -> [(id: Int, range: Range<String.Index>)] {
         let scalarOffsets = try encodeWithScalarOffsets(text, addSpecialTokens: addSpecialTokens)
