@@ -103,7 +103,7 @@ struct HDF5MutationTests {
         }
     }
 
-    @Test("200 fixed-seed mutations: both outcomes occur, and unchanged bytes read back unchanged")
+    @Test("200 fixed-seed mutations: both outcomes occur, and raw-data-only mutations always read")
     func fixedSeeds() throws {
         let folder = try HDF5ScratchFolder("mutation")
         defer { folder.remove() }
