@@ -2,7 +2,7 @@
 // Arbiter: the claims of "Instruction Anchors" (arXiv 2602.03677) as executable hypotheses.
 // Targets are layered; imports only flow down this list:
 //   C shims (CBLAS, CHDF5, CPNG) → ArbiterTensor → ArbiterFormats, ArbiterTokenizers → ArbiterModels
-//   → ArbiterInterventions → (analyses → claims) → ArbiterCLI
+//   → ArbiterInterventions → ArbiterData → ArbiterAnalyses → (claims) → ArbiterCLI
 import PackageDescription
 
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
@@ -39,8 +39,12 @@ let package = Package(
         .target(name: "ArbiterInterventions", dependencies: ["ArbiterModels"], swiftSettings: optimized),
         // Conflict data: the synthetic benchmark generator (own rasteriser → PNG) and loaders for the paper's sets.
         .target(name: "ArbiterData", dependencies: ["ArbiterModels", "ArbiterFormats"], swiftSettings: optimized),
+        // The paper's measurements: modality following, information flow, routing, logit lens, attribution,
+        // head identification and causal head interventions. Results are plain Codable values.
+        .target(name: "ArbiterAnalyses", dependencies: ["ArbiterInterventions", "ArbiterData", "ArbiterFormats"],
+                swiftSettings: optimized),
         .executableTarget(name: "ArbiterCLI", dependencies: [
-            "ArbiterModels", "ArbiterInterventions", "ArbiterData",
+            "ArbiterModels", "ArbiterInterventions", "ArbiterData", "ArbiterAnalyses",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimized),
 
@@ -50,6 +54,9 @@ let package = Package(
         .testTarget(name: "ArbiterFormatsTests", dependencies: [
             "ArbiterFormats", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),
+        .testTarget(name: "ArbiterAnalysesTests", dependencies: [
+            "ArbiterAnalyses", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         .testTarget(name: "ArbiterDataTests", dependencies: [
             "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),

@@ -1,0 +1,122 @@
+// Runs every analysis on one model and dataset, with seeded splits, and returns one results value that the
+// claims, `arbiter verify` and the report all read.
+import ArbiterFormats
+import ArbiterModels
+import Foundation
+
+public struct AnalysisConfiguration: Sendable, Codable, Equatable {
+    public var seed: UInt64 = 2602_03677
+    /// Fraction of conflict items used for head identification and α selection (the rest is held out).
+    public var calibrationFraction: Double = 0.5
+    public var headFraction: Double = 0.05
+    public var randomHeadSets: Int = 20
+    public var alphaGrid: [Double] = [1.5, 2, 3, 4, 6]
+    /// Knockout window (nil: the default for the model's depth).
+    public var window: Int? = nil
+    public var minimumPerTarget: Int = 4
+
+    public init() {}
+}
+
+/// Everything measured on one model.
+public struct AnalysisResults: Sendable, Codable {
+    public var model: String
+    public var modelType: String
+    public var dataset: String
+    public var configuration: AnalysisConfiguration
+    public var layers: Int
+    public var headsPerLayer: Int
+    public var calibrationIDs: [String]
+    public var heldOutIDs: [String]
+    public var skipped: [String]
+    public var following: ModalityFollowingResult
+    public var flow: InformationFlowResult
+    public var routing: AttentionRoutingResult
+    public var lens: LogitLensResult
+    public var attribution: AttributionResult
+    public var ranking: HeadRanking
+    public var interventions: HeadInterventionResult
+    public var seconds: Double
+
+    /// JSON with sorted keys; NaN/±inf written as strings so the file stays valid JSON.
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.encode(self)
+    }
+
+    public static func decode(_ data: Data, file: String) throws -> AnalysisResults {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do { return try decoder.decode(AnalysisResults.self, from: data) } catch let e as DecodingError {
+            throw FormatError(.malformed, file: file, JSONFile.describe(e))
+        }
+    }
+}
+
+public enum AnalysisSuite {
+    /// Prepares the items (skipping bad ones only when `skipBad`), splits them, and runs analyses 1–7.
+    public static func run(session: ModelSession, items: [ProbeItem], dataset: String,
+                           configuration c: AnalysisConfiguration = AnalysisConfiguration(), skipBad: Bool = false,
+                           progress: @escaping (String) -> Void = { _ in }) throws -> AnalysisResults {
+        let start = Date()
+        var samples: [AnalysisSample] = [], skipped: [String] = []
+        for item in items {
+            do { samples.append(try AnalysisSample(item, session: session)) } catch {
+                guard skipBad else { throw error }
+                skipped.append("\(item.id): \(error)")
+            }
+        }
+        for target in InstructionTarget.allCases {
+            let n = samples.filter { $0.kind == "conflict" && $0.target == target }.count
+            guard n >= 2 * c.minimumPerTarget else {
+                throw AnalysisError.tooFewSamples(what: "conflict items following the \(target.rawValue)", have: n, need: 2 * c.minimumPerTarget)
+            }
+        }
+        // Seeded split of conflict items (per target, so both splits hold both targets); other kinds go to held-out.
+        var rng = SeededRNG(seed: c.seed)
+        var calibration: [Int] = [], heldOut: [Int] = []
+        for target in InstructionTarget.allCases {
+            let members = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target == target }.shuffled(using: &rng)
+            let k = Int((Double(members.count) * c.calibrationFraction).rounded())
+            calibration += members.prefix(k)
+            heldOut += members.dropFirst(k)
+        }
+        heldOut += samples.indices.filter { samples[$0].kind != "conflict" }
+        calibration.sort(); heldOut.sort()
+
+        let runner = AnalysisRunner(session: session)
+        progress("baseline passes over \(samples.count) samples")
+        var baselines: [BaselineRun] = []
+        for (k, s) in samples.enumerated() {
+            baselines.append(try runner.baseline(s))
+            if (k + 1) % 50 == 0 { progress("baseline \(k + 1)/\(samples.count)") }
+        }
+        let following = ModalityFollowing.measure(samples, scores: baselines.map(\.score), seed: c.seed &+ 1)
+        let flowIdx = heldOut + calibration
+        let flow = try InformationFlow.measure(runner: runner, samples: flowIdx.map { samples[$0] }, baselines: flowIdx.map { baselines[$0] },
+                                               window: c.window, seed: c.seed &+ 2, progress: progress)
+        progress("attention routing")
+        let routing = try AttentionRouting.measure(samples: samples, baselines: baselines, seed: c.seed &+ 3)
+        progress("logit lens")
+        let lens = try LogitLens.measure(runner: runner, samples: samples, baselines: baselines, seed: c.seed &+ 4)
+        progress("direct logit attribution")
+        let attribution = try Attribution.measure(runner: runner, samples: samples, baselines: baselines, seed: c.seed &+ 5)
+        let calAttribution = try Attribution.measure(runner: runner, samples: calibration.map { samples[$0] },
+                                                     baselines: calibration.map { baselines[$0] }, seed: c.seed &+ 6)
+        let ranking = try Heads.rank(runner: runner, samples: calibration.map { samples[$0] }, baselines: calibration.map { baselines[$0] },
+                                     attribution: calAttribution.heads, progress: progress)
+        let interventions = try Heads.intervene(
+            runner: runner, ranking: ranking,
+            calibration: (calibration.map { samples[$0] }, calibration.map { baselines[$0] }),
+            heldOut: (heldOut.map { samples[$0] }, heldOut.map { baselines[$0] }),
+            fraction: c.headFraction, randomSets: c.randomHeadSets, alphaGrid: c.alphaGrid, seed: c.seed &+ 7, progress: progress)
+        return AnalysisResults(
+            model: session.model.identifier, modelType: session.model.modelType, dataset: dataset, configuration: c,
+            layers: runner.layers, headsPerLayer: runner.heads,
+            calibrationIDs: calibration.map { samples[$0].id }, heldOutIDs: heldOut.map { samples[$0].id }, skipped: skipped,
+            following: following, flow: flow, routing: routing, lens: lens, attribution: attribution, ranking: ranking,
+            interventions: interventions, seconds: Date().timeIntervalSince(start))
+    }
+}

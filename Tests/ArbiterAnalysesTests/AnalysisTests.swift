@@ -1,0 +1,150 @@
+// Analyses on the tiny random LLaVA: every analysis runs, returns well-formed numbers, and is deterministic.
+// (A random model says nothing about the paper's claims; these tests pin the machinery.)
+import ArbiterAnalyses
+import ArbiterFormats
+import ArbiterModels
+import Foundation
+import PropertyBased
+import Testing
+
+enum Fixtures {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let tinyLlava = root.appendingPathComponent("GoldenData/models/tiny-llava")
+    static let image = root.appendingPathComponent("GoldenData/images/llava-test-47x39.png")
+
+    /// Conflict, consistent and unimodal items built from words the tiny tokenizer knows.
+    static func items(perTarget: Int) throws -> [ProbeItem] {
+        let picture = try PNGImage.read(url: image)
+        let colors = ["red", "blue", "green", "yellow", "white", "black"]
+        var out: [ProbeItem] = []
+        for i in 0..<(2 * perTarget) {
+            let target: InstructionTarget = i % 2 == 0 ? .image : .text
+            let a = colors[i % colors.count], b = colors[(i + 1) % colors.count]
+            let fields = PromptFields(context: "The shop owner said the cube is \(b) and everyone agreed.",
+                                      instruction: target == .image ? "Rely on the image." : "Rely on the text.",
+                                      question: "What color is the cube?", constraint: "The answer is")
+            out.append(ProbeItem(id: "c\(i)", kind: "conflict", target: target, fields: fields, image: picture,
+                                 instructed: [target == .image ? a : b], competitor: [target == .image ? b : a]))
+        }
+        for i in 0..<4 {
+            out.append(ProbeItem(id: "k\(i)", kind: "consistent", target: nil,
+                                 fields: PromptFields(context: "The cube is \(colors[i]).", question: "What color is the cube?", constraint: "The answer is"),
+                                 image: picture, instructed: [colors[i]], competitor: [colors[(i + 2) % 6]]))
+        }
+        return out
+    }
+}
+
+@Suite("Analyses on a tiny random LLaVA")
+struct AnalysisTests {
+    static func configuration() -> AnalysisConfiguration {
+        var c = AnalysisConfiguration()
+        c.randomHeadSets = 3
+        c.alphaGrid = [2]
+        c.minimumPerTarget = 2
+        return c
+    }
+
+    @Test("all analyses run and are well-formed; a second run gives identical numbers")
+    func suiteRuns() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
+        let items = try Fixtures.items(perTarget: 6)
+        let a = try AnalysisSuite.run(session: session, items: items, dataset: "fixture", configuration: Self.configuration())
+        let layers = session.model.decoder.layerCount, heads = session.model.decoder.configuration.attentionHeads
+        #expect(a.following.counts["overall"]?[1] == 12)
+        for (_, byTarget) in a.flow.shift { for (_, curve) in byTarget { #expect(curve.count == layers) } }
+        #expect(a.flow.shift.count == FlowEdge.paperEdges.count)
+        #expect(a.lens.agreement["last"]?.count == layers)
+        #expect(a.lens.agreement["last"]?.last?.value == 1, "the last layer's logit lens is the model's own decision")
+        #expect(a.attribution.heads.count == layers && a.attribution.heads[0].count == heads)
+        #expect(a.ranking.causalOrder.count == layers * heads)
+        #expect(a.interventions.heads.count == HeadRanking.setSize(fraction: 0.05, total: layers * heads))
+        #expect(a.interventions.randomRelativeDrops.count == 3)
+        #expect(Set(a.calibrationIDs).isDisjoint(with: a.heldOutIDs))
+        let b = try AnalysisSuite.run(session: session, items: items, dataset: "fixture", configuration: Self.configuration())
+        var ja = a, jb = b
+        ja.seconds = 0; jb.seconds = 0
+        #expect(try ja.jsonData() == jb.jsonData())
+    }
+
+    @Test("DLA of all components sums to the linearised score change (embedding + layers = direction · final residual)")
+    func attributionIsComplete() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
+        let item = try Fixtures.items(perTarget: 1)[0]
+        let sample = try AnalysisSample(item, session: session)
+        let runner = AnalysisRunner(session: session)
+        let base = try runner.baseline(sample)
+        let result = try Attribution.measure(runner: runner, samples: [sample], baselines: [base], seed: 1)
+        // Per-head DLA sums to the layer's attention DLA (no o_proj bias in Llama).
+        for l in 0..<runner.layers {
+            let heads = result.heads[l].reduce(0, +), layer = result.attention["overall"]![l].value
+            #expect(abs(heads - layer) <= 1e-3 * max(1, abs(layer)), "layer \(l): heads \(heads) vs attention \(layer)")
+        }
+    }
+
+    @Test("too few samples for a target is a clear error")
+    func tooFew() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
+        let items = try Fixtures.items(perTarget: 1)
+        let error = #expect(throws: AnalysisError.self) {
+            try AnalysisSuite.run(session: session, items: items, dataset: "fixture", configuration: Self.configuration())
+        }
+        #expect(error?.description.contains("at least") == true)
+    }
+
+    @Test("candidates whose first tokens coincide are reported with the item id")
+    func sameFirstToken() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
+        var item = try Fixtures.items(perTarget: 1)[0]
+        item.competitor = item.instructed
+        let error = #expect(throws: AnalysisError.self) { try AnalysisSample(item, session: session) }
+        #expect(error?.description.contains("c0") == true && error?.description.contains("same tokens") == true)
+    }
+}
+
+@Suite("Scoring and statistics")
+struct ScoringTests {
+    /// Checks one case; kept out of the property closure (closures nested in propertyCheck bodies crash or
+    /// miscompile Swift 6.3.1).
+    static func scoreMatchesDirectComputation(_ logits: [Float], seed: Int) -> Bool {
+        var rng = SeededRNG(seed: UInt64(seed))
+        let ids = Array(logits.indices).shuffled(using: &rng)
+        let a = Array(ids.prefix(2)), b = Array(ids.dropFirst(2).prefix(2))
+        let score = FollowingScore(logits: logits, instructed: a, competitor: b)
+        let m = Double(logits.max()!)
+        var z = 0.0, pa = 0.0, pb = 0.0
+        for v in logits { z += exp(Double(v) - m) }
+        for i in a { pa += exp(Double(logits[i]) - m) / z }
+        for i in b { pb += exp(Double(logits[i]) - m) / z }
+        let ok = abs(score.pInstructed - pa) <= 1e-9 + 1e-9 * pa && abs(score.pCompetitor - pb) <= 1e-9 + 1e-9 * pb
+        let qOK = score.q >= 0 && score.q <= 1
+        let sOK = pa > 1e-300 && pb > 1e-300 ? abs(score.s - (log(pa) - log(pb))) < 1e-6 : true
+        return ok && qOK && sOK
+    }
+
+    @Test("s = log p_I − log p_C and q ∈ [0, 1] for random logits")
+    func scoreIdentity() async {
+        await propertyCheck(count: 200, input: Gen.float(in: -30...30).array(of: 5...40), Gen.int(in: 0...1000)) { logits, seed in
+            let ok = Self.scoreMatchesDirectComputation(logits, seed: seed)
+            #expect(ok, "logits \(logits), seed \(seed)")
+        }
+    }
+
+    @Test("bootstrap intervals contain the estimate and are seeded")
+    func bootstrap() async {
+        await propertyCheck(count: 100, input: Gen.float(in: -5...5).array(of: 1...60), Gen.int(in: 0...100000)) { values, seed in
+            let v = values.map(Double.init)
+            let e1 = Estimate.bootstrap(v, seed: UInt64(seed), resamples: 200)
+            let e2 = Estimate.bootstrap(v, seed: UInt64(seed), resamples: 200)
+            let inside = e1.low <= e1.value + 1e-12 && e1.value <= e1.high + 1e-12
+            #expect(inside && e1 == e2, "\(e1)")
+        }
+    }
+
+    @Test("window of the knockout sweep", arguments: [(28, 7), (12, 3), (3, 1), (1, 1), (40, 7)])
+    func windows(_ layers: Int, _ expected: Int) {
+        #expect(InformationFlow.defaultWindow(layers: layers) == expected)
+        let w = InformationFlow.window(around: 0, width: expected, layers: layers)
+        #expect(w.first == 0 && w.count == expected / 2 + 1)
+    }
+}
