@@ -43,6 +43,8 @@ let package = Package(
         // head identification and causal head interventions. Results are plain Codable values.
         .target(name: "ArbiterAnalyses", dependencies: ["ArbiterInterventions", "ArbiterData", "ArbiterFormats"],
                 swiftSettings: optimized),
+        // Plots (PNG through our own rasteriser and libpng) for reports.
+        .target(name: "ArbiterPlots", dependencies: ["ArbiterFormats"], swiftSettings: optimized),
         .executableTarget(name: "ArbiterCLI", dependencies: [
             "ArbiterModels", "ArbiterInterventions", "ArbiterData", "ArbiterAnalyses",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -57,6 +59,7 @@ let package = Package(
         .testTarget(name: "ArbiterAnalysesTests", dependencies: [
             "ArbiterAnalyses", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
+        .testTarget(name: "ArbiterPlotsTests", dependencies: ["ArbiterPlots"]),
         .testTarget(name: "ArbiterDataTests", dependencies: [
             "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),

@@ -1,0 +1,1 @@
+// ArbiterPlots: line charts, heatmaps and bar charts rendered to PNG.
