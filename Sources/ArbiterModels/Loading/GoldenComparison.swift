@@ -69,21 +69,20 @@ public enum GoldenComparison {
     /// `position_ids` `[3, T]` are compared exactly with `QwenVLModel.positionIDs`.
     static func runQwenVL(_ model: QwenVLModel, golden: GoldenActivations, ids: [Int], hooks: HookRun,
                           datasets: [String], tolerance: Tolerance) throws -> [ComparisonReport] {
-        let reader = try HDF5Reader(url: golden.url)
         var grids: [VisionGrid] = []
         var pixels: Tensor? = nil
         if golden.contains("pixel_values") {
             pixels = try golden.tensor("pixel_values")
-            let (shape, values) = try reader.readInt64("image_grid_thw")
+            let (shape, values) = try golden.integers("image_grid_thw")
             guard shape.count == 2, shape[1] == 3 else {
                 throw FormatError(.inconsistent, file: golden.url, "'image_grid_thw' has shape \(shape), expected [images, 3]")
             }
-            grids = (0..<shape[0]).map { VisionGrid(t: Int(values[3 * $0]), h: Int(values[3 * $0 + 1]), w: Int(values[3 * $0 + 2])) }
+            grids = (0..<shape[0]).map { VisionGrid(t: values[3 * $0], h: values[3 * $0 + 1], w: values[3 * $0 + 2]) }
         }
         _ = try model.forward(ids: ids, pixelValues: pixels, grids: grids, logits: .all, hooks: hooks)
         var reports = try compareCached(hooks: hooks, golden: golden, datasets: datasets, tolerance: tolerance)
-        if golden.contains("position_ids") {
-            let (shape, values) = try reader.readInt64("position_ids")
+        if golden.integerNames.contains("position_ids") {
+            let (shape, values) = try golden.integers("position_ids")
             let positions = pixels == nil ? PositionIDs.sequential(ids.count) : try model.positionIDs(ids: ids, grids: grids)
             let axes = positions.axes.count == 3 ? positions.axes : Array(repeating: positions.axes[0], count: 3)
             let actual = Tensor(shape: [3, ids.count], scalars: axes.flatMap { $0.map(Float.init) })
