@@ -1,1 +1,0 @@
-// ArbiterPlots: line charts, heatmaps and bar charts rendered to PNG.

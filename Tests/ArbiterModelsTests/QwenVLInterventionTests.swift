@@ -1,0 +1,30 @@
+// Interventions run unchanged on Qwen2.5-VL's language model, whose rotary uses 3-D positions.
+import ArbiterFormats
+import ArbiterInterventions
+import ArbiterModels
+import ArbiterTensor
+import Foundation
+import Testing
+
+@Suite("Qwen-VL interventions")
+struct QwenVLInterventionTests {
+    @Test("knocking the image out of the last query changes its logits; an empty knockout changes nothing")
+    func imageKnockout() throws {
+        let golden = try QwenVLFixtures.golden("tiny-qwen2_5-vl")
+        let model = try QwenVLFixtures.load("tiny-qwen2_5-vl")
+        let ids = try golden.inputIDs(), pixels = try golden.tensor("pixel_values"), grids = try QwenVLFixtures.grids(golden)
+        let image = ids.indices.filter { ids[$0] == model.configuration.imageTokenID }
+        let last = ids.count - 1
+        func run(_ set: InterventionSet) throws -> Tensor {
+            let hooks = try set.hooks(for: model.decoder, hookNames: model.hookNames, tokenCount: ids.count)
+            return try #require(try model.forward(ids: ids, pixelValues: pixels, grids: grids, logits: .last, hooks: hooks).logits)
+        }
+        let layers = Array(0..<model.decoder.layerCount)
+        let base = try run(InterventionSet())
+        let empty = try run(InterventionSet([.knockout(keys: .positions([]), queries: .positions([last]), layers: layers, heads: nil)]))
+        #expect(empty == base)
+        let knocked = try run(InterventionSet([.knockout(keys: .positions(image), queries: .positions([last]), layers: layers, heads: nil)]))
+        let change = zip(knocked.scalars, base.scalars).map { abs($0 - $1) }.max() ?? 0
+        #expect(change > 1e-3, "knockout changed the last logits by at most \(change)")
+    }
+}
