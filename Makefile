@@ -47,6 +47,7 @@ tools-venv: $(PYTHON)
 ## tools-check: regenerate every golden file into a temp folder and check it against the committed one.
 tools-check: $(PYTHON)
 	$(PYTHON) Tools/golden.py check
+	$(PYTHON) Tools/tokenizer_goldens.py check
 
 ## goldens: (re)write the golden files; refuses to overwrite files whose manifest hash differs unless FORCE=1.
 goldens: $(PYTHON)

@@ -2,7 +2,7 @@
 // Arbiter: the claims of "Instruction Anchors" (arXiv 2602.03677) as executable hypotheses.
 // Targets are layered; imports only flow down this list:
 //   C shims (CBLAS, CHDF5, CPNG) → ArbiterTensor → ArbiterFormats, ArbiterTokenizers → ArbiterModels
-//   → ArbiterInterventions → ArbiterData → ArbiterAnalyses → (claims) → ArbiterCLI
+//   → ArbiterInterventions → ArbiterData → ArbiterAnalyses → ArbiterClaims (+ ArbiterPlots) → ArbiterCLI
 import PackageDescription
 
 let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
@@ -43,10 +43,12 @@ let package = Package(
         // head identification and causal head interventions. Results are plain Codable values.
         .target(name: "ArbiterAnalyses", dependencies: ["ArbiterInterventions", "ArbiterData", "ArbiterFormats"],
                 swiftSettings: optimized),
+        // The paper's claims as executable hypotheses: specification, statistics, verdicts.
+        .target(name: "ArbiterClaims", dependencies: ["ArbiterAnalyses"], swiftSettings: optimized),
         // Plots (PNG through our own rasteriser and libpng) for reports.
         .target(name: "ArbiterPlots", dependencies: ["ArbiterFormats"], swiftSettings: optimized),
         .executableTarget(name: "ArbiterCLI", dependencies: [
-            "ArbiterModels", "ArbiterInterventions", "ArbiterData", "ArbiterAnalyses",
+            "ArbiterModels", "ArbiterInterventions", "ArbiterData", "ArbiterAnalyses", "ArbiterClaims", "ArbiterPlots",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: optimized),
 
@@ -60,6 +62,7 @@ let package = Package(
             "ArbiterAnalyses", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "ArbiterPlotsTests", dependencies: ["ArbiterPlots"]),
+        .testTarget(name: "ArbiterClaimsTests", dependencies: ["ArbiterClaims"]),
         .testTarget(name: "ArbiterDataTests", dependencies: [
             "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),

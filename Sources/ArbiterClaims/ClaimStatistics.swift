@@ -1,0 +1,184 @@
+// The statistic of each claim, computed from AnalysisResults, and its verdict: holds (full threshold),
+// holds directionally (weaker threshold), or fails. Function names match claim ids.
+import ArbiterAnalyses
+
+public enum Verdict: String, Sendable, Codable, Comparable {
+    case fails
+    case holdsDirectionally = "holds directionally"
+    case holds
+
+    var rank: Int { self == .fails ? 0 : self == .holdsDirectionally ? 1 : 2 }
+    public static func < (a: Verdict, b: Verdict) -> Bool { a.rank < b.rank }
+}
+
+/// One claim measured on one model.
+public struct ClaimResult: Sendable, Codable, Equatable {
+    public let id: String
+    public let verdict: Verdict
+    /// The headline statistic and its interval (NaN bounds when not bootstrapped).
+    public let statistic: Double
+    public let low: Double
+    public let high: Double
+    /// The number it is compared with, and the control's value.
+    public let threshold: Double
+    public let control: Double
+    public let samples: Int
+    /// Readable account of the numbers behind the verdict.
+    public let detail: String
+
+    public var summary: String {
+        "\(id): \(verdict.rawValue) — statistic \(fmt(statistic)) [\(fmt(low)), \(fmt(high))], threshold \(fmt(threshold)), control \(fmt(control)), n=\(samples); \(detail)"
+    }
+}
+
+func fmt(_ x: Double) -> String {
+    x.isNaN ? "nan" : String(format: abs(x) >= 100 || (abs(x) < 0.001 && x != 0) ? "%.3g" : "%.3f", x)
+}
+
+public enum ClaimStatistics {
+    static let cueToInstruction = ["context->instruction", "image->instruction"]
+    static let cueToLast = ["context->last", "image->last"]
+
+    public static func evaluate(_ r: AnalysisResults) -> [ClaimResult] {
+        [anchors(r), shallowNonselective(r), deepSelective(r), mlpInertia(r), headsBlocking(r), headsAmplification(r), specificity(r)]
+    }
+
+    /// The strongest negative shift among `edges` over both targets and all layers: (estimate, edge, target, layer).
+    static func strongest(_ r: AnalysisResults, _ edges: [String]) -> (Estimate, String, String, Int)? {
+        var best: (Estimate, String, String, Int)? = nil
+        for edge in edges {
+            for (target, curve) in r.flow.shift[edge] ?? [:] {
+                for (layer, e) in curve.enumerated() where !e.value.isNaN {
+                    if best == nil || e.value < best!.0.value { best = (e, edge, target, layer) }
+                }
+            }
+        }
+        return best
+    }
+
+    static func largestMagnitude(_ r: AnalysisResults, _ edges: [String]) -> Double {
+        var m = 0.0
+        for edge in edges { for (_, curve) in r.flow.shift[edge] ?? [:] { for e in curve where !e.value.isNaN { m = max(m, abs(e.value)) } } }
+        return m
+    }
+
+    static func conflictCount(_ r: AnalysisResults) -> Int { r.following.counts["overall"]?[1] ?? 0 }
+
+    public static func anchors(_ r: AnalysisResults) -> ClaimResult {
+        let n = conflictCount(r)
+        guard let (e, edge, target, layer) = strongest(r, cueToInstruction) else {
+            return ClaimResult(id: "anchors", verdict: .fails, statistic: .nan, low: .nan, high: .nan, threshold: .nan, control: .nan,
+                               samples: n, detail: "no cue→instruction knockout results (the prompts have no instruction or cue spans)")
+        }
+        let direct = largestMagnitude(r, cueToLast)
+        let ratio = direct > 0 ? abs(e.value) / direct : .infinity
+        let full = e.value < 0 && e.high < 0 && abs(e.value) >= Claims.Threshold.anchorsRatio * direct
+        let directional = e.value < 0 && abs(e.value) > direct
+        return ClaimResult(id: "anchors", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
+                           statistic: e.value, low: e.low, high: e.high, threshold: -Claims.Threshold.anchorsRatio * direct,
+                           control: direct, samples: n,
+                           detail: "strongest cue→instruction shift \(fmt(e.value)) at \(edge), layer \(layer), follow-\(target); strongest direct cue→last |shift| \(fmt(direct)); ratio \(fmt(ratio))")
+    }
+
+    public static func shallowNonselective(_ r: AnalysisResults) -> ClaimResult {
+        let n = conflictCount(r)
+        guard let (peak, edge, _, _) = strongest(r, cueToInstruction), peak.value < 0 else {
+            return ClaimResult(id: "shallow-nonselective", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
+                               threshold: Claims.Threshold.nonSelectiveSI, control: .nan, samples: n,
+                               detail: "no negative cue→instruction shift: there is no transfer band to examine")
+        }
+        // The band: layers where either target's shift on the peak edge is ≥ 50% of the peak.
+        let curves = r.flow.shift[edge] ?? [:]
+        let band = (0..<r.layers).filter { l in curves.values.contains { $0[l].value <= 0.5 * peak.value } }
+        func bandMean(_ target: String) -> (Double, Double) {
+            let values = band.compactMap { curves[target]?[$0] }
+            return (mean(values.map(\.value)), values.map(\.high).max() ?? .nan)
+        }
+        let (imageShift, imageHigh) = bandMean("image"), (textShift, textHigh) = bandMean("text")
+        let si = band.compactMap { r.routing.selectivity["instruction"]?[$0].value }.map(abs)
+        let meanSI = mean(si)
+        let inFirstHalf = (band.max() ?? r.layers) < (r.layers + 1) / 2
+        let bothHurt = imageShift < 0 && textShift < 0
+        let full = bothHurt && imageHigh < 0 && textHigh < 0 && meanSI <= Claims.Threshold.nonSelectiveSI && inFirstHalf
+        let directional = bothHurt && meanSI <= Claims.Threshold.nonSelectiveSIDirectional
+        return ClaimResult(id: "shallow-nonselective", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
+                           statistic: meanSI, low: .nan, high: .nan, threshold: Claims.Threshold.nonSelectiveSI,
+                           control: max(imageShift, textShift), samples: n,
+                           detail: "band layers \(band) on \(edge) (\(inFirstHalf ? "first half" : "not in the first half")); mean shift follow-image \(fmt(imageShift)), follow-text \(fmt(textShift)); mean |SI| \(fmt(meanSI))")
+    }
+
+    public static func deepSelective(_ r: AnalysisResults) -> ClaimResult {
+        let n = conflictCount(r)
+        let readout = (r.lens.agreement["instruction"]?.isEmpty == false) ? "instruction" : "last"
+        let curve = r.lens.agreement[readout] ?? []
+        let q = max(1, r.layers / 4)
+        let deep = mean(curve.suffix(q).map(\.value)), shallow = mean(curve.prefix(q).map(\.value))
+        let si = (r.routing.selectivity["last"] ?? []).map { abs($0.value) }
+        let half = r.layers / 2
+        let siDeep = mean(Array(si.suffix(r.layers - half))), siShallow = mean(Array(si.prefix(half)))
+        let rises = siDeep > siShallow
+        let full = deep >= Claims.Threshold.deepAgreement && shallow <= Claims.Threshold.shallowAgreementMax && rises
+        let directional = deep > shallow && rises
+        return ClaimResult(id: "deep-selective", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
+                           statistic: deep, low: curve.suffix(q).map(\.low).min() ?? .nan, high: curve.suffix(q).map(\.high).max() ?? .nan,
+                           threshold: Claims.Threshold.deepAgreement, control: shallow, samples: n,
+                           detail: "LDAR at the \(readout) readout: deepest \(q) layers \(fmt(deep)), shallowest \(q) \(fmt(shallow)); last-position |SI| deep half \(fmt(siDeep)) vs shallow half \(fmt(siShallow))")
+    }
+
+    public static func mlpInertia(_ r: AnalysisResults) -> ClaimResult {
+        let e = r.attribution.deepMLPTotal["overall"] ?? Estimate(value: .nan, low: .nan, high: .nan, count: 0)
+        let full = e.value < 0 && e.high < 0
+        let directional = e.value < 0
+        let attn = r.attribution.deepAttentionTotal["overall"]?.value ?? .nan
+        return ClaimResult(id: "mlp-inertia", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
+                           statistic: e.value, low: e.low, high: e.high, threshold: 0, control: attn, samples: e.count,
+                           detail: "deep MLP DLA total (layers \(r.attribution.deepStart)–\(r.layers - 1)) \(e); follow-image \(r.attribution.deepMLPTotal["image"].map(\.description) ?? "-"), follow-text \(r.attribution.deepMLPTotal["text"].map(\.description) ?? "-"); deep attention total \(fmt(attn))")
+    }
+
+    public static func headsBlocking(_ r: AnalysisResults) -> ClaimResult {
+        let h = r.interventions
+        let p95 = quantile(h.randomRelativeDrops, Claims.Threshold.randomPercentile)
+        let beats = h.relativeDrop > p95
+        let full = h.relativeDrop >= Claims.Threshold.blockingDrop && beats
+        let directional = h.relativeDrop > 0 && beats
+        return ClaimResult(id: "heads-blocking", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
+                           statistic: h.relativeDrop, low: .nan, high: .nan, threshold: Claims.Threshold.blockingDrop, control: p95,
+                           samples: h.heldOutCount,
+                           detail: "MFR \(fmt(h.baselineMFR)) → \(fmt(h.blockedMFR)) blocking \(h.heads.count) heads (\(h.heads.map(\.description).joined(separator: ", "))); \(h.randomRelativeDrops.count) random sets: mean drop \(fmt(mean(h.randomRelativeDrops))), 95th percentile \(fmt(p95))")
+    }
+
+    public static func headsAmplification(_ r: AnalysisResults) -> ClaimResult {
+        let h = r.interventions
+        let random = h.randomFixRates.filter { !$0.isNaN }
+        let p95 = quantile(random, Claims.Threshold.randomPercentile)
+        guard h.failedCount > 0, !h.amplifiedFixRate.isNaN else {
+            return ClaimResult(id: "heads-amplification", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
+                               threshold: Claims.Threshold.amplificationFix, control: p95, samples: 0,
+                               detail: "no failed held-out conflict items to fix (the model follows every instruction)")
+        }
+        let beats = h.amplifiedFixRate > p95
+        let full = h.amplifiedFixRate >= Claims.Threshold.amplificationFix && beats
+        let directional = h.amplifiedFixRate > 0 && beats
+        return ClaimResult(id: "heads-amplification", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
+                           statistic: h.amplifiedFixRate, low: .nan, high: .nan, threshold: Claims.Threshold.amplificationFix,
+                           control: p95, samples: h.failedCount,
+                           detail: "α = \(fmt(h.alpha)) (grid \(h.alphaGrid.map(fmt))); fixed \(fmt(h.amplifiedFixRate)) of \(h.failedCount) failed items; random sets mean \(fmt(mean(random))), 95th percentile \(fmt(p95))")
+    }
+
+    public static func specificity(_ r: AnalysisResults) -> ClaimResult {
+        let h = r.interventions
+        guard let before = h.consistentAccuracyBefore, let after = h.consistentAccuracyAfter else {
+            return ClaimResult(id: "specificity", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
+                               threshold: Claims.Threshold.specificityMaxChange, control: .nan, samples: 0,
+                               detail: "no consistent items in the held-out split")
+        }
+        let change = abs(after - before)
+        let verdict: Verdict = change <= Claims.Threshold.specificityMaxChange ? .holds
+            : change <= Claims.Threshold.specificityMaxChangeDirectional ? .holdsDirectionally : .fails
+        return ClaimResult(id: "specificity", verdict: verdict, statistic: change, low: .nan, high: .nan,
+                           threshold: Claims.Threshold.specificityMaxChange, control: before, samples: 0,
+                           detail: "consistent accuracy \(fmt(before)) → \(fmt(after)) with the top heads blocked")
+    }
+}
+
+import Foundation
