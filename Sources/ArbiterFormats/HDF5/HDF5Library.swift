@@ -1,7 +1,7 @@
-// The only Swift file that imports CHDF5: thin wrappers over the HDF5 C API (Debian's serial libhdf5 1.10).
-// Every call runs under one global lock (HDF5 builds without --enable-threadsafe are not thread-safe, and
-// Swift Testing runs tests in parallel); negative return codes become FormatErrors that name the file, the object and HDF5's own reason.
-// Only version-stable entry points are used (no H5Oget_info/H5Literate, whose signatures changed in 1.12).
+// The only Swift file that imports CHDF5: thin wrappers over the HDF5 C API (Debian's libhdf5 1.10).
+// Every call runs under one global lock (HDF5 built without --enable-threadsafe is not thread-safe, and Swift
+// Testing runs tests in parallel); negative return codes become FormatErrors naming the file, the object and
+// HDF5's own reason. Only version-stable entry points are used (no H5Oget_info/H5Literate, changed in 1.12).
 import CHDF5
 import Foundation
 
