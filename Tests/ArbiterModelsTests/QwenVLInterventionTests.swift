@@ -27,4 +27,23 @@ struct QwenVLInterventionTests {
         let change = zip(knocked.scalars, base.scalars).map { abs($0 - $1) }.max() ?? 0
         #expect(change > 1e-3, "knockout changed the last logits by at most \(change)")
     }
+
+    @Test("a run resumed from a cached residual with decoderInputs' 3-D positions equals the full run")
+    func resume() throws {
+        let golden = try QwenVLFixtures.golden("tiny-qwen2-vl")
+        let model = try QwenVLFixtures.load("tiny-qwen2-vl")
+        let ids = try golden.inputIDs(), pixels = try golden.tensor("pixel_values"), grids = try QwenVLFixtures.grids(golden)
+        let hooks = HookRun(cache: .names(["blocks.1.hook_resid_pre"]))
+        let full = try #require(try model.forward(ids: ids, pixelValues: pixels, grids: grids, hooks: hooks).logits)
+        let (embeddings, positions) = try model.decoderInputs(ids: ids, pixelValues: pixels, grids: grids)
+        #expect(positions.isMultimodal)
+        let fromEmbeddings = try model.decoder.forward(residual: embeddings, positions: positions).logits
+        #expect(fromEmbeddings == full)
+        let resid = try #require(hooks.cache["blocks.1.hook_resid_pre"])
+        let resumed = try model.decoder.forward(residual: resid, positions: positions, startLayer: 1).logits
+        #expect(resumed == full)
+        // 1-D positions give different logits: the 3-D positions matter.
+        let sequential = try #require(try model.decoder.forward(residual: embeddings, positions: .sequential(ids.count)).logits)
+        #expect(sequential != full)
+    }
 }

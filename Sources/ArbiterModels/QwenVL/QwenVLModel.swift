@@ -138,24 +138,28 @@ public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
         return x
     }
 
-    /// Full forward: pixel patches of `grids` + ids (image tokens already expanded, one per merged patch).
-    public func forward(ids: [Int], pixelValues: Tensor?, grids: [VisionGrid], logits: LogitPositions = .all,
-                        hooks: HookRun? = nil) throws -> DecoderOutput {
-        var x: Tensor
-        let positions: PositionIDs
-        if let pixelValues {
-            // Positions first: a grid that disagrees with the prompt fails before the vision tower runs.
-            positions = try positionIDs(ids: ids, grids: grids)
-            let features = try imageFeatures(pixelValues: pixelValues, grids: grids, hooks: hooks)
-            x = try mergedEmbeddings(ids: ids, imageFeatures: features)
-        } else {
+    /// The decoder's inputs: merged embeddings (`hook_embed`, before its hook) and the 3-D positions. Runs that
+    /// resume from a cached `hook_embed` or `blocks.{l}.hook_resid_pre` must pass these positions to
+    /// `decoder.forward(residual:positions:…)`.
+    public func decoderInputs(ids: [Int], pixelValues: Tensor?, grids: [VisionGrid],
+                              hooks: HookRun? = nil) throws -> (embeddings: Tensor, positions: PositionIDs) {
+        guard let pixelValues else {
             if ids.contains(configuration.imageTokenID) {
                 throw ModelError.invalidInput("the prompt has image tokens (id \(configuration.imageTokenID)) but no image was given")
             }
             guard grids.isEmpty else { throw ModelError.invalidInput("image grids were given without pixel values") }
-            positions = .sequential(ids.count)
-            x = try decoder.embed(ids)
+            return (try decoder.embed(ids), .sequential(ids.count))
         }
+        // Positions first: a grid that disagrees with the prompt fails before the vision tower runs.
+        let positions = try positionIDs(ids: ids, grids: grids)
+        let features = try imageFeatures(pixelValues: pixelValues, grids: grids, hooks: hooks)
+        return (try mergedEmbeddings(ids: ids, imageFeatures: features), positions)
+    }
+
+    /// Full forward: pixel patches of `grids` + ids (image tokens already expanded, one per merged patch).
+    public func forward(ids: [Int], pixelValues: Tensor?, grids: [VisionGrid], logits: LogitPositions = .all,
+                        hooks: HookRun? = nil) throws -> DecoderOutput {
+        var (x, positions) = try decoderInputs(ids: ids, pixelValues: pixelValues, grids: grids, hooks: hooks)
         try hooks.visit("hook_embed", &x)
         return try decoder.forward(residual: x, positions: positions, logits: logits, hooks: hooks)
     }
