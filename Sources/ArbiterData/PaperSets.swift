@@ -1,0 +1,216 @@
+// Loaders for the paper's conflict sets (EchoDreamer/Modality-Following, `v3_following_{vision,text}_*.json`)
+// and for MC² (EchoDreamer/Modality-Preference, `mc2_evaluate_final.json`), mapped to `ConflictItem`.
+// Item ids are `<image_id>#<index in file>` (image ids repeat: one image can carry several questions).
+import ArbiterFormats
+import Foundation
+
+/// Finds an item's image in a folder by its image id.
+public enum ImageLocator {
+    public enum Resolution: Sendable, Equatable {
+        /// A PNG file name in the folder.
+        case png(String)
+        /// Only a JPEG exists (named here); Arbiter decodes PNG only.
+        case jpegOnly(String)
+        /// Nothing found; the names tried.
+        case missing(tried: [String])
+    }
+
+    /// PNG names tried, in order: `<id>` if it ends in .png, `<id>.png`, and for numeric ids the COCO 2014
+    /// names `COCO_val2014_%012d.png` / `COCO_train2014_%012d.png`. JPEG names (`<id>.jpg`, `<id>.jpeg`,
+    /// `COCO_val2014_%012d.jpg`, …) are looked for only to report that the image exists but is not PNG.
+    public static func names(for imageID: String) -> (png: [String], jpeg: [String]) {
+        var png: [String] = [], jpeg: [String] = []
+        let lower = imageID.lowercased()
+        if lower.hasSuffix(".png") { png.append(imageID) }
+        if lower.hasSuffix(".jpg") || lower.hasSuffix(".jpeg") { jpeg.append(imageID) }
+        png.append(imageID + ".png")
+        jpeg += [imageID + ".jpg", imageID + ".jpeg"]
+        if let n = Int(imageID), n >= 0 {
+            let digits = String(n)
+            let padded = String(repeating: "0", count: max(0, 12 - digits.count)) + digits
+            for prefix in ["COCO_val2014_", "COCO_train2014_", ""] {
+                png.append(prefix + padded + ".png")
+                jpeg.append(prefix + padded + ".jpg")
+            }
+        }
+        var seen = Set<String>()
+        return (png.filter { seen.insert($0).inserted }, jpeg.filter { seen.insert($0).inserted })
+    }
+
+    /// Resolves `imageID` against the file names of a folder.
+    public static func resolve(_ imageID: String, in folderNames: Set<String>) -> Resolution {
+        let candidates = names(for: imageID)
+        if let hit = candidates.png.first(where: folderNames.contains) { return .png(hit) }
+        if let hit = candidates.jpeg.first(where: folderNames.contains) { return .jpegOnly(hit) }
+        return .missing(tried: candidates.png)
+    }
+
+    /// The file names in `folder` (one listing, reused for every item).
+    static func listing(_ folder: URL, datasetFile: String) throws -> Set<String> {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw DatasetError(file: datasetFile, "image folder \(folder.path) does not exist or is not a folder")
+        }
+        do { return Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) } catch {
+            throw DatasetError(file: datasetFile, "cannot list image folder \(folder.path): \(error.localizedDescription)")
+        }
+    }
+
+    /// The relative image path for an item, or the item failure describing why there is none.
+    static func locate(_ imageID: String, folder: URL, names: Set<String>, reader: ItemReader) throws -> String {
+        switch resolve(imageID, in: names) {
+        case .png(let name): return name
+        case .jpegOnly(let name):
+            throw reader.failure(.unsupportedImage, "image '\(imageID)' exists only as JPEG (\(folder.appendingPathComponent(name).path)); Arbiter reads PNG only: convert the folder to PNG (e.g. `mogrify -format png *.jpg`)")
+        case .missing(let tried):
+            throw reader.failure(.missingImage, "no image for image_id '\(imageID)' in \(folder.path) (tried \(tried.joined(separator: ", ")))")
+        }
+    }
+}
+
+/// Shared mapping of third-party candidate lists.
+enum Candidates {
+    /// The list itself, or (when empty and allowed) the answer alone, noting a warning.
+    static func list(_ list: [String], answer: String, field: String, reader: ItemReader, options: LoadOptions,
+                     warnings: inout [DatasetProblem]) throws -> [String] {
+        guard list.isEmpty else { return list }
+        if options.requireCandidateLists { throw reader.failure(.emptyCandidates, "\(field) is empty") }
+        warnings.append(reader.failure(.emptyCandidates, "\(field) is empty; using ['\(answer)']").problem)
+        return [answer]
+    }
+
+    /// A warning when the same candidate string is in both lists (scoring cannot tell the modalities apart there).
+    static func overlap(_ a: [String], _ b: [String], reader: ItemReader) -> DatasetProblem? {
+        let shared = Set(a.map { $0.lowercased() }).intersection(b.map { $0.lowercased() })
+        guard !shared.isEmpty else { return nil }
+        return reader.failure(.candidateCollision, "candidate(s) \(shared.sorted().map { "'\($0)'" }.joined(separator: ", ")) appear in both lists").problem
+    }
+}
+
+public enum PaperConflictSet {
+    /// The instruction target a paper file is for: `following_vision` → image, `following_text` → text.
+    public static func target(fromFileName name: String) -> ConflictTarget? {
+        let lower = name.lowercased()
+        if lower.contains("following_vision") || lower.contains("following_image") { return .image }
+        if lower.contains("following_text") { return .text }
+        return nil
+    }
+
+    /// Loads a paper conflict set. `questionVariant` (1...3) picks `question1..3`, each "instruction\nquestion\n
+    /// constraint" (the constraint kept verbatim, trailing space included). `target` defaults to the one the
+    /// file name names. With `imageFolder`, each item's image is found there (`ImageLocator`); without it,
+    /// `image` holds the bare image id and the set has no image root.
+    public static func load(json: URL, imageFolder: URL?, target: ConflictTarget? = nil, questionVariant: Int = 2,
+                            options: LoadOptions = .init()) throws -> ConflictSet {
+        let file = json.path
+        guard (1...3).contains(questionVariant) else {
+            throw DatasetError(file: file, "question variant \(questionVariant) is not 1, 2 or 3")
+        }
+        guard let target = target ?? self.target(fromFileName: json.lastPathComponent) else {
+            throw DatasetError(file: file, "cannot tell from the file name whether the set is follow-image or follow-text (no 'following_vision' / 'following_text'); pass the target")
+        }
+        guard let rawItems = try ConflictDataset.parseJSON(json) as? [Any] else {
+            throw DatasetError(file: file, "the top-level JSON value must be an array of items")
+        }
+        let names = try imageFolder.map { try ImageLocator.listing($0, datasetFile: file) }
+        let questionKey = "question\(questionVariant)"
+        var collector = ProblemCollector(file: file, options: options)
+        var items: [ConflictItem] = []
+        for (index, raw) in rawItems.enumerated() {
+            do {
+                guard let object = raw as? [String: Any] else {
+                    throw ItemFailure(problem: DatasetProblem(id: "#\(index)", index: index, kind: .wrongType,
+                                                             problem: "item must be an object, found \(ItemReader.typeName(raw))"))
+                }
+                let imageID = (object["image_id"] as? String) ?? ""
+                let reader = ItemReader(object: object, index: index, id: imageID.isEmpty ? "#\(index)" : "\(imageID)#\(index)")
+                _ = try reader.string("image_id")
+                let task = try reader.string("task")
+                let context = try reader.string("context")
+                let answerImg = try reader.string("answer_img")
+                let answerText = try reader.string("answer_text")
+                let imgList = try reader.stringList("answer_img_candidate_list")
+                let textList = try reader.stringList("answer_text_candidate_list")
+                let prompt = try reader.string(questionKey)
+                let lines = prompt.components(separatedBy: "\n")
+                guard lines.count == 3 else {
+                    throw reader.failure(.invalidValue, "field '\(questionKey)' has \(lines.count) lines; expected 3 (instruction, question, output-format sentence)")
+                }
+                for (name, line) in zip(["instruction", "question", "output-format sentence"], lines)
+                where line.trimmingCharacters(in: .whitespaces).isEmpty {
+                    throw reader.failure(.invalidValue, "field '\(questionKey)': the \(name) line is empty")
+                }
+                var warnings: [DatasetProblem] = []
+                let item = ConflictItem(
+                    id: reader.id,
+                    image: try names.map { try ImageLocator.locate(imageID, folder: imageFolder!, names: $0, reader: reader) } ?? imageID,
+                    task: task, kind: .conflict, target: target, context: context, instruction: lines[0],
+                    instructionID: "paper-\(target.rawValue)", instructionSplit: nil, question: lines[1],
+                    constraint: lines[2], answerImg: answerImg, answerText: answerText,
+                    answerImgCandidates: try Candidates.list(imgList, answer: answerImg, field: "answer_img_candidate_list",
+                                                             reader: reader, options: options, warnings: &warnings),
+                    answerTextCandidates: try Candidates.list(textList, answer: answerText, field: "answer_text_candidate_list",
+                                                              reader: reader, options: options, warnings: &warnings),
+                    expected: target == .image ? answerImg : answerText)
+                try ConflictDataset.check(item, reader: reader, requireCandidates: false)
+                if let overlap = Candidates.overlap(item.answerImgCandidates, item.answerTextCandidates, reader: reader) {
+                    warnings.append(overlap)
+                }
+                warnings.forEach { collector.warn($0) }
+                items.append(item)
+            } catch let failure as ItemFailure {
+                try collector.report(failure.problem)
+            }
+        }
+        return ConflictSet(source: file, items: items, imageRoot: imageFolder, skipped: collector.skipped,
+                           warnings: collector.warnings)
+    }
+}
+
+public enum MC2Benchmark {
+    /// Loads MC² (`image_id`, `task`, `question`, `answer_vision`, `answer_text`, `context`). Items have no
+    /// instruction (kind `no_instruction`) unless `instruction` is given: then they are `conflict` items with
+    /// that paraphrase and its target. Candidate lists are the answers themselves. `constraint` is the
+    /// output-format sentence to add (MC² has none).
+    public static func load(json: URL, imageFolder: URL?, instruction: InstructionParaphrase? = nil,
+                            constraint: String? = nil, options: LoadOptions = .init()) throws -> ConflictSet {
+        let file = json.path
+        guard let rawItems = try ConflictDataset.parseJSON(json) as? [Any] else {
+            throw DatasetError(file: file, "the top-level JSON value must be an array of items")
+        }
+        let names = try imageFolder.map { try ImageLocator.listing($0, datasetFile: file) }
+        var collector = ProblemCollector(file: file, options: options)
+        var items: [ConflictItem] = []
+        for (index, raw) in rawItems.enumerated() {
+            do {
+                guard let object = raw as? [String: Any] else {
+                    throw ItemFailure(problem: DatasetProblem(id: "#\(index)", index: index, kind: .wrongType,
+                                                             problem: "item must be an object, found \(ItemReader.typeName(raw))"))
+                }
+                let imageID = (object["image_id"] as? String) ?? ""
+                let reader = ItemReader(object: object, index: index, id: imageID.isEmpty ? "#\(index)" : "\(imageID)#\(index)")
+                _ = try reader.string("image_id")
+                let answerImg = try reader.string("answer_vision")
+                let answerText = try reader.string("answer_text")
+                let kind: ItemKind = instruction == nil ? .noInstruction : .conflict
+                let item = ConflictItem(
+                    id: reader.id,
+                    image: try names.map { try ImageLocator.locate(imageID, folder: imageFolder!, names: $0, reader: reader) } ?? imageID,
+                    task: try reader.string("task"), kind: kind, target: instruction?.target,
+                    context: try reader.string("context"), instruction: instruction?.text,
+                    instructionID: instruction?.id, instructionSplit: instruction?.split,
+                    question: try reader.string("question"), constraint: constraint,
+                    answerImg: answerImg, answerText: answerText,
+                    answerImgCandidates: [answerImg], answerTextCandidates: [answerText],
+                    expected: ConflictItem.expectedAnswer(kind: kind, target: instruction?.target, answerImg: answerImg,
+                                                          answerText: answerText))
+                try ConflictDataset.check(item, reader: reader, requireCandidates: false)
+                items.append(item)
+            } catch let failure as ItemFailure {
+                try collector.report(failure.problem)
+            }
+        }
+        return ConflictSet(source: file, items: items, imageRoot: imageFolder, skipped: collector.skipped,
+                           warnings: collector.warnings)
+    }
+}
