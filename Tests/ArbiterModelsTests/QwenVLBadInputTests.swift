@@ -30,6 +30,8 @@ struct QwenVLBadInputTests {
         #expect(throws: ModelError.self) { try model.positionIDs(ids: ids, grids: grids + grids) }
         #expect(throws: ModelError.self) { try model.forward(ids: ids, pixelValues: nil, grids: []) }
         #expect(throws: ModelError.self) { try model.positionIDs(ids: ids, grids: []) }
+        #expect(throws: ModelError.self) { try model.positionIDs(ids: ids, grids: [VisionGrid(t: -1, h: 8, w: 12)]) }
+        #expect(throws: ModelError.self) { try model.positionIDs(ids: ids, grids: [VisionGrid(t: 1, h: 7, w: 12)]) }
     }
 
     @Test("an mrope_section that does not sum to half the head dimension")

@@ -105,6 +105,9 @@ public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
                     throw ModelError.invalidInput("the prompt has more runs of image tokens (id \(imageID)) than the \(grids.count) image grid(s) given")
                 }
                 let g = grids[nextGrid]
+                guard g.t > 0, g.h > 0, g.w > 0, g.h % m == 0, g.w % m == 0 else {
+                    throw ModelError.invalidInput("image grid \(nextGrid) is \(g); t, h, w must be positive and h, w multiples of spatial_merge_size \(m)")
+                }
                 nextGrid += 1
                 let (lt, lh, lw) = (g.t, g.h / m, g.w / m)
                 guard end - start == lt * lh * lw else {

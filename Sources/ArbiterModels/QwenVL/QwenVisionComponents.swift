@@ -23,8 +23,12 @@ public struct QwenVisionLayout: Sendable, Equatable {
     public let heightPositions: [Int]
     public let widthPositions: [Int]
 
-    /// `windowSide`: merged patches per window side, or nil for no windows (Qwen2-VL).
+    /// `windowSide`: merged patches per window side, or nil for no windows (Qwen2-VL). Grids must have positive
+    /// sides that are multiples of `m` (`QwenVisionTower.validate` checks inputs from outside).
     public init(grids: [VisionGrid], mergeSize m: Int, windowSide: Int?) {
+        precondition(m > 0 && (windowSide ?? 1) > 0, "merge size \(m) and window side \(String(describing: windowSide)) must be positive")
+        precondition(grids.allSatisfy { $0.t > 0 && $0.h > 0 && $0.w > 0 && $0.h % m == 0 && $0.w % m == 0 },
+                     "grids \(grids) must be positive multiples of the merge size \(m)")
         let unit = m * m
         // get_vision_position_ids: per frame, (block row, block column, row in block, column in block).
         var hpos: [Int] = [], wpos: [Int] = []
