@@ -30,7 +30,7 @@ test: deps
 
 ## test-fast: everything except tests tagged heavy (claims on bundled models).
 test-fast: deps
-	$(SWIFT) test $(RELEASE) --skip Claims
+	$(SWIFT) test $(RELEASE) --skip ClaimTests
 
 ## verify: the main job on the main bundled model (see README).
 verify: build

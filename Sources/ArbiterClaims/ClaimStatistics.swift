@@ -100,7 +100,8 @@ public enum ClaimStatistics {
         let inFirstHalf = (band.max() ?? r.layers) < (r.layers + 1) / 2
         let bothHurt = imageShift < 0 && textShift < 0
         let full = bothHurt && imageHigh < 0 && textHigh < 0 && meanSI <= Claims.Threshold.nonSelectiveSI && inFirstHalf
-        let directional = bothHurt && meanSI <= Claims.Threshold.nonSelectiveSIDirectional
+        // Without a real transfer (the peak's CI reaching 0) there is no band, and "both hurt" is noise.
+        let directional = bothHurt && peak.high < 0 && meanSI <= Claims.Threshold.nonSelectiveSIDirectional
         return ClaimResult(id: "shallow-nonselective", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
                            statistic: meanSI, low: .nan, high: .nan, threshold: Claims.Threshold.nonSelectiveSI,
                            control: max(imageShift, textShift), samples: n,

@@ -63,7 +63,7 @@ public enum Claims {
             statistic: "in the transfer band (layers where the cue→instruction shift is ≥ 50% of its strongest value): the mean shift for follow-image and for follow-text samples, and the mean |selectivity index| of instruction-token attention to image vs context",
             threshold: "both targets' band shifts < 0 with CIs below 0, and mean |SI| in the band ≤ \(Threshold.nonSelectiveSI); the band lies in the first half of the layers",
             thresholdSource: "our choice (the paper gives no number for selectivity)",
-            directional: "both targets' band shifts < 0 and mean |SI| ≤ \(Threshold.nonSelectiveSIDirectional)",
+            directional: "the peak cue→instruction shift's CI below 0, both targets' band shifts < 0, and mean |SI| ≤ \(Threshold.nonSelectiveSIDirectional)",
             control: "the other instruction target (non-selective ⇔ both hurt alike)",
             split: "all conflict items"),
         ClaimSpecification(

@@ -59,6 +59,9 @@ public final class ModelSession: @unchecked Sendable {
         }
     }
 
+    /// Side of the square image the model sees (LLaVA: the vision tower's image size), nil for text models.
+    public var imageSize: Int? { (model as? LlavaModel)?.configuration.visionConfig.imageSize }
+
     /// Image tokens one image takes in the prompt.
     public var imageTokenCount: Int {
         guard let llava = model as? LlavaModel else { return 0 }
