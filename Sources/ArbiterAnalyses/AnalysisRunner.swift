@@ -76,7 +76,7 @@ public final class AnalysisRunner: @unchecked Sendable {
         let hooks = try interventions.hooks(for: decoder, hookNames: session.model.hookNames,
                                             tokenCount: sample.input.ids.count, spans: sample.input.spans)
         let residual = startLayer < layers ? baseline.residPre[startLayer] : baseline.residPre[0]
-        let out = try decoder.forward(residual: residual, positions: .sequential(sample.input.ids.count),
+        let out = try decoder.forward(residual: residual, positions: sample.input.positions,
                                       startLayer: startLayer < layers ? startLayer : 0, logits: .last, hooks: hooks)
         return FollowingScore(logits: Array(out.logits!.row(0)), instructed: sample.instructed, competitor: sample.competitor)
     }

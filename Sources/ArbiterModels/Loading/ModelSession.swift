@@ -9,15 +9,23 @@ import Foundation
 public struct PreparedInput: Sendable {
     public let ids: [Int]
     public let spans: TokenSpans
-    /// `[3, H, W]` pixel values, or nil for text-only prompts.
+    /// Pixel values (`[3, H, W]` for LLaVA, `[patches, C·T·P·P]` for Qwen-VL), or nil for text-only prompts.
     public let pixelValues: Tensor?
     public let text: String
+    /// Qwen-VL: the image's patch grid (empty otherwise).
+    public let grids: [VisionGrid]
+    /// Rotary position ids of the prompt (3-D for Qwen-VL, sequential otherwise). Runs resumed from a cached
+    /// residual stream must use these.
+    public let positions: PositionIDs
 
-    public init(ids: [Int], spans: TokenSpans, pixelValues: Tensor?, text: String) {
+    public init(ids: [Int], spans: TokenSpans, pixelValues: Tensor?, text: String, grids: [VisionGrid] = [],
+                positions: PositionIDs? = nil) {
         self.ids = ids
         self.spans = spans
         self.pixelValues = pixelValues
         self.text = text
+        self.grids = grids
+        self.positions = positions ?? .sequential(ids.count)
     }
 }
 
@@ -27,6 +35,7 @@ public final class ModelSession: @unchecked Sendable {
     public let layout: PromptLayout
     public let builder: PromptBuilder
     let imageProcessor: CLIPImageProcessor?
+    let qwenProcessor: Qwen2VLImageProcessor?
 
     /// Loads `directory`. The layout is, in order: `layout` if given, the folder's `prompt_layout.json`,
     /// then the model type's default (`llava` → `llava-1.5`, `qwen2_vl`/`qwen2_5_vl` → `qwen2-vl`, else `raw`).
@@ -52,15 +61,18 @@ public final class ModelSession: @unchecked Sendable {
             }
         }
         builder = try PromptBuilder(layout: self.layout, tokenizer: tokenizer)
-        if model is LlavaModel {
-            imageProcessor = try CLIPImageProcessor(contentsOf: directory.appendingPathComponent("preprocessor_config.json"))
-        } else {
-            imageProcessor = nil
-        }
+        imageProcessor = model is LlavaModel
+            ? try CLIPImageProcessor(contentsOf: directory.appendingPathComponent("preprocessor_config.json")) : nil
+        qwenProcessor = model is QwenVLModel
+            ? try Qwen2VLImageProcessor(contentsOf: directory.appendingPathComponent("preprocessor_config.json")) : nil
     }
 
     /// Side of the square image the model sees (LLaVA: the vision tower's image size), nil for text models.
-    public var imageSize: Int? { (model as? LlavaModel)?.configuration.visionConfig.imageSize }
+    public var imageSize: Int? {
+        if let llava = model as? LlavaModel { return llava.configuration.visionConfig.imageSize }
+        // Qwen-VL takes any size; a multiple of 28 (patch 14 × merge 2) keeps the grid exact.
+        return model is QwenVLModel ? 56 : nil
+    }
 
     /// Image tokens one image takes in the prompt.
     public var imageTokenCount: Int {
@@ -71,6 +83,13 @@ public final class ModelSession: @unchecked Sendable {
 
     /// Builds ids, spans and pixel values for `fields` and an optional image.
     public func prepare(_ fields: PromptFields, image: RGBImage?) throws -> PreparedInput {
+        if let qwen = model as? QwenVLModel {
+            let processed = try image.map { try qwenProcessor!.preprocess($0, source: "image") }
+            let built = try builder.build(fields, imageTokens: processed.map { qwen.imageTokenCount($0.grid) } ?? 0)
+            let grids = processed.map { [$0.grid] } ?? []
+            return PreparedInput(ids: built.ids, spans: built.spans, pixelValues: processed?.pixelValues, text: built.text,
+                                 grids: grids, positions: try qwen.positionIDs(ids: built.ids, grids: grids))
+        }
         var pixels: Tensor? = nil
         if let image {
             guard let imageProcessor else {
@@ -87,6 +106,9 @@ public final class ModelSession: @unchecked Sendable {
         if let llava = model as? LlavaModel {
             return try llava.forward(ids: input.ids, pixelValues: input.pixelValues, logits: logits, hooks: hooks)
         }
+        if let qwen = model as? QwenVLModel {
+            return try qwen.forward(ids: input.ids, pixelValues: input.pixelValues, grids: input.grids, logits: logits, hooks: hooks)
+        }
         guard input.pixelValues == nil else {
             throw ModelError.invalidInput("\(model.identifier) (\(model.modelType)) takes no images")
         }
@@ -97,6 +119,9 @@ public final class ModelSession: @unchecked Sendable {
     public func embeddings(_ input: PreparedInput) throws -> Tensor {
         if let llava = model as? LlavaModel, let pixels = input.pixelValues {
             return try llava.mergedEmbeddings(ids: input.ids, imageFeatures: try llava.imageFeatures(pixelValues: pixels))
+        }
+        if let qwen = model as? QwenVLModel {
+            return try qwen.decoderInputs(ids: input.ids, pixelValues: input.pixelValues, grids: input.grids).embeddings
         }
         return try model.decoder.embed(input.ids)
     }
