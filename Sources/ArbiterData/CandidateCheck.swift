@@ -4,14 +4,22 @@ import ArbiterTokenizers
 import Foundation
 
 extension ConflictSet {
-    /// The first token id of `candidate` (encoded without special tokens; with `leadingSpace`, as " candidate",
-    /// the form an answer takes after "The answer is").
+    /// The first token id of `candidate` that carries text (encoded without special tokens; with `leadingSpace`,
+    /// as " candidate", the form an answer takes after "The answer is"). Leading tokens that decode to
+    /// whitespace only (a lone SentencePiece "▁" when the word itself is not in the vocabulary) are passed over:
+    /// they say nothing about which answer is coming.
     public static func firstToken(of candidate: String, tokenizer: Tokenizer, leadingSpace: Bool) throws -> Int? {
-        try tokenizer.encode(leadingSpace ? " " + candidate : candidate, addSpecialTokens: false).first
+        let ids = try tokenizer.encode(leadingSpace ? " " + candidate : candidate, addSpecialTokens: false)
+        for id in ids {
+            let text = try tokenizer.decode([id])
+            if !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return id }
+        }
+        return ids.first
     }
 
     /// Checks every item's candidate lists against `tokenizer`: an item whose image and text candidates share
     /// a first token is a problem (thrown, or skipped with `options.skipBadItems`; the returned set lists it).
+    /// Items whose two answers are the same on purpose (`consistent`) are not checked.
     public func validateCandidates(tokenizer: Tokenizer, leadingSpace: Bool = false,
                                    options: LoadOptions = .init()) throws -> ConflictSet {
         var collector = ProblemCollector(file: source, options: options)
@@ -27,6 +35,10 @@ extension ConflictSet {
                     }
                 }
                 return out
+            }
+            if item.kind == .consistent || ConflictItem.sameAnswer(item.answerImg, item.answerText) {
+                kept.append(item)
+                continue
             }
             do {
                 let image = try first(item.answerImgCandidates), text = try first(item.answerTextCandidates)

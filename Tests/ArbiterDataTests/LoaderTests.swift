@@ -212,24 +212,32 @@ struct LoaderTests {
     @Test func candidateCollisions() throws {
         let tokenizer = try Tokenizer(url: Repository.tinyLlavaTokenizer)
         var items = ConflictGenerator(seed: 12, configuration: .init(tasks: [.color])).generate(count: 40)
-        // Force one collision: the same word on both sides.
-        items[0].answerTextCandidates.append(items[0].answerImgCandidates[0])
+        // Force one collision: the same word on both sides of a conflict item.
+        let forced = try #require(items.firstIndex { $0.kind == .conflict })
+        items[forced].answerTextCandidates.append(items[forced].answerImgCandidates[0])
         let set = ConflictSet(source: "test.json", items: items, imageRoot: nil)
         let error = try #require(datasetError { _ = try set.validateCandidates(tokenizer: tokenizer) })
         #expect(error.file == "test.json" && error.item?.kind == .candidateCollision)
         let checked = try set.validateCandidates(tokenizer: tokenizer, options: .init(skipBadItems: true))
-        #expect(checked.skipped.contains { $0.id == items[0].id })
+        #expect(checked.skipped.contains { $0.id == items[forced].id })
         #expect(checked.items.count + checked.skippedCount == items.count)
-        // Every kept item really has disjoint first tokens; every skipped one shares one.
+        // Consistent items share their answers on purpose and are kept.
+        #expect(items.filter { $0.kind == .consistent }.allSatisfy { c in checked.items.contains { $0.id == c.id } })
+        // Every kept conflicting item really has disjoint first tokens; every skipped one shares one.
         func firsts(_ list: [String]) throws -> Set<Int> {
             Set(try list.compactMap { try ConflictSet.firstToken(of: $0, tokenizer: tokenizer, leadingSpace: false) })
         }
-        for item in checked.items {
+        for item in checked.items where item.kind != .consistent {
             #expect(try firsts(item.answerImgCandidates).isDisjoint(with: try firsts(item.answerTextCandidates)))
         }
         for problem in checked.skipped {
             let item = try #require(items.first { $0.id == problem.id })
             #expect(!(try firsts(item.answerImgCandidates).isDisjoint(with: try firsts(item.answerTextCandidates))))
+        }
+        // A lone "▁" token is passed over: the first token carries text.
+        for word in ["crimson", "turquoise", "upper"] {
+            let id = try #require(try ConflictSet.firstToken(of: word, tokenizer: tokenizer, leadingSpace: false))
+            #expect(!(try tokenizer.decode([id])).trimmingCharacters(in: .whitespaces).isEmpty)
         }
     }
 }
