@@ -208,11 +208,64 @@ def section_forward(ctx: BenchContext) -> list[Row]:
     return rows
 
 
-# Add later benchmark sections here (e.g. hooked forward with a full activation cache, LLaVA image encode,
-# attention-knockout interventions); each returns rows for the same table.
+def sweep_model() -> str:
+    """The main bundled model when it exists, else the tiny random LLaVA."""
+    for name in ("arbiter-main", "tiny-llava"):
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "GoldenData", "models", name)
+        if os.path.isdir(path):
+            return os.path.normpath(path)
+    raise SystemExit("no LLaVA-format model under GoldenData/models")
+
+
+def section_sweep(ctx: BenchContext) -> list[Row]:
+    """Knockout sweep (7 edge kinds x every layer window): resume-from-layer vs recomputing from layer 0.
+    The 'PyTorch s' column holds the from-layer-0 time here, so the ratio is the speed-up of resuming."""
+    model = sweep_model()
+    result, problem = run_arbiter(ctx, ["bench-sweep", "--model", model, "--mode", "sweep"])
+    if result is None:
+        return [Row("knockout-sweep", os.path.basename(model), None, None, None, None, problem)]
+    log(f"  sweep over {result['samples']} samples, {result['layers']} layers: from layer 0 {result['seconds_full']:.3f} s, "
+        f"resumed {result['seconds_resume']:.3f} s")
+    return [Row("knockout-sweep", f"{os.path.basename(model)}: resume (vs from layer 0)", result["seconds_full"],
+                result["seconds_resume"], None, None, "knockout-sweep: 'PyTorch s' column = Arbiter without resume")]
+
+
+def section_cache_memory(ctx: BenchContext) -> list[Row]:
+    """Peak memory of a run caching every hook vs one caching a single hook (filter keeps memory flat)."""
+    model = sweep_model()
+    rows = []
+    for mode in ("cache-full", "cache-filtered"):
+        result, problem = run_arbiter(ctx, ["bench-sweep", "--model", model, "--mode", mode])
+        if result is not None:
+            log(f"  {mode}: {result['cached_tensors']} tensors cached, peak RSS {result['peak_rss_bytes'] / 1e6:.1f} MB")
+        rows.append(Row("cache-memory", f"{os.path.basename(model)}: {mode}", None, None,
+                        int(result["peak_rss_bytes"]) if result else None, None, problem))
+    return rows
+
+
+def section_analysis(ctx: BenchContext) -> list[Row]:
+    """Wall time of the full analysis set (arbiter verify) on the main bundled model."""
+    model = sweep_model()
+    if ctx.arbiter is None:
+        return [Row("analysis", os.path.basename(model), None, None, None, None, ctx.arbiter_problem)]
+    started = time.time()
+    # verify exits 1 when a claim fails; that is a finding, not a benchmark failure (2+ is an error).
+    done = subprocess.run([ctx.arbiter, "verify", "--model", model, "--json"], capture_output=True, text=True,
+                          timeout=ctx.timeout)
+    wall = time.time() - started
+    problem = "" if done.returncode in (0, 1) else f"arbiter verify exited {done.returncode}: {done.stderr.strip()[-200:]}"
+    log(f"  verify on {os.path.basename(model)}: {wall:.1f} s wall")
+    return [Row("analysis", f"verify {os.path.basename(model)} (target <= 60 s)", None, None if problem else wall,
+                None, None, problem)]
+
+
+# Each section returns rows for the same table.
 SECTIONS: list[Section] = [
     Section("forward", section_forward,
             "Qwen2-0.5B-shaped forward over N tokens, float32 and bfloat16 checkpoints"),
+    Section("sweep", section_sweep, "knockout sweep with and without resume-from-layer"),
+    Section("cache-memory", section_cache_memory, "peak memory: full activation cache vs filtered cache"),
+    Section("analysis", section_analysis, "the full analysis set and claims (arbiter verify) on the main bundled model"),
 ]
 
 
