@@ -1,0 +1,60 @@
+// `arbiter eval`: modality-following ratio per instruction target with counts, and consistent and unimodal
+// accuracy — baseline passes only, with a progress display.
+import ArbiterAnalyses
+import ArbiterData
+import ArbiterModels
+import ArgumentParser
+import Foundation
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "eval",
+                                                    abstract: "Modality-following ratio per target, consistent and unimodal accuracy.")
+
+    @Option(name: .long, help: "Model folder.") var model: String
+    @Option(name: .long, help: "Dataset folder (dataset.json + images); default: generated from --seed.") var data: String?
+    @Option(name: .long, help: "Items to generate when no --data is given.") var count = 240
+    @Option(name: .long) var seed: UInt64 = 2602_03677
+    @Option(name: .long, help: "Only items whose instruction paraphrase is in this split (train | heldout).") var split: String?
+    @Flag(name: .long, help: "Skip bad items (and say how many) instead of stopping at the first.") var skipBadItems = false
+
+    func run() throws {
+        let progress = Progress()
+        do {
+            let session = try ModelSession(directory: URL(fileURLWithPath: model))
+            var set: ConflictSet
+            if let data {
+                set = try ConflictDataset.load(directory: URL(fileURLWithPath: data), options: LoadOptions(skipBadItems: skipBadItems))
+            } else {
+                var g = GeneratorConfiguration()
+                if let size = session.imageSize { g.imageSize = size }
+                set = ConflictSet(source: "generated", items: ConflictGenerator(seed: seed, configuration: g).generate(count: count), imageRoot: nil)
+            }
+            if let split {
+                guard let s = InstructionSplit(rawValue: split) else { throw ValidationError("--split must be train or heldout") }
+                set.items = set.items.filter { $0.instructionSplit == nil || $0.instructionSplit == s }
+            }
+            var samples: [AnalysisSample] = [], skipped: [String] = []
+            for item in try ProbeItems.make(set) {
+                do { samples.append(try AnalysisSample(item, session: session)) } catch {
+                    guard skipBadItems else { throw error }
+                    skipped.append("\(item.id): \(error)")
+                }
+            }
+            var scores: [FollowingScore] = []
+            for (i, s) in samples.enumerated() {
+                let out = try session.run(s.input, logits: .last)
+                scores.append(FollowingScore(logits: Array(out.logits!.row(0)), instructed: s.instructed, competitor: s.competitor))
+                if (i + 1) % 10 == 0 || i + 1 == samples.count { progress.say("scored \(i + 1)/\(samples.count)") }
+            }
+            progress.finish()
+            let r = ModalityFollowing.measure(samples, scores: scores, seed: seed)
+            print("\(session.model.identifier) on \(data ?? "generated (\(count) items, seed \(seed))")\(split.map { ", \($0) instructions" } ?? "")")
+            for t in ["image", "text", "overall"] {
+                if let e = r.ratio[t], let c = r.counts[t] { print("  MFR follow-\(t): \(e)  (\(c[0])/\(c[1]))") }
+            }
+            for (kind, e) in r.accuracy.sorted(by: { $0.key < $1.key }) { print("  accuracy \(kind): \(e)") }
+            let dataSkipped = set.skipped.count
+            if dataSkipped + skipped.count > 0 { print("  skipped \(dataSkipped + skipped.count) bad items") }
+        } catch let e as ValidationError { throw e } catch { throw CLIError("\(error)") }
+    }
+}
