@@ -37,6 +37,8 @@ struct Axis {
         var lo = rawLo, hi = rawHi
         if !(lo.isFinite && hi.isFinite) { lo = 0; hi = 1 }
         if lo > hi { swap(&lo, &hi) }
+        // Keep hi - lo finite.
+        lo = max(-Axis.largest, min(Axis.largest, lo)); hi = max(-Axis.largest, min(Axis.largest, hi))
         if hi - lo <= max(abs(lo), abs(hi)) * 1e-12 {
             let pad = lo == 0 ? 1 : abs(lo) * 0.1
             lo -= pad; hi += pad
@@ -71,9 +73,14 @@ struct Axis {
         return factor * magnitude
     }
 
-    /// Maps a value to a pixel coordinate: `lo` → `from`, `hi` → `to`.
+    /// Largest magnitude an axis spans.
+    static let largest = 1e300
+
+    /// Maps a value to a pixel coordinate: `lo` → `from`, `hi` → `to`; far-away values are clamped to
+    /// ±1e6 pixels so that clipping (not integer overflow) handles them.
     func map(_ v: Double, from: Double, to: Double) -> Double {
-        from + (v - lo) / (hi - lo) * (to - from)
+        let p = from + (v - lo) / (hi - lo) * (to - from)
+        return p.isNaN ? p : max(-1e6, min(1e6, p))
     }
 
     /// The label of each tick.

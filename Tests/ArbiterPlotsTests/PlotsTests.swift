@@ -239,3 +239,30 @@ struct PlotsTests {
         try PNGImage.write(font.image, to: dir.appendingPathComponent("font.png"))
     }
 }
+
+@Suite("ArbiterPlots extremes")
+struct PlotsExtremeTests {
+    @Test func extremeValuesDoNotTrap() throws {
+        let huge = [1e308, -1e308, 1e-320, 5e-324, 0, .greatestFiniteMagnitude]
+        let line = try LineChart(series: [Series(name: "huge", y: huge, low: huge.map { $0 / 2 }, high: huge)]).render()
+        #expect(count(line, Palette.color(0)) > 0)
+        let clipped = try LineChart(series: [Series(name: "a", y: [1e300, -1e300, 0.5])], yRange: 0...1).render()
+        #expect(clipped.width == 800)
+        let tiny = try LineChart(series: [Series(name: "a", y: [1e-320, 2e-320, 3e-320])]).render()
+        #expect(count(tiny, Palette.color(0)) > 100)
+        #expect(try Heatmap(values: [huge, huge.reversed()]).render().width == 800)
+        #expect(try Heatmap(values: [[1, 2]], limit: 1e308).render().width == 800)
+        let bars = try BarChart(bars: huge.map { Bar(label: "\($0)", value: $0, low: -$0, high: $0) },
+                                reference: ReferenceDistribution(label: "r", values: huge, quantile: 0.95)).render()
+        #expect(bars.height == 480)
+        // Many columns: cells narrower than a pixel.
+        let wide = try Heatmap(values: [(0..<3000).map { Double($0) - 1500 }], marked: [Heatmap.Cell(row: 0, column: 7)]).render()
+        var blue = 0, red = 0
+        for i in 0..<(wide.width * wide.height) {
+            let r = Int(wide.pixels[3 * i]), b = Int(wide.pixels[3 * i + 2])
+            if b > r + 100 { blue += 1 } else if r > b + 100 { red += 1 }
+        }
+        #expect(blue > 10_000 && red > 10_000)
+        #expect(try LineChart(series: [Series(name: "w", y: [0, 1])], lineWidth: 400).render().width == 800)
+    }
+}
