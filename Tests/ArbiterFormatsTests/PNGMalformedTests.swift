@@ -45,6 +45,12 @@ struct PNGMalformedTests {
                 cases.append(("flipped data byte in \(chunk.type)", data, .malformed))
             }
         }
+        // CRC errors in ancillary chunks (which libpng's simplified API may only warn about) are errors too.
+        let withText = try ImageFixtures.bytes("decode/rgb8_chunks.png")
+        for chunk in PNGBytes.chunkOffsets(withText) where ["tEXt", "pHYs", "tIME"].contains(chunk.type) {
+            var crc = withText; crc[chunk.offset + 8 + chunk.length + 3] ^= 0x40
+            cases.append(("flipped CRC of ancillary \(chunk.type)", crc, .malformed))
+        }
         var badType = valid; badType[12 + 1] = 0x31
         cases.append(("non-letter chunk type", badType, .malformed))
         var hugeLength = valid; hugeLength[8] = 0xFF
