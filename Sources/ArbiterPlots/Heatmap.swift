@@ -22,11 +22,16 @@ public struct Heatmap: Sendable {
     public var limit: Double?
     /// Label of the colour bar.
     public var valueLabel: String
+    /// Names drawn instead of row/column indices (e.g. edge kinds); must match the grid when given.
+    public var rowNames: [String]?
+    public var columnNames: [String]?
 
     public init(title: String = "", rowLabel: String = "", columnLabel: String = "", values: [[Double]],
-                marked: [Cell] = [], limit: Double? = nil, valueLabel: String = "") {
+                marked: [Cell] = [], limit: Double? = nil, valueLabel: String = "", rowNames: [String]? = nil,
+                columnNames: [String]? = nil) {
         self.title = title; self.rowLabel = rowLabel; self.columnLabel = columnLabel; self.values = values
         self.marked = marked; self.limit = limit; self.valueLabel = valueLabel
+        self.rowNames = rowNames; self.columnNames = columnNames
     }
 
     /// The diverging colour of `value` on a scale `-limit...limit` (blue below 0, white at 0, red above).
@@ -42,16 +47,25 @@ public struct Heatmap: Sendable {
         return anchors[i].mixed(with: anchors[i + 1], position - Double(i))
     }
 
-    /// Renders the heatmap. Throws `PlotError` for a bad image size or a non-finite/negative `limit`.
+    /// Renders the heatmap. Throws `PlotError` for a bad image size, a non-finite/negative `limit`, or
+    /// names that do not match the number of rows/columns.
     public func render(width: Int = 800, height: Int = 480) throws(PlotError) -> RGBImage {
         try checkSize(width: width, height: height)
         if let limit, !(limit.isFinite && limit > 0) {
             throw .invalidArgument("heatmap limit \(limit) must be finite and positive")
         }
-        var canvas = Canvas(width: width, height: height)
-        let top = Furniture.title(title, on: &canvas)
         let rows = values.count
         let columns = values.map(\.count).max() ?? 0
+        if let rowNames, rowNames.count != rows {
+            throw .invalidArgument("heatmap has \(rows) rows but \(rowNames.count) row names")
+        }
+        if let columnNames, columnNames.count != columns {
+            throw .invalidArgument("heatmap has \(columns) columns but \(columnNames.count) column names")
+        }
+        var canvas = Canvas(width: width, height: height)
+        let top = Furniture.title(title, on: &canvas)
+        let rowText = rowNames.map { $0.map { truncated($0, maxWidth: width / 5) } } ?? (0..<rows).map { String($0) }
+        let columnText = columnNames ?? (0..<columns).map { String($0) }
         guard rows > 0, columns > 0, let (lo, hi) = finiteRange(values.joined()) else {
             canvas.noData(in: Rect(x: 0, y: top, width: width, height: height - top))
             return canvas.image
@@ -60,7 +74,7 @@ public struct Heatmap: Sendable {
         let bar = Axis(lo: -scaleLimit, hi: scaleLimit, maxTicks: 5, nice: false)
         let barLabels = bar.labels.map { BitmapFont.width(of: $0) }.max() ?? 0
         let right = 16 + 14 + 6 + barLabels + (valueLabel.isEmpty ? 12 : 12 + 7 + 8)
-        let rowTickWidth = BitmapFont.width(of: String(rows - 1))
+        let rowTickWidth = rowText.map { BitmapFont.width(of: $0) }.max() ?? 0
         let left = 8 + (rowLabel.isEmpty ? 0 : 17) + rowTickWidth + 4 + Furniture.tickLength
         let bottom = Furniture.tickLength + 4 + 9 + (columnLabel.isEmpty ? 8 : 8 + 9 + 8)
         let plot = Rect(x: left, y: top, width: width - left - right, height: height - top - bottom)
@@ -109,13 +123,16 @@ public struct Heatmap: Sendable {
         for r in stride(from: 0, to: rows, by: rowStep) {
             let y = Int((Double(plot.y) + (Double(r) + 0.5) * cellH).rounded(.down))
             canvas.hLine(plot.x - 1 - Furniture.tickLength, plot.x - 2, y, .axis)
-            canvas.text(String(r), x: plot.x - Furniture.tickLength - 4, y: y, align: .right, valign: .middle)
+            canvas.text(rowText[r], x: plot.x - Furniture.tickLength - 4, y: y, align: .right, valign: .middle)
         }
-        let columnStep = every(cellW, need: Double(BitmapFont.width(of: String(columns - 1)) + 8))
+        // Names are truncated to their column when the columns are wide enough for some text, else thinned.
+        let namedColumns = columnNames != nil && cellW >= 30
+        let columnStep = namedColumns ? 1 : every(cellW, need: Double((columnText.map { BitmapFont.width(of: $0) }.max() ?? 0) + 8))
         for c in stride(from: 0, to: columns, by: columnStep) {
             let x = Int((Double(plot.x) + (Double(c) + 0.5) * cellW).rounded(.down))
             canvas.vLine(x, plot.maxY + 1, plot.maxY + Furniture.tickLength, .axis)
-            canvas.text(String(c), x: x, y: plot.maxY + Furniture.tickLength + 4, align: .center)
+            let label = namedColumns ? truncated(columnText[c], maxWidth: Int(cellW) - 4) : columnText[c]
+            canvas.text(label, x: x, y: plot.maxY + Furniture.tickLength + 4, align: .center)
         }
         if !columnLabel.isEmpty {
             canvas.text(truncated(columnLabel, maxWidth: plot.width), x: plot.midX,

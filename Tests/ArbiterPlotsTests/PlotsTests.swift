@@ -266,3 +266,18 @@ struct PlotsExtremeTests {
         #expect(try LineChart(series: [Series(name: "w", y: [0, 1])], lineWidth: 400).render().width == 800)
     }
 }
+
+extension PlotsExtremeTests {
+    @Test func heatmapNamesReplaceIndices() throws {
+        let values = [[0.5, -0.2, 0.1], [0.0, 0.3, -0.6]]
+        let named = try Heatmap(values: values, rowNames: ["follow-image", "follow-text"],
+                                columnNames: ["image→last", "text→last", "instr→last"]).render(width: 600, height: 300)
+        let plain = try Heatmap(values: values).render(width: 600, height: 300)
+        #expect(named != plain)
+        #expect(throws: PlotError.self) { try Heatmap(values: values, rowNames: ["a"]).render() }
+        #expect(throws: PlotError.self) { try Heatmap(values: values, columnNames: ["a", "b"]).render() }
+        if let dir = ProcessInfo.processInfo.environment["ARBITER_PLOT_SAMPLES"] {
+            try PNGImage.write(named, to: URL(fileURLWithPath: dir).appendingPathComponent("heatmap-named.png"))
+        }
+    }
+}
