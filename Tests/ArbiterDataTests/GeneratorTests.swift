@@ -74,10 +74,21 @@ struct GeneratorTests {
         #expect(checked >= 400)
     }
 
+    @Test func imagesMatchLabelsForAnySeedAndSize() async {
+        await propertyCheck(count: 20, input: Gen.int(in: 0...Int.max), Gen.int(in: 16...96)) { seed, size in
+            let config = GeneratorConfiguration(imageSize: size, noisyBackgroundPercent: 70)
+            for item in ConflictGenerator(seed: UInt64(seed), configuration: config).generate(count: 8) {
+                guard let image = ConflictGenerator.image(for: item) else { continue }
+                let read = Oracle.read(task: item.task, image: image)
+                #expect(read == item.answerImg, "seed \(seed), \(size) px, \(item.id) (\(item.task)): oracle reads \(read)")
+            }
+        }
+    }
+
     @Test func largeImagesRender() throws {
         for size in [224, 336] {
             let items = ConflictGenerator(seed: 3, configuration: .init(imageSize: size, tasks: [.count, .position, .shape]))
-                .generate(count: 6)
+                .generate(count: 4)
             for item in items {
                 guard let image = ConflictGenerator.image(for: item) else { continue }
                 #expect(image.width == size)
