@@ -88,7 +88,7 @@ struct Axis {
 }
 
 /// A compact tick label: "0", "0.25", "-1.5", "12", "1e-3", "2.5e5".
-public func formatTick(_ value: Double, step: Double) -> String {
+func formatTick(_ value: Double, step: Double) -> String {
     guard value.isFinite else { return value.isNaN ? "nan" : value > 0 ? "inf" : "-inf" }
     if value == 0 { return "0" }
     let step = step > 0 && step.isFinite ? step : abs(value)
@@ -133,7 +133,7 @@ func finiteRange<S: Sequence>(_ values: S) -> (Double, Double)? where S.Element 
 }
 
 /// Quantile `q` (linear interpolation between order statistics, as NumPy's default) of the finite values.
-public func quantile(_ values: [Double], _ q: Double) -> Double? {
+func quantile(_ values: [Double], _ q: Double) -> Double? {
     let sorted = values.filter(\.isFinite).sorted()
     guard !sorted.isEmpty, q.isFinite else { return nil }
     let position = max(0, min(1, q)) * Double(sorted.count - 1)

@@ -31,10 +31,13 @@ public struct ReferenceDistribution: Sendable {
         self.label = label; self.values = values; self.marker = marker; self.markerLabel = markerLabel
     }
 
+    /// Quantile `q` of the finite `values` (NumPy's default linear interpolation); nil when none is finite.
+    public static func quantile(of values: [Double], _ q: Double) -> Double? { ArbiterPlots.quantile(values, q) }
+
     /// A reference distribution marked at quantile `q` of `values` (NumPy's linear interpolation).
     public init(label: String, values: [Double], quantile q: Double, markerLabel: String? = nil) {
         let pct = fixed(q * 100, decimals: 1)
-        self.init(label: label, values: values, marker: quantile(values, q),
+        self.init(label: label, values: values, marker: ReferenceDistribution.quantile(of: values, q),
                   markerLabel: markerLabel ?? "\(pct)th pct")
     }
 }
