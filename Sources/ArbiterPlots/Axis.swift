@@ -16,6 +16,10 @@ public enum PlotError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+func checkScale(_ scale: Int) throws(PlotError) {
+    guard scale >= 1, scale <= 16 else { throw .invalidArgument("plot scale \(scale) must be in 1...16") }
+}
+
 func checkSize(width: Int, height: Int) throws(PlotError) {
     guard width > 0, height > 0, width <= 16384, height <= 16384, width * height <= 64 << 20 else {
         throw .invalidSize(width: width, height: height)
@@ -149,10 +153,11 @@ enum Furniture {
 
     /// Draws `title` centred at the top; returns the y below it.
     static func title(_ title: String, on canvas: inout Canvas) -> Int {
-        guard !title.isEmpty else { return 8 }
-        let fitting = truncated(title, maxWidth: canvas.width - 16, scale: titleScale)
-        canvas.text(fitting, x: canvas.width / 2, y: 10, scale: titleScale, align: .center)
-        return 10 + 7 * titleScale + 14
+        let u = canvas.unit
+        guard !title.isEmpty else { return 8 * u }
+        let fitting = truncated(title, maxWidth: canvas.width - 16 * u, scale: titleScale * u)
+        canvas.text(fitting, x: canvas.width / 2, y: 10 * u, scale: titleScale, align: .center)
+        return (10 + 7 * titleScale + 14) * u
     }
 
     /// Y ticks, tick labels and horizontal grid lines for `axis` on the left of `plot`.
@@ -161,25 +166,29 @@ enum Furniture {
         let labels = axis.labels
         for (t, label) in zip(axis.ticks, labels) {
             let y = Int(axis.map(t, from: Double(plot.maxY) - inset, to: Double(plot.y) + inset).rounded(.down))
-            if grid { canvas.hLine(plot.x, plot.maxX - 1, y, .grid) }
-            canvas.hLine(plot.x - tickLength, plot.x - 1, y, .axis)
-            canvas.text(label, x: plot.x - tickLength - 4, y: y, align: .right, valign: .middle)
+            let u = canvas.unit
+            if grid { canvas.hLine(plot.x, plot.maxX - 1, y, .grid, thickness: u) }
+            canvas.hLine(plot.x - tickLength * u, plot.x - 1, y, .axis, thickness: u)
+            canvas.text(label, x: plot.x - (tickLength + 4) * u, y: y, align: .right, valign: .middle)
         }
     }
 
     /// Width the tick labels of `axis` need.
-    static func labelWidth(_ axis: Axis) -> Int { axis.labels.map { BitmapFont.width(of: $0) }.max() ?? 0 }
+    static func labelWidth(_ axis: Axis, unit: Int) -> Int {
+        axis.labels.map { BitmapFont.width(of: $0, scale: unit) }.max() ?? 0
+    }
 
     /// X ticks and labels for `axis` under `plot`, skipping labels that would overlap.
     static func xAxis(_ axis: Axis, plot: Rect, on canvas: inout Canvas, grid: Bool = false, inset: Double = 0) {
         var lastRight = Int.min
+        let u = canvas.unit
         for (t, label) in zip(axis.ticks, axis.labels) {
             let x = Int(axis.map(t, from: Double(plot.x) + inset, to: Double(plot.maxX) - inset).rounded(.down))
-            if grid { canvas.vLine(x, plot.y, plot.maxY - 1, .grid) }
-            canvas.vLine(x, plot.maxY, plot.maxY + tickLength - 1, .axis)
-            let w = BitmapFont.width(of: label)
-            if x - w / 2 > lastRight + 6 {
-                canvas.text(label, x: x, y: plot.maxY + tickLength + 4, align: .center)
+            if grid { canvas.vLine(x, plot.y, plot.maxY - 1, .grid, thickness: u) }
+            canvas.vLine(x, plot.maxY, plot.maxY + tickLength * u - 1, .axis, thickness: u)
+            let w = canvas.textWidth(label)
+            if x - w / 2 > lastRight + 6 * u {
+                canvas.text(label, x: x, y: plot.maxY + (tickLength + 4) * u, align: .center)
                 lastRight = x - w / 2 + w
             }
         }

@@ -53,13 +53,16 @@ public struct BarChart: Sendable {
         self.title = title; self.yLabel = yLabel; self.bars = bars; self.reference = reference
     }
 
-    /// Renders the chart. Throws `PlotError` for a bad image size or a bar with only one error-bar end.
-    public func render(width: Int = 800, height: Int = 480) throws(PlotError) -> RGBImage {
+    /// Renders the chart; `scale` multiplies text, margins and line widths. Throws `PlotError` for a bad
+    /// image size or scale, or a bar with only one error-bar end.
+    public func render(width: Int = 800, height: Int = 480, scale: Int = 1) throws(PlotError) -> RGBImage {
         try checkSize(width: width, height: height)
+        try checkScale(scale)
         for b in bars where (b.low == nil) != (b.high == nil) {
             throw .invalidArgument("bar '\(b.label)' needs both low and high for an error bar, or neither")
         }
-        var canvas = Canvas(width: width, height: height)
+        var canvas = Canvas(width: width, height: height, unit: scale)
+        let u = scale, du = Double(scale)
         let top = Furniture.title(title, on: &canvas)
         var all: [Double] = []
         for b in bars where b.value.isFinite {
@@ -75,11 +78,12 @@ public struct BarChart: Sendable {
             return canvas.image
         }
         let slots = bars.count + (reference == nil ? 0 : 1)
-        let bottom = Furniture.tickLength + 6 + 3 * 11 + 6
-        let yAxis = Axis(lo: min(0, lo), hi: max(0, hi), maxTicks: max(2, (height - top - bottom) / 45), nice: true, pad: 0.03, keepZero: true)
-        let left = 8 + (yLabel.isEmpty ? 0 : 17) + Furniture.labelWidth(yAxis) + 4 + Furniture.tickLength
-        let markerLabel = reference?.marker == nil ? "" : truncated(reference?.markerLabel ?? "", maxWidth: width / 5)
-        let right = markerLabel.isEmpty ? 16 : 12 + BitmapFont.width(of: markerLabel) + 8
+        let bottom = (Furniture.tickLength + 6 + 3 * 11 + 6) * u
+        let yAxis = Axis(lo: min(0, lo), hi: max(0, hi), maxTicks: max(2, (height - top - bottom) / (45 * u)), nice: true,
+                         pad: 0.03, keepZero: true)
+        let left = (8 + (yLabel.isEmpty ? 0 : 17) + 4 + Furniture.tickLength) * u + Furniture.labelWidth(yAxis, unit: u)
+        let markerLabel = reference?.marker == nil ? "" : truncated(reference?.markerLabel ?? "", maxWidth: width / 5, scale: u)
+        let right = markerLabel.isEmpty ? 16 * u : 20 * u + canvas.textWidth(markerLabel)
         let plot = Rect(x: left, y: top, width: width - left - right, height: height - top - bottom)
         guard !plot.isEmpty else { return canvas.image }
         let slot = Double(plot.width) / Double(slots)
@@ -87,7 +91,7 @@ public struct BarChart: Sendable {
         func center(_ k: Int) -> Double { Double(plot.x) + (Double(k) + 0.5) * slot }
 
         Furniture.yAxis(yAxis, plot: plot, on: &canvas)
-        let labelWidth = max(8, Int(slot) - 6)
+        let labelWidth = max(8 * u, Int(slot) - 6 * u)
         canvas.clipped(to: plot) { c in
             for (k, b) in bars.enumerated() where b.value.isFinite {
                 let half = slot * 0.3
@@ -97,47 +101,47 @@ public struct BarChart: Sendable {
                 c.fill(rect, b.highlighted ? Palette.vermillion : Palette.blue)
             }
         }
-        if yAxis.lo < 0, yAxis.hi > 0 { canvas.hLine(plot.x, plot.maxX - 1, Int(py(0).rounded(.down)), .axis) }
+        if yAxis.lo < 0, yAxis.hi > 0 { canvas.hLine(plot.x, plot.maxX - 1, Int(py(0).rounded(.down)), .axis, thickness: u) }
         canvas.clipped(to: plot) { c in
             for (k, b) in bars.enumerated() where b.value.isFinite {
                 guard let l = b.low, let h = b.high, l.isFinite, h.isFinite else { continue }
-                let x = center(k), cap = min(8, slot * 0.15)
-                c.stroke([(x, py(l)), (x, py(h))], .black, lineWidth: 1.5)
-                c.stroke([(x - cap, py(l)), (x + cap, py(l))], .black, lineWidth: 1.5)
-                c.stroke([(x - cap, py(h)), (x + cap, py(h))], .black, lineWidth: 1.5)
+                let x = center(k), cap = min(8 * du, slot * 0.15)
+                c.stroke([(x, py(l)), (x, py(h))], .black, lineWidth: 1.5 * du)
+                c.stroke([(x - cap, py(l)), (x + cap, py(l))], .black, lineWidth: 1.5 * du)
+                c.stroke([(x - cap, py(h)), (x + cap, py(h))], .black, lineWidth: 1.5 * du)
             }
             if let reference {
                 let x = center(bars.count)
                 if let m = reference.marker, m.isFinite {
-                    c.stroke([(Double(plot.x), py(m)), (Double(plot.maxX), py(m))], .axis, lineWidth: 1, dash: [6, 4])
+                    c.stroke([(Double(plot.x), py(m)), (Double(plot.maxX), py(m))], .axis, lineWidth: du, dash: [6 * du, 4 * du])
                 }
                 // Deterministic jitter: the golden-ratio sequence spreads points evenly across the strip.
                 let finite = reference.values.filter(\.isFinite)
                 for (i, v) in finite.enumerated() {
                     let jitter = (Double(i) * 0.6180339887498949).truncatingRemainder(dividingBy: 1) - 0.5
-                    c.disc(x + jitter * slot * 0.5, py(v), radius: 3, Color(110, 110, 110), alpha: 0.75)
+                    c.disc(x + jitter * slot * 0.5, py(v), radius: 3 * du, Color(110, 110, 110), alpha: 0.75)
                 }
                 if let m = reference.marker, m.isFinite {
-                    c.stroke([(x - slot * 0.35, py(m)), (x + slot * 0.35, py(m))], .black, lineWidth: 3)
+                    c.stroke([(x - slot * 0.35, py(m)), (x + slot * 0.35, py(m))], .black, lineWidth: 3 * du)
                 }
             }
         }
         if let reference, let m = reference.marker, m.isFinite, m >= yAxis.lo, m <= yAxis.hi {
             // Direct label at the end of the dashed marker line, outside the plot where no point can hide it.
-            canvas.text(markerLabel, x: plot.maxX + 6, y: Int(py(m).rounded(.down)), align: .left, valign: .middle)
+            canvas.text(markerLabel, x: plot.maxX + 6 * u, y: Int(py(m).rounded(.down)), align: .left, valign: .middle)
         }
-        canvas.vLine(plot.x - 1, plot.y, plot.maxY, .axis)
-        canvas.hLine(plot.x - 1, plot.maxX - 1, plot.maxY, .axis)
+        canvas.fill(Rect(x: plot.x - u, y: plot.y, width: u, height: plot.height + u), .axis)
+        canvas.fill(Rect(x: plot.x - u, y: plot.maxY, width: plot.width + u, height: u), .axis)
         var labels = bars.map(\.label)
         if let reference { labels.append(reference.label + " (n=\(reference.values.filter(\.isFinite).count))") }
         for (k, label) in labels.enumerated() {
             let x = Int(center(k).rounded(.down))
-            for (line, text) in wrapped(label, maxWidth: labelWidth, maxLines: 3).enumerated() {
-                canvas.text(text, x: x, y: plot.maxY + Furniture.tickLength + 4 + line * 11, align: .center)
+            for (line, text) in wrapped(label, maxWidth: labelWidth, maxLines: 3, scale: u).enumerated() {
+                canvas.text(text, x: x, y: plot.maxY + (Furniture.tickLength + 4 + line * 11) * u, align: .center)
             }
         }
         if !yLabel.isEmpty {
-            canvas.verticalText(truncated(yLabel, maxWidth: plot.height), centerX: 12, centerY: plot.midY)
+            canvas.verticalText(truncated(yLabel, maxWidth: plot.height, scale: u), centerX: 12 * u, centerY: plot.midY)
         }
         return canvas.image
     }

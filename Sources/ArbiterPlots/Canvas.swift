@@ -71,10 +71,13 @@ struct Canvas {
     let height: Int
     var pixels: [UInt8]
     var clip: Rect
+    /// Layout unit: text scale and the multiplier of every margin, tick and line width (1 at 800×480).
+    let unit: Int
 
-    init(width: Int, height: Int, background: Color = .white) {
+    init(width: Int, height: Int, background: Color = .white, unit: Int = 1) {
         self.width = width
         self.height = height
+        self.unit = max(1, unit)
         pixels = [UInt8](repeating: 0, count: width * height * 3)
         for i in 0..<(width * height) {
             pixels[3 * i] = background.red; pixels[3 * i + 1] = background.green; pixels[3 * i + 2] = background.blue
@@ -232,11 +235,14 @@ struct Canvas {
         }
     }
 
-    /// Draws `text` with its box anchored at `(x, y)` per the alignments. The box is
-    /// `BitmapFont.width(of:)` wide and 7·scale high (the cap height; descenders hang below).
+    /// Width of `text` at `scale` times the layout unit.
+    func textWidth(_ text: String, scale: Int = 1) -> Int { BitmapFont.width(of: text, scale: scale * unit) }
+
+    /// Draws `text` with its box anchored at `(x, y)` per the alignments. The box is `textWidth` wide and
+    /// 7·scale·unit high (the cap height; descenders hang below).
     mutating func text(_ text: String, x: Int, y: Int, scale: Int = 1, _ c: Color = .text,
                        align: HAlign = .left, valign: VAlign = .top) {
-        let s = max(1, scale)
+        let s = max(1, scale) * unit
         let w = BitmapFont.width(of: text, scale: s)
         var cx = x - (align == .left ? 0 : align == .center ? w / 2 : w)
         let top = y - (valign == .top ? 0 : valign == .middle ? 7 * s / 2 : 7 * s)
@@ -255,7 +261,7 @@ struct Canvas {
 
     /// Draws `text` rotated 90° counter-clockwise (reading upwards), centred on `(x, y)`.
     mutating func verticalText(_ text: String, centerX x: Int, centerY y: Int, scale: Int = 1, _ c: Color = .text) {
-        let s = max(1, scale)
+        let s = max(1, scale) * unit
         let w = BitmapFont.width(of: text, scale: s)
         var along = y + w / 2           // the baseline runs upwards from here
         let left = x - 7 * s / 2        // glyph row 0 (the top of capitals) is at the left

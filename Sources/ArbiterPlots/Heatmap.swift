@@ -47,10 +47,11 @@ public struct Heatmap: Sendable {
         return anchors[i].mixed(with: anchors[i + 1], position - Double(i))
     }
 
-    /// Renders the heatmap. Throws `PlotError` for a bad image size, a non-finite/negative `limit`, or
-    /// names that do not match the number of rows/columns.
-    public func render(width: Int = 800, height: Int = 480) throws(PlotError) -> RGBImage {
+    /// Renders the heatmap; `scale` multiplies text, margins and line widths. Throws `PlotError` for a bad
+    /// image size or scale, a non-finite/negative `limit`, or names that do not match the rows/columns.
+    public func render(width: Int = 800, height: Int = 480, scale: Int = 1) throws(PlotError) -> RGBImage {
         try checkSize(width: width, height: height)
+        try checkScale(scale)
         if let limit, !(limit.isFinite && limit > 0) {
             throw .invalidArgument("heatmap limit \(limit) must be finite and positive")
         }
@@ -62,9 +63,10 @@ public struct Heatmap: Sendable {
         if let columnNames, columnNames.count != columns {
             throw .invalidArgument("heatmap has \(columns) columns but \(columnNames.count) column names")
         }
-        var canvas = Canvas(width: width, height: height)
+        var canvas = Canvas(width: width, height: height, unit: scale)
+        let u = scale
         let top = Furniture.title(title, on: &canvas)
-        let rowText = rowNames.map { $0.map { truncated($0, maxWidth: width / 5) } } ?? (0..<rows).map { String($0) }
+        let rowText = rowNames.map { $0.map { truncated($0, maxWidth: width / 5, scale: u) } } ?? (0..<rows).map { String($0) }
         let columnText = columnNames ?? (0..<columns).map { String($0) }
         guard rows > 0, columns > 0, let (lo, hi) = finiteRange(values.joined()) else {
             canvas.noData(in: Rect(x: 0, y: top, width: width, height: height - top))
@@ -72,11 +74,11 @@ public struct Heatmap: Sendable {
         }
         let scaleLimit = limit ?? (max(abs(lo), abs(hi)) > 0 ? max(abs(lo), abs(hi)) : 1)
         let bar = Axis(lo: -scaleLimit, hi: scaleLimit, maxTicks: 5, nice: false)
-        let barLabels = bar.labels.map { BitmapFont.width(of: $0) }.max() ?? 0
-        let right = 16 + 14 + 6 + barLabels + (valueLabel.isEmpty ? 12 : 12 + 7 + 8)
-        let rowTickWidth = rowText.map { BitmapFont.width(of: $0) }.max() ?? 0
-        let left = 8 + (rowLabel.isEmpty ? 0 : 17) + rowTickWidth + 4 + Furniture.tickLength
-        let bottom = Furniture.tickLength + 4 + 9 + (columnLabel.isEmpty ? 8 : 8 + 9 + 8)
+        let barLabels = bar.labels.map { canvas.textWidth($0) }.max() ?? 0
+        let right = (16 + 14 + 6 + (valueLabel.isEmpty ? 12 : 12 + 7 + 8)) * u + barLabels
+        let rowTickWidth = rowText.map { canvas.textWidth($0) }.max() ?? 0
+        let left = (8 + (rowLabel.isEmpty ? 0 : 17) + 4 + Furniture.tickLength) * u + rowTickWidth
+        let bottom = (Furniture.tickLength + 4 + 9 + (columnLabel.isEmpty ? 8 : 8 + 9 + 8)) * u
         let plot = Rect(x: left, y: top, width: width - left - right, height: height - top - bottom)
         guard !plot.isEmpty else { return canvas.image }
 
@@ -94,7 +96,7 @@ public struct Heatmap: Sendable {
         }
         // Outline the boundary of the marked region (edges between marked and unmarked cells).
         let markedSet = Set(marked.filter { $0.row >= 0 && $0.row < rows && $0.column >= 0 && $0.column < columns })
-        let t = max(1, min(3, Int(min(cellW, cellH) / 6)))
+        let t = max(1, min(3 * u, Int(min(cellW, cellH) / 6)))
         for cell in markedSet.sorted(by: { ($0.row, $0.column) < ($1.row, $1.column) }) {
             let rect = cellRect(cell.row, cell.column)
             if !markedSet.contains(Cell(row: cell.row - 1, column: cell.column)) {
@@ -110,7 +112,8 @@ public struct Heatmap: Sendable {
                 canvas.fill(Rect(x: rect.maxX - t, y: rect.y, width: t, height: rect.height), .black)
             }
         }
-        canvas.strokeRect(Rect(x: plot.x - 1, y: plot.y - 1, width: plot.width + 2, height: plot.height + 2), .axis)
+        canvas.strokeRect(Rect(x: plot.x - u, y: plot.y - u, width: plot.width + 2 * u, height: plot.height + 2 * u), .axis,
+                          thickness: u)
 
         // Index ticks: every k-th row/column so labels do not collide.
         func every(_ cell: Double, need: Double) -> Int {
@@ -119,45 +122,47 @@ public struct Heatmap: Sendable {
             }
             return max(1, Int((need / max(cell, 1e-9)).rounded(.up)))
         }
-        let rowStep = every(cellH, need: 12)
+        let rowStep = every(cellH, need: 12 * Double(u))
         for r in stride(from: 0, to: rows, by: rowStep) {
             let y = Int((Double(plot.y) + (Double(r) + 0.5) * cellH).rounded(.down))
-            canvas.hLine(plot.x - 1 - Furniture.tickLength, plot.x - 2, y, .axis)
-            canvas.text(rowText[r], x: plot.x - Furniture.tickLength - 4, y: y, align: .right, valign: .middle)
+            canvas.hLine(plot.x - (1 + Furniture.tickLength) * u, plot.x - u - 1, y, .axis, thickness: u)
+            canvas.text(rowText[r], x: plot.x - (Furniture.tickLength + 4) * u, y: y, align: .right, valign: .middle)
         }
         // Names are truncated to their column when the columns are wide enough for some text, else thinned.
-        let namedColumns = columnNames != nil && cellW >= 30
-        let columnStep = namedColumns ? 1 : every(cellW, need: Double((columnText.map { BitmapFont.width(of: $0) }.max() ?? 0) + 8))
+        let namedColumns = columnNames != nil && cellW >= 30 * Double(u)
+        let widest = columnText.map { canvas.textWidth($0) }.max() ?? 0
+        let columnStep = namedColumns ? 1 : every(cellW, need: Double(widest + 8 * u))
         for c in stride(from: 0, to: columns, by: columnStep) {
             let x = Int((Double(plot.x) + (Double(c) + 0.5) * cellW).rounded(.down))
-            canvas.vLine(x, plot.maxY + 1, plot.maxY + Furniture.tickLength, .axis)
-            let label = namedColumns ? truncated(columnText[c], maxWidth: Int(cellW) - 4) : columnText[c]
-            canvas.text(label, x: x, y: plot.maxY + Furniture.tickLength + 4, align: .center)
+            canvas.vLine(x, plot.maxY + u, plot.maxY + (1 + Furniture.tickLength) * u - 1, .axis, thickness: u)
+            let label = namedColumns ? truncated(columnText[c], maxWidth: Int(cellW) - 4 * u, scale: u) : columnText[c]
+            canvas.text(label, x: x, y: plot.maxY + (Furniture.tickLength + 4) * u, align: .center)
         }
         if !columnLabel.isEmpty {
-            canvas.text(truncated(columnLabel, maxWidth: plot.width), x: plot.midX,
-                        y: plot.maxY + Furniture.tickLength + 4 + 9 + 8, align: .center)
+            canvas.text(truncated(columnLabel, maxWidth: plot.width, scale: u), x: plot.midX,
+                        y: plot.maxY + (Furniture.tickLength + 4 + 9 + 8) * u, align: .center)
         }
         if !rowLabel.isEmpty {
-            canvas.verticalText(truncated(rowLabel, maxWidth: plot.height), centerX: 12, centerY: plot.midY)
+            canvas.verticalText(truncated(rowLabel, maxWidth: plot.height, scale: u), centerX: 12 * u, centerY: plot.midY)
         }
 
         // Colour bar.
-        let barRect = Rect(x: plot.maxX + 16, y: plot.y, width: 14, height: plot.height)
+        let barRect = Rect(x: plot.maxX + 16 * u, y: plot.y, width: 14 * u, height: plot.height)
         for y in barRect.y..<barRect.maxY {
             let fraction = (Double(barRect.maxY - y) - 0.5) / Double(barRect.height)
             canvas.fill(Rect(x: barRect.x, y: y, width: barRect.width, height: 1),
                         Heatmap.color(-scaleLimit + 2 * scaleLimit * fraction, limit: scaleLimit))
         }
-        canvas.strokeRect(Rect(x: barRect.x - 1, y: barRect.y - 1, width: barRect.width + 2, height: barRect.height + 2), .axis)
+        canvas.strokeRect(Rect(x: barRect.x - u, y: barRect.y - u, width: barRect.width + 2 * u, height: barRect.height + 2 * u),
+                          .axis, thickness: u)
         for (t, label) in zip(bar.ticks, bar.labels) {
             let y = Int(bar.map(t, from: Double(barRect.maxY) - 0.5, to: Double(barRect.y) + 0.5).rounded(.down))
-            canvas.hLine(barRect.maxX + 1, barRect.maxX + 3, y, .axis)
-            canvas.text(label, x: barRect.maxX + 6, y: y, align: .left, valign: .middle)
+            canvas.hLine(barRect.maxX + u, barRect.maxX + 4 * u - 1, y, .axis, thickness: u)
+            canvas.text(label, x: barRect.maxX + 6 * u, y: y, align: .left, valign: .middle)
         }
         if !valueLabel.isEmpty {
-            canvas.verticalText(truncated(valueLabel, maxWidth: plot.height),
-                                centerX: barRect.maxX + 6 + barLabels + 12, centerY: plot.midY)
+            canvas.verticalText(truncated(valueLabel, maxWidth: plot.height, scale: u),
+                                centerX: barRect.maxX + 18 * u + barLabels, centerY: plot.midY)
         }
         return canvas.image
     }

@@ -52,10 +52,12 @@ public struct LineChart: Sendable {
         self.markers = markers; self.lineWidth = lineWidth
     }
 
-    /// Renders the chart. Throws `PlotError` for a non-positive or oversized image, mismatched array
-    /// lengths, or a non-finite/empty `yRange`.
-    public func render(width: Int = 800, height: Int = 480) throws(PlotError) -> RGBImage {
+    /// Renders the chart. `scale` multiplies text, margins and line widths (e.g. 1600×960 at scale 2 looks
+    /// like 800×480 at scale 1). Throws `PlotError` for a non-positive or oversized image, a scale outside
+    /// 1...16, mismatched array lengths, or a non-finite/empty `yRange`.
+    public func render(width: Int = 800, height: Int = 480, scale: Int = 1) throws(PlotError) -> RGBImage {
         try checkSize(width: width, height: height)
+        try checkScale(scale)
         let count = x.isEmpty ? (series.map(\.y.count).max() ?? 0) : x.count
         let xs = x.isEmpty ? (0..<count).map(Double.init) : x
         for s in series {
@@ -74,7 +76,8 @@ public struct LineChart: Sendable {
         }
         guard lineWidth.isFinite, lineWidth > 0 else { throw .invalidArgument("lineWidth \(lineWidth) must be positive") }
 
-        var canvas = Canvas(width: width, height: height)
+        var canvas = Canvas(width: width, height: height, unit: scale)
+        let u = scale, lw = lineWidth * Double(scale)
         let top = Furniture.title(title, on: &canvas)
 
         // Data ranges over points with a finite x.
@@ -92,49 +95,51 @@ public struct LineChart: Sendable {
 
         // Legend entries and the space they take.
         let named = series.enumerated().filter { !$0.element.name.isEmpty }
-        let maxName = min(named.map { BitmapFont.width(of: $0.element.name) }.max() ?? 0, width * 3 / 10)
-        let swatch = 22
-        var right = 16, legendRows = 0
+        let maxName = min(named.map { canvas.textWidth($0.element.name) }.max() ?? 0, width * 3 / 10)
+        let swatch = 22 * u
+        var right = 16 * u, legendRows = 0
         var legendBottomHeight = 0
         if !named.isEmpty {
             switch legend {
-            case .right: right = 18 + swatch + 6 + maxName + 10
+            case .right: right = (18 + 6 + 10) * u + swatch + maxName
             case .bottom:
                 var rowWidth = 0
                 legendRows = 1
                 for (_, s) in named {
-                    let w = swatch + 6 + min(BitmapFont.width(of: s.name), maxName) + 18
-                    if rowWidth + w > width - 40, rowWidth > 0 { legendRows += 1; rowWidth = 0 }
+                    let w = swatch + min(canvas.textWidth(s.name), maxName) + 24 * u
+                    if rowWidth + w > width - 40 * u, rowWidth > 0 { legendRows += 1; rowWidth = 0 }
                     rowWidth += w
                 }
-                legendBottomHeight = legendRows * 16 + 6
+                legendBottomHeight = (legendRows * 16 + 6) * u
             case .none: break
             }
         }
 
-        let bottom = Furniture.tickLength + 4 + 9 + (xLabel.isEmpty ? 8 : 8 + 9 + 8) + legendBottomHeight
+        let bottom = (Furniture.tickLength + 4 + 9 + (xLabel.isEmpty ? 8 : 8 + 9 + 8)) * u + legendBottomHeight
         let plotHeightGuess = max(10, height - top - bottom)
-        let yAxis = yRange.map { Axis(lo: $0.lowerBound, hi: $0.upperBound, maxTicks: max(2, plotHeightGuess / 45), nice: false) }
-            ?? Axis(lo: dataLo, hi: dataHi, maxTicks: max(2, plotHeightGuess / 45), nice: true)
-        let left = 8 + (yLabel.isEmpty ? 0 : 7 + 10) + Furniture.labelWidth(yAxis) + 4 + Furniture.tickLength
+        let yTicks = max(2, plotHeightGuess / (45 * u))
+        let yAxis = yRange.map { Axis(lo: $0.lowerBound, hi: $0.upperBound, maxTicks: yTicks, nice: false) }
+            ?? Axis(lo: dataLo, hi: dataHi, maxTicks: yTicks, nice: true)
+        let left = (8 + (yLabel.isEmpty ? 0 : 7 + 10) + 4 + Furniture.tickLength) * u + Furniture.labelWidth(yAxis, unit: u)
         let plot = Rect(x: left, y: top, width: width - left - right, height: height - top - bottom)
         let integral = xValues.allSatisfy { $0 == $0.rounded() }
-        let xAxis = Axis(lo: xLo, hi: xHi, maxTicks: max(2, plot.width / 50 + 1), nice: false, integral: integral)
-        let inset = 6.0
+        let xAxis = Axis(lo: xLo, hi: xHi, maxTicks: max(2, plot.width / (50 * u) + 1), nice: false,
+                         integral: integral)
+        let inset = 6.0 * Double(u)
         func px(_ v: Double) -> Double { xAxis.map(v, from: Double(plot.x) + inset, to: Double(plot.maxX) - inset) }
         func py(_ v: Double) -> Double { yAxis.map(v, from: Double(plot.maxY) - inset, to: Double(plot.y) + inset) }
 
         canvas.clipped(to: plot) { c in
             for r in highlight where r.lowerBound.isFinite && r.upperBound.isFinite {
                 let a = Int(px(r.lowerBound).rounded()), b = Int(px(r.upperBound).rounded())
-                c.fill(Rect(x: min(a, b) - 3, y: plot.y, width: abs(b - a) + 6, height: plot.height), .highlight)
+                c.fill(Rect(x: min(a, b) - 3 * u, y: plot.y, width: abs(b - a) + 6 * u, height: plot.height), .highlight)
             }
         }
         Furniture.yAxis(yAxis, plot: plot, on: &canvas, inset: inset)
         Furniture.xAxis(xAxis, plot: plot, on: &canvas, inset: inset)
         canvas.clipped(to: plot) { c in
             if zeroLine, yAxis.lo < 0, yAxis.hi > 0 {
-                c.hLine(plot.x, plot.maxX - 1, Int(py(0).rounded(.down)), .axis)
+                c.hLine(plot.x, plot.maxX - 1, Int(py(0).rounded(.down)), .axis, thickness: u)
             }
             for (k, s) in series.enumerated() {
                 let color = s.color ?? Palette.color(k)
@@ -142,7 +147,7 @@ public struct LineChart: Sendable {
                 for run in runs(xs, low, high) {
                     if run.count == 1 {
                         let i = run[0]
-                        c.stroke([(px(xs[i]), py(low[i])), (px(xs[i]), py(high[i]))], color, lineWidth: 3, alpha: 0.25)
+                        c.stroke([(px(xs[i]), py(low[i])), (px(xs[i]), py(high[i]))], color, lineWidth: 3 * Double(u), alpha: 0.25)
                         continue
                     }
                     let upper = run.map { (px(xs[$0]), py(high[$0])) }
@@ -155,46 +160,47 @@ public struct LineChart: Sendable {
                 for run in runs(xs, s.y) {
                     let points = run.map { (px(xs[$0]), py(s.y[$0])) }
                     if points.count == 1 || markers {
-                        for p in points { c.disc(p.0, p.1, radius: lineWidth + 1, color) }
+                        for p in points { c.disc(p.0, p.1, radius: lw + Double(u), color) }
                     }
                     if points.count > 1 {
-                        c.stroke(points, color, lineWidth: lineWidth,
-                                 dash: s.dashed ? [4 * lineWidth, 3 * lineWidth] : nil)
+                        c.stroke(points, color, lineWidth: lw, dash: s.dashed ? [4 * lw, 3 * lw] : nil)
                     }
                 }
             }
         }
-        canvas.vLine(plot.x - 1, plot.y, plot.maxY, .axis)
-        canvas.hLine(plot.x - 1, plot.maxX - 1, plot.maxY, .axis)
+        canvas.fill(Rect(x: plot.x - u, y: plot.y, width: u, height: plot.height + u), .axis)
+        canvas.fill(Rect(x: plot.x - u, y: plot.maxY, width: plot.width + u, height: u), .axis)
 
         if !xLabel.isEmpty {
-            canvas.text(truncated(xLabel, maxWidth: plot.width), x: plot.midX,
-                        y: plot.maxY + Furniture.tickLength + 4 + 9 + 8, align: .center)
+            canvas.text(truncated(xLabel, maxWidth: plot.width, scale: u), x: plot.midX,
+                        y: plot.maxY + (Furniture.tickLength + 4 + 9 + 8) * u, align: .center)
         }
         if !yLabel.isEmpty {
-            canvas.verticalText(truncated(yLabel, maxWidth: plot.height), centerX: 12, centerY: plot.midY)
+            canvas.verticalText(truncated(yLabel, maxWidth: plot.height, scale: u), centerX: 12 * u, centerY: plot.midY)
         }
 
         // Legend.
         func entry(_ k: Int, _ s: Series, x: Int, y: Int) {
             let color = s.color ?? Palette.color(k)
-            if s.low != nil { canvas.fill(Rect(x: x, y: y - 5, width: swatch, height: 11), color, alpha: 0.2) }
-            canvas.stroke([(Double(x) + 1, Double(y) + 0.5), (Double(x + swatch) - 1, Double(y) + 0.5)], color,
-                          lineWidth: lineWidth, dash: s.dashed ? [4 * lineWidth, 3 * lineWidth] : nil)
-            canvas.text(truncated(s.name, maxWidth: maxName), x: x + swatch + 6, y: y, align: .left, valign: .middle)
+            if s.low != nil { canvas.fill(Rect(x: x, y: y - 5 * u, width: swatch, height: 11 * u), color, alpha: 0.2) }
+            let mid = Double(y) + (u == 1 ? 0.5 : 0)
+            canvas.stroke([(Double(x + u), mid), (Double(x + swatch - u), mid)], color,
+                          lineWidth: lw, dash: s.dashed ? [4 * lw, 3 * lw] : nil)
+            canvas.text(truncated(s.name, maxWidth: maxName, scale: u), x: x + swatch + 6 * u, y: y, align: .left,
+                        valign: .middle)
         }
         switch legend {
         case .right:
-            var y = plot.y + 8
-            for (k, s) in named where y < height - 8 {
-                entry(k, s, x: plot.maxX + 18, y: y)
-                y += 16
+            var y = plot.y + 8 * u
+            for (k, s) in named where y < height - 8 * u {
+                entry(k, s, x: plot.maxX + 18 * u, y: y)
+                y += 16 * u
             }
         case .bottom:
-            var x = 20, y = height - legendBottomHeight + 6
+            var x = 20 * u, y = height - legendBottomHeight + 6 * u
             for (k, s) in named {
-                let w = swatch + 6 + min(BitmapFont.width(of: s.name), maxName) + 18
-                if x + w > width - 20, x > 20 { x = 20; y += 16 }
+                let w = swatch + min(canvas.textWidth(s.name), maxName) + 24 * u
+                if x + w > width - 20 * u, x > 20 * u { x = 20 * u; y += 16 * u }
                 entry(k, s, x: x, y: y)
                 x += w
             }

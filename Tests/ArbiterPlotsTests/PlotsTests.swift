@@ -281,3 +281,25 @@ extension PlotsExtremeTests {
         }
     }
 }
+
+extension PlotsExtremeTests {
+    @Test func scaleMultipliesTextAndLines() throws {
+        let chart = LineChart(title: "scaled", xLabel: "layer", yLabel: "value", series: [Series(name: "a", y: [0, 1, 0.5, 2])])
+        let one = try chart.render(width: 400, height: 240)
+        let two = try chart.render(width: 800, height: 480, scale: 2)
+        let ratio = Double(count(two, Palette.color(0))) / Double(count(one, Palette.color(0)))
+        // Twice as long and twice as thick; exactly-coloured pixels are the fully covered core, which more than doubles.
+        #expect(ratio > 3 && ratio < 8, "series pixels scale with the area (ratio \(ratio))")
+        let darkOne = one.pixels.count { $0 < 60 }, darkTwo = two.pixels.count { $0 < 60 }
+        #expect(Double(darkTwo) > 3 * Double(darkOne), "text and axes scale too")
+        #expect(throws: PlotError.self) { try chart.render(scale: 0) }
+        #expect(throws: PlotError.self) { try Samples.heatmap.render(scale: 17) }
+        #expect(throws: PlotError.self) { try Figure.grid([one], columns: 1, scale: 0) }
+        if let dir = ProcessInfo.processInfo.environment["ARBITER_PLOT_SAMPLES"] {
+            let url = URL(fileURLWithPath: dir)
+            try PNGImage.write(Samples.lineChart.render(width: 1600, height: 960, scale: 2), to: url.appendingPathComponent("line@2x.png"))
+            try PNGImage.write(Samples.heatmap.render(width: 1600, height: 960, scale: 2), to: url.appendingPathComponent("heatmap@2x.png"))
+            try PNGImage.write(Samples.barChart.render(width: 1600, height: 960, scale: 2), to: url.appendingPathComponent("bar@2x.png"))
+        }
+    }
+}
