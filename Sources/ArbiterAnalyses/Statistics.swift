@@ -1,19 +1,10 @@
 // Statistics with recorded seeds: seeded bootstrap confidence intervals, means, and a small deterministic RNG.
+import ArbiterData
 import Foundation
 
-/// SplitMix64: every random choice in the analyses (splits, bootstrap, random head sets) comes from one of
-/// these, seeded from a value recorded in the results.
-public struct SeededRNG: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Every random choice in the analyses (splits, bootstrap, random head sets) comes from a SplitMix64
+/// generator seeded from a value recorded in the results.
+public typealias SeededRNG = SplitMix64
 
 /// A statistic with a 95% bootstrap interval.
 public struct Estimate: Sendable, Codable, Equatable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 // `arbiter bench-forward`: time one forward pass (used by Tools/bench.py; prints one JSON line).
+import ArbiterData
 import ArbiterModels
 import ArgumentParser
 import Foundation
@@ -28,18 +29,5 @@ struct BenchForwardCommand: ParsableCommand {
                                    "tokens": tokens]
         let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
-    }
-}
-
-/// Small deterministic generator (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -3,7 +3,7 @@
 // Swift version (the standard library's `random(in:using:)` algorithms are not a stability promise).
 
 /// SplitMix64 (Steele, Lea, Flood 2014): used to expand a 64-bit seed into xoshiro state.
-public struct SplitMix64: Sendable {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     public private(set) var state: UInt64
 
     public init(seed: UInt64) { state = seed }
