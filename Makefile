@@ -6,7 +6,7 @@ RELEASE      := -c release -Xswiftc -enable-testing
 DEB_PACKAGES := libopenblas-dev libhdf5-dev libpng-dev pkg-config
 VENV         := .venv
 PYTHON       := $(VENV)/bin/python
-MAIN_MODEL   ?= GoldenData/models/tiny-llama
+MAIN_MODEL   ?= $(if $(wildcard GoldenData/models/arbiter-main/config.json),GoldenData/models/arbiter-main,GoldenData/models/tiny-llava)
 REPORT_DIR   ?= reports/verify
 
 .PHONY: deps build test test-fast verify bench tools-venv tools-check goldens clean
