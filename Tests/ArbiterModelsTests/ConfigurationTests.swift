@@ -274,6 +274,7 @@ struct ResourceGuardTests {
     func estimate() throws {
         let tiny = try ModelRegistry.load(Repository.model("tiny-llama")).decoder.configuration
         #expect(ResourceGuard.activationBytes(tiny, tokens: 64) < ResourceGuard.activationBytes(tiny, tokens: 128))
-        #expect(ResourceGuard.activationBytes(tiny) < 64 << 20)
+        // 2048 tokens: attention scores and patterns dominate (2 · 4 heads · 2048² floats ≈ 134 MB).
+        #expect(ResourceGuard.activationBytes(tiny) < 256 << 20)
     }
 }

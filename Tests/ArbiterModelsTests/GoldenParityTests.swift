@@ -55,3 +55,29 @@ struct LlavaLayoutTests {
         #expect(throws: ModelError.self) { try model.forward(ids: try golden.inputIDs(), pixelValues: nil) }
     }
 }
+
+@Suite("LLaVA configuration errors")
+struct LlavaConfigurationErrorTests {
+    @Test("an unknown vision model type, a bad feature layer and an image token outside the vocabulary are named",
+          arguments: [("vision_config.model_type", "\"siglip_vision_model\"", "siglip_vision_model"),
+                      ("vision_feature_layer", "-9", "vision_feature_layer -9"),
+                      ("image_token_index", "9999", "image_token_id 9999")])
+    func badConfig(_ key: String, _ value: String, _ phrase: String) throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llava")
+        let parsed = try JSONSerialization.jsonObject(with: Data(value.utf8), options: [.fragmentsAllowed])
+        try editConfig(folder) { object in
+            if key.hasPrefix("vision_config.") {
+                var vision = object["vision_config"] as! [String: Any]
+                vision[String(key.dropFirst("vision_config.".count))] = parsed
+                object["vision_config"] = vision
+            } else {
+                object[key] = parsed
+                object["image_token_id"] = nil
+            }
+        }
+        let error = #expect(throws: ModelError.self) { try ModelRegistry.load(folder) }
+        #expect(error?.description.contains(phrase) == true && error?.description.contains("config.json") == true,
+                "\(String(describing: error))")
+    }
+}
