@@ -104,7 +104,7 @@ class Recipe:
 RECIPES = {
     "shortcut": Recipe(
         name="shortcut", text_layers=8, text_heads=8, hidden=48, mlp=128, vision_hidden=48, vision_layers=3,
-        vision_heads=4, vision_mlp=96, train_count=6000, batch=16, lr=2e-3, s3_steps=1200, eval_every=0,
+        vision_heads=4, vision_mlp=96, train_count=6000, batch=16, lr=2e-3, s3_steps=2400, eval_every=0,
         staged=False, s3_mix={"conflict": 0.65, "consistent": 0.15, "no_instruction": 0.10, "image_only": 0.10}),
     "main": Recipe(
         name="main", text_layers=12, text_heads=8, hidden=48, mlp=192, vision_hidden=48, vision_layers=4,
