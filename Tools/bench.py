@@ -13,6 +13,11 @@ and once as bfloat16; one forward over `--tokens` random ids, best of `--repeats
 `torch.set_num_threads(2)` and eager attention; Arbiter through
 `arbiter bench-forward --model DIR --tokens N --repeats R`, which prints one JSON line
 `{"seconds": [...], "seconds_best": x, "peak_rss_bytes": n}`.
+
+Section `analysis`: `arbiter verify` on the main bundled model (240 generated items, seed 260203677) against
+Tools/analysis_torch.py, the same analyses in PyTorch with forward hooks (whole forward per setting) on the same
+items written by `arbiter data generate`; prints both wall times and PyTorch/Arbiter (target >= 10x), and the
+script's cross-check of every item's following score against `arbiter run` (max |delta s|).
 """
 from __future__ import annotations
 
@@ -244,19 +249,64 @@ def section_cache_memory(ctx: BenchContext) -> list[Row]:
 
 
 def section_analysis(ctx: BenchContext) -> list[Row]:
-    """Wall time of the full analysis set (arbiter verify) on the main bundled model."""
+    """Wall time of the full analysis set on the main bundled model: `arbiter verify` (data generated in memory)
+    against Tools/analysis_torch.py (transformers + forward hooks, a whole forward per setting) on the same items,
+    written by `arbiter data generate` with verify's count, seed and the model's image size (target >= 10x)."""
     model = sweep_model()
+    case = f"verify {os.path.basename(model)}"
     if ctx.arbiter is None:
-        return [Row("analysis", os.path.basename(model), None, None, None, None, ctx.arbiter_problem)]
+        return [Row("analysis", case, None, None, None, None, ctx.arbiter_problem)]
+    count, seed = 240, 260203677  # VerifyCommand's defaults
     started = time.time()
     # verify exits 1 when a claim fails; that is a finding, not a benchmark failure (2+ is an error).
-    done = subprocess.run([ctx.arbiter, "verify", "--model", model, "--json"], capture_output=True, text=True,
-                          timeout=ctx.timeout)
+    done = subprocess.run([ctx.arbiter, "verify", "--model", model, "--json", "--count", str(count), "--seed", str(seed)],
+                          capture_output=True, text=True, timeout=ctx.timeout)
     wall = time.time() - started
     problem = "" if done.returncode in (0, 1) else f"arbiter verify exited {done.returncode}: {done.stderr.strip()[-200:]}"
     log(f"  verify on {os.path.basename(model)}: {wall:.1f} s wall")
-    return [Row("analysis", f"verify {os.path.basename(model)} (target <= 60 s)", None, None if problem else wall,
-                None, None, problem)]
+    arbiter_seconds = None if problem else wall
+    results = os.path.join(ctx.workdir, "verify.json")
+    if not problem:
+        with open(results, "w") as f:
+            f.write(done.stdout)
+
+    # The same items as a dataset folder, then the PyTorch+hooks script (its own process: threads, memory).
+    with open(os.path.join(model, "config.json")) as f:
+        image_size = json.load(f)["vision_config"]["image_size"]
+    data = os.path.join(ctx.workdir, "data")
+    shutil.rmtree(data, ignore_errors=True)
+    generated = subprocess.run([ctx.arbiter, "data", "generate", "--count", str(count), "--seed", str(seed),
+                                "--image-size", str(image_size), "--out", data], capture_output=True, text=True)
+    if generated.returncode != 0:
+        return [Row("analysis", case, None, arbiter_seconds, None, None,
+                    problem or f"arbiter data generate failed: {generated.stderr.strip()[-200:]}")]
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis_torch.py")
+    command = [sys.executable, script, "--model", model, "--data", data, "--threads", str(ctx.threads),
+               "--json", os.path.join(ctx.workdir, "analysis_torch.json"), "--arbiter", ctx.arbiter]
+    if not problem:
+        command += ["--arbiter-results", results]
+    log(f"  $ {' '.join(command)}")
+    torch_run = subprocess.run(command, capture_output=True, text=True, timeout=ctx.timeout * 10)
+    lines = [line for line in torch_run.stdout.strip().splitlines() if line.startswith("{")]
+    if torch_run.returncode != 0 or not lines:
+        tail = " | ".join((torch_run.stderr or torch_run.stdout).strip().splitlines()[-3:])
+        return [Row("analysis", case, None, arbiter_seconds, None, None, problem or f"analysis_torch.py failed: {tail}")]
+    summary = json.loads(lines[-1])
+    for line in torch_run.stdout.splitlines():
+        if line.startswith(("==", "  ")):
+            log("  " + line.strip())
+    # The script's own wall time (model load and every analysis; not the interpreter/torch import).
+    pytorch_seconds = summary["seconds"]
+    log(f"  PyTorch+hooks: {pytorch_seconds:.1f} s ({summary['forward_passes']} forward passes); "
+        f"max |delta s| vs arbiter: {summary.get('max_abs_s_diff', float('nan')):.2e}")
+    note = ""
+    if arbiter_seconds:
+        speedup = pytorch_seconds / arbiter_seconds
+        log(f"  PyTorch/Arbiter: {speedup:.1f}x (target >= 10x)")
+        note = (f"analysis: PyTorch/Arbiter = {speedup:.1f}x (target >= 10x; PyTorch = Tools/analysis_torch.py, "
+                f"whole forward per setting; max |delta s| {summary.get('max_abs_s_diff', float('nan')):.1e})")
+    return [Row("analysis", f"{case} vs PyTorch+hooks (target <= 60 s, >= 10x)", pytorch_seconds, arbiter_seconds,
+                None, None, problem or note)]
 
 
 # Each section returns rows for the same table.
@@ -265,7 +315,8 @@ SECTIONS: list[Section] = [
             "Qwen2-0.5B-shaped forward over N tokens, float32 and bfloat16 checkpoints"),
     Section("sweep", section_sweep, "knockout sweep with and without resume-from-layer"),
     Section("cache-memory", section_cache_memory, "peak memory: full activation cache vs filtered cache"),
-    Section("analysis", section_analysis, "the full analysis set and claims (arbiter verify) on the main bundled model"),
+    Section("analysis", section_analysis, "the full analysis set and claims (arbiter verify) on the main bundled model, "
+                                          "against the same computation in PyTorch with hooks (Tools/analysis_torch.py)"),
 ]
 
 
