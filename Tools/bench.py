@@ -11,7 +11,8 @@ Section `forward`: a Qwen2-0.5B-shaped checkpoint (hidden 896, 24 layers, 14 hea
 intermediate 4864, vocab 151936, tied embeddings, q/k/v biases) with random weights, saved once as float32
 and once as bfloat16; one forward over `--tokens` random ids, best of `--repeats` after a warm-up, PyTorch with
 `torch.set_num_threads(2)` and eager attention; Arbiter through
-`arbiter bench-forward --model DIR --tokens N --repeats R`, which prints one JSON line
+`arbiter bench-forward --model DIR --tokens N --repeats R --logits all|last`, each with logits at every position
+and at the last position only (`logits_to_keep=1` in PyTorch), which prints one JSON line
 `{"seconds": [...], "seconds_best": x, "peak_rss_bytes": n}`.
 
 Section `analysis`: `arbiter verify` on the main bundled model (240 generated items, seed 260203677) against
@@ -174,7 +175,8 @@ def reusable(path: str, dtype_name: str) -> bool:
     return same_shape and config.get("dtype") == dtype_name and folder_bytes(path) > 0
 
 
-def time_pytorch_forward(path: str, dtype: torch.dtype, tokens: int, repeats: int) -> tuple[float, list[float]]:
+def time_pytorch_forward(path: str, dtype: torch.dtype, tokens: int, repeats: int,
+                         last_logits: bool = False) -> tuple[float, list[float]]:
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation="eager").eval()
@@ -183,7 +185,7 @@ def time_pytorch_forward(path: str, dtype: torch.dtype, tokens: int, repeats: in
 
     def forward() -> None:
         with torch.inference_mode():
-            model(input_ids=ids, use_cache=False)
+            model(input_ids=ids, use_cache=False, logits_to_keep=1 if last_logits else 0)
 
     try:
         return best_of(forward, repeats)
@@ -195,18 +197,23 @@ def time_pytorch_forward(path: str, dtype: torch.dtype, tokens: int, repeats: in
 def section_forward(ctx: BenchContext) -> list[Row]:
     folders = build_qwen2_05b(ctx.workdir)
     rows = []
-    for dtype_name, path in folders.items():
+    # Logits at every position (a plain forward: the [tokens, 151936] logits alone are 0.31 GB, a third of
+    # the bf16 file) and at the last position only (what every analysis reads; both sides skip the rest).
+    cases = [(dtype_name, path, "all") for dtype_name, path in folders.items()]
+    cases += [(dtype_name, path, "last") for dtype_name, path in folders.items()]
+    for dtype_name, path, logits in cases:
         dtype = getattr(torch, dtype_name)
-        best, times = time_pytorch_forward(path, dtype, ctx.tokens, ctx.repeats)
-        log(f"  PyTorch {dtype_name}: best {best:.3f} s of {[round(t, 3) for t in times]}")
+        label = dtype_name if logits == "all" else f"{dtype_name}, last logits"
+        best, times = time_pytorch_forward(path, dtype, ctx.tokens, ctx.repeats, last_logits=logits == "last")
+        log(f"  PyTorch {label}: best {best:.3f} s of {[round(t, 3) for t in times]}")
         result, problem = run_arbiter(ctx, ["bench-forward", "--model", path, "--tokens", str(ctx.tokens),
-                                            "--repeats", str(ctx.repeats)])
+                                            "--repeats", str(ctx.repeats), "--logits", logits])
         if result is not None:
-            log(f"  Arbiter {dtype_name}: best {result['seconds_best']:.3f} s of "
+            log(f"  Arbiter {label}: best {result['seconds_best']:.3f} s of "
                 f"{[round(t, 3) for t in result['seconds']]}, peak RSS {result['peak_rss_bytes'] / 1e9:.2f} GB")
         else:
-            log(f"  Arbiter {dtype_name}: not run: {problem}")
-        rows.append(Row("forward", dtype_name, best,
+            log(f"  Arbiter {label}: not run: {problem}")
+        rows.append(Row("forward", label, best,
                         result["seconds_best"] if result else None,
                         int(result["peak_rss_bytes"]) if result else None,
                         folder_bytes(path), problem))

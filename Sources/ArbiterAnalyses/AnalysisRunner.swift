@@ -4,6 +4,8 @@
 import ArbiterInterventions
 import ArbiterModels
 import ArbiterTensor
+import Dispatch
+import Foundation
 
 /// What a baseline pass keeps of one sample.
 public struct BaselineRun: Sendable {
@@ -23,6 +25,10 @@ public struct BaselineRun: Sendable {
     public let finalResidualLast: [Float]
     /// Logits at the last position.
     public let logitsLast: [Float]
+    /// Keys after rotary (`blocks.{l}.attn.hook_rot_k`) and values (`attn.hook_v`) per layer, `[T, KV·D]`,
+    /// when kept: they let interventions on late queries recompute only the positions they can change.
+    public let keys: [Tensor]?
+    public let values: [Tensor]?
 }
 
 public final class AnalysisRunner: @unchecked Sendable {
@@ -37,11 +43,12 @@ public final class AnalysisRunner: @unchecked Sendable {
     func embeddings(_ sample: AnalysisSample) throws -> Tensor { try session.embeddings(sample.input) }
 
     /// A baseline pass with everything the analyses read.
-    public func baseline(_ sample: AnalysisSample, keepPatterns: Bool = true) throws -> BaselineRun {
+    public func baseline(_ sample: AnalysisSample, keepPatterns: Bool = true, keepKeysValues: Bool = false) throws -> BaselineRun {
         let l = layers
         var patterns = ["blocks.*.hook_resid_pre", "blocks.*.hook_resid_post", "blocks.*.hook_attn_out",
                         "blocks.*.hook_mlp_out", "blocks.*.attn.hook_result"]
         if keepPatterns { patterns.append("blocks.*.attn.hook_pattern") }
+        if keepKeysValues { patterns += ["blocks.*.attn.hook_rot_k", "blocks.*.attn.hook_v"] }
         let hooks = HookRun(cache: .patterns(patterns))
         let out = try session.run(sample.input, logits: .last, hooks: hooks)
         let logits = Array(out.logits!.row(0))
@@ -66,18 +73,82 @@ public final class AnalysisRunner: @unchecked Sendable {
                 return Tensor(shape: [h, d], scalars: Array(r.scalars[(last * h * d)..<((last + 1) * h * d)]))
             },
             finalResidualLast: Array(out.residual.row(last)),
-            logitsLast: logits)
+            logitsLast: logits,
+            keys: keepKeysValues ? (0..<l).map { flatRows(hooks.cache["blocks.\($0).attn.hook_rot_k"]!) } : nil,
+            values: keepKeysValues ? (0..<l).map { flatRows(hooks.cache["blocks.\($0).attn.hook_v"]!) } : nil)
+    }
+
+    /// `body(0) … body(count − 1)` on all cores, one sample per worker with one BLAS thread each: for the small
+    /// matrices of one prompt that beats one sample at a time on multithreaded BLAS. Each result is computed
+    /// alone, on one BLAS thread whatever the core count, and stored at its index, so the results (and any
+    /// reduction over them in index order) depend neither on scheduling nor on the machine's cores. The
+    /// first error by index is rethrown.
+    public func parallelMap<T>(_ count: Int, _ body: (Int) throws -> T) throws -> [T] {
+        try BLAS.withSingleThread {
+            guard count > 1, Parallel.workers > 1 else { return try (0..<count).map(body) }
+            return try parallelMapOnCores(count, body)
+        }
+    }
+
+    private func parallelMapOnCores<T>(_ count: Int, _ body: (Int) throws -> T) throws -> [T] {
+        let failure = FirstFailure()
+        var results = [T?](repeating: nil, count: count)
+        results.withUnsafeMutableBufferPointer { buffer in
+            nonisolated(unsafe) let slots = buffer.baseAddress!
+            withoutActuallyEscaping(body) { escapable in
+                nonisolated(unsafe) let body = escapable
+                DispatchQueue.concurrentPerform(iterations: count) { i in
+                    guard !failure.happened(before: i) else { return }
+                    do { slots[i] = try body(i) } catch { failure.record(error, at: i) }
+                }
+            }
+        }
+        if let error = failure.error { throw error }
+        return results.map { $0! }
+    }
+
+    /// Memory the keys and values of `samples` would take if every baseline kept them.
+    public func keyValueBytes(_ samples: [AnalysisSample]) -> Int {
+        let c = decoder.configuration
+        return samples.reduce(0) { $0 + $1.input.ids.count } * layers * 2 * c.keyValueHeads * c.headDim * MemoryLayout<Float>.size
     }
 
     /// The following score under `interventions`, resuming from the baseline's residual at `startLayer`
-    /// (the first layer any intervention touches).
+    /// (the first layer any intervention touches). `unchangedBefore` = p promises that the interventions
+    /// change nothing at positions < p (e.g. a knockout whose queries are all ≥ p): when the baseline kept
+    /// its keys and values, only positions p..<T are recomputed (a suffix run); otherwise all of them.
     public func score(_ sample: AnalysisSample, baseline: BaselineRun, interventions: InterventionSet,
-                      startLayer: Int) throws -> FollowingScore {
+                      startLayer: Int, unchangedBefore: Int = 0) throws -> FollowingScore {
         let hooks = try interventions.hooks(for: decoder, hookNames: session.model.hookNames,
                                             tokenCount: sample.input.ids.count, spans: sample.input.spans)
-        let residual = startLayer < layers ? baseline.residPre[startLayer] : baseline.residPre[0]
-        let out = try decoder.forward(residual: residual, positions: sample.input.positions,
-                                      startLayer: startLayer < layers ? startLayer : 0, logits: .last, hooks: hooks)
+        let start = startLayer < layers ? startLayer : 0
+        let residual = baseline.residPre[start]
+        let t = residual.rows
+        let out: DecoderOutput
+        if unchangedBefore > 0, unchangedBefore < t, let keys = baseline.keys, let values = baseline.values {
+            let p = unchangedBefore
+            out = try decoder.forward(residual: residual.rows(p..<t), positions: sample.input.positions.slice(p..<t),
+                                      startLayer: start, logits: .last, hooks: hooks,
+                                      prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p))
+        } else {
+            out = try decoder.forward(residual: residual, positions: sample.input.positions,
+                                      startLayer: start, logits: .last, hooks: hooks)
+        }
         return FollowingScore(logits: Array(out.logits!.row(0)), instructed: sample.instructed, competitor: sample.competitor)
+    }
+}
+
+/// `[T, KV, D]` → `[T, KV·D]`.
+private func flatRows(_ t: Tensor) -> Tensor { t.reshaped([t.shape[0], t.count / max(t.shape[0], 1)]) }
+
+/// The lowest-index error of a parallel map. Items after a recorded failure are skipped, items before it
+/// still run, so the error thrown is the lowest-index one whatever the scheduling.
+private final class FirstFailure: @unchecked Sendable {
+    private let lock = NSLock()
+    private var first: (index: Int, error: Error)?
+    func happened(before index: Int) -> Bool { lock.withLock { first.map { $0.index < index } ?? false } }
+    var error: Error? { lock.withLock { first?.error } }
+    func record(_ error: Error, at index: Int) {
+        lock.withLock { if first == nil || index < first!.index { first = (index, error) } }
     }
 }

@@ -2,6 +2,7 @@
 // claims, `arbiter verify` and the report all read.
 import ArbiterFormats
 import ArbiterModels
+import ArbiterTensor
 import Foundation
 
 public struct AnalysisConfiguration: Sendable, Codable, Equatable {
@@ -57,9 +58,23 @@ public struct AnalysisResults: Sendable, Codable {
 
 public enum AnalysisSuite {
     /// Prepares the items (skipping bad ones only when `skipBad`), splits them, and runs analyses 1–7.
+    /// `keyValueBudget`: bytes the baselines may spend on cached keys and values (a speed-up only; the
+    /// results are the same without it).
     public static func run(session: ModelSession, items: [ProbeItem], dataset: String,
                            configuration c: AnalysisConfiguration = AnalysisConfiguration(), skipBad: Bool = false,
+                           keyValueBudget: Int = 1 << 30,
                            progress: @escaping (String) -> Void = { _ in }) throws -> AnalysisResults {
+        // One BLAS thread throughout (parallelism comes from running samples side by side): OpenBLAS's
+        // results depend, in the last bits, on its thread count, so this keeps every number independent of
+        // the machine's cores and of other BLAS users in the process.
+        try BLAS.withSingleThread {
+            try runSingleThreaded(session: session, items: items, dataset: dataset, configuration: c, skipBad: skipBad,
+                                  keyValueBudget: keyValueBudget, progress: progress)
+        }
+    }
+
+    static func runSingleThreaded(session: ModelSession, items: [ProbeItem], dataset: String, configuration c: AnalysisConfiguration,
+                                  skipBad: Bool, keyValueBudget: Int, progress: @escaping (String) -> Void) throws -> AnalysisResults {
         let start = Date()
         var samples: [AnalysisSample] = [], skipped: [String] = []
         for item in items {
@@ -88,11 +103,10 @@ public enum AnalysisSuite {
 
         let runner = AnalysisRunner(session: session)
         progress("baseline passes over \(samples.count) samples")
-        var baselines: [BaselineRun] = []
-        for (k, s) in samples.enumerated() {
-            baselines.append(try runner.baseline(s))
-            if (k + 1) % 50 == 0 { progress("baseline \(k + 1)/\(samples.count)") }
-        }
+        // Keys and values let the knockout sweep recompute only the positions a knockout can change; kept
+        // when they fit the budget (a 7B model's are too large for hundreds of samples: then full resumes).
+        let keepKeysValues = runner.keyValueBytes(samples) <= keyValueBudget
+        let baselines = try runner.parallelMap(samples.count) { try runner.baseline(samples[$0], keepKeysValues: keepKeysValues) }
         let following = ModalityFollowing.measure(samples, scores: baselines.map(\.score), seed: c.seed &+ 1)
         let flowIdx = heldOut + calibration
         let flow = try InformationFlow.measure(runner: runner, samples: flowIdx.map { samples[$0] }, baselines: flowIdx.map { baselines[$0] },

@@ -62,13 +62,16 @@ public enum Heads {
         var causal = [[Double]](repeating: [Double](repeating: 0, count: heads), count: layers)
         for l in 0..<layers {
             progress("single-head ablation, layer \(l + 1)/\(layers)")
-            for h in 0..<heads {
+            // One (head, sample) ablation per work item; summed per head in sample order.
+            let effects = try runner.parallelMap(heads * conflict.count) { j in
+                let h = j / conflict.count, i = conflict[j % conflict.count]
                 let block = InterventionSet([.blockHeads([HeadIndex(layer: l, head: h)], means: nil)])
+                let s = try runner.score(samples[i], baseline: baselines[i], interventions: block, startLayer: l)
+                return baselines[i].score.s - s.s
+            }
+            for h in 0..<heads {
                 var total = 0.0
-                for i in conflict {
-                    let s = try runner.score(samples[i], baseline: baselines[i], interventions: block, startLayer: l)
-                    total += baselines[i].score.s - s.s
-                }
+                for k in conflict.indices { total += effects[h * conflict.count + k] }
                 causal[l][h] = total / Double(conflict.count)
             }
         }
@@ -83,8 +86,9 @@ public enum Heads {
     static func scores(runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun], indices: [Int],
                        intervention: Intervention, heads: [HeadIndex]) throws -> [FollowingScore] {
         let start = heads.map(\.layer).min() ?? 0
-        return try indices.map { i in
-            try runner.score(samples[i], baseline: baselines[i], interventions: InterventionSet([intervention]), startLayer: start)
+        return try runner.parallelMap(indices.count) { k in
+            try runner.score(samples[indices[k]], baseline: baselines[indices[k]], interventions: InterventionSet([intervention]),
+                             startLayer: start)
         }
     }
 

@@ -53,22 +53,23 @@ public enum InformationFlow {
         var shift: [String: [String: [Estimate]]] = [:]
         for (e, edge) in edges.enumerated() {
             progress("knockout \(edge) (\(e + 1)/\(edges.count))")
-            var delta = [[Double]](repeating: [], count: layers)
             // Samples lacking a span of the edge (e.g. no context) are skipped for that edge.
             let usable = conflict.filter { i in
                 (try? samples[i].input.spans.positions(edge.keys))?.isEmpty == false
                     && (try? samples[i].input.spans.positions(edge.queries))?.isEmpty == false
             }
-            var perLayer = [[Double]](repeating: [Double](repeating: 0, count: usable.count), count: layers)
-            for (k, i) in usable.enumerated() {
-                for layer in 0..<layers {
-                    let w = Self.window(around: layer, width: width, layers: layers)
-                    let ko = InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries), layers: w, heads: nil)])
-                    let s = try runner.score(samples[i], baseline: baselines[i], interventions: ko, startLayer: w[0])
-                    perLayer[layer][k] = s.s - baselines[i].score.s
-                }
+            // One (sample, layer) knockout per work item; delta[layer][k] for usable sample k.
+            let shifts = try runner.parallelMap(usable.count * layers) { j in
+                let i = usable[j / layers], layer = j % layers
+                let w = Self.window(around: layer, width: width, layers: layers)
+                let ko = InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries), layers: w, heads: nil)])
+                // Positions before the first query cannot change (causal attention): recompute from there.
+                let first = (try? samples[i].input.spans.positions(edge.queries).min()) ?? 0
+                let s = try runner.score(samples[i], baseline: baselines[i], interventions: ko, startLayer: w[0],
+                                         unchangedBefore: first)
+                return s.s - baselines[i].score.s
             }
-            delta = perLayer
+            let delta = (0..<layers).map { layer in usable.indices.map { shifts[$0 * layers + layer] } }
             var byTarget: [String: [Estimate]] = [:]
             for target in InstructionTarget.allCases {
                 let members = usable.indices.filter { samples[usable[$0]].target == target }

@@ -119,14 +119,15 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
         installers.forEach { $0() }
     }
 
-    /// scores `[H, T, T]`: -inf at (h, q, k) for chosen heads, queries and keys, except the self edge and
-    /// (already masked) future keys.
+    /// scores `[H, Tq, S]`: -inf at (h, q, k) for chosen heads, queries and keys, except the self edge and
+    /// (already masked) future keys. The rows are the queries at absolute positions S−Tq..<S (Tq = S in a
+    /// full run; a suffix run after cached prefix keys has Tq < S).
     static func knockOut(_ scores: inout Tensor, keys: [Int], queries: [Int], heads: [Int]) {
-        let t = scores.shape[1], s = scores.shape[2]
+        let t = scores.shape[1], s = scores.shape[2], offset = s - t
         scores.scalars.withUnsafeMutableBufferPointer { p in
             for h in heads {
-                for q in queries where q < t {
-                    let row = p.baseAddress! + (h * t + q) * s
+                for q in queries where q >= offset && q < s {
+                    let row = p.baseAddress! + (h * t + q - offset) * s
                     for k in keys where k < s && k != q { row[k] = -.infinity }
                 }
             }

@@ -28,7 +28,24 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
     public func apply(_ x: inout Tensor) {
         let f = self
         x.scalars.withUnsafeMutableBufferPointer { p in
-            for i in p.indices { p[i] = f(p[i]) }
+            nonisolated(unsafe) let base = p.baseAddress!
+            Parallel.forEachRange(p.count, costPerItem: 16) { range in
+                for i in range { base[i] = f(base[i]) }
+            }
+        }
+    }
+
+    /// The gated unit of Llama/Qwen2 MLPs in place: gate[i] = act(gate[i]) · up[i].
+    public func applyGated(_ gate: inout Tensor, up: Tensor) {
+        precondition(gate.shape == up.shape, "applyGated: gate \(gate.shape) and up \(up.shape) differ")
+        let f = self
+        gate.scalars.withUnsafeMutableBufferPointer { g in
+            up.scalars.withUnsafeBufferPointer { u in
+                nonisolated(unsafe) let gp = g.baseAddress!, upp = u.baseAddress!
+                Parallel.forEachRange(g.count, costPerItem: 16) { range in
+                    for i in range { gp[i] = f(gp[i]) * upp[i] }
+                }
+            }
         }
     }
 

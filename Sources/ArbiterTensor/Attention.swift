@@ -21,20 +21,18 @@ public struct AttentionHeads: Sendable, Equatable {
 public func attentionScores(q: Tensor, k: Tensor, heads: AttentionHeads, scale: Float) -> Tensor {
     let t = q.rows, s = k.rows, d = heads.headDim
     precondition(q.columns == heads.heads * d && k.columns == heads.kvHeads * d, "attentionScores: bad shapes")
-    var scores = [Float](repeating: 0, count: heads.heads * t * s)
-    q.scalars.withUnsafeBufferPointer { qp in
-        k.scalars.withUnsafeBufferPointer { kp in
-            scores.withUnsafeMutableBufferPointer { sp in
+    return Tensor(shape: [heads.heads, t, s]) { sp in  // every head writes its whole [t, s] block
+        q.scalars.withUnsafeBufferPointer { qp in
+            k.scalars.withUnsafeBufferPointer { kp in
                 for h in 0..<heads.heads {
                     BLAS.sgemm(transB: true, m: t, n: s, k: d, alpha: scale,
                                a: qp.baseAddress! + h * d, lda: heads.heads * d,
                                b: kp.baseAddress! + heads.kvHead(for: h) * d, ldb: heads.kvHeads * d,
-                               c: sp.baseAddress! + h * t * s, ldc: s)
+                               c: sp + h * t * s, ldc: s)
                 }
             }
         }
     }
-    return Tensor(shape: [heads.heads, t, s], scalars: scores)
 }
 
 /// Sets scores of future keys to -inf: query `i` (absolute position `i + queryOffset`) sees keys `0...i+queryOffset`.
@@ -60,17 +58,15 @@ public func attentionMix(pattern: Tensor, v: Tensor, heads: AttentionHeads) -> T
     precondition(pattern.rank == 3 && pattern.shape[0] == heads.heads, "attentionMix: bad pattern \(pattern.shape)")
     let t = pattern.shape[1], s = pattern.shape[2], d = heads.headDim
     precondition(v.rows == s && v.columns == heads.kvHeads * d, "attentionMix: bad v \(v.shape)")
-    var z = [Float](repeating: 0, count: t * heads.heads * d)
-    pattern.scalars.withUnsafeBufferPointer { pp in
-        v.scalars.withUnsafeBufferPointer { vp in
-            z.withUnsafeMutableBufferPointer { zp in
+    return Tensor(shape: [t, heads.heads * d]) { zp in  // head h writes columns h·d..<(h+1)·d of every row
+        pattern.scalars.withUnsafeBufferPointer { pp in
+            v.scalars.withUnsafeBufferPointer { vp in
                 for h in 0..<heads.heads {
                     BLAS.sgemm(m: t, n: d, k: s, a: pp.baseAddress! + h * t * s, lda: s,
                                b: vp.baseAddress! + heads.kvHead(for: h) * d, ldb: heads.kvHeads * d,
-                               c: zp.baseAddress! + h * d, ldc: heads.heads * d)
+                               c: zp + h * d, ldc: heads.heads * d)
                 }
             }
         }
     }
-    return Tensor(shape: [t, heads.heads * d], scalars: z)
 }

@@ -1,5 +1,6 @@
 // The only Swift file that imports CBLAS: thin wrappers over OpenBLAS's sgemm.
 import CBLAS
+import Foundation
 
 public enum BLAS {
     /// C[m,n] = alpha · op(A) · op(B) + beta · C, row-major, with leading dimensions (strides between rows).
@@ -18,9 +19,40 @@ public enum BLAS {
                     beta, c, blasint(ldc))
     }
 
+    /// Runs `body` with OpenBLAS on one thread, for callers that run independent problems on the cores
+    /// themselves. Concurrent and nested uses share one saved setting, restored when the last of them ends.
+    public static func withSingleThread<T>(_ body: () throws -> T) rethrows -> T {
+        singleThread.enter()
+        defer { singleThread.leave() }
+        return try body()
+    }
+
+    private static let singleThread = SingleThreadScope()
+
     /// Number of threads OpenBLAS uses.
     public static var threadCount: Int {
         get { Int(openblas_get_num_threads()) }
         set { openblas_set_num_threads(Int32(newValue)) }
+    }
+}
+
+/// Reference count of `BLAS.withSingleThread` scopes (the thread count is process-global).
+private final class SingleThreadScope: @unchecked Sendable {
+    private let lock = NSLock()
+    private var depth = 0
+    private var saved = 1
+
+    func enter() {
+        lock.withLock {
+            if depth == 0 { saved = BLAS.threadCount; BLAS.threadCount = 1 }
+            depth += 1
+        }
+    }
+
+    func leave() {
+        lock.withLock {
+            depth -= 1
+            if depth == 0 { BLAS.threadCount = saved }
+        }
     }
 }

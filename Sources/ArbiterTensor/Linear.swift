@@ -11,25 +11,24 @@ public func linear(_ x: Tensor, weight: StoredTensor, bias: StoredTensor? = nil)
     precondition(weight.shape.count == 2 && weight.shape[1] == inFeatures,
                  "linear: \(weight.name) has shape \(weight.shape), input has \(inFeatures) features")
     let outFeatures = weight.shape[0]
-    var out = [Float](repeating: 0, count: n * outFeatures)
-    x.scalars.withUnsafeBufferPointer { xp in
-        out.withUnsafeMutableBufferPointer { op in
-            linearInto(x: xp.baseAddress!, n: n, weight: weight, out: op.baseAddress!)
+    var shape = x.shape
+    shape[shape.count - 1] = outFeatures
+    var out = Tensor(shape: shape) { op in
+        x.scalars.withUnsafeBufferPointer { xp in
+            linearInto(x: xp.baseAddress!, n: n, weight: weight, out: op)
         }
     }
     if let bias {
         precondition(bias.count == outFeatures, "linear: bias \(bias.name) has \(bias.count) elements, want \(outFeatures)")
         let b = bias.toTensor().scalars
-        out.withUnsafeMutableBufferPointer { op in
+        out.scalars.withUnsafeMutableBufferPointer { op in
             for r in 0..<n {
                 let row = op.baseAddress! + r * outFeatures
                 for j in 0..<outFeatures { row[j] += b[j] }
             }
         }
     }
-    var shape = x.shape
-    shape[shape.count - 1] = outFeatures
-    return Tensor(shape: shape, scalars: out)
+    return out
 }
 
 /// out[n, out] = x[n, in] · Wᵀ (no bias), writing into caller memory.
@@ -57,14 +56,11 @@ public func linearInto(x: UnsafePointer<Float>, n: Int, weight: StoredTensor, ou
 public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
     precondition(a.rank == 2 && b.rank == 2 && a.shape[1] == b.shape[0], "matmul: \(a.shape) × \(b.shape)")
     let m = a.shape[0], k = a.shape[1], n = b.shape[1]
-    var c = [Float](repeating: 0, count: m * n)
-    a.scalars.withUnsafeBufferPointer { ap in
-        b.scalars.withUnsafeBufferPointer { bp in
-            c.withUnsafeMutableBufferPointer { cp in
-                BLAS.sgemm(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: n,
-                           c: cp.baseAddress!, ldc: n)
+    return Tensor(shape: [m, n]) { cp in
+        a.scalars.withUnsafeBufferPointer { ap in
+            b.scalars.withUnsafeBufferPointer { bp in
+                BLAS.sgemm(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: n, c: cp, ldc: n)
             }
         }
     }
-    return Tensor(shape: [m, n], scalars: c)
 }

@@ -8,12 +8,15 @@ public func rmsNorm(_ x: Tensor, weight: StoredTensor, eps: Float) -> Tensor {
     let w = weight.toTensor().scalars
     var y = x
     y.scalars.withUnsafeMutableBufferPointer { p in
-        for r in 0..<x.rows {
-            let row = p.baseAddress! + r * columns
-            var sum: Double = 0
-            for j in 0..<columns { let v = Double(row[j]); sum += v * v }
-            let scale = Float(1 / (sum / Double(columns) + Double(eps)).squareRoot())
-            for j in 0..<columns { row[j] = w[j] * (row[j] * scale) }
+        nonisolated(unsafe) let base = p.baseAddress!
+        Parallel.forEachRange(x.rows, costPerItem: columns * 3) { rows in
+            for r in rows {
+                let row = base + r * columns
+                var sum: Double = 0
+                for j in 0..<columns { let v = Double(row[j]); sum += v * v }
+                let scale = Float(1 / (sum / Double(columns) + Double(eps)).squareRoot())
+                for j in 0..<columns { row[j] = w[j] * (row[j] * scale) }
+            }
         }
     }
     return y

@@ -7,37 +7,43 @@ import Foundation
 /// choice; torch would give NaN). A NaN anywhere in a row makes the whole row NaN, so it is never hidden.
 public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int? = nil) {
     let stride = stride ?? columns
-    for r in 0..<rows {
-        let row = x + r * stride
-        var maximum = -Float.infinity
-        var sawNaN = false
-        for j in 0..<columns {
-            let v = row[j]
-            if v.isNaN { sawNaN = true } else if v > maximum { maximum = v }
-        }
-        if sawNaN {
-            for j in 0..<columns { row[j] = .nan }
-            continue
-        }
-        if maximum == -.infinity {
-            for j in 0..<columns { row[j] = 0 }
-            continue
-        }
-        if maximum == .infinity {  // +inf logits share the mass equally; finite ones get 0
-            var n: Float = 0
-            for j in 0..<columns where row[j] == .infinity { n += 1 }
-            for j in 0..<columns { row[j] = row[j] == .infinity ? 1 / n : 0 }
-            continue
-        }
-        var sum: Float = 0
-        for j in 0..<columns {
-            let e = expf(row[j] - maximum)
-            row[j] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for j in 0..<columns { row[j] *= inv }
+    nonisolated(unsafe) let x = x
+    Parallel.forEachRange(rows, costPerItem: columns * 4) { range in
+        for r in range { softmaxRow(x + r * stride, columns: columns) }
     }
+}
+
+/// Softmax of one row in place (see `softmaxRows` for the special values).
+@inline(__always)
+func softmaxRow(_ row: UnsafeMutablePointer<Float>, columns: Int) {
+    var maximum = -Float.infinity
+    var sawNaN = false
+    for j in 0..<columns {
+        let v = row[j]
+        if v.isNaN { sawNaN = true } else if v > maximum { maximum = v }
+    }
+    if sawNaN {
+        for j in 0..<columns { row[j] = .nan }
+        return
+    }
+    if maximum == -.infinity {
+        for j in 0..<columns { row[j] = 0 }
+        return
+    }
+    if maximum == .infinity {  // +inf logits share the mass equally; finite ones get 0
+        var n: Float = 0
+        for j in 0..<columns where row[j] == .infinity { n += 1 }
+        for j in 0..<columns { row[j] = row[j] == .infinity ? 1 / n : 0 }
+        return
+    }
+    var sum: Float = 0
+    for j in 0..<columns {
+        let e = expf(row[j] - maximum)
+        row[j] = e
+        sum += e
+    }
+    let inv = 1 / sum
+    for j in 0..<columns { row[j] *= inv }
 }
 
 /// Softmax over the last dimension of a tensor.

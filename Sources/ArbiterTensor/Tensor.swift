@@ -34,6 +34,22 @@ public struct Tensor: Sendable, Equatable {
         self.init(shape: shape, scalars: [Float](repeating: 0, count: shape.reduce(1, *)))
     }
 
+    /// Creates a tensor whose every element `fill` writes (e.g. a BLAS product with β = 0, which by the BLAS
+    /// contract never reads its output): skips zero-filling memory that is overwritten at once.
+    public init(shape: [Int], writingEveryElement fill: (UnsafeMutablePointer<Float>) -> Void) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        let count = shape.reduce(1, *)
+        guard count > 0 else {
+            self.init(shape: shape, scalars: [])
+            return
+        }
+        let scalars = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            fill(buffer.baseAddress!)
+            initialized = count
+        }
+        self.init(shape: shape, scalars: scalars)
+    }
+
     public init(repeating value: Float, shape: [Int]) {
         self.init(shape: shape, scalars: [Float](repeating: value, count: shape.reduce(1, *)))
     }

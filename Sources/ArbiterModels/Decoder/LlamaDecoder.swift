@@ -25,6 +25,11 @@
 //   blocks.{l}.hook_resid_post      [T, d]     resid_mid + mlp_out
 //   ln_final.hook_normalized        [T, d]
 //   hook_logits                     [P, vocab] logits at the requested positions
+//
+// Suffix runs: given the keys and values of the first P positions at every layer (a `PrefixKeyValues` cut
+// from a cached run), `forward(residual:…prefix:)` computes only positions P..<T. Every hook then sees the
+// suffix rows only (scores and patterns are [H, T−P, T]); causal attention guarantees the prefix rows are
+// the cached run's, so an intervention that touches only queries ≥ P gives the same result as a full run.
 import ArbiterFormats
 import ArbiterTensor
 import Foundation
@@ -52,7 +57,7 @@ struct LlamaAttention: @unchecked Sendable {
     }
 
     func callAsFunction(_ x: Tensor, rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
-                        hooks: HookRun?) throws -> Tensor {
+                        hooks: HookRun?, prefix: (keys: Tensor, values: Tensor)? = nil) throws -> Tensor {
         let t = x.rows, d = heads.headDim
         var q = linear(x, weight: qProj, bias: qBias).reshaped([t, heads.heads, d])
         var k = linear(x, weight: kProj, bias: kBias).reshaped([t, heads.kvHeads, d])
@@ -65,13 +70,19 @@ struct LlamaAttention: @unchecked Sendable {
         try hooks.visit(n.rotQ, layer: l, &q)
         try hooks.visit(n.rotK, layer: l, &k)
 
-        var scores = attentionScores(q: q.reshaped([t, heads.heads * d]), k: k.reshaped([t, heads.kvHeads * d]),
-                                     heads: heads, scale: scale)
-        applyCausalMask(&scores)
+        // Keys and values of every position the queries may attend to: the cached prefix, then these rows.
+        var keys = k.reshaped([t, heads.kvHeads * d]), values = v.reshaped([t, heads.kvHeads * d])
+        let offset = prefix?.keys.rows ?? 0
+        if let prefix {
+            keys = Tensor(shape: [offset + t, keys.columns], scalars: prefix.keys.scalars + keys.scalars)
+            values = Tensor(shape: [offset + t, values.columns], scalars: prefix.values.scalars + values.scalars)
+        }
+        var scores = attentionScores(q: q.reshaped([t, heads.heads * d]), k: keys, heads: heads, scale: scale)
+        applyCausalMask(&scores, queryOffset: offset)
         try hooks.visit(n.attnScores, layer: l, &scores)
         var pattern = attentionPattern(scores: scores)
         try hooks.visit(n.pattern, layer: l, &pattern)
-        var z = attentionMix(pattern: pattern, v: v.reshaped([t, heads.kvHeads * d]), heads: heads)
+        var z = attentionMix(pattern: pattern, v: values, heads: heads)
             .reshaped([t, heads.heads, d])
         try hooks.visit(n.z, layer: l, &z)
         if hooks.wants(n.result) {
@@ -143,12 +154,7 @@ struct LlamaMLP: @unchecked Sendable {
         try hooks.visit(n.mlpPre, layer: l, &gate)
         var up = linear(x, weight: upProj, bias: upBias)
         try hooks.visit(n.mlpPreLinear, layer: l, &up)
-        let act = activation
-        gate.scalars.withUnsafeMutableBufferPointer { g in
-            up.scalars.withUnsafeBufferPointer { u in
-                for i in g.indices { g[i] = act(g[i]) * u[i] }
-            }
-        }
+        activation.applyGated(&gate, up: up)
         try hooks.visit(n.mlpPost, layer: l, &gate)
         return linear(gate, weight: downProj, bias: downBias)
     }
@@ -172,12 +178,12 @@ struct LlamaBlock: @unchecked Sendable {
     }
 
     func callAsFunction(_ residual: Tensor, rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
-                        hooks: HookRun?) throws -> Tensor {
+                        hooks: HookRun?, prefix: (keys: Tensor, values: Tensor)? = nil) throws -> Tensor {
         var x = residual
         try hooks.visit(n.residPre, layer: l, &x)
         var h = rmsNorm(x, weight: inputNorm, eps: eps)
         try hooks.visit(n.ln1, layer: l, &h)
-        var attnOut = try attention(h, rotary: rotary, layer: l, names: n, hooks: hooks)
+        var attnOut = try attention(h, rotary: rotary, layer: l, names: n, hooks: hooks, prefix: prefix)
         try hooks.visit(n.attnOut, layer: l, &attnOut)
         add(&x, attnOut)
         try hooks.visit(n.residMid, layer: l, &x)
@@ -231,6 +237,25 @@ public enum LogitPositions: Sendable, Equatable {
     case last
     case positions([Int])
     case none
+}
+
+/// Keys (after rotary) and values of the first `count` positions at every layer, `[count, KV·D]` each, as
+/// cached from `blocks.{l}.attn.hook_rot_k` and `blocks.{l}.attn.hook_v` of a run over the same prompt.
+public struct PrefixKeyValues: Sendable {
+    public var keys: [Tensor]
+    public var values: [Tensor]
+    public var count: Int { keys.first?.rows ?? 0 }
+
+    public init(keys: [Tensor], values: [Tensor]) {
+        self.keys = keys
+        self.values = values
+    }
+
+    /// The first `count` rows of full-length per-layer keys and values.
+    public init(prefixOf keys: [Tensor], values: [Tensor], count: Int) {
+        self.keys = keys.map { $0.rows(0..<count) }
+        self.values = values.map { $0.rows(0..<count) }
+    }
 }
 
 /// What a decoder run returns.
@@ -308,8 +333,11 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     /// Runs from the residual stream entering layer `startLayer` (`[T, d]`): embeddings when 0, a cached
     /// `blocks.{startLayer}.hook_resid_pre` to resume a run (only layers ≥ startLayer are computed).
+    ///
+    /// With `prefix`, `residual` and `positions` are those of the positions after the prefix only (see the
+    /// header: a suffix run); logit positions then count from the first suffix row.
     public func forward(residual: Tensor, positions: PositionIDs, startLayer: Int = 0, logits: LogitPositions = .all,
-                        hooks: HookRun? = nil) throws -> DecoderOutput {
+                        hooks: HookRun? = nil, prefix: PrefixKeyValues? = nil) throws -> DecoderOutput {
         let c = configuration
         guard residual.rank == 2, residual.columns == c.hiddenSize else {
             throw ModelError.invalidInput("residual stream has shape \(residual.shape); want [tokens, \(c.hiddenSize)]")
@@ -323,6 +351,13 @@ public final class LlamaDecoder: @unchecked Sendable {
         if positions.isMultimodal && c.mropeSection == nil {
             throw ModelError.invalidInput("3-D position ids need a model with mrope_section")
         }
+        if let prefix {
+            let width = c.keyValueHeads * c.headDim
+            guard prefix.keys.count == blocks.count, prefix.values.count == blocks.count,
+                  (prefix.keys + prefix.values).allSatisfy({ $0.rank == 2 && $0.rows == prefix.count && $0.columns == width }) else {
+                throw ModelError.invalidInput("prefix keys/values must be \(blocks.count) layers of [P, \(width)] with one P")
+            }
+        }
         let rotary = positions.rotaryTables(c.rope, mropeSection: c.mropeSection)
         var x = residual
         if let bad = x.firstNonFiniteIndex {
@@ -331,8 +366,11 @@ public final class LlamaDecoder: @unchecked Sendable {
         }
         for l in startLayer..<blocks.count {
             let input = x
-            x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], hooks: hooks)
-            if x.firstNonFiniteIndex != nil { try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks) }
+            let cached = prefix.map { (keys: $0.keys[l], values: $0.values[l]) }
+            x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], hooks: hooks, prefix: cached)
+            if x.firstNonFiniteIndex != nil {
+                try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: cached)
+            }
         }
         let final = x
         let rows: [Int]
@@ -370,7 +408,8 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// Re-runs block `l` on its input with a hook at every point to find where a non-finite value first
     /// appeared, then throws `ModelError.nonFinite` naming that hook, the layer and the token position.
     /// (Pre-softmax scores legitimately hold -inf at masked keys; only NaN and +inf count there.)
-    func diagnoseNonFinite(layer l: Int, input: Tensor, rotary: RotaryTables, hooks: HookRun?) throws -> Never {
+    func diagnoseNonFinite(layer l: Int, input: Tensor, rotary: RotaryTables, hooks: HookRun?,
+                           prefix: (keys: Tensor, values: Tensor)? = nil) throws -> Never {
         let probe = HookRun()
         for name in layerNames[l].ordered {
             // Replay the caller's edits first, so the diagnosis sees the same run.
@@ -386,7 +425,7 @@ public final class LlamaDecoder: @unchecked Sendable {
                 throw ModelError.nonFinite(hook: point.name, layer: l, position: position, value: tensor.scalars[bad])
             }
         }
-        _ = try blocks[l](input, rotary: rotary, layer: l, names: layerNames[l], hooks: probe)
+        _ = try blocks[l](input, rotary: rotary, layer: l, names: layerNames[l], hooks: probe, prefix: prefix)
         throw ModelError.nonFinite(hook: layerNames[l].residPost, layer: l, position: 0, value: .nan)
     }
 

@@ -1,0 +1,87 @@
+// AnalysisRunner.parallelMap: results in index order equal to a serial map, the lowest-index error rethrown,
+// and the same analysis numbers as one-at-a-time evaluation.
+import ArbiterAnalyses
+import ArbiterInterventions
+import ArbiterModels
+import ArbiterTensor
+import Foundation
+import Testing
+
+@Suite("Parallel evaluation of samples")
+struct ParallelMapTests {
+    struct Failure: Error, Equatable { let index: Int }
+
+    @Test("results come back in index order, equal to a serial map")
+    func order() throws {
+        let runner = AnalysisRunner(session: try ModelSession(directory: Fixtures.tinyLlava))
+        let values = try runner.parallelMap(1000) { i in i * i + 1 }
+        #expect(values == (0..<1000).map { $0 * $0 + 1 })
+        #expect(try runner.parallelMap(0) { $0 }.isEmpty)
+    }
+
+    @Test("the error of the lowest failing index is rethrown, whatever the scheduling")
+    func lowestError() throws {
+        let runner = AnalysisRunner(session: try ModelSession(directory: Fixtures.tinyLlava))
+        for _ in 0..<20 {
+            #expect(throws: Failure(index: 37)) {
+                _ = try runner.parallelMap(500) { i -> Int in
+                    if i == 37 || i == 38 || i == 400 { throw Failure(index: i) }
+                    return i
+                }
+            }
+        }
+    }
+
+    @Test("scores under interventions equal one-at-a-time scores bit for bit")
+    func scoresMatchSerial() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava)
+        let runner = AnalysisRunner(session: session)
+        let samples = try Fixtures.items(perTarget: 3).map { try AnalysisSample($0, session: session) }
+        let baselines = try samples.map { try runner.baseline($0, keepPatterns: false) }
+        let block = InterventionSet([.blockHeads([HeadIndex(layer: 1, head: 0)], means: nil)])
+        let parallel = try runner.parallelMap(samples.count) {
+            try runner.score(samples[$0], baseline: baselines[$0], interventions: block, startLayer: 1).s
+        }
+        // parallelMap runs every item on one BLAS thread; so does this serial reference.
+        let serial = try BLAS.withSingleThread {
+            try samples.indices.map { try runner.score(samples[$0], baseline: baselines[$0], interventions: block, startLayer: 1).s }
+        }
+        #expect(parallel == serial)
+        // Inside a scope (even a nested one, or while other scopes come and go) OpenBLAS runs on one thread.
+        let inner = BLAS.withSingleThread { BLAS.withSingleThread { BLAS.threadCount } + BLAS.threadCount }
+        #expect(inner == 2)
+    }
+}
+
+@Suite("Suffix runs from cached keys and values")
+struct SuffixRunTests {
+    /// Edges whose queries start after position 0 in the tiny LLaVA's prompts (its layout has no instruction
+    /// span; image→text includes the BOS token at 0, so it always runs in full).
+    static let suffixEdges = FlowEdge.paperEdges.filter { ["last", "context"].contains($0.queries) && $0.keys != "instruction" }
+
+    @Test("a knockout scored from the first query position on equals the full resumed run", arguments: suffixEdges)
+    func knockoutSuffixMatchesFull(edge: FlowEdge) throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava)
+        let runner = AnalysisRunner(session: session)
+        let samples = try Fixtures.items(perTarget: 2).map { try AnalysisSample($0, session: session) }
+        // Suffix and full runs multiply matrices of different row counts; each element keeps its summation
+        // order in OpenBLAS, so the bound only allows for a kernel that blocks rows differently.
+        let tolerance = 1e-4
+        var compared = 0
+        for sample in samples {
+            let baseline = try runner.baseline(sample, keepPatterns: false, keepKeysValues: true)
+            let queries = try sample.input.spans.positions(edge.queries)
+            guard let first = queries.min(), first > 0,
+                  !(try sample.input.spans.positions(edge.keys)).isEmpty else { continue }
+            for window in [[0], [1, 2], Array(0..<runner.layers)] {
+                let ko = InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries), layers: window, heads: nil)])
+                let full = try runner.score(sample, baseline: baseline, interventions: ko, startLayer: window[0])
+                let suffix = try runner.score(sample, baseline: baseline, interventions: ko, startLayer: window[0], unchangedBefore: first)
+                let close = abs(full.s - suffix.s) <= tolerance * max(1, abs(full.s))
+                #expect(close, "\(edge) layers \(window): s = \(suffix.s) from position \(first) on, \(full.s) in full")
+                compared += 1
+            }
+        }
+        #expect(compared > 0, "\(edge): no sample has this edge")
+    }
+}
