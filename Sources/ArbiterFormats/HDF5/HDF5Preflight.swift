@@ -39,6 +39,13 @@ enum HDF5Preflight {
             throw FormatError(failure.kind, file: url, "\(prefix): \(failure.problem)")
         }
     }
+
+    /// Offsets of the structures of a valid file by name (see `HDF5StructureWalk.structures`), for tests.
+    static func structures(of url: URL) throws -> [String: Int] {
+        let walk = HDF5StructureWalk(try HDF5FileBytes(path: url.path))
+        try walk.run()
+        return walk.structures
+    }
 }
 
 // MARK: - Reading bytes
@@ -242,6 +249,14 @@ final class HDF5StructureWalk {
     private var globalHeaps: [UInt64: [Int: UInt64]] = [:]
     /// Structures still allowed to be visited (a file with more is refused as too large).
     private var budget = 100_000
+    /// Absolute file offsets of the structures checked, by name ("header:/logits", "message:/logits:datatype",
+    /// "attribute:/:model_id", "heap:/", "btree:/", "snod:/", "gcol", "chunkbtree:/x"); first one of each
+    /// name only. For tests that corrupt a given structure.
+    private(set) var structures: [String: Int] = [:]
+
+    private func note(_ name: String, _ offset: Int) {
+        if structures[name] == nil { structures[name] = offset }
+    }
 
     static let maximumGroupDepth = 64
     static let maximumBTreeLevel = 32
@@ -394,6 +409,7 @@ final class HDF5StructureWalk {
         }
         let label = "object header of '\(path)' at byte \(base + Int(min(address, UInt64(Int.max / 2))))"
         var prefix = try read(address, 16, label)
+        note("header:\(path)", prefix.origin)
         let version = try prefix.u8("version")
         if version == 0x4F {  // "OHDR": a version-2 object header
             throw prefix.failure("version-2 object headers (libver 'latest') are not supported", kind: .unsupported)
@@ -434,6 +450,7 @@ final class HDF5StructureWalk {
                     throw chunk.failure("message \(parsed - 1) (\(name)) at byte \(messageStart) has size \(messageSize): not a multiple of 8 or past the chunk's end (\(chunk.remaining) bytes left)")
                 }
                 var body = try chunk.sub(messageSize, "message data", label: messageLabel)
+                note("message:\(path):\(name)", messageStart)
                 if flags & 0x02 != 0 {
                     throw body.failure("shared messages are not supported", kind: .unsupported)
                 }
@@ -463,7 +480,7 @@ final class HDF5StructureWalk {
                     guard messages.filters == nil else { throw body.failure("second filter pipeline message") }
                     messages.filters = try filterPipeline(&body)
                 case 0x0C:
-                    try attribute(&body)
+                    try attribute(&body, path: path)
                     hasAttributes = true
                 case 0x0D:
                     guard body.bytes.contains(0) else { throw body.failure("object comment is not NUL-terminated") }
@@ -533,7 +550,7 @@ final class HDF5StructureWalk {
                                        problem: "\(label): neither a group (symbol table) nor a dataset (dataspace, datatype and layout)")
         }
         try dataset(space: space, type: type, layout: layout, fillValueSize: messages.fillValueSize,
-                    filters: messages.filters ?? [], label: label)
+                    filters: messages.filters ?? [], path: path, label: label)
     }
 
     static let knownMessageTypes: Set<Int> = Set(0...0x16)
@@ -748,7 +765,7 @@ final class HDF5StructureWalk {
 
     /// Attribute message (IV.A.2.m), versions 1 to 3: name, datatype and dataspace inside the message, and
     /// the data they imply too (libhdf5 copies that many bytes without checking).
-    private func attribute(_ body: inout HDF5Cursor) throws {
+    private func attribute(_ body: inout HDF5Cursor, path: String) throws {
         let version = try body.u8("attribute version")
         guard (1...3).contains(version) else { throw body.failure("attribute version \(version), expected 1 to 3") }
         let flags = try body.u8("attribute flags")
@@ -767,7 +784,9 @@ final class HDF5StructureWalk {
         guard nameSize >= 2, name[nameSize - 1] == 0, !name.prefix(nameSize - 1).contains(0) else {
             throw body.failure("attribute name of \(nameSize) bytes is empty or not NUL-terminated")
         }
-        let label = "\(body.label), attribute '\(String(decoding: name.prefix(nameSize - 1), as: UTF8.self))'"
+        let attributeName = String(decoding: name.prefix(nameSize - 1), as: UTF8.self)
+        let label = "\(body.label), attribute '\(attributeName)'"
+        note("attribute:\(path):\(attributeName)", body.origin - 8)
         var typeCursor = try body.sub(padded(datatypeSize), "attribute datatype", label: label)
         let type = try datatype(&typeCursor)
         guard typeCursor.position <= datatypeSize else { throw typeCursor.failure("datatype runs past its \(datatypeSize) bytes") }
@@ -808,6 +827,7 @@ final class HDF5StructureWalk {
         try spend("global heap collection at \(address)")
         let label = "global heap collection at byte \(address)"
         var header = try read(address, 16, label)
+        note("gcol", header.origin)
         try header.expect(Array("GCOL".utf8), "signature")
         let version = try header.u8("version")
         guard version == 1 else { throw header.failure("global heap version \(version), expected 1") }
@@ -848,7 +868,7 @@ final class HDF5StructureWalk {
 
     /// Checks that a dataset's layout, fill value and filters agree with its dataspace and datatype.
     private func dataset(space: HDF5Dataspace, type: HDF5Datatype, layout: HDF5DataLayout, fillValueSize: Int?,
-                         filters: [HDF5Filter], label: String) throws {
+                         filters: [HDF5Filter], path: String, label: String) throws {
         func fail(_ problem: String, _ kind: FormatError.Kind = .malformed) -> HDF5PreflightFailure {
             HDF5PreflightFailure(kind: kind, problem: "\(label): \(problem)")
         }
@@ -884,7 +904,7 @@ final class HDF5StructureWalk {
             if let btree {
                 var visited: Set<UInt64> = []
                 try chunkNode(btree, level: nil, dimensions: dimensions, extent: space.dimensions, chunkBytes: chunkBytes,
-                              filters: filters, label: label, visited: &visited)
+                              filters: filters, path: path, label: label, visited: &visited)
             }
         }
     }
@@ -894,12 +914,13 @@ final class HDF5StructureWalk {
 
     /// Reads and checks a v1 B-tree node's fixed part; returns the cursor at the first key and the entry count.
     private func btreeNode(_ address: UInt64, type: Int, k: Int, keyBytes: Int, level expected: Int?,
-                           label: String) throws -> (HDF5Cursor, level: Int, entries: Int) {
+                           label: String, structure: String) throws -> (HDF5Cursor, level: Int, entries: Int) {
         try spend(label)
         guard visitedNodes.insert(address).inserted else {
             throw HDF5PreflightFailure(kind: .malformed, problem: "\(label) is reached twice (a cycle or shared node)")
         }
         var node = try read(address, btreeNodeBytes(k: k, keyBytes: keyBytes), label)
+        note(structure, node.origin)
         try node.expect(Array("TREE".utf8), "signature")
         let nodeType = try node.u8("node type")
         let level = try node.u8("node level")
@@ -919,11 +940,11 @@ final class HDF5StructureWalk {
 
     /// A chunk B-tree node (type 1): keys are chunk size, filter mask and chunk offsets; leaves point at chunks.
     private func chunkNode(_ address: UInt64, level expected: Int?, dimensions: [Int], extent: [UInt64], chunkBytes: Int,
-                           filters: [HDF5Filter], label: String, visited: inout Set<UInt64>) throws {
+                           filters: [HDF5Filter], path: String, label: String, visited: inout Set<UInt64>) throws {
         let nodeLabel = "\(label), chunk B-tree node at byte \(address)"
         let keyBytes = 8 + 8 * dimensions.count
         var (node, level, entries) = try btreeNode(address, type: 1, k: chunkInternalK, keyBytes: keyBytes,
-                                                   level: expected, label: nodeLabel)
+                                                   level: expected, label: nodeLabel, structure: "chunkbtree:\(path)")
         for entry in 0..<entries {
             let chunkSize = try node.u32("chunk \(entry) size")
             let mask = try node.u32("chunk \(entry) filter mask")
@@ -942,7 +963,7 @@ final class HDF5StructureWalk {
             }
             if level > 0 {
                 try chunkNode(child, level: level - 1, dimensions: dimensions, extent: extent, chunkBytes: chunkBytes,
-                              filters: filters, label: label, visited: &visited)
+                              filters: filters, path: path, label: label, visited: &visited)
             } else {
                 // Unless deflate ran on the chunk, libhdf5 reads exactly chunkBytes from it.
                 let deflated = filters.enumerated().contains { $0.element.id == 1 && mask & (1 << $0.offset) == 0 }
@@ -971,6 +992,7 @@ final class HDF5StructureWalk {
         try spend("local heap at \(address)")
         let label = "local heap of group '\(path)' at byte \(address)"
         var header = try read(address, 32, label)
+        note("heap:\(path)", header.origin)
         try header.expect(Array("HEAP".utf8), "signature")
         let version = try header.u8("version")
         guard version == 0 else { throw header.failure("local heap version \(version), expected 0") }
@@ -1014,7 +1036,8 @@ final class HDF5StructureWalk {
     /// A group B-tree node (type 0): keys are heap offsets of names; leaves point at symbol table nodes.
     private func groupNode(_ address: UInt64, level expected: Int?, heap: HDF5LocalHeap, path: String, depth: Int) throws {
         let label = "group '\(path)' B-tree node at byte \(address)"
-        var (node, level, entries) = try btreeNode(address, type: 0, k: groupInternalK, keyBytes: 8, level: expected, label: label)
+        var (node, level, entries) = try btreeNode(address, type: 0, k: groupInternalK, keyBytes: 8, level: expected, label: label,
+                                                   structure: "btree:\(path)")
         for entry in 0...entries {
             _ = try name(at: try node.length("key \(entry)"), in: heap, "key \(entry)", label: label)
             guard entry < entries else { break }
@@ -1035,6 +1058,7 @@ final class HDF5StructureWalk {
             throw HDF5PreflightFailure(kind: .malformed, problem: "\(label) is reached twice")
         }
         var node = try read(address, 8 + 2 * groupLeafK * Self.symbolEntryBytes, label)
+        note("snod:\(path)", node.origin)
         try node.expect(Array("SNOD".utf8), "signature")
         let version = try node.u8("version")
         guard version == 1 else { throw node.failure("symbol table node version \(version), expected 1") }
