@@ -11,8 +11,13 @@
 // through HDF5Reader and GoldenActivations; not committed), 1–8 random bytes replaced anywhere, seeded,
 // over a file written by HDF5Writer (GoldenData/claims/arbiter-main.h5), two written by h5py
 // (GoldenData/activations/tiny-llama/random-24.h5, tiny-llava/image-prompt.h5) and the h5py fixture:
-//   - without the preflight: MEASURED_BEFORE
-//   - with the preflight:    MEASURED_AFTER
+//   - without the preflight (seeds 1000..<5000, 1000 mutants per file): 74 child processes died of SIGSEGV
+//     and 21 ran past a 20 s timeout (in the first 2,400: 45 SIGSEGV, 12 timeouts of which 6 still hung
+//     past 60 s when rerun alone: libhdf5 looping on a zero-sized global heap object or allocating for
+//     absurd attribute sizes);
+//   - with the preflight (seeds 1000..<3400, 600 mutants per file, release build): 0 signals, 0 timeouts
+//     (90 s), 0 errors other than FormatError.
+// No structure needed to stay out of the mutated region.
 // Most crashes came from global heap collections (variable-length string attributes), then attribute
 // messages, datatypes and contiguous layouts pointing outside the file.
 import ArbiterTensor
