@@ -21,6 +21,8 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
         guard try H5.hasSignature(url.path) else {
             throw FormatError(.malformed, file: url, "not an HDF5 file (no HDF5 signature found)")
         }
+        // libhdf5 1.10 crashes on some corrupt metadata: check every structure it will parse first.
+        try HDF5Preflight.check(url)
         let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
         fileSize = (attributes?[.size] as? Int) ?? Int.max
         file = try H5.openReadOnly(url.path)
