@@ -48,10 +48,12 @@ tools-venv: $(PYTHON)
 tools-check: $(PYTHON)
 	$(PYTHON) Tools/golden.py check
 	$(PYTHON) Tools/tokenizer_goldens.py check
+	$(PYTHON) Tools/golden_bundled.py check
 
 ## goldens: (re)write the golden files; refuses to overwrite files whose manifest hash differs unless FORCE=1.
 goldens: $(PYTHON)
 	$(PYTHON) Tools/golden.py write $(if $(FORCE),--force,)
+	$(PYTHON) Tools/golden_bundled.py write $(if $(FORCE),--force,)
 
 ## bench: speed of Arbiter against PyTorch on this machine (printed ratios).
 bench: build $(PYTHON)
