@@ -30,7 +30,6 @@ GoldenData/bundled-manifest.json unless --force is given.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -47,24 +46,13 @@ from PIL import Image  # noqa: E402
 
 import golden_capture as capture  # noqa: E402
 import golden_compare as compare  # noqa: E402
+from golden import log, sha256  # noqa: E402
 from train_tiny import Encoder, item_fields, prompt_pieces  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(HERE), "GoldenData")
 DATASET = os.path.join(ROOT, "heldout")
 MANIFEST = os.path.join(ROOT, "bundled-manifest.json")
 CASE = "heldout"
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bundled_models() -> list[str]:
