@@ -118,8 +118,12 @@ struct QwenVLParityTests {
                                     to: rounded.appendingPathComponent("model.safetensors"))
         let golden = try QwenVLFixtures.golden(id)
         let ids = try golden.inputIDs(), pixels = try golden.tensor("pixel_values"), grids = try QwenVLFixtures.grids(golden)
-        let a = try #require(try QwenVLFixtures.load(half).forward(ids: ids, pixelValues: pixels, grids: grids).logits)
-        let b = try #require(try QwenVLFixtures.load(rounded).forward(ids: ids, pixelValues: pixels, grids: grids).logits)
+        // The BLAS thread count is process-wide (analysis tests lower it): pin it for the pair of runs.
+        let (la, lb) = try BLAS.withSingleThread {
+            (try QwenVLFixtures.load(half).forward(ids: ids, pixelValues: pixels, grids: grids).logits,
+             try QwenVLFixtures.load(rounded).forward(ids: ids, pixelValues: pixels, grids: grids).logits)
+        }
+        let a = try #require(la), b = try #require(lb)
         let report = compare(a, to: b, tolerance: Tolerance(atol: 1e-5, rtol: 1e-6, nmse: 1e-12,
                                                             reason: "same weights, different GEMM blocking"), label: "\(id) bf16")
         #expect(report.passed, "\(report)")
@@ -130,9 +134,12 @@ struct QwenVLParityTests {
         let golden = try QwenVLFixtures.golden("tiny-qwen2_5-vl")
         let model = try QwenVLFixtures.load("tiny-qwen2_5-vl")
         let ids = try golden.inputIDs(), pixels = try golden.tensor("pixel_values"), grids = try QwenVLFixtures.grids(golden)
-        let plain = try model.forward(ids: ids, pixelValues: pixels, grids: grids)
         let hooks = HookRun(cache: .patterns(["vision.blocks.*.attn.hook_pattern"]))
-        let hooked = try model.forward(ids: ids, pixelValues: pixels, grids: grids, hooks: hooks)
+        // OpenBLAS's last bits depend on its (process-wide) thread count, which analyses running in parallel
+        // tests lower to 1: pin it for the pair of runs.
+        let (plain, hooked) = try BLAS.withSingleThread {
+            (try model.forward(ids: ids, pixelValues: pixels, grids: grids), try model.forward(ids: ids, pixelValues: pixels, grids: grids, hooks: hooks))
+        }
         let report = compare(try #require(hooked.logits), to: try #require(plain.logits),
                              tolerance: Tolerance(atol: 1e-5, rtol: 1e-6, nmse: 1e-12,
                                                   reason: "masked dense attention vs per-window attention: summation order"),
