@@ -62,13 +62,14 @@ public enum Heads {
         var causal = [[Double]](repeating: [Double](repeating: 0, count: heads), count: layers)
         for l in 0..<layers {
             progress("single-head ablation, layer \(l + 1)/\(layers)")
-            // One (head, sample) ablation per work item; summed per head in sample order.
-            let effects = try runner.parallelMap(heads * conflict.count) { j in
-                let h = j / conflict.count, i = conflict[j % conflict.count]
-                let block = InterventionSet([.blockHeads([HeadIndex(layer: l, head: h)], means: nil)])
-                let s = try runner.score(samples[i], baseline: baselines[i], interventions: block, startLayer: l)
-                return baselines[i].score.s - s.s
+            // One (head, sample) ablation per request; summed per head in sample order.
+            let requests = (0..<(heads * conflict.count)).map { j in
+                ScoreRequest(sample: conflict[j % conflict.count],
+                             interventions: InterventionSet([.blockHeads([HeadIndex(layer: l, head: j / conflict.count)], means: nil)]),
+                             startLayer: l)
             }
+            let blocked = try runner.scores(requests, samples: samples, baselines: baselines)
+            let effects = requests.indices.map { baselines[requests[$0].sample].score.s - blocked[$0].s }
             for h in 0..<heads {
                 var total = 0.0
                 for k in conflict.indices { total += effects[h * conflict.count + k] }
@@ -86,10 +87,8 @@ public enum Heads {
     static func scores(runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun], indices: [Int],
                        intervention: Intervention, heads: [HeadIndex]) throws -> [FollowingScore] {
         let start = heads.map(\.layer).min() ?? 0
-        return try runner.parallelMap(indices.count) { k in
-            try runner.score(samples[indices[k]], baseline: baselines[indices[k]], interventions: InterventionSet([intervention]),
-                             startLayer: start)
-        }
+        let requests = indices.map { ScoreRequest(sample: $0, interventions: InterventionSet([intervention]), startLayer: start) }
+        return try runner.scores(requests, samples: samples, baselines: baselines)
     }
 
     public static func intervene(runner: AnalysisRunner, ranking: HeadRanking,
@@ -106,10 +105,14 @@ public enum Heads {
         let all = ranking.causalOrder
         func mfr(_ s: [FollowingScore]) -> Double { Double(s.filter(\.follows).count) / Double(max(s.count, 1)) }
         let baseMFR = mfr(conflict.map { baselines[$0].score })
-        func relativeDrop(_ heads: [HeadIndex]) throws -> Double {
-            let blocked = mfr(try scores(runner: runner, samples: samples, baselines: baselines, indices: conflict,
-                                         intervention: .blockHeads(heads, means: nil), heads: heads))
-            return baseMFR > 0 ? (baseMFR - blocked) / baseMFR : 0
+        /// MFR of `indices` under `intervention(set)` for each set, all sets' passes in one batched evaluation.
+        func mfrs(_ sets: [[HeadIndex]], indices: [Int], on split: (samples: [AnalysisSample], baselines: [BaselineRun]),
+                  _ intervention: ([HeadIndex]) -> Intervention) throws -> [Double] {
+            let requests = sets.flatMap { set in
+                indices.map { ScoreRequest(sample: $0, interventions: InterventionSet([intervention(set)]), startLayer: set.map(\.layer).min() ?? 0) }
+            }
+            let all = try runner.scores(requests, samples: split.samples, baselines: split.baselines)
+            return sets.indices.map { k in mfr(Array(all[(k * indices.count)..<((k + 1) * indices.count)])) }
         }
         progress("blocking the top \(top.count) heads")
         let blockedScores = try scores(runner: runner, samples: samples, baselines: baselines, indices: conflict,
@@ -118,11 +121,9 @@ public enum Heads {
         var rng = SeededRNG(seed: seed)
         var randomHeadSets: [[HeadIndex]] = []
         for _ in 0..<randomSets { randomHeadSets.append(Array(all.shuffled(using: &rng).prefix(top.count))) }
-        var randomDrops: [Double] = []
-        for (k, set) in randomHeadSets.enumerated() {
-            progress("blocking random head set \(k + 1)/\(randomSets)")
-            randomDrops.append(try relativeDrop(set))
-        }
+        progress("blocking \(randomSets) random head sets of \(top.count)")
+        let randomDrops = try mfrs(randomHeadSets, indices: conflict, on: heldOut) { .blockHeads($0, means: nil) }
+            .map { baseMFR > 0 ? (baseMFR - $0) / baseMFR : 0 }
         var before: Double? = nil, after: Double? = nil
         if !consistent.isEmpty {
             before = mfr(consistent.map { baselines[$0].score })
@@ -144,18 +145,10 @@ public enum Heads {
             }
         }
         let failed = conflict.filter { !baselines[$0].score.follows }
-        func fixRate(_ heads: [HeadIndex]) throws -> Double {
-            guard !failed.isEmpty else { return .nan }
-            return mfr(try scores(runner: runner, samples: samples, baselines: baselines, indices: failed,
-                                  intervention: .amplifyHeads(heads, factor: Float(alpha)), heads: heads))
-        }
-        progress("amplifying the top heads ×\(alpha) on \(failed.count) failed held-out samples")
-        let fix = try fixRate(top)
-        var randomFix: [Double] = []
-        for (k, set) in randomHeadSets.enumerated() {
-            progress("amplifying random head set \(k + 1)/\(randomSets)")
-            randomFix.append(try fixRate(set))
-        }
+        progress("amplifying the top heads and \(randomSets) random sets ×\(alpha) on \(failed.count) failed held-out samples")
+        let fixRates = failed.isEmpty ? [Double](repeating: .nan, count: randomSets + 1)
+            : try mfrs([top] + randomHeadSets, indices: failed, on: heldOut) { .amplifyHeads($0, factor: Float(alpha)) }
+        let fix = fixRates[0], randomFix = Array(fixRates.dropFirst())
         return HeadInterventionResult(
             fraction: fraction, heads: top, baselineMFR: baseMFR, blockedMFR: blockedMFR,
             relativeDrop: baseMFR > 0 ? (baseMFR - blockedMFR) / baseMFR : 0, randomRelativeDrops: randomDrops,

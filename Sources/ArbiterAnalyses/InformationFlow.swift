@@ -58,17 +58,22 @@ public enum InformationFlow {
                 (try? samples[i].input.spans.positions(edge.keys))?.isEmpty == false
                     && (try? samples[i].input.spans.positions(edge.queries))?.isEmpty == false
             }
-            // One (sample, layer) knockout per work item; delta[layer][k] for usable sample k.
-            let shifts = try runner.parallelMap(usable.count * layers) { j in
-                let i = usable[j / layers], layer = j % layers
-                let w = Self.window(around: layer, width: width, layers: layers)
-                let ko = InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries), layers: w, heads: nil)])
-                // Positions before the first query cannot change (causal attention): recompute from there.
-                let first = (try? samples[i].input.spans.positions(edge.queries).min()) ?? 0
-                let s = try runner.score(samples[i], baseline: baselines[i], interventions: ko, startLayer: w[0],
-                                         unchangedBefore: first)
-                return s.s - baselines[i].score.s
+            // One (sample, layer) knockout per request; delta[layer][k] for usable sample k.
+            let requests = try usable.flatMap { i in
+                // Causal attention: a query changes only if it sits at or after a knocked key, and positions
+                // before the first such query cannot change — recompute from there (for vision→text, from the
+                // first text token after the image rather than the system prompt before it).
+                let firstKey = try samples[i].input.spans.positions(edge.keys).min() ?? 0
+                let first = try samples[i].input.spans.positions(edge.queries).filter { $0 >= firstKey }.min() ?? 0
+                return (0..<layers).map { layer in
+                    let w = Self.window(around: layer, width: width, layers: layers)
+                    return ScoreRequest(sample: i, interventions: InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries),
+                                                                                          layers: w, heads: nil)]),
+                                        startLayer: w[0], unchangedBefore: first)
+                }
             }
+            let knocked = try runner.scores(requests, samples: samples, baselines: baselines)
+            let shifts = requests.indices.map { knocked[$0].s - baselines[requests[$0].sample].score.s }
             let delta = (0..<layers).map { layer in usable.indices.map { shifts[$0 * layers + layer] } }
             var byTarget: [String: [Estimate]] = [:]
             for target in InstructionTarget.allCases {

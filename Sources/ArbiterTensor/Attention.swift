@@ -53,6 +53,12 @@ public func applyCausalMask(_ scores: inout Tensor, queryOffset: Int = 0) {
 /// Softmax over keys of `[H, T, S]` scores: the attention pattern.
 public func attentionPattern(scores: Tensor) -> Tensor { softmax(scores) }
 
+/// The attention pattern computed in place of the scores (no copy of the `[H, T, S]` block).
+public func attentionPattern(inPlace scores: inout Tensor) {
+    let rows = scores.rows, columns = scores.columns
+    scores.scalars.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: rows, columns: columns) }
+}
+
 /// z[t, h] = Σ_s pattern[h, t, s] · v[s, kv(h)]  for pattern `[H, T, S]`, v `[S, KV·D]`; result `[T, H·D]`.
 public func attentionMix(pattern: Tensor, v: Tensor, heads: AttentionHeads) -> Tensor {
     precondition(pattern.rank == 3 && pattern.shape[0] == heads.heads, "attentionMix: bad pattern \(pattern.shape)")

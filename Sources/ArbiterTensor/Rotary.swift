@@ -102,6 +102,24 @@ public struct RotaryTables: Sendable {
         self.dimension = dim
     }
 
+    /// The tables of several token sequences one after the other (for runs stacked along the token axis).
+    public init(concatenating parts: [RotaryTables]) {
+        precondition(Set(parts.map(\.dimension)).count <= 1, "rotary: concatenating tables of different widths")
+        self.init(cos: parts.flatMap(\.cos), sin: parts.flatMap(\.sin), dimension: parts.first?.dimension ?? 0)
+    }
+
+    /// The tables of the given token rows, in that order.
+    public func rows(_ indices: [Int]) -> RotaryTables {
+        RotaryTables(cos: indices.flatMap { cos[($0 * dimension)..<(($0 + 1) * dimension)] },
+                     sin: indices.flatMap { sin[($0 * dimension)..<(($0 + 1) * dimension)] }, dimension: dimension)
+    }
+
+    init(cos: [Float], sin: [Float], dimension: Int) {
+        self.cos = cos
+        self.sin = sin
+        self.dimension = dimension
+    }
+
     /// Rotates, in place, the first `dimension` features of each of `heads` heads of width `headDim`
     /// in rows of `x` (`[tokens, heads * headDim]`): x·cos + rotate_half(x)·sin.
     public func apply(to x: inout Tensor, heads: Int, headDim: Int) {

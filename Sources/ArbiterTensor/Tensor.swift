@@ -76,6 +76,22 @@ public struct Tensor: Sendable, Equatable {
         Tensor(shape: [range.count, columns], scalars: Array(scalars[(range.lowerBound * columns)..<(range.upperBound * columns)]))
     }
 
+    /// Elements `range` of the first axis (tokens, for `[T, …]` tensors) as a new tensor of shape
+    /// `[range.count] + shape[1...]`.
+    public func slicingTokens(_ range: Range<Int>) -> Tensor {
+        let per = shape.isEmpty || shape[0] == 0 ? 0 : count / shape[0]
+        var newShape = shape
+        newShape[0] = range.count
+        return Tensor(shape: newShape, scalars: Array(scalars[(range.lowerBound * per)..<(range.upperBound * per)]))
+    }
+
+    /// Overwrites elements `range` of the first axis with `part` (shape `[range.count] + shape[1...]`).
+    public mutating func replaceTokens(_ range: Range<Int>, with part: Tensor) {
+        let per = shape.isEmpty || shape[0] == 0 ? 0 : count / shape[0]
+        precondition(part.count == range.count * per, "replaceTokens: \(part.shape) into rows \(range) of \(shape)")
+        scalars.replaceSubrange((range.lowerBound * per)..<(range.upperBound * per), with: part.scalars)
+    }
+
     /// Whether every element is finite.
     public var isFinite: Bool { scalars.allSatisfy { $0.isFinite } }
 

@@ -53,6 +53,56 @@ struct ParallelMapTests {
     }
 }
 
+@Suite("Batched scoring of intervened passes")
+struct BatchedScoresTests {
+    @Test("scores(_:) equals one score(…) per request, in request order, suffix runs included")
+    func scoresEqualSingleRuns() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava)
+        let runner = AnalysisRunner(session: session)
+        let samples = try Fixtures.items(perTarget: 3).map { try AnalysisSample($0, session: session) }
+        let baselines = try samples.map { try runner.baseline($0, keepPatterns: false, keepKeysValues: true) }
+        var requests: [ScoreRequest] = []
+        for (i, sample) in samples.enumerated() {
+            let last = sample.input.ids.count - 1
+            for layer in 0..<runner.layers {
+                requests.append(ScoreRequest(sample: i, interventions: InterventionSet([.blockHeads([HeadIndex(layer: layer, head: i % runner.heads)], means: nil)]),
+                                             startLayer: layer))
+                requests.append(ScoreRequest(sample: i, interventions: InterventionSet([.knockout(keys: .span("image"), queries: .span("last"), layers: [layer], heads: nil)]),
+                                             startLayer: layer, unchangedBefore: last))
+            }
+        }
+        let batched = try runner.scores(requests, samples: samples, baselines: baselines)
+        #expect(batched.count == requests.count)
+        // Different row counts per matrix product: equal up to the last bits (see BatchedForwardTests).
+        for (r, score) in zip(requests, batched) {
+            let alone = try runner.score(samples[r.sample], baseline: baselines[r.sample], interventions: r.interventions,
+                                         startLayer: r.startLayer, unchangedBefore: r.unchangedBefore)
+            let close = abs(alone.s - score.s) <= 1e-4 * max(1, abs(alone.s))
+            #expect(close, "sample \(r.sample), \(r.interventions), start \(r.startLayer): batched s = \(score.s), alone \(alone.s)")
+        }
+        // The batches depend only on the requests: a second evaluation is bit-identical.
+        #expect(try runner.scores(requests, samples: samples, baselines: baselines).map(\.s) == batched.map(\.s))
+    }
+
+    @Test("an invalid request is reported before anything runs, the first one in request order")
+    func invalidRequest() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava)
+        let runner = AnalysisRunner(session: session)
+        let samples = try Fixtures.items(perTarget: 1).map { try AnalysisSample($0, session: session) }
+        let baselines = try samples.map { try runner.baseline($0, keepPatterns: false) }
+        let good = ScoreRequest(sample: 0, interventions: InterventionSet([.blockHeads([HeadIndex(layer: 0, head: 0)], means: nil)]), startLayer: 0)
+        let badLayer = ScoreRequest(sample: 0, interventions: InterventionSet([.blockHeads([HeadIndex(layer: 99, head: 0)], means: nil)]), startLayer: 0)
+        let badSpan = ScoreRequest(sample: 0, interventions: InterventionSet([.knockout(keys: .span("nonexistent"), queries: .span("last"), layers: [0], heads: nil)]),
+                                   startLayer: 0)
+        do {
+            _ = try runner.scores([good, badLayer, badSpan], samples: samples, baselines: baselines)
+            Issue.record("invalid requests were accepted")
+        } catch {
+            #expect("\(error)".contains("head 99.0 outside"), "\(error)")
+        }
+    }
+}
+
 @Suite("Suffix runs from cached keys and values")
 struct SuffixRunTests {
     /// Edges whose queries start after position 0 in the tiny LLaVA's prompts (its layout has no instruction

@@ -30,6 +30,10 @@
 // from a cached run), `forward(residual:…prefix:)` computes only positions P..<T. Every hook then sees the
 // suffix rows only (scores and patterns are [H, T−P, T]); causal attention guarantees the prefix rows are
 // the cached run's, so an intervention that touches only queries ≥ P gives the same result as a full run.
+//
+// Batched runs: `forward(batch:startLayer:)` stacks the token rows of many runs (each with its own hooks and
+// prefix) for the matrix products and keeps attention and hooks per run — the analyses' thousands of small
+// intervened passes then run as a few hundred large products.
 import ArbiterFormats
 import ArbiterTensor
 import Foundation
@@ -56,47 +60,78 @@ struct LlamaAttention: @unchecked Sendable {
         scale = 1 / Float(c.headDim).squareRoot()
     }
 
+    /// Attention over the stacked rows of `segments` (one segment: a plain run): the projections run on
+    /// all rows at once, scores/softmax/mix per segment against that segment's own keys.
     func callAsFunction(_ x: Tensor, rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
-                        hooks: HookRun?, prefix: (keys: Tensor, values: Tensor)? = nil) throws -> Tensor {
+                        segments: [DecoderSegment]) throws -> Tensor {
         let t = x.rows, d = heads.headDim
         var q = linear(x, weight: qProj, bias: qBias).reshaped([t, heads.heads, d])
         var k = linear(x, weight: kProj, bias: kBias).reshaped([t, heads.kvHeads, d])
         var v = linear(x, weight: vProj, bias: vBias).reshaped([t, heads.kvHeads, d])
-        try hooks.visit(n.q, layer: l, &q)
-        try hooks.visit(n.k, layer: l, &k)
-        try hooks.visit(n.v, layer: l, &v)
+        try segments.visit(n.q, layer: l, &q)
+        try segments.visit(n.k, layer: l, &k)
+        try segments.visit(n.v, layer: l, &v)
         rotary.apply(to: &q, heads: heads.heads, headDim: d)
         rotary.apply(to: &k, heads: heads.kvHeads, headDim: d)
-        try hooks.visit(n.rotQ, layer: l, &q)
-        try hooks.visit(n.rotK, layer: l, &k)
+        try segments.visit(n.rotQ, layer: l, &q)
+        try segments.visit(n.rotK, layer: l, &k)
 
+        var z: Tensor
+        var edits: [(rows: Range<Int>, edited: Tensor, original: Tensor)] = []
+        if segments.count == 1 {
+            let (mixed, edit) = try attend(q: q, k: k, v: v, layer: l, names: n, segment: segments[0])
+            z = mixed
+            if let edit { edits.append((0..<t, edit.edited, edit.original)) }
+        } else {
+            z = Tensor(zeros: [t, heads.heads, d])
+            for segment in segments {
+                let r = segment.rows
+                let (mixed, edit) = try attend(q: q.slicingTokens(r), k: k.slicingTokens(r), v: v.slicingTokens(r),
+                                               layer: l, names: n, segment: segment)
+                z.replaceTokens(r, with: mixed)
+                if let edit { edits.append((r, edit.edited, edit.original)) }
+            }
+        }
+        // An edit of hook_result changes the output by the edit's sum over heads. Adding the change to the
+        // usual o_proj product (rather than re-summing heads) keeps identity edits and cache-only visits
+        // bit-exact.
+        var out = linear(z.reshaped([t, heads.heads * d]), weight: oProj, bias: oBias)
+        for e in edits { addHeadDelta(&out, rowOffset: e.rows.lowerBound, edited: e.edited, original: e.original) }
+        return out
+    }
+
+    /// One segment's attention: its queries against the cached prefix keys and its own, through the
+    /// scores/pattern/z hooks; `hook_result` when the segment's hooks ask for it (returned when edited).
+    func attend(q: Tensor, k: Tensor, v: Tensor, layer l: Int, names n: LayerHookNames,
+                segment: DecoderSegment) throws -> (z: Tensor, result: (edited: Tensor, original: Tensor)?) {
+        let t = q.shape[0], d = heads.headDim, hooks = segment.hooks
         // Keys and values of every position the queries may attend to: the cached prefix, then these rows.
         var keys = k.reshaped([t, heads.kvHeads * d]), values = v.reshaped([t, heads.kvHeads * d])
-        let offset = prefix?.keys.rows ?? 0
-        if let prefix {
-            keys = Tensor(shape: [offset + t, keys.columns], scalars: prefix.keys.scalars + keys.scalars)
-            values = Tensor(shape: [offset + t, values.columns], scalars: prefix.values.scalars + values.scalars)
+        var offset = 0
+        if let own = segment.layerPrefix, own.layer == l {
+            offset = own.keys.rows
+            keys = Tensor(shape: [offset + t, keys.columns], scalars: own.keys.scalars + keys.scalars)
+            values = Tensor(shape: [offset + t, values.columns], scalars: own.values.scalars + values.scalars)
+        } else if let prefix = segment.prefix {
+            offset = prefix.count
+            let width = keys.columns
+            keys = Tensor(shape: [offset + t, width], scalars: prefix.keys[l].scalars.prefix(offset * width) + keys.scalars)
+            values = Tensor(shape: [offset + t, width], scalars: prefix.values[l].scalars.prefix(offset * width) + values.scalars)
         }
         var scores = attentionScores(q: q.reshaped([t, heads.heads * d]), k: keys, heads: heads, scale: scale)
         applyCausalMask(&scores, queryOffset: offset)
         try hooks.visit(n.attnScores, layer: l, &scores)
-        var pattern = attentionPattern(scores: scores)
+        var pattern = consume scores
+        attentionPattern(inPlace: &pattern)
         try hooks.visit(n.pattern, layer: l, &pattern)
         var z = attentionMix(pattern: pattern, v: values, heads: heads)
             .reshaped([t, heads.heads, d])
         try hooks.visit(n.z, layer: l, &z)
-        if hooks.wants(n.result) {
-            let original = perHeadResult(z)
-            var result = original
-            try hooks.visit(n.result, layer: l, &result)
-            // An edit of hook_result changes the output by the edit's sum over heads. Adding the change to the
-            // usual o_proj product (rather than re-summing heads) keeps identity edits and cache-only visits
-            // bit-exact.
-            var out = linear(z.reshaped([t, heads.heads * d]), weight: oProj, bias: oBias)
-            if hooks?.edits(n.result) == true { addHeadDelta(&out, edited: result, original: original) }
-            return out
-        }
-        return linear(z.reshaped([t, heads.heads * d]), weight: oProj, bias: oBias)
+        guard hooks.wants(n.result) else { return (z, nil) }
+        let original = perHeadResult(z)
+        var result = original
+        try hooks.visit(n.result, layer: l, &result)
+        return (z, hooks?.edits(n.result) == true ? (result, original) : nil)
     }
 
     /// result[t, h, :] = z[t, h, :] · W_o[:, hD:(h+1)D]ᵀ — each head's write into the residual stream.
@@ -118,14 +153,14 @@ struct LlamaAttention: @unchecked Sendable {
         return Tensor(shape: [t, heads.heads, model], scalars: out)
     }
 
-    /// out[t, :] += Σ_h (edited − original)[t, h, :].
-    func addHeadDelta(_ out: inout Tensor, edited: Tensor, original: Tensor) {
+    /// out[rowOffset + t, :] += Σ_h (edited − original)[t, h, :].
+    func addHeadDelta(_ out: inout Tensor, rowOffset: Int, edited: Tensor, original: Tensor) {
         let t = edited.shape[0], h = edited.shape[1], model = edited.shape[2]
         for i in 0..<t {
             for head in 0..<h {
                 let base = (i * h + head) * model
                 for j in 0..<model where edited.scalars[base + j] != original.scalars[base + j] {
-                    out.scalars[i * model + j] += edited.scalars[base + j] - original.scalars[base + j]
+                    out.scalars[(rowOffset + i) * model + j] += edited.scalars[base + j] - original.scalars[base + j]
                 }
             }
         }
@@ -149,13 +184,13 @@ struct LlamaMLP: @unchecked Sendable {
         activation = try Activation(named: c.hiddenAct)
     }
 
-    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, segments: [DecoderSegment]) throws -> Tensor {
         var gate = linear(x, weight: gateProj, bias: gateBias)
-        try hooks.visit(n.mlpPre, layer: l, &gate)
+        try segments.visit(n.mlpPre, layer: l, &gate)
         var up = linear(x, weight: upProj, bias: upBias)
-        try hooks.visit(n.mlpPreLinear, layer: l, &up)
+        try segments.visit(n.mlpPreLinear, layer: l, &up)
         activation.applyGated(&gate, up: up)
-        try hooks.visit(n.mlpPost, layer: l, &gate)
+        try segments.visit(n.mlpPost, layer: l, &gate)
         return linear(gate, weight: downProj, bias: downBias)
     }
 }
@@ -178,21 +213,21 @@ struct LlamaBlock: @unchecked Sendable {
     }
 
     func callAsFunction(_ residual: Tensor, rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
-                        hooks: HookRun?, prefix: (keys: Tensor, values: Tensor)? = nil) throws -> Tensor {
+                        segments: [DecoderSegment]) throws -> Tensor {
         var x = residual
-        try hooks.visit(n.residPre, layer: l, &x)
+        try segments.visit(n.residPre, layer: l, &x)
         var h = rmsNorm(x, weight: inputNorm, eps: eps)
-        try hooks.visit(n.ln1, layer: l, &h)
-        var attnOut = try attention(h, rotary: rotary, layer: l, names: n, hooks: hooks, prefix: prefix)
-        try hooks.visit(n.attnOut, layer: l, &attnOut)
+        try segments.visit(n.ln1, layer: l, &h)
+        var attnOut = try attention(h, rotary: rotary, layer: l, names: n, segments: segments)
+        try segments.visit(n.attnOut, layer: l, &attnOut)
         add(&x, attnOut)
-        try hooks.visit(n.residMid, layer: l, &x)
+        try segments.visit(n.residMid, layer: l, &x)
         var h2 = rmsNorm(x, weight: postAttentionNorm, eps: eps)
-        try hooks.visit(n.ln2, layer: l, &h2)
-        var mlpOut = try mlp(h2, layer: l, names: n, hooks: hooks)
-        try hooks.visit(n.mlpOut, layer: l, &mlpOut)
+        try segments.visit(n.ln2, layer: l, &h2)
+        var mlpOut = try mlp(h2, layer: l, names: n, segments: segments)
+        try segments.visit(n.mlpOut, layer: l, &mlpOut)
         add(&x, mlpOut)
-        try hooks.visit(n.residPost, layer: l, &x)
+        try segments.visit(n.residPost, layer: l, &x)
         return x
     }
 }
@@ -239,22 +274,74 @@ public enum LogitPositions: Sendable, Equatable {
     case none
 }
 
-/// Keys (after rotary) and values of the first `count` positions at every layer, `[count, KV·D]` each, as
+/// Keys (after rotary) and values of the first `count` positions at every layer, `[≥ count, KV·D]` each, as
 /// cached from `blocks.{l}.attn.hook_rot_k` and `blocks.{l}.attn.hook_v` of a run over the same prompt.
+/// Rows past `count` are ignored, so a full-length cache serves any prefix without copying.
 public struct PrefixKeyValues: Sendable {
     public var keys: [Tensor]
     public var values: [Tensor]
-    public var count: Int { keys.first?.rows ?? 0 }
+    public var count: Int
 
+    /// Every row of `keys`/`values` is prefix.
     public init(keys: [Tensor], values: [Tensor]) {
         self.keys = keys
         self.values = values
+        self.count = keys.first?.rows ?? 0
     }
 
-    /// The first `count` rows of full-length per-layer keys and values.
+    /// The first `count` rows of full-length per-layer keys and values (shared, not copied).
     public init(prefixOf keys: [Tensor], values: [Tensor], count: Int) {
-        self.keys = keys.map { $0.rows(0..<count) }
-        self.values = values.map { $0.rows(0..<count) }
+        self.keys = keys
+        self.values = values
+        self.count = count
+    }
+}
+
+/// One run inside a batch of runs whose token rows are stacked for the matrix products (see
+/// `LlamaDecoder.forward(batch:startLayer:)`): its rows in the stack, its hooks and its cached prefix.
+struct DecoderSegment {
+    let rows: Range<Int>
+    let hooks: HookRun?
+    let prefix: PrefixKeyValues?
+    /// Keys and values (`[P, KV·D]`) that replace `prefix`'s at one layer (the final layer of a batch,
+    /// where only the last position is computed).
+    var layerPrefix: (layer: Int, keys: Tensor, values: Tensor)? = nil
+}
+
+extension Array where Element == DecoderSegment {
+    /// Visits a hook point of stacked `[rows, …]` tensors: one segment visits the tensor itself; several
+    /// visit their own rows (a copy, written back when the segment's hooks edit that point).
+    @inline(__always)
+    func visit(_ name: String, layer: Int, _ tensor: inout Tensor) throws {
+        if count == 1 {
+            try self[0].hooks.visit(name, layer: layer, &tensor)
+            return
+        }
+        for segment in self where segment.hooks.wants(name) {
+            var part = tensor.slicingTokens(segment.rows)
+            let shape = part.shape
+            try segment.hooks.visit(name, layer: layer, &part)
+            guard segment.hooks?.edits(name) == true else { continue }
+            guard part.shape == shape else {
+                throw ModelError.invalidInput("an edit at \(name) changed its shape from \(shape) to \(part.shape)")
+            }
+            tensor.replaceTokens(segment.rows, with: part)
+        }
+    }
+}
+
+/// A run of `LlamaDecoder.forward(batch:startLayer:)`: as the arguments of `forward(residual:…)`.
+public struct DecoderRun: Sendable {
+    public var residual: Tensor
+    public var positions: PositionIDs
+    public var hooks: HookRun?
+    public var prefix: PrefixKeyValues?
+
+    public init(residual: Tensor, positions: PositionIDs, hooks: HookRun? = nil, prefix: PrefixKeyValues? = nil) {
+        self.residual = residual
+        self.positions = positions
+        self.hooks = hooks
+        self.prefix = prefix
     }
 }
 
@@ -351,25 +438,19 @@ public final class LlamaDecoder: @unchecked Sendable {
         if positions.isMultimodal && c.mropeSection == nil {
             throw ModelError.invalidInput("3-D position ids need a model with mrope_section")
         }
-        if let prefix {
-            let width = c.keyValueHeads * c.headDim
-            guard prefix.keys.count == blocks.count, prefix.values.count == blocks.count,
-                  (prefix.keys + prefix.values).allSatisfy({ $0.rank == 2 && $0.rows == prefix.count && $0.columns == width }) else {
-                throw ModelError.invalidInput("prefix keys/values must be \(blocks.count) layers of [P, \(width)] with one P")
-            }
-        }
+        if let prefix { try validate(prefix) }
         let rotary = positions.rotaryTables(c.rope, mropeSection: c.mropeSection)
         var x = residual
         if let bad = x.firstNonFiniteIndex {
             throw ModelError.nonFinite(hook: startLayer == 0 ? "\(hookPrefix)hook_embed" : layerNames[startLayer].residPre,
                                        layer: startLayer == 0 ? nil : startLayer, position: bad / x.columns, value: x.scalars[bad])
         }
+        let segments = [DecoderSegment(rows: 0..<x.rows, hooks: hooks, prefix: prefix)]
         for l in startLayer..<blocks.count {
             let input = x
-            let cached = prefix.map { (keys: $0.keys[l], values: $0.values[l]) }
-            x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], hooks: hooks, prefix: cached)
+            x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], segments: segments)
             if x.firstNonFiniteIndex != nil {
-                try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: cached)
+                try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: prefix)
             }
         }
         let final = x
@@ -405,11 +486,110 @@ public final class LlamaDecoder: @unchecked Sendable {
         return DecoderOutput(logits: out, logitPositions: rows, residual: final)
     }
 
+    /// Runs several runs from `startLayer` side by side and returns each run's logits at its last position
+    /// (`[vocab]`). Their token rows are stacked for the matrix products (one large product instead of
+    /// many small ones: the weights are read and packed once per batch), while attention and every hook
+    /// stay per run; the final layer computes only what the last positions need (see
+    /// `finalLayerAtLastPositions`). The results equal separate `forward(residual:…logits: .last…)` calls up
+    /// to the last bits of the products (BLAS's result for a row depends on how many rows a call has). A run whose
+    /// hooks want `ln_final`/`hook_logits`, and any batch that meets a non-finite value, is computed run by
+    /// run through `forward(residual:…)`, so such runs see their usual hooks and errors name the run's hook,
+    /// layer and position.
+    public func forward(batch runs: [DecoderRun], startLayer: Int) throws -> [[Float]] {
+        let c = configuration
+        let finalHooks = ["\(hookPrefix)ln_final.hook_normalized", "\(hookPrefix)hook_logits"]
+        func separately() throws -> [[Float]] {
+            try runs.map { run in
+                let out = try forward(residual: run.residual, positions: run.positions, startLayer: startLayer,
+                                      logits: .last, hooks: run.hooks, prefix: run.prefix)
+                guard let logits = out.logits, logits.rows == 1 else {
+                    throw ModelError.invalidInput("a batched run has no tokens")
+                }
+                return Array(logits.row(0))
+            }
+        }
+        guard runs.count > 1, !runs.contains(where: { run in finalHooks.contains { run.hooks.wants($0) } }) else {
+            return try separately()
+        }
+        guard (0...blocks.count).contains(startLayer) else {
+            throw ModelError.invalidInput("start layer \(startLayer) outside 0...\(blocks.count)")
+        }
+        var segments: [DecoderSegment] = [], tables: [RotaryTables] = []
+        var stacked: [Float] = []
+        for (i, run) in runs.enumerated() {
+            guard run.residual.rank == 2, run.residual.columns == c.hiddenSize, run.residual.rows > 0 else {
+                throw ModelError.invalidInput("batched run \(i): residual stream has shape \(run.residual.shape); want [tokens ≥ 1, \(c.hiddenSize)]")
+            }
+            guard run.positions.count == run.residual.rows else {
+                throw ModelError.invalidInput("batched run \(i): \(run.positions.count) position ids for \(run.residual.rows) tokens")
+            }
+            if run.positions.isMultimodal && c.mropeSection == nil {
+                throw ModelError.invalidInput("3-D position ids need a model with mrope_section")
+            }
+            if let prefix = run.prefix { try validate(prefix) }
+            let start = stacked.count / c.hiddenSize
+            segments.append(DecoderSegment(rows: start..<(start + run.residual.rows), hooks: run.hooks, prefix: run.prefix))
+            tables.append(run.positions.rotaryTables(c.rope, mropeSection: c.mropeSection))
+            stacked += run.residual.scalars
+        }
+        var x = Tensor(shape: [stacked.count / c.hiddenSize, c.hiddenSize], scalars: stacked)
+        guard x.firstNonFiniteIndex == nil else { return try separately() }
+        let rotary = RotaryTables(concatenating: tables)
+        let final = blocks.count - 1
+        for l in startLayer..<max(startLayer, final) {
+            x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], segments: segments)
+            guard x.firstNonFiniteIndex == nil else { return try separately() }
+        }
+        var last = Tensor(shape: [segments.count, c.hiddenSize], scalars: segments.flatMap { x.row($0.rows.upperBound - 1) })
+        if startLayer <= final {
+            last = try finalLayerAtLastPositions(x, rotary: rotary, segments: segments)
+            guard last.firstNonFiniteIndex == nil else { return try separately() }
+        }
+        let logits = linear(rmsNorm(last, weight: finalNorm, eps: c.rmsNormEps), weight: lmHead)
+        guard logits.firstNonFiniteIndex == nil else { return try separately() }
+        return (0..<segments.count).map { Array(logits.row($0)) }
+    }
+
+    /// The final layer of a batch, computed only where the logits need it: keys and values for every row
+    /// (the last positions attend to them), everything else for each run's last row alone — a one-row
+    /// suffix run whose prefix is the cached prefix plus the run's other rows. Saves all but the K/V
+    /// projections of the final layer for every row but one. (So the final layer's hooks see the last
+    /// row only, as in any suffix run.)
+    func finalLayerAtLastPositions(_ x: Tensor, rotary: RotaryTables, segments: [DecoderSegment]) throws -> Tensor {
+        let l = blocks.count - 1, block = blocks[l], a = block.attention, heads = a.heads
+        let h = rmsNorm(x, weight: block.inputNorm, eps: block.eps)
+        var k = linear(h, weight: a.kProj, bias: a.kBias)
+        let v = linear(h, weight: a.vProj, bias: a.vBias)
+        rotary.apply(to: &k, heads: heads.kvHeads, headDim: heads.headDim)
+        let width = k.columns
+        var lastSegments: [DecoderSegment] = [], lastRows: [Int] = []
+        for (i, segment) in segments.enumerated() {
+            let own = segment.rows.lowerBound..<(segment.rows.upperBound - 1)
+            let cached = segment.prefix?.count ?? 0
+            let cachedKeys = segment.prefix.map { Array($0.keys[l].scalars.prefix(cached * width)) } ?? []
+            let cachedValues = segment.prefix.map { Array($0.values[l].scalars.prefix(cached * width)) } ?? []
+            let keys = Tensor(shape: [cached + own.count, width], scalars: cachedKeys + k.rows(own).scalars)
+            let values = Tensor(shape: [cached + own.count, width], scalars: cachedValues + v.rows(own).scalars)
+            lastSegments.append(DecoderSegment(rows: i..<(i + 1), hooks: segment.hooks, prefix: nil, layerPrefix: (l, keys, values)))
+            lastRows.append(segment.rows.upperBound - 1)
+        }
+        let input = Tensor(shape: [segments.count, x.columns], scalars: lastRows.flatMap { x.row($0) })
+        return try block(input, rotary: rotary.rows(lastRows), layer: l, names: layerNames[l], segments: lastSegments)
+    }
+
+    func validate(_ prefix: PrefixKeyValues) throws {
+        let width = configuration.keyValueHeads * configuration.headDim
+        guard prefix.keys.count == blocks.count, prefix.values.count == blocks.count, prefix.count >= 0,
+              (prefix.keys + prefix.values).allSatisfy({ $0.rank == 2 && $0.rows >= prefix.count && $0.columns == width }) else {
+            throw ModelError.invalidInput("prefix keys/values must be \(blocks.count) layers of [≥ \(prefix.count), \(width)]")
+        }
+    }
+
     /// Re-runs block `l` on its input with a hook at every point to find where a non-finite value first
     /// appeared, then throws `ModelError.nonFinite` naming that hook, the layer and the token position.
     /// (Pre-softmax scores legitimately hold -inf at masked keys; only NaN and +inf count there.)
     func diagnoseNonFinite(layer l: Int, input: Tensor, rotary: RotaryTables, hooks: HookRun?,
-                           prefix: (keys: Tensor, values: Tensor)? = nil) throws -> Never {
+                           prefix: PrefixKeyValues? = nil) throws -> Never {
         let probe = HookRun()
         for name in layerNames[l].ordered {
             // Replay the caller's edits first, so the diagnosis sees the same run.
@@ -425,7 +605,8 @@ public final class LlamaDecoder: @unchecked Sendable {
                 throw ModelError.nonFinite(hook: point.name, layer: l, position: position, value: tensor.scalars[bad])
             }
         }
-        _ = try blocks[l](input, rotary: rotary, layer: l, names: layerNames[l], hooks: probe, prefix: prefix)
+        _ = try blocks[l](input, rotary: rotary, layer: l, names: layerNames[l],
+                          segments: [DecoderSegment(rows: 0..<input.rows, hooks: probe, prefix: prefix)])
         throw ModelError.nonFinite(hook: layerNames[l].residPost, layer: l, position: 0, value: .nan)
     }
 
