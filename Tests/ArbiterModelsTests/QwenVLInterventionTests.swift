@@ -46,4 +46,34 @@ struct QwenVLInterventionTests {
         let sequential = try #require(try model.decoder.forward(residual: embeddings, positions: .sequential(ids.count)).logits)
         #expect(sequential != full)
     }
+
+    @Test("batched runs with 3-D positions (whole prompt, a suffix, a knockout) equal their separate runs")
+    func batchedRuns() throws {
+        let golden = try QwenVLFixtures.golden("tiny-qwen2_5-vl")
+        let model = try QwenVLFixtures.load("tiny-qwen2_5-vl")
+        let ids = try golden.inputIDs(), pixels = try golden.tensor("pixel_values"), grids = try QwenVLFixtures.grids(golden)
+        let (embeddings, positions) = try model.decoderInputs(ids: ids, pixelValues: pixels, grids: grids)
+        let cache = HookRun(cache: .patterns(["blocks.*.attn.hook_rot_k", "blocks.*.attn.hook_v"]))
+        _ = try model.decoder.forward(residual: embeddings, positions: positions, logits: .none, hooks: cache)
+        let t = ids.count, p = t - 3, layers = model.decoder.layerCount
+        let keys = (0..<layers).map { l in cache.cache["blocks.\(l).attn.hook_rot_k"]!.reshaped([t, cache.cache["blocks.\(l).attn.hook_rot_k"]!.count / t]) }
+        let values = (0..<layers).map { l in cache.cache["blocks.\(l).attn.hook_v"]!.reshaped([t, cache.cache["blocks.\(l).attn.hook_v"]!.count / t]) }
+        let image = ids.indices.filter { ids[$0] == model.configuration.imageTokenID }
+        let knockout = try InterventionSet([.knockout(keys: .positions(image), queries: .positions([t - 1]), layers: Array(0..<layers), heads: nil)])
+            .hooks(for: model.decoder, hookNames: model.hookNames, tokenCount: t)
+        let runs = [
+            DecoderRun(residual: embeddings, positions: positions),
+            DecoderRun(residual: embeddings.rows(p..<t), positions: positions.slice(p..<t),
+                       prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p)),
+            DecoderRun(residual: embeddings, positions: positions, hooks: knockout),
+        ]
+        let batched = try model.decoder.forward(batch: runs, startLayer: 0)
+        for (i, run) in runs.enumerated() {
+            let alone = try #require(try model.decoder.forward(residual: run.residual, positions: run.positions, logits: .last,
+                                                               hooks: run.hooks, prefix: run.prefix).logits)
+            let worst = zip(batched[i], alone.scalars).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
+            #expect(worst <= 1e-4, "run \(i): worst relative difference \(worst)")
+        }
+        #expect(batched[0] != batched[2], "the knockout changed nothing")
+    }
 }
