@@ -7,6 +7,15 @@ import ArbiterTensor
 import Foundation
 import Testing
 
+/// The tiny LLaVA's runner with `perTarget` items per instruction target and their baselines.
+func tinyRunner(perTarget: Int, keepKeysValues: Bool = false) throws -> (runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun]) {
+    let session = try ModelSession(directory: Fixtures.tinyLlava)
+    let runner = AnalysisRunner(session: session)
+    let samples = try Fixtures.items(perTarget: perTarget).map { try AnalysisSample($0, session: session) }
+    let baselines = try samples.map { try runner.baseline($0, keepPatterns: false, keepKeysValues: keepKeysValues) }
+    return (runner, samples, baselines)
+}
+
 @Suite("Parallel evaluation of samples")
 struct ParallelMapTests {
     struct Failure: Error, Equatable { let index: Int }
@@ -34,10 +43,7 @@ struct ParallelMapTests {
 
     @Test("scores under interventions equal one-at-a-time scores bit for bit")
     func scoresMatchSerial() throws {
-        let session = try ModelSession(directory: Fixtures.tinyLlava)
-        let runner = AnalysisRunner(session: session)
-        let samples = try Fixtures.items(perTarget: 3).map { try AnalysisSample($0, session: session) }
-        let baselines = try samples.map { try runner.baseline($0, keepPatterns: false) }
+        let (runner, samples, baselines) = try tinyRunner(perTarget: 3)
         let block = InterventionSet([.blockHeads([HeadIndex(layer: 1, head: 0)], means: nil)])
         let parallel = try runner.parallelMap(samples.count) {
             try runner.score(samples[$0], baseline: baselines[$0], interventions: block, startLayer: 1).s
@@ -57,10 +63,7 @@ struct ParallelMapTests {
 struct BatchedScoresTests {
     @Test("scores(_:) equals one score(…) per request, in request order, suffix runs included")
     func scoresEqualSingleRuns() throws {
-        let session = try ModelSession(directory: Fixtures.tinyLlava)
-        let runner = AnalysisRunner(session: session)
-        let samples = try Fixtures.items(perTarget: 3).map { try AnalysisSample($0, session: session) }
-        let baselines = try samples.map { try runner.baseline($0, keepPatterns: false, keepKeysValues: true) }
+        let (runner, samples, baselines) = try tinyRunner(perTarget: 3, keepKeysValues: true)
         var requests: [ScoreRequest] = []
         for (i, sample) in samples.enumerated() {
             let last = sample.input.ids.count - 1
@@ -86,10 +89,7 @@ struct BatchedScoresTests {
 
     @Test("an invalid request is reported before anything runs, the first one in request order")
     func invalidRequest() throws {
-        let session = try ModelSession(directory: Fixtures.tinyLlava)
-        let runner = AnalysisRunner(session: session)
-        let samples = try Fixtures.items(perTarget: 1).map { try AnalysisSample($0, session: session) }
-        let baselines = try samples.map { try runner.baseline($0, keepPatterns: false) }
+        let (runner, samples, baselines) = try tinyRunner(perTarget: 1)
         let good = ScoreRequest(sample: 0, interventions: InterventionSet([.blockHeads([HeadIndex(layer: 0, head: 0)], means: nil)]), startLayer: 0)
         let badLayer = ScoreRequest(sample: 0, interventions: InterventionSet([.blockHeads([HeadIndex(layer: 99, head: 0)], means: nil)]), startLayer: 0)
         let badSpan = ScoreRequest(sample: 0, interventions: InterventionSet([.knockout(keys: .span("nonexistent"), queries: .span("last"), layers: [0], heads: nil)]),
