@@ -152,6 +152,12 @@ struct HDF5Cursor {
         return HDF5Cursor(try take(count, field), origin: start, label: label ?? self.label)
     }
 
+    /// A version byte that must equal `expected` (`what`: the structure, for the message).
+    mutating func version(_ expected: Int, of what: String) throws {
+        let version = try u8("version")
+        guard version == expected else { throw failure("\(what) version \(version), expected \(expected)") }
+    }
+
     mutating func expect(_ bytes: [UInt8], _ field: String) throws {
         let found = try take(bytes.count, field)
         guard found == bytes else {
@@ -285,6 +291,15 @@ final class HDF5StructureWalk {
         guard budget >= 0 else {
             throw HDF5PreflightFailure(kind: .tooLarge, problem: "more than 100000 metadata structures (at \(what))")
         }
+    }
+
+    /// The first `count` bytes of a structure that starts with a 4-byte signature ("GCOL", "TREE", "HEAP",
+    /// "SNOD"), recorded under `name` for the tests and checked for its signature.
+    private func signed(_ signature: String, at address: UInt64, _ count: Int, _ label: String, name: String) throws -> HDF5Cursor {
+        var cursor = try read(address, count, label)
+        note(name, cursor.origin)
+        try cursor.expect(Array(signature.utf8), "signature")
+        return cursor
     }
 
     /// `count` bytes at relative `address`, refused unless they lie inside the file.
@@ -826,11 +841,8 @@ final class HDF5StructureWalk {
         if let known = globalHeaps[address] { return known }
         try spend("global heap collection at \(address)")
         let label = "global heap collection at byte \(address)"
-        var header = try read(address, 16, label)
-        note("gcol", header.origin)
-        try header.expect(Array("GCOL".utf8), "signature")
-        let version = try header.u8("version")
-        guard version == 1 else { throw header.failure("global heap version \(version), expected 1") }
+        var header = try signed("GCOL", at: address, 16, label, name: "gcol")
+        try header.version(1, of: "global heap")
         try header.skip(3, "reserved")
         let size = try header.length("collection size")
         guard size >= 16, size <= UInt64(Self.maximumStructureBytes) else { throw header.failure("collection size \(size)") }
@@ -919,9 +931,7 @@ final class HDF5StructureWalk {
         guard visitedNodes.insert(address).inserted else {
             throw HDF5PreflightFailure(kind: .malformed, problem: "\(label) is reached twice (a cycle or shared node)")
         }
-        var node = try read(address, btreeNodeBytes(k: k, keyBytes: keyBytes), label)
-        note(structure, node.origin)
-        try node.expect(Array("TREE".utf8), "signature")
+        var node = try signed("TREE", at: address, btreeNodeBytes(k: k, keyBytes: keyBytes), label, name: structure)
         let nodeType = try node.u8("node type")
         let level = try node.u8("node level")
         let entries = try node.u16("entries used")
@@ -991,11 +1001,8 @@ final class HDF5StructureWalk {
         if let known = localHeaps[address] { return known }
         try spend("local heap at \(address)")
         let label = "local heap of group '\(path)' at byte \(address)"
-        var header = try read(address, 32, label)
-        note("heap:\(path)", header.origin)
-        try header.expect(Array("HEAP".utf8), "signature")
-        let version = try header.u8("version")
-        guard version == 0 else { throw header.failure("local heap version \(version), expected 0") }
+        var header = try signed("HEAP", at: address, 32, label, name: "heap:\(path)")
+        try header.version(0, of: "local heap")
         try header.skip(3, "reserved")
         let size = try header.length("data segment size")
         let freeList = try header.length("offset to head of free list")
@@ -1057,11 +1064,8 @@ final class HDF5StructureWalk {
         guard visitedNodes.insert(address).inserted else {
             throw HDF5PreflightFailure(kind: .malformed, problem: "\(label) is reached twice")
         }
-        var node = try read(address, 8 + 2 * groupLeafK * Self.symbolEntryBytes, label)
-        note("snod:\(path)", node.origin)
-        try node.expect(Array("SNOD".utf8), "signature")
-        let version = try node.u8("version")
-        guard version == 1 else { throw node.failure("symbol table node version \(version), expected 1") }
+        var node = try signed("SNOD", at: address, 8 + 2 * groupLeafK * Self.symbolEntryBytes, label, name: "snod:\(path)")
+        try node.version(1, of: "symbol table node")
         try node.skip(1, "reserved")
         let count = try node.u16("number of symbols")
         guard count <= 2 * groupLeafK else { throw node.failure("\(count) symbols, capacity \(2 * groupLeafK)") }

@@ -107,16 +107,17 @@ struct LlamaAttention: @unchecked Sendable {
         let t = q.shape[0], d = heads.headDim, hooks = segment.hooks
         // Keys and values of every position the queries may attend to: the cached prefix, then these rows.
         var keys = k.reshaped([t, heads.kvHeads * d]), values = v.reshaped([t, heads.kvHeads * d])
-        var offset = 0
+        let width = keys.columns
+        var cached: (keys: ArraySlice<Float>, values: ArraySlice<Float>, rows: Int)? = nil
         if let own = segment.layerPrefix, own.layer == l {
-            offset = own.keys.rows
-            keys = Tensor(shape: [offset + t, keys.columns], scalars: own.keys.scalars + keys.scalars)
-            values = Tensor(shape: [offset + t, values.columns], scalars: own.values.scalars + values.scalars)
+            cached = (own.keys.scalars[...], own.values.scalars[...], own.keys.rows)
         } else if let prefix = segment.prefix {
-            offset = prefix.count
-            let width = keys.columns
-            keys = Tensor(shape: [offset + t, width], scalars: prefix.keys[l].scalars.prefix(offset * width) + keys.scalars)
-            values = Tensor(shape: [offset + t, width], scalars: prefix.values[l].scalars.prefix(offset * width) + values.scalars)
+            cached = (prefix.keys[l].scalars.prefix(prefix.count * width), prefix.values[l].scalars.prefix(prefix.count * width), prefix.count)
+        }
+        let offset = cached?.rows ?? 0
+        if let cached {
+            keys = Tensor(shape: [offset + t, width], scalars: cached.keys + keys.scalars)
+            values = Tensor(shape: [offset + t, width], scalars: cached.values + values.scalars)
         }
         var scores = attentionScores(q: q.reshaped([t, heads.heads * d]), k: keys, heads: heads, scale: scale)
         applyCausalMask(&scores, queryOffset: offset)
