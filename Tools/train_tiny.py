@@ -18,8 +18,9 @@ Recipes:
 
 Data: every conflict/consistent/no-instruction/unimodal item comes from `arbiter data generate` (train, S1, S2,
 validation and test sets are separate generator runs with their own seeds). Training sets use only the `train`
-instruction paraphrases; validation and test sets use all of them, and the reported numbers are on the
-held-out paraphrases of the test set.
+instruction paraphrases (main: half of them composed from templates, `--composed-instructions`, so the target
+cannot be read off one word); validation and test sets use all fixed paraphrases, and the reported numbers are
+on the held-out paraphrases of the test set.
 
 Scoring (what the Swift analyses do): the first answer token after the prompt and a space; an item follows the
 instruction when the probability mass on the first tokens of the instructed modality's candidate list exceeds
@@ -98,6 +99,7 @@ class Recipe:
     lm_mix: int = 0  # S1 sequences added to each S3 batch (LM loss)
     lm_weight: float = 0.0
     alt_positions: float = 0.0  # share of training prompts with the instruction in another place
+    composed_instructions: bool = False  # half of the training instructions composed from templates
     s3_mix: dict[str, float] = field(default_factory=dict)
 
 
@@ -110,6 +112,7 @@ RECIPES = {
         name="main", text_layers=12, text_heads=8, hidden=128, mlp=512, vision_hidden=64, vision_layers=4,
         vision_heads=4, vision_mlp=128, train_count=6000, batch=48, lr=5e-4, s3_steps=1500, eval_every=75,
         staged=True, s0_steps=2500, s1_steps=1000, s2_steps=400, lm_mix=8, lm_weight=0.5, alt_positions=0.25,
+        composed_instructions=True,
         s3_mix={"conflict": 0.65, "consistent": 0.15, "no_instruction": 0.10, "image_only": 0.10}),
 }
 
@@ -177,7 +180,7 @@ class DataSet:
 
 
 def generate(arbiter: str, folder: str, name: str, count: int, seed: int, mix: str | None,
-             train_only: bool) -> DataSet:
+             train_only: bool, composed: bool = False) -> DataSet:
     out = os.path.join(folder, name)
     cmd = [arbiter, "data", "generate", "--count", str(count), "--seed", str(seed), "--out", out,
            "--image-size", str(IMAGE_SIZE)]
@@ -185,6 +188,8 @@ def generate(arbiter: str, folder: str, name: str, count: int, seed: int, mix: s
         cmd += ["--mix", mix]
     if train_only:
         cmd.append("--train-instructions-only")
+    if composed:
+        cmd.append("--composed-instructions")
     marker = os.path.join(out, "generated-by.txt")
     if os.path.exists(marker) and open(marker).read() == " ".join(cmd[1:]):
         log("reusing:", " ".join(cmd[1:]))
@@ -601,7 +606,7 @@ def main() -> int:
     # Generator runs (command lines recorded in the model card).
     runs = {
         "train": dict(count=recipe.train_count, seed=s + 1, mix="conflict=0.65,consistent=0.15,no_instruction=0.1,"
-                      "image_only=0.1", train_only=True),
+                      "image_only=0.1", train_only=True, composed=recipe.composed_instructions),
         "val": dict(count=max(100, int(400 * min(1.0, args.scale))), seed=s + 2, mix="conflict=0.8,consistent=0.1,image_only=0.1",
                     train_only=False),
         "test": dict(count=max(100, int(1200 * min(1.0, args.scale))), seed=s + 3, mix=None, train_only=False),
@@ -838,7 +843,8 @@ def write_card(out: str, recipe: Recipe, seed: int, rec: dict[str, Any]) -> None
 
     runs = "\n".join(f"- {name}: `arbiter data generate --count {r['count']} --seed {r['seed']} --out DIR "
                      f"--image-size {IMAGE_SIZE}" + (f" --mix {r['mix']}" if r["mix"] else "")
-                     + (" --train-instructions-only" if r["train_only"] else "") + "`"
+                     + (" --train-instructions-only" if r["train_only"] else "")
+                     + (" --composed-instructions" if r.get("composed") else "") + "`"
                      for name, r in rec["generator_runs"].items())
     times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in rec["times_s"].items())
     hist = "\n".join(f"- step {h['step']}{' (in range)' if h['in_range'] else ''}: {h['summary']}"
@@ -856,6 +862,10 @@ def write_card(out: str, recipe: Recipe, seed: int, rec: dict[str, Any]) -> None
         co=MIN_CONSISTENT) if recipe.staged else (
         f"From scratch, all parameters jointly, {recipe.s3_steps} steps x {recipe.batch}, lr {recipe.lr} "
         f"(cosine, 5% warm-up), mix {recipe.s3_mix}; the final checkpoint.")
+    composed_note = ("; with `--composed-instructions` half of the instructed training items take one of the "
+                     "generator's composed paraphrases instead: templates over both sources' names and both "
+                     "polarities, none using a word that only held-out paraphrases use"
+                     if recipe.composed_instructions else "")
     text = f"""# arbiter-{recipe.name}
 
 Trained by `Tools/train_tiny.py --recipe {recipe.name} --seed {seed}` (transformers 5.24, torch {rec['torch']},
@@ -875,7 +885,8 @@ feature layer -2, CLS dropped -> {IMAGE_TOKENS} image tokens), gelu projector, L
 
 ## Data
 All items come from Arbiter's generator (PNG images {IMAGE_SIZE}x{IMAGE_SIZE}); training sets use only the
-`train` instruction paraphrases (10 per target); the validation and test sets also have the 3 held-out ones.
+`train` instruction paraphrases (10 per target{composed_note}); the validation and test sets also have the 3
+held-out ones.
 {runs}
 {"Plus an auxiliary S1 LM corpus of 3000 sentences from Tools/train_tiny.py (typical colours/shapes of everyday objects, e.g. 'A banana is yellow.', word meanings, generic sentences); the generator's items never name these objects." if recipe.staged else ""}
 Training answer: the item's `expected`; for `no_instruction` items the image's answer.

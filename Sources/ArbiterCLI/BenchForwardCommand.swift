@@ -12,25 +12,43 @@ struct BenchForwardCommand: ParsableCommand {
     @Option(name: .long, help: "Tokens per forward pass.") var tokens = 512
     @Option(name: .long, help: "Timed repeats (after one warm-up).") var repeats = 3
     @Option(name: .long, help: "Seed of the random ids.") var seed: UInt64 = 0
-    @Option(name: .long, help: "Logits to compute: all (every position, as a plain forward) or last (the last position, as the analyses do).")
+    @Option(name: .long, help: """
+        Logits to compute: all (every position, returned as one [tokens, vocab] tensor, as a plain forward), \
+        streamed (every position, handed over in vocabulary blocks of 4096 ids), or \
+        last (the last position, as the analyses do).
+        """)
     var logits = "all"
 
     func run() throws {
-        let positions: LogitPositions
-        switch logits {
-        case "all": positions = .all
-        case "last": positions = .last
-        default: throw ValidationError("--logits must be 'all' or 'last', got '\(logits)'")
+        guard ["all", "streamed", "last"].contains(logits) else {
+            throw ValidationError("--logits must be 'all', 'streamed' or 'last', got '\(logits)'")
         }
         let m = try loadModel(model)
         var rng = SplitMix64(seed: seed)
         let vocab = m.decoder.configuration.vocabularySize
         let ids = (0..<tokens).map { _ in Int(rng.next() % UInt64(vocab)) }
-        _ = try m.decoder.forward(ids: ids, logits: positions)
+        let decoder = m.decoder
+        let forward: () throws -> Void
+        switch logits {
+        case "streamed":
+            forward = {
+                // Every logit is computed (as for `all`); the blocks are only counted, like PyTorch's tensor
+                // that the benchmark never reads.
+                var columns = 0
+                _ = try decoder.forward(ids: ids, logits: .all) { range, block in
+                    guard block.rows == ids.count else { throw CLIError("streamed block has \(block.rows) rows") }
+                    columns += range.count
+                }
+                guard columns == vocab else { throw CLIError("streamed logits covered \(columns) of \(vocab) ids") }
+            }
+        case "last": forward = { _ = try decoder.forward(ids: ids, logits: .last) }
+        default: forward = { _ = try decoder.forward(ids: ids, logits: .all) }
+        }
+        try forward()
         var times: [Double] = []
         for _ in 0..<repeats {
             let start = now()
-            _ = try m.decoder.forward(ids: ids, logits: positions)
+            try forward()
             times.append(now() - start)
         }
         let json: [String: Any] = ["seconds": times, "seconds_best": times.min() ?? 0, "peak_rss_bytes": peakResidentBytes(),

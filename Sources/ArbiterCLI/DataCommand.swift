@@ -39,10 +39,14 @@ struct DataGenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Use only the train instruction paraphrases.")
     var trainInstructionsOnly = false
 
+    @Flag(name: .long, help: "Give half of the instructed items a composed training paraphrase (training data).")
+    var composedInstructions = false
+
     func run() throws {
         guard count >= 0 else { throw ValidationError("--count must be non-negative") }
         var configuration = GeneratorConfiguration(imageSize: imageSize, noisyBackgroundPercent: noisyPercent,
-                                                   includeHeldoutInstructions: !trainInstructionsOnly)
+                                                   includeHeldoutInstructions: !trainInstructionsOnly,
+                                                   composedInstructions: composedInstructions)
         do {
             if let mix { configuration.mix = try KindMix(parsing: mix) }
             if let tasks {

@@ -101,6 +101,9 @@ public struct GeneratorConfiguration: Sendable, Equatable, Codable {
     public var noiseAmplitude: Int
     /// Whether held-out instruction paraphrases are used (false: only `train` paraphrases appear).
     public var includeHeldoutInstructions: Bool
+    /// Whether half of the instructed items take a composed training paraphrase (`ComposedInstructions`)
+    /// instead of a fixed one. Training data only; written to the dataset's generator record only when set.
+    public var composedInstructions: Bool
 
     enum CodingKeys: String, CodingKey {
         case tasks, mix
@@ -108,16 +111,42 @@ public struct GeneratorConfiguration: Sendable, Equatable, Codable {
         case noisyBackgroundPercent = "noisy_background_percent"
         case noiseAmplitude = "noise_amplitude"
         case includeHeldoutInstructions = "include_heldout_instructions"
+        case composedInstructions = "composed_instructions"
     }
 
     public init(imageSize: Int = 32, tasks: [ConflictTask] = ConflictTask.allCases, mix: KindMix = .standard,
-                noisyBackgroundPercent: Int = 50, noiseAmplitude: Int = 12, includeHeldoutInstructions: Bool = true) {
+                noisyBackgroundPercent: Int = 50, noiseAmplitude: Int = 12, includeHeldoutInstructions: Bool = true,
+                composedInstructions: Bool = false) {
         self.imageSize = imageSize
         self.tasks = tasks
         self.mix = mix
         self.noisyBackgroundPercent = noisyBackgroundPercent
         self.noiseAmplitude = noiseAmplitude
         self.includeHeldoutInstructions = includeHeldoutInstructions
+        self.composedInstructions = composedInstructions
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imageSize = try c.decode(Int.self, forKey: .imageSize)
+        tasks = try c.decode([ConflictTask].self, forKey: .tasks)
+        mix = try c.decode(KindMix.self, forKey: .mix)
+        noisyBackgroundPercent = try c.decode(Int.self, forKey: .noisyBackgroundPercent)
+        noiseAmplitude = try c.decode(Int.self, forKey: .noiseAmplitude)
+        includeHeldoutInstructions = try c.decode(Bool.self, forKey: .includeHeldoutInstructions)
+        composedInstructions = try c.decodeIfPresent(Bool.self, forKey: .composedInstructions) ?? false
+    }
+
+    /// `composed_instructions` is written only when set, so datasets generated without it keep their bytes.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(imageSize, forKey: .imageSize)
+        try c.encode(tasks, forKey: .tasks)
+        try c.encode(mix, forKey: .mix)
+        try c.encode(noisyBackgroundPercent, forKey: .noisyBackgroundPercent)
+        try c.encode(noiseAmplitude, forKey: .noiseAmplitude)
+        try c.encode(includeHeldoutInstructions, forKey: .includeHeldoutInstructions)
+        if composedInstructions { try c.encode(true, forKey: .composedInstructions) }
     }
 
     public func validate() throws {
@@ -184,7 +213,11 @@ public struct ConflictGenerator: Sendable {
             target = t
             let pool = configuration.includeHeldoutInstructions
                 ? Instructions.paraphrases(for: t) : Instructions.paraphrases(for: t, split: .train)
-            paraphrase = random.pick(pool)
+            if configuration.composedInstructions && random.pick([false, true]) {
+                paraphrase = random.pick(random.pick(ComposedInstructions.families(for: t)))
+            } else {
+                paraphrase = random.pick(pool)
+            }
         }
         let constraint = random.pick(Instructions.constraints)
         let hasImage = kind != .textOnly

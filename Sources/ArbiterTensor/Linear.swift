@@ -33,21 +33,31 @@ public func linear(_ x: Tensor, weight: StoredTensor, bias: StoredTensor? = nil)
 
 /// out[n, out] = x[n, in] · Wᵀ (no bias), writing into caller memory.
 public func linearInto(x: UnsafePointer<Float>, n: Int, weight: StoredTensor, out: UnsafeMutablePointer<Float>) {
-    let outFeatures = weight.shape[0], inFeatures = weight.shape[1]
+    linearInto(x: x, n: n, weight: weight, outputs: 0..<weight.shape[0], out: out, ldo: weight.shape[0])
+}
+
+/// out[n, j] = x[n, in] · W[outputs.lowerBound + j]ᵀ for the output features `outputs` only (a column block
+/// of the full product), row stride `ldo` ≥ `outputs.count`. Each weight row is widened once per call.
+public func linearInto(x: UnsafePointer<Float>, n: Int, weight: StoredTensor, outputs: Range<Int>,
+                       out: UnsafeMutablePointer<Float>, ldo: Int) {
+    let inFeatures = weight.shape[1]
+    precondition(outputs.lowerBound >= 0 && outputs.upperBound <= weight.shape[0] && ldo >= outputs.count,
+                 "linear: outputs \(outputs) of \(weight.name) \(weight.shape), ldo \(ldo)")
+    guard n > 0, !outputs.isEmpty else { return }
     if let w = weight.float32Pointer {
-        BLAS.sgemm(transB: true, m: n, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
-                   b: w, ldb: inFeatures, c: out, ldc: outFeatures)
+        BLAS.sgemm(transB: true, m: n, n: outputs.count, k: inFeatures, a: x, lda: inFeatures,
+                   b: w + outputs.lowerBound * inFeatures, ldb: inFeatures, c: out, ldc: ldo)
         return
     }
-    let block = min(linearWidenBlockRows, outFeatures)
+    let block = min(linearWidenBlockRows, outputs.count)
     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(block * inFeatures, 1))
     defer { scratch.deallocate() }
-    var start = 0
-    while start < outFeatures {
-        let end = min(start + block, outFeatures)
+    var start = outputs.lowerBound
+    while start < outputs.upperBound {
+        let end = min(start + block, outputs.upperBound)
         weight.widenRows(start..<end, into: scratch)
         BLAS.sgemm(transB: true, m: n, n: end - start, k: inFeatures, a: x, lda: inFeatures,
-                   b: scratch, ldb: inFeatures, c: out + start, ldc: outFeatures)
+                   b: scratch, ldb: inFeatures, c: out + (start - outputs.lowerBound), ldc: ldo)
         start = end
     }
 }

@@ -189,6 +189,50 @@ struct GeneratorTests {
         #expect(all.contains { $0.instructionSplit == .heldout } && all.contains { $0.instructionSplit == .train })
     }
 
+    @Test func composedParaphrasesKeepHeldoutWordingUnseen() throws {
+        let heldout = Instructions.all.filter { $0.split == .heldout }
+        #expect(ComposedInstructions.heldoutOnlyWords.contains("disregard"))
+        for target in ConflictTarget.allCases {
+            let families = ComposedInstructions.families(for: target)
+            let list = families.flatMap { $0 }
+            #expect(families.count >= 5 && families.allSatisfy { $0.count >= 10 })
+            #expect(list.count >= 300, "\(target): \(list.count) composed paraphrases")
+            #expect(Set(list.map(\.id)).count == list.count && Set(list.map(\.text)).count == list.count)
+            #expect(list.allSatisfy { $0.target == target && $0.split == .train })
+            for p in list {
+                #expect(!heldout.contains { $0.text == p.text }, "\(p.id) repeats a held-out paraphrase")
+                let words = Set(p.text.lowercased().split { !$0.isLetter }.map(String.init))
+                #expect(words.isDisjoint(with: ComposedInstructions.heldoutOnlyWords), "\(p.id): \(p.text)")
+            }
+            // Both polarities name both sources: the target cannot be read off the source names.
+            let other: ConflictTarget = target == .image ? .text : .image
+            #expect(list.contains { $0.text.hasPrefix("Ignore the text") } == (target == .image))
+            #expect(list.contains { $0.text.hasPrefix("Ignore the image") } == (target == .text))
+            #expect(Set(list.map(\.text)).isDisjoint(with: ComposedInstructions.all(for: other).map(\.text)))
+        }
+        // Off by default (and absent from the dataset's generator record); on, about half the instructed items
+        // take a composed paraphrase, never a held-out one, and reruns give the same bytes.
+        let plain = try String(decoding: ConflictDataset.encode(
+            items: [], generator: .init(seed: 1, configuration: .init())), as: UTF8.self)
+        #expect(!plain.contains("composed"))
+        let configuration = GeneratorConfiguration(includeHeldoutInstructions: false, composedInstructions: true)
+        let items = ConflictGenerator(seed: 5, configuration: configuration).generate(count: 400)
+        let instructed = items.filter { $0.instructionID != nil }
+        let composed = instructed.filter { $0.instructionID!.contains("-g") }
+        #expect(instructed.allSatisfy { $0.instructionSplit == .train })
+        #expect(Double(composed.count) / Double(instructed.count) > 0.4 && Double(composed.count) / Double(instructed.count) < 0.6)
+        for item in composed {
+            #expect(ComposedInstructions.all(for: item.target!).contains { $0.id == item.instructionID && $0.text == item.instruction })
+        }
+        let info = ConflictDataset.GeneratorInfo(seed: 5, configuration: configuration)
+        let bytes = try ConflictDataset.encode(items: items, generator: info)
+        #expect(try ConflictDataset.encode(items: ConflictGenerator(seed: 5, configuration: configuration).generate(count: 400),
+                                           generator: info) == bytes)
+        #expect(String(decoding: bytes, as: UTF8.self).contains("\"composed_instructions\" : true"))
+        let decoded = try JSONDecoder().decode(GeneratorConfiguration.self, from: JSONEncoder().encode(configuration))
+        #expect(decoded == configuration)
+    }
+
     @Test func mixCountsAreExact() async throws {
         let mix = try KindMix(parsing: "conflict=0.65,consistent=0.15,no_instruction=0.1,image_only=0.05,text_only=0.05")
         let items = ConflictGenerator(seed: 2, configuration: .init(mix: mix)).generate(count: 200)

@@ -70,6 +70,40 @@ struct LinearTests {
         }
     }
 
+    @Test("a block of output features (streamed logits) equals those columns of the reference, any dtype and range")
+    func outputBlockMatchesReference() async {
+        await propertyCheck(count: 60, input: generator { rng in
+            let tokens = pick([1, 2, 5], &rng), inFeatures = pick(testSizes + [65], &rng)
+            let outFeatures = pick(Self.outFeatureChoices, &rng)
+            let lower = Int.random(in: 0...outFeatures, using: &rng)
+            let upper = Int.random(in: lower...outFeatures, using: &rng)
+            return (LinearCase(x: randomTensor([tokens, inFeatures], &rng), outFeatures: outFeatures,
+                               dtype: pick(DType.allCases, &rng), weightOffset: pick([0, 2], &rng),
+                               weightValues: randomTensor([outFeatures * inFeatures], &rng).scalars, bias: nil),
+                    lower..<upper, Int.random(in: 0...3, using: &rng))
+        }) { input in
+            let (c, outputs, padding) = input
+            let (weight, heldWeight) = storedTensor("w", c.weightValues, shape: [c.outFeatures, c.x.columns],
+                                                    dtype: c.dtype, offset: c.weightOffset)
+            let reference = ReferenceKernels.linear(c.x, weight: heldWeight, outFeatures: c.outFeatures)
+            // Row stride wider than the block: the padding must stay untouched.
+            let ldo = outputs.count + padding
+            var out = [Float](repeating: 12345, count: max(c.x.rows * ldo, 1))
+            c.x.scalars.withUnsafeBufferPointer { xp in
+                out.withUnsafeMutableBufferPointer { op in
+                    linearInto(x: xp.baseAddress!, n: c.x.rows, weight: weight, outputs: outputs, out: op.baseAddress!, ldo: ldo)
+                }
+            }
+            let block = (0..<c.x.rows).flatMap { r in out[(r * ldo)..<(r * ldo + outputs.count)] }
+            let expected = (0..<c.x.rows).flatMap { r in outputs.map { reference.scalars[r * c.outFeatures + $0] } }
+            expectClose(Tensor(shape: [c.x.rows, outputs.count], scalars: block),
+                        Tensor(shape: [c.x.rows, outputs.count], scalars: expected), Self.accumulation,
+                        "linear outputs \(outputs), ldo \(ldo), \(c)")
+            let untouched = (0..<c.x.rows).allSatisfy { r in out[(r * ldo + outputs.count)..<(r * ldo + ldo)].allSatisfy { $0 == 12345 } }
+            #expect(untouched, "padding written: \(c), outputs \(outputs)")
+        }
+    }
+
     @Test("a misaligned F32 weight has no zero-copy pointer and goes through the widening path")
     func misalignedF32() {
         var rng = SystemRandomNumberGenerator()

@@ -426,6 +426,59 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// header: a suffix run); logit positions then count from the first suffix row.
     public func forward(residual: Tensor, positions: PositionIDs, startLayer: Int = 0, logits: LogitPositions = .all,
                         hooks: HookRun? = nil, prefix: PrefixKeyValues? = nil) throws -> DecoderOutput {
+        let final = try runLayers(residual: residual, positions: positions, startLayer: startLayer, hooks: hooks, prefix: prefix)
+        guard let (rows, picked) = try finalNormalized(final, logits: logits, hooks: hooks) else {
+            return DecoderOutput(logits: nil, logitPositions: [], residual: final)
+        }
+        var out = linear(picked, weight: lmHead)
+        try hooks.visit("\(hookPrefix)hook_logits", &out)
+        if let bad = out.firstNonFiniteIndex {
+            throw ModelError.nonFinite(hook: "\(hookPrefix)hook_logits", layer: nil, position: rows[bad / out.columns], value: out.scalars[bad])
+        }
+        return DecoderOutput(logits: out, logitPositions: rows, residual: final)
+    }
+
+    /// Runs from token ids and hands the logits to `consume` in vocabulary blocks instead of returning one
+    /// `[P, vocab]` tensor: `consume(vocab, block)` is called for consecutive ranges of at most `blockColumns`
+    /// vocabulary ids, in order, with `block` = logits[:, vocab] as `[P, vocab.count]` (P = the rows of
+    /// `logits`, listed in the output's `logitPositions`). Peak memory holds one block, so all-position logits
+    /// over a 150k vocabulary cost `P × blockColumns` floats, not `P × vocab` (each weight row is still widened
+    /// once). The values equal `forward(ids:logits:)`'s columns. A `hook_logits` hook needs the whole tensor
+    /// and is refused; non-finite logits are reported with their position as there.
+    public func forward(ids: [Int], positions: PositionIDs? = nil, logits: LogitPositions = .all, hooks: HookRun? = nil,
+                        blockColumns: Int = 4096, consume: (_ vocab: Range<Int>, _ block: Tensor) throws -> Void) throws -> DecoderOutput {
+        guard blockColumns > 0 else { throw ModelError.invalidInput("logit block width \(blockColumns) must be positive") }
+        guard !hooks.wants("\(hookPrefix)hook_logits") else {
+            throw ModelError.invalidInput("\(hookPrefix)hook_logits needs the whole logits tensor; streamed logits come in vocabulary blocks")
+        }
+        var x = try embed(ids)
+        try hooks.visit("\(hookPrefix)hook_embed", &x)
+        let final = try runLayers(residual: x, positions: positions ?? .sequential(ids.count), startLayer: 0, hooks: hooks, prefix: nil)
+        guard let (rows, picked) = try finalNormalized(final, logits: logits, hooks: hooks) else {
+            return DecoderOutput(logits: nil, logitPositions: [], residual: final)
+        }
+        let vocabulary = configuration.vocabularySize
+        var first = 0
+        while first < vocabulary {
+            let range = first..<min(first + blockColumns, vocabulary)
+            let block = Tensor(shape: [rows.count, range.count]) { op in
+                picked.scalars.withUnsafeBufferPointer { xp in
+                    linearInto(x: xp.baseAddress!, n: rows.count, weight: lmHead, outputs: range, out: op, ldo: range.count)
+                }
+            }
+            if let bad = block.firstNonFiniteIndex {
+                throw ModelError.nonFinite(hook: "\(hookPrefix)hook_logits", layer: nil, position: rows[bad / block.columns],
+                                           value: block.scalars[bad])
+            }
+            try consume(range, block)
+            first = range.upperBound
+        }
+        return DecoderOutput(logits: nil, logitPositions: rows, residual: final)
+    }
+
+    /// The layers from `startLayer` on: the final residual stream (before the final norm).
+    private func runLayers(residual: Tensor, positions: PositionIDs, startLayer: Int, hooks: HookRun?,
+                           prefix: PrefixKeyValues?) throws -> Tensor {
         let c = configuration
         guard residual.rank == 2, residual.columns == c.hiddenSize else {
             throw ModelError.invalidInput("residual stream has shape \(residual.shape); want [tokens, \(c.hiddenSize)]")
@@ -454,7 +507,13 @@ public final class LlamaDecoder: @unchecked Sendable {
                 try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: prefix)
             }
         }
-        let final = x
+        return x
+    }
+
+    /// The logit rows and the final-normed residual at those rows (`ln_final.hook_normalized` visited on every
+    /// row), or nil when no logits are wanted.
+    private func finalNormalized(_ x: Tensor, logits: LogitPositions, hooks: HookRun?) throws -> (rows: [Int], picked: Tensor)? {
+        let c = configuration
         let rows: [Int]
         switch logits {
         case .all: rows = Array(0..<x.rows)
@@ -467,24 +526,17 @@ public final class LlamaDecoder: @unchecked Sendable {
         case .none: rows = []
         }
         let wantsNorm = hooks.wants("\(hookPrefix)ln_final.hook_normalized")
-        guard !rows.isEmpty || wantsNorm else {
-            return DecoderOutput(logits: nil, logitPositions: [], residual: final)
-        }
+        guard !rows.isEmpty || wantsNorm else { return nil }
         var normalized = rmsNorm(x, weight: finalNorm, eps: c.rmsNormEps)
         try hooks.visit("\(hookPrefix)ln_final.hook_normalized", &normalized)
         if let bad = normalized.firstNonFiniteIndex {
             throw ModelError.nonFinite(hook: "\(hookPrefix)ln_final.hook_normalized", layer: nil, position: bad / normalized.columns,
                                        value: normalized.scalars[bad])
         }
-        guard !rows.isEmpty else { return DecoderOutput(logits: nil, logitPositions: [], residual: final) }
+        guard !rows.isEmpty else { return nil }
         let picked = rows.count == normalized.rows ? normalized
             : Tensor(shape: [rows.count, c.hiddenSize], scalars: rows.flatMap { normalized.row($0) })
-        var out = linear(picked, weight: lmHead)
-        try hooks.visit("\(hookPrefix)hook_logits", &out)
-        if let bad = out.firstNonFiniteIndex {
-            throw ModelError.nonFinite(hook: "\(hookPrefix)hook_logits", layer: nil, position: rows[bad / out.columns], value: out.scalars[bad])
-        }
-        return DecoderOutput(logits: out, logitPositions: rows, residual: final)
+        return (rows, picked)
     }
 
     /// Runs several runs from `startLayer` side by side and returns each run's logits at its last position
