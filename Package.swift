@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // Arbiter: the claims of "Instruction Anchors" (arXiv 2602.03677) as executable hypotheses.
 // Targets are layered; imports only flow down this list:
-//   C shims (CBLAS, CHDF5, CPNG) → ArbiterTensor → ArbiterFormats, ArbiterTokenizers → ArbiterModels
+//   C shims (CBLAS, CHDF5, CPNG) and C kernels (CKernels) → ArbiterTensor → ArbiterFormats, ArbiterTokenizers → ArbiterModels
 //   → ArbiterInterventions → ArbiterData → ArbiterAnalyses → ArbiterClaims (+ ArbiterPlots) → ArbiterCLI
 import PackageDescription
 
@@ -26,8 +26,10 @@ let package = Package(
         .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
                        providers: [.apt(["libpng-dev"])]),
 
+        // Elementwise kernels (exp, SiLU) in C, cloned for AVX2 and the baseline and picked at load time.
+        .target(name: "CKernels", path: "Sources/CKernels"),
         // Tensors and kernels: Float32 activations, weights in their stored dtype, BLAS matmul.
-        .target(name: "ArbiterTensor", dependencies: ["CBLAS"], swiftSettings: optimized),
+        .target(name: "ArbiterTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimized),
         // Formats: safetensors, HDF5, PNG, image preprocessing, JSON helpers.
         .target(name: "ArbiterFormats", dependencies: ["ArbiterTensor", "CHDF5", "CPNG"], swiftSettings: optimized),
         // tokenizer.json: one stage per file.
@@ -53,7 +55,7 @@ let package = Package(
         ], swiftSettings: optimized),
 
         .testTarget(name: "ArbiterTensorTests", dependencies: [
-            "ArbiterTensor", .product(name: "PropertyBased", package: "swift-property-based"),
+            "ArbiterTensor", "CKernels", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "ArbiterFormatsTests", dependencies: [
             "ArbiterFormats", .product(name: "PropertyBased", package: "swift-property-based"),

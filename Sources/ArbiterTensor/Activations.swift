@@ -70,22 +70,11 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         }
     }
 
-    /// x[i] = act(x[i]) (· gate[i] when given) over `range`, eight at a time; the tail goes through padded lanes.
+    /// x[i] = act(x[i]) (· factor[i] when given) over `range`, eight lanes at a time (in C, see `VectorExp`).
     @inline(__always)
     private func vectorised(_ x: UnsafeMutablePointer<Float>, _ factor: UnsafePointer<Float>?, _ range: Range<Int>) {
-        let raw = UnsafeMutableRawPointer(x)
-        var i = range.lowerBound
-        while i + 8 <= range.upperBound {
-            var y = vector(raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self))!
-            if let factor { y *= UnsafeRawPointer(factor).loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) }
-            raw.storeBytes(of: y, toByteOffset: i * 4, as: SIMD8<Float>.self)
-            i += 8
-        }
-        guard i < range.upperBound else { return }
-        var v = SIMD8<Float>(repeating: 0)
-        for j in i..<range.upperBound { v[j - i] = x[j] }
-        let y = vector(v)!
-        for j in i..<range.upperBound { x[j] = factor.map { y[j - i] * $0[j] } ?? y[j - i] }
+        VectorExp.sigmoidScaled(x + range.lowerBound, factor: factor.map { $0 + range.lowerBound }, count: range.count,
+                                k: self == .quickGelu ? 1.702 : 1)
     }
 
     public init(named name: String) throws {

@@ -8,10 +8,15 @@
 // Accuracy: ≤ 1 ulp from exp(x) for x in [−87.3, 88.7] (worst 0.96 ulp over every 97th float of the range,
 // `VectorExpTests`); subnormal results (x down to −103.9) within one subnormal step. Special values:
 //   x > 88.72 → +inf;  −inf and x < −103.9 → 0;  NaN → NaN (as expf).
+// The array kernels (`expShifted`, `sigmoidScaled`) run the same operations in C (Sources/CKernels), built
+// for AVX2 and for the baseline and picked by the loader; this Swift SIMD8 version is their reference and the
+// single-value path.
 // Written without lane masks except float compares against a scalar, without `roundps` (the 1.5·2²³
 // rounding trick) and without float→int conversion (n comes from the bits), so Swift's SIMD8 lowers to
 // plain vector code on any x86-64 or arm64 baseline (integer-vector compares and pointwiseMin/Max are
 // scalarised by the compiler: a first version using them ran slower than scalar libm `expf`).
+
+import CKernels
 
 public enum VectorExp {
     @usableFromInline static let log2e: Float = 1.44269504088896341
@@ -52,27 +57,20 @@ public enum VectorExp {
 
     /// `values[i] = e^(values[i] − shift)` for `count` values in place; returns their sum (summed in eight
     /// lanes, then the lanes in order, so the result does not depend on where the array sits in memory).
+    /// Runs in C (`CKernels`), with AVX2 when the CPU has it; bit-identical to `exp(_: SIMD8)` lane by lane.
     @inlinable
     public static func expShifted(_ values: UnsafeMutablePointer<Float>, count: Int, shift: Float) -> Float {
-        var sum = SIMD8<Float>(repeating: 0)
-        var i = 0
-        let raw = UnsafeMutableRawPointer(values)
-        while i + 8 <= count {
-            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
-            let e = exp(v - shift)
-            raw.storeBytes(of: e, toByteOffset: i * 4, as: SIMD8<Float>.self)
-            sum += e
-            i += 8
-        }
-        if i < count {
-            var v = SIMD8<Float>(repeating: -.infinity)  // padding lanes give e^−inf = 0
-            for j in i..<count { v[j - i] = values[j] }
-            let e = exp(v - shift)
-            for j in i..<count { values[j] = e[j - i] }
-            sum += e
-        }
-        var total: Float = 0
-        for lane in 0..<8 { total += sum[lane] }
-        return total
+        arbiter_exp_shifted(values, count, shift)
     }
+
+    /// `x[i] = x[i] / (1 + e^(−k·x[i]))` (times `factor[i]` when given) for `count` values in place: SiLU for
+    /// k = 1, quick_gelu for k = 1.702. In C like `expShifted`; bit-identical to the same formula over
+    /// `exp(_: SIMD8)`.
+    @inlinable
+    public static func sigmoidScaled(_ x: UnsafeMutablePointer<Float>, factor: UnsafePointer<Float>?, count: Int, k: Float) {
+        arbiter_sigmoid_scaled(x, factor, count, k)
+    }
+
+    /// Which build of the C kernels this CPU runs: "avx2" or "baseline".
+    public static var kernelVariant: String { String(cString: arbiter_kernel_variant()) }
 }

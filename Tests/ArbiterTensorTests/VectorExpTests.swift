@@ -1,6 +1,7 @@
 // VectorExp against exp in Double: ulp error over a dense sweep of the whole normal range, the special
 // values, and the lane independence the softmax and activations rely on.
 import ArbiterTensor
+import CKernels
 import Foundation
 import PropertyBased
 import Testing
@@ -99,5 +100,92 @@ struct VectorExpTests {
             #expect(worst <= 3e-7, "relative error \(worst)")
             #expect(sumError <= 1e-6, "sum relative error \(sumError)")
         }
+    }
+
+    /// Every 7th float of both signs over [−120, 100] plus the special values, as 8-lane batches.
+    static let sweep: [Float] = {
+        var values: [Float] = [-.infinity, .infinity, .nan, -0.0, 0, 88.72, 88.73, -103.9, -104, -110, -111, 89, 90,
+                               .greatestFiniteMagnitude, -.greatestFiniteMagnitude, .leastNonzeroMagnitude]
+        for (start, end) in [(Float(0).bitPattern, Float(100).bitPattern), ((-Float(0)).bitPattern, Float(-120).bitPattern)] {
+            var bits = start
+            while bits <= end { values.append(Float(bitPattern: bits)); bits &+= 7919 }
+        }
+        return values
+    }()
+
+    /// The C kernels: what this CPU runs (AVX2 here) and the baseline build other CPUs run.
+    static let cKernels: [(String, @Sendable (UnsafeMutablePointer<Float>, Int, Float) -> Float)] = [
+        ("dispatched (\(VectorExp.kernelVariant))", { VectorExp.expShifted($0, count: $1, shift: $2) }),
+        ("baseline", { arbiter_exp_shifted_baseline($0, $1, $2) }),
+    ]
+
+    @Test("the C kernels (AVX2 and baseline builds) are bit-identical to the Swift SIMD8 exp, specials included")
+    func cKernelsEqualSwiftReference() {
+        #expect(["avx2", "baseline"].contains(VectorExp.kernelVariant))
+        let values = Self.sweep
+        for (name, kernel) in Self.cKernels {
+            var out = values
+            _ = out.withUnsafeMutableBufferPointer { kernel($0.baseAddress!, $0.count, 0) }
+            var mismatches: [(Float, Float, Float)] = []
+            for (i, x) in values.enumerated() {
+                let reference = VectorExp.exp(x)
+                let same = reference.bitPattern == out[i].bitPattern || (reference.isNaN && out[i].isNaN)
+                if !same && mismatches.count < 5 { mismatches.append((x, out[i], reference)) }
+            }
+            #expect(mismatches.isEmpty, "\(name) kernel: (x, C, Swift) \(mismatches)")
+            // The sum: eight lane sums, then the lanes in order, as the Swift reference.
+            let finite = values.filter { $0.isFinite && $0 < 80 && $0 > -120 }
+            var lanes = SIMD8<Float>(repeating: 0)
+            var chunk = [Float]()
+            for x in finite + Array(repeating: -.infinity, count: (8 - finite.count % 8) % 8) {
+                chunk.append(x)
+                if chunk.count == 8 { lanes += VectorExp.exp(SIMD8(chunk)); chunk = [] }
+            }
+            var expected: Float = 0
+            for lane in 0..<8 { expected += lanes[lane] }
+            var copy = finite
+            let sum = copy.withUnsafeMutableBufferPointer { kernel($0.baseAddress!, $0.count, 0) }
+            #expect(sum.bitPattern == expected.bitPattern, "\(name): sum \(sum) vs \(expected)")
+        }
+    }
+
+    @Test("the baseline build of the SiLU kernel equals the dispatched one bit for bit")
+    func sigmoidBaselineEqualsDispatched() async {
+        await propertyCheck(count: 40, input: generator { rng in
+            (0..<pick([1, 7, 8, 9, 33], &rng)).map { _ in Float.random(in: -40...40, using: &rng) }
+        }) { values in
+            for k: Float in [1, 1.702] {
+                let factor = values.map { 1 - $0 / 8 }
+                var dispatched = values, baseline = values
+                dispatched.withUnsafeMutableBufferPointer { VectorExp.sigmoidScaled($0.baseAddress!, factor: factor, count: $0.count, k: k) }
+                baseline.withUnsafeMutableBufferPointer { arbiter_sigmoid_scaled_baseline($0.baseAddress!, factor, $0.count, k) }
+                #expect(dispatched.map(\.bitPattern) == baseline.map(\.bitPattern), "k \(k)")
+            }
+        }
+    }
+
+    @Test("SiLU, the gated unit and quick_gelu in C equal the scalar activation bit for bit, any count and offset")
+    func activationKernelsEqualScalar() async {
+        await propertyCheck(count: 60, input: generator { rng in
+            (0..<pick([1, 5, 8, 13, 64, 101], &rng)).map { _ in Float.random(in: -30...30, using: &rng) }
+        }) { values in
+            for activation in [Activation.silu, .quickGelu] {
+                var x = Tensor(shape: [values.count], scalars: values)
+                activation.apply(&x)
+                let up = values.map { $0 * 0.5 - 1 }
+                var gate = Tensor(shape: [values.count], scalars: values)
+                activation.applyGated(&gate, up: Tensor(shape: [values.count], scalars: up))
+                for i in values.indices {
+                    let reference = activation(values[i])
+                    #expect(x.scalars[i].bitPattern == reference.bitPattern, "\(activation) at \(values[i])")
+                    #expect(gate.scalars[i].bitPattern == (reference * up[i]).bitPattern, "gated \(activation) at \(values[i])")
+                }
+            }
+        }
+        // Specials go through the same formula: NaN stays NaN, −inf gives −0·… = NaN as x/(1+inf) = −inf/inf.
+        var specials = Tensor(shape: [4], scalars: [.nan, .infinity, -.infinity, 0])
+        Activation.silu.apply(&specials)
+        let reference = [Float.nan, .infinity, -.infinity, 0].map { Activation.silu($0) }
+        #expect(zip(specials.scalars, reference).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) })
     }
 }

@@ -1,0 +1,24 @@
+// Elementwise kernels in C, so that x86-64 machines with AVX2 run them eight lanes per instruction (Swift
+// compiles for the x86-64 baseline, SSE2, and has no per-function target features). Each kernel is built
+// twice — for AVX2 and for the baseline — and the plain name calls the AVX2 build when the CPU has AVX2.
+// Both builds do the same IEEE operations lane by lane in the same order, with no fused multiply-adds, so
+// their results are bit-identical to each other and to the Swift `VectorExp` they mirror (tests call both).
+#ifndef ARBITER_CKERNELS_H
+#define ARBITER_CKERNELS_H
+
+/// values[i] = e^(values[i] − shift) for i < count, in place; returns the sum of the results (eight lane
+/// sums, then the lanes in order: independent of where the values sit in memory). `VectorExp.expShifted`.
+float arbiter_exp_shifted(float *values, long count, float shift);
+
+/// x[i] = x[i] / (1 + e^(−k·x[i])), times factor[i] when `factor` is not NULL, for i < count, in place:
+/// SiLU for k = 1 (and the gated unit act(gate)·up), quick_gelu for k = 1.702.
+void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k);
+
+/// The baseline builds (what the plain names run on CPUs without AVX2), for tests.
+float arbiter_exp_shifted_baseline(float *values, long count, float shift);
+void arbiter_sigmoid_scaled_baseline(float *x, const float *factor, long count, float k);
+
+/// The build the plain names run on this CPU: "avx2" or "baseline" (for benchmarks and logs).
+const char *arbiter_kernel_variant(void);
+
+#endif

@@ -1,0 +1,132 @@
+// The elementwise kernels of ckernels.h: the Cephes expf method of Sources/ArbiterTensor/VectorExp.swift
+// (see there for the accuracy and special values), eight lanes at a time with clang vector extensions.
+#include "ckernels.h"
+
+#include <string.h>
+
+// No contraction of a·b + c into fused multiply-adds: the lanes must round exactly as the Swift code does.
+#pragma clang fp contract(off)
+
+#if defined(__x86_64__) && defined(__clang__)
+#define ARBITER_X86 1
+#else
+#define ARBITER_X86 0
+#endif
+
+typedef float v8f __attribute__((vector_size(32), aligned(4)));
+typedef int v8i __attribute__((vector_size(32), aligned(4)));
+typedef unsigned int v8u __attribute__((vector_size(32), aligned(4)));
+
+// Helpers are macros (GNU statement expressions), not functions: a function taking or returning a 256-bit
+// vector has a different ABI with and without AVX, which clang refuses in the baseline clone.
+#define SPLAT(v) ((v8f){(v), (v), (v), (v), (v), (v), (v), (v)})
+
+/// Lanes of `x` where `mask` is set replaced by `value` (NaN compares false and stays).
+#define REPLACE(x, mask, value) ((v8f)((((v8i)(x)) & ~(mask)) | (((v8i)SPLAT(value)) & (mask))))
+
+#define LOAD8(p) ({ v8f v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define STORE8(p, v) do { v8f s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+
+#define MAGIC 12582912.0f      /* 1.5 · 2²³ */
+#define MAGIC_BITS 0x4B400000u /* its bit pattern */
+
+#define EXP8(input) ({                                                                        \
+    v8f x_ = (input);                                                                           \
+    v8f clamped_ = REPLACE(x_, x_ < SPLAT(-110.0f), -110.0f);                                   \
+    clamped_ = REPLACE(clamped_, clamped_ > SPLAT(89.0f), 89.0f);                               \
+    v8f shifted_ = clamped_ * 1.44269504088896341f + MAGIC;                                     \
+    v8f n_ = shifted_ - MAGIC;                                                                  \
+    v8f r_ = (clamped_ - n_ * 0.693359375f) - n_ * -2.12194440e-4f;                             \
+    v8f p_ = SPLAT(1.9875691500e-4f);                                                           \
+    p_ = p_ * r_ + 1.3981999507e-3f;                                                            \
+    p_ = p_ * r_ + 8.3334519073e-3f;                                                            \
+    p_ = p_ * r_ + 4.1665795894e-2f;                                                            \
+    p_ = p_ * r_ + 1.6666665459e-1f;                                                            \
+    p_ = p_ * r_ + 5.0000001201e-1f;                                                            \
+    p_ = p_ * (r_ * r_) + r_ + 1.0f;                                                            \
+    v8i nBits_ = (v8i)((v8u)shifted_ - MAGIC_BITS);                                             \
+    v8i h_ = nBits_ >> 1;                                                                       \
+    v8f first_ = (v8f)((v8u)(h_ + 127) << 23);                                                  \
+    v8f second_ = (v8f)((v8u)(nBits_ - h_ + 127) << 23);                                        \
+    (p_ * first_) * second_;                                                                    \
+})
+
+// The bodies, instantiated once per variant below.
+#define EXP_SHIFTED_BODY                                                                          \
+    v8f sum = SPLAT(0.0f);                                                                       \
+    long i = 0;                                                                                  \
+    for (; i + 8 <= count; i += 8) {                                                             \
+        v8f e = EXP8(LOAD8(values + i) - shift);                                                 \
+        STORE8(values + i, e);                                                                   \
+        sum += e;                                                                                \
+    }                                                                                            \
+    if (i < count) {                                                                             \
+        float padded[8];                                                                         \
+        for (int j = 0; j < 8; j++) padded[j] = -__builtin_inff(); /* e^−inf = 0 adds nothing */ \
+        memcpy(padded, values + i, (size_t)(count - i) * sizeof(float));                         \
+        v8f e = EXP8(LOAD8(padded) - shift);                                                     \
+        STORE8(padded, e);                                                                       \
+        memcpy(values + i, padded, (size_t)(count - i) * sizeof(float));                         \
+        sum += e;                                                                                \
+    }                                                                                            \
+    float total = 0.0f;                                                                          \
+    for (int lane = 0; lane < 8; lane++) total += sum[lane];                                     \
+    return total;
+
+#define SIGMOID_SCALED8(input, k) ({ v8f xs_ = (input); xs_ / (1.0f + EXP8(xs_ * -(k))); })
+
+#define SIGMOID_SCALED_BODY                                                                       \
+    long i = 0;                                                                                  \
+    for (; i + 8 <= count; i += 8) {                                                             \
+        v8f y = SIGMOID_SCALED8(LOAD8(x + i), k);                                                \
+        if (factor) y *= LOAD8(factor + i);                                                      \
+        STORE8(x + i, y);                                                                        \
+    }                                                                                            \
+    if (i < count) {                                                                             \
+        float padded[8] = {0, 0, 0, 0, 0, 0, 0, 0}, scale[8] = {1, 1, 1, 1, 1, 1, 1, 1};         \
+        memcpy(padded, x + i, (size_t)(count - i) * sizeof(float));                              \
+        if (factor) memcpy(scale, factor + i, (size_t)(count - i) * sizeof(float));              \
+        v8f y = SIGMOID_SCALED8(LOAD8(padded), k);                                               \
+        if (factor) y *= LOAD8(scale);                                                           \
+        STORE8(padded, y);                                                                       \
+        memcpy(x + i, padded, (size_t)(count - i) * sizeof(float));                              \
+    }
+
+float arbiter_exp_shifted_baseline(float *values, long count, float shift) { EXP_SHIFTED_BODY }
+
+void arbiter_sigmoid_scaled_baseline(float *x, const float *factor, long count, float k) { SIGMOID_SCALED_BODY }
+
+#if ARBITER_X86
+__attribute__((target("avx2")))
+static float exp_shifted_avx2(float *values, long count, float shift) { EXP_SHIFTED_BODY }
+
+__attribute__((target("avx2")))
+static void sigmoid_scaled_avx2(float *x, const float *factor, long count, float k) { SIGMOID_SCALED_BODY }
+
+static int has_avx2(void) { return __builtin_cpu_supports("avx2"); }
+#endif
+
+float arbiter_exp_shifted(float *values, long count, float shift) {
+#if ARBITER_X86
+    if (has_avx2()) return exp_shifted_avx2(values, count, shift);
+#endif
+    return arbiter_exp_shifted_baseline(values, count, shift);
+}
+
+void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) {
+#if ARBITER_X86
+    if (has_avx2()) {
+        sigmoid_scaled_avx2(x, factor, count, k);
+        return;
+    }
+#endif
+    arbiter_sigmoid_scaled_baseline(x, factor, count, k);
+}
+
+const char *arbiter_kernel_variant(void) {
+#if ARBITER_X86
+    return has_avx2() ? "avx2" : "baseline";
+#else
+    return "baseline";
+#endif
+}
