@@ -1,5 +1,6 @@
 // Numerically stable softmax over rows, aware of -inf (masked) entries.
 import Foundation
+import CKernels
 
 /// Softmax over each of `rows` rows of `columns` values (row stride `stride`), in place.
 /// Max-subtracted, so large logits do not overflow. `-inf` entries get probability exactly 0.
@@ -13,49 +14,12 @@ public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: In
     }
 }
 
-/// Softmax of one row in place (see `softmaxRows` for the special values). Trailing `-inf` entries (a causal
-/// mask's future keys) are set to 0 without an exp; the rest go through `VectorExp` eight at a time.
+/// Softmax of one row in place (see `softmaxRows` for the special values): in C (`CKernels`), with AVX2 when
+/// the CPU has it. Trailing `-inf` entries (a causal mask's future keys) are set to 0 without an exp; the
+/// rest go through the `VectorExp` method eight lanes at a time.
 @inline(__always)
 func softmaxRow(_ row: UnsafeMutablePointer<Float>, columns: Int) {
-    var end = columns
-    while end > 0 && row[end - 1] == -.infinity { end -= 1 }
-    if end == 0 {
-        for j in 0..<columns { row[j] = 0 }
-        return
-    }
-    // Maximum and NaN check eight lanes at a time (float compares against lanes vectorise; NaN is never
-    // greater, and is caught by its own compare).
-    var lanes = SIMD8<Float>(repeating: -.infinity)
-    var nanLanes = SIMDMask<SIMD8<Int32>>(repeating: false)
-    let raw = UnsafeRawPointer(row)
-    var j = 0
-    while j + 8 <= end {
-        let v = raw.loadUnaligned(fromByteOffset: j * 4, as: SIMD8<Float>.self)
-        lanes.replace(with: v, where: v .> lanes)
-        nanLanes = nanLanes .| (v .!= v)
-        j += 8
-    }
-    var maximum = lanes.max()
-    var sawNaN = any(nanLanes)
-    while j < end {
-        let v = row[j]
-        if v.isNaN { sawNaN = true } else if v > maximum { maximum = v }
-        j += 1
-    }
-    if sawNaN {
-        for j in 0..<columns { row[j] = .nan }
-        return
-    }
-    if maximum == .infinity {  // +inf logits share the mass equally; finite ones get 0
-        var n: Float = 0
-        for j in 0..<columns where row[j] == .infinity { n += 1 }
-        for j in 0..<columns { row[j] = row[j] == .infinity ? 1 / n : 0 }
-        return
-    }
-    let sum = VectorExp.expShifted(row, count: end, shift: maximum)
-    let inv = 1 / sum
-    for j in 0..<end { row[j] *= inv }
-    for j in end..<columns { row[j] = 0 }
+    arbiter_softmax_row(row, columns)
 }
 
 /// Softmax over the last dimension of a tensor.

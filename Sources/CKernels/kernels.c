@@ -123,6 +123,66 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
     arbiter_sigmoid_scaled_baseline(x, factor, count, k);
 }
 
+// Softmax of one row; the special values of `softmaxRows` in Sources/ArbiterTensor/Softmax.swift.
+#define SOFTMAX_ROW_BODY(EXP_SHIFTED)                                                             \
+    long end = columns;                                                                          \
+    while (end > 0 && row[end - 1] == -__builtin_inff()) end--;                                  \
+    if (end == 0) {                                                                              \
+        for (long j = 0; j < columns; j++) row[j] = 0;                                           \
+        return;                                                                                  \
+    }                                                                                            \
+    v8f lanes = SPLAT(-__builtin_inff());                                                        \
+    v8i nanLanes = {0, 0, 0, 0, 0, 0, 0, 0};                                                     \
+    long j = 0;                                                                                  \
+    for (; j + 8 <= end; j += 8) {                                                               \
+        v8f v = LOAD8(row + j);                                                                  \
+        v8i greater = v > lanes;                                                                 \
+        lanes = (v8f)((((v8i)v) & greater) | (((v8i)lanes) & ~greater));                        \
+        nanLanes |= v != v;                                                                      \
+    }                                                                                            \
+    float maximum = -__builtin_inff();                                                           \
+    int sawNaN = 0;                                                                              \
+    for (int lane = 0; lane < 8; lane++) {                                                       \
+        if (lanes[lane] > maximum) maximum = lanes[lane];                                        \
+        if (nanLanes[lane]) sawNaN = 1;                                                          \
+    }                                                                                            \
+    for (; j < end; j++) {                                                                       \
+        float v = row[j];                                                                        \
+        if (v != v) sawNaN = 1; else if (v > maximum) maximum = v;                               \
+    }                                                                                            \
+    if (sawNaN) {                                                                                \
+        for (long k = 0; k < columns; k++) row[k] = __builtin_nanf("");                          \
+        return;                                                                                  \
+    }                                                                                            \
+    if (maximum == __builtin_inff()) { /* +inf logits share the mass equally; finite ones get 0 */ \
+        float n = 0;                                                                             \
+        for (long k = 0; k < columns; k++) if (row[k] == __builtin_inff()) n += 1;               \
+        for (long k = 0; k < columns; k++) row[k] = row[k] == __builtin_inff() ? 1 / n : 0;      \
+        return;                                                                                  \
+    }                                                                                            \
+    float inv = 1 / EXP_SHIFTED(row, end, maximum);                                              \
+    long k = 0;                                                                                  \
+    for (; k + 8 <= end; k += 8) STORE8(row + k, LOAD8(row + k) * inv);                          \
+    for (; k < end; k++) row[k] *= inv;                                                          \
+    for (; k < columns; k++) row[k] = 0;
+
+void arbiter_softmax_row_baseline(float *row, long columns) { SOFTMAX_ROW_BODY(arbiter_exp_shifted_baseline) }
+
+#if ARBITER_X86
+__attribute__((target("avx2")))
+static void softmax_row_avx2(float *row, long columns) { SOFTMAX_ROW_BODY(exp_shifted_avx2) }
+#endif
+
+void arbiter_softmax_row(float *row, long columns) {
+#if ARBITER_X86
+    if (has_avx2()) {
+        softmax_row_avx2(row, columns);
+        return;
+    }
+#endif
+    arbiter_softmax_row_baseline(row, columns);
+}
+
 const char *arbiter_kernel_variant(void) {
 #if ARBITER_X86
     return has_avx2() ? "avx2" : "baseline";

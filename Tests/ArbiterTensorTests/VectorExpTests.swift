@@ -189,3 +189,20 @@ struct VectorExpTests {
         #expect(zip(specials.scalars, reference).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) })
     }
 }
+
+@Suite("C softmax row")
+struct CSoftmaxTests {
+    @Test("the AVX2 and baseline builds of the softmax row are bit-identical on rows with every special value")
+    func buildsAgree() async {
+        await propertyCheck(count: 150, input: generator { rng in
+            SoftmaxTests.randomCase(&rng).x.scalars + (Bool.random(using: &rng) ? [-.infinity, -.infinity] : [])
+        }) { row in
+            var dispatched = row, baseline = row
+            dispatched.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: 1, columns: $0.count) }
+            baseline.withUnsafeMutableBufferPointer { arbiter_softmax_row_baseline($0.baseAddress!, $0.count) }
+            #expect(dispatched.map(\.bitPattern) == baseline.map(\.bitPattern) || zip(dispatched, baseline).allSatisfy {
+                $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN)
+            }, "\(VectorExp.kernelVariant) vs baseline on \(row.prefix(10))…")
+        }
+    }
+}

@@ -14,9 +14,15 @@ float arbiter_exp_shifted(float *values, long count, float shift);
 /// SiLU for k = 1 (and the gated unit act(gate)·up), quick_gelu for k = 1.702.
 void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k);
 
+/// Softmax of one row in place, max-subtracted, with the special values of `softmaxRows`: trailing −inf
+/// entries (a causal mask's future keys) become 0 without an exp, a row of only −inf all 0, a NaN anywhere
+/// makes the row NaN, +inf entries share the mass equally.
+void arbiter_softmax_row(float *row, long columns);
+
 /// The baseline builds (what the plain names run on CPUs without AVX2), for tests.
 float arbiter_exp_shifted_baseline(float *values, long count, float shift);
 void arbiter_sigmoid_scaled_baseline(float *x, const float *factor, long count, float k);
+void arbiter_softmax_row_baseline(float *row, long columns);
 
 /// The build the plain names run on this CPU: "avx2" or "baseline" (for benchmarks and logs).
 const char *arbiter_kernel_variant(void);
