@@ -102,8 +102,13 @@ public struct GeneratorConfiguration: Sendable, Equatable, Codable {
     /// Whether held-out instruction paraphrases are used (false: only `train` paraphrases appear).
     public var includeHeldoutInstructions: Bool
     /// Whether half of the instructed items take a composed training paraphrase (`ComposedInstructions`)
-    /// instead of a fixed one. Training data only; written to the dataset's generator record only when set.
-    public var composedInstructions: Bool
+    /// instead of a fixed one. Training data only; written to the dataset's generator record only when set,
+    /// so datasets generated without it keep their bytes.
+    public var composedInstructions: Bool {
+        get { composedFlag ?? false }
+        set { composedFlag = newValue ? true : nil }
+    }
+    private var composedFlag: Bool?
 
     enum CodingKeys: String, CodingKey {
         case tasks, mix
@@ -111,7 +116,7 @@ public struct GeneratorConfiguration: Sendable, Equatable, Codable {
         case noisyBackgroundPercent = "noisy_background_percent"
         case noiseAmplitude = "noise_amplitude"
         case includeHeldoutInstructions = "include_heldout_instructions"
-        case composedInstructions = "composed_instructions"
+        case composedFlag = "composed_instructions"
     }
 
     public init(imageSize: Int = 32, tasks: [ConflictTask] = ConflictTask.allCases, mix: KindMix = .standard,
@@ -124,29 +129,6 @@ public struct GeneratorConfiguration: Sendable, Equatable, Codable {
         self.noiseAmplitude = noiseAmplitude
         self.includeHeldoutInstructions = includeHeldoutInstructions
         self.composedInstructions = composedInstructions
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        imageSize = try c.decode(Int.self, forKey: .imageSize)
-        tasks = try c.decode([ConflictTask].self, forKey: .tasks)
-        mix = try c.decode(KindMix.self, forKey: .mix)
-        noisyBackgroundPercent = try c.decode(Int.self, forKey: .noisyBackgroundPercent)
-        noiseAmplitude = try c.decode(Int.self, forKey: .noiseAmplitude)
-        includeHeldoutInstructions = try c.decode(Bool.self, forKey: .includeHeldoutInstructions)
-        composedInstructions = try c.decodeIfPresent(Bool.self, forKey: .composedInstructions) ?? false
-    }
-
-    /// `composed_instructions` is written only when set, so datasets generated without it keep their bytes.
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(imageSize, forKey: .imageSize)
-        try c.encode(tasks, forKey: .tasks)
-        try c.encode(mix, forKey: .mix)
-        try c.encode(noisyBackgroundPercent, forKey: .noisyBackgroundPercent)
-        try c.encode(noiseAmplitude, forKey: .noiseAmplitude)
-        try c.encode(includeHeldoutInstructions, forKey: .includeHeldoutInstructions)
-        if composedInstructions { try c.encode(true, forKey: .composedInstructions) }
     }
 
     public func validate() throws {
