@@ -24,17 +24,8 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
         }
     }
 
-    /// The activations built on exp, eight lanes at a time (bit-identical to `callAsFunction`, which uses
-    /// the same `VectorExp`); nil for the others.
-    @inline(__always)
-    func vector(_ x: SIMD8<Float>) -> SIMD8<Float>? {
-        switch self {
-        case .silu, .swish: return x / (1 + VectorExp.exp(-x))
-        case .quickGelu: return x / (1 + VectorExp.exp(-1.702 * x))
-        default: return nil
-        }
-    }
-
+    /// The activations built on exp, run eight lanes at a time by the C kernels (`VectorExp.sigmoidScaled`,
+    /// bit-identical to `callAsFunction`, which uses the same `VectorExp` method).
     var isVectorised: Bool { self == .silu || self == .swish || self == .quickGelu }
 
     /// Applies the activation in place.

@@ -8,9 +8,9 @@
 // Accuracy: ≤ 1 ulp from exp(x) for x in [−87.3, 88.7] (worst 0.96 ulp over every 97th float of the range,
 // `VectorExpTests`); subnormal results (x down to −103.9) within one subnormal step. Special values:
 //   x > 88.72 → +inf;  −inf and x < −103.9 → 0;  NaN → NaN (as expf).
-// The array kernels (`expShifted`, `sigmoidScaled`) run the same operations in C (Sources/CKernels), built
-// for AVX2 and for the baseline and picked by the loader; this Swift SIMD8 version is their reference and the
-// single-value path.
+// The array kernels (`expShifted`, `sigmoidScaled`, and the softmax row) run the same operations in C
+// (Sources/CKernels), built for AVX2 and for the baseline, the AVX2 build chosen at run time when the CPU has
+// it; this Swift SIMD8 version is their reference and the single-value path.
 // Written without lane masks except float compares against a scalar, without `roundps` (the 1.5·2²³
 // rounding trick) and without float→int conversion (n comes from the bits), so Swift's SIMD8 lowers to
 // plain vector code on any x86-64 or arm64 baseline (integer-vector compares and pointwiseMin/Max are
