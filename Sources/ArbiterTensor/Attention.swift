@@ -54,10 +54,7 @@ public func applyCausalMask(_ scores: inout Tensor, queryOffset: Int = 0) {
 public func attentionPattern(scores: Tensor) -> Tensor { softmax(scores) }
 
 /// The attention pattern computed in place of the scores (no copy of the `[H, T, S]` block).
-public func attentionPattern(inPlace scores: inout Tensor) {
-    let rows = scores.rows, columns = scores.columns
-    scores.scalars.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: rows, columns: columns) }
-}
+public func attentionPattern(inPlace scores: inout Tensor) { softmax(inPlace: &scores) }
 
 /// z[t, h] = Σ_s pattern[h, t, s] · v[s, kv(h)]  for pattern `[H, T, S]`, v `[S, KV·D]`; result `[T, H·D]`.
 public func attentionMix(pattern: Tensor, v: Tensor, heads: AttentionHeads) -> Tensor {

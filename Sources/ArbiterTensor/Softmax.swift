@@ -25,9 +25,14 @@ func softmaxRow(_ row: UnsafeMutablePointer<Float>, columns: Int) {
 /// Softmax over the last dimension of a tensor.
 public func softmax(_ x: Tensor) -> Tensor {
     var y = x
-    let rows = x.rows, columns = x.columns
-    y.scalars.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: rows, columns: columns) }
+    softmax(inPlace: &y)
     return y
+}
+
+/// Softmax over the last dimension, in place (no copy of the tensor).
+public func softmax(inPlace x: inout Tensor) {
+    let rows = x.rows, columns = x.columns
+    x.scalars.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: rows, columns: columns) }
 }
 
 /// log-softmax over the last dimension (stable: x - max - log Σ exp(x - max)). Special values as torch:

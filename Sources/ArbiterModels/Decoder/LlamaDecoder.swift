@@ -414,9 +414,15 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// Runs from token ids.
     public func forward(ids: [Int], positions: PositionIDs? = nil, logits: LogitPositions = .all,
                         hooks: HookRun? = nil) throws -> DecoderOutput {
+        try forward(residual: try embedded(ids, hooks: hooks), positions: positions ?? .sequential(ids.count), logits: logits,
+                    hooks: hooks)
+    }
+
+    /// Embeddings of `ids` after the `hook_embed` hook.
+    private func embedded(_ ids: [Int], hooks: HookRun?) throws -> Tensor {
         var x = try embed(ids)
         try hooks.visit("\(hookPrefix)hook_embed", &x)
-        return try forward(residual: x, positions: positions ?? .sequential(ids.count), logits: logits, hooks: hooks)
+        return x
     }
 
     /// Runs from the residual stream entering layer `startLayer` (`[T, d]`): embeddings when 0, a cached
@@ -451,9 +457,8 @@ public final class LlamaDecoder: @unchecked Sendable {
         guard !hooks.wants("\(hookPrefix)hook_logits") else {
             throw ModelError.invalidInput("\(hookPrefix)hook_logits needs the whole logits tensor; streamed logits come in vocabulary blocks")
         }
-        var x = try embed(ids)
-        try hooks.visit("\(hookPrefix)hook_embed", &x)
-        let final = try runLayers(residual: x, positions: positions ?? .sequential(ids.count), startLayer: 0, hooks: hooks, prefix: nil)
+        let final = try runLayers(residual: try embedded(ids, hooks: hooks), positions: positions ?? .sequential(ids.count),
+                                  startLayer: 0, hooks: hooks, prefix: nil)
         guard let (rows, picked) = try finalNormalized(final, logits: logits, hooks: hooks) else {
             return DecoderOutput(logits: nil, logitPositions: [], residual: final)
         }
@@ -480,19 +485,10 @@ public final class LlamaDecoder: @unchecked Sendable {
     private func runLayers(residual: Tensor, positions: PositionIDs, startLayer: Int, hooks: HookRun?,
                            prefix: PrefixKeyValues?) throws -> Tensor {
         let c = configuration
-        guard residual.rank == 2, residual.columns == c.hiddenSize else {
-            throw ModelError.invalidInput("residual stream has shape \(residual.shape); want [tokens, \(c.hiddenSize)]")
-        }
-        guard positions.count == residual.rows else {
-            throw ModelError.invalidInput("\(positions.count) position ids for \(residual.rows) tokens")
-        }
+        try validateRun(residual: residual, positions: positions, prefix: prefix)
         guard (0...blocks.count).contains(startLayer) else {
             throw ModelError.invalidInput("start layer \(startLayer) outside 0...\(blocks.count)")
         }
-        if positions.isMultimodal && c.mropeSection == nil {
-            throw ModelError.invalidInput("3-D position ids need a model with mrope_section")
-        }
-        if let prefix { try validate(prefix) }
         let rotary = positions.rotaryTables(c.rope, mropeSection: c.mropeSection)
         var x = residual
         if let bad = x.firstNonFiniteIndex {
@@ -570,16 +566,7 @@ public final class LlamaDecoder: @unchecked Sendable {
         var segments: [DecoderSegment] = [], tables: [RotaryTables] = []
         var stacked: [Float] = []
         for (i, run) in runs.enumerated() {
-            guard run.residual.rank == 2, run.residual.columns == c.hiddenSize, run.residual.rows > 0 else {
-                throw ModelError.invalidInput("batched run \(i): residual stream has shape \(run.residual.shape); want [tokens ≥ 1, \(c.hiddenSize)]")
-            }
-            guard run.positions.count == run.residual.rows else {
-                throw ModelError.invalidInput("batched run \(i): \(run.positions.count) position ids for \(run.residual.rows) tokens")
-            }
-            if run.positions.isMultimodal && c.mropeSection == nil {
-                throw ModelError.invalidInput("3-D position ids need a model with mrope_section")
-            }
-            if let prefix = run.prefix { try validate(prefix) }
+            try validateRun(residual: run.residual, positions: run.positions, prefix: run.prefix, batchIndex: i)
             let start = stacked.count / c.hiddenSize
             segments.append(DecoderSegment(rows: start..<(start + run.residual.rows), hooks: run.hooks, prefix: run.prefix))
             tables.append(run.positions.rotaryTables(c.rope, mropeSection: c.mropeSection))
@@ -628,6 +615,23 @@ public final class LlamaDecoder: @unchecked Sendable {
         }
         let input = Tensor(shape: [segments.count, x.columns], scalars: lastRows.flatMap { x.row($0) })
         return try block(input, rotary: rotary.rows(lastRows), layer: l, names: layerNames[l], segments: lastSegments)
+    }
+
+    /// The checks of one run's inputs; a batched run (`batchIndex`) must also have at least one token, and its
+    /// errors name the run.
+    func validateRun(residual: Tensor, positions: PositionIDs, prefix: PrefixKeyValues?, batchIndex: Int? = nil) throws {
+        let c = configuration, run = batchIndex.map { "batched run \($0): " } ?? ""
+        guard residual.rank == 2, residual.columns == c.hiddenSize, batchIndex == nil || residual.rows > 0 else {
+            let tokens = batchIndex == nil ? "tokens" : "tokens ≥ 1"
+            throw ModelError.invalidInput("\(run)residual stream has shape \(residual.shape); want [\(tokens), \(c.hiddenSize)]")
+        }
+        guard positions.count == residual.rows else {
+            throw ModelError.invalidInput("\(run)\(positions.count) position ids for \(residual.rows) tokens")
+        }
+        if positions.isMultimodal && c.mropeSection == nil {
+            throw ModelError.invalidInput("\(run)3-D position ids need a model with mrope_section")
+        }
+        if let prefix { try validate(prefix) }
     }
 
     func validate(_ prefix: PrefixKeyValues) throws {
