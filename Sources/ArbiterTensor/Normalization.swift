@@ -10,12 +10,28 @@ public func rmsNorm(_ x: Tensor, weight: StoredTensor, eps: Float) -> Tensor {
     y.scalars.withUnsafeMutableBufferPointer { p in
         nonisolated(unsafe) let base = p.baseAddress!
         Parallel.forEachRange(x.rows, costPerItem: columns * 3) { rows in
-            for r in rows {
+            func normalize(_ row: UnsafeMutablePointer<Float>, sum: Double) {
+                let scale = Float(1 / (sum / Double(columns) + Double(eps)).squareRoot())
+                for j in 0..<columns { row[j] = w[j] * (row[j] * scale) }
+            }
+            // Each row's sum of squares is one chain of Double additions in column order (its bits must not
+            // depend on the row count); four rows' chains run side by side so the adds' latency overlaps.
+            var r = rows.lowerBound
+            while r + 4 <= rows.upperBound {
+                let a = base + r * columns, b = a + columns, c = b + columns, d = c + columns
+                var sa: Double = 0, sb: Double = 0, sc: Double = 0, sd: Double = 0
+                for j in 0..<columns {
+                    let va = Double(a[j]), vb = Double(b[j]), vc = Double(c[j]), vd = Double(d[j])
+                    sa += va * va; sb += vb * vb; sc += vc * vc; sd += vd * vd
+                }
+                normalize(a, sum: sa); normalize(b, sum: sb); normalize(c, sum: sc); normalize(d, sum: sd)
+                r += 4
+            }
+            for r in r..<rows.upperBound {
                 let row = base + r * columns
                 var sum: Double = 0
                 for j in 0..<columns { let v = Double(row[j]); sum += v * v }
-                let scale = Float(1 / (sum / Double(columns) + Double(eps)).squareRoot())
-                for j in 0..<columns { row[j] = w[j] * (row[j] * scale) }
+                normalize(row, sum: sum)
             }
         }
     }

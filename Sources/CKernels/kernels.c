@@ -126,11 +126,20 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
 // Softmax of one row; the special values of `softmaxRows` in Sources/ArbiterTensor/Softmax.swift.
 #define SOFTMAX_ROW_BODY(EXP_SHIFTED)                                                             \
     long end = columns;                                                                          \
+    while (end >= 8) {                                                                           \
+        v8i inf_ = LOAD8(row + end - 8) == SPLAT(-__builtin_inff());                            \
+        if (!(inf_[0] & inf_[1] & inf_[2] & inf_[3] & inf_[4] & inf_[5] & inf_[6] & inf_[7])) break; \
+        end -= 8;                                                                                \
+    }                                                                                            \
     while (end > 0 && row[end - 1] == -__builtin_inff()) end--;                                  \
     if (end == 0) {                                                                              \
         for (long j = 0; j < columns; j++) row[j] = 0;                                           \
         return;                                                                                  \
     }                                                                                            \
+    /* Entries end..<columns are −inf: they change neither the maximum nor the sum (e^−inf = 0 adds   \
+       nothing) and normalise to 0, so running the vector loops on up to the next multiple of 8 (when  \
+       the row has it) gives the bits of the padded tail without its copies. */                     \
+    if ((end + 7) / 8 * 8 <= columns) end = (end + 7) / 8 * 8;                                   \
     v8f lanes = SPLAT(-__builtin_inff());                                                        \
     v8i nanLanes = {0, 0, 0, 0, 0, 0, 0, 0};                                                     \
     long j = 0;                                                                                  \
@@ -160,11 +169,13 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
         for (long k = 0; k < columns; k++) row[k] = row[k] == __builtin_inff() ? 1 / n : 0;      \
         return;                                                                                  \
     }                                                                                            \
+    /* Entries end..<columns are −inf: e^−inf = 0 adds nothing and normalises to 0, so running the  \
+       vector loops up to the next multiple of 8 (when the row has it) gives the same bits as padding. */ \
     float inv = 1 / EXP_SHIFTED(row, end, maximum);                                              \
     long k = 0;                                                                                  \
     for (; k + 8 <= end; k += 8) STORE8(row + k, LOAD8(row + k) * inv);                          \
     for (; k < end; k++) row[k] *= inv;                                                          \
-    for (; k < columns; k++) row[k] = 0;
+    if (k < columns) memset(row + k, 0, (size_t)(columns - k) * sizeof(float));
 
 void arbiter_softmax_row_baseline(float *row, long columns) { SOFTMAX_ROW_BODY(arbiter_exp_shifted_baseline) }
 

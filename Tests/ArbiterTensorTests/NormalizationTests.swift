@@ -36,6 +36,22 @@ struct NormalizationTests {
         }
     }
 
+    @Test("rmsNorm of a row is the same bits alone and stacked with any number of other rows")
+    func rmsNormRowIndependent() async {
+        // Rows are normalised four at a time; each row's result must not depend on its neighbours (a batch
+        // of stacked runs must give every run the bits it gets alone).
+        await propertyCheck(count: 40, input: generator { rng in
+            randomTensor([pick([1, 3, 4, 5, 8, 9, 13], &rng), pick([1, 7, 64, 65, 128], &rng)], in: -50...50, &rng)
+        }) { x in
+            let (w, _) = storedTensor("norm.weight", (0..<x.columns).map { 1 + Float($0 % 5) / 8 }, shape: [x.columns], dtype: .float32)
+            let stacked = rmsNorm(x, weight: w, eps: 1e-6)
+            for r in 0..<x.rows {
+                let alone = rmsNorm(Tensor(shape: [1, x.columns], scalars: Array(x.row(r))), weight: w, eps: 1e-6)
+                #expect(Array(stacked.row(r)).map(\.bitPattern) == alone.scalars.map(\.bitPattern), "row \(r) of \(x.shape)")
+            }
+        }
+    }
+
     @Test("rmsNorm with unit weight gives rows of RMS ≈ 1")
     func rmsNormUnitRMS() async {
         await propertyCheck(count: 50, input: generator { Self.randomCase(&$0, unitWeight: true) }) { c in

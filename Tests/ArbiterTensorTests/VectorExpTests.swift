@@ -205,4 +205,43 @@ struct CSoftmaxTests {
             }, "\(VectorExp.kernelVariant) vs baseline on \(row.prefix(10))…")
         }
     }
+
+    /// The softmax of a row whose entries from `valid` on are −inf, as the kernel defines it: the maximum of
+    /// the valid prefix, e^(x − max) by the Swift `SIMD8` exp eight lanes at a time with the last group
+    /// padded with −inf, the lane sums added in lane order, every value times 1/sum, the masked entries 0.
+    static func paddedReference(_ row: [Float], valid: Int) -> [Float] {
+        let maximum = row[..<valid].max()!
+        var out = [Float](repeating: 0, count: row.count), lanes = SIMD8<Float>(repeating: 0)
+        for start in stride(from: 0, to: valid, by: 8) {
+            var group = SIMD8<Float>(repeating: -.infinity)
+            for j in start..<min(start + 8, valid) { group[j - start] = row[j] }
+            let e = VectorExp.exp(group - SIMD8(repeating: maximum))
+            for j in start..<min(start + 8, valid) { out[j] = e[j - start] }
+            lanes += e
+        }
+        var total: Float = 0
+        for lane in 0..<8 { total += lanes[lane] }
+        let inverse = 1 / total
+        for j in 0..<valid { out[j] *= inverse }
+        return out
+    }
+
+    @Test("causally masked rows of every length and mask position equal the padded Swift reference bit for bit")
+    func maskedRowsEqualPaddedReference() {
+        // The kernel runs its vector loops over the masked tail up to the next multiple of 8 when the row
+        // has it (instead of copying a padded group): every split of a row into valid prefix and −inf tail.
+        var rng = SplitMix64(seed: 7)
+        for columns in 1...41 {
+            let row = (0..<columns).map { _ in Float.random(in: -12...12, using: &rng) }
+            for valid in 1...columns {
+                let masked = Array(row[..<valid]) + [Float](repeating: -.infinity, count: columns - valid)
+                let reference = Self.paddedReference(masked, valid: valid)
+                var dispatched = masked, baseline = masked
+                dispatched.withUnsafeMutableBufferPointer { softmaxRows($0.baseAddress!, rows: 1, columns: columns) }
+                baseline.withUnsafeMutableBufferPointer { arbiter_softmax_row_baseline($0.baseAddress!, columns) }
+                #expect(dispatched.map(\.bitPattern) == reference.map(\.bitPattern), "\(VectorExp.kernelVariant), \(valid) of \(columns) valid")
+                #expect(baseline.map(\.bitPattern) == reference.map(\.bitPattern), "baseline, \(valid) of \(columns) valid")
+            }
+        }
+    }
 }

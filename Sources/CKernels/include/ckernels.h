@@ -15,8 +15,9 @@ float arbiter_exp_shifted(float *values, long count, float shift);
 void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k);
 
 /// Softmax of one row in place, max-subtracted, with the special values of `softmaxRows`: trailing −inf
-/// entries (a causal mask's future keys) become 0 without an exp, a row of only −inf all 0, a NaN anywhere
-/// makes the row NaN, +inf entries share the mass equally.
+/// entries (a causal mask's future keys) become 0 (only those in the last group of eight go through the
+/// exp, where e^−inf = 0), a row of only −inf all 0, a NaN anywhere makes the row NaN, +inf entries share
+/// the mass equally.
 void arbiter_softmax_row(float *row, long columns);
 
 /// The baseline builds (what the plain names run on CPUs without AVX2), for tests.
