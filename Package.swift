@@ -61,7 +61,7 @@ let package = Package(
             "ArbiterFormats", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterAnalysesTests", dependencies: [
-            "ArbiterAnalyses", .product(name: "PropertyBased", package: "swift-property-based"),
+            "ArbiterAnalyses", "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "ArbiterPlotsTests", dependencies: ["ArbiterPlots"]),
         .testTarget(name: "ArbiterClaimsTests", dependencies: ["ArbiterClaims"]),

@@ -1,5 +1,6 @@
 // Modality-following ratio (MFR) per instruction target with bootstrap CIs, and general ability
-// (consistent and unimodal accuracy).
+// (consistent and unimodal accuracy); MFR per instruction paraphrase.
+import ArbiterData
 
 public struct ModalityFollowingResult: Sendable, Codable, Equatable {
     /// MFR per target ("image", "text") and "overall", over conflict samples.
@@ -33,5 +34,37 @@ public enum ModalityFollowing {
             accuracy[kind] = Estimate.bootstrap(group.map { scores[$0].follows ? 1.0 : 0.0 }, seed: seed &+ UInt64(20 + offset))
         }
         return ModalityFollowingResult(ratio: ratio, counts: counts, accuracy: accuracy, meanScore: meanScore, seed: seed)
+    }
+}
+
+/// The modality-following ratio of one instruction paraphrase.
+public struct InstructionFollowing: Sendable, Codable, Equatable {
+    /// The paraphrase id (`img-01`, …) and its split (`train`, `heldout`; nil when the item has none).
+    public var id: String
+    public var split: String?
+    public var text: String
+    public var target: String?
+    public var follows: Int
+    public var total: Int
+    public var ratio: Double { Double(follows) / Double(total) }
+}
+
+extension ModalityFollowing {
+    /// Follows / total per instruction paraphrase over the conflict samples, in paraphrase-id order (which
+    /// wordings a model follows; held-out ones show whether it reads the instruction or keys on a word).
+    /// `samples` are matched to `items` by id; conflict items that name no paraphrase are left out.
+    public static func byInstruction(_ samples: [(id: String, kind: String, follows: Bool)],
+                                     items: [ConflictItem]) -> [InstructionFollowing] {
+        let byID = Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var groups: [String: InstructionFollowing] = [:]
+        for sample in samples where sample.kind == "conflict" {
+            guard let item = byID[sample.id], let id = item.instructionID else { continue }
+            var g = groups[id] ?? InstructionFollowing(id: id, split: item.instructionSplit?.rawValue, text: item.instruction ?? "",
+                                                       target: item.target?.rawValue, follows: 0, total: 0)
+            g.total += 1
+            if sample.follows { g.follows += 1 }
+            groups[id] = g
+        }
+        return groups.values.sorted { $0.id < $1.id }
     }
 }

@@ -16,6 +16,8 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long) var seed: UInt64 = 2602_03677
     @Option(name: .long, help: "Only items whose instruction paraphrase is in this split (train | heldout).") var split: String?
     @Flag(name: .long, help: "Skip bad items (and say how many) instead of stopping at the first.") var skipBadItems = false
+    @Flag(name: .long, help: "Also the modality-following ratio of each instruction paraphrase (id, split, counts).")
+    var byInstruction = false
 
     func run() throws {
         let progress = Progress()
@@ -53,8 +55,24 @@ struct EvalCommand: ParsableCommand {
                 if let e = r.ratio[t], let c = r.counts[t] { print("  MFR follow-\(t): \(e)  (\(c[0])/\(c[1]))") }
             }
             for (kind, e) in r.accuracy.sorted(by: { $0.key < $1.key }) { print("  accuracy \(kind): \(e)") }
+            if byInstruction { printByInstruction(set: set, samples: samples, scores: scores) }
             let dataSkipped = set.skipped.count
             if dataSkipped + skipped.count > 0 { print("  skipped \(dataSkipped + skipped.count) bad items") }
         } catch let e as ValidationError { throw e } catch { throw CLIError("\(error)") }
+    }
+
+    /// The `--by-instruction` table: one line per paraphrase.
+    private func printByInstruction(set: ConflictSet, samples: [AnalysisSample], scores: [FollowingScore]) {
+        let rows = ModalityFollowing.byInstruction(zip(samples, scores).map { ($0.id, $0.kind, $1.follows) }, items: set.items)
+        guard !rows.isEmpty else {
+            print("  (no conflict item names its instruction paraphrase)")
+            return
+        }
+        print("  by instruction paraphrase:")
+        for r in rows {
+            let id = r.id.padding(toLength: 14, withPad: " ", startingAt: 0)
+            let split = (r.split ?? "-").padding(toLength: 8, withPad: " ", startingAt: 0)
+            print("    \(id) \(split) \(String(format: "%.3f", r.ratio))  (\(r.follows)/\(r.total))  \(r.text)")
+        }
     }
 }

@@ -1,4 +1,5 @@
 // Rotary position embeddings as transformers' `modeling_rope_utils` computes them.
+import CKernels
 import Foundation
 
 /// The rope types Arbiter implements (`rope_type` / legacy `type` in a config).
@@ -126,20 +127,14 @@ public struct RotaryTables: Sendable {
         let width = heads * headDim, half = dimension / 2, dim = dimension
         precondition(width > 0 && x.count % width == 0 && dim <= headDim, "rotary: bad shape \(x.shape)")
         let tokens = x.count / width  // x may be [T, H·D] or [T, H, D]
+        precondition(cos.count >= tokens * dim && sin.count >= tokens * dim, "rotary: \(tokens) rows, tables for \(cos.count / max(dim, 1))")
+        guard half > 0 else { return }
+        // In C (`arbiter_rotary`, AVX2 when the CPU has it): per feature a·cos − b·sin and b·cos + a·sin,
+        // each product rounded, no fused multiply-add — the bits of the scalar formula.
         cos.withUnsafeBufferPointer { cp in
             sin.withUnsafeBufferPointer { sp in
                 x.scalars.withUnsafeMutableBufferPointer { xp in
-                    for t in 0..<tokens {
-                        let ct = cp.baseAddress! + t * dim, st = sp.baseAddress! + t * dim
-                        for h in 0..<heads {
-                            let v = xp.baseAddress! + t * heads * headDim + h * headDim
-                            for i in 0..<half {
-                                let a = v[i], b = v[i + half]
-                                v[i] = a * ct[i] - b * st[i]
-                                v[i + half] = b * ct[i + half] + a * st[i + half]
-                            }
-                        }
-                    }
+                    arbiter_rotary(xp.baseAddress!, cp.baseAddress!, sp.baseAddress!, tokens, heads, headDim, dim)
                 }
             }
         }

@@ -194,6 +194,47 @@ void arbiter_softmax_row(float *row, long columns) {
     arbiter_softmax_row_baseline(row, columns);
 }
 
+// Rotate-half rotary embedding of Sources/ArbiterTensor/Rotary.swift, eight features at a time.
+#define ROTARY_BODY                                                                               \
+    long half = dimension / 2;                                                                   \
+    for (long t = 0; t < tokens; t++) {                                                          \
+        const float *ct = cos_table + t * dimension, *st = sin_table + t * dimension;            \
+        for (long h = 0; h < heads; h++) {                                                       \
+            float *v = x + (t * heads + h) * head_dim;                                           \
+            long i = 0;                                                                          \
+            for (; i + 8 <= half; i += 8) {                                                      \
+                v8f a = LOAD8(v + i), b = LOAD8(v + i + half);                                   \
+                STORE8(v + i, a * LOAD8(ct + i) - b * LOAD8(st + i));                            \
+                STORE8(v + i + half, b * LOAD8(ct + i + half) + a * LOAD8(st + i + half));       \
+            }                                                                                    \
+            for (; i < half; i++) {                                                              \
+                float a = v[i], b = v[i + half];                                                 \
+                v[i] = a * ct[i] - b * st[i];                                                    \
+                v[i + half] = b * ct[i + half] + a * st[i + half];                               \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+void arbiter_rotary_baseline(float *x, const float *cos_table, const float *sin_table, long tokens, long heads,
+                             long head_dim, long dimension) { ROTARY_BODY }
+
+#if ARBITER_X86
+__attribute__((target("avx2")))
+static void rotary_avx2(float *x, const float *cos_table, const float *sin_table, long tokens, long heads,
+                        long head_dim, long dimension) { ROTARY_BODY }
+#endif
+
+void arbiter_rotary(float *x, const float *cos_table, const float *sin_table, long tokens, long heads, long head_dim,
+                    long dimension) {
+#if ARBITER_X86
+    if (has_avx2()) {
+        rotary_avx2(x, cos_table, sin_table, tokens, heads, head_dim, dimension);
+        return;
+    }
+#endif
+    arbiter_rotary_baseline(x, cos_table, sin_table, tokens, heads, head_dim, dimension);
+}
+
 const char *arbiter_kernel_variant(void) {
 #if ARBITER_X86
     return has_avx2() ? "avx2" : "baseline";

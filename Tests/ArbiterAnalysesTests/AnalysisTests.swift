@@ -1,6 +1,7 @@
 // Analyses on the tiny random LLaVA: every analysis runs, returns well-formed numbers, and is deterministic.
 // (A random model says nothing about the paper's claims; these tests pin the machinery.)
 import ArbiterAnalyses
+import ArbiterData
 import ArbiterFormats
 import ArbiterModels
 import Foundation
@@ -120,6 +121,26 @@ struct ScoringTests {
         let qOK = score.q >= 0 && score.q <= 1
         let sOK = pa > 1e-300 && pb > 1e-300 ? abs(score.s - (log(pa) - log(pb))) < 1e-6 : true
         return ok && qOK && sOK
+    }
+
+    @Test("MFR per instruction paraphrase: counts per id over conflict items only, in id order, splits kept")
+    func followingByInstruction() {
+        let items = ConflictGenerator(seed: 11).generate(count: 120)
+        // Follows on every third sample; a sample with no matching item and non-conflict kinds are ignored.
+        let samples = items.enumerated().map { (id: $1.id, kind: $1.kind.rawValue, follows: $0 % 3 == 0) }
+            + [(id: "unknown", kind: "conflict", follows: true)]
+        let rows = ModalityFollowing.byInstruction(samples, items: items)
+        let conflict = items.enumerated().filter { $1.kind == .conflict && $1.instructionID != nil }
+        #expect(!rows.isEmpty)
+        #expect(rows.map(\.id) == rows.map(\.id).sorted())
+        #expect(rows.reduce(0) { $0 + $1.total } == conflict.count)
+        #expect(rows.reduce(0) { $0 + $1.follows } == conflict.filter { $0.offset % 3 == 0 }.count)
+        for row in rows {
+            let members = conflict.filter { $0.element.instructionID == row.id }
+            #expect(row.total == members.count && row.split == members[0].element.instructionSplit?.rawValue)
+            #expect(row.text == members[0].element.instruction && row.target == members[0].element.target?.rawValue)
+        }
+        #expect(ModalityFollowing.byInstruction([], items: items).isEmpty)
     }
 
     @Test("s = log p_I − log p_C and q ∈ [0, 1] for random logits")

@@ -1,6 +1,7 @@
 // Rotary embeddings: inverse frequencies of the four rope types, cos/sin tables and rotate-half application,
 // against the Double reference and against values printed by transformers.
 import ArbiterTensor
+import CKernels
 import PropertyBased
 import Testing
 
@@ -68,6 +69,40 @@ struct RotaryTests {
     struct ApplyCase: Sendable, CustomStringConvertible {
         let table: TableCase, heads: Int, headDim: Int, x: Tensor
         var description: String { "\(table), heads \(heads), head_dim \(headDim)" }
+    }
+
+    @Test("the C rotary kernel (AVX2 and baseline builds) gives the bits of the scalar formula, any width")
+    func kernelEqualsScalarFormula() async {
+        await propertyCheck(count: 60, input: generator { rng in
+            // Half-widths below, at and between multiples of 8 (vector groups plus a scalar tail).
+            var parameters = Self.randomParameters(&rng)
+            parameters.dimension = pick([2, 6, 16, 20, 24, 34, 128], &rng)
+            let table = TableCase(parameters: parameters, positions: Self.randomTableCase(&rng).positions)
+            let headDim = table.parameters.dimension + pick([0, 0, 2, 3], &rng)
+            let heads = pick([1, 2, 3], &rng)
+            return ApplyCase(table: table, heads: heads, headDim: headDim,
+                             x: randomTensor([table.positions.count, heads * headDim], &rng))
+        }) { c in
+            let tables = RotaryTables(parameters: c.table.parameters, positions: c.table.positions)
+            let dim = c.table.parameters.dimension, half = dim / 2, tokens = c.x.rows
+            var scalar = c.x.scalars
+            for t in 0..<tokens {
+                for h in 0..<c.heads {
+                    let base = (t * c.heads + h) * c.headDim
+                    for i in 0..<half {
+                        let a = scalar[base + i], b = scalar[base + i + half]
+                        scalar[base + i] = a * tables.cos[t * dim + i] - b * tables.sin[t * dim + i]
+                        scalar[base + i + half] = b * tables.cos[t * dim + i + half] + a * tables.sin[t * dim + i + half]
+                    }
+                }
+            }
+            var dispatched = c.x
+            tables.apply(to: &dispatched, heads: c.heads, headDim: c.headDim)
+            var baseline = c.x.scalars
+            baseline.withUnsafeMutableBufferPointer { arbiter_rotary_baseline($0.baseAddress!, tables.cos, tables.sin, tokens, c.heads, c.headDim, dim) }
+            #expect(dispatched.scalars.map(\.bitPattern) == scalar.map(\.bitPattern), "\(VectorExp.kernelVariant) \(c)")
+            #expect(baseline.map(\.bitPattern) == scalar.map(\.bitPattern), "baseline \(c)")
+        }
     }
 
     @Test("rotate-half application equals x·cos + rotate_half(x)·sin, partial rotary included")

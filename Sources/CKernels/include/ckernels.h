@@ -20,10 +20,18 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k);
 /// the mass equally.
 void arbiter_softmax_row(float *row, long columns);
 
+/// Rotate-half rotary embedding in place: for each of `tokens` rows of `heads` heads of width `head_dim`
+/// in `x`, the first `dimension` features become x·cos + rotate_half(x)·sin with the row's `dimension`
+/// entries of `cos_table`/`sin_table` (`RotaryTables.apply`).
+void arbiter_rotary(float *x, const float *cos_table, const float *sin_table, long tokens, long heads, long head_dim,
+                    long dimension);
+
 /// The baseline builds (what the plain names run on CPUs without AVX2), for tests.
 float arbiter_exp_shifted_baseline(float *values, long count, float shift);
 void arbiter_sigmoid_scaled_baseline(float *x, const float *factor, long count, float k);
 void arbiter_softmax_row_baseline(float *row, long columns);
+void arbiter_rotary_baseline(float *x, const float *cos_table, const float *sin_table, long tokens, long heads,
+                             long head_dim, long dimension);
 
 /// The build the plain names run on this CPU: "avx2" or "baseline" (for benchmarks and logs).
 const char *arbiter_kernel_variant(void);
