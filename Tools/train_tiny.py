@@ -2,6 +2,8 @@
 the synthetic conflict data written by `arbiter data generate`. A one-time step, not part of CI.
 
     .venv/bin/python Tools/train_tiny.py --arbiter .build/debug/arbiter --recipe main --out DIR --seed 1
+    .venv/bin/python Tools/train_tiny.py ... --recipe main --seed 1 --continue-from DIR --steps N --lr X --out DIR2
+        (S3 again from DIR's weights; the same data are regenerated from the seed)
 
 Model: transformers `LlavaForConditionalGeneration` (CLIP vision tower 32x32/patch 8 -> 16 image tokens, gelu
 projector, Llama text model), saved with `save_pretrained` (float32 safetensors) plus tokenizer.json (tokenizers
@@ -585,6 +587,10 @@ def main() -> int:
     ap.add_argument("--s3-minutes", type=float,
                     help="stop S3 after this many minutes (for a loaded machine; the card records the steps done)")
     ap.add_argument("--work", help="folder for generated data (default: a temp folder, removed)")
+    ap.add_argument("--continue-from", metavar="DIR",
+                    help="a folder this script wrote with the same recipe and seed: skip S0-S2 and run S3 again from "
+                         "its weights (and tokenizer) for --steps steps at --lr; the card records both runs")
+    ap.add_argument("--lr", type=float, help="override the S3 learning rate")
     args = ap.parse_args()
 
     recipe = copy.deepcopy(RECIPES[args.recipe])
@@ -593,6 +599,17 @@ def main() -> int:
             setattr(recipe, name, max(1, int(getattr(recipe, name) * args.scale)) if getattr(recipe, name) else 0)
     if args.steps:
         recipe.s3_steps = args.steps
+    if args.lr:
+        recipe.lr = args.lr
+    previous: dict[str, Any] | None = None
+    if args.continue_from:
+        with open(os.path.join(args.continue_from, "training_record.json")) as f:
+            previous = json.load(f)
+        if previous["recipe"]["name"] != recipe.name or previous["seed"] != args.seed:
+            ap.error(f"--continue-from {args.continue_from} was trained with recipe {previous['recipe']['name']} "
+                     f"and seed {previous['seed']}, not {recipe.name} and {args.seed}")
+        if not args.steps:
+            ap.error("--continue-from needs --steps (the S3 steps of the continuation)")
     torch.set_num_threads(2)
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
@@ -620,10 +637,23 @@ def main() -> int:
     layout = load_layout()
     alt = alternative_layout(layout)
     tok = build_tokenizer(tokenizer_corpus(list(sets.values()), aux))
+    if args.continue_from:
+        from tokenizers import Tokenizer
+        from transformers import LlavaForConditionalGeneration
+
+        # The regenerated data rebuild the same tokenizer; the folder's own one must agree.
+        kept = Tokenizer.from_file(os.path.join(args.continue_from, "tokenizer.json"))
+        if kept.get_vocab() != tok.get_vocab():
+            raise RuntimeError(f"{args.continue_from}/tokenizer.json differs from the one this recipe and seed build")
+        tok = kept
     enc = Encoder(tok)
     vocab = enc.image_id + 1
     vocab_size = (vocab + 7) // 8 * 8
-    model = build_model(recipe, vocab_size, enc.image_id)
+    if args.continue_from:
+        model = LlavaForConditionalGeneration.from_pretrained(args.continue_from, dtype=torch.float32)
+        log(f"continuing from {args.continue_from} (its chosen S3 step {previous['chosen_s3_step']})")
+    else:
+        model = build_model(recipe, vocab_size, enc.image_id)
     model.train()
     lm = model.model.language_model
     tower = model.model.vision_tower
@@ -646,7 +676,16 @@ def main() -> int:
         return [p for p in model.parameters() if p.requires_grad]
 
     lm_examples: list[Example] = []
-    if recipe.staged:
+    if recipe.staged and args.continue_from:
+        # The S1 sequences S3 mixes in, built as S1 builds them (same order of rng draws is not needed: the
+        # continuation is its own run).
+        for it in sets["s1"].items:
+            text = "".join(prompt_pieces(layout, item_fields(it), False))
+            p, a = enc.with_answer(text, it["expected"])
+            lm_examples.append(Example(ids=p + a + [enc.eos], loss_from=1, image=None))
+        lm_examples += [lm_example(enc, text) for text in aux]
+        rng.shuffle(lm_examples)
+    elif recipe.staged:
         # S0: the vision tower as a scene classifier (colour, shape, count, coarse x and y of the first object).
         t = time.time()
         imgs = [(it, train.images[it["id"]]) for it in train.items if it["id"] in train.images]
@@ -769,6 +808,9 @@ def main() -> int:
                                "summary": summary(h["metrics"])} for h in history],
               "params": {"total": param_count(model), "text": param_count(lm), "vision": param_count(tower)},
               "vocab": vocab, "torch": torch.__version__}
+    if previous:
+        record["continued_from"] = {k: previous[k] for k in ("recipe", "seed", "chosen_s3_step", "s3_steps_done", "times_s",
+                                                          "test", "val_history") if k in previous}
     with open(os.path.join(out, "training_record.json"), "w") as f:
         json.dump(record, f, indent=2, sort_keys=True, default=str)
         f.write("\n")
@@ -847,6 +889,10 @@ def write_card(out: str, recipe: Recipe, seed: int, rec: dict[str, Any]) -> None
                      + (" --composed-instructions" if r.get("composed") else "") + "`"
                      for name, r in rec["generator_runs"].items())
     times = ", ".join(f"{k} {v / 60:.1f} min" for k, v in rec["times_s"].items())
+    first = rec.get("continued_from")
+    if first:
+        times = (", ".join(f"{k} {v / 60:.1f} min" for k, v in first["times_s"].items())
+                 + f"; continuation: {times}")
     hist = "\n".join(f"- step {h['step']}{' (in range)' if h['in_range'] else ''}: {h['summary']}"
                      for h in rec["val_history"]) or "- (no validation during training)"
     stages = ("S0 vision tower as a scene classifier (colour, shape, count, coarse x/y; {s0} steps x 64, lr 2e-3); "
@@ -862,13 +908,21 @@ def write_card(out: str, recipe: Recipe, seed: int, rec: dict[str, Any]) -> None
         co=MIN_CONSISTENT) if recipe.staged else (
         f"From scratch, all parameters jointly, {recipe.s3_steps} steps x {recipe.batch}, lr {recipe.lr} "
         f"(cosine, 5% warm-up), mix {recipe.s3_mix}; the final checkpoint.")
+    if first:
+        fr = first["recipe"]
+        stages = stages.replace(f"S3 everything, {recipe.s3_steps} steps x {recipe.batch}, lr {recipe.lr}",
+                                f"S3 everything, {fr['s3_steps']} steps x {fr['batch']}, lr {fr['lr']} (checkpoint: step "
+                                f"{first['chosen_s3_step']}), then S3 again from that checkpoint (`--continue-from`), "
+                                f"{recipe.s3_steps} steps x {recipe.batch}, lr {recipe.lr}")
     composed_note = ("; with `--composed-instructions` half of the instructed training items take one of the "
                      "generator's composed paraphrases instead: templates over both sources' names and both "
                      "polarities, none using a word that only held-out paraphrases use"
                      if recipe.composed_instructions else "")
+    continuation_command = (f", then `Tools/train_tiny.py --recipe {recipe.name} --seed {seed} --continue-from DIR "
+                            f"--steps {recipe.s3_steps} --lr {recipe.lr}` on that folder" if first else "")
     text = f"""# arbiter-{recipe.name}
 
-Trained by `Tools/train_tiny.py --recipe {recipe.name} --seed {seed}` (transformers 5.24, torch {rec['torch']},
+Trained by `Tools/train_tiny.py --recipe {recipe.name} --seed {seed}`{continuation_command} (transformers 5.24, torch {rec['torch']},
 CPU, 2 threads). A bundled test model for Arbiter's modality-following analyses, not a useful MLLM.
 Prompts use `prompt_layout.json` (the built-in `raw` layout); the answer follows after a space and the first
 answer token is what is scored.
@@ -893,7 +947,7 @@ Training answer: the item's `expected`; for `no_instruction` items the image's a
 
 ## Recipe
 {stages}
-Seed {seed}. Times: {times}. S3 steps done: {rec['s3_steps_done']} of {recipe.s3_steps}{f" (stopped by the {rec['s3_minutes_limit']}-minute limit on a loaded machine)" if rec['s3_steps_done'] < recipe.s3_steps else ""}. Chosen S3 step: {rec['chosen_s3_step']}.
+Seed {seed}. Times: {times}. S3 steps done{" (continuation)" if first else ""}: {rec['s3_steps_done']} of {recipe.s3_steps}{f" (stopped by the {rec['s3_minutes_limit']}-minute limit on a loaded machine)" if rec['s3_steps_done'] < recipe.s3_steps else ""}. Chosen S3 step: {rec['chosen_s3_step']}.
 
 ## Results (test set, seed {rec['generator_runs']['test']['seed']}; first-token scoring)
 | measure | value |
