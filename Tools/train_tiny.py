@@ -675,16 +675,20 @@ def main() -> int:
     def all_params():
         return [p for p in model.parameters() if p.requires_grad]
 
-    lm_examples: list[Example] = []
-    if recipe.staged and args.continue_from:
-        # The S1 sequences S3 mixes in, built as S1 builds them (same order of rng draws is not needed: the
-        # continuation is its own run).
+    def s1_sequences() -> list[Example]:
+        """The S1 language-model sequences (the text-only items, then the auxiliary corpus), shuffled by `rng`."""
+        out = []
         for it in sets["s1"].items:
             text = "".join(prompt_pieces(layout, item_fields(it), False))
             p, a = enc.with_answer(text, it["expected"])
-            lm_examples.append(Example(ids=p + a + [enc.eos], loss_from=1, image=None))
-        lm_examples += [lm_example(enc, text) for text in aux]
-        rng.shuffle(lm_examples)
+            out.append(Example(ids=p + a + [enc.eos], loss_from=1, image=None))
+        out += [lm_example(enc, text) for text in aux]
+        rng.shuffle(out)
+        return out
+
+    lm_examples: list[Example] = []
+    if recipe.staged and args.continue_from:
+        lm_examples = s1_sequences()  # what S3 mixes in (S0-S2 are skipped)
     elif recipe.staged:
         # S0: the vision tower as a scene classifier (colour, shape, count, coarse x and y of the first object).
         t = time.time()
@@ -716,12 +720,7 @@ def main() -> int:
 
         # S1: the text model alone as a language model.
         t = time.time()
-        for it in sets["s1"].items:
-            text = "".join(prompt_pieces(layout, item_fields(it), False))
-            p, a = enc.with_answer(text, it["expected"])
-            lm_examples.append(Example(ids=p + a + [enc.eos], loss_from=1, image=None))
-        lm_examples += [lm_example(enc, text) for text in aux]
-        rng.shuffle(lm_examples)
+        lm_examples = s1_sequences()
         for p in tower.parameters():
             p.requires_grad_(False)
         for p in model.model.multi_modal_projector.parameters():
