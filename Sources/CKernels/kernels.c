@@ -169,8 +169,6 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
         for (long k = 0; k < columns; k++) row[k] = row[k] == __builtin_inff() ? 1 / n : 0;      \
         return;                                                                                  \
     }                                                                                            \
-    /* Entries end..<columns are −inf: e^−inf = 0 adds nothing and normalises to 0, so running the  \
-       vector loops up to the next multiple of 8 (when the row has it) gives the same bits as padding. */ \
     float inv = 1 / EXP_SHIFTED(row, end, maximum);                                              \
     long k = 0;                                                                                  \
     for (; k + 8 <= end; k += 8) STORE8(row + k, LOAD8(row + k) * inv);                          \
