@@ -127,7 +127,7 @@ public struct RotaryTables: Sendable {
         let width = heads * headDim, half = dimension / 2, dim = dimension
         precondition(width > 0 && x.count % width == 0 && dim <= headDim, "rotary: bad shape \(x.shape)")
         let tokens = x.count / width  // x may be [T, H·D] or [T, H, D]
-        precondition(cos.count >= tokens * dim && sin.count >= tokens * dim, "rotary: \(tokens) rows, tables for \(cos.count / max(dim, 1))")
+        precondition(cos.count >= tokens * dim && sin.count >= tokens * dim, "rotary: \(tokens) rows but cos/sin tables for \(cos.count / max(dim, 1)) positions")
         guard half > 0 else { return }
         // In C (`arbiter_rotary`, AVX2 when the CPU has it): per feature a·cos − b·sin and b·cos + a·sin,
         // each product rounded, no fused multiply-add — the bits of the scalar formula.

@@ -15,7 +15,7 @@ public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, columns: In
 }
 
 /// Softmax of one row in place (see `softmaxRows` for the special values): in C (`CKernels`), with AVX2 when
-/// the CPU has it. Trailing `-inf` entries (a causal mask's future keys) are set to 0 without an exp (but
+/// the CPU has it. Trailing `-inf` entries (a causal mask's future keys) are set to 0 without an exp (except
 /// those completing the last group of eight); the rest go through the `VectorExp` method eight lanes at a time.
 @inline(__always)
 func softmaxRow(_ row: UnsafeMutablePointer<Float>, columns: Int) {
