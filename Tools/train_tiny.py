@@ -22,7 +22,8 @@ Cost on this project's 2-core machine (AVX2, torch 2.13, float32): a training st
 sequence at hidden 128 (forward + backward + AdamW, linear in the batch from 16 to 96 sequences; matmuls ~50 %,
 attention ~20 %, elementwise ~20 %), ~25 ms at hidden 96. `main` took ~90 minutes with OMP_WAIT_POLICY=PASSIVE
 (S1 1.18 s/step, S3 2.55 s/step); with spinning threads (the default now) and no padding mask, S1 takes
-0.93 s/step and S3 2.0 s/step, ~75 minutes in all. On a shared machine set OMP_WAIT_POLICY=PASSIVE.
+0.93 s/step and S3 2.0 s/step, ~75 minutes in all (projected). On a shared machine set
+OMP_WAIT_POLICY=PASSIVE.
 
 Data: every conflict/consistent/no-instruction/unimodal item comes from `arbiter data generate` (train, S1, S2,
 validation and test sets are separate generator runs with their own seeds). Training sets use only the `train`
@@ -417,7 +418,7 @@ def batch_loss(model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
     # No attention mask: sequences are right-padded and attention is causal, so no real position attends to a
     # pad (positions count from 0 either way) and the logits of real positions are the same with and without
     # the padding mask (checked: identical bits, and a continuation run's losses matched the masked run's to the
-    # printed digits); the mask-free causal attention is ~8% faster.
+    # printed digits); the mask-free causal attention was ~8% faster per step in a synthetic measurement.
     out = model(input_ids=batch["input_ids"], attention_mask=None,
                 pixel_values=batch["pixel_values"], use_cache=False)
     logits = out.logits[:, :-1]
