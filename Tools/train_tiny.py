@@ -22,7 +22,8 @@ Cost on this project's 2-core machine (AVX2, torch 2.13, float32): a training st
 sequence at hidden 128 (forward + backward + AdamW, linear in the batch from 16 to 96 sequences; matmuls ~50 %,
 attention ~20 %, elementwise ~20 %), ~25 ms at hidden 96. `main` took ~90 minutes with OMP_WAIT_POLICY=PASSIVE
 (S1 1.18 s/step, S3 2.55 s/step); with spinning threads (the default now) and no padding mask, S1 takes
-0.93 s/step and S3 2.0 s/step, ~75 minutes in all (projected). On a shared machine set
+0.93 s/step and S3 2.0 s/step, ~75 minutes in all (projected); on another day the same host ran them at 1.40
+and 2.35 s/step (its speed varies by day; torch's f32 matmul reaches ~122 GFLOP/s here). On a shared machine set
 OMP_WAIT_POLICY=PASSIVE.
 
 Data: every conflict/consistent/no-instruction/unimodal item comes from `arbiter data generate` (train, S1, S2,
