@@ -23,8 +23,9 @@ sequence at hidden 128 (forward + backward + AdamW, linear in the batch from 16 
 attention ~20 %, elementwise ~20 %), ~25 ms at hidden 96. `main` took ~90 minutes with OMP_WAIT_POLICY=PASSIVE
 (S1 1.18 s/step, S3 2.55 s/step); with spinning threads (the default now) and no padding mask, S1 takes
 0.93 s/step and S3 2.0 s/step, ~75 minutes in all (projected); on another day the same host ran them at 1.40
-and 2.35 s/step (its speed varies by day; torch's f32 matmul reaches ~122 GFLOP/s here). On a shared machine set
-OMP_WAIT_POLICY=PASSIVE.
+and 2.35 s/step (its speed varies by day; torch's f32 matmul reaches ~122 GFLOP/s here). OpenMP threads spin
+while idle: OMP_WAIT_POLICY=PASSIVE made a step ~1.45x slower on the idle machine (48 x 101 tokens: 1.3 -> 1.9 s),
+but set it in the environment on a shared, oversubscribed CPU, where spinning made steps ~20x slower.
 
 Data: every conflict/consistent/no-instruction/unimodal item comes from `arbiter data generate` (train, S1, S2,
 validation and test sets are separate generator runs with their own seeds). Training sets use only the `train`
@@ -53,14 +54,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-# OpenMP threads spin while idle (the default): on an otherwise idle 2-core machine OMP_WAIT_POLICY=PASSIVE made
-# a training step ~1.45x slower (48 x 101 tokens: 1.3 -> 1.9 s). On a shared, oversubscribed CPU, where spinning
-# made steps ~20x slower, run with OMP_WAIT_POLICY=PASSIVE in the environment.
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
