@@ -24,12 +24,15 @@ deps:
 build: deps
 	$(SWIFT) build $(RELEASE)
 
-## test: the whole Swift Testing suite, built optimized (numeric loops are 10–50× slower in debug).
+## test: the whole Swift Testing suite, built optimized (numeric loops are 10–50× slower in debug); the CLI
+## is built first, since the CLI tests run it as a subprocess.
 test: deps
+	$(SWIFT) build $(RELEASE)
 	$(SWIFT) test $(RELEASE)
 
 ## test-fast: everything except tests tagged heavy (claims on bundled models).
 test-fast: deps
+	$(SWIFT) build $(RELEASE)
 	$(SWIFT) test $(RELEASE) --skip ClaimTests
 
 ## verify: the main job on the main bundled model (see README).

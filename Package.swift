@@ -5,13 +5,28 @@
 //   → ArbiterInterventions → ArbiterData → ArbiterAnalyses → ArbiterClaims (+ ArbiterPlots) → ArbiterCLI
 import PackageDescription
 
-let optimized: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+// No unsafe flags: release builds keep Swift's bounds and overflow checks (-O), so no input can reach a trap
+// that the checks would have turned into... a trap rather than memory corruption — and SwiftPM accepts the
+// package as a dependency of other packages (it refuses unsafeFlags there). Measured in the hardening issue:
+// `arbiter verify` on arbiter-main costs the same within the host's noise with -O as with -Ounchecked (the
+// hot loops are OpenBLAS and the C kernels).
+let optimized: [SwiftSetting] = []
 
 let package = Package(
     name: "Arbiter",
     products: [
         .executable(name: "arbiter", targets: ["ArbiterCLI"]),
-        .library(name: "Arbiter", targets: ["ArbiterModels"]),
+        // `import Arbiter` brings every layer; each layer is a product of its own too.
+        .library(name: "Arbiter", targets: ["Arbiter"]),
+        .library(name: "ArbiterTensor", targets: ["ArbiterTensor"]),
+        .library(name: "ArbiterFormats", targets: ["ArbiterFormats"]),
+        .library(name: "ArbiterTokenizers", targets: ["ArbiterTokenizers"]),
+        .library(name: "ArbiterModels", targets: ["ArbiterModels"]),
+        .library(name: "ArbiterInterventions", targets: ["ArbiterInterventions"]),
+        .library(name: "ArbiterData", targets: ["ArbiterData"]),
+        .library(name: "ArbiterAnalyses", targets: ["ArbiterAnalyses"]),
+        .library(name: "ArbiterClaims", targets: ["ArbiterClaims"]),
+        .library(name: "ArbiterPlots", targets: ["ArbiterPlots"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,6 +64,11 @@ let package = Package(
         .target(name: "ArbiterClaims", dependencies: ["ArbiterAnalyses"], swiftSettings: optimized),
         // Plots (PNG through our own rasteriser and libpng) for reports.
         .target(name: "ArbiterPlots", dependencies: ["ArbiterFormats"], swiftSettings: optimized),
+        // The umbrella module of the `Arbiter` product (re-exports every layer).
+        .target(name: "Arbiter", dependencies: [
+            "ArbiterTensor", "ArbiterFormats", "ArbiterTokenizers", "ArbiterModels", "ArbiterInterventions",
+            "ArbiterData", "ArbiterAnalyses", "ArbiterClaims", "ArbiterPlots",
+        ]),
         .executableTarget(name: "ArbiterCLI", dependencies: [
             "ArbiterModels", "ArbiterInterventions", "ArbiterData", "ArbiterAnalyses", "ArbiterClaims", "ArbiterPlots",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -69,6 +89,9 @@ let package = Package(
             "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
+        // The `arbiter` executable run as a subprocess (built beside the test bundle: `make test` builds it
+        // first): exit statuses, messages, and the files it writes or must not touch.
+        .testTarget(name: "ArbiterCLITests"),
         .testTarget(name: "ArbiterModelsTests", dependencies: [
             "ArbiterModels", "ArbiterInterventions", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),

@@ -1,5 +1,6 @@
 // `arbiter data generate|check`: the synthetic conflict benchmark and dataset checks.
 import ArbiterData
+import ArbiterFormats
 import ArbiterTokenizers
 import ArgumentParser
 import Foundation
@@ -21,7 +22,7 @@ struct DataGenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Seed (the same seed gives the same bytes).")
     var seed: UInt64
 
-    @Option(name: .long, help: "Output folder (created if missing).")
+    @Option(name: .long, help: "Output folder: new, empty, or an earlier generated dataset (replaced atomically).")
     var out: String
 
     @Option(name: .long, help: "Image side in pixels (16...1024).")
@@ -42,8 +43,12 @@ struct DataGenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Give half of the instructed items a composed training paraphrase (training data).")
     var composedInstructions = false
 
+    func validate() throws {
+        try CLILimits.check("--count", count, CLILimits.items)
+    }
+
     func run() throws {
-        guard count >= 0 else { throw ValidationError("--count must be non-negative") }
+        try OutputSafety.checkFolder(out, kind: .dataset, option: "--out")
         var configuration = GeneratorConfiguration(imageSize: imageSize, noisyBackgroundPercent: noisyPercent,
                                                    includeHeldoutInstructions: !trainInstructionsOnly,
                                                    composedInstructions: composedInstructions)
@@ -65,7 +70,9 @@ struct DataGenerateCommand: ParsableCommand {
         let items = ConflictGenerator(seed: seed, configuration: configuration).generate(count: count)
         do {
             try ConflictDataset.write(items: items, to: URL(fileURLWithPath: out),
-                                      generator: .init(seed: seed, configuration: configuration))
+                                      generator: .init(seed: seed, configuration: configuration), option: "--out")
+        } catch let error as OutputError {
+            throw error
         } catch {
             throw CLIError("cannot write the dataset: \(error)")
         }

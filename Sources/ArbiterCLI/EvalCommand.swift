@@ -19,6 +19,10 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Also the modality-following ratio of each instruction paraphrase (id, split, counts).")
     var byInstruction = false
 
+    func validate() throws {
+        try CLILimits.check("--count", count, CLILimits.items)
+    }
+
     func run() throws {
         let progress = Progress()
         do {

@@ -49,9 +49,19 @@ struct RunCommand: ParsableCommand {
         let textual = prompt != nil || question != nil
         if (ids == nil) == !textual { throw ValidationError("give either --ids or --prompt/--question") }
         if ids != nil && image != nil { throw ValidationError("--image goes with --prompt (with --ids, pass pixel values through the library)") }
+        try CLILimits.check("--top", top, CLILimits.top)
+        if blockHeads?.trimmingCharacters(in: .whitespaces).isEmpty == true {
+            throw ValidationError("--block-heads is empty; give heads as LAYER.HEAD,… (e.g. 14.3,15.7)")
+        }
+        if amplifyHeads?.trimmingCharacters(in: .whitespaces).isEmpty == true {
+            throw ValidationError("--amplify-heads is empty; give LAYER.HEADxFACTOR,… (e.g. 14.3x2.0)")
+        }
     }
 
     func run() throws {
+        // The destination is checked before any work starts (and again when the file is committed).
+        let inputs = [model] + (image.map { [$0] } ?? [])
+        if let dump { try OutputSafety.checkFile(dump, kind: .dump, option: "--dump", inputs: inputs.map { URL(fileURLWithPath: $0) }) }
         var interventions: [Intervention] = []
         do {
             interventions += try knockout.map(InterventionSyntax.knockout)
@@ -120,7 +130,7 @@ struct RunCommand: ParsableCommand {
         if let dump {
             let writer = try GoldenWriter(url: URL(fileURLWithPath: dump), modelID: m.identifier, modelType: m.modelType,
                                           source: "arbiter run" + (interventions.isEmpty ? "" : "; \(InterventionSet(interventions))"),
-                                          seed: 0, caseName: "cli", prompt: input.text.isEmpty ? nil : input.text)
+                                          seed: 0, caseName: "cli", prompt: input.text.isEmpty ? nil : input.text, output: .dump)
             try writer.writeInputIDs(input.ids)
             if let pixels = input.pixelValues { try writer.write(hook: "pixel_values", tensor: pixels.reshaped([1] + pixels.shape)) }
             for (name, tensor) in hooks.cache.sorted(by: { $0.key < $1.key }) {

@@ -3,6 +3,7 @@
 import ArbiterAnalyses
 import ArbiterClaims
 import ArbiterData
+import ArbiterFormats
 import ArbiterModels
 import ArgumentParser
 import Foundation
@@ -16,19 +17,32 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Dataset folder (dataset.json + images); default: generated in memory from --seed.") var data: String?
     @Option(name: .long, help: "Items to generate when no --data is given.") var count = 240
     @Option(name: .long, help: "Seed of the generated data and of every random choice in the analyses.") var seed: UInt64 = 2602_03677
-    @Option(name: .long, help: "Report folder (written atomically; replaced if it exists).") var out: String?
+    @Option(name: .long, help: "Report folder: new, empty, or an earlier verify report (replaced atomically).")
+    var out: String?
     @Flag(name: .long, help: "Print results as JSON instead of a table.") var json = false
     @Flag(name: .long, help: "Skip bad dataset items (and say how many) instead of stopping.") var skipBadItems = false
     @Option(name: .long, help: "Random head sets for the blocking/amplification controls.") var randomSets = 20
     @Option(name: .long, help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
     var storeGolden: String?
 
+    func validate() throws {
+        guard !model.isEmpty else { throw ValidationError("give at least one --model") }
+        try CLILimits.check("--count", count, CLILimits.items)
+        try CLILimits.check("--random-sets", randomSets, CLILimits.randomSets)
+    }
+
+    /// The run's inputs: no output may be one of them or hold one.
+    var inputs: [URL] { (model + (data.map { [$0] } ?? [])).map { URL(fileURLWithPath: $0) } }
+
     func run() throws {
         let progress = Progress()
-        if let out {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory.boolValue {
-                throw CLIError("--out \(out) is a file, not a folder")
+        // Every destination is checked before any work starts (and again when written).
+        if let out { try OutputSafety.checkFolder(out, kind: .verifyReport, option: "--out", inputs: inputs) }
+        if let storeGolden {
+            for path in model {
+                let name = URL(fileURLWithPath: path).lastPathComponent
+                try OutputSafety.checkFile(try goldenFile(in: storeGolden, model: name), kind: .goldenClaims,
+                                           option: "--store-golden", inputs: inputs, createFolder: true)
             }
         }
         var all: [(AnalysisResults, [ClaimResult])] = []
@@ -57,9 +71,14 @@ struct VerifyCommand: ParsableCommand {
         }
         progress.finish()
         if let storeGolden {
-            try FileManager.default.createDirectory(atPath: storeGolden, withIntermediateDirectories: true)
             for (r, claims) in all {
-                try GoldenClaims.write(claims, model: r.model, settings: settings, to: URL(fileURLWithPath: storeGolden).appendingPathComponent("\(r.model).h5"))
+                let file = try OutputSafety.checkFile(try goldenFile(in: storeGolden, model: r.model), kind: .goldenClaims,
+                                                      option: "--store-golden", inputs: inputs, createFolder: true)
+                do {
+                    try FileManager.default.createDirectory(at: file.deletingLastPathComponent(),
+                                                            withIntermediateDirectories: true)
+                    try GoldenClaims.write(claims, model: r.model, settings: settings, to: file)
+                } catch { throw CLIError("--store-golden \(file.path): \(error)") }
             }
         }
         if json {
@@ -69,12 +88,18 @@ struct VerifyCommand: ParsableCommand {
             print(VerifyReport.table(all))
         }
         if let out {
-            try VerifyReport.write(all, to: URL(fileURLWithPath: out))
+            try VerifyReport.write(all, to: out, inputs: inputs)
             if !json { print("report written to \(out)/report.md") }
         }
         let ok = all.allSatisfy { $0.1.allSatisfy { $0.verdict >= .holdsDirectionally } }
         if !ok { throw ExitCode(1) }
     }
+}
+
+/// `<folder>/<model>.h5`, the golden claims file of a model.
+func goldenFile(in folder: String, model: String) throws -> String {
+    guard !folder.isEmpty else { throw OutputError(option: "--store-golden", path: folder, "is empty; give a folder") }
+    return (folder.hasSuffix("/") ? folder : folder + "/") + model + ".h5"
 }
 
 /// A one-line progress display on standard error (rewritten in place on a terminal).

@@ -67,31 +67,18 @@ enum VerifyReport {
         return try encoder.encode(Payload(claimsVersion: Claims.version, models: all.map { ModelPayload(claims: $0.1, results: $0.0) }))
     }
 
-    /// Writes the report into a temporary sibling folder, then renames it over `folder`: an interrupted run
-    /// never leaves a partial report under the final name.
-    static func write(_ all: [Entry], to folder: URL) throws {
-        let fm = FileManager.default
-        let parent = folder.deletingLastPathComponent()
-        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let staging = parent.appendingPathComponent(".\(folder.lastPathComponent).partial-\(UUID().uuidString)")
-        try fm.createDirectory(at: staging, withIntermediateDirectories: true)
-        do {
+    /// Writes the report into a staging folder beside `path`, then renames it into place (`OutputSafety`): an
+    /// interrupted run never leaves a partial report under the final name, and only an earlier Arbiter report
+    /// is ever replaced.
+    static func write(_ all: [Entry], to path: String, inputs: [URL]) throws {
+        try OutputSafety.writeFolder(path, kind: .verifyReport, option: "--out", inputs: inputs) { staging in
             try jsonData(all).write(to: staging.appendingPathComponent("results.json"))
             try writeHDF5(all, to: staging.appendingPathComponent("results.h5"))
             let plots = try ReportPlots.write(all, to: staging.appendingPathComponent("plots"))
-            try markdown(all, plots: plots).write(to: staging.appendingPathComponent("report.md"), atomically: false, encoding: .utf8)
-            try html(all, plots: plots, folder: staging).write(to: staging.appendingPathComponent("report.html"), atomically: false, encoding: .utf8)
-            if fm.fileExists(atPath: folder.path) {
-                let old = parent.appendingPathComponent(".\(folder.lastPathComponent).old-\(UUID().uuidString)")
-                try fm.moveItem(at: folder, to: old)
-                try fm.moveItem(at: staging, to: folder)
-                try? fm.removeItem(at: old)
-            } else {
-                try fm.moveItem(at: staging, to: folder)
-            }
-        } catch {
-            try? fm.removeItem(at: staging)
-            throw error
+            try markdown(all, plots: plots).write(to: staging.appendingPathComponent("report.md"), atomically: false,
+                                                  encoding: .utf8)
+            try html(all, plots: plots, folder: staging).write(to: staging.appendingPathComponent("report.html"),
+                                                               atomically: false, encoding: .utf8)
         }
     }
 

@@ -47,7 +47,7 @@ public struct GoldenClaims: Sendable {
     public let entries: [String: Entry]
 
     public static func write(_ claims: [ClaimResult], model: String, settings: ClaimRunSettings, to url: URL) throws {
-        let writer = try HDF5Writer(url: url)
+        let writer = try HDF5Writer(url: url, output: .goldenClaims)
         try writer.setAttribute("model", model)
         try writer.setAttribute("claims_version", Claims.version)
         try writer.setAttribute("settings", "seed \(settings.seed), count \(settings.count), random sets \(settings.randomHeadSets)")

@@ -52,14 +52,12 @@ public enum ConflictDataset {
         return data
     }
 
-    /// Writes `items` into `directory`: each image drawn from the item's scene into `directory/<image>`
-    /// (PNG), then dataset.json; every file is written to a temporary name and renamed into place.
-    public static func write(items: [ConflictItem], to directory: URL, generator: GeneratorInfo? = nil) throws {
-        let fm = FileManager.default
-        var isFolder: ObjCBool = false
-        if fm.fileExists(atPath: directory.path, isDirectory: &isFolder), !isFolder.boolValue {
-            throw DatasetError(file: directory.path, "exists and is not a folder; choose another output folder")
-        }
+    /// Writes `items` as the dataset folder `directory`: each image drawn from the item's scene into
+    /// `<directory>/<image>` (PNG), then dataset.json — all into a staging folder renamed into place
+    /// (`OutputSafety.writeFolder`): an existing folder is replaced only when it is empty or an earlier dataset
+    /// Arbiter wrote, holding nothing else.
+    public static func write(items: [ConflictItem], to directory: URL, generator: GeneratorInfo? = nil,
+                             option: String = "dataset folder") throws {
         var ids = Set<String>()
         for (i, item) in items.enumerated() {
             guard ids.insert(item.id).inserted else {
@@ -67,34 +65,39 @@ public enum ConflictDataset {
                                                                               problem: "id used twice"))
             }
         }
-        do {
-            try fm.createDirectory(at: directory, withIntermediateDirectories: true)
-        } catch {
-            throw DatasetError(file: directory.path, "cannot create the folder: \(error.localizedDescription)")
+        try OutputSafety.writeFolder(directory.path, kind: .dataset, option: option) { staging in
+            try writeContents(items: items, to: staging, destination: directory, generator: generator)
         }
+    }
+
+    /// The files of a dataset folder, written into `staging`; errors name the final path under `destination`.
+    static func writeContents(items: [ConflictItem], to staging: URL, destination: URL,
+                              generator: GeneratorInfo?) throws {
+        let fm = FileManager.default
         for (i, item) in items.enumerated() {
             guard let relative = item.image else { continue }
             func fail(_ text: String) -> DatasetError {
-                DatasetError(file: directory.path, item: DatasetProblem(id: item.id, index: i, kind: .invalidValue, problem: text))
+                DatasetError(file: destination.path, item: DatasetProblem(id: item.id, index: i, kind: .invalidValue,
+                                                                          problem: text))
             }
             guard let scene = item.scene else { throw fail("has an image path but no scene to draw it from") }
             if let problem = scene.problem() { throw fail("scene: \(problem)") }
             guard !relative.hasPrefix("/"), !relative.split(separator: "/").contains(".."), relative.hasSuffix(".png") else {
                 throw fail("image path '\(relative)' must be a relative .png path inside the dataset folder")
             }
-            let url = directory.appendingPathComponent(relative)
-            let folder = url.deletingLastPathComponent()
+            let url = staging.appendingPathComponent(relative)
+            let named = destination.appendingPathComponent(relative).path
             do {
-                try fm.createDirectory(at: folder, withIntermediateDirectories: true)
+                try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try PNGImage.write(Rasterizer.render(scene), to: url)
             } catch let error as FormatError {
-                throw DatasetError(file: url.path, "cannot write the image: \(error.problem)")
+                throw DatasetError(file: named, "cannot write the image: \(error.problem)")
             } catch {
-                throw DatasetError(file: url.path, "cannot write the image: \(error.localizedDescription)")
+                throw DatasetError(file: named, "cannot write the image: \(error.localizedDescription)")
             }
         }
         let data = try encode(items: items, generator: generator)
-        try writeAtomically(data, to: directory.appendingPathComponent(fileName))
+        try writeAtomically(data, to: staging.appendingPathComponent(fileName))
     }
 
     static func writeAtomically(_ data: Data, to url: URL) throws {

@@ -7,6 +7,11 @@ import ArbiterModels
 import Foundation
 
 public enum InterventionSyntax {
+    /// The largest layer, head or position index a textual intervention may name, and the most numbers one list
+    /// may expand to: 2^20 is beyond any model's layers and any prompt a CPU run can hold (the prompt length is
+    /// bounded by the model's positions, checked when the hooks are installed). It keeps "0-100000000000" from
+    /// allocating before that check.
+    public static let maximumIndex = 1 << 20
     /// Parses "KEYS->QUERIES@LAYERS[/heads=H,…]". KEYS and QUERIES are span names or positions
     /// ("3", "3-7", "0-4,9"); information flows from KEYS into QUERIES.
     public static func knockout(_ text: String) throws -> Intervention {
@@ -29,14 +34,20 @@ public enum InterventionSyntax {
 
     /// Parses "L.H,L.H".
     public static func heads(_ text: String) throws -> [HeadIndex] {
-        try text.split(separator: ",").map { try head(String($0), text) }
+        let parts = text.split(separator: ",")
+        guard !parts.isEmpty else { throw bad(text, "no heads (want LAYER.HEAD,…)") }
+        return try parts.map { try head(String($0), text) }
     }
 
     /// Parses "L.HxF,…" into (head, factor) pairs.
     public static func amplifications(_ text: String) throws -> [(HeadIndex, Float)] {
-        try text.split(separator: ",").map { part in
+        let parts = text.split(separator: ",")
+        guard !parts.isEmpty else { throw bad(text, "no heads (want LAYER.HEADxFACTOR,…)") }
+        return try parts.map { part in
             let pieces = part.split(separator: "x")
-            guard pieces.count == 2, let factor = Float(pieces[1]) else { throw bad(text, "want LAYER.HEADxFACTOR, got '\(part)'") }
+            guard pieces.count == 2, let factor = Float(pieces[1]), factor.isFinite else {
+                throw bad(text, "want LAYER.HEADxFACTOR with a finite factor, got '\(part)'")
+            }
             return (try head(String(pieces[0]), text), factor)
         }
     }
@@ -44,13 +55,18 @@ public enum InterventionSyntax {
     /// Parses "LAYERSxF" (e.g. "10-12x0").
     public static func mlpScale(_ text: String) throws -> Intervention {
         let pieces = text.split(separator: "x")
-        guard pieces.count == 2, let factor = Float(pieces[1]) else { throw bad(text, "want LAYERSxFACTOR (e.g. 10-12x0)") }
+        guard pieces.count == 2, let factor = Float(pieces[1]), factor.isFinite else {
+            throw bad(text, "want LAYERSxFACTOR with a finite factor (e.g. 10-12x0)")
+        }
         return .scaleMLP(layers: try integers(String(pieces[0]), text), factor: factor)
     }
 
     static func head(_ part: String, _ whole: String) throws -> HeadIndex {
         let p = part.split(separator: ".")
         guard p.count == 2, let l = Int(p[0]), let h = Int(p[1]) else { throw bad(whole, "want LAYER.HEAD, got '\(part)'") }
+        guard (0...maximumIndex).contains(l), (0...maximumIndex).contains(h) else {
+            throw bad(whole, "'\(part)': layer and head must be in 0…\(maximumIndex)")
+        }
         return HeadIndex(layer: l, head: h)
     }
 
@@ -64,11 +80,22 @@ public enum InterventionSyntax {
     /// "3", "3-7", "0-4,9" → integers.
     static func integers(_ part: String, _ whole: String) throws -> [Int] {
         var out: [Int] = []
+        let range = 0...maximumIndex
         for item in part.split(separator: ",") {
             let bounds = item.split(separator: "-", omittingEmptySubsequences: false)
-            if bounds.count == 1, let v = Int(bounds[0]) { out.append(v); continue }
+            if bounds.count == 1, let v = Int(bounds[0]) {
+                guard range.contains(v) else { throw bad(whole, "'\(item)' is outside 0…\(maximumIndex)") }
+                out.append(v)
+                continue
+            }
             guard bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a <= b else {
                 throw bad(whole, "'\(item)' is not a number or an increasing range a-b")
+            }
+            guard range.contains(a), range.contains(b) else {
+                throw bad(whole, "'\(item)' reaches outside 0…\(maximumIndex)")
+            }
+            guard out.count + (b - a + 1) <= maximumIndex else {
+                throw bad(whole, "'\(part)' lists more than \(maximumIndex) numbers")
             }
             out += Array(a...b)
         }

@@ -41,9 +41,12 @@ struct LoaderTests {
     @Test func outputFolderThatIsAFile() throws {
         let folder = try TemporaryFolder()
         let file = try folder.writeJSON("{}", "taken")
-        let error = datasetError { try ConflictDataset.write(items: ConflictGenerator(seed: 1).generate(count: 2), to: file) }
-        #expect(error?.file == file.path)
+        let error = #expect(throws: OutputError.self) {
+            try ConflictDataset.write(items: ConflictGenerator(seed: 1).generate(count: 2), to: file)
+        }
+        #expect(error?.path == file.path)
         #expect(error?.description.contains("not a folder") == true)
+        #expect(try String(contentsOf: file, encoding: .utf8) == "{}")
     }
 
     // MARK: Paper sets

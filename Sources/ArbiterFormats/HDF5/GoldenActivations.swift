@@ -153,8 +153,8 @@ public final class GoldenWriter {
     public var url: URL { writer.url }
 
     public init(url: URL, modelID: String, modelType: String, source: String, seed: Int, caseName: String,
-                prompt: String? = nil) throws {
-        writer = try HDF5Writer(url: url)
+                prompt: String? = nil, output: OutputKind? = nil) throws {
+        writer = try HDF5Writer(url: url, output: output)
         try writer.setAttribute("format_version", GoldenActivations.formatVersion)
         try writer.setAttribute("model_id", modelID)
         try writer.setAttribute("model_type", modelType)

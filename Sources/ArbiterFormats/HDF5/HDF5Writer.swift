@@ -11,10 +11,16 @@ public final class HDF5Writer {
     public let temporaryURL: URL
     private var file: H5Handle?
     private var written: Set<String> = []
+    /// The kind of Arbiter output this file is (marked by the root attribute `arbiter_output`), when the writer
+    /// guards its destination: then an existing file is replaced only if Arbiter wrote it as the same kind.
+    public let output: OutputKind?
 
-    /// Starts a new file that will replace `url` on `commit()`.
-    public init(url: URL) throws {
+    /// Starts a new file that will replace `url` on `commit()`. With `output`, the destination is checked by
+    /// `OutputSafety.checkFile` now and again on commit, and the file carries the marker attribute.
+    public init(url: URL, output: OutputKind? = nil) throws {
         self.url = url
+        self.output = output
+        if let output { try OutputSafety.checkFile(url.path, kind: output, option: "output file") }
         let folder = url.deletingLastPathComponent()
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -22,6 +28,7 @@ public final class HDF5Writer {
         }
         temporaryURL = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
         file = try H5.create(temporaryURL.path)
+        if let output { try setAttribute(OutputMarker.attributeName, output.rawValue) }
     }
 
     deinit {
@@ -81,6 +88,12 @@ public final class HDF5Writer {
         guard file.close() else {
             try? FileManager.default.removeItem(at: temporaryURL)
             throw FormatError(.unreadable, file: url, "cannot close the temporary HDF5 file \(temporaryURL.path)")
+        }
+        if let output {
+            do { try OutputSafety.checkFile(url.path, kind: output, option: "output file") } catch {
+                try? FileManager.default.removeItem(at: temporaryURL)
+                throw error
+            }
         }
         if rename(temporaryURL.path, url.path) != 0 {
             let reason = String(cString: strerror(errno))

@@ -401,6 +401,7 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// Embeddings of `ids`: `[T, d]`. Ids outside the vocabulary are an error.
     public func embed(_ ids: [Int]) throws -> Tensor {
         let d = configuration.hiddenSize
+        try ResourceGuard.checkRun(tokens: ids.count, configuration: configuration, model: "\(hookPrefix)prompt")
         var out = [Float](repeating: 0, count: ids.count * d)
         for (t, id) in ids.enumerated() {
             guard id >= 0 && id < configuration.vocabularySize else {
@@ -632,6 +633,11 @@ public final class LlamaDecoder: @unchecked Sendable {
             throw ModelError.invalidInput("\(run)3-D position ids need a model with mrope_section")
         }
         if let prefix { try validate(prefix) }
+        let tokens = residual.rows + (prefix?.count ?? 0)
+        guard tokens <= c.maxPositionEmbeddings else {
+            throw ModelError.invalidInput("\(run)a run of \(tokens) tokens is longer than the model's "
+                                          + "max_position_embeddings (\(c.maxPositionEmbeddings), config.json)")
+        }
     }
 
     func validate(_ prefix: PrefixKeyValues) throws {

@@ -87,6 +87,8 @@ public final class ModelSession: @unchecked Sendable {
             let processed = try image.map { try qwenProcessor!.preprocess($0, source: "image") }
             let built = try builder.build(fields, imageTokens: processed.map { qwen.imageTokenCount($0.grid) } ?? 0)
             let grids = processed.map { [$0.grid] } ?? []
+            try ResourceGuard.checkRun(tokens: built.ids.count, configuration: model.decoder.configuration,
+                                       model: model.identifier)
             return PreparedInput(ids: built.ids, spans: built.spans, pixelValues: processed?.pixelValues, text: built.text,
                                  grids: grids, positions: try qwen.positionIDs(ids: built.ids, grids: grids))
         }
@@ -98,6 +100,8 @@ public final class ModelSession: @unchecked Sendable {
             pixels = try imageProcessor.preprocess(image)
         }
         let built = try builder.build(fields, imageTokens: image == nil ? 0 : imageTokenCount)
+        try ResourceGuard.checkRun(tokens: built.ids.count, configuration: model.decoder.configuration,
+                                   model: model.identifier)
         return PreparedInput(ids: built.ids, spans: built.spans, pixelValues: pixels, text: built.text)
     }
 

@@ -18,10 +18,28 @@ public enum ResourceGuard {
     /// Bytes a forward pass over `tokens` tokens needs besides the weights (Float32 activations: a few
     /// residual-sized tensors per layer kept by the engine, attention scores and patterns, the MLP
     /// intermediates, the logits, and the widening scratch of F16/BF16 weights).
+    /// Computed in floating point (no size from a config or a prompt can overflow it), saturating at Int.max.
     public static func activationBytes(_ c: DecoderConfiguration, tokens: Int = 2048) -> Int {
-        let t = tokens, d = c.hiddenSize
-        let perLayer = 8 * t * d + 3 * t * c.intermediateSize + 2 * c.attentionHeads * t * t
-        return 4 * (perLayer + t * c.vocabularySize + 256 * max(c.hiddenSize, c.intermediateSize))
+        let t = Double(tokens), d = Double(c.hiddenSize), m = Double(c.intermediateSize)
+        let perLayer = 8 * t * d + 3 * t * m + 2 * Double(c.attentionHeads) * t * t
+        let bytes = 4 * (perLayer + t * Double(c.vocabularySize) + 256 * max(d, m))
+        return bytes >= Double(Int.max) ? Int.max : Int(bytes)
+    }
+
+    /// Throws unless a run over `tokens` tokens fits: at most the model's `max_position_embeddings`, and its
+    /// activations within the available memory. Called before anything of the run is allocated.
+    public static func checkRun(tokens: Int, configuration c: DecoderConfiguration, model: String,
+                                available: Int? = availableBytes()) throws {
+        guard tokens <= c.maxPositionEmbeddings else {
+            throw ModelError.invalidInput("\(model): a run of \(tokens) tokens is longer than the model's "
+                                          + "max_position_embeddings (\(c.maxPositionEmbeddings), config.json)")
+        }
+        guard let available else { return }
+        let needed = activationBytes(c, tokens: tokens)
+        guard needed <= available else {
+            throw ModelError.invalidInput("\(model): a run of \(tokens) tokens needs about \(gib(needed)) of "
+                                          + "activations but only \(gib(available)) of memory is available")
+        }
     }
 
     /// Throws when `weights` (stored bytes, memory-mapped and paged in as used) plus activations exceed
@@ -29,8 +47,8 @@ public enum ResourceGuard {
     public static func check(weights: Int, configuration c: DecoderConfiguration, model: String,
                              available: Int? = availableBytes()) throws {
         guard let available else { return }
-        let needed = weights + activationBytes(c)
-        guard needed <= available else {
+        let (needed, overflow) = weights.addingReportingOverflow(activationBytes(c))
+        guard !overflow, needed <= available else {
             throw FormatError(.tooLarge, file: model,
                               "the model needs about \(gib(needed)) (\(gib(weights)) of weights + \(gib(needed - weights)) of activations for 2048 tokens) but only \(gib(available)) of memory is available")
         }

@@ -53,8 +53,19 @@ public struct PromptBuilder: Sendable {
 
     /// Token ids and spans for `fields`, with the image slot expanded to `imageTokens` image tokens
     /// (0: no image; the slot and its separators are dropped).
+    /// The longest text of one prompt field: 64 KiB is ~16,000 tokens of English, more than any bundled or
+    /// paper model's context; longer text is refused before it is tokenized (the model's
+    /// max_position_embeddings then bounds the whole prompt, `ResourceGuard.checkRun`).
+    public static let maximumFieldBytes = 1 << 16
+
     public func build(_ fields: PromptFields, imageTokens: Int) throws -> BuiltPrompt {
         guard imageTokens >= 0 else { throw ModelError.invalidInput("negative image token count \(imageTokens)") }
+        for slot in ["context", "instruction", "question", "constraint"] {
+            if let v = fields.value(slot), v.utf8.count > Self.maximumFieldBytes {
+                throw ModelError.invalidInput("the \(slot) text is \(v.utf8.count) bytes, over the "
+                                              + "\(Self.maximumFieldBytes)-byte limit of a prompt field")
+            }
+        }
         let image = layout.imageToken
         for slot in ["context", "instruction", "question", "constraint"] {
             if let v = fields.value(slot), v.contains(image) {
