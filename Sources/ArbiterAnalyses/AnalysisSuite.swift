@@ -24,6 +24,9 @@ public struct AnalysisResults: Sendable, Codable {
     public var model: String
     public var modelType: String
     public var dataset: String
+    /// The prompt layout's name and fingerprint (`PromptLayout.fingerprint`).
+    public var layout: String
+    public var layoutFingerprint: String
     public var configuration: AnalysisConfiguration
     public var layers: Int
     public var headsPerLayer: Int
@@ -61,28 +64,24 @@ public enum AnalysisSuite {
     /// `keyValueBudget`: bytes the baselines may spend on cached keys and values (a speed-up only; the
     /// results are the same without it).
     public static func run(session: ModelSession, items: [ProbeItem], dataset: String,
-                           configuration c: AnalysisConfiguration = AnalysisConfiguration(), skipBad: Bool = false,
-                           keyValueBudget: Int = 1 << 30,
+                           configuration c: AnalysisConfiguration = AnalysisConfiguration(),
+                           policy: ItemPolicy = ItemPolicy(), keyValueBudget: Int = 1 << 30,
                            progress: @escaping (String) -> Void = { _ in }) throws -> AnalysisResults {
         // One BLAS thread throughout (parallelism comes from running samples side by side): OpenBLAS's
         // results depend, in the last bits, on its thread count, so this keeps every number independent of
         // the machine's cores and of other BLAS users in the process.
         try BLAS.withSingleThread {
-            try runSingleThreaded(session: session, items: items, dataset: dataset, configuration: c, skipBad: skipBad,
+            try runSingleThreaded(session: session, items: items, dataset: dataset, configuration: c, policy: policy,
                                   keyValueBudget: keyValueBudget, progress: progress)
         }
     }
 
     static func runSingleThreaded(session: ModelSession, items: [ProbeItem], dataset: String, configuration c: AnalysisConfiguration,
-                                  skipBad: Bool, keyValueBudget: Int, progress: @escaping (String) -> Void) throws -> AnalysisResults {
+                                  policy: ItemPolicy, keyValueBudget: Int,
+                                  progress: @escaping (String) -> Void) throws -> AnalysisResults {
         let start = Date()
-        var samples: [AnalysisSample] = [], skipped: [String] = []
-        for item in items {
-            do { samples.append(try AnalysisSample(item, session: session)) } catch {
-                guard skipBad else { throw error }
-                skipped.append("\(item.id): \(error)")
-            }
-        }
+        let (samples, skippedItems) = try SamplePreparation.prepare(items, session: session, policy: policy)
+        let skipped = skippedItems.map(\.description)
         for target in InstructionTarget.allCases {
             let n = samples.filter { $0.kind == "conflict" && $0.target == target }.count
             guard n >= 2 * c.minimumPerTarget else {
@@ -127,7 +126,8 @@ public enum AnalysisSuite {
             heldOut: (heldOut.map { samples[$0] }, heldOut.map { baselines[$0] }),
             fraction: c.headFraction, randomSets: c.randomHeadSets, alphaGrid: c.alphaGrid, seed: c.seed &+ 7, progress: progress)
         return AnalysisResults(
-            model: session.model.identifier, modelType: session.model.modelType, dataset: dataset, configuration: c,
+            model: session.model.identifier, modelType: session.model.modelType, dataset: dataset,
+            layout: session.layout.name, layoutFingerprint: session.layout.fingerprint, configuration: c,
             layers: runner.layers, headsPerLayer: runner.heads,
             calibrationIDs: calibration.map { samples[$0].id }, heldOutIDs: heldOut.map { samples[$0].id }, skipped: skipped,
             following: following, flow: flow, routing: routing, lens: lens, attribution: attribution, ranking: ranking,

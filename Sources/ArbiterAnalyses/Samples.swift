@@ -69,12 +69,15 @@ public enum AnalysisError: Error, CustomStringConvertible, Equatable {
     case badSample(id: String, problem: String)
     case tooFewSamples(what: String, have: Int, need: Int)
     case invalidParameter(String)
+    /// The run would mean nothing (the model cannot read the items); says which items and why.
+    case meaninglessRun(String)
 
     public var description: String {
         switch self {
         case .badSample(let id, let problem): return "item \(id): \(problem)"
         case .tooFewSamples(let what, let have, let need): return "\(what): \(have) samples, at least \(need) needed"
         case .invalidParameter(let m): return m
+        case .meaninglessRun(let m): return "refusing a meaningless run: \(m)"
         }
     }
 }

@@ -11,63 +11,91 @@ import Foundation
 struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check the claims of Instruction Anchors on models; exit 0 only when every claim holds at least directionally.")
+        abstract: "Check the claims of Instruction Anchors on models: a table, and a report with --out.",
+        discussion: """
+        Exits 0 when the run completed, whatever the verdicts (a claim that fails on a model is a finding, not \
+        an error), and nonzero on errors. --require holds|directional exits 1 unless every claim reaches that \
+        verdict, for CI gates. Runs whose numbers would mean nothing are refused: more than 10% of the items \
+        skipped, prompts mostly unknown to the tokenizer, answers starting with the unknown token \
+        (--keep-going runs on the readable items and lists the others in the report).
+        """)
+
+    enum Requirement: String, ExpressibleByArgument, CaseIterable {
+        case holds, directional
+        var verdict: Verdict { self == .holds ? .holds : .holdsDirectionally }
+    }
 
     @Option(name: .long, help: "Model folder (repeat to compare models side by side).") var model: [String]
+    @Option(name: .long, help: "Display name of each --model, in the same order (default: the folder's name).")
+    var name: [String] = []
     @Option(name: .long, help: "Dataset folder (dataset.json + images); default: generated in memory from --seed.") var data: String?
+    @Option(name: .long, help: "Prompt layout: a built-in name (llava-1.5, raw, qwen2-vl) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
+    var layout: String?
     @Option(name: .long, help: "Items to generate when no --data is given.") var count = 240
     @Option(name: .long, help: "Seed of the generated data and of every random choice in the analyses.") var seed: UInt64 = 2602_03677
     @Option(name: .long, help: "Report folder: new, empty, or an earlier verify report (replaced atomically).")
     var out: String?
     @Flag(name: .long, help: "Print results as JSON instead of a table.") var json = false
     @Flag(name: .long, help: "Skip bad dataset items (and say how many) instead of stopping.") var skipBadItems = false
+    @Flag(name: .long, help: "Run on the items the model can read even when others are unreadable or more than 10% are skipped.")
+    var keepGoing = false
+    @Option(name: .long, help: "Exit 1 unless every claim reaches this verdict on every model: holds | directional.")
+    var require: Requirement?
     @Option(name: .long, help: "Random head sets for the blocking/amplification controls.") var randomSets = 20
     @Option(name: .long, help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
     var storeGolden: String?
 
     func validate() throws {
         guard !model.isEmpty else { throw ValidationError("give at least one --model") }
+        guard name.isEmpty || name.count == model.count else {
+            throw ValidationError("give one --name per --model (\(model.count) models, \(name.count) names)")
+        }
+        if let empty = name.first(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--name '\(empty)' is empty")
+        }
         try CLILimits.check("--count", count, CLILimits.items)
         try CLILimits.check("--random-sets", randomSets, CLILimits.randomSets)
     }
 
     /// The run's inputs: no output may be one of them or hold one.
-    var inputs: [URL] { (model + (data.map { [$0] } ?? [])).map { URL(fileURLWithPath: $0) } }
+    var inputs: [URL] {
+        (model + (data.map { [$0] } ?? []) + (layout.map { $0.contains("/") || $0.hasSuffix(".json") ? [$0] : [] } ?? []))
+            .map { URL(fileURLWithPath: $0) }
+    }
+
+    /// The display name of model `i`.
+    func displayName(_ i: Int) -> String {
+        i < name.count ? name[i] : ClaimRun.displayName(of: URL(fileURLWithPath: model[i]))
+    }
 
     func run() throws {
         let progress = Progress()
         // Every destination is checked before any work starts (and again when written).
         if let out { try OutputSafety.checkFolder(out, kind: .verifyReport, option: "--out", inputs: inputs) }
         if let storeGolden {
-            for path in model {
-                let name = URL(fileURLWithPath: path).lastPathComponent
-                try OutputSafety.checkFile(try goldenFile(in: storeGolden, model: name), kind: .goldenClaims,
+            for i in model.indices {
+                try OutputSafety.checkFile(try goldenFile(in: storeGolden, model: displayName(i)), kind: .goldenClaims,
                                            option: "--store-golden", inputs: inputs, createFolder: true)
             }
         }
+        let promptLayout: PromptLayout?
+        do { promptLayout = try layout.map(PromptLayout.named) } catch { throw CLIError("--layout \(layout!): \(error)") }
         var all: [(AnalysisResults, [ClaimResult])] = []
         var settings = ClaimRunSettings()
         settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
-        for path in model {
+        for (i, path) in model.enumerated() {
             progress.say("loading \(path)")
-            let say: (String) -> Void = { progress.say("\(URL(fileURLWithPath: path).lastPathComponent): \($0)") }
-            let results: AnalysisResults
-            do {
-                if let data {
-                    let session = try ModelSession(directory: URL(fileURLWithPath: path))
-                    let set = try ConflictDataset.load(directory: URL(fileURLWithPath: data), options: LoadOptions(skipBadItems: skipBadItems))
-                    if !set.skipped.isEmpty { progress.say("skipped \(set.skipped.count) bad dataset items") }
-                    var c = AnalysisConfiguration()
-                    c.seed = seed
-                    c.randomHeadSets = randomSets
-                    results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set), dataset: data, configuration: c,
-                                                    skipBad: skipBadItems, progress: say)
-                } else {
-                    results = try ClaimRun.evaluate(modelDirectory: URL(fileURLWithPath: path), settings: settings, progress: say).0
-                }
-            } catch { throw CLIError("\(path): \(error)") }
-            if !results.skipped.isEmpty { progress.say("skipped \(results.skipped.count) items the model cannot score") }
-            all.append((results, ClaimStatistics.evaluate(results)))
+            let shown = displayName(i)
+            let say: (String) -> Void = { progress.say("\(shown): \($0)") }
+            let input = ClaimRunInput(model: URL(fileURLWithPath: path), data: data.map { URL(fileURLWithPath: $0) },
+                                      layout: promptLayout, name: shown, settings: settings,
+                                      policy: ItemPolicy(keepGoing: keepGoing), skipBadItems: skipBadItems)
+            let evaluated: (AnalysisResults, [ClaimResult])
+            do { evaluated = try ClaimRun.evaluate(input, progress: say) } catch { throw CLIError("\(path): \(error)") }
+            if !evaluated.0.skipped.isEmpty {
+                progress.say("\(shown): skipped \(evaluated.0.skipped.count) items (listed in the report and JSON)")
+            }
+            all.append(evaluated)
         }
         progress.finish()
         if let storeGolden {
@@ -91,15 +119,24 @@ struct VerifyCommand: ParsableCommand {
             try VerifyReport.write(all, to: out, inputs: inputs)
             if !json { print("report written to \(out)/report.md") }
         }
-        let ok = all.allSatisfy { $0.1.allSatisfy { $0.verdict >= .holdsDirectionally } }
-        if !ok { throw ExitCode(1) }
+        if let require {
+            let short = all.flatMap { r, claims in
+                claims.filter { $0.verdict < require.verdict }.map { "\(r.model) \($0.id): \($0.verdict.rawValue)" }
+            }
+            if !short.isEmpty {
+                FileHandle.standardError.write(Data(("--require \(require.rawValue): not met by "
+                                                     + short.joined(separator: ", ") + "\n").utf8))
+                throw ExitCode(1)
+            }
+        }
     }
 }
 
 /// `<folder>/<model>.h5`, the golden claims file of a model.
 func goldenFile(in folder: String, model: String) throws -> String {
     guard !folder.isEmpty else { throw OutputError(option: "--store-golden", path: folder, "is empty; give a folder") }
-    return (folder.hasSuffix("/") ? folder : folder + "/") + model + ".h5"
+    let file = model.replacingOccurrences(of: "/", with: "--")
+    return (folder.hasSuffix("/") ? folder : folder + "/") + file + ".h5"
 }
 
 /// A one-line progress display on standard error (rewritten in place on a terminal).

@@ -14,7 +14,7 @@ enum VerifyReport {
         for (r, _) in all {
             let f = r.following
             let mfr = ["image", "text"].map { t in "follow-\(t) \(f.ratio[t].map(\.description) ?? "-")" }.joined(separator: "; ")
-            lines.append("\(r.model) (\(r.modelType), \(r.layers) layers × \(r.headsPerLayer) heads) on \(r.dataset): MFR \(mfr); \(String(format: "%.1f", r.seconds)) s")
+            lines.append("\(r.model) (\(r.modelType), \(r.layers) layers × \(r.headsPerLayer) heads) on \(r.dataset) (layout \(r.layout)\(r.skipped.isEmpty ? "" : ", \(r.skipped.count) items skipped")): MFR \(mfr); \(String(format: "%.1f", r.seconds)) s")
         }
         lines.append("")
         if all.count == 1 {
@@ -90,6 +90,8 @@ enum VerifyReport {
             s += "## \(r.model)\n\n"
             s += "- model type `\(r.modelType)`, \(r.layers) layers × \(r.headsPerLayer) heads\n"
             s += "- dataset: \(r.dataset); calibration \(r.calibrationIDs.count), held-out \(r.heldOutIDs.count) items; seed \(r.configuration.seed)\n"
+            s += "- prompt layout `\(r.layout)` (fingerprint \(r.layoutFingerprint))\n"
+            s += "- skipped items: \(r.skipped.count)\(r.skipped.isEmpty ? "" : " (listed below)")\n"
             s += "- analysis time \(String(format: "%.1f", r.seconds)) s\n\n"
             s += "| target | MFR | 95% CI | follows / n |\n|---|---|---|---|\n"
             for t in ["image", "text", "overall"] {
@@ -110,6 +112,11 @@ enum VerifyReport {
                 s += "- **\(c.id)** — \(spec.paper) *Statistic:* \(spec.statistic). *Threshold:* \(spec.threshold) (\(spec.thresholdSource)); directional: \(spec.directional). *Measured:* \(c.detail).\n"
             }
             s += "\n"
+            if !r.skipped.isEmpty {
+                s += "### Skipped items (\(r.skipped.count))\n\n"
+                for item in r.skipped { s += "- \(item)\n" }
+                s += "\n"
+            }
         }
         if !plots.isEmpty {
             s += "## Plots\n\n"
@@ -125,7 +132,7 @@ enum VerifyReport {
         var s = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Arbiter verify report</title><style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:14px}img{max-width:100%}</style></head><body>"
         s += "<h1>Arbiter verify report</h1><p>Claims of <i>Instruction Anchors</i> (arXiv 2602.03677), specification version \(Claims.version).</p>"
         for (r, claims) in all {
-            s += "<h2>\(esc(r.model))</h2><p>\(esc(r.modelType)), \(r.layers) layers × \(r.headsPerLayer) heads; dataset \(esc(r.dataset)); seed \(r.configuration.seed)</p>"
+            s += "<h2>\(esc(r.model))</h2><p>\(esc(r.modelType)), \(r.layers) layers × \(r.headsPerLayer) heads; dataset \(esc(r.dataset)); layout \(esc(r.layout)) (\(r.layoutFingerprint)); \(r.skipped.count) items skipped; seed \(r.configuration.seed)</p>"
             s += "<table><tr><th>target</th><th>MFR</th><th>95% CI</th><th>n</th></tr>"
             for t in ["image", "text", "overall"] { if let e = r.following.ratio[t] {
                 s += "<tr><td>\(t)</td><td>\(f(e.value))</td><td>[\(f(e.low)), \(f(e.high))]</td><td>\(e.count)</td></tr>"

@@ -14,22 +14,90 @@ public struct ClaimRunSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// What one claim run reads: a model folder, and a dataset folder or generated items, a layout, a name.
+public struct ClaimRunInput: Sendable {
+    public var model: URL
+    /// A dataset folder (dataset.json + images); nil: `settings.count` items generated in memory at the
+    /// model's image size.
+    public var data: URL?
+    /// The prompt layout; nil: the model folder's `prompt_layout.json` or the model type's default.
+    public var layout: PromptLayout?
+    /// The name shown in tables and reports; nil: `ClaimRun.displayName(of:)`.
+    public var name: String?
+    public var settings: ClaimRunSettings
+    /// Items the model cannot read or score (`ItemPolicy`).
+    public var policy: ItemPolicy
+    /// Dataset items that fail validation are skipped (and counted) instead of stopping the run.
+    public var skipBadItems: Bool
+
+    public init(model: URL, data: URL? = nil, layout: PromptLayout? = nil, name: String? = nil,
+                settings: ClaimRunSettings = ClaimRunSettings(), policy: ItemPolicy = ItemPolicy(),
+                skipBadItems: Bool = false) {
+        self.model = model
+        self.data = data
+        self.layout = layout
+        self.name = name
+        self.settings = settings
+        self.policy = policy
+        self.skipBadItems = skipBadItems
+    }
+}
+
 public enum ClaimRun {
-    /// Generates the conflict set (at the model's image size), runs every analysis, evaluates the claims.
-    public static func evaluate(modelDirectory: URL, settings: ClaimRunSettings = ClaimRunSettings(),
+    /// Runs every analysis on `input` and evaluates the claims. Dataset items skipped at load time are added
+    /// to the results' skipped items (with their reasons).
+    public static func evaluate(_ input: ClaimRunInput,
                                 progress: @escaping (String) -> Void = { _ in }) throws -> (AnalysisResults, [ClaimResult]) {
-        let session = try ModelSession(directory: modelDirectory)
-        var g = GeneratorConfiguration()
-        if let size = session.imageSize { g.imageSize = size }
-        let items = ConflictGenerator(seed: settings.seed, configuration: g).generate(count: settings.count)
-        let set = ConflictSet(source: "generated", items: items, imageRoot: nil)
+        let session = try ModelSession(directory: input.model, layout: input.layout)
+        let settings = input.settings
+        let set: ConflictSet
+        let dataset: String
+        if let data = input.data {
+            set = try ConflictDataset.load(directory: data, options: LoadOptions(skipBadItems: input.skipBadItems))
+            dataset = data.path
+        } else {
+            var g = GeneratorConfiguration()
+            if let size = session.imageSize { g.imageSize = size }
+            set = ConflictSet(source: "generated", items: ConflictGenerator(seed: settings.seed, configuration: g)
+                .generate(count: settings.count), imageRoot: nil)
+            dataset = "generated: \(settings.count) items, seed \(settings.seed), image \(g.imageSize)px"
+        }
         var c = AnalysisConfiguration()
         c.seed = settings.seed
         c.randomHeadSets = settings.randomHeadSets
-        let results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set),
-                                            dataset: "generated: \(settings.count) items, seed \(settings.seed), image \(g.imageSize)px",
-                                            configuration: c, skipBad: true, progress: progress)
+        var results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set), dataset: dataset,
+                                            configuration: c, policy: input.policy, progress: progress)
+        results.model = input.name ?? displayName(of: input.model)
+        results.skipped = set.skipped.map { "\($0)" } + results.skipped
         return (results, ClaimStatistics.evaluate(results))
+    }
+
+    /// Generates the conflict set (at the model's image size), runs every analysis, evaluates the claims.
+    public static func evaluate(modelDirectory: URL, settings: ClaimRunSettings = ClaimRunSettings(),
+                                progress: @escaping (String) -> Void = { _ in }) throws -> (AnalysisResults, [ClaimResult]) {
+        try evaluate(ClaimRunInput(model: modelDirectory, settings: settings), progress: progress)
+    }
+
+    /// The name a model folder is shown by: the folder's name, or — for a folder named like a generic
+    /// checkpoint folder (`model`, `checkpoint-*`, `snapshots/<hash>`, …) — its parent's name joined to it.
+    public static func displayName(of folder: URL) -> String {
+        let url = folder.standardizedFileURL
+        let name = url.lastPathComponent
+        let generic = ["model", "models", "checkpoint", "hf", "final", "latest", "main", "weights", "output", "."]
+        let isHash = name.count >= 12 && name.allSatisfy(\.isHexDigit)
+        guard generic.contains(name.lowercased()) || name.lowercased().hasPrefix("checkpoint-") || isHash else {
+            return name
+        }
+        let parentURL = url.deletingLastPathComponent()
+        let parent = parentURL.lastPathComponent
+        // A Hugging Face cache snapshot: models--ORG--NAME/snapshots/<commit>.
+        if isHash && parent == "snapshots" {
+            let repository = parentURL.deletingLastPathComponent().lastPathComponent
+            if repository.hasPrefix("models--") {
+                return repository.dropFirst("models--".count).replacingOccurrences(of: "--", with: "/")
+            }
+        }
+        return parent.isEmpty || parent == "/" ? name : "\(parent)/\(name)"
     }
 }
 

@@ -7,6 +7,7 @@ struct BPEModel: TokenizerModel {
     /// (left id, right id) packed into one Int → (rank, merged id).
     let merges: [Int: (rank: Int, id: Int)]
     let unkToken: String?
+    var unknownTokenID: Int? { unkId }
     let unkId: Int?
     let fuseUnk: Bool
     let byteFallback: Bool

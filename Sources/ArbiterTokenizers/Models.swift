@@ -11,6 +11,8 @@ protocol TokenizerModel: Sendable {
     func token(of id: Int) -> String?
     /// One more than the largest id of the model's vocabulary.
     var vocabularySize: Int { get }
+    /// The id of the model's unknown token (`unk_token` in the vocabulary), if it has one.
+    var unknownTokenID: Int? { get }
 }
 
 /// The `type` strings of the model stage.
@@ -101,6 +103,7 @@ final class WordCache: @unchecked Sendable {
 struct WordLevelModel: TokenizerModel {
     let vocabulary: Vocabulary
     let unkToken: String?
+    var unknownTokenID: Int? { unkToken.flatMap { id(of: $0) } }
     let file: String
 
     init(_ node: JSONNode) throws {

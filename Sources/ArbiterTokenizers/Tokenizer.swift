@@ -90,6 +90,9 @@ public final class Tokenizer: Sendable {
     /// Whether `id` is an added token marked special (skipped by `decode(_:skipSpecialTokens: true)`).
     public func isSpecial(_ id: Int) -> Bool { addedById[id]?.special ?? false }
 
+    /// The id of the model's unknown token (`unk_token`), which stands for any word outside the vocabulary.
+    public var unknownTokenID: Int? { model.unknownTokenID }
+
     // MARK: Encoding
 
     /// The token ids of `text`; with `addSpecialTokens`, the post-processor's tokens (e.g. `<s>`) are added.

@@ -80,7 +80,9 @@ public struct PromptBuilder: Sendable {
         for piece in layout.pieces {
             if let slot = piece.slot {
                 guard present(slot) else { continue }
-                let value = slot == "image" ? String(repeating: image, count: imageTokens) : fields.value(slot)!
+                let value = slot == "image"
+                    ? Array(repeating: image, count: imageTokens).joined(separator: layout.imageSeparator)
+                    : fields.value(slot)!
                 texts.append((piece.prefix ?? "") + value)
                 names.append(slot)
             } else if let text = piece.text {
@@ -99,10 +101,22 @@ public struct PromptBuilder: Sendable {
         for (name, range) in zip(names, encoded.spans) {
             if let name { spans[name, default: []].append(range) }
         }
-        let imageID = tokenizer.id(of: image)!
+        let imageID = tokenizer.id(of: image)
         let imagePositions = encoded.ids.indices.filter { encoded.ids[$0] == imageID }
         guard imagePositions.count == imageTokens else {
-            throw ModelError.invalidInput("prompt has \(imagePositions.count) '\(image)' tokens, expected \(imageTokens)")
+            var cause: String
+            if imageID == nil {
+                cause = "the tokenizer (\(tokenizer.name)) has no token '\(image)': add it to tokenizer.json or set the "
+                    + "layout's \"image_token\" to the model's image token"
+            } else if !tokenizer.addedTokens.contains(where: { $0.content == image }) && layout.imageSeparator.isEmpty {
+                cause = "'\(image)' is not an added token of \(tokenizer.name), so \(imageTokens) of them written without "
+                    + "a separator read as other tokens: make it an added token, or set \"image_separator\": \" \" in "
+                    + "the layout '\(layout.name)'"
+            } else {
+                cause = "the text around the image slot merges with '\(image)'; check the layout's pieces around it"
+            }
+            throw ModelError.invalidInput("prompt has \(imagePositions.count) '\(image)' tokens, expected \(imageTokens) "
+                                          + "(one per image feature): \(cause)")
         }
         return BuiltPrompt(ids: encoded.ids, spans: try TokenSpans(tokenCount: encoded.ids.count, spans: spans),
                            text: texts.joined())

@@ -37,6 +37,10 @@ public struct PromptLayout: Codable, Sendable, Equatable {
     public var addSpecialTokens: Bool
     /// The token the image slot is expanded into, once per image feature (`<image>`, `<|image_pad|>`).
     public var imageToken: String
+    /// Text between consecutive image tokens when the image slot is expanded ("" for the built-in layouts).
+    /// A tokenizer without `<image>` as an added token (a whitespace WordLevel, say) needs " " to see each
+    /// image token as a word of its own.
+    public var imageSeparator: String
     public var pieces: [Piece]
     /// Text between the prompt and an answer when the answer's first token is looked up (" " for all
     /// built-in layouts: the answer word follows "ASSISTANT:" or "The answer is" after a space).
@@ -46,12 +50,14 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         case name, description, pieces
         case addSpecialTokens = "add_special_tokens"
         case imageToken = "image_token"
+        case imageSeparator = "image_separator"
         case answerPrefix = "answer_prefix"
     }
 
     public init(name: String, description: String? = nil, addSpecialTokens: Bool = true, imageToken: String = "<image>",
-                answerPrefix: String = " ", pieces: [Piece]) {
+                imageSeparator: String = "", answerPrefix: String = " ", pieces: [Piece]) {
         self.answerPrefix = answerPrefix
+        self.imageSeparator = imageSeparator
         self.name = name
         self.description = description
         self.addSpecialTokens = addSpecialTokens
@@ -65,8 +71,20 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         description = try c.decodeIfPresent(String.self, forKey: .description)
         addSpecialTokens = try c.decodeIfPresent(Bool.self, forKey: .addSpecialTokens) ?? true
         imageToken = try c.decodeIfPresent(String.self, forKey: .imageToken) ?? "<image>"
+        imageSeparator = try c.decodeIfPresent(String.self, forKey: .imageSeparator) ?? ""
         pieces = try c.decode([Piece].self, forKey: .pieces)
         answerPrefix = try c.decodeIfPresent(String.self, forKey: .answerPrefix) ?? " "
+    }
+
+    /// A fingerprint of the layout's content (FNV-1a, 64 bits, over its JSON with sorted keys), recorded in
+    /// reports so that a result names exactly the layout it was computed with.
+    public var fingerprint: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes = (try? encoder.encode(self)) ?? Data()
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return String(format: "%016llx", hash)
     }
 
     /// Reads a layout file and checks it.
@@ -115,5 +133,6 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         guard slots.contains("question") else { throw fail("no \"question\" slot") }
         for p in pieces { if let w = p.with, !slots.contains(w) { throw fail("\"with\": '\(w)' names no slot") } }
         guard !imageToken.isEmpty else { throw fail("image_token is empty") }
+        guard !imageSeparator.contains(imageToken) else { throw fail("image_separator contains the image token") }
     }
 }
