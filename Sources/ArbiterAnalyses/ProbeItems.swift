@@ -1,5 +1,6 @@
 // From dataset items (our generator, the paper's sets, MC²) to probe items: the image decoded (from the
-// dataset folder, or rendered by the generator), and the answer sets each item is scored on.
+// dataset folder's file, or drawn by the generator for a set generated in memory), and the answer sets each item
+// is scored on.
 import ArbiterData
 import ArbiterFormats
 import Foundation
@@ -17,15 +18,9 @@ public enum ProbeItems {
         }
         var out: [ProbeItem] = []
         for item in set.items where item.kind != .noInstruction {
-            var image: RGBImage? = nil
-            if item.image != nil {
-                if let rendered = ConflictGenerator.image(for: item) { image = rendered }
-                else if let root = set.imageRoot, let path = item.image {
-                    image = try PNGImage.read(url: root.appendingPathComponent(path))
-                } else {
-                    throw AnalysisError.badSample(id: item.id, problem: "the item has an image (\(item.image!)) but no image folder was given")
-                }
-            }
+            // The file in the dataset folder (checked; its scene only checks it), or for a set generated in memory
+            // the scene's drawing.
+            let image = try set.image(for: item)
             let instructed: [String], competitor: [String]
             var target: InstructionTarget? = nil
             switch item.kind {

@@ -40,11 +40,19 @@ struct EvalCommand: ParsableCommand {
                 set.items = set.items.filter { $0.instructionSplit == nil || $0.instructionSplit == s }
             }
             var samples: [AnalysisSample] = [], skipped: [String] = []
-            for item in try ProbeItems.make(set) {
+            let probes = try ProbeItems.make(set)
+            for item in probes {
                 do { samples.append(try AnalysisSample(item, session: session)) } catch {
                     guard skipBadItems else { throw error }
                     skipped.append("\(item.id): \(error)")
                 }
+            }
+            guard !samples.isEmpty else {   // a ratio over no item is NaN, not a result
+                let why = set.items.isEmpty ? "" : ": \(set.items.count - probes.count) have no instruction or no "
+                    + "competing answer, \(skipped.count) cannot be scored by the model"
+                    + (skipped.first.map { " (\($0))" } ?? "")
+                throw CLIError("nothing to score in \(data ?? "--count \(count)"): \(set.items.count) items"
+                    + (set.skipped.isEmpty ? "" : " after skipping \(set.skipped.count) bad ones") + why)
             }
             var scores: [FollowingScore] = []
             for (i, s) in samples.enumerated() {
@@ -56,7 +64,8 @@ struct EvalCommand: ParsableCommand {
             let r = ModalityFollowing.measure(samples, scores: scores, seed: seed)
             print("\(session.model.identifier) on \(data ?? "generated (\(count) items, seed \(seed))")\(split.map { ", \($0) instructions" } ?? "")")
             for t in ["image", "text", "overall"] {
-                if let e = r.ratio[t], let c = r.counts[t] { print("  MFR follow-\(t): \(e)  (\(c[0])/\(c[1]))") }
+                guard let e = r.ratio[t], let c = r.counts[t], c[1] > 0 else { continue }
+                print("  MFR follow-\(t): \(e)  (\(c[0])/\(c[1]))")
             }
             for (kind, e) in r.accuracy.sorted(by: { $0.key < $1.key }) { print("  accuracy \(kind): \(e)") }
             if byInstruction { printByInstruction(set: set, samples: samples, scores: scores) }

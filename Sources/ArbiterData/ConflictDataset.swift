@@ -6,7 +6,8 @@
 //                 "instruction_split", "question", "constraint", "answer_img", "answer_text",
 //                 "answer_img_candidate_list", "answer_text_candidate_list", "expected", "scene"}, ... ] }
 //
-// Every item key is present; absent values are null. `image` is relative to DIR.
+// Every item key is present; absent values are null. `image` is relative to DIR and must resolve inside it; the
+// image is always the file (see DatasetImages.swift); a `scene` only checks it. Sizes are capped (DatasetLimits).
 import ArbiterFormats
 import Foundation
 
@@ -82,9 +83,7 @@ public enum ConflictDataset {
             }
             guard let scene = item.scene else { throw fail("has an image path but no scene to draw it from") }
             if let problem = scene.problem() { throw fail("scene: \(problem)") }
-            guard !relative.hasPrefix("/"), !relative.split(separator: "/").contains(".."), relative.hasSuffix(".png") else {
-                throw fail("image path '\(relative)' must be a relative .png path inside the dataset folder")
-            }
+            if let failure = DatasetImages.pathProblem(relative) { throw fail(failure.problem) }
             let url = staging.appendingPathComponent(relative)
             let named = destination.appendingPathComponent(relative).path
             do {
@@ -131,8 +130,14 @@ public enum ConflictDataset {
         guard let rawItems = top["items"] as? [Any] else {
             throw DatasetError(file: file, "field 'items' is missing or not an array")
         }
+        try checkItemCount(rawItems.count, file: file)
+        let root: DatasetImages.Root
+        do { root = try DatasetImages.Root(directory) } catch let failure as DatasetImages.Failure {
+            throw DatasetError(file: file, failure.problem)
+        }
         var collector = ProblemCollector(file: file, options: options)
         var items: [ConflictItem] = []
+        var positions: [String: Int] = [:]
         var seen = Set<String>()
         for (index, raw) in rawItems.enumerated() {
             do {
@@ -147,25 +152,31 @@ public enum ConflictDataset {
                 }
                 try check(item, reader: reader, requireCandidates: true)
                 if let image = item.image {
-                    guard !image.hasPrefix("/"), !image.split(separator: "/").contains("..") else {
-                        throw reader.failure(.invalidValue, "image path '\(image)' must be relative to the dataset folder")
-                    }
-                    guard image.lowercased().hasSuffix(".png") else {
-                        throw reader.failure(.unsupportedImage, "image '\(image)' is not a PNG file; Arbiter reads PNG only")
-                    }
-                    var isFolder: ObjCBool = false
-                    let path = directory.appendingPathComponent(image).path
-                    guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), !isFolder.boolValue else {
-                        throw reader.failure(.missingImage, "image file \(path) does not exist")
+                    // Read and decoded now, so a bad file is reported before any model runs.
+                    do {
+                        _ = try DatasetImages.read(image, in: root, scene: item.scene)
+                    } catch let failure as DatasetImages.Failure {
+                        throw reader.failure(failure.kind, failure.problem)
                     }
                 }
                 items.append(item)
+                positions[item.id] = index
             } catch let failure as ItemFailure {
                 try collector.report(failure.problem)
             }
         }
-        return ConflictSet(source: file, items: items, imageRoot: directory, skipped: collector.skipped,
-                           warnings: collector.warnings)
+        var set = ConflictSet(source: file, items: items, imageRoot: directory, skipped: collector.skipped,
+                              warnings: collector.warnings)
+        set.positions = positions
+        return set
+    }
+
+    /// Throws when a file holds more than `DatasetLimits.maximumItems` items.
+    static func checkItemCount(_ count: Int, file: String) throws {
+        guard count <= DatasetLimits.maximumItems else {
+            throw DatasetError(file: file, "\(count) items, over the limit of \(DatasetLimits.maximumItems) per "
+                + "dataset file; split the set")
+        }
     }
 
     static func parseTopLevel(_ url: URL) throws -> [String: Any] {
@@ -176,9 +187,16 @@ public enum ConflictDataset {
         return object
     }
 
+    /// Parses a dataset file: a regular file (a pipe would block) of at most `DatasetLimits.maximumFileBytes`.
     static func parseJSON(_ url: URL) throws -> Any {
         let data: Data
-        do { data = try JSONFile.data(at: url) } catch let error as FormatError {
+        do {
+            let size = try RegularFile.size(at: url), limit = DatasetLimits.maximumFileBytes
+            guard size <= limit else {
+                throw DatasetError(file: url.path, "\(size) bytes, over the \(limit)-byte limit for dataset files")
+            }
+            data = try JSONFile.data(at: url)
+        } catch let error as FormatError {
             throw DatasetError(file: url.path, error.problem)
         }
         do { return try JSONSerialization.jsonObject(with: data) } catch {
@@ -196,9 +214,15 @@ public enum ConflictDataset {
             }
             do {
                 let data = try JSONSerialization.data(withJSONObject: rawScene)
+                guard data.count <= DatasetLimits.maximumSceneBytes else {
+                    throw r.failure(.tooLarge, "field 'scene' is \(data.count) bytes of JSON, over the "
+                        + "\(DatasetLimits.maximumSceneBytes)-byte limit")
+                }
                 scene = try JSONDecoder().decode(Scene.self, from: data)
             } catch let error as DecodingError {
                 throw r.failure(.invalidValue, "scene: \(JSONFile.describe(error))")
+            } catch let failure as ItemFailure {
+                throw failure
             } catch {
                 throw r.failure(.invalidValue, "scene: \(error.localizedDescription)")
             }

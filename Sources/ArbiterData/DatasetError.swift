@@ -10,6 +10,12 @@ public struct DatasetProblem: Sendable, Equatable, CustomStringConvertible {
         case duplicateID = "duplicate id"
         case missingImage = "missing image"
         case unsupportedImage = "unsupported image"
+        /// The image file cannot be used: not a PNG, cut short, undecodable, over a size cap, not a regular file.
+        case invalidImage = "invalid image"
+        /// The image file is not what the item's scene draws.
+        case sceneMismatch = "image differs from scene"
+        /// A field over its size cap (`DatasetLimits`).
+        case tooLarge = "too large"
         case sameAnswers = "same answers"
         case differentAnswers = "different answers"
         case emptyCandidates = "empty candidate list"
@@ -83,12 +89,15 @@ public struct ConflictSet: Sendable {
     /// The file the items came from.
     public var source: String
     public var items: [ConflictItem]
-    /// Folder that `ConflictItem.image` paths are relative to (nil: images not available).
+    /// Folder that `ConflictItem.image` paths are relative to; images are read from there (`image(for:)`). Nil for
+    /// a set generated in memory, whose images are drawn from the items' scenes, or a set loaded without images.
     public var imageRoot: URL?
     /// Items left out under `skipBadItems`, with the reason.
     public var skipped: [DatasetProblem]
     /// Items kept with a note (e.g. an empty candidate list replaced by the answer).
     public var warnings: [DatasetProblem]
+    /// Each loaded item's position in its file, by id (for messages about the item after loading).
+    var positions: [String: Int] = [:]
 
     public init(source: String, items: [ConflictItem], imageRoot: URL?, skipped: [DatasetProblem] = [],
                 warnings: [DatasetProblem] = []) {

@@ -10,17 +10,26 @@ struct ItemReader {
     let id: String
     let index: Int
 
-    /// Reads the item id from `key` (a string), falling back to `#index` for messages.
+    /// Reads the item id from `key` (a string), falling back to `#index` for messages (also for an id over the
+    /// string cap, which `string("id")` then reports).
     init(object: [String: Any], index: Int, idKey: String) {
         self.object = object
         self.index = index
-        if let s = object[idKey] as? String, !s.isEmpty { id = s } else { id = "#\(index)" }
+        id = Self.readableString(object[idKey]) ?? "#\(index)"
     }
 
-    init(object: [String: Any], index: Int, id: String) {
+    /// A third-party item, named `<image id>#<index>` (image ids repeat: one image can carry several questions);
+    /// `#index` when the image id is missing, empty or over the string cap.
+    init(object: [String: Any], index: Int, imageIDKey: String) {
         self.object = object
         self.index = index
-        self.id = id
+        id = Self.readableString(object[imageIDKey]).map { "\($0)#\(index)" } ?? "#\(index)"
+    }
+
+    /// A non-empty string within the string cap, fit to name an item in messages.
+    private static func readableString(_ value: Any?) -> String? {
+        guard let s = value as? String, !s.isEmpty, s.utf8.count <= DatasetLimits.maximumStringBytes else { return nil }
+        return s
     }
 
     func failure(_ kind: DatasetProblem.Kind, _ text: String) -> ItemFailure {
@@ -38,12 +47,21 @@ struct ItemReader {
         }
     }
 
+    /// Throws when `s` (the value of `field`, e.g. "field 'question'") is over `DatasetLimits.maximumStringBytes`.
+    func checkSize(_ s: String, _ field: String) throws {
+        let bytes = s.utf8.count, limit = DatasetLimits.maximumStringBytes
+        guard bytes <= limit else {
+            throw failure(.tooLarge, "\(field) is \(bytes) bytes, over the \(limit)-byte limit for a dataset string")
+        }
+    }
+
     /// A required, non-null string.
     func string(_ key: String, nonEmpty: Bool = true) throws -> String {
         guard let value = object[key] else { throw failure(.missingField, "field '\(key)' is missing") }
         guard let s = value as? String else {
             throw failure(.wrongType, "field '\(key)' must be a string, found \(Self.typeName(value))")
         }
+        try checkSize(s, "field '\(key)'")
         if nonEmpty && s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             throw failure(.invalidValue, "field '\(key)' is empty")
         }
@@ -60,6 +78,7 @@ struct ItemReader {
         guard let s = value as? String else {
             throw failure(.wrongType, "field '\(key)' must be a string or null, found \(Self.typeName(value))")
         }
+        try checkSize(s, "field '\(key)'")
         guard !s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw failure(.invalidValue, "field '\(key)' is empty (write null for no value)")
         }
@@ -72,10 +91,15 @@ struct ItemReader {
         guard let list = value as? [Any] else {
             throw failure(.wrongType, "field '\(key)' must be an array of strings, found \(Self.typeName(value))")
         }
+        guard list.count <= DatasetLimits.maximumCandidates else {
+            throw failure(.tooLarge, "field '\(key)' has \(list.count) entries, over the limit of "
+                + "\(DatasetLimits.maximumCandidates)")
+        }
         return try list.enumerated().map { i, element in
             guard let s = element as? String else {
                 throw failure(.wrongType, "field '\(key)'[\(i)] must be a string, found \(Self.typeName(element))")
             }
+            try checkSize(s, "field '\(key)'[\(i)]")
             guard !s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
                 throw failure(.invalidValue, "field '\(key)'[\(i)] is an empty string")
             }

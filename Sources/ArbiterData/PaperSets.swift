@@ -68,6 +68,44 @@ public enum ImageLocator {
     }
 }
 
+/// The image folder of a third-party set: its listing (read once) and the files already read and checked (an
+/// image shared by several items is decoded once).
+struct ImageFolder {
+    let url: URL
+    let root: DatasetImages.Root
+    let names: Set<String>
+    private var good = Set<String>()
+    private var bad: [String: DatasetImages.Failure] = [:]
+
+    init(_ url: URL, datasetFile: String) throws {
+        names = try ImageLocator.listing(url, datasetFile: datasetFile)
+        do { root = try DatasetImages.Root(url) } catch let failure as DatasetImages.Failure {
+            throw DatasetError(file: datasetFile, failure.problem)
+        }
+        self.url = url
+    }
+
+    /// The file name of `imageID`'s image in the folder.
+    func locate(_ imageID: String, reader: ItemReader) throws -> String {
+        try ImageLocator.locate(imageID, folder: url, names: names, reader: reader)
+    }
+
+    /// Reads and checks the image file `name` (inside the folder, within the size caps, decodable).
+    mutating func check(_ name: String, reader: ItemReader) throws {
+        if good.contains(name) { return }
+        if bad[name] == nil {
+            do {
+                _ = try DatasetImages.read(name, in: root, scene: nil)
+                good.insert(name)
+                return
+            } catch let failure as DatasetImages.Failure {
+                bad[name] = failure
+            }
+        }
+        throw reader.failure(bad[name]!.kind, bad[name]!.problem)
+    }
+}
+
 /// Shared mapping of third-party candidate lists.
 enum Candidates {
     /// The list itself, or (when empty and allowed) the answer alone, noting a warning.
@@ -112,19 +150,20 @@ public enum PaperConflictSet {
         guard let rawItems = try ConflictDataset.parseJSON(json) as? [Any] else {
             throw DatasetError(file: file, "the top-level JSON value must be an array of items")
         }
-        let names = try imageFolder.map { try ImageLocator.listing($0, datasetFile: file) }
+        try ConflictDataset.checkItemCount(rawItems.count, file: file)
+        var folder = try imageFolder.map { try ImageFolder($0, datasetFile: file) }
         let questionKey = "question\(questionVariant)"
         var collector = ProblemCollector(file: file, options: options)
         var items: [ConflictItem] = []
+        var positions: [String: Int] = [:]
         for (index, raw) in rawItems.enumerated() {
             do {
                 guard let object = raw as? [String: Any] else {
                     throw ItemFailure(problem: DatasetProblem(id: "#\(index)", index: index, kind: .wrongType,
                                                              problem: "item must be an object, found \(ItemReader.typeName(raw))"))
                 }
-                let imageID = (object["image_id"] as? String) ?? ""
-                let reader = ItemReader(object: object, index: index, id: imageID.isEmpty ? "#\(index)" : "\(imageID)#\(index)")
-                _ = try reader.string("image_id")
+                let reader = ItemReader(object: object, index: index, imageIDKey: "image_id")
+                let imageID = try reader.string("image_id")
                 let task = try reader.string("task")
                 let context = try reader.string("context")
                 let answerImg = try reader.string("answer_img")
@@ -143,7 +182,7 @@ public enum PaperConflictSet {
                 var warnings: [DatasetProblem] = []
                 let item = ConflictItem(
                     id: reader.id,
-                    image: try names.map { try ImageLocator.locate(imageID, folder: imageFolder!, names: $0, reader: reader) } ?? imageID,
+                    image: try folder?.locate(imageID, reader: reader) ?? imageID,
                     task: task, kind: .conflict, target: target, context: context, instruction: lines[0],
                     instructionID: "paper-\(target.rawValue)", instructionSplit: nil, question: lines[1],
                     constraint: lines[2], answerImg: answerImg, answerText: answerText,
@@ -153,17 +192,21 @@ public enum PaperConflictSet {
                                                               reader: reader, options: options, warnings: &warnings),
                     expected: target == .image ? answerImg : answerText)
                 try ConflictDataset.check(item, reader: reader, requireCandidates: false)
+                if let name = item.image { try folder?.check(name, reader: reader) }
                 if let overlap = Candidates.overlap(item.answerImgCandidates, item.answerTextCandidates, reader: reader) {
                     warnings.append(overlap)
                 }
                 warnings.forEach { collector.warn($0) }
                 items.append(item)
+                positions[item.id] = index
             } catch let failure as ItemFailure {
                 try collector.report(failure.problem)
             }
         }
-        return ConflictSet(source: file, items: items, imageRoot: imageFolder, skipped: collector.skipped,
-                           warnings: collector.warnings)
+        var set = ConflictSet(source: file, items: items, imageRoot: imageFolder, skipped: collector.skipped,
+                              warnings: collector.warnings)
+        set.positions = positions
+        return set
     }
 }
 
@@ -178,24 +221,25 @@ public enum MC2Benchmark {
         guard let rawItems = try ConflictDataset.parseJSON(json) as? [Any] else {
             throw DatasetError(file: file, "the top-level JSON value must be an array of items")
         }
-        let names = try imageFolder.map { try ImageLocator.listing($0, datasetFile: file) }
+        try ConflictDataset.checkItemCount(rawItems.count, file: file)
+        var folder = try imageFolder.map { try ImageFolder($0, datasetFile: file) }
         var collector = ProblemCollector(file: file, options: options)
         var items: [ConflictItem] = []
+        var positions: [String: Int] = [:]
         for (index, raw) in rawItems.enumerated() {
             do {
                 guard let object = raw as? [String: Any] else {
                     throw ItemFailure(problem: DatasetProblem(id: "#\(index)", index: index, kind: .wrongType,
                                                              problem: "item must be an object, found \(ItemReader.typeName(raw))"))
                 }
-                let imageID = (object["image_id"] as? String) ?? ""
-                let reader = ItemReader(object: object, index: index, id: imageID.isEmpty ? "#\(index)" : "\(imageID)#\(index)")
-                _ = try reader.string("image_id")
+                let reader = ItemReader(object: object, index: index, imageIDKey: "image_id")
+                let imageID = try reader.string("image_id")
                 let answerImg = try reader.string("answer_vision")
                 let answerText = try reader.string("answer_text")
                 let kind: ItemKind = instruction == nil ? .noInstruction : .conflict
                 let item = ConflictItem(
                     id: reader.id,
-                    image: try names.map { try ImageLocator.locate(imageID, folder: imageFolder!, names: $0, reader: reader) } ?? imageID,
+                    image: try folder?.locate(imageID, reader: reader) ?? imageID,
                     task: try reader.string("task"), kind: kind, target: instruction?.target,
                     context: try reader.string("context"), instruction: instruction?.text,
                     instructionID: instruction?.id, instructionSplit: instruction?.split,
@@ -205,12 +249,16 @@ public enum MC2Benchmark {
                     expected: ConflictItem.expectedAnswer(kind: kind, target: instruction?.target, answerImg: answerImg,
                                                           answerText: answerText))
                 try ConflictDataset.check(item, reader: reader, requireCandidates: false)
+                if let name = item.image { try folder?.check(name, reader: reader) }
                 items.append(item)
+                positions[item.id] = index
             } catch let failure as ItemFailure {
                 try collector.report(failure.problem)
             }
         }
-        return ConflictSet(source: file, items: items, imageRoot: imageFolder, skipped: collector.skipped,
-                           warnings: collector.warnings)
+        var set = ConflictSet(source: file, items: items, imageRoot: imageFolder, skipped: collector.skipped,
+                              warnings: collector.warnings)
+        set.positions = positions
+        return set
     }
 }

@@ -60,15 +60,22 @@ public struct Scene: Codable, Sendable, Equatable {
         self.objects = objects
     }
 
+    /// Most objects in one scene: the generator draws at most 4; each costs up to `size`² pixel tests to draw.
+    public static let maximumObjects = 16
+
     /// Problems that would make the scene undrawable (unknown names, objects out of the image), or nil.
     public func problem() -> String? {
         guard (1...RGBImage.maximumSide).contains(size) else { return "scene size \(size) is out of range" }
         guard Vocabulary.background(named: background) != nil else { return "unknown background '\(background)'" }
         guard (0...64).contains(noise) else { return "noise amplitude \(noise) is outside 0...64" }
         guard noiseSeed >= 0 else { return "negative noise_seed" }
+        guard objects.count <= Scene.maximumObjects else {
+            return "\(objects.count) objects, over the limit of \(Scene.maximumObjects)"
+        }
         for (i, o) in objects.enumerated() {
             guard Vocabulary.color(named: o.color) != nil else { return "object \(i): unknown colour '\(o.color)'" }
-            guard o.r >= 1, o.x - o.r >= 0, o.y - o.r >= 0, o.x + o.r < size, o.y + o.r < size else {
+            // Compared without sums, so that coordinates near Int.max cannot overflow.
+            guard o.r >= 1, o.r < size, o.x >= o.r, o.y >= o.r, o.x < size - o.r, o.y < size - o.r else {
                 return "object \(i) (centre \(o.x),\(o.y), radius \(o.r)) does not fit in \(size)x\(size)"
             }
         }

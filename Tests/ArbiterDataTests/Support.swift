@@ -1,6 +1,6 @@
 // Test support: repository paths, the shared reference data, temporary folders, placeholder images.
 import ArbiterData
-import ArbiterFormats
+@testable import ArbiterFormats
 import Foundation
 
 enum Repository {
@@ -67,4 +67,15 @@ func imageFolder(for ids: [String], in folder: TemporaryFolder, coco: Bool = fal
 func datasetError(_ body: () throws -> Void) -> DatasetError? {
     do { try body() } catch let e as DatasetError { return e } catch { return nil }
     return nil
+}
+
+/// A PNG whose IHDR (with a correct CRC) declares `width`×`height` 8-bit RGB, followed by a little image data and
+/// IEND: a decoder that trusted the header would allocate width × height × 3 bytes.
+func pngClaiming(width: UInt32, height: UInt32) -> Data {
+    var out = PNGStructure.signature
+    let header = PNGStructure.bigEndian(width) + PNGStructure.bigEndian(height) + [8, 2, 0, 0, 0]
+    PNGStructure.appendChunk("IHDR", header[...], to: &out)
+    PNGStructure.appendChunk("IDAT", [0x78, 0x01, 0x01, 0x04, 0x00, 0xFB, 0xFF, 0, 0, 0, 0][...], to: &out)
+    PNGStructure.appendChunk("IEND", [][...], to: &out)
+    return Data(out)
 }

@@ -23,13 +23,10 @@ public enum PNGImage {
         try decode(bytes: [UInt8](data), source: source)
     }
 
-    /// Reads and decodes the PNG file at `url`.
+    /// Reads and decodes the PNG file at `url` (a regular file: a pipe or a device is refused before opening).
     public static func read(url: URL) throws -> RGBImage {
-        let attributes: [FileAttributeKey: Any]
-        do { attributes = try FileManager.default.attributesOfItem(atPath: url.path) } catch {
-            throw FormatError(.unreadable, file: url, "cannot open: file does not exist or is not readable")
-        }
-        if let size = attributes[.size] as? Int, size > maximumFileBytes {
+        let size = try RegularFile.size(at: url)
+        if size > maximumFileBytes {
             throw FormatError(.tooLarge, file: url, "\(size) bytes is over the \(maximumFileBytes)-byte limit for PNG files")
         }
         let data: Data

@@ -58,16 +58,7 @@ struct PNGStructure {
 
     /// Parses and validates the chunk layout of `bytes`; errors name `source`.
     static func parse(_ bytes: [UInt8], source: String) throws -> PNGStructure {
-        guard !bytes.isEmpty else { throw FormatError(.truncated, file: source, "empty data (0 bytes), not a PNG image") }
-        guard bytes.count >= 8 else {
-            if Array(signature.prefix(bytes.count)) == bytes {
-                throw FormatError(.truncated, file: source, "only \(bytes.count) bytes: the 8-byte PNG signature is cut short")
-            }
-            throw FormatError(.malformed, file: source, "not a PNG image (bad signature; \(bytes.count) bytes)")
-        }
-        guard Array(bytes[0..<8]) == signature else {
-            throw FormatError(.malformed, file: source, "not a PNG image (bad signature \(hex(bytes[0..<8])))")
-        }
+        try checkSignature(bytes, source: source)
 
         var offset = 8
         var header: PNGHeader?
@@ -171,6 +162,23 @@ struct PNGStructure {
             throw FormatError(.missing, file: source, "palette image has no PLTE chunk")
         }
         return PNGStructure(header: header, palette: palette, transparency: transparency, imageData: imageData)
+    }
+
+    /// Throws unless `bytes` starts with the PNG signature.
+    static func checkSignature(_ bytes: [UInt8], source: String) throws {
+        guard !bytes.isEmpty else {
+            throw FormatError(.truncated, file: source, "empty data (0 bytes), not a PNG image")
+        }
+        guard bytes.count >= 8 else {
+            if Array(signature.prefix(bytes.count)) == bytes {
+                throw FormatError(.truncated, file: source,
+                                  "only \(bytes.count) bytes: the 8-byte PNG signature is cut short")
+            }
+            throw FormatError(.malformed, file: source, "not a PNG image (bad signature; \(bytes.count) bytes)")
+        }
+        guard Array(bytes[0..<8]) == signature else {
+            throw FormatError(.malformed, file: source, "not a PNG image (bad signature \(hex(bytes[0..<8])))")
+        }
     }
 
     static func parseHeader(_ data: ArraySlice<UInt8>, source: String) throws -> PNGHeader {
