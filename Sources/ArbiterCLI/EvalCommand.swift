@@ -18,6 +18,10 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Skip bad items (and say how many) instead of stopping at the first.") var skipBadItems = false
     @Flag(name: .long, help: "Also the modality-following ratio of each instruction paraphrase (id, split, counts).")
     var byInstruction = false
+    @Option(name: .long, help: "Prompt layout: a built-in name (llava-1.5, raw, qwen2-vl) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
+    var layout: String?
+    @Flag(name: .long, help: "Score the items the model can read even when others are unreadable or more than 10% are skipped.")
+    var keepGoing = false
 
     func validate() throws {
         try CLILimits.check("--count", count, CLILimits.items)
@@ -26,7 +30,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let progress = Progress()
         do {
-            let session = try ModelSession(directory: URL(fileURLWithPath: model))
+            let session = try ModelSession(directory: URL(fileURLWithPath: model), layout: try layout.map(PromptLayout.named))
             var set: ConflictSet
             if let data {
                 set = try ConflictDataset.load(directory: URL(fileURLWithPath: data), options: LoadOptions(skipBadItems: skipBadItems))
@@ -39,21 +43,15 @@ struct EvalCommand: ParsableCommand {
                 guard let s = InstructionSplit(rawValue: split) else { throw ValidationError("--split must be train or heldout") }
                 set.items = set.items.filter { $0.instructionSplit == nil || $0.instructionSplit == s }
             }
-            var samples: [AnalysisSample] = [], skipped: [String] = []
             let probes = try ProbeItems.make(set)
-            for item in probes {
-                do { samples.append(try AnalysisSample(item, session: session)) } catch {
-                    guard skipBadItems else { throw error }
-                    skipped.append("\(item.id): \(error)")
-                }
-            }
-            guard !samples.isEmpty else {   // a ratio over no item is NaN, not a result
-                let why = set.items.isEmpty ? "" : ": \(set.items.count - probes.count) have no instruction or no "
-                    + "competing answer, \(skipped.count) cannot be scored by the model"
-                    + (skipped.first.map { " (\($0))" } ?? "")
+            guard !probes.isEmpty else {   // a ratio over no item is NaN, not a result
                 throw CLIError("nothing to score in \(data ?? "--count \(count)"): \(set.items.count) items"
-                    + (set.skipped.isEmpty ? "" : " after skipping \(set.skipped.count) bad ones") + why)
+                    + (set.skipped.isEmpty ? "" : " after skipping \(set.skipped.count) bad ones")
+                    + (set.items.isEmpty ? "" : ", none with an instruction and a competing answer"))
             }
+            let (samples, skippedItems) = try SamplePreparation.prepare(probes, session: session,
+                                                                        policy: ItemPolicy(keepGoing: keepGoing))
+            let skipped = skippedItems.map(\.description)
             var scores: [FollowingScore] = []
             for (i, s) in samples.enumerated() {
                 let out = try session.run(s.input, logits: .last)
@@ -70,7 +68,12 @@ struct EvalCommand: ParsableCommand {
             for (kind, e) in r.accuracy.sorted(by: { $0.key < $1.key }) { print("  accuracy \(kind): \(e)") }
             if byInstruction { printByInstruction(set: set, samples: samples, scores: scores) }
             let dataSkipped = set.skipped.count
-            if dataSkipped + skipped.count > 0 { print("  skipped \(dataSkipped + skipped.count) bad items") }
+            if dataSkipped + skipped.count > 0 {
+                print("  skipped \(dataSkipped + skipped.count) items:")
+                let reasons = set.skipped.map { "\($0)" } + skipped
+                for reason in reasons.prefix(10) { print("    \(reason)") }
+                if reasons.count > 10 { print("    … and \(reasons.count - 10) more") }
+            }
         } catch let e as ValidationError { throw e } catch { throw CLIError("\(error)") }
     }
 

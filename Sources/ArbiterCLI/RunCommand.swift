@@ -33,7 +33,8 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long) var instruction: String?
     @Option(name: .long) var question: String?
     @Option(name: .long) var constraint: String?
-    @Option(name: .long, help: "PNG image (LLaVA).") var image: String?
+    @Option(name: .long, help: "PNG image (LLaVA, Qwen-VL); with --ids, the ids hold the image tokens already expanded.")
+    var image: String?
     @Option(name: .long, help: "Prompt layout: a built-in name (llava-1.5, raw, qwen2-vl) or a JSON file.") var layout: String?
     @Option(name: .long, help: "Attention knockout KEYS->QUERIES@LAYERS (repeatable).") var knockout: [String] = []
     @Option(name: .long, help: "Heads to block, LAYER.HEAD,…") var blockHeads: String?
@@ -48,7 +49,6 @@ struct RunCommand: ParsableCommand {
     func validate() throws {
         let textual = prompt != nil || question != nil
         if (ids == nil) == !textual { throw ValidationError("give either --ids or --prompt/--question") }
-        if ids != nil && image != nil { throw ValidationError("--image goes with --prompt (with --ids, pass pixel values through the library)") }
         try CLILimits.check("--top", top, CLILimits.top)
         if blockHeads?.trimmingCharacters(in: .whitespaces).isEmpty == true {
             throw ValidationError("--block-heads is empty; give heads as LAYER.HEAD,… (e.g. 14.3,15.7)")
@@ -77,18 +77,26 @@ struct RunCommand: ParsableCommand {
         let input: PreparedInput
         let m: any ArbiterModel
         var session: ModelSession? = nil
-        if let ids {
+        if let ids, image == nil {
             m = try loadModel(model)
             let tokenIDs = try parseIDs(ids)
             input = PreparedInput(ids: tokenIDs, spans: try TokenSpans(tokenCount: tokenIDs.count), pixelValues: nil, text: "")
         } else {
             do {
                 let s = try ModelSession(directory: URL(fileURLWithPath: model), layout: try layout.map(PromptLayout.named))
-                let img = try image.map { try PNGImage.read(url: URL(fileURLWithPath: $0)) }
-                input = try s.prepare(fields(), image: img)
+                let img: RGBImage?
+                do { img = try image.map { try PNGImage.read(url: URL(fileURLWithPath: $0)) } } catch let e as FormatError {
+                    throw e
+                } catch { throw CLIError("--image \(image!): \(error)") }
+                do {
+                    if let ids { input = try s.prepare(ids: try parseIDs(ids), image: img) }
+                    else { input = try s.prepare(fields(), image: img) }
+                } catch let e as ValidationError { throw e } catch let e as CLIError { throw e } catch {
+                    throw CLIError(image.map { "--image \($0): \(error)" } ?? "\(error)")
+                }
                 session = s
                 m = s.model
-            } catch let e as CLIError { throw e } catch { throw CLIError("\(error)") }
+            } catch let e as CLIError { throw e } catch let e as ValidationError { throw e } catch { throw CLIError("\(error)") }
         }
 
         let layers = m.decoder.layerCount
@@ -132,7 +140,16 @@ struct RunCommand: ParsableCommand {
                                           source: "arbiter run" + (interventions.isEmpty ? "" : "; \(InterventionSet(interventions))"),
                                           seed: 0, caseName: "cli", prompt: input.text.isEmpty ? nil : input.text, output: .dump)
             try writer.writeInputIDs(input.ids)
-            if let pixels = input.pixelValues { try writer.write(hook: "pixel_values", tensor: pixels.reshaped([1] + pixels.shape)) }
+            if let pixels = input.pixelValues {
+                // The golden layout: LLaVA's pixel values with a batch axis [1, 3, H, W]; Qwen-VL's patches
+                // [N, C·T·P·P] as transformers takes them, with `image_grid_thw` [images, 3].
+                let isPatches = !input.grids.isEmpty
+                try writer.write(hook: "pixel_values", tensor: isPatches ? pixels : pixels.reshaped([1] + pixels.shape))
+                if isPatches {
+                    try writer.writeIntegers("image_grid_thw", input.grids.flatMap { [$0.t, $0.h, $0.w] },
+                                             shape: [input.grids.count, 3])
+                }
+            }
             for (name, tensor) in hooks.cache.sorted(by: { $0.key < $1.key }) {
                 try writer.write(hook: GoldenComparison.datasetName(forHook: name), tensor: tensor)
             }

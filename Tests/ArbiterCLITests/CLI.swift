@@ -20,6 +20,7 @@ final class TemporaryFolder {
     deinit { try? FileManager.default.removeItem(at: url) }
 
     func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+    func file(_ name: String) -> URL { url.appendingPathComponent(name) }
 
     /// Writes a user's file (`contents` defaults to its own name).
     @discardableResult
@@ -50,6 +51,8 @@ struct CLIResult: CustomStringConvertible {
     let signalled: Bool
     let stdout: String
     let stderr: String
+    /// Both streams, standard output first.
+    var output: String { stdout + stderr }
     var description: String { "status \(status)\(signalled ? " (signal)" : ""); stderr: \(stderr.suffix(600))" }
 }
 

@@ -1,9 +1,12 @@
 // The paper's claims as executable hypotheses, on every bundled model with stored golden verdicts
-// (GoldenData/claims/<model>.h5) and on every model folder listed in ARBITER_MODEL (paths separated by ':'
-// or ','). A claim that does not hold on a bundled model is a known issue carrying its measured figure: it
-// still runs, and an unexpected pass is flagged.
+// (GoldenData/claims/<model>.h5) — or, when ARBITER_MODEL is set, on the model folders it lists (paths
+// separated by ':' or ',') only, with the dataset folder ARBITER_DATA (default: generated items) and the
+// prompt layout ARBITER_LAYOUT (a built-in name or a file; default: the folder's or the model type's). A claim
+// that does not hold on a bundled model is a known issue carrying its measured figure: it still runs, and an
+// unexpected pass is flagged.
 import ArbiterAnalyses
 import ArbiterClaims
+import ArbiterModels
 import Foundation
 import Testing
 
@@ -16,8 +19,11 @@ enum ModelsUnderTest {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let goldenClaims = root.appendingPathComponent("GoldenData/claims")
 
-    /// Bundled models with stored golden claim results.
+    static var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// Bundled models with stored golden claim results (none when ARBITER_MODEL names the models to test).
     static var bundled: [String] {
+        guard external.isEmpty else { return [] }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: goldenClaims.path)) ?? []
         return files.filter { $0.hasSuffix(".h5") }.map { String($0.dropLast(3)) }.sorted()
     }
@@ -30,8 +36,23 @@ enum ModelsUnderTest {
 
     static var all: [String] { bundled.map { "GoldenData/models/\($0)" } + external }
 
-    static func url(_ model: String) -> URL {
-        model.hasPrefix("/") ? URL(fileURLWithPath: model) : root.appendingPathComponent(model)
+    /// A path from the environment or the repository: absolute, or relative to the current folder if it
+    /// exists there, else to the repository root.
+    static func url(_ path: String) -> URL {
+        if path.hasPrefix("/") { return URL(fileURLWithPath: path) }
+        let here = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path)
+        return FileManager.default.fileExists(atPath: here.path) ? here : root.appendingPathComponent(path)
+    }
+
+    /// The claim run of `model`: ARBITER_DATA and ARBITER_LAYOUT apply to the models of ARBITER_MODEL.
+    static func input(_ model: String) throws -> ClaimRunInput {
+        var input = ClaimRunInput(model: url(model))
+        guard !external.isEmpty else { return input }
+        if let data = environment["ARBITER_DATA"], !data.isEmpty { input.data = url(data) }
+        if let layout = environment["ARBITER_LAYOUT"], !layout.isEmpty {
+            input.layout = try PromptLayout.named(layout.contains("/") || layout.hasSuffix(".json") ? url(layout).path : layout)
+        }
+        return input
     }
 }
 
@@ -45,7 +66,7 @@ final class ClaimRunCache: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let r = results[model] { return try r.get() }
-        let r = Result { try ClaimRun.evaluate(modelDirectory: ModelsUnderTest.url(model)) }
+        let r = Result { try ClaimRun.evaluate(try ModelsUnderTest.input(model)) }
         results[model] = r
         return try r.get()
     }
@@ -59,7 +80,7 @@ struct ClaimTests {
     func claimHolds(_ model: String, _ id: String) throws {
         let (_, claims) = try ClaimRunCache.shared.claims(for: model)
         let claim = try #require(claims.first { $0.id == id })
-        let name = ModelsUnderTest.url(model).lastPathComponent
+        let name = ClaimRun.displayName(of: ModelsUnderTest.url(model))
         let golden = try? GoldenClaims(url: ModelsUnderTest.goldenClaims.appendingPathComponent("\(name).h5"))
         if let expected = golden?.entries[id], expected.verdict == .fails {
             withKnownIssue("\(name): claim \(id) does not hold on this bundled model (stored verdict: fails, statistic \(expected.statistic))") {

@@ -105,6 +105,35 @@ public final class ModelSession: @unchecked Sendable {
         return PreparedInput(ids: built.ids, spans: built.spans, pixelValues: pixels, text: built.text)
     }
 
+    /// The input for token ids as a model's forward takes them (the image tokens already expanded, as in a
+    /// transformers reference run), with the image's pixel values (and Qwen-VL's grid and 3-D positions). The
+    /// count of image tokens in `ids` must equal what the image gives.
+    public func prepare(ids: [Int], image: RGBImage?) throws -> PreparedInput {
+        try ResourceGuard.checkRun(tokens: ids.count, configuration: model.decoder.configuration, model: model.identifier)
+        let spans = try TokenSpans(tokenCount: ids.count)
+        func checkCount(_ imageID: Int, _ expected: Int) throws {
+            let found = ids.filter { $0 == imageID }.count
+            guard found == expected else {
+                throw ModelError.invalidInput("--ids hold \(found) image tokens (id \(imageID)) but the image gives "
+                                              + "\(expected) features: expand the image token to \(expected) tokens")
+            }
+        }
+        if let qwen = model as? QwenVLModel {
+            let processed = try image.map { try qwenProcessor!.preprocess($0, source: "image") }
+            let grids = processed.map { [$0.grid] } ?? []
+            try checkCount(qwen.configuration.imageTokenID, processed.map { qwen.imageTokenCount($0.grid) } ?? 0)
+            return PreparedInput(ids: ids, spans: spans, pixelValues: processed?.pixelValues, text: "", grids: grids,
+                                 positions: try qwen.positionIDs(ids: ids, grids: grids))
+        }
+        if let llava = model as? LlavaModel {
+            try checkCount(llava.configuration.imageTokenID, image == nil ? 0 : imageTokenCount)
+            return PreparedInput(ids: ids, spans: spans, pixelValues: try image.map { try imageProcessor!.preprocess($0) },
+                                 text: "")
+        }
+        guard image == nil else { throw ModelError.invalidInput("\(model.identifier) (\(model.modelType)) takes no images") }
+        return PreparedInput(ids: ids, spans: spans, pixelValues: nil, text: "")
+    }
+
     /// One forward pass.
     public func run(_ input: PreparedInput, logits: LogitPositions = .last, hooks: HookRun? = nil) throws -> DecoderOutput {
         if let llava = model as? LlavaModel {
