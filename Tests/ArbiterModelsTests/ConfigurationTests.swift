@@ -209,10 +209,7 @@ struct ConfigNumberTests {
         ("tiny-qwen2-vl", ["image_token_id"], "305.0", "field image_token_id must be an integer, found 305.0"),
     ])
     func nonIntegers(_ model: String, _ path: [String], _ literal: String, _ phrase: String) throws {
-        let tmp = try TemporaryFolder()
-        let folder = try tmp.copyModel(model)
-        try editConfig(folder, path: path, literal: literal)
-        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        let error = try loadError(model, editing: path, to: literal) as? FormatError
         #expect(error?.file.hasSuffix("/config.json") == true && error?.kind == .malformed)
         #expect(error?.problem == phrase, "\(String(describing: error))")
     }
@@ -238,11 +235,8 @@ struct VisionConfigurationTests {
         ("num_channels", "-3", "vision_config.num_channels must be positive, got -3"),
     ])
     func clipRanges(_ key: String, _ literal: String, _ phrase: String) throws {
-        let tmp = try TemporaryFolder()
-        let folder = try tmp.copyModel("tiny-llava")
-        try editConfig(folder, path: ["vision_config", key], literal: literal)
-        let error = #expect(throws: ModelError.self) { try ModelRegistry.load(folder) }
-        let text = error?.description ?? ""
+        let error = try loadError("tiny-llava", editing: ["vision_config", key], to: literal)
+        let text = (error as? ModelError)?.description ?? "not a ModelError: \(String(describing: error))"
         #expect(text.contains("/config.json: ") && text.contains(phrase), "\(text)")
     }
 
@@ -256,10 +250,7 @@ struct VisionConfigurationTests {
          "1000000000 decoder layers (text_config.num_hidden_layers)"),
     ])
     func tooLarge(_ path: [String], _ literal: String, _ phrase: String) throws {
-        let tmp = try TemporaryFolder()
-        let folder = try tmp.copyModel("tiny-llava")
-        try editConfig(folder, path: path, literal: literal)
-        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        let error = try loadError("tiny-llava", editing: path, to: literal) as? FormatError
         #expect(error?.kind == .tooLarge && error?.file.hasSuffix("/config.json") == true)
         let text = error?.problem ?? ""
         #expect(text.contains(phrase) && text.contains("of memory is available"), "\(text)")
@@ -267,11 +258,8 @@ struct VisionConfigurationTests {
 
     @Test("text_config fields of a LLaVA config are named with their section")
     func textSection() throws {
-        let tmp = try TemporaryFolder()
-        let folder = try tmp.copyModel("tiny-llava")
-        try editConfig(folder, path: ["text_config", "max_position_embeddings"], literal: "-1")
-        let error = #expect(throws: ModelError.self) { try ModelRegistry.load(folder) }
-        #expect(error?.description.contains("text_config.max_position_embeddings must be positive, got -1") == true,
+        let error = try loadError("tiny-llava", editing: ["text_config", "max_position_embeddings"], to: "-1")
+        #expect((error as? ModelError)?.description.contains("text_config.max_position_embeddings must be positive, got -1") == true,
                 "\(String(describing: error))")
     }
 }
@@ -463,10 +451,10 @@ struct ResourceGuardTests {
     @Test("a model larger than the available memory is refused with both sizes named")
     func refusesTooLarge() throws {
         let config = DecoderConfiguration(vocabularySize: 32000, hiddenSize: 4096, intermediateSize: 11008, layers: 32, attentionHeads: 32)
-        setenv("ARBITER_MEMORY_LIMIT_BYTES", "1048576", 1)
-        defer { unsetenv("ARBITER_MEMORY_LIMIT_BYTES") }
+        // The limit is passed, not set through ARBITER_MEMORY_LIMIT_BYTES: the environment is process-wide, and
+        // every model loaded by a test running alongside would be refused too.
         let limited = #expect(throws: FormatError.self) {
-            try ResourceGuard.check(weights: 2 << 20, configuration: config, model: "llava-1.5-7b")
+            try ResourceGuard.check(weights: 2 << 20, configuration: config, model: "llava-1.5-7b", available: 1 << 20)
         }
         #expect(limited?.kind == .tooLarge && limited?.description.contains("0.00 GiB of memory is available") == true,
                 "\(String(describing: limited))")

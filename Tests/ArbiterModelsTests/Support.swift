@@ -72,3 +72,17 @@ func editConfig(_ folder: URL, path: [String], literal: String) throws {
     let text = try String(contentsOf: url, encoding: .utf8)
     try Data(text.replacingOccurrences(of: "\"\(sentinel)\"", with: literal).utf8).write(to: url)
 }
+
+/// Loads a copy of the bundled model `id` whose config.json holds `literal` at `path`; returns the error the
+/// load throws (nil when it loads).
+func loadError(_ id: String, editing path: [String], to literal: String) throws -> (any Error)? {
+    let tmp = try TemporaryFolder()
+    let folder = try tmp.copyModel(id)
+    try editConfig(folder, path: path, literal: literal)
+    do {
+        _ = try ModelRegistry.load(folder)
+        return nil
+    } catch {
+        return error
+    }
+}

@@ -125,6 +125,7 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
                               ("in_channels", inChannels), ("patch_size", patchSize),
                               ("spatial_merge_size", spatialMergeSize), ("temporal_patch_size", temporalPatchSize)]
             where value <= 0 { throw fail("\(name) must be positive, got \(value)") }
+        _ = try parameterCount(file: file)  // first: the products below then stay in range
         guard width % heads == 0 else { throw fail("\(widthField) \(width) is not divisible by num_heads \(heads)") }
         guard headDim % 4 == 0 else {
             throw fail("\(widthField) / num_heads = \(headDim) must be a multiple of 4 "
@@ -143,7 +144,6 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
                 throw fail("fullatt_block_indexes holds \(bad), outside the \(depth) blocks (depth)")
             }
         }
-        _ = try parameterCount(file: file)
     }
 
     /// Weights of one block: q, k, v, proj (width² each), the MLP (two matrices for Qwen2-VL, three for
