@@ -25,10 +25,17 @@ public enum JSONFile {
         try decode(type, from: data(at: url), file: url.path)
     }
 
-    /// Decodes `T` from `data`; errors name `file` and the key path.
+    /// Decodes `T` from `data` with StrictJSONDecoder (integer fields take integer literals only, duplicate
+    /// keys are refused); errors name `file` and the key path.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data, file: String) throws -> T {
+        let value: JSONValue
+        do { value = try StrictJSON.parse(data) } catch let error as JSONDuplicateKeyError {
+            throw FormatError(.malformed, file: file, "\(error)")
+        } catch {
+            throw FormatError(.malformed, file: file, "not valid JSON: \(error)")
+        }
         do {
-            return try JSONDecoder().decode(type, from: data)
+            return try T(from: StrictJSONDecoder(value))
         } catch let error as DecodingError {
             throw FormatError(.malformed, file: file, describe(error))
         } catch let error as FormatError {
@@ -51,22 +58,27 @@ public enum JSONFile {
         return object
     }
 
-    /// A readable account of a DecodingError: the key path and what went wrong.
+    /// A readable account of a DecodingError: the field's key path and what went wrong.
     public static func describe(_ error: DecodingError) -> String {
-        func path(_ codingPath: [CodingKey]) -> String {
+        func field(_ codingPath: [CodingKey]) -> String {
             let p = codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return p.isEmpty ? "top level" : String(p.drop { $0 == "." })
+            return p.isEmpty ? "the top level" : "field " + String(p.drop { $0 == "." })
         }
         switch error {
         case .typeMismatch(let type, let context):
-            return "\(path(context.codingPath)): expected \(type) (\(context.debugDescription))"
+            // StrictJSONDecoder says what the field must be and what it holds; JSONDecoder names the type only.
+            if context.debugDescription.hasPrefix("must ") {
+                return "\(field(context.codingPath)) \(context.debugDescription)"
+            }
+            return "\(field(context.codingPath)): expected \(type) (\(context.debugDescription))"
         case .valueNotFound(let type, let context):
-            return "\(path(context.codingPath)): missing \(type) value"
+            return "\(field(context.codingPath)): missing \(type) value (\(context.debugDescription))"
         case .keyNotFound(let key, let context):
-            return "\(path(context.codingPath + [key])): required key is missing"
+            return "\(field(context.codingPath + [key])) is required but missing"
         case .dataCorrupted(let context):
             let underlying = (context.underlyingError as NSError?)?.localizedDescription ?? ""
-            return "\(path(context.codingPath)): \(context.debugDescription) \(underlying)".trimmingCharacters(in: .whitespaces)
+            return "\(field(context.codingPath)): \(context.debugDescription) \(underlying)"
+                .trimmingCharacters(in: .whitespaces)
         @unknown default:
             return "\(error)"
         }

@@ -4,7 +4,8 @@ import Foundation
 
 /// One decoder: token strings in, token strings out.
 protocol Decoder: Sendable {
-    func decodeChain(_ tokens: [String]) -> [String]
+    /// Throws when a regex runs out of its step budget (see ICURegex).
+    func decodeChain(_ tokens: [String]) throws -> [String]
 }
 
 /// The `type` strings of the decoder stage.
@@ -57,7 +58,9 @@ enum DecoderFactory {
 struct SequenceDecoder: Decoder {
     let decoders: [any Decoder]
     init(_ decoders: [any Decoder]) { self.decoders = decoders }
-    func decodeChain(_ tokens: [String]) -> [String] { decoders.reduce(tokens) { $1.decodeChain($0) } }
+    func decodeChain(_ tokens: [String]) throws -> [String] {
+        try decoders.reduce(tokens) { try $1.decodeChain($0) }
+    }
 }
 
 /// Byte-level characters back to bytes, then UTF-8 with invalid sequences replaced by U+FFFD.
@@ -145,7 +148,9 @@ struct StripDecoder: Decoder {
 struct ReplaceDecoder: Decoder {
     let pattern: TextPattern
     let content: String
-    func decodeChain(_ tokens: [String]) -> [String] { tokens.map { pattern.replaceAll(in: $0, with: content) } }
+    func decodeChain(_ tokens: [String]) throws -> [String] {
+        try tokens.map { try pattern.replaceAll(in: $0, with: content) }
+    }
 }
 
 /// "▁" back to " "; in the first token the "▁"s are dropped unless `prepend_scheme` is never.
@@ -193,7 +198,7 @@ struct WordPieceDecoder: Decoder {
                                           (" n't", "n't"), (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"),
                                           (" 've", "'ve"), (" 're", "'re")]
         return rules.reduce(text) { result, rule in
-            TextPattern.literal(Array(rule.0.unicodeScalars)).replaceAll(in: result, with: rule.1)
+            TextPattern.replacingLiteral(rule.0, in: result, with: rule.1)
         }
     }
 }
@@ -203,9 +208,8 @@ struct BPESuffixDecoder: Decoder {
     let suffix: String
 
     func decodeChain(_ tokens: [String]) -> [String] {
-        let pattern = TextPattern.literal(Array(suffix.unicodeScalars))
-        return tokens.enumerated().map { i, token in
-            pattern.replaceAll(in: token, with: i == tokens.count - 1 ? "" : " ")
+        tokens.enumerated().map { i, token in
+            TextPattern.replacingLiteral(suffix, in: token, with: i == tokens.count - 1 ? "" : " ")
         }
     }
 }

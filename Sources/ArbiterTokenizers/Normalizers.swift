@@ -4,7 +4,8 @@ import Foundation
 
 /// One normalizer: text in, normalized text out.
 protocol Normalizer: Sendable {
-    func normalize(_ text: String) -> String
+    /// Throws when a regex runs out of its step budget (see ICURegex).
+    func normalize(_ text: String) throws -> String
 }
 
 /// The `type` strings of the normalizer stage.
@@ -60,7 +61,7 @@ enum NormalizerFactory {
 struct SequenceNormalizer: Normalizer {
     let normalizers: [any Normalizer]
     init(_ normalizers: [any Normalizer]) { self.normalizers = normalizers }
-    func normalize(_ text: String) -> String { normalizers.reduce(text) { $1.normalize($0) } }
+    func normalize(_ text: String) throws -> String { try normalizers.reduce(text) { try $1.normalize($0) } }
 }
 
 /// NFC, NFD, NFKC, NFKD.
@@ -123,7 +124,7 @@ struct PrependNormalizer: Normalizer {
 struct ReplaceNormalizer: Normalizer {
     let pattern: TextPattern
     let content: String
-    func normalize(_ text: String) -> String { pattern.replaceAll(in: text, with: content) }
+    func normalize(_ text: String) throws -> String { try pattern.replaceAll(in: text, with: content) }
 }
 
 /// BERT's normalizer: clean control characters, pad CJK ideographs with spaces, strip accents, lowercase.

@@ -172,7 +172,7 @@ extension Tokenizer {
         case let prepend as PrependNormalizer:
             return text.prepending(Array(prepend.prefix.unicodeScalars))
         case let replace as ReplaceNormalizer:
-            return replaced(text, pattern: replace.pattern, content: Array(replace.content.unicodeScalars))
+            return try replaced(text, pattern: replace.pattern, content: Array(replace.content.unicodeScalars))
         default:
             throw TokenizerError(.unsupported, file: file, "offsets through the normalizer \(type(of: normalizer)) "
                 + "are not tracked; use encode(pieces:) for spans")
@@ -241,9 +241,9 @@ extension Tokenizer {
     }
 
     /// Every match of `pattern` replaced by `content`, the replacement covering what the match covered.
-    static func replaced(_ text: AlignedText, pattern: TextPattern, content: [Unicode.Scalar]) -> AlignedText {
+    static func replaced(_ text: AlignedText, pattern: TextPattern, content: [Unicode.Scalar]) throws -> AlignedText {
         let string = text.string
-        let pieces = pattern.findMatches(string)
+        let pieces = try pattern.findMatches(string)
         let ranges = AlignedText.offsets(of: pieces.map(\.range), in: string)
         var out = AlignedText(scalars: [], origins: [])
         for (piece, range) in zip(pieces, ranges) {
@@ -260,35 +260,38 @@ extension Tokenizer {
 
     static func alignedPreTokenize(_ preTokenizer: any PreTokenizer, _ pieces: [(text: AlignedText, atStart: Bool)],
                                    file: String) throws -> [(text: AlignedText, atStart: Bool)] {
-        func splitEach(_ transform: (AlignedText, Bool) -> [AlignedText]) -> [(text: AlignedText, atStart: Bool)] {
+        func splitEach(_ transform: (AlignedText, Bool) throws -> [AlignedText]) throws
+            -> [(text: AlignedText, atStart: Bool)] {
             var out: [(text: AlignedText, atStart: Bool)] = []
             for piece in pieces where !piece.text.isEmpty {
-                for (i, part) in transform(piece.text, piece.atStart).enumerated() where !part.isEmpty {
+                for (i, part) in try transform(piece.text, piece.atStart).enumerated() where !part.isEmpty {
                     out.append((part, piece.atStart && i == 0))
                 }
             }
             return out
         }
         func splitting(_ text: AlignedText, _ pattern: TextPattern, _ behavior: SplitBehavior,
-                       invert: Bool = false) -> [AlignedText] {
+                       invert: Bool = false) throws -> [AlignedText] {
             let string = text.string
-            let ranges = splitRanges(string, on: pattern, behavior: behavior, invert: invert)
+            let ranges = try splitRanges(string, on: pattern, behavior: behavior, invert: invert)
             return AlignedText.offsets(of: ranges, in: string).map(text.slice)
         }
         switch preTokenizer {
         case let sequence as SequencePreTokenizer:
             return try sequence.preTokenizers.reduce(pieces) { try alignedPreTokenize($1, $0, file: file) }
         case let split as SplitPreTokenizer:
-            return splitEach { text, _ in splitting(text, split.pattern, split.behavior, invert: split.invert) }
+            return try splitEach { text, _ in
+                try splitting(text, split.pattern, split.behavior, invert: split.invert)
+            }
         case let chars as CharSplitPreTokenizer:
-            return splitEach { text, _ in splitting(text, .predicate(chars.test), chars.behavior) }
+            return try splitEach { text, _ in try splitting(text, .predicate(chars.test), chars.behavior) }
         case let whitespace as WhitespacePreTokenizer:
-            return splitEach { text, _ in splitting(text, whitespace.pattern, .removed, invert: true) }
+            return try splitEach { text, _ in try splitting(text, whitespace.pattern, .removed, invert: true) }
         case let byteLevel as ByteLevelPreTokenizer:
-            return splitEach { text, _ in
+            return try splitEach { text, _ in
                 var text = text
                 if byteLevel.addPrefixSpace, text.scalars.first != " " { text = text.prepending([" "]) }
-                let words = byteLevel.regex.map { splitting(text, $0, .isolated) } ?? [text]
+                let words = try byteLevel.regex.map { try splitting(text, $0, .isolated) } ?? [text]
                 return words.map { word in
                     var out = AlignedText(scalars: [], origins: [])
                     for (scalar, origin) in zip(word.scalars, word.origins) {
@@ -301,7 +304,7 @@ extension Tokenizer {
                 }
             }
         case let metaspace as MetaspacePreTokenizer:
-            return splitEach { text, atStart in
+            return try splitEach { text, atStart in
                 var text = text
                 text.scalars = text.scalars.map { $0 == " " ? metaspace.replacement : $0 }
                 let startsWithReplacement = text.scalars.first == metaspace.replacement
@@ -312,7 +315,7 @@ extension Tokenizer {
                     break
                 }
                 guard metaspace.splitWords else { return [text] }
-                return splitting(text, .literal([metaspace.replacement]), .mergedWithNext)
+                return try splitting(text, .literal([metaspace.replacement]), .mergedWithNext)
             }
         default:
             throw TokenizerError(.unsupported, file: file, "offsets through the pre-tokenizer "

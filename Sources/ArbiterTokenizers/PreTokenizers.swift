@@ -11,17 +11,18 @@ struct PreToken: Sendable {
 
 /// One pre-tokenizer: pieces in, smaller (non-empty) pieces out.
 protocol PreTokenizer: Sendable {
-    func preTokenize(_ pieces: [PreToken]) -> [PreToken]
+    /// Throws when a regex runs out of its step budget (see ICURegex).
+    func preTokenize(_ pieces: [PreToken]) throws -> [PreToken]
 }
 
 extension PreTokenizer {
     /// Applies `transform` to every non-empty piece, dropping empty results (as `PreTokenizedString::split`
     /// does; nothing is ever prepended to an empty piece); only the first sub-piece of a piece that was at the
     /// start stays at the start.
-    func splitEach(_ pieces: [PreToken], _ transform: (PreToken) -> [String]) -> [PreToken] {
+    func splitEach(_ pieces: [PreToken], _ transform: (PreToken) throws -> [String]) rethrows -> [PreToken] {
         var out: [PreToken] = []
         for piece in pieces where !piece.text.isEmpty {
-            for (i, text) in transform(piece).enumerated() where !text.isEmpty {
+            for (i, text) in try transform(piece).enumerated() where !text.isEmpty {
                 out.append(PreToken(text: text, atStart: piece.atStart && i == 0))
             }
         }
@@ -89,8 +90,8 @@ enum PreTokenizerFactory {
 struct SequencePreTokenizer: PreTokenizer {
     let preTokenizers: [any PreTokenizer]
     init(_ preTokenizers: [any PreTokenizer]) { self.preTokenizers = preTokenizers }
-    func preTokenize(_ pieces: [PreToken]) -> [PreToken] {
-        preTokenizers.reduce(pieces) { $1.preTokenize($0) }
+    func preTokenize(_ pieces: [PreToken]) throws -> [PreToken] {
+        try preTokenizers.reduce(pieces) { try $1.preTokenize($0) }
     }
 }
 
@@ -106,11 +107,11 @@ struct ByteLevelPreTokenizer: PreTokenizer {
         regex = useRegex ? .regex(try ICURegex(Self.gpt2Pattern, file: file, context: "ByteLevel")) : nil
     }
 
-    func preTokenize(_ pieces: [PreToken]) -> [PreToken] {
-        splitEach(pieces) { piece in
+    func preTokenize(_ pieces: [PreToken]) throws -> [PreToken] {
+        try splitEach(pieces) { piece in
             var text = piece.text
             if addPrefixSpace, !text.exactlyStarts(with: " ") { text = " " + text }
-            let words = regex.map { split(text, on: $0, behavior: .isolated) } ?? [text]
+            let words = try regex.map { try split(text, on: $0, behavior: .isolated) } ?? [text]
             return words.map(ByteLevelAlphabet.encode)
         }
     }
@@ -122,8 +123,8 @@ struct SplitPreTokenizer: PreTokenizer {
     let behavior: SplitBehavior
     let invert: Bool
 
-    func preTokenize(_ pieces: [PreToken]) -> [PreToken] {
-        splitEach(pieces) { split($0.text, on: pattern, behavior: behavior, invert: invert) }
+    func preTokenize(_ pieces: [PreToken]) throws -> [PreToken] {
+        try splitEach(pieces) { try split($0.text, on: pattern, behavior: behavior, invert: invert) }
     }
 }
 
@@ -132,8 +133,8 @@ struct CharSplitPreTokenizer: PreTokenizer {
     let test: @Sendable (Unicode.Scalar) -> Bool
     let behavior: SplitBehavior
 
-    func preTokenize(_ pieces: [PreToken]) -> [PreToken] {
-        splitEach(pieces) { split($0.text, on: .predicate(test), behavior: behavior) }
+    func preTokenize(_ pieces: [PreToken]) throws -> [PreToken] {
+        try splitEach(pieces) { try split($0.text, on: .predicate(test), behavior: behavior) }
     }
 }
 
@@ -145,8 +146,8 @@ struct WhitespacePreTokenizer: PreTokenizer {
         pattern = .regex(try ICURegex(#"\w+|[^\w\s]+"#, file: file, context: "Whitespace"))
     }
 
-    func preTokenize(_ pieces: [PreToken]) -> [PreToken] {
-        splitEach(pieces) { split($0.text, on: pattern, behavior: .removed, invert: true) }
+    func preTokenize(_ pieces: [PreToken]) throws -> [PreToken] {
+        try splitEach(pieces) { try split($0.text, on: pattern, behavior: .removed, invert: true) }
     }
 }
 
@@ -183,8 +184,8 @@ struct MetaspacePreTokenizer: PreTokenizer {
         splitWords = try node.bool("split", default: true)
     }
 
-    func preTokenize(_ pieces: [PreToken]) -> [PreToken] {
-        splitEach(pieces) { piece in
+    func preTokenize(_ pieces: [PreToken]) throws -> [PreToken] {
+        try splitEach(pieces) { piece in
             var scalars = String.UnicodeScalarView()
             for s in piece.text.unicodeScalars { scalars.append(s == " " ? replacement : s) }
             let startsWithReplacement = scalars.first == replacement
@@ -196,7 +197,7 @@ struct MetaspacePreTokenizer: PreTokenizer {
             }
             let text = String(scalars)
             guard splitWords else { return [text] }
-            return split(text, on: .literal([replacement]), behavior: .mergedWithNext)
+            return try split(text, on: .literal([replacement]), behavior: .mergedWithNext)
         }
     }
 }

@@ -92,12 +92,31 @@ enum CharClass {
 
 /// An ICU regular expression (NSRegularExpression) used on Unicode-scalar strings.
 /// NSRegularExpression is immutable and safe to share across threads.
+///
+/// ICU backtracks, so a pattern with nested quantifiers (`(a+)+b`, `(\w+\s?)*$`) can take exponential time:
+/// one took 22 s on 40 characters. Every search therefore runs under a step budget and throws a named error
+/// when it runs out. A budget was chosen over refusing such patterns when the file is loaded: exponential
+/// patterns cannot be recognised reliably from their text (`(a|a)*b` and `(a|ab)*c` have no nested quantifier),
+/// while the budget bounds every pattern, also the ones no check foresaw, and leaves well-behaved patterns
+/// untouched (the GPT-2, Llama-3 and Qwen2 patterns save a few states per character; the budget allows 1000).
+/// Oniguruma, which `tokenizers` runs, has a retry limit for the same reason.
 final class ICURegex: @unchecked Sendable {
     let pattern: String
     private let regex: NSRegularExpression
+    /// Where the pattern comes from, for errors: the file and the key path (or stage) inside it.
+    private let file: String
+    private let context: String
+
+    /// Backtracking states one search may save: a fixed allowance plus a per-UTF-16-unit one.
+    static let baseSteps = 1_000_000
+    static let stepsPerUnit = 1_000
+    /// ICU saves this many states between two progress reports (`TIMER_INITIAL_VALUE` in rematch.cpp).
+    static let stepsPerReport = 10_000
 
     init(_ pattern: String, file: String, context: String) throws {
         self.pattern = pattern
+        self.file = file
+        self.context = context
         do {
             regex = try NSRegularExpression(pattern: pattern, options: [])
         } catch {
@@ -105,12 +124,44 @@ final class ICURegex: @unchecked Sendable {
         }
     }
 
-    /// Ranges of every non-overlapping match, left to right.
+    /// Ranges of every non-overlapping match, left to right. Throws when the search exceeds its step budget or
+    /// when ICU fails (its backtracking stack is bounded too); ICU would otherwise just stop, and the matches
+    /// found so far would pass for all of them.
     /// (Foundation's `Range(NSRange, in:)` returns nil for ranges that are not on grapheme-cluster boundaries,
     /// such as one emoji of a ZWJ sequence, so UTF-16 offsets are converted by walking the UTF-16 view.)
-    func matches(in text: String) -> [Range<String.Index>] {
+    func matches(in text: String) throws -> [Range<String.Index>] {
         let utf16 = text.utf16
-        let whole = NSRange(location: 0, length: utf16.count)
+        let length = utf16.count
+        let whole = NSRange(location: 0, length: length)
+        // With `.reportProgress`, ICU calls back once every `stepsPerReport` saved states, and once for each start
+        // position `find` skips: at most one per UTF-16 unit, plus one per match (an empty match moves on by one).
+        let steps = Self.baseSteps + Self.stepsPerUnit * length
+        let allowedReports = steps / Self.stepsPerReport + 2 * (length + 1)
+        var reports = 0, outOfSteps = false, failed = false
+        var found: [NSRange] = []
+        let options: NSRegularExpression.MatchingOptions = [.reportProgress, .reportCompletion]
+        regex.enumerateMatches(in: text, options: options, range: whole) { match, flags, stop in
+            if let match {
+                if match.range.location != NSNotFound { found.append(match.range) }
+            } else if flags.contains(.completed) {
+                failed = flags.contains(.internalError)
+            } else {
+                reports += 1
+                if reports > allowedReports {
+                    outOfSteps = true
+                    stop.pointee = true
+                }
+            }
+        }
+        if outOfSteps {
+            throw TokenizerError(.unsupported, file: file, "\(context): regex /\(pattern)/ gave up on a "
+                + "\(length)-unit text after about \(steps) backtracking steps; it backtracks catastrophically "
+                + "(look for nested quantifiers such as (a+)+ or alternatives that match the same text)")
+        }
+        if failed {
+            throw TokenizerError(.unsupported, file: file, "\(context): regex /\(pattern)/ failed on a "
+                + "\(length)-unit text inside ICU (its backtracking stack is bounded)")
+        }
         var cursor = utf16.startIndex
         var cursorOffset = 0
         func index(at offset: Int) -> String.Index {
@@ -118,11 +169,9 @@ final class ICURegex: @unchecked Sendable {
             cursorOffset = offset
             return cursor
         }
-        return regex.matches(in: text, options: [], range: whole).compactMap { match in
-            guard match.range.location != NSNotFound else { return nil }
-            let lower = index(at: match.range.location)
-            let upper = index(at: match.range.location + match.range.length)
-            return lower..<upper
+        return found.map { range in
+            let lower = index(at: range.location)
+            return lower..<index(at: range.location + range.length)
         }
     }
 }
@@ -143,13 +192,14 @@ enum TextPattern: Sendable {
         throw node.error(.malformed, "a pattern must be {\"String\": ...} or {\"Regex\": ...}")
     }
 
-    /// `Pattern::find_matches`: pieces covering all of `text`, each flagged as a match or not.
-    func findMatches(_ text: String) -> [(range: Range<String.Index>, isMatch: Bool)] {
+    /// `Pattern::find_matches`: pieces covering all of `text`, each flagged as a match or not. Throws when a
+    /// regex runs out of its step budget (see ICURegex).
+    func findMatches(_ text: String) throws -> [(range: Range<String.Index>, isMatch: Bool)] {
         if text.isEmpty { return [(text.startIndex..<text.startIndex, false)] }
         let matchRanges: [Range<String.Index>]
         switch self {
         case .regex(let regex):
-            matchRanges = regex.matches(in: text)
+            matchRanges = try regex.matches(in: text)
         case .literal(let needle):
             matchRanges = Self.literalMatches(needle, in: text)
         case .predicate(let test):
@@ -158,9 +208,15 @@ enum TextPattern: Sendable {
                 test(scalars[i]) ? i..<scalars.index(after: i) : nil
             }
         }
+        return Self.pieces(text, matches: matchRanges)
+    }
+
+    /// `matches` and the text between them, in order.
+    private static func pieces(_ text: String,
+                               matches: [Range<String.Index>]) -> [(range: Range<String.Index>, isMatch: Bool)] {
         var pieces: [(range: Range<String.Index>, isMatch: Bool)] = []
         var previous = text.startIndex
-        for match in matchRanges {
+        for match in matches {
             if previous != match.lowerBound { pieces.append((previous..<match.lowerBound, false)) }
             pieces.append((match, true))
             previous = match.upperBound
@@ -188,9 +244,20 @@ enum TextPattern: Sendable {
     }
 
     /// `NormalizedString::replace`: every match replaced by `content`.
-    func replaceAll(in text: String, with content: String) -> String {
+    func replaceAll(in text: String, with content: String) throws -> String {
+        Self.replacing(try findMatches(text), in: text, with: content)
+    }
+
+    /// `replaceAll` for a literal, which cannot fail (decoders' fixed rules).
+    static func replacingLiteral(_ needle: String, in text: String, with content: String) -> String {
+        replacing(pieces(text, matches: literalMatches(Array(needle.unicodeScalars), in: text)), in: text,
+                  with: content)
+    }
+
+    private static func replacing(_ pieces: [(range: Range<String.Index>, isMatch: Bool)], in text: String,
+                                  with content: String) -> String {
         var out = String.UnicodeScalarView()
-        for piece in findMatches(text) {
+        for piece in pieces {
             if piece.isMatch, !piece.range.isEmpty {
                 out.append(contentsOf: content.unicodeScalars)
             } else {
@@ -259,14 +326,16 @@ enum SplitBehavior: String, Sendable {
 }
 
 /// `NormalizedString::split`: the non-empty pieces of `text`, split on `pattern` with `behavior`.
-func split(_ text: String, on pattern: TextPattern, behavior: SplitBehavior, invert: Bool = false) -> [String] {
-    splitRanges(text, on: pattern, behavior: behavior, invert: invert).map { String(scalars: text.unicodeScalars[$0]) }
+func split(_ text: String, on pattern: TextPattern, behavior: SplitBehavior, invert: Bool = false) throws -> [String] {
+    try splitRanges(text, on: pattern, behavior: behavior, invert: invert).map {
+        String(scalars: text.unicodeScalars[$0])
+    }
 }
 
 /// The ranges of the pieces `split` returns.
 func splitRanges(_ text: String, on pattern: TextPattern, behavior: SplitBehavior,
-                 invert: Bool = false) -> [Range<String.Index>] {
-    var matches = pattern.findMatches(text)
+                 invert: Bool = false) throws -> [Range<String.Index>] {
+    var matches = try pattern.findMatches(text)
     if invert { matches = matches.map { ($0.range, !$0.isMatch) } }
     // (range, remove)
     var pieces: [(range: Range<String.Index>, remove: Bool)] = []

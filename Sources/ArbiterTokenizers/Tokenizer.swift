@@ -58,6 +58,11 @@ public final class Tokenizer: Sendable {
         for node in try root.optional("added_tokens")?.array() ?? [] {
             let token = try AddedToken(node)
             guard token.id >= 0 else { throw node.error(.malformed, "negative token id \(token.id)") }
+            // `tokenizers` drops such a token without a word (AddedVocabulary::add_tokens); refused here, so that
+            // the file is fixed rather than its token silently missing.
+            guard !token.content.isEmpty else {
+                throw node.error(.malformed, "added token id \(token.id) has empty content")
+            }
             if let modelId = model.id(of: token.content), modelId != token.id {
                 throw node.error(.inconsistent, "added token '\(token.content)' has id \(token.id) but the model "
                     + "vocabulary gives it id \(modelId)")
@@ -72,8 +77,8 @@ public final class Tokenizer: Sendable {
         addedByContent = byContent
         let normalizer = self.normalizer
         rawMatcher = AddedTokenMatcher(added.filter { !$0.normalized }.map { ($0.content, $0) })
-        normalizedMatcher = AddedTokenMatcher(added.filter(\.normalized).map {
-            (normalizer?.normalize($0.content) ?? $0.content, $0)
+        normalizedMatcher = AddedTokenMatcher(try added.filter(\.normalized).map {
+            (try normalizer?.normalize($0.content) ?? $0.content, $0)
         })
     }
 
@@ -105,12 +110,12 @@ public final class Tokenizer: Sendable {
     /// The ids of `text` before post-processing.
     private func encodeSequence(_ text: String) throws -> [Int] {
         var ids: [Int] = []
-        for segment in segments(text) {
+        for segment in try segments(text) {
             if let id = segment.addedId {
                 ids.append(id)
                 continue
             }
-            let words = preTokenizer?.preTokenize([PreToken(text: segment.text, atStart: segment.atStart)])
+            let words = try preTokenizer?.preTokenize([PreToken(text: segment.text, atStart: segment.atStart)])
                 ?? [PreToken(text: segment.text, atStart: segment.atStart)]
             for word in words where !word.text.isEmpty {
                 ids += try model.tokenize(word.text)
@@ -121,7 +126,7 @@ public final class Tokenizer: Sendable {
 
     /// Added tokens found in the raw text, then normalization of the pieces between them, then added tokens
     /// found in the normalized pieces (`AddedVocabulary::extract_and_normalize`). Empty pieces are dropped.
-    private func segments(_ text: String) -> [TextSegment] {
+    private func segments(_ text: String) throws -> [TextSegment] {
         var result: [TextSegment] = []
         for segment in rawMatcher.split(TextSegment(text: text, addedId: nil, atStart: true)) {
             if segment.addedId != nil {
@@ -129,7 +134,7 @@ public final class Tokenizer: Sendable {
                 continue
             }
             var normalized = segment
-            if let normalizer { normalized.text = normalizer.normalize(segment.text) }
+            if let normalizer { normalized.text = try normalizer.normalize(segment.text) }
             if normalized.text.isEmpty { continue }
             result += normalizedMatcher.split(normalized).filter { !$0.text.isEmpty }
         }
@@ -192,6 +197,6 @@ public final class Tokenizer: Sendable {
             }
         }
         guard let decoder else { return tokens.joined(separator: " ") }
-        return decoder.decodeChain(tokens).joined()
+        return try decoder.decodeChain(tokens).joined()
     }
 }

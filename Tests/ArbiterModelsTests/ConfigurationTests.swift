@@ -81,6 +81,189 @@ struct ConfigurationTests {
     }
 }
 
+@Suite("Decoder configuration ranges")
+struct DecoderRangeTests {
+    static let base = ConfigurationTests().base
+
+    /// Decodes `{base, fragment}` and validates it, returning the error's description.
+    static func failure(_ fragment: String) -> String {
+        do {
+            let config = try JSONFile.decode(DecoderConfiguration.self, from: Data("{\(base), \(fragment)}".utf8),
+                                             file: "config.json")
+            try config.validate(file: "config.json")
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Valid llama3 rotary parameters with `key` set to `value` (or removed when nil).
+    static func llama3(_ key: String = "", _ value: String? = "") -> String {
+        let fields = [("rope_type", #""llama3""#), ("rope_theta", "500000.0"), ("factor", "8.0"),
+                      ("low_freq_factor", "1.0"), ("high_freq_factor", "4.0"),
+                      ("original_max_position_embeddings", "16")]
+        let edited = fields.compactMap { field in field.0 == key ? value.map { (key, $0) } : field }
+        return #""rope_parameters": {"# + edited.map { #""\#($0.0)": \#($0.1)"# }.joined(separator: ", ") + "}"
+    }
+
+    @Test("every rope type's parameters are range-checked and required, naming the key path", arguments: [
+        (llama3("low_freq_factor", "0"), "field rope_parameters.low_freq_factor: must be positive"),
+        (llama3("original_max_position_embeddings", "0"),
+         "field rope_parameters.original_max_position_embeddings: must be positive, found 0"),
+        (llama3("original_max_position_embeddings", "-5"),
+         "field rope_parameters.original_max_position_embeddings: must be positive, found -5"),
+        (llama3("high_freq_factor", "0.5"), "field rope_parameters.high_freq_factor: must be finite and above "
+            + "low_freq_factor"),
+        (llama3("factor", "0"), "field rope_parameters.factor: must be positive"),
+        (llama3("low_freq_factor", nil), "field rope_parameters.low_freq_factor: is required for rope_type 'llama3'"),
+        (#""rope_scaling": {"type": "linear"}"#, "field rope_scaling.factor: is required for rope_type 'linear'"),
+        (#""rope_scaling": {"type": "linear", "factor": -1}"#, "field rope_scaling.factor: must be positive"),
+        (#""rope_scaling": {"rope_type": "dynamic", "factor": 0}"#, "field rope_scaling.factor: must be positive"),
+        (#""rope_theta": 0"#, "field rope_theta: must be positive"),
+        (#""rope_parameters": {"rope_type": "default", "rope_theta": -1}"#,
+         "field rope_parameters.rope_theta: must be positive"),
+        (#""partial_rotary_factor": 1.5"#, "field partial_rotary_factor: must be in (0, 1], found 1.5"),
+        (#""rope_parameters": {"rope_type": "default", "partial_rotary_factor": 0}"#,
+         "field rope_parameters.partial_rotary_factor: must be in (0, 1]"),
+    ])
+    func ropeParameters(_ fragment: String, _ phrase: String) {
+        let text = Self.failure(fragment)
+        #expect(text.contains(phrase) && text.hasPrefix("config.json"), "\(text)")
+    }
+
+    @Test("the llama3 base configuration above is valid, so each failure is due to its one change")
+    func llama3BaseIsValid() throws {
+        #expect(Self.failure(Self.llama3()) == "no error")
+        #expect(Self.failure(#""rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 3]}"#) == "no error")
+    }
+
+    @Test("mrope_section: negative entries (also on a text model), a sum that wraps around, other than 3 entries",
+          arguments: [
+        (#""rope_scaling": {"type": "mrope", "mrope_section": [-2, 6, 4]}"#, "entries must not be negative, found -2"),
+        (#""rope_scaling": {"type": "mrope", "mrope_section": [9223372036854775807, 9223372036854775807, 10]}"#,
+         "sums to more than 9223372036854775807"),
+        (#""rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 2, 1]}"#, "must have 3 entries"),
+        (#""rope_scaling": {"type": "mrope", "mrope_section": [2, 3, 4]}"#,
+         "sums to 9, want half the rotary dimension 8"),
+    ])
+    func mropeSection(_ fragment: String, _ phrase: String) {
+        let text = Self.failure(fragment)
+        #expect(text.contains("field rope_scaling.mrope_section: ") && text.contains(phrase), "\(text)")
+        #expect(text.hasPrefix("config.json"))
+    }
+
+    @Test("sizes: every one positive, products computed with overflow checks naming the fields", arguments: [
+        (#""max_position_embeddings": 0"#, "max_position_embeddings must be positive, got 0"),
+        (#""rms_norm_eps": 1e300"#, "rms_norm_eps must be positive and finite"),
+        (#""vocab_size": 4611686018427387904"#, "vocab_size × hidden_size overflows"),
+        (#""intermediate_size": 4611686018427387904"#, "3 × hidden_size × intermediate_size overflows"),
+        (#""head_dim": 4611686018427387904"#, "2 × hidden_size × num_attention_heads × head_dim overflows"),
+        (#""num_hidden_layers": 4611686018427387904"#, "num_hidden_layers × weights per layer overflows"),
+    ])
+    func sizes(_ fragment: String, _ phrase: String) {
+        // Each fragment's key also appears in `base`: decode the base with that key removed.
+        let key = String(fragment.split(separator: "\"")[0])
+        let base = Self.base.split(separator: ",").filter { !$0.contains("\"\(key)\"") }.joined(separator: ",")
+        let text: String
+        do {
+            let config = try JSONFile.decode(DecoderConfiguration.self, from: Data("{\(base), \(fragment)}".utf8),
+                                             file: "config.json")
+            try config.validate(file: "config.json")
+            text = "no error"
+        } catch { text = "\(error)" }
+        #expect(text.contains(phrase) && text.hasPrefix("config.json"), "\(text)")
+    }
+
+    @Test("a text_config's fields are named with their section")
+    func sectionNamed() throws {
+        let config = DecoderConfiguration(vocabularySize: 10, hiddenSize: 8, intermediateSize: 0, layers: 1,
+                                          attentionHeads: 2)
+        let error = #expect(throws: ModelError.self) {
+            try config.validate(file: "config.json", section: "text_config.")
+        }
+        #expect(error?.description == "config.json: invalid configuration: text_config.intermediate_size must be "
+                + "positive, got 0", "\(String(describing: error))")
+    }
+}
+
+@Suite("Config numbers")
+struct ConfigNumberTests {
+    @Test("integer fields written as non-integers are named with the file, not reported as invalid JSON",
+          arguments: [
+        ("tiny-llama", ["num_hidden_layers"], "2.5", "field num_hidden_layers must be an integer, found 2.5"),
+        ("tiny-llama", ["num_hidden_layers"], "3.0", "field num_hidden_layers must be an integer, found 3.0"),
+        ("tiny-llama", ["vocab_size"], "1e9", "field vocab_size must be an integer, found 1000000000.0"),
+        ("tiny-llama", ["num_attention_heads"], "99999999999999999999",
+         "field num_attention_heads must be an integer, found 1e+20"),
+        ("tiny-llama", ["rope_parameters", "original_max_position_embeddings"], "16.0",
+         "field rope_parameters.original_max_position_embeddings must be an integer, found 16.0"),
+        ("tiny-llava", ["vision_config", "num_hidden_layers"], "1e9",
+         "field vision_config.num_hidden_layers must be an integer, found 1000000000.0"),
+        ("tiny-llava", ["text_config", "hidden_size"], "\"64\"",
+         "field text_config.hidden_size must be an integer, found a string"),
+        ("tiny-llava", ["text_config", "rms_norm_eps"], "\"small\"",
+         "field text_config.rms_norm_eps must be a number, found a string"),
+        ("tiny-llava", ["text_config", "rms_norm_eps"], "1e400",
+         "field text_config.rms_norm_eps must be a finite number, found one beyond the 64-bit float range"),
+        ("tiny-qwen2-vl", ["vision_config", "depth"], "2.5", "field vision_config.depth must be an integer, found 2.5"),
+        ("tiny-qwen2-vl", ["image_token_id"], "305.0", "field image_token_id must be an integer, found 305.0"),
+    ])
+    func nonIntegers(_ model: String, _ path: [String], _ literal: String, _ phrase: String) throws {
+        let error = try loadError(model, editing: path, to: literal) as? FormatError
+        #expect(error?.file.hasSuffix("/config.json") == true && error?.kind == .malformed)
+        #expect(error?.problem == phrase, "\(String(describing: error))")
+    }
+
+    @Test("a duplicate key is refused, naming the key and the object holding it")
+    func duplicateKey() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llava")
+        try editConfig(folder, path: ["text_config", "num_hidden_layers"], literal: #"2, "num_hidden_layers": 3"#)
+        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        #expect(error?.description.contains(#"duplicate key "num_hidden_layers" in "text_config""#) == true,
+                "\(String(describing: error))")
+    }
+}
+
+@Suite("Vision tower configuration")
+struct VisionConfigurationTests {
+    @Test("CLIP vision_config fields are range-checked with overflow checks, naming config.json and the field",
+          arguments: [
+        ("layer_norm_eps", "0", "invalid configuration: vision_config.layer_norm_eps must be positive and finite"),
+        ("image_size", "1099511627776", "(vision_config.image_size / patch_size)² overflows"),
+        ("hidden_size", "2147483648", "4 × vision_config.hidden_size² overflows"),
+        ("num_channels", "-3", "vision_config.num_channels must be positive, got -3"),
+    ])
+    func clipRanges(_ key: String, _ literal: String, _ phrase: String) throws {
+        let error = try loadError("tiny-llava", editing: ["vision_config", key], to: literal)
+        let text = (error as? ModelError)?.description ?? "not a ModelError: \(String(describing: error))"
+        #expect(text.contains("/config.json: ") && text.contains(phrase), "\(text)")
+    }
+
+    @Test("a vision tower too large for memory is refused from config.json before anything is allocated",
+          arguments: [
+        (["vision_config", "num_hidden_layers"], "1000000000",
+         "1000000000 vision layers (vision_config.num_hidden_layers)"),
+        (["vision_config", "image_size"], "65536", "vision activations (vision_config.image_size 65536 / patch_size"),
+        (["vision_config", "intermediate_size"], "1000000000000", "intermediate_size 1000000000000"),
+        (["text_config", "num_hidden_layers"], "1000000000",
+         "1000000000 decoder layers (text_config.num_hidden_layers)"),
+    ])
+    func tooLarge(_ path: [String], _ literal: String, _ phrase: String) throws {
+        let error = try loadError("tiny-llava", editing: path, to: literal) as? FormatError
+        #expect(error?.kind == .tooLarge && error?.file.hasSuffix("/config.json") == true)
+        let text = error?.problem ?? ""
+        #expect(text.contains(phrase) && text.contains("of memory is available"), "\(text)")
+    }
+
+    @Test("text_config fields of a LLaVA config are named with their section")
+    func textSection() throws {
+        let error = try loadError("tiny-llava", editing: ["text_config", "max_position_embeddings"], to: "-1")
+        #expect((error as? ModelError)?.description.contains("text_config.max_position_embeddings must be positive, got -1") == true,
+                "\(String(describing: error))")
+    }
+}
+
 @Suite("Model loading")
 struct ModelLoadingTests {
     @Test("unknown model_type names the type and the supported ones")
@@ -268,13 +451,47 @@ struct ResourceGuardTests {
     @Test("a model larger than the available memory is refused with both sizes named")
     func refusesTooLarge() throws {
         let config = DecoderConfiguration(vocabularySize: 32000, hiddenSize: 4096, intermediateSize: 11008, layers: 32, attentionHeads: 32)
-        setenv("ARBITER_MEMORY_LIMIT_BYTES", "1048576", 1)
-        defer { unsetenv("ARBITER_MEMORY_LIMIT_BYTES") }
+        // The limit is passed, not set through ARBITER_MEMORY_LIMIT_BYTES: the environment is process-wide, and
+        // every model loaded by a test running alongside would be refused too.
         let limited = #expect(throws: FormatError.self) {
-            try ResourceGuard.check(weights: 2 << 20, configuration: config, model: "llava-1.5-7b")
+            try ResourceGuard.check(weights: 2 << 20, configuration: config, model: "llava-1.5-7b", available: 1 << 20)
         }
         #expect(limited?.kind == .tooLarge && limited?.description.contains("0.00 GiB of memory is available") == true,
                 "\(String(describing: limited))")
+    }
+
+    @Test("the configuration estimate names the largest term, the file and both sizes")
+    func configurationEstimate() throws {
+        let terms = [MemoryTerm("small part", bytes: 1 << 20),
+                     MemoryTerm.weights("the big part (some_field 7)", count: 3 << 30)]
+        let error = #expect(throws: FormatError.self) {
+            try ResourceGuard.check(configuration: terms, file: "m/config.json", available: 4 << 30)
+        }
+        #expect(error?.kind == .tooLarge && error?.file == "m/config.json")
+        #expect(error?.problem == "the configuration needs at least 6.00 GiB before any input, 6.00 GiB of it for the "
+                + "big part (some_field 7), but only 4.00 GiB of memory is available", "\(String(describing: error))")
+        try ResourceGuard.check(configuration: terms, file: "m/config.json", available: 7 << 30)
+        try ResourceGuard.check(configuration: terms, file: "m/config.json", available: nil)
+        // An estimate past Int.max is refused even when the machine's memory is unknown.
+        let huge = [MemoryTerm.weights("everything", count: .max), MemoryTerm("more", bytes: 1)]
+        let saturated = #expect(throws: FormatError.self) {
+            try ResourceGuard.check(configuration: huge, file: "m/config.json", available: nil)
+        }
+        #expect(saturated?.problem.contains("more than 8 EiB") == true, "\(String(describing: saturated))")
+    }
+
+    @Test("every bundled model's configuration estimate fits in 1 GiB")
+    func bundledEstimates() throws {
+        for id in ["tiny-llama", "tiny-qwen2", "tiny-llava", "arbiter-main", "tiny-qwen2-vl", "tiny-qwen2_5-vl"] {
+            let directory = try ModelDirectory(Repository.model(id))
+            let file = directory.configURL.path
+            let terms: [MemoryTerm] = switch directory.modelType {
+            case "llava": try directory.configuration(LlavaConfiguration.self).memoryTerms(file: file)
+            case "qwen2_vl", "qwen2_5_vl": try directory.configuration(QwenVLConfiguration.self).memoryTerms(file: file)
+            default: try directory.configuration(DecoderConfiguration.self).memoryTerms(file: file)
+            }
+            try ResourceGuard.check(configuration: terms, file: file, available: 1 << 30)
+        }
     }
 
     @Test("the activation estimate grows with tokens and stays small for tiny models")

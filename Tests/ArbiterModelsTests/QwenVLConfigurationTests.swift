@@ -101,6 +101,53 @@ struct QwenVLConfigurationTests {
         #expect(throws: (any Error).self) { try Self.decode(axial) }
     }
 
+    @Test("mrope_section: negative entries (a crash on Qwen2.5-VL before) and sums that wrap around are refused",
+          arguments: [
+        ("tiny-qwen2_5-vl", "[-2, 5, 5]", "entries must not be negative, found -2"),
+        ("tiny-qwen2_5-vl", "[9223372036854775807, 9223372036854775807, 10]", "sums to more than"),
+        ("tiny-qwen2_5-vl-t5", "[-2, 5, 5]", "entries must not be negative, found -2"),
+        ("tiny-qwen2-vl", "[0, -1, 9]", "entries must not be negative, found -1"),
+    ])
+    func mropeSection(_ model: String, _ section: String, _ phrase: String) throws {
+        let flat = model.hasSuffix("-t5")
+        let path = flat ? ["rope_scaling", "mrope_section"] : ["text_config", "rope_parameters", "mrope_section"]
+        let error = try loadError(model, editing: path, to: section)
+        let text = (error as? FormatError)?.description ?? "not a FormatError: \(String(describing: error))"
+        let field = path.joined(separator: ".")
+        #expect(text.contains("/config.json: malformed: field \(field): ") && text.contains(phrase), "\(text)")
+    }
+
+    @Test("vision_config and token ids: range and overflow checks name config.json and the field", arguments: [
+        ("tiny-qwen2-vl", ["vision_config", "mlp_ratio"], "0", "field vision_config.mlp_ratio: must be positive"),
+        ("tiny-qwen2-vl", ["vision_config", "mlp_ratio"], "1e300",
+         "vision_config.embed_dim × mlp_ratio × embed_dim overflows"),
+        ("tiny-qwen2-vl", ["vision_config", "patch_size"], "4294967296",
+         "vision_config.in_channels × temporal_patch_size × patch_size² overflows"),
+        ("tiny-qwen2-vl", ["vision_config", "depth"], "-4", "vision_config.depth must be positive, got -4"),
+        ("tiny-qwen2_5-vl", ["video_token_id"], "99999", "video_token_id 99999 outside the vocabulary"),
+        ("tiny-qwen2_5-vl", ["vision_start_token_id"], "-1", "vision_start_token_id -1 outside the vocabulary"),
+        ("tiny-qwen2_5-vl", ["vision_config", "out_hidden_size"], "0",
+         "vision_config.out_hidden_size must be positive"),
+        ("tiny-qwen2_5-vl", ["text_config", "num_key_value_heads"], "0",
+         "text_config.num_key_value_heads must be positive"),
+    ])
+    func ranges(_ model: String, _ path: [String], _ literal: String, _ phrase: String) throws {
+        let text = try loadError(model, editing: path, to: literal).map { "\($0)" } ?? "no error"
+        #expect(text.contains("/config.json: ") && text.contains(phrase), "\(text)")
+    }
+
+    @Test("a vision tower too large for memory is refused from config.json (Qwen-VL had no resource guard)")
+    func tooLarge() throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-qwen2_5-vl")
+        try editConfig(folder, path: ["vision_config", "depth"], literal: "1000000000")
+        try editConfig(folder, path: ["vision_config", "fullatt_block_indexes"], literal: "[0]")
+        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        #expect(error?.kind == .tooLarge && error?.file.hasSuffix("/config.json") == true)
+        #expect(error?.problem.contains("1000000000 vision blocks (vision_config.depth)") == true,
+                "\(String(describing: error))")
+    }
+
     @Test("every hook is visited once, in the order hookNames lists them")
     func hookOrder() throws {
         for id in QwenVLFixtures.models {

@@ -91,6 +91,28 @@ struct QwenVLImageProcessorTests {
         #expect(throws: FormatError.self) { try Qwen2VLImageProcessor(config: bad) }
     }
 
+    @Test("preprocessor_config.json: max_pixels over the image cap, and integers written as floats, name the file")
+    func configFileBounds() throws {
+        let large = #expect(throws: FormatError.self) {
+            try Qwen2VLImageProcessor(config: Qwen2VLImageProcessorConfig(maxPixels: 1 << 40),
+                                      source: "m/preprocessor_config.json")
+        }
+        #expect(large?.kind == .tooLarge && large?.file == "m/preprocessor_config.json", "\(String(describing: large))")
+        #expect(large?.problem.contains("max_pixels 1099511627776 exceeds") == true)
+        let float = #expect(throws: FormatError.self) {
+            try JSONFile.decode(Qwen2VLImageProcessorConfig.self, from: Data(#"{"min_pixels": 3136.5}"#.utf8),
+                                file: "m/preprocessor_config.json")
+        }
+        #expect(float?.description == "m/preprocessor_config.json: malformed: field min_pixels must be an integer, "
+                + "found 3136.5", "\(String(describing: float))")
+        let size = #expect(throws: FormatError.self) {
+            try JSONFile.decode(Qwen2VLImageProcessorConfig.self, from: Data(#"{"size": {"shortest_edge": 1e3}}"#.utf8),
+                                file: "m/preprocessor_config.json")
+        }
+        #expect(size?.problem == "field size.shortest_edge must be an integer, found 1000.0",
+                "\(String(describing: size))")
+    }
+
     @Test("patches: merge-block row order, channel-major columns, the still frame repeated temporal_patch_size times")
     func patchOrder() throws {
         // No resize, no rescale, no normalize: values are the raw bytes, so positions can be read back.

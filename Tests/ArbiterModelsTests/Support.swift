@@ -53,3 +53,36 @@ func editConfig(_ folder: URL, _ edit: (inout [String: Any]) -> Void) throws {
     edit(&object)
     try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]).write(to: url)
 }
+
+/// Rewrites `config.json` of a model folder with the value at `path` (keys from the top) replaced by the raw
+/// JSON text `literal`, which JSONSerialization could not write as such (`2.0`, `1e9`, huge integers).
+func editConfig(_ folder: URL, path: [String], literal: String) throws {
+    let sentinel = "@@arbiter-literal@@"
+    try editConfig(folder) { object in
+        func set(_ object: inout [String: Any], _ keys: ArraySlice<String>) {
+            guard let key = keys.first else { return }
+            if keys.count == 1 { object[key] = sentinel; return }
+            var child = object[key] as? [String: Any] ?? [:]
+            set(&child, keys.dropFirst())
+            object[key] = child
+        }
+        set(&object, path[...])
+    }
+    let url = folder.appendingPathComponent("config.json")
+    let text = try String(contentsOf: url, encoding: .utf8)
+    try Data(text.replacingOccurrences(of: "\"\(sentinel)\"", with: literal).utf8).write(to: url)
+}
+
+/// Loads a copy of the bundled model `id` whose config.json holds `literal` at `path`; returns the error the
+/// load throws (nil when it loads).
+func loadError(_ id: String, editing path: [String], to literal: String) throws -> (any Error)? {
+    let tmp = try TemporaryFolder()
+    let folder = try tmp.copyModel(id)
+    try editConfig(folder, path: path, literal: literal)
+    do {
+        _ = try ModelRegistry.load(folder)
+        return nil
+    } catch {
+        return error
+    }
+}

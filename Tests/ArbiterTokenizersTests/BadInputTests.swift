@@ -169,6 +169,65 @@ struct TokenizerBadInputTests {
             """), kind: .inconsistent, ["'ab'", "7"])
     }
 
+    @Test("an added token with empty content names the file, the entry and the token id")
+    func emptyAddedToken() {
+        Self.expectFailure(Self.file(addedTokens: """
+            [{"id": 3, "content": "<x>", "special": true}, {"id": 4, "content": "", "special": true}]
+            """), kind: .malformed, ["added_tokens[1]", "added token id 4 has empty content"])
+    }
+
+    /// Nested quantifiers: exponential backtracking on a run of "a" that does not end in "b".
+    static let catastrophic = #"(a+)+b"#
+    static let runaway = String(repeating: "a", count: 40) + "!"
+
+    @Test("a Split regex that backtracks catastrophically stops within its step budget, naming file and pattern",
+          .timeLimit(.minutes(1)))
+    func catastrophicSplit() throws {
+        let tokenizer = try Tokenizer(data: Data(Self.file(preTokenizer: """
+            {"type": "Split", "pattern": {"Regex": "\(Self.catastrophic)"}, "behavior": "Isolated", "invert": false}
+            """).utf8), name: Self.name)
+        #expect(try tokenizer.encode("ab") == [2])  // the pattern itself runs
+        let error = #expect(throws: TokenizerError.self) { try tokenizer.encode(Self.runaway) }
+        #expect(error?.kind == .unsupported && error?.description.hasPrefix(Self.name) == true)
+        #expect(error?.description.contains("pre_tokenizer.pattern: regex /(a+)+b/ gave up on a 41-unit text") == true,
+                "\(String(describing: error))")
+        #expect(throws: TokenizerError.self) { try tokenizer.encodeWithOffsets(Self.runaway) }
+    }
+
+    @Test("the budget also covers Replace normalizers and decoders", .timeLimit(.minutes(1)))
+    func catastrophicReplace() throws {
+        let replace = #"{"type": "Replace", "pattern": {"Regex": "\#(Self.catastrophic)"}, "content": "b"}"#
+        let normalizing = try Tokenizer(data: Data(Self.file(normalizer: replace).utf8), name: Self.name)
+        let normalized = #expect(throws: TokenizerError.self) { try normalizing.encode(Self.runaway) }
+        #expect(normalized?.description.contains("normalizer.pattern: regex") == true,
+                "\(String(describing: normalized))")
+        let model = #"{"type": "WordLevel", "vocab": {"\#(Self.runaway)": 0}, "unk_token": "\#(Self.runaway)"}"#
+        let decoding = try Tokenizer(data: Data(Self.file(model: model, decoder: replace).utf8), name: Self.name)
+        let decoded = #expect(throws: TokenizerError.self) { try decoding.decode([0]) }
+        #expect(decoded?.description.contains("decoder.pattern: regex") == true, "\(String(describing: decoded))")
+    }
+
+    @Test("a search ICU gives up on (its backtracking stack is bounded) is an error, not the matches so far")
+    func engineFailure() throws {
+        let regex = try ICURegex("(a|b)*c", file: Self.name, context: "pre_tokenizer.pattern")
+        #expect(try regex.matches(in: "xxabc").count == 1)
+        let error = #expect(throws: TokenizerError.self) {
+            try regex.matches(in: String(repeating: "ab", count: 2_000_000))
+        }
+        #expect(error?.description.contains("failed on a 4000000-unit text inside ICU") == true,
+                "\(String(describing: error))")
+    }
+
+    @Test("well-behaved patterns stay within the budget on long texts: GPT-2's, and lookahead over long spaces")
+    func longTexts() throws {
+        let gpt2 = try ICURegex(ByteLevelPreTokenizer.gpt2Pattern, file: Self.name, context: "ByteLevel")
+        let prose = String(repeating: "It's 12 o'clock; don't   panic!\n\tÇa va? 你好 ", count: 4000)
+        #expect(try gpt2.matches(in: prose).count > 40000)
+        #expect(try gpt2.matches(in: String(repeating: " ", count: 100_000) + "x").count == 2)
+        let words = try ICURegex(#"\w+|[^\w\s]+"#, file: Self.name, context: "Whitespace")
+        #expect(try words.matches(in: String(repeating: "word, ", count: 20000)).count == 40000)
+    }
+
     @Test("a template naming an undeclared special token")
     func badTemplate() {
         Self.expectFailure(Self.file(postProcessor: """

@@ -26,7 +26,7 @@ struct TokenizerStageTests {
             for c in try stage.require("cases").array() {
                 let input = try c.string("input")
                 let expected = try c.require("output").array().map { try $0.string() }
-                let got = preTokenizer.preTokenize([PreToken(text: input, atStart: true)]).map(\.text)
+                let got = try preTokenizer.preTokenize([PreToken(text: input, atStart: true)]).map(\.text)
                 #expect(got.count == expected.count && zip(got, expected).allSatisfy(same),
                         "\(Self.describe(config)) on \"\(show(input))\": \(got.map(show)) != \(expected.map(show))")
             }
@@ -43,7 +43,7 @@ struct TokenizerStageTests {
             for c in try stage.require("cases").array() {
                 let input = try c.string("input")
                 let expected = try c.string("output")
-                let got = normalizer.normalize(input)
+                let got = try normalizer.normalize(input)
                 #expect(same(got, expected),
                         "\(Self.describe(config)) on \"\(show(input))\": \"\(show(got))\" != \"\(show(expected))\"")
             }
@@ -60,7 +60,7 @@ struct TokenizerStageTests {
             for c in try stage.require("cases").array() {
                 let input = try c.require("input").array().map { try $0.string() }
                 let expected = try c.string("output")
-                let got = decoder.decodeChain(input).joined()
+                let got = try decoder.decodeChain(input).joined()
                 #expect(same(got, expected),
                         "\(Self.describe(config)) on \(input.map(show)): \"\(show(got))\" != \"\(show(expected))\"")
             }

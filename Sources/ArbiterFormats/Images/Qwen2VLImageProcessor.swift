@@ -162,6 +162,12 @@ public struct Qwen2VLImageProcessorConfig: Codable, Sendable, Equatable {
             guard PILResampleFilter(rawValue: resample) != nil else {
                 throw FormatError(.unsupported, file: source, "resample \(resample) is not supported (2 = bilinear, 3 = bicubic)")
             }
+            // Above the image cap the resized image would be refused anyway; here it also keeps smart_resize's
+            // arithmetic (which upsizes small images to min_pixels) far from Int's range.
+            guard maxPixels <= RGBImage.maximumPixels else {
+                throw FormatError(.tooLarge, file: source, "max_pixels \(maxPixels) exceeds the "
+                    + "\(RGBImage.maximumPixels)-pixel limit of a resized image")
+            }
             guard minPixels >= 0, maxPixels >= factor * factor, minPixels <= maxPixels else {
                 throw FormatError(.malformed, file: source,
                                   "min_pixels \(minPixels) / max_pixels \(maxPixels) must satisfy 0 ≤ min_pixels ≤ max_pixels and max_pixels ≥ (patch_size·merge_size)² = \(factor * factor)")

@@ -85,6 +85,8 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
         layers = try c.decodeIfPresent(Int.self, forKey: .layers) ?? 32
         attentionHeads = try c.decodeIfPresent(Int.self, forKey: .attentionHeads) ?? 32
         keyValueHeads = try c.decodeIfPresent(Int.self, forKey: .keyValueHeads) ?? attentionHeads
+        // transformers 5 floors `hidden_size // num_attention_heads` without requiring divisibility (q_proj is
+        // then narrower than the residual stream, and o_proj maps it back), so a remainder is not refused.
         headDim = try c.decodeIfPresent(Int.self, forKey: .headDim)
             ?? (attentionHeads > 0 ? hiddenSize / attentionHeads : 0)
         rmsNormEps = Float(try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6)
@@ -100,24 +102,54 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
         let parameters = try c.decodeIfPresent(RopeJSON.self, forKey: .ropeParameters)
         let scaling = try c.decodeIfPresent(RopeJSON.self, forKey: .ropeScaling)
         let legacyTheta = try c.decodeIfPresent(Double.self, forKey: .ropeTheta)
-        let partial = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor)
-            ?? parameters?.partialRotaryFactor ?? 1
         let source = parameters ?? scaling
+        let sourcePath: [CodingKey] = c.codingPath + [parameters != nil ? CodingKeys.ropeParameters : .ropeScaling]
+        func corrupted(_ path: [CodingKey], _ problem: String) -> DecodingError {
+            .dataCorrupted(.init(codingPath: path, debugDescription: problem))
+        }
+        let partialPath: [CodingKey]
+        let partial: Double
+        if let top = try c.decodeIfPresent(Double.self, forKey: .partialRotaryFactor) {
+            (partialPath, partial) = (c.codingPath + [CodingKeys.partialRotaryFactor], top)
+        } else {
+            partialPath = sourcePath + [AnyKey("partial_rotary_factor")]
+            partial = parameters?.partialRotaryFactor ?? 1
+        }
+        // Outside (0, 1] the rotary dimension would exceed head_dim or vanish.
+        guard partial > 0, partial <= 1 else { throw corrupted(partialPath, "must be in (0, 1], found \(partial)") }
         // Qwen2-VL writes `"type": "mrope"`: default frequencies applied per position section.
         let rawType = source?.ropeType ?? source?.type ?? "default"
         let typeName = rawType == "mrope" ? "default" : rawType
         guard let ropeType = RopeType(rawValue: typeName) else {
-            throw DecodingError.dataCorrupted(.init(
-                codingPath: [parameters != nil ? CodingKeys.ropeParameters : CodingKeys.ropeScaling],
-                debugDescription: "unsupported rope type '\(typeName)'; supported: \(RopeType.allCases.map(\.rawValue).joined(separator: ", "))"))
+            throw corrupted(sourcePath, "unsupported rope type '\(typeName)'; supported: "
+                + RopeType.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        // transformers' rope validation: the keys each type needs (`_check_received_keys`).
+        let required: [(String, Bool)] = switch ropeType {
+        case .default: []
+        case .linear, .dynamic: [("factor", source?.factor != nil)]
+        case .llama3: [("factor", source?.factor != nil), ("low_freq_factor", source?.lowFreqFactor != nil),
+                       ("high_freq_factor", source?.highFreqFactor != nil),
+                       ("original_max_position_embeddings", source?.originalMaxPositionEmbeddings != nil)]
+        }
+        if let (missing, _) = required.first(where: { !$0.1 }) {
+            throw corrupted(sourcePath + [AnyKey(missing)], "is required for rope_type '\(typeName)'")
         }
         let theta = parameters?.ropeTheta ?? legacyTheta ?? 10000
         rope = RopeParameters(
-            type: ropeType, theta: theta, dimension: Int(Double(headDim) * partial),
+            type: ropeType, theta: theta, dimension: Checked.truncating(Double(headDim) * partial),
             factor: source?.factor ?? 1, lowFreqFactor: source?.lowFreqFactor ?? 1,
             highFreqFactor: source?.highFreqFactor ?? 4,
             originalMaxPositions: source?.originalMaxPositionEmbeddings ?? maxPositionEmbeddings)
+        if let (field, problem) = rope.parameterProblem() {
+            let thetaPath: [CodingKey] = parameters?.ropeTheta != nil
+                ? sourcePath + [AnyKey("rope_theta")] : c.codingPath + [CodingKeys.ropeTheta]
+            throw corrupted(field == "rope_theta" ? thetaPath : sourcePath + [AnyKey(field)], problem)
+        }
         mropeSection = source?.mropeSection
+        if let section = mropeSection, let problem = Self.mropeProblem(section, rotaryDimension: rope.dimension) {
+            throw corrupted(sourcePath + [AnyKey("mrope_section")], problem)
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -139,41 +171,114 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
         try c.encode(RopeJSON(rope), forKey: .ropeParameters)
     }
 
-    /// Checks sizes and head arithmetic; `file` names the config in the error.
-    public func validate(file: String) throws {
+    /// Checks sizes and head arithmetic; `file` names the config in the error and `section` (such as
+    /// "text_config.") the object holding these fields.
+    public func validate(file: String, section: String = "") throws {
         func fail(_ problem: String) -> ModelError { .invalidConfiguration(file: file, problem: problem) }
         for (name, value) in [("vocab_size", vocabularySize), ("hidden_size", hiddenSize),
                               ("intermediate_size", intermediateSize), ("num_hidden_layers", layers),
                               ("num_attention_heads", attentionHeads), ("num_key_value_heads", keyValueHeads),
-                              ("head_dim", headDim)] where value <= 0 {
-            throw fail("\(name) must be positive, got \(value)")
+                              ("head_dim", headDim), ("max_position_embeddings", maxPositionEmbeddings)]
+            where value <= 0 {
+            throw fail("\(section)\(name) must be positive, got \(value)")
         }
         guard attentionHeads % keyValueHeads == 0 else {
-            throw fail("num_attention_heads \(attentionHeads) is not a multiple of num_key_value_heads \(keyValueHeads)")
+            throw fail("\(section)num_attention_heads \(attentionHeads) is not a multiple of "
+                + "\(section)num_key_value_heads \(keyValueHeads)")
         }
         guard rope.dimension > 0, rope.dimension % 2 == 0, rope.dimension <= headDim else {
-            throw fail("rotary dimension \(rope.dimension) must be even and at most head_dim \(headDim)")
+            throw fail("rotary dimension \(rope.dimension) (\(section)head_dim × partial_rotary_factor) must be even "
+                + "and at most \(section)head_dim \(headDim)")
         }
-        guard rmsNormEps > 0, rmsNormEps.isFinite else { throw fail("rms_norm_eps must be positive, got \(rmsNormEps)") }
-        guard rope.theta > 0, rope.theta.isFinite, rope.factor > 0 else {
-            throw fail("rope theta \(rope.theta) and factor \(rope.factor) must be positive")
+        guard rmsNormEps > 0, rmsNormEps.isFinite else {
+            throw fail("\(section)rms_norm_eps must be positive and finite, got \(rmsNormEps)")
         }
-        if rope.type == .llama3 && rope.highFreqFactor == rope.lowFreqFactor {
-            throw fail("llama3 rope needs high_freq_factor ≠ low_freq_factor")
-        }
+        if let (field, problem) = rope.parameterProblem() { throw fail("rope \(section)\(field) \(problem)") }
         if rope.type == .dynamic && rope.dimension <= 2 {
-            throw fail("dynamic rope needs a rotary dimension above 2")
+            throw fail("dynamic rope needs a rotary dimension above 2, got \(rope.dimension)")
         }
-        if let section = mropeSection, section.reduce(0, +) * 2 != rope.dimension {
-            throw fail("mrope_section \(section) sums to \(section.reduce(0, +)), want half the rotary dimension \(rope.dimension / 2)")
+        if let mrope = mropeSection, let problem = Self.mropeProblem(mrope, rotaryDimension: rope.dimension) {
+            throw fail("\(section)mrope_section \(problem)")
         }
         guard Activation(rawValue: hiddenAct) != nil else {
-            throw fail("unsupported activation '\(hiddenAct)' (hidden_act); supported: \(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw fail("unsupported activation '\(hiddenAct)' (\(section)hidden_act); supported: "
+                + Activation.allCases.map(\.rawValue).joined(separator: ", "))
         }
+        _ = try parameterCount(file: file, section: section)
+    }
+
+    /// `mrope_section` must hold three non-negative widths (temporal, height, width frequencies) adding up to
+    /// half the rotary dimension; the sum is computed with overflow checks, so widths that wrap around to the
+    /// right total are refused too. Nil when fine.
+    static func mropeProblem(_ section: [Int], rotaryDimension: Int) -> String? {
+        guard section.count == 3 else {
+            return "must have 3 entries (temporal, height, width), found \(section.count): \(section)"
+        }
+        if let negative = section.first(where: { $0 < 0 }) { return "entries must not be negative, found \(negative)" }
+        guard let sum = Checked.sum(section), sum == rotaryDimension / 2 else {
+            let total = Checked.sum(section).map(String.init) ?? "more than \(Int.max)"
+            return "\(section) sums to \(total), want half the rotary dimension \(rotaryDimension / 2)"
+        }
+        return nil
+    }
+
+    /// Weights the configuration implies (embedding, head, layers, final norm), computed with overflow checks;
+    /// throws naming the product that overflows.
+    public func parameterCount(file: String, section s: String = "") throws -> Int {
+        let embedding = try Checked.product("\(s)vocab_size × \(s)hidden_size", [vocabularySize, hiddenSize],
+                                            file: file)
+        let layer = try parametersPerLayer(file: file, section: s)
+        let layerTotal = try Checked.product("\(s)num_hidden_layers × weights per layer", [layers, layer], file: file)
+        return try Checked.sum("the parameter count", [embedding, tieWordEmbeddings ? 0 : embedding, layerTotal,
+                                                       hiddenSize], file: file)
+    }
+
+    /// Weights of one decoder layer (projections, MLP, two norms; biases are too small to matter).
+    func parametersPerLayer(file: String, section s: String = "") throws -> Int {
+        // q and o: hidden × heads·head_dim each; k and v: hidden × kv_heads·head_dim each.
+        let queries = try Checked.product("2 × \(s)hidden_size × \(s)num_attention_heads × \(s)head_dim",
+                                          [2, hiddenSize, attentionHeads, headDim], file: file)
+        let keys = try Checked.product("2 × \(s)hidden_size × \(s)num_key_value_heads × \(s)head_dim",
+                                       [2, hiddenSize, keyValueHeads, headDim], file: file)
+        let mlp = try Checked.product("3 × \(s)hidden_size × \(s)intermediate_size",
+                                      [3, hiddenSize, intermediateSize], file: file)
+        return try Checked.sum("the weights of one layer", [queries, keys, mlp, hiddenSize, hiddenSize], file: file)
     }
 
     public var attentionHeadLayout: AttentionHeads {
         AttentionHeads(heads: attentionHeads, kvHeads: keyValueHeads, headDim: headDim)
+    }
+}
+
+extension RopeParameters {
+    /// The first field out of range for this rope type, as (config key, problem); nil when all are fine.
+    /// transformers only warns about some of these; here each would give frequencies of zero, infinity or NaN
+    /// (llama3 divides by `high_freq_factor - low_freq_factor` and by each factor) or a silently changed model.
+    func parameterProblem() -> (field: String, problem: String)? {
+        func positive(_ name: String, _ value: Double) -> (String, String)? {
+            value > 0 && value.isFinite ? nil : (name, "must be positive and finite, found \(value)")
+        }
+        if let problem = positive("rope_theta", theta) { return problem }
+        switch type {
+        case .default:
+            return nil
+        case .linear:
+            return positive("factor", factor)
+        case .dynamic, .llama3:
+            if let problem = positive("factor", factor) { return problem }
+            if type == .llama3 {
+                if let problem = positive("low_freq_factor", lowFreqFactor) { return problem }
+                guard highFreqFactor.isFinite, highFreqFactor > lowFreqFactor else {
+                    return ("high_freq_factor", "must be finite and above low_freq_factor \(lowFreqFactor), "
+                        + "found \(highFreqFactor)")
+                }
+            }
+            guard originalMaxPositions > 0 else {
+                return ("original_max_position_embeddings", "must be positive, found \(originalMaxPositions)"
+                    + (type == .dynamic ? " (max_position_embeddings when absent)" : ""))
+            }
+            return nil
+        }
     }
 }
 

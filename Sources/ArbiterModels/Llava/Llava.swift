@@ -46,6 +46,8 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
     public convenience init(directory: ModelDirectory) throws {
         let config = try directory.configuration(LlavaConfiguration.self)
         try config.validate(file: directory.configURL.path)
+        try ResourceGuard.check(configuration: config.memoryTerms(file: directory.configURL.path),
+                                file: directory.configURL.path)
         let checkpoint = try directory.checkpoint()
         try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config.textConfig, model: directory.url.path)
         var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)
@@ -222,7 +224,7 @@ public struct LlavaConfiguration: Decodable, Sendable {
     }
 
     public func validate(file: String) throws {
-        try textConfig.validate(file: file)
+        try textConfig.validate(file: file, section: "text_config.")
         try visionConfig.validate(file: file)
         guard !visionFeatureLayers.isEmpty else {
             throw ModelError.invalidConfiguration(file: file, problem: "vision_feature_layer is an empty list")
@@ -233,11 +235,26 @@ public struct LlavaConfiguration: Decodable, Sendable {
             }
         }
         guard imageTokenID >= 0 && imageTokenID < textConfig.vocabularySize else {
-            throw ModelError.invalidConfiguration(file: file, problem: "image_token_id \(imageTokenID) outside the vocabulary (0..<\(textConfig.vocabularySize))")
+            throw ModelError.invalidConfiguration(file: file, problem: "image_token_id \(imageTokenID) outside the "
+                + "vocabulary (0..<text_config.vocab_size \(textConfig.vocabularySize))")
         }
         guard Activation(rawValue: projectorHiddenAct) != nil else {
             throw ModelError.invalidConfiguration(file: file, problem: "unsupported projector_hidden_act '\(projectorHiddenAct)'")
         }
+    }
+
+    /// The terms of the model's memory estimate from config.json alone (call after `validate`).
+    public func memoryTerms(file: String) throws -> [MemoryTerm] {
+        let d = textConfig.hiddenSize
+        let input = try Checked.product("vision_config.hidden_size × the vision_feature_layer count",
+                                        [visionConfig.hiddenSize, visionFeatureLayers.count], file: file)
+        let projector = try Checked.product("the projector's (vision features + text_config.hidden_size) × "
+                                            + "text_config.hidden_size",
+                                            [Checked.sum("the projector width", [input, d], file: file), d], file: file)
+        return try textConfig.memoryTerms(file: file, section: "text_config.")
+            + visionConfig.memoryTerms(file: file)
+            + [.weights("the projector (vision_config.hidden_size \(visionConfig.hiddenSize) → "
+                        + "text_config.hidden_size \(d))", count: projector)]
     }
 }
 

@@ -55,16 +55,17 @@ public struct ModelDirectory: Sendable {
         self.url = url
         configURL = url.appendingPathComponent("config.json")
         configData = try JSONFile.data(at: configURL)
-        let object: [String: Any]
-        do {
-            guard let o = try JSONSerialization.jsonObject(with: configData) as? [String: Any] else {
-                throw FormatError(.malformed, file: configURL, "top-level JSON value is not an object")
+        // Parsed by the same strict decoder as the configurations, so JSON errors read the same here and there.
+        struct TypeProbe: Decodable {
+            let type: String?
+            enum CodingKeys: String, CodingKey { case type = "model_type" }
+            init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                type = try? c.decodeIfPresent(String.self, forKey: .type)  // not a string: reported below
             }
-            object = o
-        } catch let e as FormatError { throw e } catch {
-            throw FormatError(.malformed, file: configURL, "not valid JSON (\(error.localizedDescription))")
         }
-        guard let type = object["model_type"] as? String else {
+        let probe = try JSONFile.decode(TypeProbe.self, from: configData, file: configURL.path)
+        guard let type = probe.type else {
             throw FormatError(.missing, file: configURL, "no \"model_type\" string; cannot tell which architecture to load")
         }
         modelType = type
@@ -98,6 +99,8 @@ public final class CausalLanguageModel: ArbiterModel, @unchecked Sendable {
     public init(directory: ModelDirectory) throws {
         let config = try directory.configuration(DecoderConfiguration.self)
         try config.validate(file: directory.configURL.path)
+        try ResourceGuard.check(configuration: config.memoryTerms(file: directory.configURL.path),
+                                file: directory.configURL.path)
         checkpoint = try directory.checkpoint()
         try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config, model: directory.url.path)
         var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)

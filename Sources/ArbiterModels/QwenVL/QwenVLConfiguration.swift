@@ -32,7 +32,11 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
     public var hiddenAct: String
     /// Qwen2.5-VL: window side in pixels, and the blocks that attend over the whole image.
     public var windowSize: Int
-    public var fullAttentionBlocks: [Int]
+    /// `fullatt_block_indexes` (Qwen2.5-VL only).
+    var fullAttentionIndexes: [Int]
+    /// The blocks that attend over the whole image: every one for Qwen2-VL (listed on use, so that a huge
+    /// `depth` allocates nothing before the resource guard has seen it).
+    public var fullAttentionBlocks: [Int] { kind == .qwen2VL ? Array(0..<max(depth, 0)) : fullAttentionIndexes }
     public var ropeTheta: Double
 
     /// Memberwise initializer for tests.
@@ -53,7 +57,7 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
         self.temporalPatchSize = temporalPatchSize
         self.hiddenAct = hiddenAct ?? (kind == .qwen2VL ? "quick_gelu" : "silu")
         self.windowSize = windowSize
-        self.fullAttentionBlocks = fullAttentionBlocks
+        self.fullAttentionIndexes = fullAttentionBlocks
         self.ropeTheta = ropeTheta
     }
 
@@ -73,17 +77,22 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
             width = try int("embed_dim") ?? 1280
             outputSize = try int("hidden_size") ?? 3584
             let ratio = try c.decodeIfPresent(Double.self, forKey: AnyKey("mlp_ratio")) ?? 4
-            intermediateSize = Int(Double(width) * ratio)
+            guard ratio > 0 else {
+                throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AnyKey("mlp_ratio")],
+                                                        debugDescription: "must be positive, found \(ratio)"))
+            }
+            intermediateSize = Checked.truncating(Double(width) * ratio)
             hiddenAct = try c.decodeIfPresent(String.self, forKey: AnyKey("hidden_act")) ?? "quick_gelu"
             windowSize = 0
-            fullAttentionBlocks = Array(0..<depth)
+            fullAttentionIndexes = []
         case .qwen2_5VL:
             width = try int("hidden_size") ?? 3584
             outputSize = try int("out_hidden_size") ?? 3584
             intermediateSize = try int("intermediate_size") ?? 3420
             hiddenAct = try c.decodeIfPresent(String.self, forKey: AnyKey("hidden_act")) ?? "silu"
             windowSize = try int("window_size") ?? 112
-            fullAttentionBlocks = try c.decodeIfPresent([Int].self, forKey: AnyKey("fullatt_block_indexes")) ?? [7, 15, 23, 31]
+            fullAttentionIndexes = try c.decodeIfPresent([Int].self, forKey: AnyKey("fullatt_block_indexes"))
+                ?? [7, 15, 23, 31]
         }
         let rope = try c.decodeIfPresent([String: JSONScalar].self, forKey: AnyKey("rope_parameters"))
         ropeTheta = rope?["rope_theta"]?.double ?? 10000
@@ -99,32 +108,92 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
     /// Input features of one patch: channels · temporal · patch².
     public var patchFeatures: Int { inChannels * temporalPatchSize * patchSize * patchSize }
 
+    /// Names of the fields in config.json, which differ between the two kinds (see the type's comment).
+    var widthField: String { kind == .qwen2VL ? "embed_dim" : "hidden_size" }
+    var outputField: String { kind == .qwen2VL ? "hidden_size" : "out_hidden_size" }
+    var intermediateField: String { kind == .qwen2VL ? "mlp_ratio × embed_dim" : "intermediate_size" }
+
     public func validate(file: String) throws {
-        func fail(_ p: String) -> ModelError { .invalidConfiguration(file: file, problem: "vision_config: \(p)") }
+        func fail(_ p: String) -> ModelError { .invalidConfiguration(file: file, problem: "vision_config.\(p)") }
         let accepted: [String] = kind == .qwen2VL ? ["qwen2_vl_vision", "qwen2_vl"] : ["qwen2_5_vl_vision", "qwen2_5_vl"]
         if let modelType, !accepted.contains(modelType) {
             throw ModelError.unsupportedModelType(modelType, file: file,
                                                   supported: accepted.map { "\($0) (vision_config of \(kind.rawValue))" })
         }
-        for (name, value) in [("depth", depth), ("width", width), ("output size", outputSize),
-                              ("intermediate size", intermediateSize), ("num_heads", heads),
+        for (name, value) in [("depth", depth), (widthField, width), (outputField, outputSize),
+                              (intermediateField, intermediateSize), ("num_heads", heads),
                               ("in_channels", inChannels), ("patch_size", patchSize),
                               ("spatial_merge_size", spatialMergeSize), ("temporal_patch_size", temporalPatchSize)]
             where value <= 0 { throw fail("\(name) must be positive, got \(value)") }
-        guard width % heads == 0 else { throw fail("width \(width) is not divisible by num_heads \(heads)") }
+        _ = try parameterCount(file: file)  // first: the products below then stay in range
+        guard width % heads == 0 else { throw fail("\(widthField) \(width) is not divisible by num_heads \(heads)") }
         guard headDim % 4 == 0 else {
-            throw fail("head dimension \(headDim) must be a multiple of 4 (2-D rotary: a quarter each for height and width)")
+            throw fail("\(widthField) / num_heads = \(headDim) must be a multiple of 4 "
+                + "(2-D rotary: a quarter each for height and width)")
         }
-        guard Activation(rawValue: hiddenAct) != nil else { throw fail("unsupported activation '\(hiddenAct)' (hidden_act)") }
-        guard ropeTheta > 0, ropeTheta.isFinite else { throw fail("rope_theta \(ropeTheta) must be positive") }
+        guard Activation(rawValue: hiddenAct) != nil else { throw fail("hidden_act '\(hiddenAct)' is not supported") }
+        guard ropeTheta > 0, ropeTheta.isFinite else {
+            throw fail("rope_parameters.rope_theta must be positive and finite, got \(ropeTheta)")
+        }
         if kind == .qwen2_5VL {
             guard mergedWindowSide >= 1 else {
-                throw fail("window_size \(windowSize) is smaller than one merged patch (\(spatialMergeSize * patchSize) pixels)")
+                throw fail("window_size \(windowSize) is smaller than one merged patch "
+                    + "(spatial_merge_size × patch_size = \(spatialMergeSize * patchSize) pixels)")
             }
-            if let bad = fullAttentionBlocks.first(where: { !(0..<depth).contains($0) }) {
-                throw fail("fullatt_block_indexes holds \(bad), outside the \(depth) blocks")
+            if let bad = fullAttentionIndexes.first(where: { !(0..<depth).contains($0) }) {
+                throw fail("fullatt_block_indexes holds \(bad), outside the \(depth) blocks (depth)")
             }
         }
+    }
+
+    /// Weights of one block: q, k, v, proj (width² each), the MLP (two matrices for Qwen2-VL, three for
+    /// Qwen2.5-VL's SwiGLU) and two norms.
+    func parametersPerBlock(file: String) throws -> Int {
+        let attention = try Checked.product("4 × vision_config.\(widthField)²", [4, width, width], file: file)
+        let mlp = try Checked.product("vision_config.\(widthField) × \(intermediateField)",
+                                      [kind == .qwen2VL ? 2 : 3, width, intermediateSize], file: file)
+        return try Checked.sum("the weights of one vision block", [attention, mlp, width, width], file: file)
+    }
+
+    /// Weights of the patch embedding and the merger (LayerNorm, then an MLP from width·merge² through the
+    /// same width to the language model's hidden size).
+    func parametersOutsideBlocks(file: String) throws -> Int {
+        let patch = try Checked.product("vision_config.\(widthField) × in_channels × temporal_patch_size × "
+                                        + "patch_size²", [width, patchFeatures(file: file)], file: file)
+        let merged = try Checked.product("vision_config.\(widthField) × spatial_merge_size²",
+                                         [width, spatialMergeSize, spatialMergeSize], file: file)
+        let merger = try Checked.product("the merger's (\(widthField) × spatial_merge_size²) × "
+                                         + "(\(widthField) × spatial_merge_size² + \(outputField))",
+                                         [merged, Checked.sum("the merger width", [merged, outputSize], file: file)],
+                                         file: file)
+        return try Checked.sum("the vision parameter count", [patch, merger, width], file: file)
+    }
+
+    /// Input features of one patch with overflow checks (`patchFeatures` multiplies unchecked).
+    func patchFeatures(file: String) throws -> Int {
+        try Checked.product("vision_config.in_channels × temporal_patch_size × patch_size²",
+                            [inChannels, temporalPatchSize, patchSize, patchSize], file: file)
+    }
+
+    /// Weights of the tower, computed with overflow checks.
+    public func parameterCount(file: String) throws -> Int {
+        let blocks = try Checked.product("vision_config.depth × weights per block",
+                                         [depth, parametersPerBlock(file: file)], file: file)
+        return try Checked.sum("the vision parameter count", [blocks, parametersOutsideBlocks(file: file)], file: file)
+    }
+
+    /// The terms of the tower's memory estimate (call after `validate`). Its activations depend on the image
+    /// size, which the image processor bounds (`max_pixels`), not on config.json.
+    func memoryTerms(file: String) throws -> [MemoryTerm] {
+        let perBlock = try parametersPerBlock(file: file)
+        return [
+            .weights("\(depth) vision blocks (vision_config.depth) of \(perBlock) weights each "
+                     + "(vision_config.\(widthField) \(width), \(intermediateField) \(intermediateSize))",
+                     count: Checked.saturatingProduct(depth, perBlock)),
+            .weights("the vision patch embedding and merger (vision_config.\(widthField) \(width), "
+                     + "patch_size \(patchSize), spatial_merge_size \(spatialMergeSize))",
+                     count: try parametersOutsideBlocks(file: file)),
+        ]
     }
 }
 
@@ -137,6 +206,8 @@ public struct QwenVLConfiguration: Decodable, Sendable {
     public var videoTokenID: Int
     public var visionStartTokenID: Int
     public var visionEndTokenID: Int
+    /// Where the text fields sit in config.json: "text_config." (transformers 5) or "" (Qwen's hub files).
+    public var textSection: String
 
     /// transformers' default when a config has no `mrope_section`.
     public static let defaultMropeSection = [16, 24, 24]
@@ -151,8 +222,10 @@ public struct QwenVLConfiguration: Decodable, Sendable {
         // Nested text_config (transformers 5) or text settings at the top level (Qwen's hub files).
         if c.contains(AnyKey("text_config")), try !c.decodeNil(forKey: AnyKey("text_config")) {
             textConfig = try c.decode(DecoderConfiguration.self, forKey: AnyKey("text_config"))
+            textSection = "text_config."
         } else {
             textConfig = try DecoderConfiguration(from: decoder)
+            textSection = ""
         }
         textConfig.modelType = kind == .qwen2VL ? "qwen2_vl_text" : "qwen2_5_vl_text"
         textConfig.qkvBias = true
@@ -172,14 +245,24 @@ public struct QwenVLConfiguration: Decodable, Sendable {
     public var kind: QwenVisionKind { visionConfig.kind }
 
     public func validate(file: String) throws {
-        try textConfig.validate(file: file)
+        try textConfig.validate(file: file, section: textSection)
         try visionConfig.validate(file: file)
         guard visionConfig.outputSize == textConfig.hiddenSize else {
-            throw ModelError.invalidConfiguration(file: file, problem: "the vision merger outputs \(visionConfig.outputSize) features but the language model's hidden_size is \(textConfig.hiddenSize)")
+            throw ModelError.invalidConfiguration(file: file, problem: "the vision merger outputs "
+                + "\(visionConfig.outputSize) features (vision_config.\(visionConfig.outputField)) but the language "
+                + "model's \(textSection)hidden_size is \(textConfig.hiddenSize)")
         }
-        guard imageTokenID >= 0 && imageTokenID < textConfig.vocabularySize else {
-            throw ModelError.invalidConfiguration(file: file, problem: "image_token_id \(imageTokenID) outside the vocabulary (0..<\(textConfig.vocabularySize))")
+        for (name, id) in [("image_token_id", imageTokenID), ("video_token_id", videoTokenID),
+                           ("vision_start_token_id", visionStartTokenID), ("vision_end_token_id", visionEndTokenID)]
+            where !(0..<textConfig.vocabularySize).contains(id) {
+            throw ModelError.invalidConfiguration(file: file, problem: "\(name) \(id) outside the vocabulary "
+                + "(0..<\(textSection)vocab_size \(textConfig.vocabularySize))")
         }
+    }
+
+    /// The terms of the model's memory estimate from config.json alone (call after `validate`).
+    public func memoryTerms(file: String) throws -> [MemoryTerm] {
+        try textConfig.memoryTerms(file: file, section: textSection) + visionConfig.memoryTerms(file: file)
     }
 }
 

@@ -25,7 +25,11 @@ public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
     public convenience init(directory: ModelDirectory) throws {
         let config = try directory.configuration(QwenVLConfiguration.self)
         try config.validate(file: directory.configURL.path)
+        try ResourceGuard.check(configuration: config.memoryTerms(file: directory.configURL.path),
+                                file: directory.configURL.path)
         let checkpoint = try directory.checkpoint()
+        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config.textConfig,
+                                model: directory.url.path)
         var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)
         try self.init(configuration: config, weights: &weights, identifier: directory.url.lastPathComponent,
                       checkpoint: checkpoint)

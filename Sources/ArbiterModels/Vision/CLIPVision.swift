@@ -136,7 +136,10 @@ public final class CLIPVisionTower: @unchecked Sendable {
         positionEmbedding = try w.take("\(p).embeddings.position_embedding.weight", shape: [c.positions, d])
         preNorm = try w.take("\(p).pre_layrnorm.weight", shape: [d])
         preNormBias = try w.take("\(p).pre_layrnorm.bias", shape: [d])
-        layers = try (0..<c.layers).map { try CLIPEncoderLayer(&w, prefix: "\(p).encoder.layers.\($0)", config: c) }
+        // A loop, not `(0..<n).map`, which reserves n slots before the first tensor is looked up.
+        var layers: [CLIPEncoderLayer] = []
+        for i in 0..<c.layers { layers.append(try CLIPEncoderLayer(&w, prefix: "\(p).encoder.layers.\(i)", config: c)) }
+        self.layers = layers
         // post_layernorm only feeds CLIP's pooled output, which LLaVA does not use.
         _ = try w.takeOptional("\(p).post_layernorm.weight", shape: [d])
         _ = try w.takeOptional("\(p).post_layernorm.bias", shape: [d])
@@ -242,7 +245,7 @@ public struct CLIPVisionConfiguration: Codable, Sendable, Equatable {
     public var positions: Int { grid * grid + 1 }
 
     public func validate(file: String) throws {
-        func fail(_ p: String) -> ModelError { .invalidConfiguration(file: file, problem: "vision_config: \(p)") }
+        func fail(_ p: String) -> ModelError { .invalidConfiguration(file: file, problem: "vision_config.\(p)") }
         guard modelType == "clip_vision_model" else {
             throw ModelError.unsupportedModelType(modelType, file: file, supported: ["clip_vision_model (vision_config)"])
         }
@@ -253,7 +256,59 @@ public struct CLIPVisionConfiguration: Codable, Sendable, Equatable {
         guard hiddenSize % attentionHeads == 0 else {
             throw fail("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(attentionHeads)")
         }
-        guard imageSize % patchSize == 0 else { throw fail("image_size \(imageSize) is not a multiple of patch_size \(patchSize)") }
-        guard Activation(rawValue: hiddenAct) != nil else { throw fail("unsupported activation '\(hiddenAct)' (hidden_act)") }
+        guard imageSize % patchSize == 0 else {
+            throw fail("image_size \(imageSize) is not a multiple of patch_size \(patchSize)")
+        }
+        guard layerNormEps > 0, layerNormEps.isFinite else {
+            throw fail("layer_norm_eps must be positive and finite, got \(layerNormEps)")
+        }
+        guard Activation(rawValue: hiddenAct) != nil else { throw fail("hidden_act '\(hiddenAct)' is not supported") }
+        _ = try parameterCount(file: file)
+    }
+
+    /// `positions` (patches and the class token), computed with overflow checks.
+    func positionCount(file: String) throws -> Int {
+        let patches = try Checked.product("(vision_config.image_size / patch_size)²", [grid, grid], file: file)
+        return try Checked.sum("the vision positions", [patches, 1], file: file)
+    }
+
+    /// Weights of one encoder layer: q, k, v, o (hidden² each), fc1 and fc2 (hidden × intermediate each).
+    func parametersPerLayer(file: String) throws -> Int {
+        let attention = try Checked.product("4 × vision_config.hidden_size²", [4, hiddenSize, hiddenSize], file: file)
+        let mlp = try Checked.product("2 × vision_config.hidden_size × intermediate_size",
+                                      [2, hiddenSize, intermediateSize], file: file)
+        return try Checked.sum("the weights of one vision layer", [attention, mlp], file: file)
+    }
+
+    /// Weights of the tower (embeddings and layers), computed with overflow checks.
+    public func parameterCount(file: String) throws -> Int {
+        let patch = try Checked.product("vision_config.hidden_size × num_channels × patch_size²",
+                                        [hiddenSize, numChannels, patchSize, patchSize], file: file)
+        let position = try Checked.product("vision positions × vision_config.hidden_size",
+                                           [positionCount(file: file), hiddenSize], file: file)
+        let stack = try Checked.product("vision_config.num_hidden_layers × weights per layer",
+                                        [layers, parametersPerLayer(file: file)], file: file)
+        return try Checked.sum("the vision parameter count", [patch, position, stack], file: file)
+    }
+
+    /// The terms of the tower's memory estimate (call after `validate`).
+    func memoryTerms(file: String) throws -> [MemoryTerm] {
+        let positions = try positionCount(file: file), perLayer = try parametersPerLayer(file: file)
+        let sizes = "vision_config.image_size \(imageSize) / patch_size \(patchSize) → \(positions) positions"
+        // One layer's working set, plus the hidden states of every layer that feature selection keeps.
+        let activations = Checked.saturatingSum(
+            ResourceGuard.transientBytes(positions: positions, width: hiddenSize, intermediate: intermediateSize,
+                                         heads: attentionHeads, outputs: 0),
+            Checked.saturatingProduct(4, positions, hiddenSize, layers + 1))
+        return [
+            .weights("\(layers) vision layers (vision_config.num_hidden_layers) of \(perLayer) weights each "
+                     + "(vision_config.hidden_size \(hiddenSize), intermediate_size \(intermediateSize))",
+                     count: Checked.saturatingProduct(layers, perLayer)),
+            .weights("the vision embeddings (\(sizes) × hidden_size \(hiddenSize))",
+                     count: try parameterCount(file: file) - Checked.saturatingProduct(layers, perLayer)),
+            MemoryTerm("vision activations (\(sizes), hidden_size \(hiddenSize), intermediate_size "
+                       + "\(intermediateSize), num_attention_heads \(attentionHeads), num_hidden_layers \(layers))",
+                       bytes: activations),
+        ]
     }
 }

@@ -1,6 +1,7 @@
-// StrictJSON: a small RFC 8259 JSON parser for safetensors headers and shard indexes. Unlike
-// JSONSerialization it refuses duplicate object keys (which would silently drop a tensor), lone
-// surrogates and nesting deeper than a fixed limit, and it keeps integers exact.
+// StrictJSON: a small RFC 8259 JSON parser for safetensors headers, shard indexes and (through
+// StrictJSONDecoder) every config file. Unlike JSONSerialization it refuses duplicate object keys (which
+// would silently drop a tensor or a setting), lone surrogates and nesting deeper than a fixed limit, and it
+// keeps integers exact and apart from numbers written with a fraction or an exponent.
 
 /// A parsed JSON value. Numbers without fraction or exponent that fit in `Int` are `.integer`.
 enum JSONValue: Equatable {
