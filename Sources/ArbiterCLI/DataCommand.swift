@@ -1,5 +1,6 @@
 // `arbiter data generate|check`: the synthetic conflict benchmark and dataset checks.
 import ArbiterData
+import ArbiterFormats
 import ArbiterTokenizers
 import ArgumentParser
 import Foundation
@@ -117,6 +118,7 @@ struct DataCheckCommand: ParsableCommand {
                 set = try MC2Benchmark.load(json: URL(fileURLWithPath: mc2 ?? ""), imageFolder: imageFolder, options: options)
             }
             if let tokenizer {
+                try FileCheck.regularFile(URL(fileURLWithPath: tokenizer))  // a named pipe would block the read
                 let t = try Tokenizer(url: URL(fileURLWithPath: tokenizer))
                 set = try set.validateCandidates(tokenizer: t, options: options)
             }

@@ -25,11 +25,8 @@ public enum PNGImage {
 
     /// Reads and decodes the PNG file at `url`.
     public static func read(url: URL) throws -> RGBImage {
-        let attributes: [FileAttributeKey: Any]
-        do { attributes = try FileManager.default.attributesOfItem(atPath: url.path) } catch {
-            throw FormatError(.unreadable, file: url, "cannot open: file does not exist or is not readable")
-        }
-        if let size = attributes[.size] as? Int, size > maximumFileBytes {
+        let size = try FileCheck.regularFile(url)
+        if size > maximumFileBytes {
             throw FormatError(.tooLarge, file: url, "\(size) bytes is over the \(maximumFileBytes)-byte limit for PNG files")
         }
         let data: Data
