@@ -56,7 +56,7 @@ final class HDF5FileBytes {
     private let descriptor: Int32
 
     init(path: String) throws {
-        // The reader checked that this is a regular file; O_NONBLOCK keeps a FIFO swapped in since from blocking.
+        // The reader checked that this is a regular file; O_NONBLOCK: a FIFO swapped in since cannot block open().
         descriptor = open(path, O_RDONLY | O_NONBLOCK)
         guard descriptor >= 0 else {
             throw HDF5PreflightFailure(kind: .unreadable, problem: "cannot open: \(String(cString: strerror(errno)))")
