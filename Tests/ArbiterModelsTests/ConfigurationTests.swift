@@ -3,6 +3,9 @@ import ArbiterFormats
 import ArbiterModels
 import ArbiterTensor
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 @Suite("Decoder configuration")
@@ -83,6 +86,24 @@ struct ConfigurationTests {
 
 @Suite("Model loading")
 struct ModelLoadingTests {
+    @Test("a named pipe as config.json, model.safetensors or tokenizer.json is refused without blocking",
+          arguments: ["config.json", "model.safetensors", "tokenizer.json"])
+    func namedPipes(_ name: String) throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llava")
+        let pipe = folder.appendingPathComponent(name)
+        try FileManager.default.removeItem(at: pipe)
+        try #require(mkfifo(pipe.path, 0o600) == 0)
+        // Should the check regress, a writer opened after 10 s releases the blocked read, which then fails
+        // with another message (or loads nothing), so the test fails instead of hanging.
+        let release = DispatchWorkItem { let fd = open(pipe.path, O_WRONLY | O_NONBLOCK); if fd >= 0 { close(fd) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 10, execute: release)
+        defer { release.cancel() }
+        let error = #expect(throws: FormatError.self) { try ModelSession(directory: folder) }
+        #expect(error?.description.contains("\(pipe.path): unreadable: not a regular file: it is a named pipe (FIFO)")
+                == true, "\(String(describing: error))")
+    }
+
     @Test("unknown model_type names the type and the supported ones")
     func unknownModelType() throws {
         let tmp = try TemporaryFolder()
