@@ -106,7 +106,8 @@ struct GoldenComparisonErrorTests {
 
     @Test("a held-out item file is refused as not one forward pass")
     func heldOutFile() throws {
-        let golden = try GoldenActivations(url: Repository.activations.appendingPathComponent("arbiter-main/heldout.h5"))
+        let url = Repository.activations.appendingPathComponent("arbiter-main/heldout.h5")
+        let golden = try GoldenActivations(url: url)
         try expectError(golden, "a held-out item file ('item_offsets' splits its input_ids into items)",
                         kind: .unsupported)
     }
