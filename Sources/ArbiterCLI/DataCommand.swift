@@ -124,6 +124,7 @@ struct DataCheckCommand: ParsableCommand {
                 set = try MC2Benchmark.load(json: URL(fileURLWithPath: mc2 ?? ""), imageFolder: imageFolder, options: options)
             }
             if let tokenizer {
+                try FileCheck.regularFile(URL(fileURLWithPath: tokenizer))  // a named pipe would block the read
                 let t = try Tokenizer(url: URL(fileURLWithPath: tokenizer))
                 set = try set.validateCandidates(tokenizer: t, options: options)
             }

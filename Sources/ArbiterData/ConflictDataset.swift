@@ -191,7 +191,7 @@ public enum ConflictDataset {
     static func parseJSON(_ url: URL) throws -> Any {
         let data: Data
         do {
-            let size = try RegularFile.size(at: url), limit = DatasetLimits.maximumFileBytes
+            let size = try FileCheck.regularFile(url), limit = DatasetLimits.maximumFileBytes
             guard size <= limit else {
                 throw DatasetError(file: url.path, "\(size) bytes, over the \(limit)-byte limit for dataset files")
             }

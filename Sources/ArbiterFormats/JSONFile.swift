@@ -6,13 +6,10 @@ public enum JSONFile {
     /// Largest JSON file Arbiter reads (configs are kilobytes; tokenizer.json of large vocabularies ~ 10–30 MB).
     public static let maximumBytes = 256 << 20
 
-    /// Reads a file's bytes, refusing missing files and files over `maximumBytes`.
+    /// Reads a file's bytes, refusing missing files, anything but a regular file, and files over `maximumBytes`.
     public static func data(at url: URL) throws -> Data {
-        let attributes: [FileAttributeKey: Any]
-        do { attributes = try FileManager.default.attributesOfItem(atPath: url.path) } catch {
-            throw FormatError(.unreadable, file: url, "cannot open: file does not exist or is not readable")
-        }
-        if let size = attributes[.size] as? Int, size > maximumBytes {
+        let size = try FileCheck.regularFile(url)
+        if size > maximumBytes {
             throw FormatError(.tooLarge, file: url, "\(size) bytes is over the \(maximumBytes)-byte limit for JSON files")
         }
         do { return try Data(contentsOf: url) } catch {

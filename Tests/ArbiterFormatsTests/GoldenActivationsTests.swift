@@ -105,6 +105,61 @@ struct GoldenActivationsTests {
         }
     }
 
+    /// Peak resident memory of this process (VmHWM), in bytes.
+    static func peakResidentBytes() -> Int {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        return (line.split(separator: " ").compactMap { Int($0) }.first ?? 0) * 1024
+    }
+
+    @Test("input_ids declaring 100 M tokens (a 22 kB gzip-chunked file) are refused from the declared shape, unread")
+    func declaredHugeInputIDs() throws {
+        let url = HDF5Fixtures.folder.appendingPathComponent("golden_huge_input_ids.h5")
+        let before = Self.peakResidentBytes()
+        let error = expectHDF5Error(naming: url) { try GoldenActivations(url: url) }
+        #expect(error?.kind == .tooLarge)
+        let text = error?.description ?? "no error"
+        #expect(text.contains("dataset 'input_ids' declares 100000000 tokens, over the 1048576-token limit of a "
+                              + "golden file; not read"), "\(text)")
+        // Reading them would take 800 MB; other tests running alongside stay far below the margin.
+        #expect(Self.peakResidentBytes() - before < 400 << 20)
+    }
+
+    @Test("a dataset declaring another shape than expected (3.6 GB of logits in 15 kB) is refused before reading")
+    func declaredHugeDataset() throws {
+        let url = HDF5Fixtures.folder.appendingPathComponent("golden_huge_logits.h5")
+        let golden = try GoldenActivations(url: url)
+        #expect(try golden.shape(of: "logits") == [3, 300_000_000])
+        let before = Self.peakResidentBytes()
+        let error = expectHDF5Error(naming: url) { try golden.tensor("logits", expectedShape: [3, 512]) }
+        #expect(error?.kind == .inconsistent)
+        let text = error?.description ?? "no error"
+        #expect(text.contains("dataset 'logits' has shape [3, 300000000] but the model computed [3, 512]; not read"),
+                "\(text)")
+        #expect(Self.peakResidentBytes() - before < 400 << 20)
+    }
+
+    @Test("held-out item files are recognised by their item_offsets dataset")
+    func heldOutItemFiles() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let activations = root.appendingPathComponent("GoldenData/activations")
+        let heldOut = try GoldenActivations(url: activations.appendingPathComponent("arbiter-main/heldout.h5"))
+        #expect(heldOut.isItemSet && heldOut.itemDataset == "GoldenData/heldout")
+        let single = try GoldenActivations(url: activations.appendingPathComponent("tiny-llama/random-24.h5"))
+        #expect(!single.isItemSet && single.itemDataset == nil)
+        // The structure decides, not the file name or the attribute.
+        let folder = try HDF5ScratchFolder("golden")
+        defer { folder.remove() }
+        let url = folder.file("random-24.h5")
+        let writer = try GoldenWriter(url: url, modelID: "m", modelType: "llama", source: "s", seed: 0, caseName: "c")
+        try writer.writeInputIDs([1, 2, 3, 4])
+        try writer.writeIntegers("item_offsets", [0, 1, 4], shape: [3])
+        try writer.commit()
+        let items = try GoldenActivations(url: url)
+        #expect(items.isItemSet && items.itemDataset == nil)
+    }
+
     @Test("shape rules of known hooks", arguments: [
         ("hook_embed", [3, 8], true), ("hook_embed", [4, 8], false), ("hook_embed", [3], false),
         ("logits", [3, 11], true), ("ln_final.hook_normalized", [2, 8], false),

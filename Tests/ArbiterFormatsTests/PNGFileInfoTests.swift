@@ -57,9 +57,9 @@ struct PNGFileInfoTests {
         let sub = folder.file("folder.png")
         try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: false)
         let device = URL(fileURLWithPath: "/dev/null")
-        for (url, what) in [(pipe, "a named pipe"), (sub, "a folder"), (device, "a device")] {
+        for (url, what) in [(pipe, "a named pipe"), (sub, "a folder"), (device, "a character device")] {
             let e = try #require(error(url), "\(what)")
-            #expect(e.kind == .unsupported && e.file == url.path && e.problem.contains(what), "\(e)")
+            #expect(e.kind == .unreadable && e.file == url.path && e.problem.contains(what), "\(e)")
             // Reading the whole image refuses it the same way (a pipe would block the read).
             #expect(throws: FormatError.self) { _ = try PNGImage.read(url: url) }
         }

@@ -21,6 +21,34 @@ enum SafetensorsBytes {
         #""\#(name)":{"dtype":"\#(dtype)","shape":\#(shape),"data_offsets":\#(offsets)}"#
     }
 
+    /// A header object of entries.
+    static func header(_ entries: String...) -> String { "{" + entries.joined(separator: ",") + "}" }
+
+    /// The header of `one()` with its defaults, and its 8 data bytes (two F32 values).
+    static let oneHeader = #"{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
+    static let floats: [UInt8] = [0, 0, 128, 63, 0, 0, 0, 64]
+
+    /// Length prefix and header padded with spaces as the reference writer does (to a multiple of 8), plus 8
+    /// more spaces so that the padding can lose 4 bytes.
+    static func padded(_ header: String) -> [UInt8] {
+        var bytes = Array(header.utf8)
+        bytes += [UInt8](repeating: UInt8(ascii: " "), count: (8 - bytes.count % 8) % 8 + 8)
+        return file(header: bytes)
+    }
+
+    /// A file prefix (length + header) whose length field is `by` smaller: the last bytes move to the data.
+    static func shortened(_ prefixed: [UInt8], by: Int) -> [UInt8] {
+        let length = prefixed[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return prefix(length - UInt64(by)) + prefixed[8...]
+    }
+
+    /// A file prefix whose header gets `insert` appended and a length 4 larger than the header it had (so 4
+    /// bytes of what follows, data or `insert`, are counted as header).
+    static func lengthened(_ prefixed: [UInt8], insert: [UInt8]) -> [UInt8] {
+        let length = prefixed[0..<8].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return prefix(length + 4) + prefixed[8...] + insert
+    }
+
     /// A header with one F32 tensor "t" whose entry fields are replaced, over an 8-byte data buffer.
     static func one(_ dtype: String = "\"F32\"", shape: String = "[2]", offsets: String = "[0,8]", data: Int = 8) -> [UInt8] {
         file(header: #"{"t":{"dtype":\#(dtype),"shape":\#(shape),"data_offsets":\#(offsets)}}"#,
@@ -50,7 +78,7 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
     typealias B = SafetensorsBytes
 
     static let all: [MalformedCase] = lengthCases + jsonCases + structureCases + shapeCases + offsetCases
-        + sizeCases + overlapCases + dtypeCases
+        + sizeCases + overlapCases + coverageCases + paddingCases + dtypeCases
 
     static let lengthCases: [MalformedCase] = [
         MalformedCase("empty-file", [], .truncated, "shorter than the 8-byte header length"),
@@ -186,6 +214,58 @@ struct MalformedCase: Sendable, CustomTestStringConvertible {
                       data: 16, .inconsistent, "tensors \"outer\" and \"inner\" overlap"),
         MalformedCase("overlap-unsupported", header: "{" + B.entry("a", "F32", "[2]", "[0,8]") + "," + B.entry("b", "I64", "[1]", "[0,8]") + "}",
                       .inconsistent, "overlap"),
+    ]
+
+    /// The data buffer must be covered exactly: from byte 0, without holes, up to the end of the file.
+    static let coverageCases: [MalformedCase] = [
+        MalformedCase("hole-at-start", B.one(offsets: "[4,12]", data: 12), .inconsistent,
+                      "data buffer bytes 0..<4 belong to no tensor (a hole at the start of the data buffer, before "
+                      + "tensor \"t\")"),
+        MalformedCase("hole-between",
+                      header: B.header(B.entry("a", "F32", "[1]", "[0,4]"), B.entry("b", "F32", "[1]", "[8,12]")),
+                      data: 12, .inconsistent,
+                      "bytes 4..<8 belong to no tensor (a hole after tensor \"a\" ends, before tensor \"b\")"),
+        MalformedCase("hole-after-empty-tensor",
+                      header: B.header(B.entry("e", "F32", "[0]", "[0,0]"), B.entry("t", "F32", "[1]", "[2,6]")),
+                      data: 6, .inconsistent, "bytes 0..<2 belong to no tensor (a hole after tensor \"e\" ends"),
+        MalformedCase("slack-at-end", B.one(data: 12), .inconsistent,
+                      "data buffer bytes 8..<12 belong to no tensor: the last tensor, \"t\", ends at byte 8 of 12"),
+        MalformedCase("one-byte-slack", B.one(data: 9), .inconsistent, "bytes 8..<9 belong to no tensor"),
+        MalformedCase("data-without-tensors", B.file(header: "{}", data: [0, 0, 0, 0]), .inconsistent,
+                      "data buffer bytes 0..<4 belong to no tensor: the tensors end at byte 0 of 4"),
+        MalformedCase("zero-length-inside",
+                      header: B.header(B.entry("a", "F32", "[2]", "[0,8]"), B.entry("z", "BF16", "[3,0]", "[4,4]")),
+                      .inconsistent, "zero-length tensor \"z\" at byte 4 lies inside tensor \"a\" (bytes 0..<8)"),
+        MalformedCase("inserted-4-bytes", B.padded(B.oneHeader) + [1, 2, 3, 4] + B.floats, .inconsistent,
+                      "data buffer bytes 8..<12 belong to no tensor: the last tensor, \"t\", ends at byte 8 of 12"),
+        MalformedCase("inserted-64-bytes", B.padded(B.oneHeader) + [UInt8](repeating: 0, count: 64) + B.floats,
+                      .inconsistent, "bytes 8..<72 belong to no tensor"),
+        MalformedCase("header-length-4-short", B.shortened(B.padded(B.oneHeader), by: 4) + B.floats, .inconsistent,
+                      "bytes 8..<12 belong to no tensor"),
+    ]
+
+    /// The header is the JSON object from its first byte, padded after the closing brace with spaces only.
+    static let paddingCases: [MalformedCase] = [
+        // Bytes counted in the header length that JSON does not allow after the object: the parser refuses them
+        // (or the UTF-8 check: the float 1.0 is 00 00 80 3F).
+        MalformedCase("inserted-4-bytes-counted", B.lengthened(B.padded(B.oneHeader), insert: [1, 2, 3, 4]) + B.floats,
+                      .malformed, "unexpected text after the JSON value"),
+        MalformedCase("header-length-4-long", B.lengthened(B.padded(B.oneHeader), insert: []) + B.floats, .malformed,
+                      "header is not valid UTF-8"),
+        // Data bytes that happen to be spaces (the float 0x20202020) pass as padding: the data buffer is then short.
+        MalformedCase("header-length-4-long-into-spaces", B.lengthened(B.padded(B.oneHeader), insert: [])
+                      + [0x20, 0x20, 0x20, 0x20, 0, 0, 0, 64], .truncated, "past the end of the data buffer (4 bytes)"),
+        // JSON whitespace other than spaces: the parser accepts it, the format does not.
+        MalformedCase("inserted-4-tabs-counted", B.lengthened(B.padded(B.oneHeader), insert: [9, 9, 9, 9]) + B.floats,
+                      .malformed, "does not end on the JSON object's closing brace followed by spaces: byte"),
+        MalformedCase("tab-padding", B.file(header: B.oneHeader + "\t   ", data: B.floats), .malformed, "0x09"),
+        MalformedCase("newline-padding", B.file(header: B.oneHeader + "\n", data: B.floats), .malformed, "0x0A"),
+        MalformedCase("carriage-return-padding", B.file(header: B.oneHeader + " \r ", data: B.floats), .malformed,
+                      "0x0D"),
+        MalformedCase("leading-space", B.file(header: " " + B.oneHeader, data: B.floats), .malformed,
+                      "header does not begin with '{' (found byte 0x20)"),
+        MalformedCase("leading-newline", B.file(header: "\n{}"), .malformed,
+                      "header does not begin with '{' (found byte 0x0A)"),
     ]
 
     static let dtypeCases: [MalformedCase] = ["F64", "I64", "I32", "U8", "I8", "BOOL", "F8_E4M3", "F8_E5M2", "U16", "C64"]

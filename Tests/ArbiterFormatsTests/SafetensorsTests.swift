@@ -1,6 +1,9 @@
 // Tests of SafetensorsFile, SafetensorsWriter, Checkpoint, MappedFile and WeightStore on well-formed input:
 // the Python reference fixture, round trips, sharded checkpoints and strict weight loading.
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import ArbiterTensor
 @testable import ArbiterFormats
@@ -59,7 +62,6 @@ struct SafetensorsTests {
         let file = try SafetensorsFile(url: ReferenceFixture.url)
         #expect(file.names == ["model.a.weight", "model.b.half", "model.c.bf16", "model.d.empty", "model.e.scalar"])
         #expect(file.metadata == ReferenceFixture.metadata)
-        #expect(file.holes.isEmpty)
         #expect(file.skipped.isEmpty)
         let source = ReferenceFixture.source
         let a = try #require(file.tensors["model.a.weight"])
@@ -113,7 +115,6 @@ struct SafetensorsTests {
         let file = try SafetensorsFile(url: url)
         #expect(file.names == ["b", "e", "w"])
         #expect(file.metadata == ["dtype": dtype.rawValue])
-        #expect(file.holes.isEmpty)
         for (name, tensor) in tensors {
             let stored = try #require(file.tensors[name])
             #expect(stored.dtype == dtype && stored.shape == tensor.shape && stored.name == name)
@@ -208,25 +209,103 @@ struct SafetensorsTests {
         #expect(file.skipped == ["pos"])
     }
 
-    @Test("holes in the data buffer are noted, not refused")
-    func holesAreNoted() throws {
-        let folder = try SafetensorsTestFolder()
-        let header = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"b":{"dtype":"F16","shape":[1],"data_offsets":[12,14]}}"#
-        let url = try folder.write(SafetensorsBytes.file(header: header, data: [UInt8](repeating: 0, count: 20)), to: "holes.safetensors")
-        let file = try SafetensorsFile(url: url)
-        #expect(file.holes == [0..<4, 8..<12, 14..<20])
-        #expect(file.notes.count == 3)
-        #expect(file.notes.allSatisfy { $0.contains("holes.safetensors") && $0.contains("belong to no tensor") })
-    }
-
-    @Test("zero-length tensors may sit anywhere, even inside another tensor's bytes")
+    @Test("zero-length tensors may sit at the start, between two tensors or at the end (not inside one)")
     func zeroLengthTensors() throws {
         let folder = try SafetensorsTestFolder()
-        let header = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"z":{"dtype":"BF16","shape":[3,0],"data_offsets":[4,4]}}"#
-        let url = try folder.write(SafetensorsBytes.file(header: header, data: [UInt8](repeating: 0, count: 8)), to: "zero.safetensors")
+        let B = SafetensorsBytes.self
+        let header = "{" + [B.entry("first", "F32", "[0]", "[0,0]"), B.entry("a", "F32", "[1]", "[0,4]"),
+                            B.entry("between", "BF16", "[3,0]", "[4,4]"), B.entry("b", "F32", "[1]", "[4,8]"),
+                            B.entry("last", "F16", "[0,2]", "[8,8]")].joined(separator: ",") + "}"
+        let url = try folder.write(B.file(header: header, data: [UInt8](repeating: 0, count: 8)),
+                                   to: "zero.safetensors")
         let file = try SafetensorsFile(url: url)
-        #expect(file.names == ["a", "z"])
-        #expect(file.tensors["z"]?.count == 0)
+        #expect(file.names == ["a", "b", "between", "first", "last"])
+        #expect(file.tensors["between"]?.count == 0 && file.tensors["last"]?.count == 0)
+    }
+
+    @Test("files from the reference writer cover their data buffer exactly: every bundled checkpoint loads")
+    func bundledCheckpointsLoad() throws {
+        let models = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("GoldenData/models")
+        let names = try FileManager.default.contentsOfDirectory(atPath: models.path).sorted()
+        #expect(names.count >= 8, "found \(names)")
+        for name in names {
+            let checkpoint = try Checkpoint(directory: models.appendingPathComponent(name))
+            #expect(!checkpoint.tensors.isEmpty, "\(name)")
+        }
+    }
+
+    @Test("MappedFile and Checkpoint refuse a named pipe before opening it (no blocking), a device and a folder")
+    func nonRegularFiles() throws {
+        let folder = try SafetensorsTestFolder()
+        let fifo = folder.file("model.safetensors")
+        #expect(mkfifo(fifo.path, 0o600) == 0, "mkfifo: \(String(cString: strerror(errno)))")
+        // Opening a FIFO for reading with no writer blocks: the test would hang here if the check came late.
+        let cases: [(URL, String)] = [(fifo, "a named pipe (FIFO)"), (folder.url, "a folder"),
+                                      (URL(fileURLWithPath: "/dev/null"), "a character device")]
+        for (url, what) in cases {
+            let error = expectRefusedWithoutBlocking(url) { _ = try MappedFile(url: url) }
+            #expect(error?.kind == .unreadable)
+            #expect(error?.description.contains("not a regular file: it is \(what)") == true,
+                    "\(error?.description ?? "")")
+        }
+        // A checkpoint folder whose model.safetensors is a pipe.
+        let checkpoint = expectRefusedWithoutBlocking(fifo) { [url = folder.url] in _ = try Checkpoint(directory: url) }
+        #expect(checkpoint?.description.contains("named pipe") == true)
+        // A symbolic link to a regular file is followed.
+        let target = try folder.write(SafetensorsBytes.file(header: "{}"), to: "target.safetensors")
+        try FileManager.default.createSymbolicLink(at: folder.file("link.safetensors"), withDestinationURL: target)
+        #expect(try SafetensorsFile(url: folder.file("link.safetensors")).names.isEmpty)
+    }
+
+    @Test("a NaN or an infinity is found in every dtype, at any position, naming the tensor, the file and the element",
+          arguments: DType.allCases)
+    func nonFiniteFound(dtype: DType) throws {
+        let folder = try SafetensorsTestFolder()
+        // Sizes around the vector width (8/16 lanes) and the 4096-element block, positions at both ends.
+        let placements: [(Int, Int, Float)] = [(1, 0, .nan), (15, 14, .infinity), (17, 16, -.infinity),
+                                               (4096, 4095, .nan), (4097, 4096, .infinity), (10_000, 5000, .nan),
+                                               (10_000, 0, -.infinity)]
+        for (count, position, value) in placements {
+            var values = (0..<count).map { Float($0 % 97) * 0.5 - 20 }
+            values[position] = value
+            if position + 1 < count { values[count - 1] = .nan }  // a later non-finite value must not be reported
+            let url = folder.file("w\(count)-\(position).safetensors")
+            try SafetensorsWriter.write(floats: ["fine": Tensor(shape: [3], scalars: [1, 2, 65504]),
+                                                 "w": Tensor(shape: [count], scalars: values)], dtype: dtype, to: url)
+            let file = try SafetensorsFile(url: url)
+            #expect(FiniteScan.firstNonFinite(try #require(file.tensors["w"])) == position,
+                    "\(dtype) \(count) \(position)")
+            #expect(FiniteScan.firstNonFinite(try #require(file.tensors["fine"])) == nil)
+            let error = #expect(throws: FormatError.self) { try file.requireFinite() }
+            let text = error?.description ?? ""
+            let kind = value.isNaN ? "NaN" : value < 0 ? "-infinity" : "+infinity"
+            #expect(text.contains(url.path), "\(text)")
+            #expect(text.contains("tensor \"w\" holds \(kind) at element \(position) "), "\(text)")
+        }
+        // Values next to the limits are finite: the largest finite value, the smallest subnormal, -0.
+        let edge = folder.file("edge.safetensors")
+        let largest: Float = dtype == .float16 ? 65504 : dtype == .bfloat16 ? 3.3895314e38 : .greatestFiniteMagnitude
+        let edges = Array(repeating: largest, count: 17) + [-largest, .leastNonzeroMagnitude, -0.0]
+        try SafetensorsWriter.write(floats: ["e": Tensor(shape: [20], scalars: edges)], dtype: dtype, to: edge)
+        try SafetensorsFile(url: edge).requireFinite()
+    }
+
+    @Test("the multi-dimensional index of the first non-finite element is named")
+    func nonFiniteIndex() throws {
+        let folder = try SafetensorsTestFolder()
+        let url = folder.file("model.safetensors")
+        var values = [Float](repeating: 0.5, count: 24)
+        values[17] = .nan
+        let name = "model.layers.1.mlp.up_proj.weight"
+        try SafetensorsWriter.write(floats: [name: Tensor(shape: [2, 3, 4], scalars: values)], dtype: .bfloat16,
+                                    to: url)
+        let error = #expect(throws: FormatError.self) { try Checkpoint(directory: folder.url) }
+        #expect(error?.description.contains(url.path) == true)
+        #expect(error?.description.contains(
+            "tensor \"\(name)\" holds NaN at element 17 (index [1, 1, 1] of shape [2, 3, 4])") == true,
+                "\(error?.description ?? "no error")")
+        #expect(try Checkpoint(directory: folder.url, requireFinite: false).names == [name])
     }
 
     @Test("MappedFile maps empty files and refuses missing files and folders")
@@ -358,6 +437,16 @@ struct CheckpointTests {
         let error = #expect(throws: FormatError.self) { try Checkpoint(directory: folder.url) }
         #expect(error?.description.contains(Checkpoint.indexFileName) == true)
         #expect(error?.description.contains(phrase) == true, "\(error?.description ?? "no error")")
+    }
+
+    @Test("a NaN in a shard is refused naming that shard and the tensor")
+    func nonFiniteInShard() throws {
+        let folder = try SafetensorsTestFolder()
+        try sharded(folder)
+        try SafetensorsWriter.write(floats: ["c": Tensor(shape: [2], scalars: [8, .infinity])],
+                                    dtype: .bfloat16, to: folder.file("model-00002-of-00002.safetensors"))
+        expectError(folder, .malformed, [folder.file("model-00002-of-00002.safetensors").path,
+                                         "tensor \"c\" holds +infinity at element 1 (index [1] of shape [2])"])
     }
 
     @Test("unsupported dtypes in shards can be skipped")

@@ -3,6 +3,9 @@ import ArbiterFormats
 import ArbiterModels
 import ArbiterTensor
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 
 @Suite("Decoder configuration")
@@ -266,6 +269,24 @@ struct VisionConfigurationTests {
 
 @Suite("Model loading")
 struct ModelLoadingTests {
+    @Test("a named pipe as config.json, model.safetensors or tokenizer.json is refused without blocking",
+          arguments: ["config.json", "model.safetensors", "tokenizer.json"])
+    func namedPipes(_ name: String) throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llava")
+        let pipe = folder.appendingPathComponent(name)
+        try FileManager.default.removeItem(at: pipe)
+        try #require(mkfifo(pipe.path, 0o600) == 0)
+        // Should the check regress, a writer opened after 10 s releases the blocked read, which then fails
+        // with another message (or loads nothing), so the test fails instead of hanging.
+        let release = DispatchWorkItem { let fd = open(pipe.path, O_WRONLY | O_NONBLOCK); if fd >= 0 { close(fd) } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 10, execute: release)
+        defer { release.cancel() }
+        let error = #expect(throws: FormatError.self) { try ModelSession(directory: folder) }
+        #expect(error?.description.contains("\(pipe.path): unreadable: not a regular file: it is a named pipe (FIFO)")
+                == true, "\(String(describing: error))")
+    }
+
     @Test("unknown model_type names the type and the supported ones")
     func unknownModelType() throws {
         let tmp = try TemporaryFolder()
@@ -418,22 +439,40 @@ struct ModelLoadingTests {
 
 @Suite("Numerical guards")
 struct NumericalGuardTests {
-    @Test("a NaN weight is reported at the first hook where it shows, with layer and position", arguments: [
-        ("model.layers.1.self_attn.q_proj.weight", "blocks.1.attn.hook_q"),
-        ("model.layers.2.mlp.down_proj.weight", "blocks.2.hook_mlp_out"),
-        ("model.layers.0.mlp.up_proj.weight", "blocks.0.mlp.hook_pre_linear"),
-        ("model.norm.weight", "ln_final.hook_normalized"),
-        ("lm_head.weight", "hook_logits"),
-        ("model.embed_tokens.weight", "hook_embed"),
+    @Test("a NaN or infinite weight is refused at load time, naming the file, the tensor and the element", arguments: [
+        "model.layers.1.self_attn.q_proj.weight", "model.layers.2.mlp.down_proj.weight",
+        "model.layers.0.mlp.up_proj.weight", "model.norm.weight", "lm_head.weight", "model.embed_tokens.weight",
     ])
-    func nanWeight(_ tensorName: String, _ hook: String) throws {
+    func nanWeight(_ tensorName: String) throws {
         let tmp = try TemporaryFolder()
         let folder = try tmp.copyModel("tiny-llama")
         var tensors = try floatTensors(of: folder)
         var t = try #require(tensors[tensorName])
-        // Poison every row for the embedding (any token hits it); the first element otherwise.
-        if tensorName.hasPrefix("model.embed_tokens") { for r in 0..<t.rows { t.scalars[r * t.columns] = .nan } }
-        else { t.scalars[0] = .nan }
+        let position = t.rank == 1 ? 1 : t.columns + 1  // index [1] or [1, 1]
+        t.scalars[position] = .nan
+        t.scalars[position + 1] = .infinity  // later: not the one reported
+        tensors[tensorName] = t
+        let file = folder.appendingPathComponent("model.safetensors")
+        try SafetensorsWriter.write(floats: tensors, dtype: .float32, to: file)
+        let error = #expect(throws: FormatError.self) { try ModelRegistry.load(folder) }
+        let index = t.rank == 1 ? "[1]" : "[1, 1]"
+        let text = error?.description ?? "no error"
+        #expect(text.contains(file.path), "\(text)")
+        #expect(text.contains("tensor \"\(tensorName)\" holds NaN at element \(position) (index \(index)"), "\(text)")
+    }
+
+    @Test("a non-finite activation from finite weights is reported at the first hook where it shows", arguments: [
+        ("model.layers.1.input_layernorm.weight", "blocks.1.ln1.hook_normalized"),
+        ("model.layers.2.post_attention_layernorm.weight", "blocks.2.ln2.hook_normalized"),
+        ("model.norm.weight", "ln_final.hook_normalized"),
+    ])
+    func overflowingWeight(_ tensorName: String, _ hook: String) throws {
+        let tmp = try TemporaryFolder()
+        let folder = try tmp.copyModel("tiny-llama")
+        var tensors = try floatTensors(of: folder)
+        var t = try #require(tensors[tensorName])
+        // The largest finite gain: any normalized element above 1 in magnitude overflows to infinity.
+        t.scalars = Array(repeating: .greatestFiniteMagnitude, count: t.count)
         tensors[tensorName] = t
         try SafetensorsWriter.write(floats: tensors, dtype: .float32, to: folder.appendingPathComponent("model.safetensors"))
         let model = try ModelRegistry.load(folder)

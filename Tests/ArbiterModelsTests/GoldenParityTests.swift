@@ -82,3 +82,96 @@ struct LlavaConfigurationErrorTests {
                 "\(String(describing: error))")
     }
 }
+
+@Suite("Golden comparison errors name the golden file")
+struct GoldenComparisonErrorTests {
+    /// Writes a tiny-llama golden file with ids [1, 5, 9] and the given float datasets.
+    func golden(_ folder: TemporaryFolder, _ name: String, _ datasets: [String: Tensor]) throws -> GoldenActivations {
+        let url = folder.url.appendingPathComponent(name)
+        let writer = try GoldenWriter(url: url, modelID: "tiny-llama", modelType: "llama", source: "test", seed: 0,
+                                      caseName: "errors")
+        try writer.writeInputIDs([1, 5, 9])
+        for (hook, tensor) in datasets { try writer.write(hook: hook, tensor: tensor) }
+        try writer.commit()
+        return try GoldenActivations(url: url)
+    }
+
+    func expectError(_ golden: GoldenActivations, _ phrase: String, kind: FormatError.Kind) throws {
+        let model = try ModelRegistry.load(Repository.model(golden.modelID))
+        let error = #expect(throws: FormatError.self) { try GoldenComparison.run(model: model, golden: golden) }
+        #expect(error?.kind == kind, "\(String(describing: error))")
+        #expect(error?.description.contains(golden.url.path) == true, "\(String(describing: error))")
+        #expect(error?.description.contains(phrase) == true, "\(String(describing: error)) lacks \(phrase)")
+    }
+
+    @Test("a held-out item file is refused as not one forward pass")
+    func heldOutFile() throws {
+        let url = Repository.activations.appendingPathComponent("arbiter-main/heldout.h5")
+        let golden = try GoldenActivations(url: url)
+        try expectError(golden, "a held-out item file ('item_offsets' splits its input_ids into items)",
+                        kind: .unsupported)
+    }
+
+    @Test("a hook the model does not have")
+    func unknownHook() throws {
+        let folder = try TemporaryFolder()
+        let zeros = Tensor(shape: [3, 64], scalars: Array(repeating: 0, count: 192))
+        let golden = try golden(folder, "unknown.h5", ["blocks.7.hook_resid_post": zeros])
+        try expectError(golden, "unknown hook name blocks.7.hook_resid_post", kind: .inconsistent)
+    }
+
+    @Test("a dataset whose shape differs from the computed activation is refused before it is read")
+    func shapeMismatch() throws {
+        let folder = try TemporaryFolder()
+        let golden = try golden(folder, "logits.h5",
+                                ["logits": Tensor(shape: [3, 7], scalars: Array(repeating: 0, count: 21))])
+        try expectError(golden, "dataset 'logits' has shape [3, 7] but the model computed [3, 512]; not read",
+                        kind: .inconsistent)
+    }
+}
+
+@Suite("arbiter compare")
+struct CompareCommandTests {
+    /// Runs the `arbiter` executable built beside the test bundle from the package root.
+    func arbiter(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
+        let process = Process()
+        process.executableURL = DeterminismTests.arbiter
+        process.arguments = arguments
+        process.currentDirectoryURL = Repository.root
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self),
+                String(decoding: err, as: UTF8.self))
+    }
+
+    static var built: Bool { FileManager.default.isExecutableFile(atPath: DeterminismTests.arbiter.path) }
+
+    @Test("held-out item files are skipped with the reason, one-pass goldens compared", .enabled(if: built))
+    func skipsHeldOut() throws {
+        let run = try arbiter(["compare", "--golden", "GoldenData/activations/arbiter-main/heldout.h5",
+                               "--golden", "GoldenData/activations/tiny-llama/random-24.h5"])
+        #expect(run.status == 0, "\(run.output)\(run.errors)")
+        #expect(run.output.contains("skip arbiter-main/heldout: "), "\(run.output)")
+        #expect(run.output.contains("GoldenData/activations/arbiter-main/heldout.h5 is a held-out item file"),
+                "\(run.output)")
+        #expect(run.output.contains("ok   tiny-llama/random-24"), "\(run.output)")
+        #expect(run.output.contains("1 file skipped"), "\(run.output)")
+        let only = try arbiter(["compare", "--golden", "GoldenData/activations/arbiter-main/heldout.h5"])
+        #expect(only.status != 0 && only.errors.contains("nothing compared"), "\(only.errors)")
+    }
+
+    @Test("an error loading the golden file's model names the golden file", .enabled(if: built))
+    func modelErrorNamesFile() throws {
+        let folder = try TemporaryFolder()
+        let run = try arbiter(["compare", "--golden", "GoldenData/activations/tiny-llama/random-24.h5",
+                               "--models", folder.url.path])
+        #expect(run.status != 0)
+        #expect(run.errors.contains("GoldenData/activations/tiny-llama/random-24.h5: cannot load its model "
+                                    + "'tiny-llama'"), "\(run.errors)")
+    }
+}

@@ -9,6 +9,13 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
     public static let formatVersion = 1
     /// The dataset holding the token ids.
     public static let inputIDsName = "input_ids"
+    /// The integer dataset that marks a held-out item file (GoldenData/README.md: many items' prompts
+    /// concatenated in `input_ids`, item `i` at `input_ids[item_offsets[i] ..< item_offsets[i + 1]]`).
+    public static let itemOffsetsName = "item_offsets"
+    /// Most tokens a golden file may declare in `input_ids` (checked from the declared shape, before anything is
+    /// read). A golden file is one forward pass, or a few hundred held-out prompts (GoldenData's hold 8167
+    /// tokens): a million tokens is far past any of them, and past what one pass of any supported model can hold.
+    public static let maximumTokens = 1 << 20
     static let regenerateHint = "regenerate with `make goldens`"
 
     public let url: URL
@@ -24,6 +31,11 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
     public let integerNames: [String]
     /// Number of tokens `T` (length of `input_ids`).
     public let tokenCount: Int
+    /// Whether the file holds held-out items (an `item_offsets` dataset) rather than one forward pass: its
+    /// `input_ids` are several prompts and its datasets are per item (`logits_last`), not per hook.
+    public let isItemSet: Bool
+    /// The `dataset` root attribute of a held-out item file: the folder of the items it was computed on.
+    public let itemDataset: String?
     private let reader: HDF5Reader
 
     /// Opens and checks a golden file: version, required attributes, and a rank-1 integer `input_ids`.
@@ -71,11 +83,17 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
             throw FormatError(.unsupported, file: url,
                               "'\(Self.inputIDsName)' is \(try reader.dtype(of: Self.inputIDsName)), expected int64; \(Self.regenerateHint)")
         }
-        let shape = try reader.shape(of: Self.inputIDsName)
+        let shape = try reader.shape(of: Self.inputIDsName)  // the declared shape: nothing is read yet
         guard shape.count == 1 else {
             throw FormatError(.inconsistent, file: url, "'\(Self.inputIDsName)' has shape \(shape), expected [T]")
         }
+        guard shape[0] <= Self.maximumTokens else {
+            throw FormatError(.tooLarge, file: url, "dataset '\(Self.inputIDsName)' declares \(shape[0]) tokens, over "
+                              + "the \(Self.maximumTokens)-token limit of a golden file; not read")
+        }
         tokenCount = shape[0]
+        isItemSet = integerNames.contains(Self.itemOffsetsName)
+        itemDataset = isItemSet && reader.hasAttribute("dataset") ? try reader.stringAttribute("dataset") : nil
     }
 
     /// Whether the file holds `hook`.
@@ -88,14 +106,21 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
     }
 
     /// The activation stored for `hook` as Float32, checked against the layout's shape for known hooks
-    /// (`[T, d]` for residual-stream hooks and logits, `[H, T, T]` for attention patterns).
-    public func tensor(_ hook: String) throws -> Tensor {
+    /// (`[T, d]` for residual-stream hooks and logits, `[H, T, T]` for attention patterns) and against
+    /// `expectedShape` when given. Both checks use the declared shape, before the data is read (a small
+    /// compressed file may declare gigabytes).
+    public func tensor(_ hook: String, expectedShape: [Int]? = nil) throws -> Tensor {
         try requireHook(hook)
-        let tensor = try reader.readFloat32(hook)
-        if let problem = Self.shapeProblem(hook: hook, shape: tensor.shape, tokens: tokenCount) {
-            throw FormatError(.inconsistent, file: url, "'\(hook)' has shape \(tensor.shape), expected \(problem); \(Self.regenerateHint)")
+        let shape = try reader.shape(of: hook)
+        if let problem = Self.shapeProblem(hook: hook, shape: shape, tokens: tokenCount) {
+            throw FormatError(.inconsistent, file: url,
+                              "'\(hook)' has shape \(shape), expected \(problem); \(Self.regenerateHint)")
         }
-        return tensor
+        if let expectedShape, shape != expectedShape {
+            throw FormatError(.inconsistent, file: url, "dataset '\(hook)' has shape \(shape) but the model computed "
+                              + "\(expectedShape); not read")
+        }
+        return try reader.readFloat32(hook)
     }
 
     /// The token ids fed to the model.

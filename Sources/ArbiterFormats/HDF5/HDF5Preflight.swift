@@ -56,7 +56,8 @@ final class HDF5FileBytes {
     private let descriptor: Int32
 
     init(path: String) throws {
-        descriptor = open(path, O_RDONLY)
+        // The reader checked that this is a regular file; O_NONBLOCK: a FIFO swapped in since cannot block open().
+        descriptor = open(path, O_RDONLY | O_NONBLOCK)
         guard descriptor >= 0 else {
             throw HDF5PreflightFailure(kind: .unreadable, problem: "cannot open: \(String(cString: strerror(errno)))")
         }

@@ -13,18 +13,16 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
     /// Opens `url`; throws for a missing file, a file without an HDF5 signature, or a corrupt one.
     public init(url: URL) throws {
         self.url = url
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), !isDirectory.boolValue,
-              FileManager.default.isReadableFile(atPath: url.path) else {
-            throw FormatError(.unreadable, file: url, "cannot open: file does not exist or is not readable")
+        // Before libhdf5 opens it: a named pipe would block H5Fis_hdf5.
+        fileSize = try FileCheck.regularFile(url)
+        guard FileManager.default.isReadableFile(atPath: url.path) else {
+            throw FormatError(.unreadable, file: url, "cannot open: file is not readable (permissions)")
         }
         guard try H5.hasSignature(url.path) else {
             throw FormatError(.malformed, file: url, "not an HDF5 file (no HDF5 signature found)")
         }
         // libhdf5 1.10 crashes on some corrupt metadata: check every structure it will parse first.
         try HDF5Preflight.check(url)
-        let attributes = try? FileManager.default.attributesOfItem(atPath: url.path)
-        fileSize = (attributes?[.size] as? Int) ?? Int.max
         file = try H5.openReadOnly(url.path)
     }
 

@@ -18,7 +18,7 @@ extension PNGImage {
     /// Reads the signature and the IHDR chunk of the PNG file at `url` (a regular file: pipes and devices are
     /// refused before opening). Only these bytes are checked; `read(url:)` validates the rest.
     public static func info(url: URL) throws -> PNGFileInfo {
-        let size = try RegularFile.size(at: url)
+        let size = try FileCheck.regularFile(url)
         let bytes: [UInt8]
         do {
             let handle = try FileHandle(forReadingFrom: url)

@@ -25,7 +25,7 @@ public enum PNGImage {
 
     /// Reads and decodes the PNG file at `url` (a regular file: a pipe or a device is refused before opening).
     public static func read(url: URL) throws -> RGBImage {
-        let size = try RegularFile.size(at: url)
+        let size = try FileCheck.regularFile(url)
         if size > maximumFileBytes {
             throw FormatError(.tooLarge, file: url, "\(size) bytes is over the \(maximumFileBytes)-byte limit for PNG files")
         }

@@ -17,8 +17,6 @@ public struct Checkpoint: Sendable {
     public let files: [URL]
     /// Tensors left out because of unsupported dtypes (only with `skipUnsupported`), sorted.
     public let skipped: [String]
-    /// Remarks that are not errors (holes in data buffers).
-    public let notes: [String]
 
     /// Total bytes of all tensors in their stored dtypes.
     public var totalBytes: Int { tensors.values.reduce(0) { $0 + $1.count * $1.dtype.byteSize } }
@@ -28,8 +26,10 @@ public struct Checkpoint: Sendable {
 
     /// Loads the checkpoint in `directory`. Throws `FormatError`: `.missing` when neither file exists or a
     /// shard or indexed tensor is absent, `.unexpected` when a tensor is in two shards or in a shard the
-    /// index does not map it to, and the errors of `SafetensorsFile` for each file.
-    public init(directory: URL, skipUnsupported: Bool = false) throws {
+    /// index does not map it to, and the errors of `SafetensorsFile` for each file. With `requireFinite`
+    /// (the default) a NaN or infinity in any tensor is refused, naming the file and tensor
+    /// (`SafetensorsFile.requireFinite`; the scan costs about as much as reading the file, see `FiniteScan`).
+    public init(directory: URL, skipUnsupported: Bool = false, requireFinite: Bool = true) throws {
         self.directory = directory
         let fileManager = FileManager.default
         let single = directory.appendingPathComponent(Self.singleFileName)
@@ -37,10 +37,10 @@ public struct Checkpoint: Sendable {
 
         if fileManager.fileExists(atPath: single.path) {
             let file = try SafetensorsFile(url: single, skipUnsupported: skipUnsupported)
+            if requireFinite { try file.requireFinite() }
             tensors = file.tensors
             files = [single]
             skipped = file.skipped
-            notes = file.notes
             return
         }
         guard fileManager.fileExists(atPath: index.path) else {
@@ -79,12 +79,12 @@ public struct Checkpoint: Sendable {
             throw FormatError(.missing, file: directory.appendingPathComponent(shardName),
                               "tensor \"\(name)\" listed in \(Self.indexFileName) is not in this shard")
         }
+        if requireFinite { for shard in shards { try shard.file.requireFinite() } }
         var tensors: [String: StoredTensor] = [:]
         for shard in shards { tensors.merge(shard.file.tensors) { first, _ in first } }
         self.tensors = tensors
         self.files = shards.map(\.file.url)
         self.skipped = shards.flatMap(\.file.skipped).sorted()
-        self.notes = shards.flatMap(\.file.notes)
     }
 
     /// The index's `weight_map`: tensor name → shard file name (a plain file name inside the folder).

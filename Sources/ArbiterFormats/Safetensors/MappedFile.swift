@@ -17,10 +17,13 @@ public final class MappedFile: @unchecked Sendable {  // immutable after init; t
     private let isMapped: Bool
 
     /// Maps the file at `url`. Throws `FormatError(.unreadable)` when it cannot be opened, is not a regular
-    /// file, or cannot be mapped.
+    /// file (checked before opening: a named pipe would block `open`), or cannot be mapped.
     public init(url: URL) throws {
         self.url = url
-        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC)
+        try FileCheck.regularFile(url)
+        // O_NONBLOCK: should the path turn into a FIFO after the check, `open` returns instead of waiting;
+        // the fstat below then refuses it. It has no effect on regular files.
+        let descriptor = open(url.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard descriptor >= 0 else {
             throw FormatError(.unreadable, file: url, "cannot open: \(Self.errnoText())")
         }
@@ -29,9 +32,7 @@ public final class MappedFile: @unchecked Sendable {  // immutable after init; t
         guard fstat(descriptor, &status) == 0 else {
             throw FormatError(.unreadable, file: url, "cannot stat: \(Self.errnoText())")
         }
-        guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw FormatError(.unreadable, file: url, "not a regular file")
-        }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw FileCheck.notRegular(url, status.st_mode) }
         guard let size = Int(exactly: status.st_size), size >= 0 else {
             throw FormatError(.unreadable, file: url, "invalid file size \(status.st_size)")
         }

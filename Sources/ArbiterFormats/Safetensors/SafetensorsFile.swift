@@ -3,7 +3,8 @@
 //
 // Layout: 8-byte little-endian header length N, N bytes of UTF-8 JSON, then the data buffer. The JSON object
 // maps tensor names to {"dtype", "shape", "data_offsets": [begin, end]} (offsets relative to the data buffer)
-// and may hold "__metadata__": {string: string}.
+// and may hold "__metadata__": {string: string}. The header begins with `{` and may be padded after the
+// object's closing brace with spaces (0x20) only; the tensors, in offset order, cover the data buffer exactly.
 import Foundation
 import ArbiterTensor
 
@@ -28,18 +29,11 @@ public struct SafetensorsFile: Sendable {
     public let metadata: [String: String]
     /// Names of tensors with unsupported dtypes left out (only when opened with `skipUnsupported`), sorted.
     public let skipped: [String]
-    /// Byte ranges of the data buffer no tensor covers (allowed, but unusual: the reference writer leaves none).
-    public let holes: [Range<Int>]
     /// Offset of the data buffer in the file (8 + header length).
     public let dataOffset: Int
 
     /// Tensor names, sorted.
     public var names: [String] { tensors.keys.sorted() }
-
-    /// Remarks about the file that are not errors (holes in the data buffer).
-    public var notes: [String] {
-        holes.map { "\(url.path): data buffer bytes \($0.lowerBound)..<\($0.upperBound) belong to no tensor" }
-    }
 
     /// Opens and validates the file at `url`. Tensors whose dtype Arbiter does not read are an
     /// `.unsupported` error unless `skipUnsupported` is set (then their names are in `skipped`).
@@ -78,6 +72,7 @@ public struct SafetensorsFile: Sendable {
         guard case .object(let entries) = header else {
             throw fail(.malformed, "header is not a JSON object (found \(header.kindName))")
         }
+        try Self.checkPadding(headerBytes, fail: fail)
 
         // Metadata.
         var metadata: [String: String] = [:]
@@ -140,20 +135,40 @@ public struct SafetensorsFile: Sendable {
             parsed.append(Entry(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
         }
 
-        // Overlaps and holes: walk the tensors in data order.
-        var holes: [Range<Int>] = []
+        // Exact coverage, as the reference implementation requires (huggingface/safetensors,
+        // safetensors/src/tensor.rs: `Metadata::validate` sorts the tensors by data_offsets and refuses any whose
+        // begin is not the previous end, `InvalidOffset(name)`; `SafeTensors::read_metadata` refuses a file whose
+        // last end + 8 + N is not the file size, `MetadataIncompleteBuffer`). So the first tensor starts at 0,
+        // each starts where the one before ends (no hole, no overlap; a zero-length tensor only at a boundary),
+        // and the last ends at the end of the file. Bytes inserted between header and data, or a header length
+        // cut short into its padding, shift every tensor and leave bytes past the last one: refused here.
         var covered = 0
-        var coveredBy = ""
-        for entry in parsed.sorted(by: { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }) where entry.begin < entry.end {
-            if entry.begin < covered {
-                throw fail(.inconsistent, "tensors \"\(coveredBy)\" and \"\(entry.name)\" overlap in the data buffer (byte \(entry.begin) is in both)")
+        var previous: Entry? = nil
+        for entry in parsed.sorted(by: { ($0.begin, $0.end, $0.name) < ($1.begin, $1.end, $1.name) }) {
+            if entry.begin < covered, let previous {
+                if entry.begin < entry.end {
+                    throw fail(.inconsistent, "tensors \"\(previous.name)\" and \"\(entry.name)\" overlap in the data "
+                               + "buffer (byte \(entry.begin) is in both)")
+                }
+                throw fail(.inconsistent, "zero-length tensor \"\(entry.name)\" at byte \(entry.begin) lies inside "
+                           + "tensor \"\(previous.name)\" (bytes \(previous.begin)..<\(previous.end)); tensors overlap "
+                           + "in the data buffer")
             }
-            if entry.begin > covered { holes.append(covered..<entry.begin) }
+            if entry.begin > covered {
+                let after = previous.map { "after tensor \"\($0.name)\" ends" } ?? "at the start of the data buffer"
+                throw fail(.inconsistent, "data buffer bytes \(covered)..<\(entry.begin) belong to no tensor "
+                           + "(a hole \(after), before tensor \"\(entry.name)\"); the format requires tensors to cover "
+                           + "the data buffer without gaps")
+            }
             covered = entry.end
-            coveredBy = entry.name
+            previous = entry
         }
-        if covered < dataSize { holes.append(covered..<dataSize) }
-        self.holes = holes
+        if covered < dataSize {
+            let last = previous.map { "the last tensor, \"\($0.name)\", ends" } ?? "the tensors end"
+            throw fail(.inconsistent, "data buffer bytes \(covered)..<\(dataSize) belong to no tensor: \(last) at "
+                       + "byte \(covered) of \(dataSize); bytes inserted between header and data, a wrong header "
+                       + "length, or extra bytes at the end")
+        }
 
         // Views into the map.
         var tensors: [String: StoredTensor] = [:]
@@ -171,8 +186,49 @@ public struct SafetensorsFile: Sendable {
         self.skipped = skipped
     }
 
+    /// Throws `.malformed` naming this file, the first tensor (in name order) holding a NaN or an infinity, and
+    /// the index of its first such element. Reads every byte of every tensor (`FiniteScan`).
+    public func requireFinite() throws {
+        for name in names {
+            guard let tensor = tensors[name], let index = FiniteScan.firstNonFinite(tensor) else { continue }
+            var position: [Int] = []
+            var rest = index
+            for dimension in tensor.shape.reversed() {
+                position.insert(rest % dimension, at: 0)
+                rest /= dimension
+            }
+            throw FormatError(.malformed, file: url,
+                              "tensor \"\(name)\" holds \(FiniteScan.describe(tensor, at: index)) at element \(index) "
+                              + "(index \(position) of shape \(tensor.shape)), its first non-finite value; "
+                              + "the weights are corrupt (a failed conversion or a diverged training run)")
+        }
+    }
+
     /// Total bytes of the tensors read (excluding skipped ones).
     public var totalBytes: Int { tensors.values.reduce(0) { $0 + $1.count * $1.dtype.byteSize } }
+
+    /// The header must start with the object's `{` and may continue after its closing `}` with spaces (0x20) only
+    /// (the format's padding). Called once the header parsed as a JSON object, so the last byte that is not a
+    /// space must be that closing brace: any other byte there (tabs, newlines, NULs, data cut in by a wrong header
+    /// length) means the length does not end where the writer put it.
+    private static func checkPadding(_ header: UnsafeRawBufferPointer,
+                                     fail: (FormatError.Kind, String) -> FormatError) throws {
+        let space = UInt8(ascii: " ")
+        guard header.first == UInt8(ascii: "{") else {
+            throw fail(.malformed, "header does not begin with '{' (found byte 0x\(hex(header.first ?? 0)))")
+        }
+        guard let last = header.lastIndex(where: { $0 != space }), header[last] == UInt8(ascii: "}") else {
+            let last = header.lastIndex { $0 != space } ?? 0
+            throw fail(.malformed, "header length \(header.count) does not end on the JSON object's closing brace "
+                       + "followed by spaces: byte \(last) of the header is 0x\(hex(header[last])); only spaces "
+                       + "(0x20) may pad the header")
+        }
+    }
+
+    private static func hex(_ byte: UInt8) -> String {
+        let digits = String(byte, radix: 16, uppercase: true)
+        return digits.count == 1 ? "0" + digits : digits
+    }
 
     /// An array of integers from a header field, or a `.malformed` error naming the field.
     private static func integers(_ value: JSONValue?, what: String, of tensor: String,

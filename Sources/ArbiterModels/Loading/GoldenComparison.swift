@@ -29,9 +29,29 @@ public enum GoldenComparison {
     }
 
     /// Runs `model` on the golden inputs (ids, and pixel values for LLaVA) caching every hook the file holds,
-    /// and compares. The label of each report names model, case and hook (hence layer).
+    /// and compares. The label of each report names model, case and hook (hence layer). Every error names the
+    /// golden file: a `FormatError` about it as it is, any other (unknown hook, ids the model refuses, …) as
+    /// a `FormatError(.inconsistent)` of the file carrying the original message. A held-out item file
+    /// (`GoldenActivations.isItemSet`) is refused as `.unsupported`: it is not one forward pass.
     public static func run(model: any ArbiterModel, golden: GoldenActivations,
                            tolerance: Tolerance = float32) throws -> [ComparisonReport] {
+        guard !golden.isItemSet else {
+            let items = GoldenActivations.itemOffsetsName
+            throw FormatError(.unsupported, file: golden.url, "a held-out item file ('\(items)' splits its input_ids "
+                              + "into items), not one forward pass; it is checked item by item against its dataset"
+                              + "\(golden.itemDataset.map { " \($0)" } ?? "") (BundledGoldenTests)")
+        }
+        do {
+            return try runPass(model: model, golden: golden, tolerance: tolerance)
+        } catch let error as FormatError where error.file == golden.url.path {
+            throw error
+        } catch {
+            throw FormatError(.inconsistent, file: golden.url, "\(error)")
+        }
+    }
+
+    static func runPass(model: any ArbiterModel, golden: GoldenActivations,
+                        tolerance: Tolerance) throws -> [ComparisonReport] {
         let ids = try golden.inputIDs()
         let datasets = golden.hookNames.filter { !inputDatasets.contains($0) }
         let hooks = HookRun(cache: .names(Set(datasets.map(hookName(forDataset:)))))
@@ -56,10 +76,12 @@ public enum GoldenComparison {
     static func compareCached(hooks: HookRun, golden: GoldenActivations, datasets: [String],
                               tolerance: Tolerance) throws -> [ComparisonReport] {
         try datasets.map { name in
-            let reference = try golden.tensor(name)
             guard let actual = hooks.cache[hookName(forDataset: name)] else {
-                throw ModelError.invalidInput("\(golden.url.lastPathComponent): the run produced no '\(name)'")
+                throw FormatError(.unexpected, file: golden.url,
+                                  "dataset '\(name)': the run produced no such activation")
             }
+            // The declared shape is checked against the computed one before the reference is read.
+            let reference = try golden.tensor(name, expectedShape: actual.shape)
             return compare(actual, to: reference, tolerance: tolerance,
                            label: "\(golden.modelID)/\(golden.caseName) \(name)")
         }

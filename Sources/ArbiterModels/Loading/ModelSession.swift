@@ -47,6 +47,7 @@ public final class ModelSession: @unchecked Sendable {
             throw FormatError(.missing, file: directory.appendingPathComponent("tokenizer.json"),
                               "the model folder has no tokenizer.json; prompts cannot be tokenized (give token ids instead)")
         }
+        try FileCheck.regularFile(tokenizerURL)  // a named pipe would block the tokenizer's read
         tokenizer = try Tokenizer(url: tokenizerURL)
         let folderLayout = directory.appendingPathComponent("prompt_layout.json")
         if let layout {
