@@ -68,32 +68,17 @@ enum CLI {
         try #require(FileManager.default.isExecutableFile(atPath: executable.path),
                      "no arbiter executable at \(executable.path): build it first (make test does)",
                      sourceLocation: sourceLocation)
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
         // Output goes to files (no pipe can fill up and block the process).
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("arbiter-cli-out-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let outURL = scratch.appendingPathComponent("stdout"), errURL = scratch.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        let timedOut = process.isRunning
-        if timedOut { process.terminate() }
-        process.waitUntilExit()
-        try out.close()
-        try err.close()
+        let r = try Subprocess.run(executable.path, arguments, in: directory, stdout: outURL, stderr: errURL,
+                                   timeout: timeout)
         let outData = try Data(contentsOf: outURL), errData = try Data(contentsOf: errURL)
-        #expect(!timedOut, "arbiter \(arguments.joined(separator: " ")) ran over \(timeout) s", sourceLocation: sourceLocation)
-        return CLIResult(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal,
+        #expect(!r.timedOut, "arbiter \(arguments.joined(separator: " ")) ran over \(timeout) s",
+                sourceLocation: sourceLocation)
+        return CLIResult(status: r.status, signalled: r.signal != nil,
                          stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
 
@@ -107,5 +92,59 @@ enum CLI {
             #expect(r.stderr.contains(fragment), "\(arguments): want '\(fragment)' in: \(r)", sourceLocation: sourceLocation)
         }
         return r
+    }
+}
+
+/// Starting a process with posix_spawn and waiting for it with waitpid. Foundation's `Process` is not used:
+/// launched from several test threads at once it crashed the test process (SIGSEGV in memcpy, once in two full
+/// runs), and it needs a run-loop thread per process.
+enum Subprocess {
+    struct Outcome {
+        /// The exit status, or 128 + the signal that ended the process.
+        let status: Int32
+        let signal: Int32?
+        let timedOut: Bool
+    }
+
+    struct SpawnError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Runs `executable arguments…` in `directory` (through `env -C`), with standard input from /dev/null and
+    /// standard output and error written to the given files; killed (SIGKILL) after `timeout` seconds.
+    static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, stdout: URL, stderr: URL,
+                    timeout: Double) throws -> Outcome {
+        let argv0 = directory == nil ? executable : "/usr/bin/env"
+        let all = directory.map { ["/usr/bin/env", "-C", $0.path, executable] + arguments } ?? [executable] + arguments
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderr.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let cArguments = all.map { strdup($0) } + [nil]
+        defer { cArguments.forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, argv0, &actions, nil, cArguments, environ)
+        guard spawned == 0 else {
+            throw SpawnError(description: "cannot start \(argv0): \(String(cString: strerror(spawned)))")
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        var timedOut = false
+        while true {
+            let done = waitpid(pid, &status, WNOHANG)
+            if done == pid { break }
+            if done < 0 && errno != EINTR { throw SpawnError(description: "waitpid: \(String(cString: strerror(errno)))") }
+            if Date() > deadline && !timedOut {
+                timedOut = true
+                kill(pid, SIGKILL)
+            }
+            usleep(10_000)
+        }
+        // WIFEXITED / WTERMSIG, spelled out (the C macros are not imported).
+        let signal = status & 0x7f
+        if signal == 0 { return Outcome(status: (status >> 8) & 0xff, signal: nil, timedOut: timedOut) }
+        return Outcome(status: 128 + signal, signal: signal, timedOut: timedOut)
     }
 }

@@ -40,21 +40,13 @@ struct DependentPackageTests {
         print("logits", out.logits?.shape ?? [], "patterns", hooks.cache.keys.sorted())
         """.write(to: sources.appendingPathComponent("main.swift"), atomically: true, encoding: .utf8)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["swift", "run", "--package-path", package.path,
-                             "--scratch-path", folder.url.appendingPathComponent(".build").path, "Researcher"]
-        process.currentDirectoryURL = Repository.root   // the example's model path is relative to the repository
-        let log = folder.url.appendingPathComponent("log.txt")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        process.waitUntilExit()
-        try handle.close()
-        let output = try String(contentsOf: log, encoding: .utf8)
-        #expect(process.terminationStatus == 0, "swift run failed:\n\(output.suffix(3000))")
+        let log = folder.url.appendingPathComponent("log.txt"), errors = folder.url.appendingPathComponent("errors.txt")
+        // The example's model path is relative to the repository: run from there.
+        let r = try Subprocess.run("/usr/bin/env", ["swift", "run", "--package-path", package.path, "--scratch-path",
+                                                    folder.url.appendingPathComponent(".build").path, "Researcher"],
+                                   in: Repository.root, stdout: log, stderr: errors, timeout: 1100)
+        let output = try String(contentsOf: log, encoding: .utf8) + String(contentsOf: errors, encoding: .utf8)
+        #expect(r.status == 0 && !r.timedOut, "swift run failed:\n\(output.suffix(3000))")
         #expect(output.contains("logits [3, "), "\(output.suffix(1000))")
         #expect(output.contains("blocks.0.attn.hook_pattern"), "\(output.suffix(1000))")
     }

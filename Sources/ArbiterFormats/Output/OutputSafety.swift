@@ -186,7 +186,9 @@ public enum OutputSafety {
         do {
             try body(staging)
             let entries = try listing(staging, refuse: refuse)
-            let marker = try JSONEncoder().encode(OutputMarker(kind: kind, entries: entries))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]   // the same output twice gives the same bytes
+            let marker = try encoder.encode(OutputMarker(kind: kind, entries: entries))
             try marker.write(to: staging.appendingPathComponent(OutputMarker.fileName))
             // Checked again: the destination may have changed while the work ran.
             _ = try checkFolder(path, kind: kind, option: option, inputs: inputs)
