@@ -19,10 +19,15 @@ struct BenchForwardCommand: ParsableCommand {
         """)
     var logits = "all"
 
-    func run() throws {
+    func validate() throws {
         guard ["all", "streamed", "last"].contains(logits) else {
             throw ValidationError("--logits must be 'all', 'streamed' or 'last', got '\(logits)'")
         }
+        try CLILimits.check("--tokens", tokens, CLILimits.tokens)
+        try CLILimits.check("--repeats", repeats, CLILimits.repeats)
+    }
+
+    func run() throws {
         let m = try loadModel(model)
         var rng = SplitMix64(seed: seed)
         let vocab = m.decoder.configuration.vocabularySize

@@ -15,6 +15,13 @@ struct BenchSweepCommand: ParsableCommand {
     @Option(name: .long, help: "Generated conflict items to sweep over.") var count = 16
     @Option(name: .long, help: "sweep | cache-full | cache-filtered") var mode = "sweep"
 
+    func validate() throws {
+        try CLILimits.check("--count", count, CLILimits.items)
+        guard ["sweep", "cache-full", "cache-filtered"].contains(mode) else {
+            throw ValidationError("--mode must be sweep, cache-full or cache-filtered, got '\(mode)'")
+        }
+    }
+
     func run() throws {
         let session = try ModelSession(directory: URL(fileURLWithPath: model))
         var g = GeneratorConfiguration()

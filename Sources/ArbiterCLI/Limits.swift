@@ -11,6 +11,10 @@ enum CLILimits {
     static let randomSets = 1...10_000
     /// Top next tokens printed by `run`.
     static let top = 1...1_000
+    /// Tokens of a benchmark forward pass (the model's max_position_embeddings bounds it further).
+    static let tokens = 1...(1 << 20)
+    /// Timed repeats of a benchmark.
+    static let repeats = 1...1_000
 
     static func check(_ option: String, _ value: Int, _ range: ClosedRange<Int>) throws {
         guard range.contains(value) else {

@@ -31,6 +31,11 @@ struct OptionValidationTests {
         (["eval", "--model", llava, "--count=-3"], "--count -3 is out of range"),
         (["data", "generate", "--count", "1000000000", "--seed", "1", "--out", "x"], "--count 1000000000 is out of range"),
         (["data", "generate", "--count=-1", "--seed", "1", "--out", "x"], "--count -1 is out of range"),
+        (["bench-forward", "--model", llama, "--tokens=-1"], "--tokens -1 is out of range"),
+        (["bench-forward", "--model", llama, "--repeats", "0"], "--repeats 0 is out of range"),
+        (["bench-forward", "--model", llama, "--logits", "some"], "--logits must be"),
+        (["bench-sweep", "--model", llava, "--count", "4611686018427387904"], "is out of range"),
+        (["bench-sweep", "--model", llava, "--mode", "fast"], "--mode must be"),
     ]
 
     @Test("out-of-range numbers are usage errors", arguments: cases)
