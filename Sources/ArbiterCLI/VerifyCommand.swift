@@ -29,6 +29,8 @@ struct VerifyCommand: ParsableCommand {
         guard !model.isEmpty else { throw ValidationError("give at least one --model") }
         try CLILimits.check("--count", count, CLILimits.items)
         try CLILimits.check("--random-sets", randomSets, CLILimits.randomSets)
+        for m in model { try CLIPaths.checkNotEmpty(["--model": m]) }
+        try CLIPaths.checkNotEmpty(["--data": data])
     }
 
     /// The run's inputs: no output may be one of them or hold one.
