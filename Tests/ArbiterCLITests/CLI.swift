@@ -36,12 +36,23 @@ final class TemporaryFolder {
         let e = FileManager.default.enumerator(atPath: url.path)
         while let name = e?.nextObject() as? String {
             let p = url.appendingPathComponent(name).path
-            var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: p, isDirectory: &isDirectory)
-            out[name] = isDirectory.boolValue ? "/" : (try? Data(contentsOf: URL(fileURLWithPath: p)))
-                .map { "\($0.count) bytes \($0.hashValue)" } ?? "?"
+            out[name] = Self.fingerprint(p)
         }
         return out
+    }
+
+    /// "/" for a folder, size and hash for a regular file, the type for anything else (a named pipe is never
+    /// opened: reading it would block).
+    static func fingerprint(_ path: String) -> String {
+        let type = (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType
+        switch type {
+        case .typeDirectory?: return "/"
+        case .typeRegular?:
+            let data = try? Data(contentsOf: URL(fileURLWithPath: path))
+            return data.map { "\($0.count) bytes \($0.hashValue)" } ?? "?"
+        case let other?: return other.rawValue
+        case nil: return "?"
+        }
     }
 }
 
@@ -50,7 +61,20 @@ struct CLIResult: CustomStringConvertible {
     let signalled: Bool
     let stdout: String
     let stderr: String
-    var description: String { "status \(status)\(signalled ? " (signal)" : ""); stderr: \(stderr.suffix(600))" }
+    /// Killed at the time limit.
+    var timedOut = false
+    var description: String {
+        let how = (signalled ? " (signal)" : "") + (timedOut ? " (timed out)" : "")
+        return "status \(status)\(how); stderr: \(stderr.suffix(600))"
+    }
+}
+
+/// Limits a subprocess runs under besides its time limit.
+struct ResourceLimits: Sendable {
+    /// Address space in bytes (`ulimit -v`): an allocation beyond it fails inside the process.
+    var addressSpace: Int
+    /// Extra environment (e.g. ARBITER_MEMORY_LIMIT_BYTES, so the resource guard refuses before the kernel does).
+    var environment: [String: String] = [:]
 }
 
 enum CLI {
@@ -65,9 +89,26 @@ enum CLI {
         try #require(FileManager.default.isExecutableFile(atPath: executable.path),
                      "no arbiter executable at \(executable.path): build it first (make test does)",
                      sourceLocation: sourceLocation)
+        let r = try execute(arguments, in: directory, timeout: timeout)
+        #expect(!r.timedOut, "arbiter \(arguments.joined(separator: " ")) ran over \(timeout) s",
+                sourceLocation: sourceLocation)
+        return r
+    }
+
+    /// Runs `arbiter arguments…` and reports what happened without recording issues (callable from any thread):
+    /// killed after `timeout` seconds, under `limits` when given (through `/bin/sh -c 'ulimit -v …; exec …'`).
+    static func execute(_ arguments: [String], in directory: URL? = nil, timeout: Double = 120,
+                        limits: ResourceLimits? = nil) throws -> CLIResult {
         let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
+        if let limits {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            let kibibytes = max(1, limits.addressSpace / 1024)
+            process.arguments = ["-c", "ulimit -v \(kibibytes) && exec \"$0\" \"$@\"", executable.path] + arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(limits.environment) { $1 }
+        } else {
+            process.executableURL = executable
+            process.arguments = arguments
+        }
         if let directory { process.currentDirectoryURL = directory }
         // Output goes to files (no pipe can fill up and block the process).
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("arbiter-cli-out-\(UUID().uuidString)")
@@ -80,18 +121,20 @@ enum CLI {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
+        // Woken by the exit itself (no polling delay: the fuzz suite runs well over a thousand processes).
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
         try process.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        let timedOut = process.isRunning
-        if timedOut { process.terminate() }
+        let timedOut = exited.wait(timeout: .now() + timeout) == .timedOut
+        if timedOut { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         try out.close()
         try err.close()
         let outData = try Data(contentsOf: outURL), errData = try Data(contentsOf: errURL)
-        #expect(!timedOut, "arbiter \(arguments.joined(separator: " ")) ran over \(timeout) s", sourceLocation: sourceLocation)
-        return CLIResult(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal,
-                         stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return CLIResult(status: process.terminationStatus,
+                         signalled: process.terminationReason == .uncaughtSignal && !timedOut,
+                         stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self), timedOut: timedOut)
     }
 
     /// Runs and expects a clean refusal: a nonzero exit without a signal, and `fragments` in the message.

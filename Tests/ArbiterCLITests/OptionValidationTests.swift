@@ -66,7 +66,7 @@ struct OptionValidationTests {
         (generate + ["--tasks", "texture"], "--tasks: unknown task"),
     ]
 
-    @Test("out-of-range numbers are usage errors", arguments: cases)
+    @Test("out-of-range numbers and malformed options are refused, naming the option", arguments: cases)
     func outOfRange(arguments: [String], fragment: String) throws {
         let folder = try TemporaryFolder()
         let r = try CLI.refuses(arguments, in: folder.url, fragment)
@@ -74,4 +74,14 @@ struct OptionValidationTests {
         _ = r
     }
 
+    @Test("an image the processor cannot take is reported with the --image path")
+    func imageErrorsNameThePath() throws {
+        let folder = try TemporaryFolder()
+        let png = folder.url.appendingPathComponent("strip.png")
+        try Data(FuzzPNG.make(width: 4096, height: 1)).write(to: png)
+        for model in [Self.llava, Repository.model("tiny-qwen2-vl").path] {
+            try CLI.refuses(["run", "--model", model, "--prompt", "q", "--image", png.path], in: folder.url,
+                            "--image \(png.path): ")
+        }
+    }
 }
