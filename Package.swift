@@ -91,7 +91,8 @@ let package = Package(
         .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
         // The `arbiter` executable run as a subprocess (built beside the test bundle: `make test` builds it
         // first): exit statuses, messages, and the files it writes or must not touch.
-        .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterData"], exclude: ["Fixtures"]),
+        // The fuzz suite's generators reuse the seeded generator of ArbiterData and the PNG chunk helpers.
+        .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterFormats", "ArbiterData"], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterModelsTests", dependencies: [
             "ArbiterModels", "ArbiterInterventions", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),

@@ -20,6 +20,11 @@ struct CompareCommand: ParsableCommand {
     @Flag(name: .long, help: "Print every comparison, not only failures.")
     var verbose = false
 
+    func validate() throws {
+        for g in golden { try CLIPaths.checkNotEmpty(["--golden": g]) }
+        try CLIPaths.checkNotEmpty(["--models": models])
+    }
+
     func run() throws {
         var files: [URL] = []
         for path in golden {

@@ -45,6 +45,13 @@ struct DataGenerateCommand: ParsableCommand {
 
     func validate() throws {
         try CLILimits.check("--count", count, CLILimits.items)
+        // Each number checked alone by the generator's own rules, so that the message names its option.
+        for (option, set) in [("--image-size", { (c: inout GeneratorConfiguration) in c.imageSize = imageSize }),
+                              ("--noisy-percent", { $0.noisyBackgroundPercent = noisyPercent })] {
+            var probe = GeneratorConfiguration()
+            set(&probe)
+            do { try probe.validate() } catch { throw ValidationError("\(option): \(error)") }
+        }
     }
 
     func run() throws {
@@ -53,15 +60,22 @@ struct DataGenerateCommand: ParsableCommand {
                                                    includeHeldoutInstructions: !trainInstructionsOnly,
                                                    composedInstructions: composedInstructions)
         do {
-            if let mix { configuration.mix = try KindMix(parsing: mix) }
+            if let mix {
+                do {
+                    configuration.mix = try KindMix(parsing: mix)
+                    try configuration.mix.validate()
+                } catch { throw ValidationError("--mix '\(mix)': \(error)") }
+            }
             if let tasks {
                 configuration.tasks = try tasks.split(separator: ",").map { name in
                     let trimmed = name.trimmingCharacters(in: .whitespaces)
                     guard let task = ConflictTask(rawValue: trimmed) else {
-                        throw GeneratorError("unknown task '\(trimmed)' (tasks: \(ConflictTask.allCases.map(\.rawValue).joined(separator: ", ")))")
+                        let known = ConflictTask.allCases.map(\.rawValue).joined(separator: ", ")
+                        throw GeneratorError("--tasks: unknown task '\(trimmed)' (tasks: \(known))")
                     }
                     return task
                 }
+                if configuration.tasks.isEmpty { throw GeneratorError("--tasks '\(tasks)' selects no task") }
             }
             try configuration.validate()
         } catch let error as GeneratorError {
@@ -109,6 +123,11 @@ struct DataCheckCommand: ParsableCommand {
         guard [data, paperSet, mc2].compactMap({ $0 }).count == 1 else {
             throw ValidationError("give exactly one of --data, --paper-set, --mc2")
         }
+        try CLIPaths.checkNotEmpty(["--data": data, "--paper-set": paperSet, "--mc2": mc2, "--images": images,
+                                    "--tokenizer": tokenizer])
+        try CLIPaths.checkFile("--paper-set", paperSet)
+        try CLIPaths.checkFile("--mc2", mc2)
+        try CLIPaths.checkFile("--tokenizer", tokenizer)
     }
 
     func run() throws {

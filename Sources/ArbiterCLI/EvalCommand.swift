@@ -25,6 +25,7 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         try CLILimits.check("--count", count, CLILimits.items)
+        try CLIPaths.checkNotEmpty(["--model": model, "--data": data])
     }
 
     func run() throws {

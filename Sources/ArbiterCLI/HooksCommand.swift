@@ -11,6 +11,10 @@ struct HooksCommand: ParsableCommand {
     @Option(name: .long, help: "Only names matching this pattern (* is a wildcard).")
     var filter: String?
 
+    func validate() throws {
+        try CLIPaths.checkNotEmpty(["--model": model])
+    }
+
     func run() throws {
         let m = try loadModel(model)
         for name in m.hookNames where filter.map({ wildcardMatch(pattern: $0, name) }) ?? true { print(name) }

@@ -1,6 +1,7 @@
 // Ranges of the CLI's numeric options, checked at parse time (ArgumentParser's `validate`), so that no number
 // typed on the command line can reach an allocation, a loop bound or an index unchecked.
 import ArgumentParser
+import Foundation
 
 enum CLILimits {
     /// Items generated or read in one run. 100,000 items of the bundled models' size need ~20 GB of passes
@@ -19,6 +20,33 @@ enum CLILimits {
     static func check(_ option: String, _ value: Int, _ range: ClosedRange<Int>) throws {
         guard range.contains(value) else {
             throw ValidationError("\(option) \(value) is out of range: give \(range.lowerBound)…\(range.upperBound)")
+        }
+    }
+}
+
+/// Paths and lists typed on the command line, checked at parse time: an empty path would otherwise be read as
+/// the current folder, and an empty list entry ("1.0,,2.0") be skipped in silence.
+enum CLIPaths {
+    static func checkNotEmpty(_ options: KeyValuePairs<String, String?>) throws {
+        for case let (option, value?) in options where value.trimmingCharacters(in: .whitespaces).isEmpty {
+            throw ValidationError("\(option) is empty; give a path")
+        }
+    }
+
+    static func checkList(_ option: String, _ value: String?) throws {
+        guard let value else { return }
+        let entries = value.split(separator: ",", omittingEmptySubsequences: false)
+        if entries.contains(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("\(option) '\(value)' has an empty entry; give a comma-separated list without gaps")
+        }
+    }
+
+    /// Throws unless `path` is a file (a folder given where a file is expected gets its own message).
+    static func checkFile(_ option: String, _ path: String?) throws {
+        guard let path else { return }
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw ValidationError("\(option) \(path) is a folder; give a file")
         }
     }
 }

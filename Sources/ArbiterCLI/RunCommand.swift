@@ -56,43 +56,62 @@ struct RunCommand: ParsableCommand {
         if amplifyHeads?.trimmingCharacters(in: .whitespaces).isEmpty == true {
             throw ValidationError("--amplify-heads is empty; give LAYER.HEADxFACTOR,… (e.g. 14.3x2.0)")
         }
+        try CLIPaths.checkList("--block-heads", blockHeads)
+        try CLIPaths.checkList("--amplify-heads", amplifyHeads)
+        try CLIPaths.checkNotEmpty(["--model": model, "--image": image, "--layout": layout])
     }
 
     func run() throws {
         // The destination is checked before any work starts (and again when the file is committed).
         let inputs = [model] + (image.map { [$0] } ?? [])
         if let dump { try OutputSafety.checkFile(dump, kind: .dump, option: "--dump", inputs: inputs.map { URL(fileURLWithPath: $0) }) }
-        var interventions: [Intervention] = []
-        do {
-            interventions += try knockout.map(InterventionSyntax.knockout)
-            if let blockHeads { interventions.append(.blockHeads(try InterventionSyntax.heads(blockHeads), means: nil)) }
-            if let amplifyHeads {
-                for (head, factor) in try InterventionSyntax.amplifications(amplifyHeads) {
-                    interventions.append(.amplifyHeads([head], factor: factor))
-                }
+        // Each intervention with the option and text it came from, so that a message can name them.
+        var given: [(option: String, text: String, intervention: Intervention)] = []
+        func parse(_ option: String, _ text: String, _ read: () throws -> [Intervention]) throws {
+            do { given += try read().map { (option, text, $0) } } catch {
+                throw CLIError("\(option) '\(text)': \(error)")
             }
-            interventions += try scaleMlp.map(InterventionSyntax.mlpScale)
-        } catch { throw CLIError("\(error)") }
+        }
+        for k in knockout { try parse("--knockout", k) { [try InterventionSyntax.knockout(k)] } }
+        if let blockHeads {
+            try parse("--block-heads", blockHeads) {
+                [.blockHeads(try InterventionSyntax.heads(blockHeads), means: nil)]
+            }
+        }
+        if let amplifyHeads {
+            try parse("--amplify-heads", amplifyHeads) {
+                try InterventionSyntax.amplifications(amplifyHeads).map { .amplifyHeads([$0.0], factor: $0.1) }
+            }
+        }
+        for s in scaleMlp { try parse("--scale-mlp", s) { [try InterventionSyntax.mlpScale(s)] } }
+        let interventions = given.map(\.intervention)
 
         let input: PreparedInput
         let m: any ArbiterModel
         var session: ModelSession? = nil
         if let ids, image == nil {
-            m = try loadModel(model)
             let tokenIDs = try parseIDs(ids)
+            m = try loadModel(model)
+            let vocabulary = m.decoder.configuration.vocabularySize
+            if let i = tokenIDs.firstIndex(where: { !(0..<vocabulary).contains($0) }) {
+                throw CLIError("--ids: token id \(tokenIDs[i]) at position \(i) is outside the vocabulary "
+                               + "(0..<\(vocabulary)) of \(model)")
+            }
             input = PreparedInput(ids: tokenIDs, spans: try TokenSpans(tokenCount: tokenIDs.count), pixelValues: nil, text: "")
         } else {
+            let chosen: PromptLayout?
+            do { chosen = try layout.map(PromptLayout.named) } catch {
+                throw CLIError("--layout \(layout ?? ""): \(error)")
+            }
             do {
-                let s = try ModelSession(directory: URL(fileURLWithPath: model), layout: try layout.map(PromptLayout.named))
-                let img: RGBImage?
-                do { img = try image.map { try PNGImage.read(url: URL(fileURLWithPath: $0)) } } catch let e as FormatError {
-                    throw e
-                } catch { throw CLIError("--image \(image!): \(error)") }
+                let s = try ModelSession(directory: URL(fileURLWithPath: model), layout: chosen)
+                let img = try image.map(readImage)
                 do {
                     if let ids { input = try s.prepare(ids: try parseIDs(ids), image: img) }
                     else { input = try s.prepare(fields(), image: img) }
-                } catch let e as ValidationError { throw e } catch let e as CLIError { throw e } catch {
-                    throw CLIError(image.map { "--image \($0): \(error)" } ?? "\(error)")
+                } catch let e as FormatError where image != nil && e.file.hasPrefix("image ") {
+                    // The image processors name the image by its size; the user knows it by its path.
+                    throw CLIError("--image \(image!): \(e)")
                 }
                 session = s
                 m = s.model
@@ -105,6 +124,20 @@ struct RunCommand: ParsableCommand {
             patterns += (0..<layers).flatMap { ["blocks.\($0).hook_resid_post", "blocks.\($0).attn.hook_pattern"] }
             patterns.append("hook_logits")
             if input.pixelValues != nil { patterns.append("hook_image_features") }
+        }
+        // Each intervention and each --cache pattern checked against the model alone, so that a layer, head,
+        // span or hook it does not have is reported with the option that named it.
+        for g in given {
+            do {
+                _ = try InterventionSet([g.intervention]).hooks(for: m.decoder, hookNames: m.hookNames,
+                                                                tokenCount: input.ids.count, spans: input.spans)
+            } catch { throw CLIError("\(g.option) '\(g.text)': \(error)") }
+        }
+        for pattern in cache {
+            do {
+                _ = try InterventionSet([]).hooks(for: m.decoder, hookNames: m.hookNames, tokenCount: input.ids.count,
+                                                  spans: input.spans, cache: .patterns([pattern]))
+            } catch { throw CLIError("--cache '\(pattern)': \(error)") }
         }
         let output: DecoderOutput
         let hooks: HookRun
@@ -155,6 +188,17 @@ struct RunCommand: ParsableCommand {
             }
             try writer.commit()
             print("wrote \(hooks.cache.count + 1 + (input.pixelValues == nil ? 0 : 1)) datasets to \(dump)")
+        }
+    }
+
+    /// Reads the --image PNG; errors name the option and the path.
+    func readImage(_ path: String) throws -> RGBImage {
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw CLIError("--image \(path) is a folder; give a PNG file")
+        }
+        do { return try PNGImage.read(url: URL(fileURLWithPath: path)) } catch {
+            throw CLIError("--image \(path): \(error)")
         }
     }
 

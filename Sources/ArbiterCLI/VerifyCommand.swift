@@ -55,6 +55,8 @@ struct VerifyCommand: ParsableCommand {
         }
         try CLILimits.check("--count", count, CLILimits.items)
         try CLILimits.check("--random-sets", randomSets, CLILimits.randomSets)
+        for m in model { try CLIPaths.checkNotEmpty(["--model": m]) }
+        try CLIPaths.checkNotEmpty(["--data": data])
     }
 
     /// The run's inputs: no output may be one of them or hold one.

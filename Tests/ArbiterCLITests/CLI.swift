@@ -37,12 +37,23 @@ final class TemporaryFolder {
         let e = FileManager.default.enumerator(atPath: url.path)
         while let name = e?.nextObject() as? String {
             let p = url.appendingPathComponent(name).path
-            var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: p, isDirectory: &isDirectory)
-            out[name] = isDirectory.boolValue ? "/" : (try? Data(contentsOf: URL(fileURLWithPath: p)))
-                .map { "\($0.count) bytes \($0.hashValue)" } ?? "?"
+            out[name] = Self.fingerprint(p)
         }
         return out
+    }
+
+    /// "/" for a folder, size and hash for a regular file, the type for anything else (a named pipe is never
+    /// opened: reading it would block).
+    static func fingerprint(_ path: String) -> String {
+        let type = (try? FileManager.default.attributesOfItem(atPath: path))?[.type] as? FileAttributeType
+        switch type {
+        case .typeDirectory?: return "/"
+        case .typeRegular?:
+            let data = try? Data(contentsOf: URL(fileURLWithPath: path))
+            return data.map { "\($0.count) bytes \($0.hashValue)" } ?? "?"
+        case let other?: return other.rawValue
+        case nil: return "?"
+        }
     }
 }
 
@@ -53,7 +64,20 @@ struct CLIResult: CustomStringConvertible {
     let stderr: String
     /// Both streams, standard output first.
     var output: String { stdout + stderr }
-    var description: String { "status \(status)\(signalled ? " (signal)" : ""); stderr: \(stderr.suffix(600))" }
+    /// Killed at the time limit.
+    var timedOut = false
+    var description: String {
+        let how = (signalled ? " (signal)" : "") + (timedOut ? " (timed out)" : "")
+        return "status \(status)\(how); stderr: \(stderr.suffix(600))"
+    }
+}
+
+/// Limits a subprocess runs under besides its time limit.
+struct ResourceLimits: Sendable {
+    /// Address space in bytes (`ulimit -v`): an allocation beyond it fails inside the process.
+    var addressSpace: Int
+    /// Extra environment (e.g. ARBITER_MEMORY_LIMIT_BYTES, so the resource guard refuses before the kernel does).
+    var environment: [String: String] = [:]
 }
 
 enum CLI {
@@ -68,18 +92,33 @@ enum CLI {
         try #require(FileManager.default.isExecutableFile(atPath: executable.path),
                      "no arbiter executable at \(executable.path): build it first (make test does)",
                      sourceLocation: sourceLocation)
+        let r = try execute(arguments, in: directory, timeout: timeout)
+        #expect(!r.timedOut, "arbiter \(arguments.joined(separator: " ")) ran over \(timeout) s",
+                sourceLocation: sourceLocation)
+        return r
+    }
+
+    /// Runs `arbiter arguments…` and reports what happened without recording issues (callable from any thread):
+    /// killed after `timeout` seconds, under `limits` when given (through `/bin/sh -c 'ulimit -v …; exec …'`).
+    static func execute(_ arguments: [String], in directory: URL? = nil, timeout: Double = 120,
+                        limits: ResourceLimits? = nil) throws -> CLIResult {
         // Output goes to files (no pipe can fill up and block the process).
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("arbiter-cli-out-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
         let outURL = scratch.appendingPathComponent("stdout"), errURL = scratch.appendingPathComponent("stderr")
-        let r = try Subprocess.run(executable.path, arguments, in: directory, stdout: outURL, stderr: errURL,
-                                   timeout: timeout)
+        var command = executable.path, commandArguments = arguments
+        if let limits {
+            let kibibytes = max(1, limits.addressSpace / 1024)
+            command = "/bin/sh"
+            commandArguments = ["-c", "ulimit -v \(kibibytes) && exec \"$0\" \"$@\"", executable.path] + arguments
+        }
+        let r = try Subprocess.run(command, commandArguments, in: directory, environment: limits?.environment ?? [:],
+                                   stdout: outURL, stderr: errURL, timeout: timeout)
         let outData = try Data(contentsOf: outURL), errData = try Data(contentsOf: errURL)
-        #expect(!r.timedOut, "arbiter \(arguments.joined(separator: " ")) ran over \(timeout) s",
-                sourceLocation: sourceLocation)
-        return CLIResult(status: r.status, signalled: r.signal != nil,
-                         stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
+        return CLIResult(status: r.status, signalled: r.signal != nil && !r.timedOut,
+                         stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self), timedOut: r.timedOut)
     }
 
     /// Runs and expects a clean refusal: a nonzero exit without a signal, and `fragments` in the message.
@@ -112,7 +151,8 @@ enum Subprocess {
 
     /// Runs `executable arguments…` in `directory` (through `env -C`), with standard input from /dev/null and
     /// standard output and error written to the given files; killed (SIGKILL) after `timeout` seconds.
-    static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, stdout: URL, stderr: URL,
+    static func run(_ executable: String, _ arguments: [String], in directory: URL? = nil,
+                    environment extra: [String: String] = [:], stdout: URL, stderr: URL,
                     timeout: Double) throws -> Outcome {
         let argv0 = directory == nil ? executable : "/usr/bin/env"
         let all = directory.map { ["/usr/bin/env", "-C", $0.path, executable] + arguments } ?? [executable] + arguments
@@ -124,14 +164,18 @@ enum Subprocess {
         posix_spawn_file_actions_addopen(&actions, 2, stderr.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         let cArguments = all.map { strdup($0) } + [nil]
         defer { cArguments.forEach { free($0) } }
+        let environment = ProcessInfo.processInfo.environment.merging(extra) { $1 }
+        let cEnvironment = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { cEnvironment.forEach { free($0) } }
         var pid = pid_t()
-        let spawned = posix_spawn(&pid, argv0, &actions, nil, cArguments, environ)
+        let spawned = posix_spawn(&pid, argv0, &actions, nil, cArguments, cEnvironment)
         guard spawned == 0 else {
             throw SpawnError(description: "cannot start \(argv0): \(String(cString: strerror(spawned)))")
         }
         let deadline = Date().addingTimeInterval(timeout)
         var status: Int32 = 0
         var timedOut = false
+        var pause: useconds_t = 1_000   // short first: most runs end within milliseconds
         while true {
             let done = waitpid(pid, &status, WNOHANG)
             if done == pid { break }
@@ -140,7 +184,8 @@ enum Subprocess {
                 timedOut = true
                 kill(pid, SIGKILL)
             }
-            usleep(10_000)
+            usleep(pause)
+            pause = min(pause * 2, 20_000)
         }
         // WIFEXITED / WTERMSIG, spelled out (the C macros are not imported).
         let signal = status & 0x7f

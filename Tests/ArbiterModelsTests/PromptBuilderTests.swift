@@ -79,6 +79,17 @@ struct PromptBuilderTests {
         (#"{"name": "x", "pieces": [{"slot": "image", "text": "a"}, {"slot": "question"}]}"#, "exactly one"),
         (#"{"name": "x", "pieces": [{"slot": "image"}, {"slot": "question"}, {"text": "a", "with": "nope"}]}"#, "names no slot"),
         (#"{"pieces": []}"#, "name"),
+        // A misspelled key would otherwise leave its default in force in silence.
+        (#"{"name": "x", "image_tokn": "<img>", "pieces": [{"slot": "image"}, {"slot": "question"}]}"#,
+         #"unknown key "image_tokn""#),
+        (#"{"name": "x", "pieces": [{"slot": "image"}, {"slot": "question"}, {"txt": "a"}]}"#,
+         #"pieces[2]: unknown key "txt""#),
+        (#"{"name": "x", "pieces": [{"slot": "image"}, {"slot": "question"}, {"slot": " "}]}"#, "slot name is empty"),
+        // Fixed text may not join a slot's span or a computed one.
+        (#"{"name": "x", "pieces": [{"text": "a", "span": "image"}, {"slot": "image"}, {"slot": "question"}]}"#,
+         "reserved span name"),
+        (#"{"name": "x", "pieces": [{"text": "a", "span": "question"}, {"slot": "image"}, {"slot": "question"}]}"#,
+         "a slot or a reserved"),
     ])
     func malformedLayouts(_ json: String, _ phrase: String) throws {
         let tmp = try TemporaryFolder()
@@ -87,6 +98,32 @@ struct PromptBuilderTests {
         let error = #expect(throws: (any Error).self) { try PromptLayout(url: url) }
         let text = "\(error.map { "\($0)" } ?? "")"
         #expect(text.contains(phrase) && text.contains("layout.json"), "\(text)")
+    }
+
+    @Test("a folder or an empty name is refused as a layout, naming it")
+    func layoutNotAFile() throws {
+        let tmp = try TemporaryFolder()
+        let error = #expect(throws: (any Error).self) { try PromptLayout(url: tmp.url) }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("is a folder") == true)
+        #expect("\(error.map { "\($0)" } ?? "")".contains(tmp.url.path) == true)
+        let empty = #expect(throws: (any Error).self) { try PromptLayout.named(" ") }
+        #expect("\(empty.map { "\($0)" } ?? "")".contains("name is empty") == true)
+    }
+
+    @Test("errors building a prompt from a layout file name the file")
+    func layoutFileNamedInBuildErrors() throws {
+        let tmp = try TemporaryFolder()
+        let url = tmp.url.appendingPathComponent("mine.json")
+        let json = #"{"name": "mine", "image_token": "<picture>", "pieces": [{"slot": "image"}, {"slot": "question"}]}"#
+        try Data(json.utf8).write(to: url)
+        let layout = try PromptLayout(url: url)
+        let error = #expect(throws: (any Error).self) { try PromptBuilder(layout: layout, tokenizer: try tokenizer()) }
+        let text = "\(error.map { "\($0)" } ?? "")"
+        #expect(text.contains(url.path) && text.contains("<picture>"), "\(text)")
+        // The file is not part of the layout's value.
+        var copy = layout
+        copy.file = nil
+        #expect(copy == layout)
     }
 }
 

@@ -45,7 +45,8 @@ public struct PromptBuilder: Sendable {
 
     public init(layout: PromptLayout, tokenizer: Tokenizer) throws {
         guard tokenizer.id(of: layout.imageToken) != nil else {
-            throw ModelError.invalidInput("prompt layout '\(layout.name)': the tokenizer (\(tokenizer.name)) has no token '\(layout.imageToken)' for images")
+            throw ModelError.invalidInput("\(layout.label): the tokenizer (\(tokenizer.name)) has no token "
+                                          + "'\(layout.imageToken)' for images")
         }
         self.layout = layout
         self.tokenizer = tokenizer
@@ -95,7 +96,7 @@ public struct PromptBuilder: Sendable {
         do {
             encoded = try tokenizer.encode(pieces: texts, addSpecialTokens: layout.addSpecialTokens)
         } catch {
-            throw ModelError.invalidInput("prompt layout '\(layout.name)': \(error)")
+            throw ModelError.invalidInput("\(layout.label): \(error)")
         }
         var spans: [String: [Range<Int>]] = [:]
         for (name, range) in zip(names, encoded.spans) {

@@ -29,6 +29,18 @@ public struct PromptLayout: Codable, Sendable, Equatable {
             self.with = with
             self.prefix = prefix
         }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case text, slot, span, with, prefix }
+
+        public init(from decoder: Decoder) throws {
+            try PromptLayout.refuseUnknownKeys(decoder, known: CodingKeys.allCases.map(\.rawValue))
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            text = try c.decodeIfPresent(String.self, forKey: .text)
+            slot = try c.decodeIfPresent(String.self, forKey: .slot)
+            span = try c.decodeIfPresent(String.self, forKey: .span)
+            with = try c.decodeIfPresent(String.self, forKey: .with)
+            prefix = try c.decodeIfPresent(String.self, forKey: .prefix)
+        }
     }
 
     public var name: String
@@ -45,8 +57,10 @@ public struct PromptLayout: Codable, Sendable, Equatable {
     /// Text between the prompt and an answer when the answer's first token is looked up (" " for all
     /// built-in layouts: the answer word follows "ASSISTANT:" or "The answer is" after a space).
     public var answerPrefix: String
+    /// The file the layout was read from (for messages); not part of the layout's value.
+    public var file: String?
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, pieces
         case addSpecialTokens = "add_special_tokens"
         case imageToken = "image_token"
@@ -65,7 +79,13 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         self.pieces = pieces
     }
 
+    public static func == (a: PromptLayout, b: PromptLayout) -> Bool {
+        (a.name, a.description, a.addSpecialTokens, a.imageToken, a.imageSeparator, a.pieces, a.answerPrefix)
+            == (b.name, b.description, b.addSpecialTokens, b.imageToken, b.imageSeparator, b.pieces, b.answerPrefix)
+    }
+
     public init(from decoder: Decoder) throws {
+        try Self.refuseUnknownKeys(decoder, known: CodingKeys.allCases.map(\.rawValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
         description = try c.decodeIfPresent(String.self, forKey: .description)
@@ -87,11 +107,35 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         return String(format: "%016llx", hash)
     }
 
-    /// Reads a layout file and checks it.
+    /// A misspelled key would otherwise be ignored and its default used in silence.
+    static func refuseUnknownKeys(_ decoder: Decoder, known: [String]) throws {
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+        let c = try decoder.container(keyedBy: AnyKey.self)
+        if let unknown = c.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription:
+                "unknown key \"\(unknown)\" (known: \(known.joined(separator: ", ")))"))
+        }
+    }
+
+    /// Reads a layout file (a regular file: a folder or a pipe is refused before it is opened) and checks it.
     public init(url: URL) throws {
+        let type = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.type] as? FileAttributeType
+        if let type, type != .typeRegular {
+            throw FormatError(.unreadable, file: url, type == .typeDirectory ? "is a folder, not a prompt layout file"
+                              : "is not a regular file (\(type.rawValue)); a prompt layout is a JSON file")
+        }
         self = try JSONFile.decode(PromptLayout.self, from: url)
+        file = url.path
         try validate(file: url.path)
     }
+
+    /// How messages name the layout: its file when it has one.
+    public var label: String { "prompt layout '\(name)'" + (file.map { " (\($0))" } ?? "") }
 
     /// The names of the built-in layouts.
     public static var builtinNames: [String] {
@@ -110,6 +154,10 @@ public struct PromptLayout: Codable, Sendable, Equatable {
 
     /// A built-in name, or a path to a layout file.
     public static func named(_ nameOrPath: String) throws -> PromptLayout {
+        guard !nameOrPath.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw ModelError.invalidInput("the prompt layout name is empty; built-in: "
+                                          + "\(builtinNames.joined(separator: ", ")) (or give a layout file)")
+        }
         if nameOrPath.hasSuffix(".json") || nameOrPath.contains("/") {
             return try PromptLayout(url: URL(fileURLWithPath: nameOrPath))
         }
@@ -123,6 +171,9 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         for (i, p) in pieces.enumerated() {
             guard (p.text == nil) != (p.slot == nil) else { throw fail("piece \(i) must have exactly one of \"text\" and \"slot\"") }
             if let slot = p.slot {
+                guard !slot.trimmingCharacters(in: .whitespaces).isEmpty else {
+                    throw fail("piece \(i): the slot name is empty")
+                }
                 guard slots.insert(slot).inserted else { throw fail("slot '\(slot)' appears twice") }
                 guard p.span == nil, p.with == nil else { throw fail("piece \(i): \"span\" and \"with\" apply to text pieces only") }
             } else if p.prefix != nil {
@@ -132,6 +183,15 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         guard slots.contains("image") else { throw fail("no \"image\" slot") }
         guard slots.contains("question") else { throw fail("no \"question\" slot") }
         for p in pieces { if let w = p.with, !slots.contains(w) { throw fail("\"with\": '\(w)' names no slot") } }
+        // A text piece's span must not merge fixed text into a slot's span or a computed one (analyses would
+        // treat that text as image, question, …).
+        for (i, p) in pieces.enumerated() {
+            guard let span = p.span else { continue }
+            if span.isEmpty || slots.contains(span) || ["image", "last", "text", "all"].contains(span) {
+                throw fail("piece \(i): \"span\": '\(span)' is empty, a slot or a reserved span name "
+                           + "(image, last, text, all)")
+            }
+        }
         guard !imageToken.isEmpty else { throw fail("image_token is empty") }
         guard !imageSeparator.contains(imageToken) else { throw fail("image_separator contains the image token") }
     }
