@@ -80,8 +80,9 @@ public struct PromptLayout: Codable, Sendable, Equatable {
     }
 
     public static func == (a: PromptLayout, b: PromptLayout) -> Bool {
-        (a.name, a.description, a.addSpecialTokens, a.imageToken, a.imageSeparator, a.pieces, a.answerPrefix)
-            == (b.name, b.description, b.addSpecialTokens, b.imageToken, b.imageSeparator, b.pieces, b.answerPrefix)
+        (a.name, a.description, a.addSpecialTokens, a.imageToken, a.pieces, a.answerPrefix)
+            == (b.name, b.description, b.addSpecialTokens, b.imageToken, b.pieces, b.answerPrefix)
+            && a.imageSeparator == b.imageSeparator
     }
 
     public init(from decoder: Decoder) throws {
