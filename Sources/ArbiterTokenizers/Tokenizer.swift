@@ -67,10 +67,19 @@ public final class Tokenizer: Sendable {
                 throw node.error(.inconsistent, "added token '\(token.content)' has id \(token.id) but the model "
                     + "vocabulary gives it id \(modelId)")
             }
+            // Two entries for one id, or one content under two ids: which one wins is an accident of file order.
+            if let earlier = byId[token.id] {
+                throw node.error(.inconsistent, "added token id \(token.id) is given twice ('\(earlier.content)' and "
+                    + "'\(token.content)')")
+            }
+            if let earlier = byContent[ExactString(token.content)] {
+                throw node.error(.inconsistent, "added token '\(token.content)' is given twice (ids \(earlier) and \(token.id))")
+            }
             byId[token.id] = token
             byContent[ExactString(token.content)] = token.id
             added.append(token)
         }
+        try Self.checkTruncation(root.optional("truncation"))
         addedTokens = added
         vocabularySize = max(model.vocabularySize, (byId.keys.max() ?? -1) + 1)
         addedById = byId
@@ -94,6 +103,19 @@ public final class Tokenizer: Sendable {
 
     /// Whether `id` is an added token marked special (skipped by `decode(_:skipSpecialTokens: true)`).
     public func isSpecial(_ id: Int) -> Bool { addedById[id]?.special ?? false }
+
+    /// `truncation` is ignored when encoding (as transformers' fast tokenizers do by default), but a value that
+    /// is not null nor an object with a positive integer `max_length` is a broken file, refused.
+    static func checkTruncation(_ node: JSONNode?) throws {
+        guard let node else { return }
+        if case .null = node.value { return }
+        guard case .object = node.value else { throw node.error(.malformed, "truncation must be null or an object") }
+        if let length = try node.optional("max_length") {
+            guard case .number(let n) = length.value, n >= 1, n == n.rounded(), n <= Double(Int32.max) else {
+                throw length.error(.malformed, "max_length must be a positive integer")
+            }
+        }
+    }
 
     /// The id of the model's unknown token (`unk_token`), which stands for any word outside the vocabulary.
     public var unknownTokenID: Int? { model.unknownTokenID }

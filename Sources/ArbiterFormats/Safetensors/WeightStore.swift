@@ -14,6 +14,8 @@ public struct WeightStore: Sendable {
     public let source: String
     private var remaining: [String: StoredTensor]
     private var taken: Set<String> = []
+    /// The name in the file of each renamed tensor, so that messages name what the user can find there.
+    private var storedNames: [String: String] = [:]
 
     /// Most unused names listed by `finish()` before "… and N more".
     public static let listedUnusedLimit = 20
@@ -42,8 +44,9 @@ public struct WeightStore: Sendable {
     public mutating func takeOptional(_ name: String, shape: [Int]) throws -> StoredTensor? {
         guard let tensor = remaining[name] else { return nil }
         guard tensor.shape == shape else {
+            let stored = storedNames[name].map { " (\"\($0)\" in the file)" } ?? ""
             throw FormatError(.inconsistent, file: source,
-                              "tensor \"\(name)\" has shape \(tensor.shape), expected \(shape)")
+                              "tensor \"\(name)\"\(stored) has shape \(tensor.shape), expected \(shape)")
         }
         remaining[name] = nil
         taken.insert(name)
@@ -84,6 +87,7 @@ public struct WeightStore: Sendable {
             throw FormatError(.unexpected, file: source, "cannot rename \"\(from)\" to \"\(to)\": that name is already used")
         }
         remaining[from] = nil
+        storedNames[to] = storedNames[from] ?? from
         remaining[to] = StoredTensor(name: to, dtype: tensor.dtype, shape: tensor.shape, bytes: tensor.bytes,
                                      owner: Retained(tensor))
     }

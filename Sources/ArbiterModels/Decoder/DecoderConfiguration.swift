@@ -74,9 +74,18 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
         self.mropeSection = nil
     }
 
+    /// The `model_type`s of the text decoders this configuration describes (top level or `text_config`).
+    static let decoderTypes = ["llama", "qwen2", "qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"]
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let type = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "llama"
+        // A text decoder of another architecture (a LLaVA whose text_config is "mamba", say) must not be run as
+        // a Llama: refuse what this decoder is not.
+        guard Self.decoderTypes.contains(type) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [CodingKeys.modelType], debugDescription:
+                "model_type '\(type)' is not a decoder Arbiter runs (\(Self.decoderTypes.joined(separator: ", ")))"))
+        }
         let isQwen = type.hasPrefix("qwen2")
         modelType = type
         vocabularySize = try c.decodeIfPresent(Int.self, forKey: .vocabularySize) ?? 32000

@@ -177,6 +177,9 @@ public struct LlavaConfiguration: Decodable, Sendable {
     public var textConfig: DecoderConfiguration
     public var visionConfig: CLIPVisionConfiguration
     public var imageTokenID: Int
+    /// The key config.json gives the image token under (`image_token_id`, `image_token_index`, or the default's
+    /// name when absent), so that messages name the field as the file writes it.
+    public var imageTokenField = "image_token_index (absent: 32000)"
     /// One or more vision feature layers (negative counts from the end, as Python indexing).
     public var visionFeatureLayers: [Int]
     public var visionFeatureSelectStrategy: SelectStrategy
@@ -195,8 +198,15 @@ public struct LlavaConfiguration: Decodable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         textConfig = try c.decode(DecoderConfiguration.self, forKey: .textConfig)
         visionConfig = try c.decode(CLIPVisionConfiguration.self, forKey: .visionConfig)
-        imageTokenID = try c.decodeIfPresent(Int.self, forKey: .imageTokenID)
-            ?? c.decodeIfPresent(Int.self, forKey: .imageTokenIndex) ?? 32000
+        if let id = try c.decodeIfPresent(Int.self, forKey: .imageTokenID) {
+            imageTokenID = id
+            imageTokenField = "image_token_id"
+        } else if let id = try c.decodeIfPresent(Int.self, forKey: .imageTokenIndex) {
+            imageTokenID = id
+            imageTokenField = "image_token_index"
+        } else {
+            imageTokenID = 32000
+        }
         if let layers = try? c.decode([Int].self, forKey: .visionFeatureLayer) {
             visionFeatureLayers = layers
         } else {
@@ -235,7 +245,7 @@ public struct LlavaConfiguration: Decodable, Sendable {
             }
         }
         guard imageTokenID >= 0 && imageTokenID < textConfig.vocabularySize else {
-            throw ModelError.invalidConfiguration(file: file, problem: "image_token_id \(imageTokenID) outside the "
+            throw ModelError.invalidConfiguration(file: file, problem: "\(imageTokenField) \(imageTokenID) outside the "
                 + "vocabulary (0..<text_config.vocab_size \(textConfig.vocabularySize))")
         }
         guard Activation(rawValue: projectorHiddenAct) != nil else {

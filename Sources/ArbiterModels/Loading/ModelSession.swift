@@ -49,6 +49,13 @@ public final class ModelSession: @unchecked Sendable {
         }
         try FileCheck.regularFile(tokenizerURL)  // a named pipe would block the tokenizer's read
         tokenizer = try Tokenizer(url: tokenizerURL)
+        // Ids the tokenizer can produce must be rows of the model's embedding (transformers would index out of
+        // range on the first such token; here every prompt would be refused one by one).
+        let rows = model.decoder.configuration.vocabularySize
+        guard tokenizer.vocabularySize <= rows else {
+            throw FormatError(.inconsistent, file: tokenizerURL, "the tokenizer's ids reach \(tokenizer.vocabularySize - 1) "
+                              + "but the model's vocab_size (config.json) is \(rows): tokenizer and checkpoint do not match")
+        }
         let folderLayout = directory.appendingPathComponent("prompt_layout.json")
         if let layout {
             self.layout = layout
@@ -62,6 +69,15 @@ public final class ModelSession: @unchecked Sendable {
             }
         }
         builder = try PromptBuilder(layout: self.layout, tokenizer: tokenizer)
+        // The layout's image token must be the id the model replaces with image features.
+        let configured: (id: Int, field: String)? = (model as? LlavaModel).map {
+            ($0.configuration.imageTokenID, $0.configuration.imageTokenField)
+        } ?? (model as? QwenVLModel).map { ($0.configuration.imageTokenID, "image_token_id") }
+        if let configured, let id = tokenizer.id(of: self.layout.imageToken), id != configured.id {
+            throw FormatError(.inconsistent, file: tokenizerURL, "'\(self.layout.imageToken)' is id \(id) in the tokenizer "
+                              + "but config.json's \(configured.field) is \(configured.id): images would never reach "
+                              + "the model; tokenizer.json and config.json do not match")
+        }
         imageProcessor = model is LlavaModel
             ? try CLIPImageProcessor(contentsOf: directory.appendingPathComponent("preprocessor_config.json")) : nil
         qwenProcessor = model is QwenVLModel
