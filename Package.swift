@@ -90,8 +90,9 @@ let package = Package(
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
         // The `arbiter` executable run as a subprocess (built beside the test bundle: `make test` builds it
-        // first): exit statuses, messages, and the files it writes or must not touch.
-        .testTarget(name: "ArbiterCLITests"),
+        // first): exit statuses, messages, and the files it writes or must not touch; docs/your-model.md run
+        // end to end on the own-model fixture (ArbiterData draws the guide's pictures).
+        .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterData", "ArbiterFormats"], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterModelsTests", dependencies: [
             "ArbiterModels", "ArbiterInterventions", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
