@@ -65,9 +65,35 @@ enum CLI {
         try #require(FileManager.default.isExecutableFile(atPath: executable.path),
                      "no arbiter executable at \(executable.path): build it first (make test does)",
                      sourceLocation: sourceLocation)
+        return try Subprocess.run(executable, arguments, in: directory, timeout: timeout,
+                                  sourceLocation: sourceLocation)
+    }
+
+    /// Runs and expects a clean refusal: a nonzero exit without a signal, and `fragments` in the message.
+    @discardableResult
+    static func refuses(_ arguments: [String], in directory: URL? = nil, _ fragments: String...,
+                        sourceLocation: SourceLocation = #_sourceLocation) throws -> CLIResult {
+        let r = try run(arguments, in: directory, sourceLocation: sourceLocation)
+        #expect(r.status != 0 && !r.signalled, "\(arguments): \(r)", sourceLocation: sourceLocation)
+        for fragment in fragments {
+            #expect(r.stderr.contains(fragment), "\(arguments): want '\(fragment)' in: \(r)", sourceLocation: sourceLocation)
+        }
+        return r
+    }
+}
+
+enum Subprocess {
+    /// Runs `executable arguments…` in `directory` (with `environment` added to this process's), killed after
+    /// `timeout` seconds (a hang is a failure).
+    static func run(_ executable: URL, _ arguments: [String], in directory: URL? = nil,
+                    environment: [String: String] = [:], timeout: Double = 120,
+                    sourceLocation: SourceLocation = #_sourceLocation) throws -> CLIResult {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         if let directory { process.currentDirectoryURL = directory }
         // Output goes to files (no pipe can fill up and block the process).
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("arbiter-cli-out-\(UUID().uuidString)")
@@ -89,20 +115,9 @@ enum CLI {
         try out.close()
         try err.close()
         let outData = try Data(contentsOf: outURL), errData = try Data(contentsOf: errURL)
-        #expect(!timedOut, "arbiter \(arguments.joined(separator: " ")) ran over \(timeout) s", sourceLocation: sourceLocation)
+        #expect(!timedOut, "\(executable.lastPathComponent) \(arguments.joined(separator: " ")) ran over \(timeout) s",
+                sourceLocation: sourceLocation)
         return CLIResult(status: process.terminationStatus, signalled: process.terminationReason == .uncaughtSignal,
                          stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
-    }
-
-    /// Runs and expects a clean refusal: a nonzero exit without a signal, and `fragments` in the message.
-    @discardableResult
-    static func refuses(_ arguments: [String], in directory: URL? = nil, _ fragments: String...,
-                        sourceLocation: SourceLocation = #_sourceLocation) throws -> CLIResult {
-        let r = try run(arguments, in: directory, sourceLocation: sourceLocation)
-        #expect(r.status != 0 && !r.signalled, "\(arguments): \(r)", sourceLocation: sourceLocation)
-        for fragment in fragments {
-            #expect(r.stderr.contains(fragment), "\(arguments): want '\(fragment)' in: \(r)", sourceLocation: sourceLocation)
-        }
-        return r
     }
 }
