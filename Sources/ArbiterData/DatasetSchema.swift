@@ -11,10 +11,7 @@ extension ConflictDataset {
 
     /// The dataset schema.
     public static func schema() throws -> JSONSchema {
-        guard let url = schemaURL else {
-            throw FormatError(.missing, file: "dataset.schema.json", "not found among the ArbiterData resources")
-        }
-        return try JSONSchema(url: url)
+        try JSONSchema(resource: schemaURL, name: "dataset.schema.json", owner: "ArbiterData")
     }
 
     /// Every place where `directory/dataset.json` breaks the schema (at most `limit`); throws when the file

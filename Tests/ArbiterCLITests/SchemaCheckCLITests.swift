@@ -83,17 +83,27 @@ struct SchemaCheckCLITests {
         #expect(r.stdout.contains("/data/dataset.json: matches dataset.schema.json"), "\(r.stdout)")
     }
 
-    @Test("data check: schema problems are all listed with the file and the JSON path, then refused")
-    func schemaProblems() throws {
-        let folder = try TemporaryFolder()
-        _ = try CLI.run(["data", "generate", "--count", "6", "--seed", "4", "--out", "data"], in: folder.url)
+    /// `folder/data`: six generated items, edited by `edit`; returns its dataset.json.
+    @discardableResult
+    static func generatedDataset(in folder: TemporaryFolder, edit: (inout [[String: Any]]) -> Void) throws -> URL {
+        let generate = try CLI.run(["data", "generate", "--count", "6", "--seed", "4", "--out", "data"], in: folder.url)
+        #expect(generate.status == 0, "\(generate)")
         let url = folder.url.appendingPathComponent("data/dataset.json")
         var document = try jsonObject(at: url)
         var items = try #require(document["items"] as? [[String: Any]])
-        items[3]["kind"] = "foo"
-        items[1]["notes"] = "typo'd key"
+        edit(&items)
         document["items"] = items
         try JSONSerialization.data(withJSONObject: document).write(to: url)
+        return url
+    }
+
+    @Test("data check: schema problems are all listed with the file and the JSON path, then refused")
+    func schemaProblems() throws {
+        let folder = try TemporaryFolder()
+        let url = try Self.generatedDataset(in: folder) { items in
+            items[3]["kind"] = "foo"
+            items[1]["notes"] = "typo'd key"
+        }
         let r = try CLI.refuses(["data", "check", "--data", "data"], in: folder.url,
                                 "does not match dataset.schema.json")
         #expect(r.stderr.contains("\(url.path): items[3].kind: \"foo\" is not one of \"conflict\""), "\(r.stderr)")
@@ -104,14 +114,11 @@ struct SchemaCheckCLITests {
     @Test("data check: a dataset that matches the schema still meets the item rules")
     func itemRules() throws {
         let folder = try TemporaryFolder()
-        _ = try CLI.run(["data", "generate", "--count", "6", "--seed", "4", "--out", "data"], in: folder.url)
-        let url = folder.url.appendingPathComponent("data/dataset.json")
-        var document = try jsonObject(at: url)
-        var items = try #require(document["items"] as? [[String: Any]])
-        let conflict = try #require(items.firstIndex { $0["kind"] as? String == "conflict" })
-        items[conflict]["expected"] = "nothing like it"
-        document["items"] = items
-        try JSONSerialization.data(withJSONObject: document).write(to: url)
+        try Self.generatedDataset(in: folder) { items in
+            if let conflict = items.firstIndex(where: { $0["kind"] as? String == "conflict" }) {
+                items[conflict]["expected"] = "nothing like it"
+            }
+        }
         let r = try CLI.refuses(["data", "check", "--data", "data"], in: folder.url, "expected is 'nothing like it'")
         #expect(r.stdout.contains("matches dataset.schema.json"), "\(r.stdout)")
     }

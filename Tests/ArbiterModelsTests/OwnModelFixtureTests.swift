@@ -4,7 +4,6 @@
 // the same pixel values, and the same logits. Needs the layout's `image_separator` (the #21 PromptLayout change).
 import ArbiterFormats
 import ArbiterModels
-import ArbiterTensor
 import Foundation
 import Testing
 
@@ -22,18 +21,8 @@ struct OwnModelFixtureTests {
                                   question: "what color is the shape", constraint: "say one word")
         let input = try session.prepare(fields, image: image)
         #expect(input.text == golden.prompt)
-        #expect(input.ids == (try golden.inputIDs()))
         #expect(try input.spans.positions("image") == Array(0..<16))
-        let pixels = try #require(input.pixelValues)
-        let sameBytes = Tolerance(atol: 1e-5, nmse: 1e-12, reason: "same uint8 pixels; float32 normalisation")
-        let report = compare(pixels.reshaped([1] + pixels.shape), to: try golden.tensor("pixel_values"),
-                             tolerance: sameBytes, label: "own-model pixel_values")
-        #expect(report.passed, "\(report)")
-        let hooks = HookRun(cache: .names(["hook_logits"]))
-        _ = try session.run(input, logits: .all, hooks: hooks)
-        let logits = compare(try #require(hooks.cache["hook_logits"]), to: try golden.tensor("logits"),
-                             tolerance: GoldenComparison.float32, label: "own-model logits from PNG")
-        #expect(logits.passed, "\(logits)")
+        try expectMatchesGolden(session, input, golden, label: "own-model")
     }
 
     @Test("without the separator the image slot is one unknown word, and the error says so")

@@ -19,6 +19,12 @@ public struct JSONSchema: @unchecked Sendable {
     let root: SchemaNode
     let definitions: [String: SchemaNode]
 
+    /// Reads a schema shipped as a resource of `owner` (a module); `url` is nil when the resource is missing.
+    public init(resource url: URL?, name: String, owner: String) throws {
+        guard let url else { throw FormatError(.missing, file: name, "not found among the \(owner) resources") }
+        try self.init(url: url)
+    }
+
     /// Reads a schema file.
     public init(url: URL) throws {
         try self.init(data: try JSONFile.data(at: url), name: url.lastPathComponent)

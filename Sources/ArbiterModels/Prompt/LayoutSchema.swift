@@ -11,10 +11,7 @@ extension PromptLayout {
 
     /// The layout schema.
     public static func schema() throws -> JSONSchema {
-        guard let url = schemaURL else {
-            throw FormatError(.missing, file: "layout.schema.json", "not found among the ArbiterModels resources")
-        }
-        return try JSONSchema(url: url)
+        try JSONSchema(resource: schemaURL, name: "layout.schema.json", owner: "ArbiterModels")
     }
 
     /// The file of a built-in layout (`llava-1.5`, `raw`, `qwen2-vl`), or nil.
