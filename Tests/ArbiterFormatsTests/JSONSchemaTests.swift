@@ -139,6 +139,8 @@ struct JSONSchemaTests {
         (#"{"if": {}, "then": {}}"#, "keyword 'if' is not supported"),
         (##"{"$ref": "#/$defs/missing"}"##, "'#/$defs/missing' names no definition"),
         (#"{"$ref": "other.json"}"#, "$ref must point into $defs"),
+        (##"{"$defs": {"a": {"anyOf": [{"$ref": "#/$defs/b"}]}, "b": {"$ref": "#/$defs/a"}}}"##,
+         "refers to itself through $ref alone"),
         (#"{"items": {"$defs": {}}}"#, "keyword '$defs' is not supported"),
         (#"{"type": "text"}"#, "unknown type 'text'"),
         (#"{"required": ["a"], "additionalProperties": false}"#, "'a' is required but not among the properties"),

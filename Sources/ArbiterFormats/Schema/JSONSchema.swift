@@ -56,6 +56,17 @@ public struct JSONSchema: @unchecked Sendable {
         for reference in references where definitions[reference] == nil {
             throw FormatError(.malformed, file: name, "$ref '#/$defs/\(reference)' names no definition")
         }
+        // A definition that reaches itself through $ref, oneOf and anyOf alone would recurse without reading the
+        // document any deeper.
+        for start in definitions.keys.sorted() {
+            var seen: Set<String> = [], pending = definitions[start]!.sameLevelReferences
+            while let next = pending.popLast() {
+                if next == start {
+                    throw FormatError(.malformed, file: name, "$defs/\(start) refers to itself through $ref alone")
+                }
+                if seen.insert(next).inserted { pending += definitions[next]?.sameLevelReferences ?? [] }
+            }
+        }
     }
 
     /// The violations of the JSON document `data` (at most `limit`, in document order of discovery).
@@ -398,6 +409,11 @@ final class SchemaNode {
         }
         oneOf = try list("oneOf")
         anyOf = try list("anyOf")
+    }
+
+    /// The `$defs` names this node refers to where the value checked is still this node's value.
+    var sameLevelReferences: [String] {
+        (reference.map { [$0] } ?? []) + ((oneOf ?? []) + (anyOf ?? [])).flatMap(\.sameLevelReferences)
     }
 
     /// The `$defs` names this node and its children refer to.
