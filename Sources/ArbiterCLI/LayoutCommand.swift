@@ -46,9 +46,10 @@ struct LayoutCheckCommand: ParsableCommand {
         print("\(layout): layout '\(checked.name)' matches layout.schema.json and the layout rules "
               + "(\(checked.pieces.count) pieces; slots \(slots.joined(separator: ", ")))")
         guard let model else { return }
+        let sample: ProbeItem
+        do { sample = try sampleItem() } catch let error as CLIError { throw error } catch { throw CLIError("\(error)") }
         do {
             let session = try ModelSession(directory: URL(fileURLWithPath: model), layout: checked)
-            let sample = try sampleItem()
             // The built-in sample takes a plain grey image of the model's size; a dataset item keeps its own.
             let image = data != nil ? sample.image
                 : session.imageSize.map { RGBImage(width: $0, height: $0, red: 128, green: 128, blue: 128) }
