@@ -47,16 +47,19 @@ $(PYTHON): Tools/requirements.txt
 	touch $(PYTHON)
 tools-venv: $(PYTHON)
 
-## tools-check: regenerate every golden file into a temp folder and check it against the committed one.
+## tools-check: regenerate every golden file (and the own-model fixture) into a temp folder and check it against
+## the committed one.
 tools-check: $(PYTHON)
 	$(PYTHON) Tools/golden.py check
 	$(PYTHON) Tools/tokenizer_goldens.py check
 	$(PYTHON) Tools/golden_bundled.py check
+	$(PYTHON) Tools/make_own_model.py check
 
 ## goldens: (re)write the golden files; refuses to overwrite files whose manifest hash differs unless FORCE=1.
 goldens: $(PYTHON)
 	$(PYTHON) Tools/golden.py write $(if $(FORCE),--force,)
 	$(PYTHON) Tools/golden_bundled.py write $(if $(FORCE),--force,)
+	$(PYTHON) Tools/make_own_model.py write $(if $(FORCE),--force,)
 
 ## bench: speed of Arbiter against PyTorch on this machine (printed ratios).
 bench: build $(PYTHON)

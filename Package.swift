@@ -51,11 +51,12 @@ let package = Package(
         .target(name: "ArbiterTokenizers", swiftSettings: optimized),
         // Models: configurations, registry, decoder, vision tower, LLaVA, hook points.
         .target(name: "ArbiterModels", dependencies: ["ArbiterTensor", "ArbiterFormats", "ArbiterTokenizers"],
-                resources: [.copy("Prompt/Layouts")], swiftSettings: optimized),
+                resources: [.copy("Prompt/Layouts"), .copy("Prompt/Schemas")], swiftSettings: optimized),
         // Causal interventions (attention knockout, head blocking/amplification, MLP scaling, patching).
         .target(name: "ArbiterInterventions", dependencies: ["ArbiterModels"], swiftSettings: optimized),
         // Conflict data: the synthetic benchmark generator (own rasteriser → PNG) and loaders for the paper's sets.
-        .target(name: "ArbiterData", dependencies: ["ArbiterModels", "ArbiterFormats"], swiftSettings: optimized),
+        .target(name: "ArbiterData", dependencies: ["ArbiterModels", "ArbiterFormats"], resources: [.copy("Schemas")],
+                swiftSettings: optimized),
         // The paper's measurements: modality following, information flow, routing, logit lens, attribution,
         // head identification and causal head interventions. Results are plain Codable values.
         .target(name: "ArbiterAnalyses", dependencies: ["ArbiterInterventions", "ArbiterData", "ArbiterFormats"],
@@ -90,9 +91,15 @@ let package = Package(
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
         // The `arbiter` executable run as a subprocess (built beside the test bundle: `make test` builds it
+<<<<<<< HEAD
         // first): exit statuses, messages, and the files it writes or must not touch.
         // The fuzz suite's generators reuse the seeded generator of ArbiterData and the PNG chunk helpers.
         .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterFormats", "ArbiterData"], exclude: ["Fixtures"]),
+=======
+        // first): exit statuses, messages, and the files it writes or must not touch; docs/your-model.md run
+        // end to end on the own-model fixture (ArbiterData draws the guide's pictures).
+        .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterData", "ArbiterFormats"], exclude: ["Fixtures"]),
+>>>>>>> own
         .testTarget(name: "ArbiterModelsTests", dependencies: [
             "ArbiterModels", "ArbiterInterventions", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from typing import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -202,19 +203,28 @@ def command_write(out: str, force: bool) -> int:
 # --- check ----------------------------------------------------------------------------------------------
 
 def command_check(out: str) -> int:
+    return check_generated(out, generate_all, compare.compare_files, "golden check", "golden data", "make goldens",
+                           "regenerate with `make goldens FORCE=1` and commit GoldenData/")
+
+
+def check_generated(out: str, generate: Callable[[str], list[str]],
+                    compare_file: Callable[[str, str], tuple[list[str], str]], label: str, what: str,
+                    write_command: str, fix: str) -> int:
+    """Regenerates into a temp folder with `generate` and compares every file with `out` (and its manifest):
+    `compare_file(fresh, committed)` returns the problems and a summary. Returns the exit code."""
     started = time.time()
     manifest = load_manifest(out)
     if manifest is None:
-        log(f"error: {os.path.join(out, MANIFEST)} is missing; run `make goldens` first")
+        log(f"error: {os.path.join(out, MANIFEST)} is missing; run `{write_command}` first")
         return 1
     failures: list[str] = []
     current_versions = {"torch": torch.__version__, "transformers": transformers.__version__}
     for key, version in current_versions.items():
         if manifest["versions"].get(key) != version:
-            log(f"warning: golden data was written with {key} {manifest['versions'].get(key)}, "
+            log(f"warning: {what} was written with {key} {manifest['versions'].get(key)}, "
                 f"this environment has {version}")
-    with tempfile.TemporaryDirectory(prefix="golden-check-") as fresh:
-        files = generate_all(fresh)
+    with tempfile.TemporaryDirectory(prefix=f"{label.replace(' ', '-')}-") as fresh:
+        files = generate(fresh)
         committed = sorted(manifest["files"])
         for path in sorted(set(committed) - set(files)):
             failures.append(f"{path}: in manifest.json but no longer generated")
@@ -228,18 +238,23 @@ def command_check(out: str) -> int:
                 failures.append(f"{path}: not listed in manifest.json")
             elif sha256(target) != entry["sha256"]:
                 failures.append(f"{path}: SHA-256 differs from manifest.json (edited by hand?)")
-            problems, summary = compare.compare_files(os.path.join(fresh, path), target)
+            problems, summary = compare_file(os.path.join(fresh, path), target)
             status = "ok  " if not problems else "FAIL"
             log(f"{status} {path}  {summary}")
             failures.extend(f"{path}: {p}" for p in problems)
     elapsed = time.time() - started
+    return report_check(f"{label} ({elapsed:.1f} s)", failures, fix, f"{len(files)} files match")
+
+
+def report_check(label: str, failures: list[str], fix: str, passed: str) -> int:
+    """Prints a check's verdict (every failure, then how to accept an intended change); returns the exit code."""
     if failures:
-        log(f"\ngolden check FAILED ({len(failures)} problem(s), {elapsed:.1f} s):")
+        log(f"\n{label} FAILED ({len(failures)} problem(s)):")
         for failure in failures:
             log(f"  {failure}")
-        log("If the change is intended, regenerate with `make goldens FORCE=1` and commit GoldenData/.")
+        log(f"If the change is intended, {fix}.")
         return 1
-    log(f"golden check passed: {len(files)} files match ({elapsed:.1f} s)")
+    log(f"{label} passed: {passed}")
     return 0
 
 

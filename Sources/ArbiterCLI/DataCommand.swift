@@ -99,7 +99,8 @@ struct DataGenerateCommand: ParsableCommand {
 struct DataCheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Load a dataset, check every item, and print counts per kind, task and target and any bad items.")
+        abstract: "Load a dataset, check every item, and print counts per kind, task and target and any bad items.",
+        discussion: "--data: dataset.json meets dataset.schema.json first (every problem listed), then the item rules.")
 
     @Option(name: .long, help: "An Arbiter dataset folder (with dataset.json).")
     var data: String?
@@ -131,6 +132,7 @@ struct DataCheckCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let data { try checkDatasetSchema(data) }
         let options = LoadOptions(skipBadItems: skipBadItems)
         let imageFolder = images.map { URL(fileURLWithPath: $0) }
         var set: ConflictSet

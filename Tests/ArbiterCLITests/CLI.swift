@@ -193,3 +193,23 @@ enum Subprocess {
         return Outcome(status: 128 + signal, signal: signal, timedOut: timedOut)
     }
 }
+
+extension Subprocess {
+    /// Runs `executable arguments…` in `directory` with `environment` added to this process's, killed after
+    /// `timeout` seconds (a hang is recorded as an issue); what it printed and how it ended.
+    static func run(_ executable: URL, _ arguments: [String], in directory: URL? = nil,
+                    environment: [String: String] = [:], timeout: Double = 120,
+                    sourceLocation: SourceLocation = #_sourceLocation) throws -> CLIResult {
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("arbiter-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let outURL = scratch.appendingPathComponent("stdout"), errURL = scratch.appendingPathComponent("stderr")
+        let r = try run(executable.path, arguments, in: directory, environment: environment, stdout: outURL,
+                        stderr: errURL, timeout: timeout)
+        #expect(!r.timedOut, "\(executable.lastPathComponent) \(arguments.joined(separator: " ")) ran over \(timeout) s",
+                sourceLocation: sourceLocation)
+        return CLIResult(status: r.status, signalled: r.signal != nil && !r.timedOut,
+                         stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
+                         stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self), timedOut: r.timedOut)
+    }
+}

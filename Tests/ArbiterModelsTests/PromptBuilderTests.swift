@@ -140,20 +140,7 @@ struct LlavaSessionTests {
         let session = try ModelSession(directory: Repository.model("tiny-llava"), layout: Self.goldenLayout)
         let image = try PNGImage.read(url: Repository.goldenData.appendingPathComponent("images/llava-test-47x39.png"))
         let input = try session.prepare(PromptFields(question: "What is shown in this picture?"), image: image)
-        #expect(input.ids == (try golden.inputIDs()))
-        let reference = try golden.tensor("pixel_values")
-        let pixels = try #require(input.pixelValues)
-        // The PIL bicubic path is reproduced in integer arithmetic: the same uint8 pixels, so float32 equality
-        // up to the normalisation's rounding.
-        let report = compare(pixels.reshaped([1] + pixels.shape), to: reference,
-                             tolerance: Tolerance(atol: 1e-5, nmse: 1e-12, reason: "same uint8 pixels; float32 normalisation"),
-                             label: "tiny-llava pixel_values")
-        #expect(report.passed, "\(report)")
-        let hooks = HookRun(cache: .names(["hook_logits"]))
-        _ = try session.run(input, logits: .all, hooks: hooks)
-        let logits = compare(try #require(hooks.cache["hook_logits"]), to: try golden.tensor("logits"),
-                             tolerance: GoldenComparison.float32, label: "tiny-llava logits from PNG")
-        #expect(logits.passed, "\(logits)")
+        try expectMatchesGolden(session, input, golden, label: "tiny-llava")
     }
 
     @Test("candidate answers resolve to the token that would follow the prompt")

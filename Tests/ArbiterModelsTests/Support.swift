@@ -3,6 +3,7 @@ import ArbiterFormats
 import ArbiterModels
 import ArbiterTensor
 import Foundation
+import Testing
 
 enum Repository {
     /// The package root (two levels above this file's folder).
@@ -85,4 +86,23 @@ func loadError(_ id: String, editing path: [String], to literal: String) throws 
     } catch {
         return error
     }
+}
+
+/// A prepared LLaVA input against transformers' golden run of the same PNG and prompt: the same ids, the same
+/// pixel values (the PIL bicubic path is reproduced in integer arithmetic: the same uint8 pixels, so float32
+/// equality up to the normalisation's rounding), and the same logits within the float32 tolerance.
+func expectMatchesGolden(_ session: ModelSession, _ input: PreparedInput, _ golden: GoldenActivations, label: String,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws {
+    #expect(input.ids == (try golden.inputIDs()), sourceLocation: sourceLocation)
+    let pixels = try #require(input.pixelValues, sourceLocation: sourceLocation)
+    let sameBytes = Tolerance(atol: 1e-5, nmse: 1e-12, reason: "same uint8 pixels; float32 normalisation")
+    let report = compare(pixels.reshaped([1] + pixels.shape), to: try golden.tensor("pixel_values"),
+                         tolerance: sameBytes, label: "\(label) pixel_values")
+    #expect(report.passed, "\(report)", sourceLocation: sourceLocation)
+    let hooks = HookRun(cache: .names(["hook_logits"]))
+    _ = try session.run(input, logits: .all, hooks: hooks)
+    let logits = compare(try #require(hooks.cache["hook_logits"], sourceLocation: sourceLocation),
+                         to: try golden.tensor("logits"), tolerance: GoldenComparison.float32,
+                         label: "\(label) logits from PNG")
+    #expect(logits.passed, "\(logits)", sourceLocation: sourceLocation)
 }
