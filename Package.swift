@@ -91,15 +91,10 @@ let package = Package(
         ], exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
         // The `arbiter` executable run as a subprocess (built beside the test bundle: `make test` builds it
-<<<<<<< HEAD
-        // first): exit statuses, messages, and the files it writes or must not touch.
-        // The fuzz suite's generators reuse the seeded generator of ArbiterData and the PNG chunk helpers.
+        // first): exit statuses, messages, and the files it writes or must not touch; the fuzz suite (its
+        // generators reuse ArbiterData's seeded generator and ArbiterFormats' PNG chunks); docs/your-model.md run
+        // end to end on the own-model fixture.
         .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterFormats", "ArbiterData"], exclude: ["Fixtures"]),
-=======
-        // first): exit statuses, messages, and the files it writes or must not touch; docs/your-model.md run
-        // end to end on the own-model fixture (ArbiterData draws the guide's pictures).
-        .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterData", "ArbiterFormats"], exclude: ["Fixtures"]),
->>>>>>> own
         .testTarget(name: "ArbiterModelsTests", dependencies: [
             "ArbiterModels", "ArbiterInterventions", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
