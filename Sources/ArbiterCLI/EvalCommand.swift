@@ -46,7 +46,8 @@ struct EvalCommand: ParsableCommand {
             }
             let probes = try ProbeItems.make(set)
             guard !probes.isEmpty else {   // a ratio over no item is NaN, not a result
-                throw CLIError("nothing to score in \(data ?? "--count \(count)"): \(set.items.count) items"
+                let source = data.map { "\(URL(fileURLWithPath: $0).appendingPathComponent("dataset.json").path)" }
+                throw CLIError("nothing to score in \(source ?? "--count \(count)"): \(set.items.count) items"
                     + (set.skipped.isEmpty ? "" : " after skipping \(set.skipped.count) bad ones")
                     + (set.items.isEmpty ? "" : ", none with an instruction and a competing answer"))
             }

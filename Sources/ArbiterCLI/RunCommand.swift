@@ -103,6 +103,13 @@ struct RunCommand: ParsableCommand {
             do { chosen = try layout.map(PromptLayout.named) } catch {
                 throw CLIError("--layout \(layout ?? ""): \(error)")
             }
+            if let image {
+                // A text model has no image path: say so before asking for a tokenizer it may not need.
+                let m = try loadModel(model)
+                guard ["llava", "qwen2_vl", "qwen2_5_vl"].contains(m.modelType) else {
+                    throw CLIError("--image \(image): \(model) is a \(m.modelType) model, which takes no images")
+                }
+            }
             do {
                 let s = try ModelSession(directory: URL(fileURLWithPath: model), layout: chosen)
                 let img = try image.map(readImage)

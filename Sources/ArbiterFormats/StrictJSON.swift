@@ -77,7 +77,12 @@ enum StrictJSON {
             case UInt8(ascii: "f"): try literal("false"); return .bool(false)
             case UInt8(ascii: "n"): try literal("null"); return .null
             case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return try number()
-            default: throw error("unexpected character '\(printable(bytes[index]))'")
+            default:
+                // Python's json writes NaN and Infinity, which JSON has no words for: say so, and whose value it is.
+                let at = path.isEmpty ? "" : " in the value of \(path.replacingOccurrences(of: "\"", with: ""))"
+                let hint = [UInt8(ascii: "N"), UInt8(ascii: "I")].contains(bytes[index])
+                    ? " (NaN and Infinity are not JSON numbers)" : ""
+                throw error("unexpected character '\(printable(bytes[index]))'\(at)\(hint)")
             }
         }
 

@@ -32,7 +32,7 @@ struct DatasetRefusalTests {
         try ConflictDataset.write(items: items, to: dir)
         let run = try CLI.run(["eval", "--model", Self.model, "--data", dir.path, "--split", "heldout"], in: folder.url)
         #expect(run.status != 0 && !run.signalled, "\(run.output)")
-        #expect(run.output.contains("nothing to score in \(dir.path): 0 items"), "\(run.output)")
+        #expect(run.output.contains("nothing to score in \(dir.path)/dataset.json: 0 items"), "\(run.output)")
     }
 
     @Test func allItemsWithoutInstruction() throws {
@@ -40,7 +40,7 @@ struct DatasetRefusalTests {
         let (dir, items) = try Self.dataset(folder, mix: [.noInstruction: 1])
         let run = try CLI.run(["eval", "--model", Self.model, "--data", dir.path], in: folder.url)
         #expect(run.status != 0 && !run.signalled, "\(run.output)")
-        #expect(run.output.contains("nothing to score in \(dir.path): \(items.count) items, none with an instruction"),
+        #expect(run.output.contains("nothing to score in \(dir.path)/dataset.json: \(items.count) items, none with an instruction"),
                 "\(run.output)")
         #expect(!run.output.lowercased().contains("nan"), "\(run.output)")
     }

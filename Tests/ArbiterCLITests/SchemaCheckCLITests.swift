@@ -106,8 +106,8 @@ struct SchemaCheckCLITests {
         }
         let r = try CLI.refuses(["data", "check", "--data", "data"], in: folder.url,
                                 "does not match dataset.schema.json")
-        #expect(r.stderr.contains("\(url.path): items[3].kind: \"foo\" is not one of \"conflict\""), "\(r.stderr)")
-        #expect(r.stderr.contains("\(url.path): items[1].notes: unknown key"), "\(r.stderr)")
+        #expect(r.stderr.contains("\(url.path): items[3] (item 'item-00003' #3).kind: \"foo\" is not one of \"conflict\""), "\(r.stderr)")
+        #expect(r.stderr.contains("\(url.path): items[1] (item 'item-00001' #1).notes: unknown key"), "\(r.stderr)")
         #expect(!r.stdout.contains("items,"), "the item rules ran after the schema refused the file")
     }
 

@@ -62,7 +62,7 @@ struct LlavaConfigurationErrorTests {
     @Test("an unknown vision model type, a bad feature layer and an image token outside the vocabulary are named",
           arguments: [("vision_config.model_type", "\"siglip_vision_model\"", "siglip_vision_model"),
                       ("vision_feature_layer", "-9", "vision_feature_layer -9"),
-                      ("image_token_index", "9999", "image_token_id 9999")])
+                      ("image_token_index", "9999", "image_token_index 9999")])
     func badConfig(_ key: String, _ value: String, _ phrase: String) throws {
         let tmp = try TemporaryFolder()
         let folder = try tmp.copyModel("tiny-llava")

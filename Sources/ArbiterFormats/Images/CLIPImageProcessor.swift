@@ -188,14 +188,18 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
                 }
             case .exact(let h, let w):
                 guard h > 0, w > 0 else { throw FormatError(.malformed, file: source, "size \(h)x\(w) must be positive") }
-                try RGBImage.checkSize(width: w, height: h, source: source)
+                do { try RGBImage.checkSize(width: w, height: h, source: source) } catch let e as FormatError {
+                    throw FormatError(e.kind, file: e.file, "size: \(e.problem)")
+                }
             }
         }
         if doCenterCrop {
             guard cropHeight > 0, cropWidth > 0 else {
                 throw FormatError(.malformed, file: source, "crop_size \(cropHeight)x\(cropWidth) must be positive")
             }
-            try RGBImage.checkSize(width: cropWidth, height: cropHeight, source: source)
+            do { try RGBImage.checkSize(width: cropWidth, height: cropHeight, source: source) } catch let e as FormatError {
+                throw FormatError(e.kind, file: e.file, "crop_size: \(e.problem)")
+            }
         }
         if doRescale {
             guard rescaleFactor.isFinite else { throw FormatError(.malformed, file: source, "rescale_factor \(rescaleFactor) is not finite") }

@@ -44,7 +44,9 @@ public struct WeightStore: Sendable {
     public mutating func takeOptional(_ name: String, shape: [Int]) throws -> StoredTensor? {
         guard let tensor = remaining[name] else { return nil }
         guard tensor.shape == shape else {
-            let stored = storedNames[name].map { " (\"\($0)\" in the file)" } ?? ""
+            // A tensor renamed by a sanitize step keeps the name it has in the file (`StoredTensor.name`).
+            let inFile = storedNames[name] ?? (tensor.name != name ? tensor.name : nil)
+            let stored = inFile.map { " (\"\($0)\" in the file)" } ?? ""
             throw FormatError(.inconsistent, file: source,
                               "tensor \"\(name)\"\(stored) has shape \(tensor.shape), expected \(shape)")
         }

@@ -156,7 +156,10 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
             throw corrupted(field == "rope_theta" ? thetaPath : sourcePath + [AnyKey(field)], problem)
         }
         mropeSection = source?.mropeSection
-        if let section = mropeSection, let problem = Self.mropeProblem(section, rotaryDimension: rope.dimension) {
+        // Against the rotary dimension only when the sizes give one: a zero or negative size is reported by
+        // `validate` as itself, not as an mrope_section that does not fit.
+        if let section = mropeSection,
+           let problem = Self.mropeProblem(section, rotaryDimension: rope.dimension > 0 ? rope.dimension : nil) {
             throw corrupted(sourcePath + [AnyKey("mrope_section")], problem)
         }
     }
@@ -189,7 +192,10 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
                               ("num_attention_heads", attentionHeads), ("num_key_value_heads", keyValueHeads),
                               ("head_dim", headDim), ("max_position_embeddings", maxPositionEmbeddings)]
             where value <= 0 {
-            throw fail("\(section)\(name) must be positive, got \(value)")
+            // A head_dim derived from hidden_size / num_attention_heads names both.
+            let derived = name == "head_dim" && attentionHeads > 0 && hiddenSize / attentionHeads == headDim
+                ? " (\(section)hidden_size \(hiddenSize) / \(section)num_attention_heads \(attentionHeads))" : ""
+            throw fail("\(section)\(name) must be positive, got \(value)\(derived)")
         }
         guard attentionHeads % keyValueHeads == 0 else {
             throw fail("\(section)num_attention_heads \(attentionHeads) is not a multiple of "
@@ -219,11 +225,14 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
     /// `mrope_section` must hold three non-negative widths (temporal, height, width frequencies) adding up to
     /// half the rotary dimension; the sum is computed with overflow checks, so widths that wrap around to the
     /// right total are refused too. Nil when fine.
-    static func mropeProblem(_ section: [Int], rotaryDimension: Int) -> String? {
+    static func mropeProblem(_ section: [Int], rotaryDimension: Int?) -> String? {
         guard section.count == 3 else {
             return "must have 3 entries (temporal, height, width), found \(section.count): \(section)"
         }
         if let negative = section.first(where: { $0 < 0 }) { return "entries must not be negative, found \(negative)" }
+        guard let rotaryDimension else {
+            return Checked.sum(section) == nil ? "\(section) sums to more than \(Int.max)" : nil
+        }
         guard let sum = Checked.sum(section), sum == rotaryDimension / 2 else {
             let total = Checked.sum(section).map(String.init) ?? "more than \(Int.max)"
             return "\(section) sums to \(total), want half the rotary dimension \(rotaryDimension / 2)"

@@ -53,7 +53,9 @@ public final class ModelSession: @unchecked Sendable {
         // range on the first such token; here every prompt would be refused one by one).
         let rows = model.decoder.configuration.vocabularySize
         guard tokenizer.vocabularySize <= rows else {
-            throw FormatError(.inconsistent, file: tokenizerURL, "the tokenizer's ids reach \(tokenizer.vocabularySize - 1) "
+            let last = tokenizer.vocabularySize - 1
+            let token = tokenizer.token(of: last).map { " ('\($0)')" } ?? ""
+            throw FormatError(.inconsistent, file: tokenizerURL, "the tokenizer's ids reach \(last)\(token) "
                               + "but the model's vocab_size (config.json) is \(rows): tokenizer and checkpoint do not match")
         }
         let folderLayout = directory.appendingPathComponent("prompt_layout.json")
@@ -82,6 +84,35 @@ public final class ModelSession: @unchecked Sendable {
             ? try CLIPImageProcessor(contentsOf: directory.appendingPathComponent("preprocessor_config.json")) : nil
         qwenProcessor = model is QwenVLModel
             ? try Qwen2VLImageProcessor(contentsOf: directory.appendingPathComponent("preprocessor_config.json")) : nil
+        try checkProcessorAgreesWithModel(directory.appendingPathComponent("preprocessor_config.json"))
+    }
+
+    /// The image processor must make what the vision tower takes: otherwise every image fails later with a
+    /// shape error that names neither file (a crop that is not the tower's image size, a patch or merge size
+    /// other than the tower's).
+    private func checkProcessorAgreesWithModel(_ file: URL) throws {
+        func refuse(_ problem: String) -> FormatError {
+            FormatError(.inconsistent, file: file, "\(problem): preprocessor_config.json and config.json do not match")
+        }
+        if let llava = model as? LlavaModel, let p = imageProcessor?.config {
+            let side = llava.configuration.visionConfig.imageSize
+            guard p.doCenterCrop else {
+                throw refuse("do_center_crop is false, so images keep their aspect ratio, but the vision tower takes "
+                             + "\(side)×\(side) pixels (vision_config.image_size)")
+            }
+            guard p.cropHeight == side, p.cropWidth == side else {
+                throw refuse("crop_size is \(p.cropHeight)×\(p.cropWidth) but vision_config.image_size is \(side)")
+            }
+        }
+        if let qwen = model as? QwenVLModel, let p = qwenProcessor?.config {
+            let v = qwen.configuration.visionConfig
+            for (field, mine, theirs, key) in [("patch_size", p.patchSize, v.patchSize, "patch_size"),
+                                               ("merge_size", p.mergeSize, v.spatialMergeSize, "spatial_merge_size"),
+                                               ("temporal_patch_size", p.temporalPatchSize, v.temporalPatchSize,
+                                                "temporal_patch_size")] where mine != theirs {
+                throw refuse("\(field) is \(mine) but vision_config.\(key) is \(theirs)")
+            }
+        }
     }
 
     /// Side of the square image the model sees (LLaVA: the vision tower's image size), nil for text models.

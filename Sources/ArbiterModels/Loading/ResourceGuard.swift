@@ -110,7 +110,9 @@ extension DecoderConfiguration {
         let embeddings = Checked.saturatingProduct(c.tieWordEmbeddings ? 1 : 2, c.vocabularySize, c.hiddenSize)
         return [
             .weights("\(c.layers) decoder layers (\(s)num_hidden_layers) of \(perLayer) weights each "
-                     + "(\(s)hidden_size \(c.hiddenSize), \(s)intermediate_size \(c.intermediateSize))",
+                     + "(\(s)hidden_size \(c.hiddenSize), \(s)intermediate_size \(c.intermediateSize), "
+                     + "\(s)num_attention_heads \(c.attentionHeads), \(s)num_key_value_heads \(c.keyValueHeads), "
+                     + "\(s)head_dim \(c.headDim))",
                      count: Checked.saturatingProduct(c.layers, perLayer)),
             .weights("the token embedding and head (\(s)vocab_size \(c.vocabularySize) × "
                      + "\(s)hidden_size \(c.hiddenSize))", count: embeddings),

@@ -86,7 +86,8 @@ public struct PromptLayout: Codable, Sendable, Equatable {
     }
 
     public init(from decoder: Decoder) throws {
-        try Self.refuseUnknownKeys(decoder, known: CodingKeys.allCases.map(\.rawValue))
+        // "$schema" lets an editor validate the file against Schemas/layout.schema.json as it is typed.
+        try Self.refuseUnknownKeys(decoder, known: CodingKeys.allCases.map(\.rawValue) + ["$schema"])
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
         description = try c.decodeIfPresent(String.self, forKey: .description)

@@ -164,7 +164,8 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
                                          [width, spatialMergeSize, spatialMergeSize], file: file)
         let merger = try Checked.product("the merger's (\(widthField) × spatial_merge_size²) × "
                                          + "(\(widthField) × spatial_merge_size² + \(outputField))",
-                                         [merged, Checked.sum("the merger width", [merged, outputSize], file: file)],
+                                         [merged, Checked.sum("the merger width (vision_config.\(widthField) × spatial_merge_size² + \(outputField))",
+                                                              [merged, outputSize], file: file)],
                                          file: file)
         return try Checked.sum("the vision parameter count", [patch, merger, width], file: file)
     }
@@ -177,7 +178,7 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
 
     /// Weights of the tower, computed with overflow checks.
     public func parameterCount(file: String) throws -> Int {
-        let blocks = try Checked.product("vision_config.depth × weights per block",
+        let blocks = try Checked.product("vision_config.depth × weights per block (\(widthField), \(intermediateField))",
                                          [depth, parametersPerBlock(file: file)], file: file)
         return try Checked.sum("the vision parameter count", [blocks, parametersOutsideBlocks(file: file)], file: file)
     }
@@ -191,7 +192,8 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
                      + "(vision_config.\(widthField) \(width), \(intermediateField) \(intermediateSize))",
                      count: Checked.saturatingProduct(depth, perBlock)),
             .weights("the vision patch embedding and merger (vision_config.\(widthField) \(width), "
-                     + "patch_size \(patchSize), spatial_merge_size \(spatialMergeSize))",
+                     + "\(outputField) \(outputSize), in_channels \(inChannels), patch_size \(patchSize), "
+                     + "temporal_patch_size \(temporalPatchSize), spatial_merge_size \(spatialMergeSize))",
                      count: try parametersOutsideBlocks(file: file)),
         ]
     }

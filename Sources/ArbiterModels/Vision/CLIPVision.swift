@@ -286,7 +286,8 @@ public struct CLIPVisionConfiguration: Codable, Sendable, Equatable {
                                         [hiddenSize, numChannels, patchSize, patchSize], file: file)
         let position = try Checked.product("vision positions × vision_config.hidden_size",
                                            [positionCount(file: file), hiddenSize], file: file)
-        let stack = try Checked.product("vision_config.num_hidden_layers × weights per layer",
+        let stack = try Checked.product("vision_config.num_hidden_layers × weights per layer (hidden_size, "
+                                        + "intermediate_size)",
                                         [layers, parametersPerLayer(file: file)], file: file)
         return try Checked.sum("the vision parameter count", [patch, position, stack], file: file)
     }
@@ -304,7 +305,7 @@ public struct CLIPVisionConfiguration: Codable, Sendable, Equatable {
             .weights("\(layers) vision layers (vision_config.num_hidden_layers) of \(perLayer) weights each "
                      + "(vision_config.hidden_size \(hiddenSize), intermediate_size \(intermediateSize))",
                      count: Checked.saturatingProduct(layers, perLayer)),
-            .weights("the vision embeddings (\(sizes) × hidden_size \(hiddenSize))",
+            .weights("the vision embeddings (\(sizes) × hidden_size \(hiddenSize), num_channels \(numChannels))",
                      count: try parameterCount(file: file) - Checked.saturatingProduct(layers, perLayer)),
             MemoryTerm("vision activations (\(sizes), hidden_size \(hiddenSize), intermediate_size "
                        + "\(intermediateSize), num_attention_heads \(attentionHeads), num_hidden_layers \(layers))",
