@@ -58,7 +58,7 @@ enum SyntheticResults {
             configuration: AnalysisConfiguration(), layers: layers, headsPerLayer: 4,
             calibrationIDs: [], heldOutIDs: [], skipped: [],
             following: ModalityFollowingResult(ratio: [:], counts: ["overall": [20, 40]], accuracy: [:], meanScore: [:],
-                                               seed: seed),
+                                               thirdAnswers: [:], thirdCounts: [:], seed: seed),
             flow: InformationFlowResult(window: 1, shift: shift, seed: seed),
             routing: AttentionRoutingResult(imageShare: [:], cueMass: [:],
                                             selectivity: ["instruction": curve(&rng, layers: layers, -0.4...0.4),
