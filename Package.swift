@@ -85,7 +85,9 @@ let package = Package(
             "ArbiterAnalyses", "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "ArbiterPlotsTests", dependencies: ["ArbiterPlots"]),
-        .testTarget(name: "ArbiterClaimsTests", dependencies: ["ArbiterClaims"]),
+        .testTarget(name: "ArbiterClaimsTests", dependencies: [
+            "ArbiterClaims", "ArbiterAnalyses", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         .testTarget(name: "ArbiterDataTests", dependencies: [
             "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),

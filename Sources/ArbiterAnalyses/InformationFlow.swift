@@ -63,13 +63,13 @@ public enum InformationFlow {
                 // Causal attention: a query changes only if it sits at or after a knocked key, and positions
                 // before the first such query cannot change — recompute from there (for vision→text, from the
                 // first text token after the image rather than the system prompt before it).
-                let firstKey = try samples[i].input.spans.positions(edge.keys).min() ?? 0
-                let first = try samples[i].input.spans.positions(edge.queries).filter { $0 >= firstKey }.min() ?? 0
-                return (0..<layers).map { layer in
+                let input = samples[i].input
+                return try (0..<layers).map { layer in
                     let w = Self.window(around: layer, width: width, layers: layers)
-                    return ScoreRequest(sample: i, interventions: InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries),
-                                                                                          layers: w, heads: nil)]),
-                                        startLayer: w[0], unchangedBefore: first)
+                    let ko = InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries),
+                                                        layers: w, heads: nil)])
+                    let first = try ko.firstChangedPosition(tokenCount: input.ids.count, spans: input.spans) ?? 0
+                    return ScoreRequest(sample: i, interventions: ko, startLayer: w[0], unchangedBefore: first)
                 }
             }
             let knocked = try runner.scores(requests, samples: samples, baselines: baselines)

@@ -1,5 +1,6 @@
-// Modality-following ratio (MFR) per instruction target with bootstrap CIs, and general ability
-// (consistent and unimodal accuracy); MFR per instruction paraphrase.
+// Modality-following ratio (MFR) per instruction target with bootstrap CIs, the share of third answers
+// (the top token starts neither modality's answer), and general ability (consistent and unimodal accuracy);
+// MFR per instruction paraphrase.
 import ArbiterData
 
 public struct ModalityFollowingResult: Sendable, Codable, Equatable {
@@ -11,14 +12,27 @@ public struct ModalityFollowingResult: Sendable, Codable, Equatable {
     public var accuracy: [String: Estimate]
     /// Mean following score s per target.
     public var meanScore: [String: Estimate]
+    /// Share of conflict samples per target and "overall" whose top token over the whole vocabulary is the
+    /// first token of no candidate answer of either modality (`ModalityFollowing.isThirdAnswer`).
+    public var thirdAnswers: [String: Estimate]
+    /// Third answers / total per target.
+    public var thirdCounts: [String: [Int]]
     public var seed: UInt64
 }
 
 public enum ModalityFollowing {
-    /// MFR and accuracies from scored samples.
+    /// Whether the model's top answer is neither modality's: its top token over the whole vocabulary is no
+    /// candidate's first token (tokens both sets share count as candidates': they may start either answer).
+    /// The binary score s compares only the two sets, so it cannot show such answers.
+    public static func isThirdAnswer(_ sample: AnalysisSample, _ score: FollowingScore) -> Bool {
+        ![sample.instructed, sample.competitor, sample.shared].contains { $0.contains(score.top) }
+    }
+
+    /// MFR, third answers and accuracies from scored samples.
     public static func measure(_ samples: [AnalysisSample], scores: [FollowingScore], seed: UInt64) -> ModalityFollowingResult {
         var ratio: [String: Estimate] = [:], counts: [String: [Int]] = [:], accuracy: [String: Estimate] = [:]
-        var meanScore: [String: Estimate] = [:]
+        var meanScore: [String: Estimate] = [:], thirdAnswers: [String: Estimate] = [:]
+        var thirdCounts: [String: [Int]] = [:]
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target != nil }
         for (offset, group) in [("image", conflict.filter { samples[$0].target == .image }),
                                 ("text", conflict.filter { samples[$0].target == .text }),
@@ -27,13 +41,17 @@ public enum ModalityFollowing {
             ratio[group.0] = Estimate.bootstrap(follows, seed: seed &+ UInt64(offset))
             counts[group.0] = [Int(follows.reduce(0, +)), follows.count]
             meanScore[group.0] = Estimate.bootstrap(group.1.map { scores[$0].s }, seed: seed &+ UInt64(10 + offset))
+            let third = group.1.map { isThirdAnswer(samples[$0], scores[$0]) ? 1.0 : 0.0 }
+            thirdAnswers[group.0] = Estimate.bootstrap(third, seed: seed &+ UInt64(30 + offset))
+            thirdCounts[group.0] = [Int(third.reduce(0, +)), third.count]
         }
         for (offset, kind) in ["consistent", "image_only", "text_only"].enumerated() {
             let group = samples.indices.filter { samples[$0].kind == kind }
             guard !group.isEmpty else { continue }
             accuracy[kind] = Estimate.bootstrap(group.map { scores[$0].follows ? 1.0 : 0.0 }, seed: seed &+ UInt64(20 + offset))
         }
-        return ModalityFollowingResult(ratio: ratio, counts: counts, accuracy: accuracy, meanScore: meanScore, seed: seed)
+        return ModalityFollowingResult(ratio: ratio, counts: counts, accuracy: accuracy, meanScore: meanScore,
+                                       thirdAnswers: thirdAnswers, thirdCounts: thirdCounts, seed: seed)
     }
 }
 

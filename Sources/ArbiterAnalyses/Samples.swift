@@ -45,6 +45,8 @@ public struct AnalysisSample: Sendable {
     /// First tokens of the instructed and competing answer sets (disjoint).
     public let instructed: [Int]
     public let competitor: [Int]
+    /// First tokens both sets start with, removed from both: they tell neither answer apart.
+    public let shared: [Int]
 
     /// Prepares `item` for `session`. Throws when an answer set is empty or both sets share every first token.
     public init(_ item: ProbeItem, session: ModelSession) throws {
@@ -57,6 +59,7 @@ public struct AnalysisSample: Sendable {
         let shared = Set(a).intersection(b)
         instructed = a.filter { !shared.contains($0) }
         competitor = b.filter { !shared.contains($0) }
+        self.shared = shared.sorted()
         guard !instructed.isEmpty, !competitor.isEmpty else {
             throw AnalysisError.badSample(id: item.id, problem: a.isEmpty || b.isEmpty
                 ? "an answer candidate list is empty"

@@ -5,6 +5,8 @@ import ArbiterTensor
 import Foundation
 
 public struct FollowingScore: Sendable, Codable, Equatable {
+    /// The top token over the whole vocabulary (argmax of the logits; the first on ties).
+    public let top: Int
     public let pInstructed: Double
     public let pCompetitor: Double
     public var q: Double { pInstructed / (pInstructed + pCompetitor) }
@@ -14,8 +16,12 @@ public struct FollowingScore: Sendable, Codable, Equatable {
     /// From one row of logits over the vocabulary.
     public init<C: Collection>(logits: C, instructed: [Int], competitor: [Int]) where C.Element == Float, C.Index == Int {
         let start = logits.startIndex
-        var maximum = -Double.infinity
-        for v in logits { maximum = max(maximum, Double(v)) }
+        var maximum = -Double.infinity, best = -Float.infinity, bestIndex = 0
+        for (i, v) in logits.enumerated() {
+            maximum = max(maximum, Double(v))
+            if v > best { best = v; bestIndex = i }
+        }
+        top = bestIndex
         var z = 0.0
         for v in logits { z += exp(Double(v) - maximum) }
         func mass(_ ids: [Int]) -> (p: Double, logp: Double) {

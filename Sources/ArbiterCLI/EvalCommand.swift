@@ -1,5 +1,5 @@
-// `arbiter eval`: modality-following ratio per instruction target with counts, and consistent and unimodal
-// accuracy — baseline passes only, with a progress display.
+// `arbiter eval`: modality-following ratio per instruction target with counts and the share of third answers,
+// and consistent and unimodal accuracy — baseline passes only, with a progress display.
 import ArbiterAnalyses
 import ArbiterData
 import ArbiterModels
@@ -66,6 +66,9 @@ struct EvalCommand: ParsableCommand {
             for t in ["image", "text", "overall"] {
                 guard let e = r.ratio[t], let c = r.counts[t], c[1] > 0 else { continue }
                 print("  MFR follow-\(t): \(e)  (\(c[0])/\(c[1]))")
+                if let third = r.thirdAnswers[t], let n = r.thirdCounts[t] {
+                    print("    third answers: \(third)  (\(n[0])/\(n[1]) top tokens start neither modality's answer)")
+                }
             }
             for (kind, e) in r.accuracy.sorted(by: { $0.key < $1.key }) { print("  accuracy \(kind): \(e)") }
             if byInstruction { printByInstruction(set: set, samples: samples, scores: scores) }

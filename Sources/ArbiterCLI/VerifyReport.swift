@@ -13,7 +13,11 @@ enum VerifyReport {
         var lines: [String] = []
         for (r, _) in all {
             let f = r.following
-            let mfr = ["image", "text"].map { t in "follow-\(t) \(f.ratio[t].map(\.description) ?? "-")" }.joined(separator: "; ")
+            let mfr = ["image", "text"].map { t in
+                var text = "follow-\(t) \(f.ratio[t].map(\.description) ?? "-")"
+                if let e = f.thirdAnswers[t], let c = f.thirdCounts[t] { text += ", third answers \(e) \(c[0])/\(c[1])" }
+                return text
+            }.joined(separator: "; ")
             lines.append("\(r.model) (\(r.modelType), \(r.layers) layers × \(r.headsPerLayer) heads) on \(r.dataset) (layout \(r.layout)\(r.skipped.isEmpty ? "" : ", \(r.skipped.count) items skipped")): MFR \(mfr); \(String(format: "%.1f", r.seconds)) s")
         }
         lines.append("")
@@ -40,6 +44,12 @@ enum VerifyReport {
     }
 
     static func f(_ x: Double) -> String { x.isNaN ? "nan" : String(format: "%.3f", x) }
+
+    /// The third-answer share, its CI and its counts for target `t`, as three cells separated by " | ".
+    static func thirdCells(_ following: ModalityFollowingResult, _ t: String) -> String {
+        guard let e = following.thirdAnswers[t], let c = following.thirdCounts[t] else { return "– | – | –" }
+        return "\(f(e.value)) | [\(f(e.low)), \(f(e.high))] | \(c[0]) / \(c[1])"
+    }
 
     static func render(_ rows: [[String]]) -> [String] {
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
@@ -93,15 +103,19 @@ enum VerifyReport {
             s += "- prompt layout `\(r.layout)` (fingerprint \(r.layoutFingerprint))\n"
             s += "- skipped items: \(r.skipped.count)\(r.skipped.isEmpty ? "" : " (listed below)")\n"
             s += "- analysis time \(String(format: "%.1f", r.seconds)) s\n\n"
-            s += "| target | MFR | 95% CI | follows / n |\n|---|---|---|---|\n"
+            s += "| target | MFR | 95% CI | follows / n | third answers | 95% CI | third / n |\n"
+            s += "|---|---|---|---|---|---|---|\n"
             for t in ["image", "text", "overall"] {
                 if let e = r.following.ratio[t], let c = r.following.counts[t] {
-                    s += "| \(t) | \(f(e.value)) | [\(f(e.low)), \(f(e.high))] | \(c[0]) / \(c[1]) |\n"
+                    s += "| \(t) | \(f(e.value)) | [\(f(e.low)), \(f(e.high))] | \(c[0]) / \(c[1]) | "
+                    s += "\(thirdCells(r.following, t)) |\n"
                 }
             }
             for (kind, e) in r.following.accuracy.sorted(by: { $0.key < $1.key }) {
-                s += "| accuracy: \(kind) | \(f(e.value)) | [\(f(e.low)), \(f(e.high))] | n=\(e.count) |\n"
+                s += "| accuracy: \(kind) | \(f(e.value)) | [\(f(e.low)), \(f(e.high))] | n=\(e.count) | | | |\n"
             }
+            s += "\n*Third answers*: conflict items whose top token over the whole vocabulary starts no candidate "
+            s += "answer of either modality (docs/metrics.md); the binary score cannot show them.\n"
             s += "\n| claim | statistic | CI | threshold | control | n | verdict |\n|---|---|---|---|---|---|---|\n"
             for c in claims {
                 s += "| \(c.id) | \(f(c.statistic)) | \(c.low.isNaN ? "–" : "[\(f(c.low)), \(f(c.high))]") | \(f(c.threshold)) | \(f(c.control)) | \(c.samples) | **\(c.verdict.rawValue)** |\n"
@@ -133,9 +147,12 @@ enum VerifyReport {
         s += "<h1>Arbiter verify report</h1><p>Claims of <i>Instruction Anchors</i> (arXiv 2602.03677), specification version \(Claims.version).</p>"
         for (r, claims) in all {
             s += "<h2>\(esc(r.model))</h2><p>\(esc(r.modelType)), \(r.layers) layers × \(r.headsPerLayer) heads; dataset \(esc(r.dataset)); layout \(esc(r.layout)) (\(r.layoutFingerprint)); \(r.skipped.count) items skipped; seed \(r.configuration.seed)</p>"
-            s += "<table><tr><th>target</th><th>MFR</th><th>95% CI</th><th>n</th></tr>"
+            s += "<table><tr><th>target</th><th>MFR</th><th>95% CI</th><th>n</th>"
+            s += "<th>third answers</th><th>95% CI</th><th>third / n</th></tr>"
             for t in ["image", "text", "overall"] { if let e = r.following.ratio[t] {
-                s += "<tr><td>\(t)</td><td>\(f(e.value))</td><td>[\(f(e.low)), \(f(e.high))]</td><td>\(e.count)</td></tr>"
+                s += "<tr><td>\(t)</td><td>\(f(e.value))</td><td>[\(f(e.low)), \(f(e.high))]</td><td>\(e.count)</td>"
+                let third = thirdCells(r.following, t).replacingOccurrences(of: " | ", with: "</td><td>")
+                s += "<td>\(third)</td></tr>"
             } }
             s += "</table><br><table><tr><th>claim</th><th>statistic</th><th>CI</th><th>threshold</th><th>control</th><th>verdict</th><th>detail</th></tr>"
             for c in claims {

@@ -39,8 +39,11 @@ public enum ClaimStatistics {
     static let cueToInstruction = ["context->instruction", "image->instruction"]
     static let cueToLast = ["context->last", "image->last"]
 
-    public static func evaluate(_ r: AnalysisResults) -> [ClaimResult] {
-        [anchors(r), shallowNonselective(r), deepSelective(r), mlpInertia(r), headsBlocking(r), headsAmplification(r), specificity(r)]
+    /// Every claim's result, in specification order, with `thresholds` (the specification's by default).
+    public static func evaluate(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> [ClaimResult] {
+        [anchors(r, thresholds: t), shallowNonselective(r, thresholds: t), deepSelective(r, thresholds: t),
+         mlpInertia(r, thresholds: t), headsBlocking(r, thresholds: t), headsAmplification(r, thresholds: t),
+         specificity(r, thresholds: t)]
     }
 
     /// The strongest negative shift among `edges` over both targets and all layers: (estimate, edge, target, layer).
@@ -64,7 +67,7 @@ public enum ClaimStatistics {
 
     static func conflictCount(_ r: AnalysisResults) -> Int { r.following.counts["overall"]?[1] ?? 0 }
 
-    public static func anchors(_ r: AnalysisResults) -> ClaimResult {
+    public static func anchors(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let n = conflictCount(r)
         guard let (e, edge, target, layer) = strongest(r, cueToInstruction) else {
             return ClaimResult(id: "anchors", verdict: .fails, statistic: .nan, low: .nan, high: .nan, threshold: .nan, control: .nan,
@@ -72,19 +75,20 @@ public enum ClaimStatistics {
         }
         let direct = largestMagnitude(r, cueToLast)
         let ratio = direct > 0 ? abs(e.value) / direct : .infinity
-        let full = e.value < 0 && e.high < 0 && abs(e.value) >= Claims.Threshold.anchorsRatio * direct
+        let full = e.value < 0 && e.high < 0 && abs(e.value) >= t.anchorsRatio * direct
         let directional = e.value < 0 && abs(e.value) > direct
         return ClaimResult(id: "anchors", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
-                           statistic: e.value, low: e.low, high: e.high, threshold: -Claims.Threshold.anchorsRatio * direct,
+                           statistic: e.value, low: e.low, high: e.high, threshold: -t.anchorsRatio * direct,
                            control: direct, samples: n,
                            detail: "strongest cue→instruction shift \(fmt(e.value)) at \(edge), layer \(layer), follow-\(target); strongest direct cue→last |shift| \(fmt(direct)); ratio \(fmt(ratio))")
     }
 
-    public static func shallowNonselective(_ r: AnalysisResults) -> ClaimResult {
+    public static func shallowNonselective(_ r: AnalysisResults,
+                                                 thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let n = conflictCount(r)
         guard let (peak, edge, _, _) = strongest(r, cueToInstruction), peak.value < 0 else {
             return ClaimResult(id: "shallow-nonselective", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
-                               threshold: Claims.Threshold.nonSelectiveSI, control: .nan, samples: n,
+                               threshold: t.nonSelectiveSI, control: .nan, samples: n,
                                detail: "no negative cue→instruction shift: there is no transfer band to examine")
         }
         // The band: layers where either target's shift on the peak edge is ≥ 50% of the peak.
@@ -99,16 +103,16 @@ public enum ClaimStatistics {
         let meanSI = mean(si)
         let inFirstHalf = (band.max() ?? r.layers) < (r.layers + 1) / 2
         let bothHurt = imageShift < 0 && textShift < 0
-        let full = bothHurt && imageHigh < 0 && textHigh < 0 && meanSI <= Claims.Threshold.nonSelectiveSI && inFirstHalf
+        let full = bothHurt && imageHigh < 0 && textHigh < 0 && meanSI <= t.nonSelectiveSI && inFirstHalf
         // Without a real transfer (the peak's CI reaching 0) there is no band, and "both hurt" is noise.
-        let directional = bothHurt && peak.high < 0 && meanSI <= Claims.Threshold.nonSelectiveSIDirectional
+        let directional = bothHurt && peak.high < 0 && meanSI <= t.nonSelectiveSIDirectional
         return ClaimResult(id: "shallow-nonselective", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
-                           statistic: meanSI, low: .nan, high: .nan, threshold: Claims.Threshold.nonSelectiveSI,
+                           statistic: meanSI, low: .nan, high: .nan, threshold: t.nonSelectiveSI,
                            control: max(imageShift, textShift), samples: n,
                            detail: "band layers \(band) on \(edge) (\(inFirstHalf ? "first half" : "not in the first half")); mean shift follow-image \(fmt(imageShift)), follow-text \(fmt(textShift)); mean |SI| \(fmt(meanSI))")
     }
 
-    public static func deepSelective(_ r: AnalysisResults) -> ClaimResult {
+    public static func deepSelective(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let n = conflictCount(r)
         let readout = (r.lens.agreement["instruction"]?.isEmpty == false) ? "instruction" : "last"
         let curve = r.lens.agreement[readout] ?? []
@@ -118,15 +122,15 @@ public enum ClaimStatistics {
         let half = r.layers / 2
         let siDeep = mean(Array(si.suffix(r.layers - half))), siShallow = mean(Array(si.prefix(half)))
         let rises = siDeep > siShallow
-        let full = deep >= Claims.Threshold.deepAgreement && shallow <= Claims.Threshold.shallowAgreementMax && rises
+        let full = deep >= t.deepAgreement && shallow <= t.shallowAgreementMax && rises
         let directional = deep > shallow && rises
         return ClaimResult(id: "deep-selective", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
                            statistic: deep, low: curve.suffix(q).map(\.low).min() ?? .nan, high: curve.suffix(q).map(\.high).max() ?? .nan,
-                           threshold: Claims.Threshold.deepAgreement, control: shallow, samples: n,
+                           threshold: t.deepAgreement, control: shallow, samples: n,
                            detail: "LDAR at the \(readout) readout: deepest \(q) layers \(fmt(deep)), shallowest \(q) \(fmt(shallow)); last-position |SI| deep half \(fmt(siDeep)) vs shallow half \(fmt(siShallow))")
     }
 
-    public static func mlpInertia(_ r: AnalysisResults) -> ClaimResult {
+    public static func mlpInertia(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let e = r.attribution.deepMLPTotal["overall"] ?? Estimate(value: .nan, low: .nan, high: .nan, count: 0)
         let full = e.value < 0 && e.high < 0
         let directional = e.value < 0
@@ -136,48 +140,49 @@ public enum ClaimStatistics {
                            detail: "deep MLP DLA total (layers \(r.attribution.deepStart)–\(r.layers - 1)) \(e); follow-image \(r.attribution.deepMLPTotal["image"].map(\.description) ?? "-"), follow-text \(r.attribution.deepMLPTotal["text"].map(\.description) ?? "-"); deep attention total \(fmt(attn))")
     }
 
-    public static func headsBlocking(_ r: AnalysisResults) -> ClaimResult {
+    public static func headsBlocking(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let h = r.interventions
-        let p95 = quantile(h.randomRelativeDrops, Claims.Threshold.randomPercentile)
+        let p95 = quantile(h.randomRelativeDrops, t.randomPercentile)
         let beats = h.relativeDrop > p95
-        let full = h.relativeDrop >= Claims.Threshold.blockingDrop && beats
+        let full = h.relativeDrop >= t.blockingDrop && beats
         let directional = h.relativeDrop > 0 && beats
         return ClaimResult(id: "heads-blocking", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
-                           statistic: h.relativeDrop, low: .nan, high: .nan, threshold: Claims.Threshold.blockingDrop, control: p95,
+                           statistic: h.relativeDrop, low: .nan, high: .nan, threshold: t.blockingDrop, control: p95,
                            samples: h.heldOutCount,
                            detail: "MFR \(fmt(h.baselineMFR)) → \(fmt(h.blockedMFR)) blocking \(h.heads.count) heads (\(h.heads.map(\.description).joined(separator: ", "))); \(h.randomRelativeDrops.count) random sets: mean drop \(fmt(mean(h.randomRelativeDrops))), 95th percentile \(fmt(p95))")
     }
 
-    public static func headsAmplification(_ r: AnalysisResults) -> ClaimResult {
+    public static func headsAmplification(_ r: AnalysisResults,
+                                                thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let h = r.interventions
         let random = h.randomFixRates.filter { !$0.isNaN }
-        let p95 = quantile(random, Claims.Threshold.randomPercentile)
+        let p95 = quantile(random, t.randomPercentile)
         guard h.failedCount > 0, !h.amplifiedFixRate.isNaN else {
             return ClaimResult(id: "heads-amplification", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
-                               threshold: Claims.Threshold.amplificationFix, control: p95, samples: 0,
+                               threshold: t.amplificationFix, control: p95, samples: 0,
                                detail: "no failed held-out conflict items to fix (the model follows every instruction)")
         }
         let beats = h.amplifiedFixRate > p95
-        let full = h.amplifiedFixRate >= Claims.Threshold.amplificationFix && beats
+        let full = h.amplifiedFixRate >= t.amplificationFix && beats
         let directional = h.amplifiedFixRate > 0 && beats
         return ClaimResult(id: "heads-amplification", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
-                           statistic: h.amplifiedFixRate, low: .nan, high: .nan, threshold: Claims.Threshold.amplificationFix,
+                           statistic: h.amplifiedFixRate, low: .nan, high: .nan, threshold: t.amplificationFix,
                            control: p95, samples: h.failedCount,
                            detail: "α = \(fmt(h.alpha)) (grid \(h.alphaGrid.map(fmt))); fixed \(fmt(h.amplifiedFixRate)) of \(h.failedCount) failed items; random sets mean \(fmt(mean(random))), 95th percentile \(fmt(p95))")
     }
 
-    public static func specificity(_ r: AnalysisResults) -> ClaimResult {
+    public static func specificity(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let h = r.interventions
         guard let before = h.consistentAccuracyBefore, let after = h.consistentAccuracyAfter else {
             return ClaimResult(id: "specificity", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
-                               threshold: Claims.Threshold.specificityMaxChange, control: .nan, samples: 0,
+                               threshold: t.specificityMaxChange, control: .nan, samples: 0,
                                detail: "no consistent items in the held-out split")
         }
         let change = abs(after - before)
-        let verdict: Verdict = change <= Claims.Threshold.specificityMaxChange ? .holds
-            : change <= Claims.Threshold.specificityMaxChangeDirectional ? .holdsDirectionally : .fails
+        let verdict: Verdict = change <= t.specificityMaxChange ? .holds
+            : change <= t.specificityMaxChangeDirectional ? .holdsDirectionally : .fails
         return ClaimResult(id: "specificity", verdict: verdict, statistic: change, low: .nan, high: .nan,
-                           threshold: Claims.Threshold.specificityMaxChange, control: before, samples: 0,
+                           threshold: t.specificityMaxChange, control: before, samples: 0,
                            detail: "consistent accuracy \(fmt(before)) → \(fmt(after)) with the top heads blocked")
     }
 }

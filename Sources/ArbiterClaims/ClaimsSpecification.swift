@@ -115,3 +115,31 @@ public enum Claims {
 
     public static func specification(_ id: String) -> ClaimSpecification? { all.first { $0.id == id } }
 }
+
+/// The thresholds the verdicts are computed with: `standard` holds the specification's values
+/// (`Claims.Threshold`); other values exist so that tests can check that verdicts are monotone in them.
+public struct ClaimThresholds: Sendable, Equatable, CustomStringConvertible {
+    public var anchorsRatio = Claims.Threshold.anchorsRatio
+    public var nonSelectiveSI = Claims.Threshold.nonSelectiveSI
+    public var nonSelectiveSIDirectional = Claims.Threshold.nonSelectiveSIDirectional
+    public var deepAgreement = Claims.Threshold.deepAgreement
+    public var shallowAgreementMax = Claims.Threshold.shallowAgreementMax
+    public var blockingDrop = Claims.Threshold.blockingDrop
+    public var amplificationFix = Claims.Threshold.amplificationFix
+    public var specificityMaxChange = Claims.Threshold.specificityMaxChange
+    public var specificityMaxChangeDirectional = Claims.Threshold.specificityMaxChangeDirectional
+    public var randomPercentile = Claims.Threshold.randomPercentile
+
+    public init() {}
+
+    /// The specification's thresholds.
+    public static let standard = ClaimThresholds()
+
+    public var description: String {
+        "anchorsRatio \(anchorsRatio), nonSelectiveSI \(nonSelectiveSI)/\(nonSelectiveSIDirectional), "
+            + "deepAgreement \(deepAgreement), shallowAgreementMax \(shallowAgreementMax), "
+            + "blockingDrop \(blockingDrop), amplificationFix \(amplificationFix), "
+            + "specificityMaxChange \(specificityMaxChange)/\(specificityMaxChangeDirectional), "
+            + "randomPercentile \(randomPercentile)"
+    }
+}

@@ -22,6 +22,26 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
         return run
     }
 
+    /// The first position whose activations these interventions can change, nil when they can change none:
+    /// every position before it computes exactly as without them, so a run may resume there from the cached
+    /// keys and values of the prefix (a suffix run). Causal attention: a knockout changes only its queries at
+    /// or after its first key (a query before every key cannot see them anyway); any other intervention may
+    /// change every position.
+    public func firstChangedPosition(tokenCount: Int, spans: TokenSpans?) throws -> Int? {
+        var first: Int? = nil
+        for intervention in interventions {
+            var position = 0
+            if case .knockout(let keySelector, let querySelector, _, _) = intervention {
+                let firstKey = try keySelector.resolve(spans, tokenCount: tokenCount).min()
+                let queries = try querySelector.resolve(spans, tokenCount: tokenCount)
+                guard let firstKey, let q = queries.filter({ $0 >= firstKey }).min() else { continue }
+                position = q
+            }
+            first = min(first ?? position, position)
+        }
+        return first
+    }
+
     /// Validates every intervention, then adds its edits to `run`.
     public func install(into run: HookRun, decoder: LlamaDecoder, hookNames: [String], tokenCount: Int,
                         spans: TokenSpans?) throws {

@@ -68,21 +68,6 @@ struct AnalysisTests {
         #expect(try ja.jsonData() == jb.jsonData())
     }
 
-    @Test("DLA of all components sums to the linearised score change (embedding + layers = direction · final residual)")
-    func attributionIsComplete() throws {
-        let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
-        let item = try Fixtures.items(perTarget: 1)[0]
-        let sample = try AnalysisSample(item, session: session)
-        let runner = AnalysisRunner(session: session)
-        let base = try runner.baseline(sample)
-        let result = try Attribution.measure(runner: runner, samples: [sample], baselines: [base], seed: 1)
-        // Per-head DLA sums to the layer's attention DLA (no o_proj bias in Llama).
-        for l in 0..<runner.layers {
-            let heads = result.heads[l].reduce(0, +), layer = result.attention["overall"]![l].value
-            #expect(abs(heads - layer) <= 1e-3 * max(1, abs(layer)), "layer \(l): heads \(heads) vs attention \(layer)")
-        }
-    }
-
     @Test("too few samples for a target is a clear error")
     func tooFew() throws {
         let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
@@ -118,6 +103,7 @@ struct ScoringTests {
         for i in a { pa += exp(Double(logits[i]) - m) / z }
         for i in b { pb += exp(Double(logits[i]) - m) / z }
         let ok = abs(score.pInstructed - pa) <= 1e-9 + 1e-9 * pa && abs(score.pCompetitor - pb) <= 1e-9 + 1e-9 * pb
+            && score.top == logits.firstIndex(of: logits.max()!)
         let qOK = score.q >= 0 && score.q <= 1
         let sOK = pa > 1e-300 && pb > 1e-300 ? abs(score.s - (log(pa) - log(pb))) < 1e-6 : true
         return ok && qOK && sOK
@@ -143,11 +129,62 @@ struct ScoringTests {
         #expect(ModalityFollowing.byInstruction([], items: items).isEmpty)
     }
 
-    @Test("s = log p_I − log p_C and q ∈ [0, 1] for random logits")
+    @Test("s = log p_I − log p_C, q ∈ [0, 1] and the top token is the first argmax, for random logits")
     func scoreIdentity() async {
         await propertyCheck(count: 200, input: Gen.float(in: -30...30).array(of: 5...40), Gen.int(in: 0...1000)) { logits, seed in
             let ok = Self.scoreMatchesDirectComputation(logits, seed: seed)
             #expect(ok, "logits \(logits), seed \(seed)")
+        }
+    }
+
+    @Test("third answers: conflict samples whose top token over the vocabulary starts no candidate of either set")
+    func thirdAnswers() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
+        var items = try Fixtures.items(perTarget: 3)
+        // An image-following item whose sets share the first token of "blue": a top token there is no third answer.
+        var shared = items[0]
+        shared.id = "shared"
+        shared.instructed = ["red", "blue"]
+        shared.competitor = ["blue", "green"]
+        items.append(shared)
+        let samples = try items.map { try AnalysisSample($0, session: session) }
+        let sharedSample = try #require(samples.last)
+        #expect(!sharedSample.shared.isEmpty)
+        let vocabulary = session.model.decoder.configuration.vocabularySize
+        // Where each sample's top token goes: its instructed set, its competing set, a third token with the
+        // instructed (or competing) set second, or a shared token.
+        enum Top { case instructed, competitor, thirdFollowing, thirdFailing, shared }
+        let plan: [String: Top] = ["c0": .instructed, "c1": .thirdFollowing, "c2": .thirdFailing, "c3": .competitor,
+                                   "c4": .thirdFollowing, "c5": .instructed, "shared": .shared]
+        var scores: [FollowingScore] = []
+        var tops: [Int] = []
+        for sample in samples {
+            let candidates = Set(sample.instructed + sample.competitor + sample.shared)
+            let third = try #require((0..<vocabulary).first { !candidates.contains($0) })
+            var logits = [Float](repeating: -4, count: vocabulary)
+            let top: Int
+            switch plan[sample.id] ?? .thirdFailing {   // consistent items: a third token, which must not count
+            case .instructed: top = sample.instructed[0]
+            case .competitor: top = sample.competitor[0]
+            case .thirdFollowing: top = third; logits[sample.instructed[0]] = 5
+            case .thirdFailing: top = third; logits[sample.competitor[0]] = 5
+            case .shared: top = sample.shared[0]; logits[sample.instructed[0]] = 5
+            }
+            logits[top] = 10
+            tops.append(top)
+            scores.append(FollowingScore(logits: logits, instructed: sample.instructed, competitor: sample.competitor))
+        }
+        #expect(scores.map(\.top) == tops)
+        let r = ModalityFollowing.measure(samples, scores: scores, seed: 3)
+        // Image: c0 (instructed), c2 (third), c4 (third), shared → 2 of 4; text: c1 (third), c3, c5 → 1 of 3.
+        #expect(r.thirdCounts == ["image": [2, 4], "text": [1, 3], "overall": [3, 7]])
+        #expect(r.counts == ["image": [3, 4], "text": [2, 3], "overall": [5, 7]], "third answers can still follow")
+        // The MFR's interval method: a percentile bootstrap of the 0/1 indicators (1000 resamples, seeded).
+        let indicators: [String: [Double]] = ["image": [0, 1, 1, 0], "text": [1, 0, 0], "overall": [0, 1, 1, 0, 1, 0, 0]]
+        for (offset, target) in ["image", "text", "overall"].enumerated() {
+            let e = try #require(r.thirdAnswers[target])
+            #expect(e == Estimate.bootstrap(indicators[target]!, seed: 3 &+ UInt64(30 + offset)), "\(target): \(e)")
+            #expect(e.low < e.value && e.value < e.high, "\(target): \(e)")
         }
     }
 

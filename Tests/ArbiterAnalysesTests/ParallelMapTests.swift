@@ -134,4 +134,64 @@ struct SuffixRunTests {
         }
         #expect(compared > 0, "\(edge): no sample has this edge")
     }
+
+    /// Bit patterns of the rows before `p` of a decoder activation: query rows of `[H, T, T]` scores and
+    /// patterns, token rows of everything else.
+    static func prefixBits(_ name: String, _ t: Tensor, before p: Int) -> [UInt32] {
+        guard name.hasSuffix("hook_attn_scores") || name.hasSuffix("hook_pattern") else {
+            let width = t.count / max(t.shape[0], 1)
+            return t.scalars[0..<(p * width)].map(\.bitPattern)
+        }
+        let queries = t.shape[1], keys = t.shape[2]
+        return (0..<t.shape[0]).flatMap { h in
+            t.scalars[(h * queries * keys)..<((h * queries + p) * keys)].map(\.bitPattern)
+        }
+    }
+
+    @Test("every span pair (instruction edges too): the prefix is bit-identical, the suffix run equals the full run")
+    func everySpanPair() throws {
+        // The raw layout gives the tiny LLaVA's prompts every span: image, context, instruction, question,
+        // constraint, last.
+        let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
+        let runner = AnalysisRunner(session: session)
+        let samples = try Fixtures.items(perTarget: 1).filter { $0.kind == "conflict" }
+            .map { try AnalysisSample($0, session: session) }
+        var edges: Set<String> = []
+        for sample in samples {
+            let input = sample.input, t = input.ids.count
+            let baseline = try runner.baseline(sample, keepPatterns: false, keepKeysValues: true)
+            let base = HookRun(cache: .names(Set(runner.decoder.hookNames)))
+            _ = try BLAS.withSingleThread { try session.run(input, logits: .all, hooks: base) }
+            for keys in TokenSpans.standardNames {
+                for queries in TokenSpans.standardNames + ["text"] {
+                    guard try !input.spans.positions(keys).isEmpty, try !input.spans.positions(queries).isEmpty else {
+                        continue
+                    }
+                    let ko = InterventionSet([.knockout(keys: .span(keys), queries: .span(queries), layers: [1, 2],
+                                                        heads: nil)])
+                    let p = try ko.firstChangedPosition(tokenCount: t, spans: input.spans) ?? t
+                    let hooks = try ko.hooks(for: runner.decoder, hookNames: session.model.hookNames, tokenCount: t,
+                                             spans: input.spans, cache: .names(Set(runner.decoder.hookNames)))
+                    _ = try BLAS.withSingleThread { try session.run(input, logits: .all, hooks: hooks) }
+                    #expect(hooks.cache.count == base.cache.count)
+                    for (name, tensor) in base.cache {
+                        let same = Self.prefixBits(name, hooks.cache[name]!, before: p)
+                            == Self.prefixBits(name, tensor, before: p)
+                        #expect(same, "\(keys)->\(queries) on \(sample.id): \(name) changed before position \(p)")
+                    }
+                    guard p > 0, p < t else { continue }
+                    let full = try runner.score(sample, baseline: baseline, interventions: ko, startLayer: 1)
+                    let suffix = try runner.score(sample, baseline: baseline, interventions: ko, startLayer: 1,
+                                                  unchangedBefore: p)
+                    let close = abs(full.s - suffix.s) <= 1e-4 * max(1, abs(full.s))
+                    #expect(close, "\(keys)->\(queries) on \(sample.id): s = \(suffix.s) from \(p), \(full.s) in full")
+                    edges.insert("\(keys)->\(queries)")
+                }
+            }
+        }
+        for edge in ["instruction->last", "context->instruction", "image->instruction", "question->constraint",
+                     "instruction->question", "image->text", "constraint->last"] {
+            #expect(edges.contains(edge), "\(edge) was never compared from a suffix")
+        }
+    }
 }

@@ -54,9 +54,38 @@ struct OwnModelCLITests {
         #expect(done.stdout.contains("my model (llava"), "\(done.stdout.prefix(400))")
         let markdown = try String(contentsOf: folder.file("report/report.md"), encoding: .utf8)
         #expect(markdown.contains("## my model") && markdown.contains("prompt layout `raw` (fingerprint "))
+        // Third answers beside the MFR: in the table, the report (markdown and HTML) and the JSON.
+        #expect(done.stdout.contains(", third answers "), "\(done.stdout.prefix(600))")
+        #expect(markdown.contains("| follows / n | third answers | 95% CI | third / n |"))
+        let html = try String(contentsOf: folder.file("report/report.html"), encoding: .utf8)
+        #expect(html.contains("<th>third answers</th>"))
+        let json = try String(contentsOf: folder.file("report/results.json"), encoding: .utf8)
+        #expect(json.contains("\"thirdAnswers\"") && json.contains("\"thirdCounts\""))
         // The bundled toy does not show the paper's mechanism (README): some claim fails, so --require holds fails.
         let gated = try CLI.run(base + ["--require", "holds"], in: folder.url)
         #expect(gated.status == 1 && !gated.signalled, "\(gated)")
         #expect(gated.stderr.contains("--require holds: not met by my model "), "\(gated)")
+    }
+
+    @Test("eval shows the share of third answers under each MFR, with its CI and counts")
+    func evalThirdAnswers() throws {
+        let folder = try TemporaryFolder()
+        let r = try CLI.run(["eval", "--model", Repository.model("arbiter-main").path, "--count", "24"], in: folder.url)
+        #expect(r.status == 0, "\(r)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        for target in ["image", "text", "overall"] {
+            let mfr = try #require(lines.firstIndex { $0.hasPrefix("  MFR follow-\(target): ") }, "\(r.stdout)")
+            try #require(mfr + 1 < lines.count, "\(r.stdout)")
+            let third = lines[mfr + 1]
+            #expect(third.hasPrefix("    third answers: "), "\(r.stdout)")
+            // k/n with the MFR's n, and the share printed is k/n.
+            let n = try #require(lines[mfr].split(separator: "/").last?.dropLast())
+            let counts = try #require(third.split(separator: "(").last?.split(separator: " ").first)
+            let parts = counts.split(separator: "/").compactMap { Int($0) }
+            #expect(parts.count == 2 && String(parts[1]) == n, "\(lines[mfr]) / \(third)")
+            let share = third.dropFirst("    third answers: ".count).prefix(5)
+            try #require(parts.count == 2, "\(third)")
+            #expect(share == String(format: "%.3f", Double(parts[0]) / Double(parts[1])), "\(third)")
+        }
     }
 }

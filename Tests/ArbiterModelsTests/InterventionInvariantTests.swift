@@ -13,13 +13,13 @@ struct Scenario: CustomStringConvertible {
     let ids: [Int]
     var rng: SeededGenerator
 
-    init(layers: Int, kvHeads: Int, groups: Int, seed: Int) throws {
+    init(layers: Int, kvHeads: Int, groups: Int, seed: Int, tokens: ClosedRange<Int> = 1...12) throws {
         var rng = SeededGenerator(seed: UInt64(seed))
         let headDim = [2, 4, 6, 8].randomElement(using: &rng)!
         spec = RandomDecoderSpec(layers: layers, kvHeads: kvHeads, groups: groups, headDim: headDim,
                                  qkvBias: Bool.random(using: &rng), seed: UInt64(seed))
         decoder = try spec.make()
-        ids = spec.ids(count: Int.random(in: 1...12, using: &rng), seed: UInt64(seed) &+ 1)
+        ids = spec.ids(count: Int.random(in: tokens, using: &rng), seed: UInt64(seed) &+ 1)
         self.rng = rng
     }
 

@@ -38,6 +38,15 @@ struct RandomDecoderSpec: Sendable, CustomStringConvertible {
             modelType: qkvBias ? "qwen2" : "llama", vocabularySize: vocab, hiddenSize: d, intermediateSize: m,
             layers: layers, attentionHeads: heads, keyValueHeads: kvHeads, headDim: headDim, rmsNormEps: 1e-5,
             qkvBias: qkvBias, rope: RopeParameters(theta: 10000, dimension: headDim))
+        var store = WeightStore(weights(), source: "random decoder (\(description))")
+        let decoder = try LlamaDecoder(configuration: config, weights: &store)
+        try store.finish()
+        return decoder
+    }
+
+    /// The decoder's weights, by checkpoint name (the same on every call).
+    func weights() -> [String: StoredTensor] {
+        let d = heads * headDim, m = 2 * d + 3, vocab = 37
         var rng = SeededGenerator(seed: seed)
         var tensors: [String: StoredTensor] = [:]
         func add(_ name: String, _ shape: [Int], std: Float = 0.3, mean: Float = 0) {
@@ -64,10 +73,7 @@ struct RandomDecoderSpec: Sendable, CustomStringConvertible {
         }
         add("model.norm.weight", [d], std: 0.1, mean: 1)
         add("lm_head.weight", [vocab, d])
-        var store = WeightStore(tensors, source: "random decoder (\(description))")
-        let decoder = try LlamaDecoder(configuration: config, weights: &store)
-        try store.finish()
-        return decoder
+        return tensors
     }
 
     /// Random token ids for this model.

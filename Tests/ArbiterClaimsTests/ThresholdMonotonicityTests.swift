@@ -1,0 +1,150 @@
+// Verdicts are monotone in their thresholds: on random synthetic analysis results and random thresholds,
+// making any set of thresholds stricter never raises a claim's verdict (fails never becomes holds, holds
+// directionally never becomes holds). Property-based (swift-property-based).
+@testable import ArbiterAnalyses
+import ArbiterClaims
+import PropertyBased
+import Testing
+
+/// Random AnalysisResults carrying every number the claim statistics read, and random thresholds around them.
+enum SyntheticResults {
+    static func uniform(_ rng: inout SeededRNG, _ range: ClosedRange<Double>) -> Double {
+        Double.random(in: range, using: &rng)
+    }
+
+    /// An estimate around a value drawn from `range` (NaN about once in 40).
+    static func estimate(_ rng: inout SeededRNG, _ range: ClosedRange<Double>) -> Estimate {
+        if Int.random(in: 0..<40, using: &rng) == 0 { return Estimate(value: .nan, low: .nan, high: .nan, count: 0) }
+        let v = uniform(&rng, range)
+        return Estimate(value: v, low: v - uniform(&rng, 0...0.4), high: v + uniform(&rng, 0...0.4),
+                        count: Int.random(in: 1...50, using: &rng))
+    }
+
+    static func curve(_ rng: inout SeededRNG, layers: Int, _ range: ClosedRange<Double>) -> [Estimate] {
+        (0..<layers).map { _ in estimate(&rng, range) }
+    }
+
+    static func results(seed: UInt64) -> AnalysisResults {
+        var rng = SeededRNG(seed: seed)
+        let layers = Int.random(in: 1...12, using: &rng)
+        var shift: [String: [String: [Estimate]]] = [:]
+        for edge in ["context->instruction", "image->instruction", "context->last", "image->last"]
+        where Int.random(in: 0..<8, using: &rng) != 0 {
+            shift[edge] = ["image": curve(&rng, layers: layers, -1...0.3),
+                           "text": curve(&rng, layers: layers, -1...0.3)]
+        }
+        var agreement = ["last": curve(&rng, layers: layers, 0...1)]
+        if Bool.random(using: &rng) { agreement["instruction"] = curve(&rng, layers: layers, 0...1) }
+        let randomDrops = (0..<Int.random(in: 0...30, using: &rng)).map { _ in uniform(&rng, -0.3...1) }
+        let fixes = (0..<Int.random(in: 0...30, using: &rng)).map { _ in
+            Int.random(in: 0..<10, using: &rng) == 0 ? Double.nan : uniform(&rng, 0...1)
+        }
+        let consistent = Int.random(in: 0..<6, using: &rng) == 0
+            ? nil : (uniform(&rng, 0...1), uniform(&rng, 0...1))
+        let failed = Int.random(in: 0..<6, using: &rng) == 0 ? 0 : Int.random(in: 1...40, using: &rng)
+        let interventions = HeadInterventionResult(
+            fraction: 0.05, heads: [], baselineMFR: uniform(&rng, 0...1), blockedMFR: uniform(&rng, 0...1),
+            relativeDrop: uniform(&rng, -0.3...1), randomRelativeDrops: randomDrops,
+            consistentAccuracyBefore: consistent?.0, consistentAccuracyAfter: consistent?.1,
+            alpha: 2, alphaGrid: [2], failedCount: failed,
+            amplifiedFixRate: Int.random(in: 0..<10, using: &rng) == 0 ? .nan : uniform(&rng, 0...1),
+            randomFixRates: fixes, heldOutCount: 40, seed: seed)
+        let attribution = AttributionResult(attention: [:], mlp: [:], heads: [],
+                                            deepMLPTotal: ["overall": estimate(&rng, -1...1)],
+                                            deepAttentionTotal: ["overall": estimate(&rng, -1...1)],
+                                            deepStart: layers / 2, seed: seed)
+        return AnalysisResults(
+            model: "synthetic", modelType: "llava", dataset: "synthetic", layout: "raw", layoutFingerprint: "-",
+            configuration: AnalysisConfiguration(), layers: layers, headsPerLayer: 4,
+            calibrationIDs: [], heldOutIDs: [], skipped: [],
+            following: ModalityFollowingResult(ratio: [:], counts: ["overall": [20, 40]], accuracy: [:], meanScore: [:],
+                                               thirdAnswers: [:], thirdCounts: [:], seed: seed),
+            flow: InformationFlowResult(window: 1, shift: shift, seed: seed),
+            routing: AttentionRoutingResult(imageShare: [:], cueMass: [:],
+                                            selectivity: ["instruction": curve(&rng, layers: layers, -0.4...0.4),
+                                                          "last": curve(&rng, layers: layers, -0.4...0.4)],
+                                            seed: seed),
+            lens: LogitLensResult(agreement: agreement, meanScore: [:], seed: seed),
+            attribution: attribution,
+            ranking: HeadRanking(causal: [], attribution: [], causalOrder: [], attributionOrder: [],
+                                 calibrationCount: 0),
+            interventions: interventions, seconds: 0)
+    }
+
+    /// Random thresholds spanning the ranges of the synthetic statistics (the standard ones one time in 4).
+    static func thresholds(_ rng: inout SeededRNG) -> ClaimThresholds {
+        var t = ClaimThresholds.standard
+        guard Int.random(in: 0..<4, using: &rng) != 0 else { return t }
+        t.anchorsRatio = uniform(&rng, 0...4)
+        t.nonSelectiveSI = uniform(&rng, 0...0.5)
+        t.nonSelectiveSIDirectional = uniform(&rng, 0...0.5)
+        t.deepAgreement = uniform(&rng, 0...1)
+        t.shallowAgreementMax = uniform(&rng, 0...1)
+        t.blockingDrop = uniform(&rng, -0.2...1.2)
+        t.amplificationFix = uniform(&rng, 0...1)
+        t.specificityMaxChange = uniform(&rng, 0...0.5)
+        t.specificityMaxChangeDirectional = uniform(&rng, 0...0.5)
+        t.randomPercentile = uniform(&rng, 0...1)
+        return t
+    }
+
+    /// `t` with a random non-empty subset of its thresholds moved in the direction that makes a claim harder
+    /// to hold: ratios, agreement, drop, fix rate and percentile up; the bounds on |SI|, shallow agreement and
+    /// the change of accuracy down.
+    static func stricter(_ t: ClaimThresholds, _ rng: inout SeededRNG) -> ClaimThresholds {
+        var s = t
+        let moves: [(inout ClaimThresholds, Double) -> Void] = [
+            { $0.anchorsRatio += 4 * $1 },
+            { $0.nonSelectiveSI -= 0.5 * $1 },
+            { $0.nonSelectiveSIDirectional -= 0.5 * $1 },
+            { $0.deepAgreement += $1 },
+            { $0.shallowAgreementMax -= $1 },
+            { $0.blockingDrop += $1 },
+            { $0.amplificationFix += $1 },
+            { $0.specificityMaxChange -= 0.5 * $1 },
+            { $0.specificityMaxChangeDirectional -= 0.5 * $1 },
+            { $0.randomPercentile = min(1, $0.randomPercentile + $1) },   // a quantile level stays in [0, 1]
+        ]
+        let chosen = moves.indices.filter { _ in Bool.random(using: &rng) }
+        for i in chosen.isEmpty ? [Int.random(in: moves.indices, using: &rng)] : chosen {
+            moves[i](&s, uniform(&rng, 0...1))
+        }
+        return s
+    }
+
+    /// Claims whose verdict under the stricter thresholds is above the verdict under `t` (none if monotone),
+    /// and the claims whose verdict the stricter thresholds lowered.
+    static func check(seed: Int) -> (violations: [String], lowered: Set<String>) {
+        var rng = SeededRNG(seed: UInt64(seed) &* 7919 &+ 1)
+        let r = results(seed: UInt64(seed))
+        let t = thresholds(&rng), s = stricter(t, &rng)
+        let base = ClaimStatistics.evaluate(r, thresholds: t), strict = ClaimStatistics.evaluate(r, thresholds: s)
+        var violations: [String] = [], lowered: Set<String> = []
+        for (a, b) in zip(base, strict) {
+            if b.verdict > a.verdict { violations.append("\(a.id): \(a.verdict.rawValue) → \(b.verdict.rawValue)") }
+            if b.verdict < a.verdict { lowered.insert(a.id) }
+        }
+        if !violations.isEmpty { violations.append("thresholds \(t) → \(s)") }
+        return (violations, lowered)
+    }
+}
+
+@Suite("Verdicts are monotone in their thresholds (property-based)")
+struct ThresholdMonotonicityTests {
+    @Test("stricter thresholds never raise a verdict, on random results and thresholds")
+    func monotone() async {
+        await propertyCheck(count: 2000, input: Gen.int(in: 0...10_000_000)) { seed in
+            let violations = SyntheticResults.check(seed: seed).violations
+            #expect(violations.isEmpty, "seed \(seed): \(violations)")
+        }
+    }
+
+    @Test("the synthetic cases reach every claim's thresholds: each threshold-dependent verdict is lowered somewhere")
+    func notVacuous() {
+        var lowered: Set<String> = []
+        for seed in 0..<3000 { lowered.formUnion(SyntheticResults.check(seed: seed).lowered) }
+        // mlp-inertia compares with zero, a fixed null rather than a threshold.
+        let expected = Set(Claims.all.map(\.id)).subtracting(["mlp-inertia"])
+        #expect(lowered == expected, "lowered: \(lowered.sorted())")
+    }
+}
