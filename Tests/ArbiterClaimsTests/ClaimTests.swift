@@ -118,6 +118,15 @@ struct ClaimSpecificationTests {
         }
     }
 
+    @Test("display names: the folder's name, or for a generic folder its parent's too, or the hub repository")
+    func displayNames() {
+        #expect(ClaimRun.displayName(of: URL(fileURLWithPath: "/m/llava-1.5-7b-hf")) == "llava-1.5-7b-hf")
+        #expect(ClaimRun.displayName(of: URL(fileURLWithPath: "/runs/my-llava/model")) == "my-llava/model")
+        #expect(ClaimRun.displayName(of: URL(fileURLWithPath: "/runs/my-llava/checkpoint-500")) == "my-llava/checkpoint-500")
+        let snapshot = "/cache/models--llava-hf--llava-1.5-7b-hf/snapshots/8c85e9a4d626b7b908448be32c1ba5ad79b95e76"
+        #expect(ClaimRun.displayName(of: URL(fileURLWithPath: snapshot)) == "llava-hf/llava-1.5-7b-hf")
+    }
+
     @Test("every claim id has a statistic, in specification order")
     func statisticsCoverSpecification() throws {
         // Evaluated on the smallest possible results: ids and order must match the specification.
