@@ -88,6 +88,8 @@ public enum SamplePreparation {
             return "\(unknown) of its \(text.count) text tokens are the unknown token \(unkName) "
                 + "(the prompt is in words the tokenizer does not know\(shown.isEmpty ? "" : ", e.g. \(shown)"))"
         }
+        // The sample holds every answer's first token already; the answers are tokenized again only to name one.
+        guard (sample.instructed + sample.competitor + sample.shared).contains(unk) else { return nil }
         for answer in item.instructed + item.competitor where !answer.isEmpty {
             if let first = try? session.firstTokens(of: [answer], after: sample.input).first, first == unk {
                 return "the answer '\(answer)' starts with the unknown token \(unkName): the model cannot score it"

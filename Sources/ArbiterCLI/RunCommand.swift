@@ -59,6 +59,7 @@ struct RunCommand: ParsableCommand {
         try CLIPaths.checkList("--block-heads", blockHeads)
         try CLIPaths.checkList("--amplify-heads", amplifyHeads)
         try CLIPaths.checkNotEmpty(["--model": model, "--image": image, "--layout": layout])
+        try CLIPaths.checkFile("--image", image)
     }
 
     func run() throws {
@@ -104,10 +105,15 @@ struct RunCommand: ParsableCommand {
                 throw CLIError("--layout \(layout ?? ""): \(error)")
             }
             if let image {
-                // A text model has no image path: say so before asking for a tokenizer it may not need.
-                let m = try loadModel(model)
-                guard ["llava", "qwen2_vl", "qwen2_5_vl"].contains(m.modelType) else {
-                    throw CLIError("--image \(image): \(model) is a \(m.modelType) model, which takes no images")
+                // A text model has no image path: say so (from config.json alone) before asking for a tokenizer
+                // it may not need.
+                let type: String
+                do { type = try ModelDirectory(URL(fileURLWithPath: model)).modelType } catch {
+                    throw CLIError("cannot load model: \(error)")
+                }
+                // (An unknown type is left to the loader, whose error names config.json and the supported types.)
+                guard ModelSession.imageModelTypes.contains(type) || !ModelRegistry.supportedTypes.contains(type) else {
+                    throw CLIError("--image \(image): \(model) is a \(type) model, which takes no images")
                 }
             }
             do {
@@ -200,10 +206,6 @@ struct RunCommand: ParsableCommand {
 
     /// Reads the --image PNG; errors name the option and the path.
     func readImage(_ path: String) throws -> RGBImage {
-        var isFolder: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
-            throw CLIError("--image \(path) is a folder; give a PNG file")
-        }
         do { return try PNGImage.read(url: URL(fileURLWithPath: path)) } catch {
             throw CLIError("--image \(path): \(error)")
         }

@@ -96,19 +96,11 @@ public enum ConflictDataset {
             }
         }
         let data = try encode(items: items, generator: generator)
-        try writeAtomically(data, to: staging.appendingPathComponent(fileName))
-    }
-
-    static func writeAtomically(_ data: Data, to url: URL) throws {
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: data) else {
-            throw DatasetError(file: url.path, "cannot write: cannot create \(temporary.lastPathComponent)")
-        }
-        guard rename(temporary.path, url.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
-            throw DatasetError(file: url.path, "cannot write: rename from \(temporary.lastPathComponent) failed (\(reason))")
+        // Into the staging folder, which OutputSafety renames into place whole: no temporary file of its own.
+        let url = staging.appendingPathComponent(fileName)
+        do { try data.write(to: url) } catch {
+            throw DatasetError(file: destination.appendingPathComponent(fileName).path,
+                               "cannot write: \(error.localizedDescription)")
         }
     }
 

@@ -55,7 +55,7 @@ struct OptionValidationTests {
         (["run", "--model", llava, "--prompt", "q", "--image", "/nonexistent/x.png"], "--image /nonexistent/x.png: "),
         (["run", "--model", llava, "--prompt", "q", "--layout", ""], "--layout is empty"),
         (["run", "--model", llava, "--prompt", "q", "--layout", "vicuna-9"], "--layout vicuna-9: "),
-        (["run", "--model", llava, "--prompt", "q", "--layout", "/tmp/"], "is a folder, not a prompt layout file"),
+        (["run", "--model", llava, "--prompt", "q", "--layout", "/tmp/"], "not a regular file: it is a folder"),
         (["eval", "--model", llava, "--data", ""], "--data is empty"),
         (["verify", "--model", ""], "--model is empty"),
         (["hooks", "--model", ""], "--model is empty"),

@@ -37,6 +37,11 @@ public final class ModelSession: @unchecked Sendable {
     let imageProcessor: CLIPImageProcessor?
     let qwenProcessor: Qwen2VLImageProcessor?
 
+    /// The built-in layout of each model type that takes images (other types get `raw`).
+    public static let defaultLayouts = ["llava": "llava-1.5", "qwen2_vl": "qwen2-vl", "qwen2_5_vl": "qwen2-vl"]
+    /// The model types that take images.
+    public static var imageModelTypes: Set<String> { Set(defaultLayouts.keys) }
+
     /// Loads `directory`. The layout is, in order: `layout` if given, the folder's `prompt_layout.json`,
     /// then the model type's default (`llava` → `llava-1.5`, `qwen2_vl`/`qwen2_5_vl` → `qwen2-vl`, else `raw`).
     public init(directory: URL, layout: PromptLayout? = nil) throws {
@@ -64,11 +69,7 @@ public final class ModelSession: @unchecked Sendable {
         } else if FileManager.default.fileExists(atPath: folderLayout.path) {
             self.layout = try PromptLayout(url: folderLayout)
         } else {
-            switch model.modelType {
-            case "llava": self.layout = try .builtin("llava-1.5")
-            case "qwen2_vl", "qwen2_5_vl": self.layout = try .builtin("qwen2-vl")
-            default: self.layout = try .builtin("raw")
-            }
+            self.layout = try .builtin(Self.defaultLayouts[model.modelType] ?? "raw")
         }
         builder = try PromptBuilder(layout: self.layout, tokenizer: tokenizer)
         // The layout's image token must be the id the model replaces with image features.

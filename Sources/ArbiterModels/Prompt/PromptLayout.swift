@@ -126,12 +126,7 @@ public struct PromptLayout: Codable, Sendable, Equatable {
 
     /// Reads a layout file (a regular file: a folder or a pipe is refused before it is opened) and checks it.
     public init(url: URL) throws {
-        let type = (try? FileManager.default.attributesOfItem(atPath: url.path))?[.type] as? FileAttributeType
-        if let type, type != .typeRegular {
-            throw FormatError(.unreadable, file: url, type == .typeDirectory ? "is a folder, not a prompt layout file"
-                              : "is not a regular file (\(type.rawValue)); a prompt layout is a JSON file")
-        }
-        self = try JSONFile.decode(PromptLayout.self, from: url)
+        self = try JSONFile.decode(PromptLayout.self, from: url)   // FileCheck refuses folders and pipes first
         file = url.path
         try validate(file: url.path)
     }
