@@ -9,7 +9,7 @@ PYTHON       := $(VENV)/bin/python
 MAIN_MODEL   ?= $(if $(wildcard GoldenData/models/arbiter-main/config.json),GoldenData/models/arbiter-main,GoldenData/models/tiny-llava)
 REPORT_DIR   ?= reports/verify
 
-.PHONY: deps build test test-fast verify bench tools-venv tools-check goldens clean
+.PHONY: deps build test test-fast verify bench tools-venv tools-check goldens controls clean
 
 ## deps: install missing system libraries (Debian packages) — needs root, as on CI.
 deps:
@@ -54,12 +54,18 @@ tools-check: $(PYTHON)
 	$(PYTHON) Tools/tokenizer_goldens.py check
 	$(PYTHON) Tools/golden_bundled.py check
 	$(PYTHON) Tools/make_own_model.py check
+	$(PYTHON) Tools/make_controls.py check
 
 ## goldens: (re)write the golden files; refuses to overwrite files whose manifest hash differs unless FORCE=1.
 goldens: $(PYTHON)
 	$(PYTHON) Tools/golden.py write $(if $(FORCE),--force,)
 	$(PYTHON) Tools/golden_bundled.py write $(if $(FORCE),--force,)
 	$(PYTHON) Tools/make_own_model.py write $(if $(FORCE),--force,)
+
+## controls: (re)build the planted-mechanism controls (GoldenData/controls) and verify each one's ground truth in
+## PyTorch (~12 minutes on 2 cores); refuses to overwrite edited files unless FORCE=1.
+controls: $(PYTHON)
+	$(PYTHON) Tools/make_controls.py write $(if $(FORCE),--force,)
 
 ## bench: speed of Arbiter against PyTorch on this machine (printed ratios).
 bench: build $(PYTHON)

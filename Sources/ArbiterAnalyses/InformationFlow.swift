@@ -12,11 +12,14 @@ public struct FlowEdge: Sendable, Codable, Hashable, CustomStringConvertible {
     public var description: String { "\(keys)->\(queries)" }
 
     /// vision→text (all text), vision→last, context→last, context→instruction, vision→instruction,
-    /// vision→context, instruction→last.
+    /// vision→context, instruction→last, and the two cue edges of the paper's figures, which knock both
+    /// cues (image and context) out at once: cues→instruction and cues→last. A mechanism that needs both
+    /// cues in the anchors (a buffer the deep layers choose from) shows only on the joint edge: knocking
+    /// one cue out of it hurts one target and can help the other.
     public static let paperEdges = [
         FlowEdge("image", "text"), FlowEdge("image", "last"), FlowEdge("context", "last"),
         FlowEdge("context", "instruction"), FlowEdge("image", "instruction"), FlowEdge("image", "context"),
-        FlowEdge("instruction", "last"),
+        FlowEdge("instruction", "last"), FlowEdge("cues", "instruction"), FlowEdge("cues", "last"),
     ]
 }
 

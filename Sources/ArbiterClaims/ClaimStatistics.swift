@@ -36,8 +36,10 @@ func fmt(_ x: Double) -> String {
 }
 
 public enum ClaimStatistics {
-    static let cueToInstruction = ["context->instruction", "image->instruction"]
-    static let cueToLast = ["context->last", "image->last"]
+    /// The joint cue edge (image and context knocked out together, as the paper's "cue" figures) first.
+    static let jointCueToInstruction = "cues->instruction"
+    static let cueToInstruction = [jointCueToInstruction, "context->instruction", "image->instruction"]
+    static let cueToLast = ["cues->last", "context->last", "image->last"]
 
     /// Every claim's result, in specification order, with `thresholds` (the specification's by default).
     public static func evaluate(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> [ClaimResult] {
@@ -50,7 +52,7 @@ public enum ClaimStatistics {
     static func strongest(_ r: AnalysisResults, _ edges: [String]) -> (Estimate, String, String, Int)? {
         var best: (Estimate, String, String, Int)? = nil
         for edge in edges {
-            for (target, curve) in r.flow.shift[edge] ?? [:] {
+            for (target, curve) in (r.flow.shift[edge] ?? [:]).sorted(by: { $0.key < $1.key }) {
                 for (layer, e) in curve.enumerated() where !e.value.isNaN {
                     if best == nil || e.value < best!.0.value { best = (e, edge, target, layer) }
                 }
@@ -66,6 +68,9 @@ public enum ClaimStatistics {
     }
 
     static func conflictCount(_ r: AnalysisResults) -> Int { r.following.counts["overall"]?[1] ?? 0 }
+
+    /// The standard error of an estimate from its 95% interval (NaN without one).
+    static func standardError(_ e: Estimate) -> Double { (e.high - e.low) / (2 * 1.96) }
 
     public static func anchors(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let n = conflictCount(r)
@@ -83,51 +88,82 @@ public enum ClaimStatistics {
                            detail: "strongest cue→instruction shift \(fmt(e.value)) at \(edge), layer \(layer), follow-\(target); strongest direct cue→last |shift| \(fmt(direct)); ratio \(fmt(ratio))")
     }
 
+    /// Shallow non-selective transfer, on the joint cue→instruction edge: in its transfer band both targets
+    /// are hurt (CIs below 0) and alike — the difference of their band shifts has a 95% interval inside
+    /// ±`nonSelectiveEquivalence` × their mean magnitude (an equivalence test, not a comparison of signs) —
+    /// and the instruction tokens' attention does not depend on the instruction (mean |SI| ≤ threshold).
     public static func shallowNonselective(_ r: AnalysisResults,
                                                  thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let n = conflictCount(r)
-        guard let (peak, edge, _, _) = strongest(r, cueToInstruction), peak.value < 0 else {
-            return ClaimResult(id: "shallow-nonselective", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
-                               threshold: t.nonSelectiveSI, control: .nan, samples: n,
-                               detail: "no negative cue→instruction shift: there is no transfer band to examine")
+        let id = "shallow-nonselective"
+        guard let curves = r.flow.shift[jointCueToInstruction], let image = curves["image"], let text = curves["text"],
+              image.count == r.layers, text.count == r.layers else {
+            return ClaimResult(id: id, verdict: .fails, statistic: .nan, low: .nan, high: .nan, threshold: t.nonSelectiveSI,
+                               control: .nan, samples: n,
+                               detail: "no cues→instruction knockout results (the prompts have no instruction or no cues)")
         }
-        // The band: layers where either target's shift on the peak edge is ≥ 50% of the peak.
-        let curves = r.flow.shift[edge] ?? [:]
-        let band = (0..<r.layers).filter { l in curves.values.contains { $0[l].value <= 0.5 * peak.value } }
-        func bandMean(_ target: String) -> (Double, Double) {
-            let values = band.compactMap { curves[target]?[$0] }
-            return (mean(values.map(\.value)), values.map(\.high).max() ?? .nan)
+        let peak = (image + text).map(\.value).filter { !$0.isNaN }.min() ?? .nan
+        guard peak < 0, let peakEstimate = (image + text).first(where: { $0.value == peak }) else {
+            return ClaimResult(id: id, verdict: .fails, statistic: .nan, low: .nan, high: .nan, threshold: t.nonSelectiveSI,
+                               control: .nan, samples: n,
+                               detail: "knocking both cues out of the instruction tokens never lowers following: there is no transfer band")
         }
-        let (imageShift, imageHigh) = bandMean("image"), (textShift, textHigh) = bandMean("text")
+        // The band: layers where either target's shift is ≥ 50% of the peak.
+        let band = (0..<r.layers).filter { image[$0].value <= 0.5 * peak || text[$0].value <= 0.5 * peak }
+        func bandMean(_ curve: [Estimate]) -> (value: Double, high: Double, se: Double) {
+            let values = band.map { curve[$0] }
+            return (mean(values.map(\.value)), values.map(\.high).max() ?? .nan, mean(values.map(standardError)))
+        }
+        let i = bandMean(image), x = bandMean(text)
+        // Equivalence of the two targets: independent item groups, so the standard errors add in quadrature.
+        let difference = i.value - x.value
+        let se = (i.se * i.se + x.se * x.se).squareRoot()
+        let (dLow, dHigh) = (difference - 1.96 * se, difference + 1.96 * se)
+        let margin = t.nonSelectiveEquivalence * (abs(i.value) + abs(x.value)) / 2
+        let alike = dLow >= -margin && dHigh <= margin
         let si = band.compactMap { r.routing.selectivity["instruction"]?[$0].value }.map(abs)
         let meanSI = mean(si)
         let inFirstHalf = (band.max() ?? r.layers) < (r.layers + 1) / 2
-        let bothHurt = imageShift < 0 && textShift < 0
-        let full = bothHurt && imageHigh < 0 && textHigh < 0 && meanSI <= t.nonSelectiveSI && inFirstHalf
-        // Without a real transfer (the peak's CI reaching 0) there is no band, and "both hurt" is noise.
-        let directional = bothHurt && peak.high < 0 && meanSI <= t.nonSelectiveSIDirectional
-        return ClaimResult(id: "shallow-nonselective", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
-                           statistic: meanSI, low: .nan, high: .nan, threshold: t.nonSelectiveSI,
-                           control: max(imageShift, textShift), samples: n,
-                           detail: "band layers \(band) on \(edge) (\(inFirstHalf ? "first half" : "not in the first half")); mean shift follow-image \(fmt(imageShift)), follow-text \(fmt(textShift)); mean |SI| \(fmt(meanSI))")
+        let bothHurt = i.value < 0 && x.value < 0
+        let full = bothHurt && i.high < 0 && x.high < 0 && alike && meanSI <= t.nonSelectiveSI && inFirstHalf
+        let directional = bothHurt && peakEstimate.high < 0 && abs(difference) <= margin
+            && meanSI <= t.nonSelectiveSIDirectional
+        return ClaimResult(id: id, verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
+                           statistic: meanSI, low: dLow, high: dHigh, threshold: t.nonSelectiveSI,
+                           control: margin, samples: n,
+                           detail: "band layers \(band) on cues->instruction (\(inFirstHalf ? "first half" : "not in the first half")); mean shift follow-image \(fmt(i.value)), follow-text \(fmt(x.value)); difference \(fmt(difference)) [\(fmt(dLow)), \(fmt(dHigh))] \(alike ? "within" : "not within") ±\(fmt(margin)); mean |SI| \(fmt(meanSI))")
     }
 
+    /// Deep selective arbitration at the anchors: the logit-lens decision at the instruction tokens agrees
+    /// with the final answer in the deepest quarter (≥ deepAgreement), not in the shallowest (≤
+    /// shallowAgreementMax), and the rise is beyond noise: the difference of the two quarters' means has a 95%
+    /// interval above 0 (each quarter's standard error the mean of its layers' — the layers share their items,
+    /// so their errors are not independent — and the two quarters' added in quadrature). Where the instruction
+    /// tokens never carry a decision (|s| ≈ 0 at every layer), it fails.
     public static func deepSelective(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let n = conflictCount(r)
-        let readout = (r.lens.agreement["instruction"]?.isEmpty == false) ? "instruction" : "last"
-        let curve = r.lens.agreement[readout] ?? []
+        guard let curve = r.lens.agreement["instruction"], curve.count == r.layers, r.layers > 0 else {
+            return ClaimResult(id: "deep-selective", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
+                               threshold: t.deepAgreement, control: .nan, samples: n,
+                               detail: "no logit-lens readout at the instruction tokens (the prompts have no instruction)")
+        }
         let q = max(1, r.layers / 4)
-        let deep = mean(curve.suffix(q).map(\.value)), shallow = mean(curve.prefix(q).map(\.value))
-        let si = (r.routing.selectivity["last"] ?? []).map { abs($0.value) }
-        let half = r.layers / 2
-        let siDeep = mean(Array(si.suffix(r.layers - half))), siShallow = mean(Array(si.prefix(half)))
-        let rises = siDeep > siShallow
-        let full = deep >= t.deepAgreement && shallow <= t.shallowAgreementMax && rises
-        let directional = deep > shallow && rises
+        let deepLayers = Array(curve.suffix(q)), shallowLayers = Array(curve.prefix(q))
+        let deep = mean(deepLayers.map(\.value)), shallow = mean(shallowLayers.map(\.value))
+        let seDeep = mean(deepLayers.map(standardError)), seShallow = mean(shallowLayers.map(standardError))
+        let riseLow = deep - shallow - 1.96 * (seDeep * seDeep + seShallow * seShallow).squareRoot()
+        let rises = riseLow > 0
+        // How much the anchors' readout says at all: the largest mean |s| over layers and targets.
+        let scores = (r.lens.meanScore["instruction"] ?? [:]).values.flatMap { $0.map { abs($0.value) } }.filter { !$0.isNaN }
+        let carries = (scores.max() ?? 0) > 1e-3
+        let full = carries && deep >= t.deepAgreement && shallow <= t.shallowAgreementMax && rises
+        let directional = carries && deep > shallow && rises
         return ClaimResult(id: "deep-selective", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
-                           statistic: deep, low: curve.suffix(q).map(\.low).min() ?? .nan, high: curve.suffix(q).map(\.high).max() ?? .nan,
+                           statistic: deep, low: deep - 1.96 * seDeep, high: deep + 1.96 * seDeep,
                            threshold: t.deepAgreement, control: shallow, samples: n,
-                           detail: "LDAR at the \(readout) readout: deepest \(q) layers \(fmt(deep)), shallowest \(q) \(fmt(shallow)); last-position |SI| deep half \(fmt(siDeep)) vs shallow half \(fmt(siShallow))")
+                           detail: carries
+                               ? "LDAR at the instruction tokens: deepest \(q) layers \(fmt(deep)), shallowest \(q) \(fmt(shallow)); rise \(fmt(deep - shallow)), 95% lower bound \(fmt(riseLow))\(rises ? "" : " (not above 0)")"
+                               : "the instruction tokens' logit lens never tells the answers apart (largest mean |s| \(fmt(scores.max() ?? 0))): they carry no decision")
     }
 
     public static func mlpInertia(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {

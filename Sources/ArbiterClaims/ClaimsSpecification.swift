@@ -23,7 +23,7 @@ public struct ClaimSpecification: Sendable, Codable, Equatable {
 
 public enum Claims {
     /// Version of this specification; results and golden verdicts record it.
-    public static let version = 1
+    public static let version = 2
 
     /// Numeric thresholds, named so that a claim's test, statistic and threshold are one hop apart.
     public enum Threshold {
@@ -32,6 +32,9 @@ public enum Claims {
         /// shallow non-selective transfer: |instruction selectivity| in the transfer band.
         public static let nonSelectiveSI = 0.10
         public static let nonSelectiveSIDirectional = 0.20
+        /// … and the two targets' band shifts alike: their difference's 95% CI within ± this × their mean
+        /// magnitude (version 2: replaces "both negative"; an effect 4.5× larger on one target is not alike).
+        public static let nonSelectiveEquivalence = 0.5
         /// deep selective arbitration: logit-lens agreement in the deepest quarter (paper: > 95%).
         public static let deepAgreement = 0.95
         /// … and the shallowest quarter stays at most this.
@@ -51,7 +54,7 @@ public enum Claims {
         ClaimSpecification(
             id: "anchors", title: "Instruction tokens are the structural anchors of arbitration",
             paper: "Instruction tokens function as structural anchors for modality arbitration: cues reach the answer through them.",
-            statistic: "strongest (most negative) per-layer knockout shift I(ℓ) of the cue→instruction edges (context→instruction, image→instruction; either target) vs the largest |I(ℓ)| of the direct cue→last edges (context→last, image→last)",
+            statistic: "strongest (most negative) per-layer knockout shift I(ℓ) of the cue→instruction edges (cues→instruction, i.e. image and context together as in the paper's figures; context→instruction; image→instruction; either target) vs the largest |I(ℓ)| of the direct cue→last edges (cues→last, context→last, image→last)",
             threshold: "strongest cue→instruction shift < 0 with CI below 0, and its magnitude ≥ \(Threshold.anchorsRatio)× the strongest direct cue→last magnitude",
             thresholdSource: "our choice; the paper's Qwen2.5-VL figures give −0.57/−0.81 vs ≈0 and −0.09 (ratio > 6)",
             directional: "strongest cue→instruction shift < 0 and larger in magnitude than the strongest direct cue→last shift",
@@ -60,19 +63,19 @@ public enum Claims {
         ClaimSpecification(
             id: "shallow-nonselective", title: "Shallow attention moves cues into the instruction tokens non-selectively",
             paper: "Shallow attention layers perform non-selective information transfer, routing multimodal cues to the instruction anchors as a latent buffer.",
-            statistic: "in the transfer band (layers where the cue→instruction shift is ≥ 50% of its strongest value): the mean shift for follow-image and for follow-text samples, and the mean |selectivity index| of instruction-token attention to image vs context",
-            threshold: "both targets' band shifts < 0 with CIs below 0, and mean |SI| in the band ≤ \(Threshold.nonSelectiveSI); the band lies in the first half of the layers",
-            thresholdSource: "our choice (the paper gives no number for selectivity)",
-            directional: "the peak cue→instruction shift's CI below 0, both targets' band shifts < 0, and mean |SI| ≤ \(Threshold.nonSelectiveSIDirectional)",
-            control: "the other instruction target (non-selective ⇔ both hurt alike)",
+            statistic: "on the joint cues→instruction edge, in its transfer band (layers where either target's shift is ≥ 50% of the peak): each target's mean shift, the difference of the two with its 95% CI, and the mean |selectivity index| of instruction-token attention to image vs context",
+            threshold: "both targets' band shifts < 0 with CIs below 0; their difference's CI within ±\(Threshold.nonSelectiveEquivalence) × their mean magnitude (equivalence); mean |SI| in the band ≤ \(Threshold.nonSelectiveSI); the band in the first half of the layers",
+            thresholdSource: "our choice (the paper gives no number for selectivity); the equivalence margin: an effect twice as large on one target is not 'alike'",
+            directional: "the peak's CI below 0, both targets' band shifts < 0, |difference| within the margin, and mean |SI| ≤ \(Threshold.nonSelectiveSIDirectional)",
+            control: "the other instruction target (non-selective ⇔ both hurt alike, attention blind to the instruction)",
             split: "all conflict items"),
         ClaimSpecification(
             id: "deep-selective", title: "Deep attention resolves the competition selectively",
             paper: "Modality competition is resolved within deep attention layers guided by the instruction intent; deep-layer decisions at the instruction anchors agree with the final answer.",
-            statistic: "logit-lens decision agreement with the final answer (LDAR) at the instruction anchors, mean over the deepest quarter of layers vs the shallowest quarter; mean |SI| of last-position routing in the deep half vs the shallow half",
-            threshold: "deep LDAR ≥ \(Threshold.deepAgreement), shallow LDAR ≤ \(Threshold.shallowAgreementMax), and |SI| higher in the deep half",
+            statistic: "logit-lens decision agreement with the final answer (LDAR) at the instruction anchors (mean following score over the instruction tokens), mean over the deepest quarter of layers vs the shallowest quarter",
+            threshold: "deep LDAR ≥ \(Threshold.deepAgreement), shallow LDAR ≤ \(Threshold.shallowAgreementMax), the rise (deep − shallow) with its 95% CI above 0, and the anchors' readout carries a decision at all (some layer's mean |s| > 1e-3)",
             thresholdSource: "paper (> 95% agreement in deep layers); shallow bound our choice",
-            directional: "deep LDAR > shallow LDAR and |SI| higher in the deep half",
+            directional: "deep LDAR > shallow LDAR with the rise's CI above 0",
             control: "shallow layers",
             split: "all conflict items"),
         ClaimSpecification(
@@ -122,6 +125,7 @@ public struct ClaimThresholds: Sendable, Equatable, CustomStringConvertible {
     public var anchorsRatio = Claims.Threshold.anchorsRatio
     public var nonSelectiveSI = Claims.Threshold.nonSelectiveSI
     public var nonSelectiveSIDirectional = Claims.Threshold.nonSelectiveSIDirectional
+    public var nonSelectiveEquivalence = Claims.Threshold.nonSelectiveEquivalence
     public var deepAgreement = Claims.Threshold.deepAgreement
     public var shallowAgreementMax = Claims.Threshold.shallowAgreementMax
     public var blockingDrop = Claims.Threshold.blockingDrop
@@ -137,6 +141,7 @@ public struct ClaimThresholds: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         "anchorsRatio \(anchorsRatio), nonSelectiveSI \(nonSelectiveSI)/\(nonSelectiveSIDirectional), "
+            + "nonSelectiveEquivalence \(nonSelectiveEquivalence), "
             + "deepAgreement \(deepAgreement), shallowAgreementMax \(shallowAgreementMax), "
             + "blockingDrop \(blockingDrop), amplificationFix \(amplificationFix), "
             + "specificityMaxChange \(specificityMaxChange)/\(specificityMaxChangeDirectional), "

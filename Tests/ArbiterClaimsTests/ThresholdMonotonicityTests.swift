@@ -28,13 +28,18 @@ enum SyntheticResults {
         var rng = SeededRNG(seed: seed)
         let layers = Int.random(in: 1...12, using: &rng)
         var shift: [String: [String: [Estimate]]] = [:]
-        for edge in ["context->instruction", "image->instruction", "context->last", "image->last"]
+        for edge in ["cues->instruction", "context->instruction", "image->instruction", "cues->last", "context->last",
+                     "image->last"]
         where Int.random(in: 0..<8, using: &rng) != 0 {
             shift[edge] = ["image": curve(&rng, layers: layers, -1...0.3),
                            "text": curve(&rng, layers: layers, -1...0.3)]
         }
         var agreement = ["last": curve(&rng, layers: layers, 0...1)]
-        if Bool.random(using: &rng) { agreement["instruction"] = curve(&rng, layers: layers, 0...1) }
+        var meanScore: [String: [String: [Estimate]]] = [:]
+        if Bool.random(using: &rng) {
+            agreement["instruction"] = curve(&rng, layers: layers, 0...1)
+            meanScore["instruction"] = ["image": curve(&rng, layers: layers, -1...1), "text": curve(&rng, layers: layers, -1...1)]
+        }
         let randomDrops = (0..<Int.random(in: 0...30, using: &rng)).map { _ in uniform(&rng, -0.3...1) }
         let fixes = (0..<Int.random(in: 0...30, using: &rng)).map { _ in
             Int.random(in: 0..<10, using: &rng) == 0 ? Double.nan : uniform(&rng, 0...1)
@@ -64,7 +69,7 @@ enum SyntheticResults {
                                             selectivity: ["instruction": curve(&rng, layers: layers, -0.4...0.4),
                                                           "last": curve(&rng, layers: layers, -0.4...0.4)],
                                             seed: seed),
-            lens: LogitLensResult(agreement: agreement, meanScore: [:], seed: seed),
+            lens: LogitLensResult(agreement: agreement, meanScore: meanScore, seed: seed),
             attribution: attribution,
             ranking: HeadRanking(causal: [], attribution: [], causalOrder: [], attributionOrder: [],
                                  calibrationCount: 0),
@@ -78,6 +83,7 @@ enum SyntheticResults {
         t.anchorsRatio = uniform(&rng, 0...4)
         t.nonSelectiveSI = uniform(&rng, 0...0.5)
         t.nonSelectiveSIDirectional = uniform(&rng, 0...0.5)
+        t.nonSelectiveEquivalence = uniform(&rng, 0...2)
         t.deepAgreement = uniform(&rng, 0...1)
         t.shallowAgreementMax = uniform(&rng, 0...1)
         t.blockingDrop = uniform(&rng, -0.2...1.2)
@@ -89,14 +95,15 @@ enum SyntheticResults {
     }
 
     /// `t` with a random non-empty subset of its thresholds moved in the direction that makes a claim harder
-    /// to hold: ratios, agreement, drop, fix rate and percentile up; the bounds on |SI|, shallow agreement and
-    /// the change of accuracy down.
+    /// to hold: ratios, agreement, drop, fix rate and percentile up; the bounds on |SI|, the equivalence margin,
+    /// shallow agreement and the change of accuracy down.
     static func stricter(_ t: ClaimThresholds, _ rng: inout SeededRNG) -> ClaimThresholds {
         var s = t
         let moves: [(inout ClaimThresholds, Double) -> Void] = [
             { $0.anchorsRatio += 4 * $1 },
             { $0.nonSelectiveSI -= 0.5 * $1 },
             { $0.nonSelectiveSIDirectional -= 0.5 * $1 },
+            { $0.nonSelectiveEquivalence -= $1 },
             { $0.deepAgreement += $1 },
             { $0.shallowAgreementMax -= $1 },
             { $0.blockingDrop += $1 },

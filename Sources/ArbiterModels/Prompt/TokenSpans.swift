@@ -30,17 +30,19 @@ public struct TokenSpans: Sendable, Equatable, Codable {
 
     public var names: [String] { positionsByName.keys.sorted() }
 
-    /// Positions of a span. Besides the stored spans, `text` means every position outside `image`, and
-    /// `all` every position. An unknown name is an error listing the known ones.
+    /// Positions of a span. Besides the stored spans, `text` means every position outside `image`, `cues`
+    /// the image and the text context together (the paper's "cue" edges knock both out at once), and `all`
+    /// every position. An unknown name is an error listing the known ones.
     public func positions(_ name: String) throws -> [Int] {
         if let p = positionsByName[name] { return p }
         switch name {
         case "all": return Array(0..<tokenCount)
+        case "cues": return Set((positionsByName["image"] ?? []) + (positionsByName["context"] ?? [])).sorted()
         case "text":
             let image = Set(positionsByName["image"] ?? [])
             return (0..<tokenCount).filter { !image.contains($0) }
         default:
-            throw ModelError.invalidInput("the prompt has no span '\(name)'; it has: \((names + ["text", "all"]).joined(separator: ", "))")
+            throw ModelError.invalidInput("the prompt has no span '\(name)'; it has: \((names + ["text", "cues", "all"]).joined(separator: ", "))")
         }
     }
 
