@@ -65,6 +65,9 @@ struct OwnModelCLITests {
         let gated = try CLI.run(base + ["--require", "holds"], in: folder.url)
         #expect(gated.status == 1 && !gated.signalled, "\(gated)")
         #expect(gated.stderr.contains("--require holds: not met by my model "), "\(gated)")
+        // Two random head sets cannot decide the head claims: inconclusive, with the reason, and no requirement met.
+        #expect(done.stdout.contains("heads-blocking: inconclusive: 2 random head sets, fewer than 200"), "\(done.stdout)")
+        #expect(gated.stderr.contains("my model heads-blocking: inconclusive"), "\(gated)")
     }
 
     @Test("eval shows the share of third answers under each MFR, with its CI and counts")
