@@ -203,7 +203,7 @@ public enum ClaimStatistics {
                                           thresholds t: ClaimThresholds = .standard) -> ClaimResult {
         let h = r.interventions, c = h.amplificationControl
         let alphas = Dictionary(grouping: h.randomAlphas, by: { $0 }).sorted { $0.key < $1.key }
-            .map { "×\(fmt($0.key)) \($0.value.count)" }.joined(separator: ", ")
+            .map { "\($0.value.count) at ×\(fmt($0.key))" }.joined(separator: ", ")
         let detail = "α = \(fmt(h.alpha)) (grid \(h.alphaGrid.map(fmt)), chosen on \(h.calibrationFailedCount) "
             + "calibration failures; random sets' α: \(alphas.isEmpty ? "-" : alphas)); fixed \(fmt(h.amplifiedFixRate)) "
             + "of \(h.failedCount) failed items; \(describe(c))"

@@ -66,7 +66,10 @@ struct OwnModelCLITests {
         #expect(gated.status == 1 && !gated.signalled, "\(gated)")
         #expect(gated.stderr.contains("--require holds: not met by my model "), "\(gated)")
         // Two random head sets cannot decide the head claims: inconclusive, with the reason, and no requirement met.
-        #expect(done.stdout.contains("heads-blocking: inconclusive: 2 random head sets, fewer than 200"), "\(done.stdout)")
+        let blockingLine = done.stdout.split(separator: "\n").first { $0.hasPrefix("heads-blocking: ") } ?? ""
+        #expect(blockingLine.hasPrefix("heads-blocking: inconclusive: ")
+                && blockingLine.contains("2 random head sets, fewer than 200: the p-value cannot go below 1/3"),
+                "\(done.stdout)")
         #expect(gated.stderr.contains("my model heads-blocking: inconclusive"), "\(gated)")
     }
 
