@@ -10,7 +10,8 @@ public struct AnalysisConfiguration: Sendable, Codable, Equatable {
     /// Fraction of conflict items used for head identification and α selection (the rest is held out).
     public var calibrationFraction: Double = 0.5
     public var headFraction: Double = 0.05
-    public var randomHeadSets: Int = 20
+    /// Random head sets of the blocking/amplification controls (the claims need ≥ 200 for a verdict).
+    public var randomHeadSets: Int = 200
     public var alphaGrid: [Double] = [1.5, 2, 3, 4, 6]
     /// Knockout window (nil: the default for the model's depth).
     public var window: Int? = nil

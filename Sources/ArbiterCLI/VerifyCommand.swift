@@ -15,7 +15,7 @@ struct VerifyCommand: ParsableCommand {
         discussion: """
         Exits 0 when the run completed, whatever the verdicts (a claim that fails on a model is a finding, not \
         an error), and nonzero on errors. --require holds|directional exits 1 unless every claim reaches that \
-        verdict, for CI gates. Runs whose numbers would mean nothing are refused: more than 10% of the items \
+        verdict, for CI gates (an inconclusive claim, one that cannot be decided on the items, meets neither). Runs whose numbers would mean nothing are refused: more than 10% of the items \
         skipped, prompts mostly unknown to the tokenizer, answers starting with the unknown token \
         (--keep-going runs on the readable items and lists the others in the report).
         """)
@@ -41,7 +41,8 @@ struct VerifyCommand: ParsableCommand {
     var keepGoing = false
     @Option(name: .long, help: "Exit 1 unless every claim reaches this verdict on every model: holds | directional.")
     var require: Requirement?
-    @Option(name: .long, help: "Random head sets for the blocking/amplification controls.") var randomSets = 20
+    @Option(name: .long, help: "Random head sets for the blocking/amplification controls (fewer than 200: those claims are inconclusive).")
+    var randomSets = 200
     @Option(name: .long, help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
     var storeGolden: String?
 

@@ -29,6 +29,7 @@ enum VerifyReport {
                              "\(c.samples)", c.verdict.rawValue])
             }
             lines += render(rows)
+            lines.append(tally(all[0].1))
         } else {
             var rows = [["claim"] + all.map { $0.0.model }]
             for (i, spec) in Claims.all.enumerated() {
@@ -41,6 +42,13 @@ enum VerifyReport {
             for c in claims { lines.append("\(all.count > 1 ? r.model + " " : "")\(c.id): \(c.detail)") }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// How many claims got each verdict; inconclusive ones are counted apart, never as holds or fails.
+    static func tally(_ claims: [ClaimResult]) -> String {
+        let order: [Verdict] = [.holds, .holdsDirectionally, .fails, .inconclusive]
+        return order.map { v in "\(claims.filter { $0.verdict == v }.count) \(v.rawValue)" }.joined(separator: ", ")
+            + " (an inconclusive claim could not be decided on these items: the reason is below)"
     }
 
     static func f(_ x: Double) -> String { x.isNaN ? "nan" : String(format: "%.3f", x) }
@@ -95,7 +103,9 @@ enum VerifyReport {
     static func markdown(_ all: [Entry], plots: [(String, String)]) -> String {
         var s = "# Arbiter verify report\n\n"
         s += "Claims of *Instruction Anchors: Dissecting the Causal Dynamics of Modality Arbitration* (arXiv 2602.03677), "
-        s += "specification version \(Claims.version). Verdicts: **holds** (full threshold), **holds directionally** (weaker threshold), **fails**.\n\n"
+        s += "specification version \(Claims.version). Verdicts: **holds** (full threshold), **holds directionally** (weaker threshold), **fails**, "
+        s += "**inconclusive** (cannot be decided on these items — too few, no failures, a NaN — and counted as neither; "
+        s += "the reason is in the claim's line).\n\n"
         for (r, claims) in all {
             s += "## \(r.model)\n\n"
             s += "- model type `\(r.modelType)`, \(r.layers) layers × \(r.headsPerLayer) heads\n"
@@ -120,7 +130,7 @@ enum VerifyReport {
             for c in claims {
                 s += "| \(c.id) | \(f(c.statistic)) | \(c.low.isNaN ? "–" : "[\(f(c.low)), \(f(c.high))]") | \(f(c.threshold)) | \(f(c.control)) | \(c.samples) | **\(c.verdict.rawValue)** |\n"
             }
-            s += "\n"
+            s += "\n\(tally(claims))\n\n"
             for c in claims {
                 let spec = Claims.specification(c.id)!
                 s += "- **\(c.id)** — \(spec.paper) *Statistic:* \(spec.statistic). *Threshold:* \(spec.threshold) (\(spec.thresholdSource)); directional: \(spec.directional). *Measured:* \(c.detail).\n"

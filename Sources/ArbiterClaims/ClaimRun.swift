@@ -10,7 +10,7 @@ import Foundation
 public struct ClaimRunSettings: Sendable, Equatable {
     public var seed: UInt64 = 2602_03677
     public var count = 240
-    public var randomHeadSets = 20
+    public var randomHeadSets = 200
     public init() {}
 }
 
@@ -120,7 +120,7 @@ public struct GoldenClaims: Sendable {
         try writer.setAttribute("claims_version", Claims.version)
         try writer.setAttribute("settings", "seed \(settings.seed), count \(settings.count), random sets \(settings.randomHeadSets)")
         for c in claims {
-            let rank: Float = c.verdict == .holds ? 2 : c.verdict == .holdsDirectionally ? 1 : 0
+            let rank: Float = c.verdict == .holds ? 2 : c.verdict == .holdsDirectionally ? 1 : c.verdict == .fails ? 0 : -1
             try writer.write(c.id, Tensor(shape: [3], scalars: [rank, Float(c.statistic), Float(c.control)]))
             try writer.setAttribute("verdict", c.verdict.rawValue, on: c.id)
         }

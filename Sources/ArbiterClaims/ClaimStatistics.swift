@@ -1,13 +1,25 @@
 // The statistic of each claim, computed from AnalysisResults, and its verdict: holds (full threshold),
-// holds directionally (weaker threshold), or fails. Function names match claim ids.
+// holds directionally (weaker threshold), fails, or inconclusive (cannot be decided on these items, decided
+// before any threshold is read). Function names match claim ids.
 import ArbiterAnalyses
 
 public enum Verdict: String, Sendable, Codable, Comparable {
+    /// The claim cannot be decided on this model and data (too few items, no failures, a NaN statistic):
+    /// neither holds nor fails, whatever the thresholds. It sorts below fails only so that no requirement
+    /// (`verify --require`) counts it as met; it is not a weaker fail.
+    case inconclusive
     case fails
     case holdsDirectionally = "holds directionally"
     case holds
 
-    var rank: Int { self == .fails ? 0 : self == .holdsDirectionally ? 1 : 2 }
+    var rank: Int {
+        switch self {
+        case .inconclusive: -1
+        case .fails: 0
+        case .holdsDirectionally: 1
+        case .holds: 2
+        }
+    }
     public static func < (a: Verdict, b: Verdict) -> Bool { a.rank < b.rank }
 }
 
@@ -176,51 +188,120 @@ public enum ClaimStatistics {
                            detail: "deep MLP DLA total (layers \(r.attribution.deepStart)–\(r.layers - 1)) \(e); follow-image \(r.attribution.deepMLPTotal["image"].map(\.description) ?? "-"), follow-text \(r.attribution.deepMLPTotal["text"].map(\.description) ?? "-"); deep attention total \(fmt(attn))")
     }
 
+    /// An inconclusive result: `reasons` say why the claim cannot be decided (they never depend on thresholds).
+    static func inconclusive(_ id: String, _ reasons: [String], statistic: Double, low: Double = .nan,
+                             high: Double = .nan, threshold: Double, control: Double, samples: Int,
+                             detail: String) -> ClaimResult {
+        ClaimResult(id: id, verdict: .inconclusive, statistic: statistic, low: low, high: high, threshold: threshold,
+                    control: control, samples: samples,
+                    detail: "inconclusive: \(reasons.joined(separator: "; ")) — \(detail)")
+    }
+
+    /// Why a random-set control cannot decide a verdict: too few sets for its p-value's resolution.
+    static func randomSetShortfall(_ c: RandomSetControl, matching: String) -> [String] {
+        let minimum = Claims.Threshold.minimumRandomSets
+        if c.count == 0 { return ["no random head sets (\(matching))"] }
+        return c.count < minimum
+            ? ["\(c.count) random head sets, fewer than \(minimum): the p-value cannot go below 1/\(c.count + 1)"] : []
+    }
+
+    static func describe(_ c: RandomSetControl) -> String {
+        "\(c.count) random sets: mean \(fmt(c.mean)), 95th percentile \(fmt(c.p95)), p = \(fmt(c.pValue)) "
+            + "(resolution \(fmt(c.resolution)))"
+    }
+
     public static func headsBlocking(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {
-        let h = r.interventions
-        let p95 = quantile(h.randomRelativeDrops, t.randomPercentile)
-        let beats = h.relativeDrop > p95
-        let full = h.relativeDrop >= t.blockingDrop && beats
-        let directional = h.relativeDrop > 0 && beats
+        let h = r.interventions, c = h.blockingControl
+        let heads = h.heads.map(\.description).joined(separator: ", ")
+        let detail = "MFR \(fmt(h.baselineMFR)) → \(fmt(h.blockedMFR)) blocking \(h.heads.count) heads (\(heads)); "
+            + "mean score shift \(h.blockedScoreShift); \(describe(c)), drawn \(h.randomSetMatching)"
+        var why: [String] = []
+        let minimum = Claims.Threshold.minimumHeldOutConflict
+        if h.heldOutCount < minimum { why.append("\(h.heldOutCount) held-out conflict items, fewer than \(minimum)") }
+        if !(h.baselineMFR > 0) { why.append("the model follows none of the held-out conflict items: no MFR to cut") }
+        why += randomSetShortfall(c, matching: h.randomSetMatching)
+        if why.isEmpty && (h.relativeDrop.isNaN || c.pValue.isNaN) {
+            why.append("NaN statistic (drop \(fmt(h.relativeDrop)), p \(fmt(c.pValue)))")
+        }
+        guard why.isEmpty else {
+            return inconclusive("heads-blocking", why, statistic: h.relativeDrop, threshold: t.blockingDrop,
+                                control: c.p95, samples: h.heldOutCount, detail: detail)
+        }
+        let significant = c.pValue < t.significance
+        let full = significant && h.relativeDrop >= t.blockingDrop
+        let directional = significant && h.relativeDrop > 0
         return ClaimResult(id: "heads-blocking", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
-                           statistic: h.relativeDrop, low: .nan, high: .nan, threshold: t.blockingDrop, control: p95,
-                           samples: h.heldOutCount,
-                           detail: "MFR \(fmt(h.baselineMFR)) → \(fmt(h.blockedMFR)) blocking \(h.heads.count) heads (\(h.heads.map(\.description).joined(separator: ", "))); \(h.randomRelativeDrops.count) random sets: mean drop \(fmt(mean(h.randomRelativeDrops))), 95th percentile \(fmt(p95))")
+                           statistic: h.relativeDrop, low: .nan, high: .nan, threshold: t.blockingDrop, control: c.p95,
+                           samples: h.heldOutCount, detail: detail)
     }
 
     public static func headsAmplification(_ r: AnalysisResults,
-                                                thresholds t: ClaimThresholds = .standard) -> ClaimResult {
-        let h = r.interventions
-        let random = h.randomFixRates.filter { !$0.isNaN }
-        let p95 = quantile(random, t.randomPercentile)
-        guard h.failedCount > 0, !h.amplifiedFixRate.isNaN else {
-            return ClaimResult(id: "heads-amplification", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
-                               threshold: t.amplificationFix, control: p95, samples: 0,
-                               detail: "no failed held-out conflict items to fix (the model follows every instruction)")
+                                          thresholds t: ClaimThresholds = .standard) -> ClaimResult {
+        let h = r.interventions, c = h.amplificationControl
+        let alphas = Dictionary(grouping: h.randomAlphas, by: { $0 }).sorted { $0.key < $1.key }
+            .map { "\($0.value.count) at ×\(fmt($0.key))" }.joined(separator: ", ")
+        let detail = "α = \(fmt(h.alpha)) (grid \(h.alphaGrid.map(fmt)), chosen on \(h.calibrationFailedCount) "
+            + "calibration failures; random sets' α: \(alphas.isEmpty ? "-" : alphas)); fixed \(fmt(h.amplifiedFixRate)) "
+            + "of \(h.failedCount) failed items; \(describe(c))"
+        var why: [String] = []
+        let minimum = Claims.Threshold.minimumFailed
+        if h.failedCount == 0 {
+            why.append("no failed held-out conflict items to fix (the model follows every instruction)")
+        } else if h.failedCount < minimum {
+            why.append("\(h.failedCount) failed held-out conflict items, fewer than \(minimum)")
         }
-        let beats = h.amplifiedFixRate > p95
-        let full = h.amplifiedFixRate >= t.amplificationFix && beats
-        let directional = h.amplifiedFixRate > 0 && beats
+        why += randomSetShortfall(c, matching: h.randomSetMatching)
+        if why.isEmpty && (h.amplifiedFixRate.isNaN || c.pValue.isNaN) {
+            why.append("NaN statistic (fix rate \(fmt(h.amplifiedFixRate)), p \(fmt(c.pValue)))")
+        }
+        guard why.isEmpty else {
+            return inconclusive("heads-amplification", why, statistic: h.amplifiedFixRate,
+                                threshold: t.amplificationFix, control: c.p95, samples: h.failedCount, detail: detail)
+        }
+        let significant = c.pValue < t.significance
+        let full = significant && h.amplifiedFixRate >= t.amplificationFix
+        let directional = significant && h.amplifiedFixRate > 0
         return ClaimResult(id: "heads-amplification", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
                            statistic: h.amplifiedFixRate, low: .nan, high: .nan, threshold: t.amplificationFix,
-                           control: p95, samples: h.failedCount,
-                           detail: "α = \(fmt(h.alpha)) (grid \(h.alphaGrid.map(fmt))); fixed \(fmt(h.amplifiedFixRate)) of \(h.failedCount) failed items; random sets mean \(fmt(mean(random))), 95th percentile \(fmt(p95))")
+                           control: c.p95, samples: h.failedCount, detail: detail)
     }
 
+    /// General ability, per item kind: each kind's accuracy change (after − before blocking the top heads) must
+    /// be equivalent to 0 within the margin — the point estimate and its 95% CI inside ±margin.
     public static func specificity(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> ClaimResult {
-        let h = r.interventions
-        guard let before = h.consistentAccuracyBefore, let after = h.consistentAccuracyAfter else {
-            return ClaimResult(id: "specificity", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
-                               threshold: t.specificityMaxChange, control: .nan, samples: 0,
-                               detail: "no consistent items in the held-out split")
+        let kinds = r.interventions.ability
+        let n = kinds.reduce(0) { $0 + $1.count }
+        // The kind furthest from no change is the headline.
+        let worst = kinds.filter { !$0.change.value.isNaN }.max { abs($0.change.value) < abs($1.change.value) }
+        func within(_ a: AbilityChange, _ margin: Double) -> Bool {
+            abs(a.change.value) <= margin && a.change.low >= -margin && a.change.high <= margin
         }
-        let change = abs(after - before)
-        let verdict: Verdict = change <= t.specificityMaxChange ? .holds
-            : change <= t.specificityMaxChangeDirectional ? .holdsDirectionally : .fails
-        return ClaimResult(id: "specificity", verdict: verdict, statistic: change, low: .nan, high: .nan,
-                           threshold: t.specificityMaxChange, control: before, samples: 0,
-                           detail: "consistent accuracy \(fmt(before)) → \(fmt(after)) with the top heads blocked")
+        let margin = t.specificityMaxChange
+        let detail = kinds.map { a in
+            var text = "\(a.kind) \(fmt(a.before)) → \(fmt(a.after)), change \(a.change)"
+            if a.change.value > margin { text += ", a gain beyond the ±\(fmt(margin)) margin (ability changed, not lost)" }
+            else if a.change.value < -margin { text += ", a loss beyond the ±\(fmt(margin)) margin" }
+            return text
+        }.joined(separator: "; ") + " (top heads blocked, held-out items)"
+        var why: [String] = []
+        let minimum = Claims.Threshold.minimumAbilityItems
+        for kind in Heads.abilityKinds {
+            let count = kinds.first { $0.kind == kind }?.count ?? 0
+            if count < minimum { why.append("\(count) held-out \(kind) items, fewer than \(minimum)") }
+        }
+        if why.isEmpty, kinds.contains(where: { $0.change.value.isNaN || $0.change.low.isNaN || $0.change.high.isNaN }) {
+            why.append("NaN accuracy change")
+        }
+        guard why.isEmpty, let worst else {
+            return inconclusive("specificity", why.isEmpty ? ["no accuracy change measured"] : why,
+                                statistic: worst?.change.value ?? .nan, low: worst?.change.low ?? .nan,
+                                high: worst?.change.high ?? .nan, threshold: margin, control: worst?.before ?? .nan,
+                                samples: n, detail: detail)
+        }
+        let full = kinds.allSatisfy { within($0, margin) }
+        let directional = kinds.allSatisfy { within($0, t.specificityMaxChangeDirectional) }
+        return ClaimResult(id: "specificity", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
+                           statistic: worst.change.value, low: worst.change.low, high: worst.change.high,
+                           threshold: margin, control: worst.before, samples: n, detail: detail)
     }
 }
-
-import Foundation

@@ -1,7 +1,8 @@
 // The claims of "Instruction Anchors" (arXiv 2602.03677) as executable hypotheses: one readable, versioned
 // specification. Each claim names the paper sentence it encodes (paraphrased), the statistic (computed in
 // ClaimStatistics.swift under the same id), the thresholds with their source, the control it must beat, and
-// the splits and seeds. Every claim has a full threshold and a weaker directional one.
+// the splits and seeds. Every claim has a full threshold and a weaker directional one, and says when it is
+// inconclusive (cannot be decided on the items at hand, whatever the thresholds).
 
 public struct ClaimSpecification: Sendable, Codable, Equatable {
     public let id: String
@@ -23,6 +24,10 @@ public struct ClaimSpecification: Sendable, Codable, Equatable {
 
 public enum Claims {
     /// Version of this specification; results and golden verdicts record it.
+    /// 2: the head claims test against ≥ 200 layer-matched random sets with an empirical p-value, specificity is
+    /// an equivalence per item kind, and a claim that cannot be decided is inconclusive; anchors and
+    /// shallow-nonselective read the joint cue edges, shallow-nonselective is an equivalence test, and
+    /// deep-selective an interval test at the anchors (docs/metrics.md, "Claim verdicts").
     public static let version = 2
 
     /// Numeric thresholds, named so that a claim's test, statistic and threshold are one hop apart.
@@ -46,8 +51,25 @@ public enum Claims {
         /// specificity: change of consistent-sample accuracy, in accuracy units (5 points).
         public static let specificityMaxChange = 0.05
         public static let specificityMaxChangeDirectional = 0.10
-        /// Random head sets compared against: their 95th percentile.
-        public static let randomPercentile = 0.95
+        /// heads-blocking, heads-amplification: the empirical p-value against the random head sets must be below
+        /// this (one-sided, random sets as the null).
+        public static let significance = 0.05
+
+        // Minimum sizes below which a claim is inconclusive (never holds or fails).
+        /// Random head sets: the p-value's resolution 1/(1 + N) must be far below the 0.05 level (1/201 ≈ 0.005),
+        /// so that the verdict is not decided by the p-value's granularity (20 sets cannot give p < 0.05).
+        public static let minimumRandomSets = 200
+        /// heads-blocking: held-out conflict items. An MFR on 30 items has a binomial standard error ≤ 0.09,
+        /// so a relative drop of the paper's size (~60%) stands out of it; on fewer, one item moves the MFR by
+        /// more than 3 points.
+        public static let minimumHeldOutConflict = 30
+        /// heads-amplification: failed held-out conflict items. A fix rate on n items has a 95% interval of
+        /// about ±1.96·√(0.25/n): ±0.18 at 30, too wide below that to tell the paper's 0.6 from a coin.
+        public static let minimumFailed = 30
+        /// specificity: held-out items of each kind (consistent, image_only, text_only). From 10 items on, one
+        /// item that changes its answer moves the accuracy by ≤ 0.10, the directional margin; below that a
+        /// single item decides the verdict.
+        public static let minimumAbilityItems = 10
     }
 
     public static let all: [ClaimSpecification] = [
@@ -90,30 +112,30 @@ public enum Claims {
         ClaimSpecification(
             id: "heads-blocking", title: "Blocking 5% of heads cuts modality following",
             paper: "Blocking a sparse set of about 5% of attention heads decreases the modality-following ratio by about 60%.",
-            statistic: "relative MFR drop (MFR_base − MFR_blocked)/MFR_base on held-out conflict items when the top 5% heads (ranked by causal single-head ablation on the calibration split) are zeroed",
-            threshold: "drop ≥ \(Threshold.blockingDrop) and above the 95th percentile of ≥ 20 random 5% head sets",
-            thresholdSource: "paper v1 abstract (~60%)",
-            directional: "drop > 0 and above the random sets' 95th percentile",
-            control: "≥ 20 random head sets of the same size (seeded)",
+            statistic: "relative MFR drop (MFR_base − MFR_blocked)/MFR_base on held-out conflict items when the top 5% heads (ranked by causal single-head ablation on the calibration split) are zeroed; empirical p-value against random head sets p = (1 + #{random drop ≥ drop})/(1 + N)",
+            threshold: "drop ≥ \(Threshold.blockingDrop) and p < \(Threshold.significance)",
+            thresholdSource: "paper v1 abstract (~60%); p-value level our choice",
+            directional: "drop > 0 and p < \(Threshold.significance)",
+            control: "N ≥ \(Threshold.minimumRandomSets) random head sets (seeded) outside the top set, with as many heads in each layer as the top set (nearest layers when a layer has too few); inconclusive with fewer sets, fewer than \(Threshold.minimumHeldOutConflict) held-out conflict items, a baseline MFR of 0, or a NaN",
             split: "heads ranked on calibration, measured on held-out"),
         ClaimSpecification(
             id: "heads-amplification", title: "Amplifying those heads fixes failures",
             paper: "Targeted amplification of the same heads on failed samples increases the modality-following ratio by about 60%.",
-            statistic: "fraction of failed held-out conflict items that follow after the top 5% heads are scaled by α (α chosen on calibration failures from a grid)",
-            threshold: "≥ \(Threshold.amplificationFix) and above the 95th percentile of random head sets",
-            thresholdSource: "paper v1 abstract (~60%)",
-            directional: "above the random sets' 95th percentile and > 0",
-            control: "the same random head sets, same α",
+            statistic: "fraction of failed held-out conflict items that follow after the top 5% heads are scaled by α (α chosen on calibration failures from a grid); empirical p-value against the random sets, each scaled by its own α chosen the same way",
+            threshold: "≥ \(Threshold.amplificationFix) and p < \(Threshold.significance)",
+            thresholdSource: "paper v1 abstract (~60%); p-value level our choice",
+            directional: "> 0 and p < \(Threshold.significance)",
+            control: "the blocking claim's random head sets, α chosen per set; inconclusive with fewer than \(Threshold.minimumFailed) failed held-out items (none: the model follows every instruction), fewer than \(Threshold.minimumRandomSets) sets, or a NaN",
             split: "α on calibration, measured on held-out"),
         ClaimSpecification(
             id: "specificity", title: "General ability is kept",
             paper: "Manipulating the critical heads changes modality following while general ability is kept.",
-            statistic: "|consistent-item accuracy after blocking the top 5% heads − before|",
-            threshold: "≤ \(Threshold.specificityMaxChange) (5 points)",
+            statistic: "per item kind (consistent, image_only, text_only): accuracy after blocking the top 5% heads − before, with a paired bootstrap 95% CI; the headline is the kind with the largest |change|",
+            threshold: "for every kind, the change and its CI within ±\(Threshold.specificityMaxChange) (two-sided equivalence; a gain beyond the margin is reported, and is not equivalence)",
             thresholdSource: "our choice, from the paper's 'general ability is kept'",
-            directional: "≤ \(Threshold.specificityMaxChangeDirectional)",
-            control: "the unblocked model",
-            split: "held-out consistent items"),
+            directional: "for every kind, the change and its CI within ±\(Threshold.specificityMaxChangeDirectional)",
+            control: "the unblocked model; inconclusive with fewer than \(Threshold.minimumAbilityItems) held-out items of a kind, or a NaN",
+            split: "held-out consistent, image_only and text_only items"),
     ]
 
     public static func specification(_ id: String) -> ClaimSpecification? { all.first { $0.id == id } }
@@ -132,7 +154,7 @@ public struct ClaimThresholds: Sendable, Equatable, CustomStringConvertible {
     public var amplificationFix = Claims.Threshold.amplificationFix
     public var specificityMaxChange = Claims.Threshold.specificityMaxChange
     public var specificityMaxChangeDirectional = Claims.Threshold.specificityMaxChangeDirectional
-    public var randomPercentile = Claims.Threshold.randomPercentile
+    public var significance = Claims.Threshold.significance
 
     public init() {}
 
@@ -145,6 +167,6 @@ public struct ClaimThresholds: Sendable, Equatable, CustomStringConvertible {
             + "deepAgreement \(deepAgreement), shallowAgreementMax \(shallowAgreementMax), "
             + "blockingDrop \(blockingDrop), amplificationFix \(amplificationFix), "
             + "specificityMaxChange \(specificityMaxChange)/\(specificityMaxChangeDirectional), "
-            + "randomPercentile \(randomPercentile)"
+            + "significance \(significance)"
     }
 }

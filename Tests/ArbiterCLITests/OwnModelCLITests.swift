@@ -65,6 +65,12 @@ struct OwnModelCLITests {
         let gated = try CLI.run(base + ["--require", "holds"], in: folder.url)
         #expect(gated.status == 1 && !gated.signalled, "\(gated)")
         #expect(gated.stderr.contains("--require holds: not met by my model "), "\(gated)")
+        // Two random head sets cannot decide the head claims: inconclusive, with the reason, and no requirement met.
+        let blockingLine = done.stdout.split(separator: "\n").first { $0.hasPrefix("heads-blocking: ") } ?? ""
+        #expect(blockingLine.hasPrefix("heads-blocking: inconclusive: ")
+                && blockingLine.contains("2 random head sets, fewer than 200: the p-value cannot go below 1/3"),
+                "\(done.stdout)")
+        #expect(gated.stderr.contains("my model heads-blocking: inconclusive"), "\(gated)")
     }
 
     @Test("eval shows the share of third answers under each MFR, with its CI and counts")

@@ -82,8 +82,9 @@ struct ClaimTests {
         let claim = try #require(claims.first { $0.id == id })
         let name = ClaimRun.displayName(of: ModelsUnderTest.url(model))
         let golden = try? GoldenClaims(url: ModelsUnderTest.goldenClaims.appendingPathComponent("\(name).h5"))
-        if let expected = golden?.entries[id], expected.verdict == .fails {
-            withKnownIssue("\(name): claim \(id) does not hold on this bundled model (stored verdict: fails, statistic \(expected.statistic))") {
+        if let expected = golden?.entries[id], expected.verdict <= .fails {
+            withKnownIssue(Comment(rawValue: "\(name): claim \(id) is not shown to hold on this bundled model "
+                                   + "(stored verdict: \(expected.verdict.rawValue), statistic \(expected.statistic))")) {
                 #expect(claim.verdict >= .holdsDirectionally, "\(name) \(claim.summary)")
             }
         } else {
