@@ -25,7 +25,6 @@ Design and per-control differences: each control's MODEL_CARD.md (written from C
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -41,6 +40,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from PIL import Image  # noqa: E402
+
+from golden import sha256  # noqa: E402
 
 DEFAULT_OUT = os.path.join(os.path.dirname(HERE), "GoldenData", "controls")
 SEED = 1919
@@ -93,9 +94,11 @@ LAYOUT = {
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# Sizes. 8 layers × 12 heads = 96 heads: the top 5% is 5 heads, the size of the planted circuit.
+# Sizes. 8 layers × 12 heads = 96 heads: the top 5% is 5 heads, the size of the planted circuit. Images are
+# 16×16 swatches in 4 patches of 8×8: a short prompt (15 tokens), so `verify`'s ~10⁵ intervened passes are cheap.
+IMAGE_TOKENS = 4
 LAYERS, HEADS, HEAD_DIM, HIDDEN, MLP = 8, 12, 16, 96, 32
-VISION = dict(image_size=32, patch_size=8, hidden_size=16, intermediate_size=16, num_hidden_layers=2,
+VISION = dict(image_size=16, patch_size=8, hidden_size=16, intermediate_size=16, num_hidden_layers=2,
               num_attention_heads=2, hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=16)
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
@@ -174,12 +177,13 @@ CONTROLS = {
         why={"mlp-inertia": "the deep MLPs' direct logit attribution to the following score is positive"}),
     "dense": dict(
         title="the arbitration spread over most heads",
-        design="As anchored, but every planted function is spread evenly over many heads, each carrying 1/n: "
-               "the vote over the 12 heads of layer 0, the transfer over the 12 of layer 1, the selectors over "
-               "6 + 6 heads of layer 5, the readout over the 12 of layer 6 (48 of 96 heads, none decisive alone).",
+        design="As anchored, but every planted function is spread evenly over all the heads of one layer, each "
+               "carrying 1/12: the vote over layer 0, the transfer over layer 1, the text selector over layer 4, "
+               "the image selector over layer 5, the readout over layer 6 (60 of 96 heads, none decisive alone; "
+               "every head of a layer does the same).",
         expected={**{c: "holds" for c in CLAIMS}, "heads-blocking": "fails", "heads-amplification": "fails"},
-        why={"heads-blocking": "5 heads carry at most 5/12 of one function; random heads of the same layers do "
-                               "as much",
+        why={"heads-blocking": "5 heads carry at most 5/12 of one function (MFR barely moves), and random heads "
+                               "of the same layers do exactly as much",
              "heads-amplification": "random heads of the same layers amplify the same functions as much"}),
     "selective-transfer": dict(
         title="shallow transfer already selective",
@@ -240,7 +244,7 @@ DATASET_COUNTS = {"conflict": 1000, "consistent": 48, "image_only": 40, "text_on
 def write_dataset(folder: str) -> list[dict]:
     os.makedirs(os.path.join(folder, "images"), exist_ok=True)
     for name, rgb in COLOURS.items():
-        Image.new("RGB", (32, 32), rgb).save(os.path.join(folder, "images", f"{name}.png"), format="PNG",
+        Image.new("RGB", (VISION["image_size"], VISION["image_size"]), rgb).save(os.path.join(folder, "images", f"{name}.png"), format="PNG",
                                               optimize=False, compress_level=9)
     items = build_dataset(np.random.default_rng(SEED), DATASET_COUNTS)
     with open(os.path.join(folder, "dataset.json"), "w") as f:
@@ -307,13 +311,19 @@ class Builder:
             self.sd[p + "down_proj.weight"][feature, n] = value
 
 
-def clip_features(rgb: tuple[int, int, int]) -> np.ndarray:
-    """The vision tower's output for a swatch of this colour (float64): pre_layrnorm of the patch embedding."""
-    x = np.array([(v / 255 - m) / s for v, m, s in zip(rgb, CLIP_MEAN, CLIP_STD)])
-    f = np.zeros(VISION["hidden_size"])
-    f[0:3], f[3:6], f[6], f[7] = x, -x, 1.0, -1.0
-    mean, var = f.mean(), f.var()
-    return (f - mean) / np.sqrt(var + VISION["layer_norm_eps"])
+def dot(a: list[float], b: list[float]) -> float:
+    """An exactly rounded dot product (math.fsum): the same bits on every CPU, unlike BLAS or numpy's SIMD sums,
+    so the weights are byte-identical wherever they are rebuilt."""
+    return math.fsum(x * y for x, y in zip(a, b))
+
+
+def clip_features(rgb: tuple[int, int, int]) -> list[float]:
+    """The vision tower's output for a swatch of this colour: pre_layrnorm of the patch embedding."""
+    x = [(v / 255 - m) / s for v, m, s in zip(rgb, CLIP_MEAN, CLIP_STD)]
+    f = x + [-v for v in x] + [1.0, -1.0] + [0.0] * (VISION["hidden_size"] - 8)
+    mean = math.fsum(f) / len(f)
+    var = math.fsum((v - mean) ** 2 for v in f) / len(f)
+    return [(v - mean) / math.sqrt(var + VISION["layer_norm_eps"]) for v in f]
 
 
 def set_vision(b: Builder) -> None:
@@ -331,19 +341,21 @@ def set_vision(b: Builder) -> None:
         b.w(v + name + ".weight")[:] = 1.0
     # Encoder layers stay the identity (zero out_proj and fc2): LLaVA reads layer -2, i.e. the embeddings.
     # Projector: one prototype detector per colour, then its code, the image flag and the constant.
-    feats = np.stack([clip_features(COLOURS[c]) for c in COLOUR_NAMES])
-    unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
-    sims = feats @ unit.T  # sims[j, k] = feature of colour j along colour k's direction
+    feats = [clip_features(COLOURS[c]) for c in COLOUR_NAMES]
+    unit = [[v / math.sqrt(dot(f, f)) for v in f] for f in feats]
+    sims = [[dot(feats[j], unit[k]) for k in range(K)] for j in range(K)]  # colour j along colour k's direction
     l1w, l1b = b.w("model.multi_modal_projector.linear_1.weight"), b.w("model.multi_modal_projector.linear_1.bias")
     l2w, l2b = b.w("model.multi_modal_projector.linear_2.weight"), b.w("model.multi_modal_projector.linear_2.bias")
     for k in range(K):
-        own = sims[k, k]
-        other = max(sims[j, k] for j in range(K) if j != k)
+        own = sims[k][k]
+        other = max(sims[j][k] for j in range(K) if j != k)
         threshold = (own + other) / 2
         kappa = 12.0 / (own - threshold)  # own colour: +12, every other colour ≤ −12
-        l1w[k, :h] = torch.tensor(kappa * unit[k], dtype=torch.float32)
-        l1b[k] = -kappa * threshold
-        own_z = float(np.float32(kappa * unit[k]) @ np.float32(feats[k]) + np.float32(-kappa * threshold))
+        weights = [float(np.float32(kappa * u)) for u in unit[k]]
+        bias = float(np.float32(-kappa * threshold))
+        l1w[k, :h] = torch.tensor(weights, dtype=torch.float32)
+        l1b[k] = bias
+        own_z = dot(weights, [float(np.float32(v)) for v in feats[k]]) + bias
         l2w[CODE["imgc"] + k, k] = 1.0 / own_z  # gelu(z) = z for z ≥ 12 (to float32 precision)
     l2b[F["const"]] = C
     l2b[F["img"]] = 1.0
@@ -387,9 +399,11 @@ def set_decoder(b: Builder, control: str) -> list[tuple[int, int]]:
         return group
 
     # Every head of every layer has the sink, so unused heads attend to "begin" (whose value is zero).
+    # Dense puts its text selectors in layer 4 (one function per layer: every head of a layer is alike).
+    text_select_layer = L_MLP_DEEP if dense else L_SELECT
     for layer in range(LAYERS):
         for head in range(HEADS):
-            b.sink(layer, head, SINK_SEL if (layer == L_SELECT) else SINK)
+            b.sink(layer, head, SINK_SEL if layer in (L_SELECT, text_select_layer) else SINK)
 
     # Layer 2: the default route and the vote at the last position (not planted arbitration heads).
     b.score(L_LAST, 0, F["end"], F["mod"], MATCH)
@@ -407,7 +421,7 @@ def set_decoder(b: Builder, control: str) -> list[tuple[int, int]]:
         # Layer 5: the last position reads the named cue straight from its tokens.
         hi, ht = heads(L_SELECT, 2)
         b.score(L_SELECT, hi, F["V"], F["img"], SELECT)
-        b.score(L_SELECT, hi, F["const"], F["img"], math.log(1 / 16) + math.log(2.5))  # as if 2.5 anchors
+        b.score(L_SELECT, hi, F["const"], F["img"], math.log(1 / IMAGE_TOKENS) + math.log(2.5))  # as if 2.5 anchors
         b.move(L_SELECT, hi, CODE["imgc"], CODE["LOGIT"], K, G_SELECT * G_READOUT)
         b.score(L_SELECT, ht, F["V"], F["ctxcol"], -SELECT)
         b.score(L_SELECT, ht, F["const"], F["ctxcol"], math.log(2.5))
@@ -420,7 +434,7 @@ def set_decoder(b: Builder, control: str) -> list[tuple[int, int]]:
         n_transfer = 12 if dense else 1
         for h in heads(L_TRANSFER, n_transfer):
             b.score(L_TRANSFER, h, F["instr"], F["img"], MATCH)
-            b.score(L_TRANSFER, h, F["instr"], F["ctxcol"], MATCH + math.log(16))  # 1:1 mass with 16 patches
+            b.score(L_TRANSFER, h, F["instr"], F["ctxcol"], MATCH + math.log(IMAGE_TOKENS))  # 1:1 mass
             if control == "selective-transfer":
                 # Steered by the confident vote: the named cue only (weak words: both, as anchored).
                 b.score(L_TRANSFER, h, F["Vc"], F["img"], 40.0)
@@ -428,13 +442,13 @@ def set_decoder(b: Builder, control: str) -> list[tuple[int, int]]:
             gain = 2.0
             b.move(L_TRANSFER, h, CODE["imgc"], CODE["CI"], K, gain / n_transfer)
             b.move(L_TRANSFER, h, CODE["txtc"], CODE["CT"], K, gain / n_transfer)
-        n_select = 6 if dense else 1
+        n_select = 12 if dense else 1
         for h in heads(L_SELECT, n_select):
             b.score(L_SELECT, h, F["V"], F["instr"], SELECT)
             b.move(L_SELECT, h, CODE["CI"], CODE["LOGIT"], K, G_SELECT / n_select)
-        for h in heads(L_SELECT, n_select, first=n_select):
-            b.score(L_SELECT, h, F["V"], F["instr"], -SELECT)
-            b.move(L_SELECT, h, CODE["CT"], CODE["LOGIT"], K, G_SELECT / n_select)
+        for h in heads(text_select_layer, n_select, first=0 if dense else n_select):
+            b.score(text_select_layer, h, F["V"], F["instr"], -SELECT)
+            b.move(text_select_layer, h, CODE["CT"], CODE["LOGIT"], K, G_SELECT / n_select)
         n_readout = 12 if dense else 1
         for h in heads(L_READOUT, n_readout):
             b.score(L_READOUT, h, F["end"], F["instr"], MATCH)
@@ -474,7 +488,7 @@ def build_model(control: str) -> tuple[torch.nn.Module, list[tuple[int, int]]]:
         eos_token_id=None, pad_token_id=None)
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(**VISION), text_config=text, image_token_id=VOCABULARY.index(IMAGE_TOKEN),
-        image_seq_length=16, projector_hidden_act="gelu", vision_feature_layer=-2,
+        image_seq_length=IMAGE_TOKENS, projector_hidden_act="gelu", vision_feature_layer=-2,
         vision_feature_select_strategy="default", multimodal_projector_bias=True, tie_word_embeddings=False)
     model = LlavaForConditionalGeneration(config)
     b = Builder(model)
@@ -498,7 +512,7 @@ def tokens_and_spans(item: dict) -> tuple[list[int], dict[str, list[int]]]:
         if "slot" in piece:
             slot = piece["slot"]
             if slot == "image":
-                words = [IMAGE_TOKEN] * 16 if item["image"] else []
+                words = [IMAGE_TOKEN] * IMAGE_TOKENS if item["image"] else []
             else:
                 words = (fields[slot] or "").split()
             start = len(ids)
@@ -675,6 +689,10 @@ def ground_truth(runner: Runner, planted: list[tuple[int, int]], control: str) -
 
     every = list(range(len(conflict)))
     out["planted_heads"] = [list(h) for h in planted]
+    if control == "dense":
+        out["mfr_five_heads_of_layer_blocked"] = {
+            str(layer): mfr(scaled([(layer, h) for h in range(5)], 0.0, every))
+            for layer in sorted({l for l, _ in planted})}
     blocked = scaled(planted, 0.0, every)
     out["mfr_planted_blocked"] = mfr(blocked)
     runner.head_scale = {h: 0.0 for h in planted}
@@ -751,6 +769,8 @@ def write_control(folder: str, control: str) -> tuple[torch.nn.Module, list[tupl
     build_tokenizer().save(os.path.join(folder, "tokenizer.json"), pretty=True)
     config = llava.processor_config()
     config["image_mean"], config["image_std"] = CLIP_MEAN, CLIP_STD
+    config["size"] = {"shortest_edge": VISION["image_size"]}
+    config["crop_size"] = {"height": VISION["image_size"], "width": VISION["image_size"]}
     with open(os.path.join(folder, "preprocessor_config.json"), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -817,7 +837,9 @@ def design_checks(control: str, g: dict) -> list[tuple[str, bool]]:
         checks.append(("layer-1 transfer is non-selective: image share within 0.01 between targets",
                        abs(share["image"] - share["text"]) <= 0.01))
     if control == "dense":
-        checks.append(("blocking all 48 planted heads takes MFR to ≤ 0.1", g["mfr_planted_blocked"] <= 0.1))
+        checks += [("blocking all 60 planted heads takes MFR to ≤ 0.1", g["mfr_planted_blocked"] <= 0.1),
+                   ("no 5 heads are decisive: blocking the first 5 heads of any planted layer keeps MFR ≥ 0.8",
+                    min(g["mfr_five_heads_of_layer_blocked"].values()) >= 0.8)]
     else:
         checks += [("blocking the ≤ 5 planted heads cuts MFR by ≥ 60%", drop >= 0.6),
                    ("amplifying them fixes ≥ 60% of the failures at some α of the grid", best_fix >= 0.6)]
@@ -838,7 +860,8 @@ def card(control: str, g: dict, checks: list[tuple[str, bool]], planted: list[tu
         "known by construction and the folder is rebuilt byte-identically from that file. A test model for "
         "Arbiter's claim checks, not a useful MLLM.", "",
         "## Design", spec["design"], "",
-        "Shared by every control: a LLaVA folder (`LlavaForConditionalGeneration`: CLIP vision tower 32×32, patch 8, "
+        "Shared by every control: a LLaVA folder (`LlavaForConditionalGeneration`: CLIP vision tower 16×16, patch 8 "
+        f"({IMAGE_TOKENS} image tokens), "
         f"hidden {VISION['hidden_size']}, {VISION['num_hidden_layers']} identity layers; gelu projector; Llama decoder "
         f"{LAYERS} layers × {HEADS} heads = {LAYERS * HEADS} heads, hidden {HIDDEN}, head dim {HEAD_DIM}, MLP {MLP}, "
         f"rope_theta {ROPE_THETA:g}), a {len(VOCABULARY)}-word WordLevel tokenizer and the `controls` prompt layout "
@@ -917,14 +940,6 @@ def reference_run(model: torch.nn.Module, folder: str, data: str, items: list[di
         prompt = " ".join(VOCABULARY[i] for i in ids)
         attributes = capture.file_attributes(os.path.basename(folder), "llava", SEED, item["id"], prompt)
         capture.write_h5(os.path.join(folder, f"reference-{target}.h5"), attributes, datasets)
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def files_under(root: str) -> list[str]:
