@@ -690,8 +690,11 @@ def ground_truth(runner: Runner, planted: list[tuple[int, int]], control: str) -
     every = list(range(len(conflict)))
     out["planted_heads"] = [list(h) for h in planted]
     if control == "dense":
-        out["mfr_five_heads_of_layer_blocked"] = {
-            str(layer): mfr(scaled([(layer, h) for h in range(5)], 0.0, every))
+        # Per planted layer: one head blocked, the first 5 and the last 5 blocked (all the layer's heads alike).
+        out["dense_layers"] = {
+            str(layer): {"one": mfr(scaled([(layer, 0)], 0.0, every)),
+                         "first5": mfr(scaled([(layer, h) for h in range(5)], 0.0, every)),
+                         "last5": mfr(scaled([(layer, h) for h in range(HEADS - 5, HEADS)], 0.0, every))}
             for layer in sorted({l for l, _ in planted})}
     blocked = scaled(planted, 0.0, every)
     out["mfr_planted_blocked"] = mfr(blocked)
@@ -717,7 +720,9 @@ def ground_truth(runner: Runner, planted: list[tuple[int, int]], control: str) -
     # MLPs: without the deep MLPs (layers ≥ LAYERS/2) — inertia removed ⇒ following rises.
     runner.mlp_scale = {l: 0.0 for l in range(LAYERS // 2, LAYERS)}
     out["mfr_deep_mlps_zeroed"] = runner.mfr()
+    out["mean_s_deep_mlps_zeroed"] = float(np.mean([runner.run(i)["s"] for i in conflict]))
     runner.mlp_scale = {}
+    out["mean_s"] = float(np.mean(base))
     # The deep MLPs' direct effect on s at the last position: s with and without their output there is what
     # the zeroing above measures end to end; here the sign of the push on the final logits.
     # Logit lens at the instruction tokens: agreement of their decision with the final one, per layer.
@@ -838,13 +843,16 @@ def design_checks(control: str, g: dict) -> list[tuple[str, bool]]:
                        abs(share["image"] - share["text"]) <= 0.01))
     if control == "dense":
         checks += [("blocking all 60 planted heads takes MFR to ≤ 0.1", g["mfr_planted_blocked"] <= 0.1),
-                   ("no 5 heads are decisive: blocking the first 5 heads of any planted layer keeps MFR ≥ 0.8",
-                    min(g["mfr_five_heads_of_layer_blocked"].values()) >= 0.8)]
+                   ("no head is decisive alone: blocking one head of any planted layer keeps MFR within 0.05",
+                    all(abs(v["one"] - base) <= 0.05 for v in g["dense_layers"].values())),
+                   ("the heads of a layer are interchangeable: blocking its first 5 or its last 5 gives the same MFR "
+                    "(within 0.01)", all(abs(v["first5"] - v["last5"]) <= 0.01 for v in g["dense_layers"].values()))]
     else:
         checks += [("blocking the ≤ 5 planted heads cuts MFR by ≥ 60%", drop >= 0.6),
                    ("amplifying them fixes ≥ 60% of the failures at some α of the grid", best_fix >= 0.6)]
     if control == "helpful-mlp":
-        checks.append(("zeroing the deep MLPs lowers MFR (they help)", g["mfr_deep_mlps_zeroed"] < base))
+        checks.append(("zeroing the deep MLPs lowers the mean following score s (they push the instructed answer)",
+                       g["mean_s_deep_mlps_zeroed"] < g["mean_s"]))
     else:
         checks.append(("zeroing the deep MLPs raises MFR (inertia)", g["mfr_deep_mlps_zeroed"] > base))
     return checks
@@ -895,10 +903,13 @@ def card(control: str, g: dict, checks: list[tuple[str, bool]], planted: list[tu
     lines += [
         f"| MFR, planted heads blocked | {g['mfr_planted_blocked']:.3f} |",
         f"| accuracy with planted heads blocked: consistent / image-only / text-only | {g['accuracy_consistent_planted_blocked']:.3f} / {g['accuracy_image_only_planted_blocked']:.3f} / {g['accuracy_text_only_planted_blocked']:.3f} |",
+        *([f"| MFR, one / first 5 / last 5 heads of layer {l} blocked | {v['one']:.3f} / {v['first5']:.3f} / {v['last5']:.3f} |"
+           for l, v in g["dense_layers"].items()] if "dense_layers" in g else []),
         f"| MFR, 5 random unplanted heads blocked (mean of 10 sets, every 4th item) | {g['mfr_random_unplanted_blocked_mean']:.3f} |",
         "| failures fixed by amplifying the planted heads, α = " + " / ".join(g["amplification"]) + " | "
         + " / ".join("-" if v is None else f"{v:.3f}" for v in g["amplification"].values()) + " |",
         f"| MFR, deep MLPs (layers {LAYERS // 2}–{LAYERS - 1}) zeroed | {g['mfr_deep_mlps_zeroed']:.3f} |",
+        f"| mean following score s (logit difference), as built / deep MLPs zeroed | {g['mean_s']:.3f} / {g['mean_s_deep_mlps_zeroed']:.3f} |",
         "| anchors' logit-lens agreement with the final answer, layers 0–7 | "
         + " ".join(f"{a:.2f}" for a in g["anchor_lens_agreement"]) + " |",
         "| anchors' logit lens, mean \\|s\\|, layers 0–7 | " + " ".join(f"{a:.3g}" for a in g["anchor_lens_mean_abs_s"]) + " |",
@@ -949,33 +960,47 @@ def files_under(root: str) -> list[str]:
     return sorted(f for f in out if f != "manifest.json")
 
 
-def generate(root: str, only: list[str], ground: bool) -> None:
+def build_one(root: str, control: str, ground: bool) -> list[str]:
+    """Writes one control into root/control; with `ground`, runs its PyTorch checks, writes its card and
+    ground_truth.json and returns the checks it missed."""
     import golden
     golden.configure_torch()
+    t = time.time()
     data = os.path.join(root, "data")
-    items = write_dataset(data)
-    for control in only:
-        t = time.time()
-        folder = os.path.join(root, control)
-        _, planted = write_control(folder, control)
-        if not ground:
-            continue
-        loaded = load(folder)
-        reference_run(loaded, folder, data, items)
-        runner = Runner(loaded, folder, data, items)
-        try:
-            g = ground_truth(runner, planted, control)
-        finally:
-            runner.close()
-        checks = design_checks(control, g)
-        g["checks"] = [{"check": name, "passed": ok} for name, ok in checks]
-        write_json(os.path.join(folder, "ground_truth.json"), g)
-        with open(os.path.join(folder, "MODEL_CARD.md"), "w") as f:
-            f.write(card(control, g, checks, planted))
-        failed = [name for name, ok in checks if not ok]
-        log(f"{control}: {len(checks) - len(failed)}/{len(checks)} design checks passed in {time.time() - t:.0f} s")
-        if failed:
-            raise RuntimeError(f"{control}: the ground truth misses its design: " + "; ".join(failed))
+    with open(os.path.join(data, "dataset.json")) as f:
+        items = json.load(f)["items"]
+    folder = os.path.join(root, control)
+    _, planted = write_control(folder, control)
+    if not ground:
+        return []
+    loaded = load(folder)
+    reference_run(loaded, folder, data, items)
+    runner = Runner(loaded, folder, data, items)
+    try:
+        g = ground_truth(runner, planted, control)
+    finally:
+        runner.close()
+    checks = design_checks(control, g)
+    g["checks"] = [{"check": name, "passed": ok} for name, ok in checks]
+    write_json(os.path.join(folder, "ground_truth.json"), g)
+    with open(os.path.join(folder, "MODEL_CARD.md"), "w") as f:
+        f.write(card(control, g, checks, planted))
+    failed = [name for name, ok in checks if not ok]
+    log(f"{control}: {len(checks) - len(failed)}/{len(checks)} design checks passed in {time.time() - t:.0f} s")
+    return [f"{control}: {name}" for name in failed]
+
+
+def generate(root: str, only: list[str], ground: bool) -> None:
+    """The dataset, then the controls side by side (one process per core, one torch thread each)."""
+    import multiprocessing
+
+    write_dataset(os.path.join(root, "data"))
+    workers = max(1, min(len(only), os.cpu_count() or 1))
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        failures = pool.starmap(build_one, [(root, control, ground) for control in only])
+    missed = [f for group in failures for f in group]
+    if missed:
+        raise RuntimeError("the ground truth misses its design: " + "; ".join(missed))
 
 
 def manifest(root: str) -> dict:

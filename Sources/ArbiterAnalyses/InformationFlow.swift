@@ -31,6 +31,12 @@ public struct InformationFlowResult: Sendable, Codable, Equatable {
 }
 
 public enum InformationFlow {
+    /// Deliberate breakages for the mutation tests, set only from tests with `InformationFlow.$mutation.withValue`:
+    /// each must make a test fail (KnockoutMutationTests). A task-local, so other tests running side by side are
+    /// untouched.
+    enum Mutation: Sendable { case knockoutDoesNothing }
+    @TaskLocal static var mutation: Mutation?
+
     /// Default window: 7 for deep models (≥ 28 layers), scaled down for shallow ones (≈ layers/4, odd, ≥ 1).
     public static func defaultWindow(layers: Int) -> Int {
         let w = max(1, min(7, Int((Double(layers) / 4).rounded())))
@@ -69,8 +75,9 @@ public enum InformationFlow {
                 let input = samples[i].input
                 return try (0..<layers).map { layer in
                     let w = Self.window(around: layer, width: width, layers: layers)
-                    let ko = InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries),
-                                                        layers: w, heads: nil)])
+                    let ko = mutation == .knockoutDoesNothing ? InterventionSet([])
+                        : InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries),
+                                                     layers: w, heads: nil)])
                     let first = try ko.firstChangedPosition(tokenCount: input.ids.count, spans: input.spans) ?? 0
                     return ScoreRequest(sample: i, interventions: ko, startLayer: w[0], unchangedBefore: first)
                 }
