@@ -42,6 +42,7 @@ import transformers  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from golden import sha256  # noqa: E402
+from make_own_model import build_tokenizer  # noqa: E402
 
 DEFAULT_OUT = os.path.join(os.path.dirname(HERE), "GoldenData", "controls")
 SEED = 1919
@@ -749,15 +750,6 @@ def ground_truth(runner: Runner, planted: list[tuple[int, int]], control: str) -
 
 # ---------------------------------------------------------------------------------------------------------
 # Files
-def build_tokenizer():
-    from tokenizers import Tokenizer, models as tmodels, normalizers, pre_tokenizers
-
-    tok = Tokenizer(tmodels.WordLevel(vocab={w: i for i, w in enumerate(VOCABULARY)}, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return tok
-
-
 def write_json(path: str, value) -> None:
     with open(path, "w") as f:
         json.dump(value, f, indent=2)
@@ -771,7 +763,7 @@ def write_control(folder: str, control: str) -> tuple[torch.nn.Module, list[tupl
     model, planted = build_model(control)
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
-    build_tokenizer().save(os.path.join(folder, "tokenizer.json"), pretty=True)
+    build_tokenizer(VOCABULARY).save(os.path.join(folder, "tokenizer.json"), pretty=True)
     config = llava.processor_config()
     config["image_mean"], config["image_std"] = CLIP_MEAN, CLIP_STD
     config["size"] = {"shortest_edge": VISION["image_size"]}

@@ -85,12 +85,14 @@ REFERENCE_FIELDS = {
 REFERENCE_IMAGE_SIZE = (40, 36)  # width, height
 
 
-def build_tokenizer() -> tokenizers.Tokenizer:
+def build_tokenizer(vocabulary: list[str] = VOCABULARY) -> tokenizers.Tokenizer:
+    """A lower-casing, whitespace-split WordLevel tokenizer over `vocabulary` (ids in its order; "<unk>" the
+    unknown word). Also the planted-mechanism controls' tokenizer (Tools/make_controls.py)."""
     from tokenizers import Tokenizer, models as tmodels, normalizers, pre_tokenizers
 
-    if len(set(VOCABULARY)) != len(VOCABULARY):
+    if len(set(vocabulary)) != len(vocabulary):
         raise RuntimeError("a word appears twice in the vocabulary")
-    tok = Tokenizer(tmodels.WordLevel(vocab={w: i for i, w in enumerate(VOCABULARY)}, unk_token="<unk>"))
+    tok = Tokenizer(tmodels.WordLevel(vocab={w: i for i, w in enumerate(vocabulary)}, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     # <image> stays a plain vocabulary word: no added tokens at all.
