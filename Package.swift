@@ -62,7 +62,7 @@ let package = Package(
         .target(name: "ArbiterAnalyses", dependencies: ["ArbiterInterventions", "ArbiterData", "ArbiterFormats"],
                 swiftSettings: optimized),
         // The paper's claims as executable hypotheses: specification, statistics, verdicts.
-        .target(name: "ArbiterClaims", dependencies: ["ArbiterAnalyses"], swiftSettings: optimized),
+        .target(name: "ArbiterClaims", dependencies: ["ArbiterAnalyses", "ArbiterInterventions"], swiftSettings: optimized),
         // Plots (PNG through our own rasteriser and libpng) for reports.
         .target(name: "ArbiterPlots", dependencies: ["ArbiterFormats"], swiftSettings: optimized),
         // The umbrella module of the `Arbiter` product (re-exports every layer).
@@ -86,7 +86,8 @@ let package = Package(
         ]),
         .testTarget(name: "ArbiterPlotsTests", dependencies: ["ArbiterPlots"]),
         .testTarget(name: "ArbiterClaimsTests", dependencies: [
-            "ArbiterClaims", "ArbiterAnalyses", .product(name: "PropertyBased", package: "swift-property-based"),
+            "ArbiterClaims", "ArbiterAnalyses", "ArbiterFormats", "ArbiterTensor", "ArbiterModels",
+            .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "ArbiterDataTests", dependencies: [
             "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),

@@ -16,6 +16,12 @@ public struct AnalysisConfiguration: Sendable, Codable, Equatable {
     /// Knockout window (nil: the default for the model's depth).
     public var window: Int? = nil
     public var minimumPerTarget: Int = 4
+    /// Amplification needs this many failed held-out conflict items (the claims' minimum); when the held-out
+    /// split has fewer and the run can generate items, more conflict items are generated — batches of
+    /// `extraConflictBatch`, at most `extraConflictCap` — and their failures added to the amplification's.
+    public var minimumFailed: Int = 30
+    public var extraConflictBatch: Int = 200
+    public var extraConflictCap: Int = 1000
 
     public init() {}
 }
@@ -64,21 +70,51 @@ public enum AnalysisSuite {
     /// Prepares the items (skipping bad ones only when `skipBad`), splits them, and runs analyses 1–7.
     /// `keyValueBudget`: bytes the baselines may spend on cached keys and values (a speed-up only; the
     /// results are the same without it).
+    /// `moreConflictItems(round, count)`: `count` new conflict items (ids unique across rounds), for runs that
+    /// can generate them (nil for a fixed dataset): used only when amplification has too few failures.
     public static func run(session: ModelSession, items: [ProbeItem], dataset: String,
                            configuration c: AnalysisConfiguration = AnalysisConfiguration(),
                            policy: ItemPolicy = ItemPolicy(), keyValueBudget: Int = 1 << 30,
+                           moreConflictItems: ((Int, Int) throws -> [ProbeItem])? = nil,
                            progress: @escaping (String) -> Void = { _ in }) throws -> AnalysisResults {
         // One BLAS thread throughout (parallelism comes from running samples side by side): OpenBLAS's
         // results depend, in the last bits, on its thread count, so this keeps every number independent of
         // the machine's cores and of other BLAS users in the process.
         try BLAS.withSingleThread {
             try runSingleThreaded(session: session, items: items, dataset: dataset, configuration: c, policy: policy,
-                                  keyValueBudget: keyValueBudget, progress: progress)
+                                  keyValueBudget: keyValueBudget, moreConflictItems: moreConflictItems,
+                                  progress: progress)
         }
+    }
+
+    /// Failed conflict items from newly generated ones, until `have` + their count reaches the minimum or the
+    /// cap is spent: the samples, their baselines, and how many conflict items were generated.
+    static func extraFailures(have: Int, runner: AnalysisRunner, configuration c: AnalysisConfiguration,
+                              policy: ItemPolicy, more: (Int, Int) throws -> [ProbeItem],
+                              progress: (String) -> Void) throws -> (samples: [AnalysisSample], baselines: [BaselineRun], generated: Int) {
+        var samples: [AnalysisSample] = [], baselines: [BaselineRun] = [], generated = 0, round = 0
+        while have + samples.count < c.minimumFailed && generated < c.extraConflictCap {
+            let count = min(c.extraConflictBatch, c.extraConflictCap - generated)
+            let items = try more(round, count)
+            round += 1
+            guard !items.isEmpty else { break }
+            generated += items.count
+            progress("amplification: \(have + samples.count) failed held-out items of \(c.minimumFailed) needed; "
+                     + "generating \(items.count) more conflict items (\(generated) of at most \(c.extraConflictCap))")
+            let prepared = try SamplePreparation.prepare(items, session: runner.session, policy: policy).samples
+                .filter { $0.kind == "conflict" && $0.target != nil }
+            let runs = try runner.parallelMap(prepared.count) { try runner.baseline(prepared[$0], keepPatterns: false) }
+            for (sample, run) in zip(prepared, runs) where !run.score.follows {
+                samples.append(sample)
+                baselines.append(run)
+            }
+        }
+        return (samples, baselines, generated)
     }
 
     static func runSingleThreaded(session: ModelSession, items: [ProbeItem], dataset: String, configuration c: AnalysisConfiguration,
                                   policy: ItemPolicy, keyValueBudget: Int,
+                                  moreConflictItems: ((Int, Int) throws -> [ProbeItem])?,
                                   progress: @escaping (String) -> Void) throws -> AnalysisResults {
         let start = Date()
         let (samples, skippedItems) = try SamplePreparation.prepare(items, session: session, policy: policy)
@@ -109,8 +145,10 @@ public enum AnalysisSuite {
         let baselines = try runner.parallelMap(samples.count) { try runner.baseline(samples[$0], keepKeysValues: keepKeysValues) }
         let following = ModalityFollowing.measure(samples, scores: baselines.map(\.score), seed: c.seed &+ 1)
         let flowIdx = heldOut + calibration
-        let flow = try InformationFlow.measure(runner: runner, samples: flowIdx.map { samples[$0] }, baselines: flowIdx.map { baselines[$0] },
-                                               window: c.window, seed: c.seed &+ 2, progress: progress)
+        let flow = try InformationFlow.measure(runner: runner, samples: flowIdx.map { samples[$0] },
+                                               baselines: flowIdx.map { baselines[$0] }, window: c.window,
+                                               calibration: Set(heldOut.count..<flowIdx.count), seed: c.seed &+ 2,
+                                               progress: progress)
         progress("attention routing")
         let routing = try AttentionRouting.measure(samples: samples, baselines: baselines, seed: c.seed &+ 3)
         progress("logit lens")
@@ -121,11 +159,23 @@ public enum AnalysisSuite {
                                                      baselines: calibration.map { baselines[$0] }, seed: c.seed &+ 6)
         let ranking = try Heads.rank(runner: runner, samples: calibration.map { samples[$0] }, baselines: calibration.map { baselines[$0] },
                                      attribution: calAttribution.heads, progress: progress)
-        let interventions = try Heads.intervene(
+        // Amplification's failures: the held-out conflict items the model gets wrong, topped up from generated
+        // items when there are too few (never used for calibration, so held out by construction).
+        let heldOutFailed = heldOut.filter { samples[$0].kind == "conflict" && samples[$0].target != nil
+            && !baselines[$0].score.follows }.count
+        var extra: (samples: [AnalysisSample], baselines: [BaselineRun], generated: Int) = ([], [], 0)
+        if heldOutFailed < c.minimumFailed, let more = moreConflictItems {
+            extra = try extraFailures(have: heldOutFailed, runner: runner, configuration: c, policy: policy, more: more,
+                                      progress: progress)
+        }
+        var interventions = try Heads.intervene(
             runner: runner, ranking: ranking,
             calibration: (calibration.map { samples[$0] }, calibration.map { baselines[$0] }),
             heldOut: (heldOut.map { samples[$0] }, heldOut.map { baselines[$0] }),
+            extraFailed: (extra.samples, extra.baselines),
             fraction: c.headFraction, randomSets: c.randomHeadSets, alphaGrid: c.alphaGrid, seed: c.seed &+ 7, progress: progress)
+        interventions.extraConflictItems = extra.generated
+        interventions.extraConflictCap = moreConflictItems == nil ? 0 : c.extraConflictCap
         return AnalysisResults(
             model: session.model.identifier, modelType: session.model.modelType, dataset: dataset,
             layout: session.layout.name, layoutFingerprint: session.layout.fingerprint, configuration: c,

@@ -101,6 +101,11 @@ public struct HeadInterventionResult: Sendable, Codable, Equatable {
     public var amplificationControl: RandomSetControl
     public var heldOutCount: Int
     public var seed: UInt64
+    /// Conflict items generated to top up the failures (`failedCount` includes theirs), and the cap (0: the run
+    /// could not generate items, e.g. a fixed dataset).
+    public var extraConflictItems: Int = 0
+    public var extraFailedCount: Int = 0
+    public var extraConflictCap: Int = 0
 }
 
 public enum Heads {
@@ -200,6 +205,7 @@ public enum Heads {
     public static func intervene(runner: AnalysisRunner, ranking: HeadRanking,
                                  calibration: (samples: [AnalysisSample], baselines: [BaselineRun]),
                                  heldOut: (samples: [AnalysisSample], baselines: [BaselineRun]),
+                                 extraFailed: (samples: [AnalysisSample], baselines: [BaselineRun]) = ([], []),
                                  fraction: Double = 0.05, randomSets count: Int = 200,
                                  alphaGrid: [Double] = [1.5, 2, 3, 4, 6],
                                  seed: UInt64, progress: (String) -> Void = { _ in }) throws -> HeadInterventionResult {
@@ -270,11 +276,13 @@ public enum Heads {
                 }
             }
         }
-        let failed = conflict.filter { !baselines[$0].score.follows }
+        // The held-out failures, then the generated ones (all failing at baseline), as one split.
+        let amplified = (samples: samples + extraFailed.samples, baselines: baselines + extraFailed.baselines)
+        let failed = conflict.filter { !baselines[$0].score.follows } + extraFailed.samples.indices.map { samples.count + $0 }
         progress("amplifying the top heads and \(randomHeadSets.count) random sets on \(failed.count) failed held-out samples")
         let fixRates = failed.isEmpty ? [Double](repeating: .nan, count: sets.count)
             : try scores(sets.indices.map { (sets[$0], .amplifyHeads(sets[$0], factor: Float(alphas[$0]))) }, failed,
-                         on: heldOut).map(mfr)
+                         on: amplified).map(mfr)
         let fix = fixRates[0], randomFix = Array(fixRates.dropFirst())
         return HeadInterventionResult(
             fraction: fraction, heads: top, baselineMFR: baseMFR, blockedMFR: blockedMFR, relativeDrop: relativeDrop,
@@ -283,6 +291,6 @@ public enum Heads {
             ability: ability, alpha: alphas[0], alphaGrid: alphaGrid, calibrationFailedCount: calFailed.count,
             failedCount: failed.count, amplifiedFixRate: fix, randomAlphas: Array(alphas.dropFirst()),
             randomFixRates: randomFix, amplificationControl: RandomSetControl(observed: fix, random: randomFix),
-            heldOutCount: conflict.count, seed: seed)
+            heldOutCount: conflict.count, seed: seed, extraFailedCount: extraFailed.samples.count)
     }
 }

@@ -25,8 +25,12 @@ public struct FlowEdge: Sendable, Codable, Hashable, CustomStringConvertible {
 
 public struct InformationFlowResult: Sendable, Codable, Equatable {
     public var window: Int
-    /// edge → target ("image", "text") → per-layer shift estimates.
+    /// edge → target ("image", "text") → per-layer shift estimates, over all conflict items.
     public var shift: [String: [String: [Estimate]]]
+    /// The same on the calibration and the held-out conflict items separately (empty without a split): a
+    /// claim that picks an extreme (a layer, an edge, a band) picks it on calibration and tests it on held-out.
+    public var calibrationShift: [String: [String: [Estimate]]]
+    public var heldOutShift: [String: [String: [Estimate]]]
     public var seed: UInt64
 }
 
@@ -49,8 +53,11 @@ public enum InformationFlow {
         return Array(max(0, layer - half)...min(layers - 1, layer + half))
     }
 
+    /// `calibration`: the indices of `samples` in the calibration split (nil: no split estimates); the other
+    /// conflict samples are the held-out split.
     public static func measure(runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun],
-                               edges: [FlowEdge] = FlowEdge.paperEdges, window: Int? = nil, seed: UInt64,
+                               edges: [FlowEdge] = FlowEdge.paperEdges, window: Int? = nil,
+                               calibration: Set<Int>? = nil, seed: UInt64,
                                progress: (String) -> Void = { _ in }) throws -> InformationFlowResult {
         let layers = runner.layers
         let width = window ?? defaultWindow(layers: layers)
@@ -60,6 +67,7 @@ public enum InformationFlow {
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target != nil }
         guard !conflict.isEmpty else { throw AnalysisError.tooFewSamples(what: "information flow (conflict samples)", have: 0, need: 1) }
         var shift: [String: [String: [Estimate]]] = [:]
+        var calibrationShift = shift, heldOutShift = shift
         for (e, edge) in edges.enumerated() {
             progress("knockout \(edge) (\(e + 1)/\(edges.count))")
             // Samples lacking a span of the edge (e.g. no context) are skipped for that edge.
@@ -85,17 +93,27 @@ public enum InformationFlow {
             let knocked = try runner.scores(requests, samples: samples, baselines: baselines)
             let shifts = requests.indices.map { knocked[$0].s - baselines[requests[$0].sample].score.s }
             let delta = (0..<layers).map { layer in usable.indices.map { shifts[$0 * layers + layer] } }
-            var byTarget: [String: [Estimate]] = [:]
-            for target in InstructionTarget.allCases {
-                let members = usable.indices.filter { samples[usable[$0]].target == target }
-                let base = members.map { baselines[usable[$0]].score.s }
-                byTarget[target.rawValue] = (0..<layers).map { layer in
-                    Estimate.bootstrapRatio(members.map { delta[layer][$0] }, base,
-                                            seed: seed &+ UInt64(e * 1000 + layer), resamples: 500)
+            // Per target, over the members `keep` allows; split k offsets the bootstrap seeds.
+            func byTarget(_ split: UInt64, _ keep: (Int) -> Bool) -> [String: [Estimate]] {
+                var result: [String: [Estimate]] = [:]
+                for target in InstructionTarget.allCases {
+                    let members = usable.indices.filter { samples[usable[$0]].target == target && keep(usable[$0]) }
+                    let base = members.map { baselines[usable[$0]].score.s }
+                    result[target.rawValue] = (0..<layers).map { layer in
+                        Estimate.bootstrapRatio(members.map { delta[layer][$0] }, base,
+                                                seed: seed &+ split &* 1_000_000 &+ UInt64(e * 1000 + layer),
+                                                resamples: 500)
+                    }
                 }
+                return result
             }
-            shift[edge.description] = byTarget
+            shift[edge.description] = byTarget(0) { _ in true }
+            if let calibration {
+                calibrationShift[edge.description] = byTarget(1) { calibration.contains($0) }
+                heldOutShift[edge.description] = byTarget(2) { !calibration.contains($0) }
+            }
         }
-        return InformationFlowResult(window: width, shift: shift, seed: seed)
+        return InformationFlowResult(window: width, shift: shift, calibrationShift: calibrationShift,
+                                     heldOutShift: heldOutShift, seed: seed)
     }
 }

@@ -108,7 +108,7 @@ struct VerifyCommand: ParsableCommand {
                 do {
                     try FileManager.default.createDirectory(at: file.deletingLastPathComponent(),
                                                             withIntermediateDirectories: true)
-                    try GoldenClaims.write(claims, model: r.model, settings: settings, to: file)
+                    try GoldenClaims.write(claims, results: r, settings: settings, to: file)
                 } catch { throw CLIError("--store-golden \(file.path): \(error)") }
             }
         }

@@ -52,6 +52,9 @@ public enum ClaimRun {
         let settings = input.settings
         let set: ConflictSet
         let dataset: String
+        // Generated runs can top up amplification's failures with more conflict items (seeded per round, ids
+        // prefixed so they never collide with the run's own); a fixed dataset cannot.
+        var more: ((Int, Int) throws -> [ProbeItem])? = nil
         if let data = input.data {
             set = try ConflictDataset.load(directory: data, options: LoadOptions(skipBadItems: input.skipBadItems))
             dataset = data.path
@@ -61,12 +64,26 @@ public enum ClaimRun {
             set = ConflictSet(source: "generated", items: ConflictGenerator(seed: settings.seed, configuration: g)
                 .generate(count: settings.count), imageRoot: nil)
             dataset = "generated: \(settings.count) items, seed \(settings.seed), image \(g.imageSize)px"
+            var conflictOnly = g
+            conflictOnly.mix = KindMix([.conflict: 1])
+            more = { round, count in
+                let items = ConflictGenerator(seed: settings.seed &+ 0x5eed &+ UInt64(round), configuration: conflictOnly)
+                    .generate(count: count).map { item -> ConflictItem in
+                        var item = item
+                        item.id = "extra\(round)-\(item.id)"
+                        return item
+                    }
+                return try ProbeItems.make(ConflictSet(source: "generated (amplification top-up)", items: items,
+                                                       imageRoot: nil))
+            }
         }
         var c = AnalysisConfiguration()
         c.seed = settings.seed
         c.randomHeadSets = settings.randomHeadSets
+        c.minimumFailed = Claims.Threshold.minimumFailed
         var results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set), dataset: dataset,
-                                            configuration: c, policy: input.policy, progress: progress)
+                                            configuration: c, policy: input.policy, moreConflictItems: more,
+                                            progress: progress)
         results.model = input.name ?? displayName(of: input.model)
         results.skipped = set.skipped.map { "\($0)" } + results.skipped
         return (results, ClaimStatistics.evaluate(results))
@@ -101,29 +118,55 @@ public enum ClaimRun {
     }
 }
 
-/// Stored verdicts and statistics of a bundled model (GoldenData/claims/<model>.h5), for regression tests.
+/// Stored verdicts and every sub-statistic of a bundled model (GoldenData/claims/<model>.h5), for regression
+/// tests. Layout: per claim a dataset `<id>` = [verdict rank, statistic, low, high, threshold, control, n] with
+/// the attributes `verdict` and `detail`, one dataset `<id>:<measure>` per `ClaimMeasure` (attribute `kind`),
+/// and the whole `AnalysisResults` as JSON in the uint8 dataset `analysis_results` (so that the claim
+/// statistics can be re-evaluated without running the model).
 public struct GoldenClaims: Sendable {
     public struct Entry: Sendable, Equatable {
         public let verdict: Verdict
         public let statistic: Double
+        public let low: Double
+        public let high: Double
+        public let threshold: Double
         public let control: Double
+        public let samples: Int
+        public let detail: String
+        public let measures: [String: ClaimMeasure]
     }
+
+    public static let format = 2
+    static let resultsName = "analysis_results"
 
     public let model: String
     public let claimsVersion: Int
     public let settings: String
     public let entries: [String: Entry]
+    /// The analysis results the claims were evaluated from.
+    public let results: AnalysisResults
 
-    public static func write(_ claims: [ClaimResult], model: String, settings: ClaimRunSettings, to url: URL) throws {
+    static func rank(_ v: Verdict) -> Float { Float(v.rank) }
+
+    public static func write(_ claims: [ClaimResult], results: AnalysisResults, settings: ClaimRunSettings,
+                             to url: URL) throws {
         let writer = try HDF5Writer(url: url, output: .goldenClaims)
-        try writer.setAttribute("model", model)
+        try writer.setAttribute("model", results.model)
         try writer.setAttribute("claims_version", Claims.version)
+        try writer.setAttribute("golden_format", format)
         try writer.setAttribute("settings", "seed \(settings.seed), count \(settings.count), random sets \(settings.randomHeadSets)")
         for c in claims {
-            let rank: Float = c.verdict == .holds ? 2 : c.verdict == .holdsDirectionally ? 1 : c.verdict == .fails ? 0 : -1
-            try writer.write(c.id, Tensor(shape: [3], scalars: [rank, Float(c.statistic), Float(c.control)]))
+            let row = [Double(c.verdict.rank), c.statistic, c.low, c.high, c.threshold, c.control, Double(c.samples)]
+            try writer.write(c.id, Tensor(shape: [row.count], scalars: row.map(Float.init)))
             try writer.setAttribute("verdict", c.verdict.rawValue, on: c.id)
+            try writer.setAttribute("detail", c.detail, on: c.id)
+            for m in c.measures {
+                let name = "\(c.id):\(m.name)"
+                try writer.write(name, Tensor(shape: [m.values.count], scalars: m.values.map(Float.init)))
+                try writer.setAttribute("kind", m.kind.rawValue, on: name)
+            }
         }
+        try writer.write(resultsName, bytes: Array(try results.jsonData()))
         try writer.commit()
     }
 
@@ -132,14 +175,82 @@ public struct GoldenClaims: Sendable {
         model = try reader.stringAttribute("model")
         claimsVersion = try reader.intAttribute("claims_version")
         settings = try reader.stringAttribute("settings")
-        var entries: [String: Entry] = [:]
-        for name in try reader.datasetNames() {
-            let t = try reader.readFloat32(name)
-            guard t.count == 3, let verdict = Verdict(rawValue: try reader.stringAttribute("verdict", of: name)) else {
-                throw FormatError(.malformed, file: url, "claim '\(name)' is not [verdict rank, statistic, control] with a verdict attribute")
+        let stored = reader.hasAttribute("golden_format") ? try reader.intAttribute("golden_format") : 1
+        guard stored == Self.format else {
+            throw FormatError(.unsupported, file: url, "golden claims format \(stored), this Arbiter reads format "
+                              + "\(Self.format): re-store with `arbiter verify --store-golden`")
+        }
+        let names = try reader.datasetNames()
+        guard names.contains(Self.resultsName) else {
+            throw FormatError(.malformed, file: url, "no dataset '\(Self.resultsName)' (the analysis results)")
+        }
+        var bytes: [UInt8] = []
+        for value in try reader.readInt64(Self.resultsName).values {
+            guard let byte = UInt8(exactly: value) else {
+                throw FormatError(.malformed, file: url, "dataset '\(Self.resultsName)' holds \(value), not a byte")
             }
-            entries[name] = Entry(verdict: verdict, statistic: Double(t.scalars[1]), control: Double(t.scalars[2]))
+            bytes.append(byte)
+        }
+        results = try AnalysisResults.decode(Data(bytes), file: "\(url.path) (dataset \(Self.resultsName))")
+        var measures: [String: [String: ClaimMeasure]] = [:]
+        for name in names where name.contains(":") {
+            let parts = name.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let kind = ClaimMeasure.Kind(rawValue: try reader.stringAttribute("kind", of: name)) else {
+                throw FormatError(.malformed, file: url, "measure '\(name)' has no valid kind attribute (continuous, exact)")
+            }
+            let values = try reader.readFloat32(name).scalars.map(Double.init)
+            measures[parts[0], default: [:]][parts[1]] = ClaimMeasure(parts[1], kind, values)
+        }
+        var entries: [String: Entry] = [:]
+        for name in names where !name.contains(":") && name != Self.resultsName {
+            let t = try reader.readFloat32(name)
+            guard t.count == 7, let verdict = Verdict(rawValue: try reader.stringAttribute("verdict", of: name)),
+                  Float(verdict.rank) == t.scalars[0] else {
+                throw FormatError(.malformed, file: url, "claim '\(name)' is not [verdict rank, statistic, low, high, "
+                                  + "threshold, control, n] with a matching verdict attribute")
+            }
+            let v = t.scalars.map(Double.init)
+            entries[name] = Entry(verdict: verdict, statistic: v[1], low: v[2], high: v[3], threshold: v[4],
+                                  control: v[5], samples: Int(v[6]), detail: try reader.stringAttribute("detail", of: name),
+                                  measures: measures[name] ?? [:])
+        }
+        for claim in measures.keys where entries[claim] == nil {
+            throw FormatError(.malformed, file: url, "measures of claim '\(claim)' without its dataset '\(claim)'")
         }
         self.entries = entries
+    }
+
+    /// How `claims` (recomputed) differ from the stored entries: one line per disagreement, naming the claim and
+    /// the field or measure with both values; empty when every verdict, headline number and measure agrees
+    /// within its tolerance (`ClaimMeasure.Kind`).
+    public func differences(_ claims: [ClaimResult]) -> [String] {
+        var out: [String] = []
+        func close(_ a: Double, _ b: Double) -> Bool {
+            ClaimMeasure("", .continuous, [a]).agrees(with: ClaimMeasure("", .continuous, [b]))
+        }
+        for claim in claims {
+            guard let g = entries[claim.id] else { out.append("\(claim.id): not stored"); continue }
+            if claim.verdict != g.verdict { out.append("\(claim.id): verdict \(claim.verdict.rawValue), stored \(g.verdict.rawValue)") }
+            for (field, a, b) in [("statistic", claim.statistic, g.statistic), ("low", claim.low, g.low),
+                                  ("high", claim.high, g.high), ("threshold", claim.threshold, g.threshold),
+                                  ("control", claim.control, g.control), ("n", Double(claim.samples), Double(g.samples))]
+            where !close(a, b) {
+                out.append("\(claim.id): \(field) \(a), stored \(b)")
+            }
+            let names = Set(claim.measures.map(\.name)).union(g.measures.keys)
+            for name in names.sorted() {
+                guard let m = claim.measures.first(where: { $0.name == name }) else {
+                    out.append("\(claim.id): measure \(name) stored but not computed"); continue
+                }
+                guard let s = g.measures[name] else { out.append("\(claim.id): measure \(name) not stored"); continue }
+                if !m.agrees(with: s) {
+                    let worst = zip(m.values, s.values).enumerated().max { abs($0.1.0 - $0.1.1) < abs($1.1.0 - $1.1.1) }
+                    out.append("\(claim.id): measure \(name) (\(m.kind.rawValue), \(m.values.count) values, stored "
+                               + "\(s.values.count)) differs"
+                               + (worst.map { " most at [\($0.offset)]: \($0.element.0) vs stored \($0.element.1)" } ?? ""))
+                }
+            }
+        }
+        return out
     }
 }

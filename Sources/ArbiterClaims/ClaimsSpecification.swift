@@ -28,7 +28,11 @@ public enum Claims {
     /// an equivalence per item kind, and a claim that cannot be decided is inconclusive; anchors and
     /// shallow-nonselective read the joint cue edges, shallow-nonselective is an equivalence test, and
     /// deep-selective an interval test at the anchors (docs/metrics.md, "Claim verdicts").
-    public static let version = 2
+    /// 3: selection corrected — anchors picks its cells and shallow-nonselective its band on the calibration
+    /// items and tests them on the held-out ones; every directional verdict rests on an interval (anchors: a
+    /// lower bound of |anchor| − |direct|; shallow-nonselective: an equivalence with a wider margin; mlp-inertia
+    /// holds only when each target's CI is below 0 too); every sub-statistic is stored (`ClaimMeasure`).
+    public static let version = 3
 
     /// Numeric thresholds, named so that a claim's test, statistic and threshold are one hop apart.
     public enum Threshold {
@@ -40,6 +44,9 @@ public enum Claims {
         /// … and the two targets' band shifts alike: their difference's 95% CI within ± this × their mean
         /// magnitude (version 2: replaces "both negative"; an effect 4.5× larger on one target is not alike).
         public static let nonSelectiveEquivalence = 0.5
+        /// … directionally: within ± this × their mean magnitude (version 3: an interval instead of the point
+        /// difference; one target's shift may be up to 3× the other's).
+        public static let nonSelectiveEquivalenceDirectional = 1.0
         /// deep selective arbitration: logit-lens agreement in the deepest quarter (paper: > 95%).
         public static let deepAgreement = 0.95
         /// … and the shallowest quarter stays at most this.
@@ -70,27 +77,31 @@ public enum Claims {
         /// item that changes its answer moves the accuracy by ≤ 0.10, the directional margin; below that a
         /// single item decides the verdict.
         public static let minimumAbilityItems = 10
+        /// shallow-nonselective: the instruction tokens' mean attention mass on the cues (image + context) in
+        /// the band. The selectivity index divides the image mass by this; below 1e-3 of the attention (the
+        /// controls' anchors put ~0.5 there, a head ignoring the cues ~1e-8) it is a ratio of rounding noise.
+        public static let minimumCueMass = 1e-3
     }
 
     public static let all: [ClaimSpecification] = [
         ClaimSpecification(
             id: "anchors", title: "Instruction tokens are the structural anchors of arbitration",
             paper: "Instruction tokens function as structural anchors for modality arbitration: cues reach the answer through them.",
-            statistic: "strongest (most negative) per-layer knockout shift I(ℓ) of the cue→instruction edges (cues→instruction, i.e. image and context together as in the paper's figures; context→instruction; image→instruction; either target) vs the largest |I(ℓ)| of the direct cue→last edges (cues→last, context→last, image→last)",
-            threshold: "strongest cue→instruction shift < 0 with CI below 0, and its magnitude ≥ \(Threshold.anchorsRatio)× the strongest direct cue→last magnitude",
+            statistic: "the held-out knockout shift I(ℓ) at the cell (edge, target, layer) where the calibration items' cue→instruction shift is most negative (cues→instruction, i.e. image and context together as in the paper's figures; context→instruction; image→instruction), vs the held-out |I(ℓ)| at the cell where the calibration items' direct cue→last shift is largest in magnitude (cues→last, context→last, image→last)",
+            threshold: "held-out anchor shift < 0 with CI below 0, and |anchor| − \(Threshold.anchorsRatio)·|direct| with a 95% lower bound above 0",
             thresholdSource: "our choice; the paper's Qwen2.5-VL figures give −0.57/−0.81 vs ≈0 and −0.09 (ratio > 6)",
-            directional: "strongest cue→instruction shift < 0 and larger in magnitude than the strongest direct cue→last shift",
-            control: "direct cue→last knockout",
-            split: "all conflict items (calibration + held-out); bootstrap seed in results"),
+            directional: "held-out anchor shift with CI below 0, and |anchor| − |direct| with a 95% lower bound above 0",
+            control: "direct cue→last knockout, picked the same way (an extreme against an extreme)",
+            split: "cells picked on the calibration conflict items, measured on the held-out ones; bootstrap seeds in results"),
         ClaimSpecification(
             id: "shallow-nonselective", title: "Shallow attention moves cues into the instruction tokens non-selectively",
             paper: "Shallow attention layers perform non-selective information transfer, routing multimodal cues to the instruction anchors as a latent buffer.",
-            statistic: "on the joint cues→instruction edge, in its transfer band (layers where either target's shift is ≥ 50% of the peak): each target's mean shift, the difference of the two with its 95% CI, and the mean |selectivity index| of instruction-token attention to image vs context",
+            statistic: "on the joint cues→instruction edge, in its transfer band (picked on the calibration items: layers where either target's shift is ≥ 50% of the peak): each target's mean held-out shift, the difference of the two with its 95% CI, and the mean |selectivity index| of instruction-token attention to image vs context",
             threshold: "both targets' band shifts < 0 with CIs below 0; their difference's CI within ±\(Threshold.nonSelectiveEquivalence) × their mean magnitude (equivalence); mean |SI| in the band ≤ \(Threshold.nonSelectiveSI); the band in the first half of the layers",
             thresholdSource: "our choice (the paper gives no number for selectivity); the equivalence margin: an effect twice as large on one target is not 'alike'",
-            directional: "the peak's CI below 0, both targets' band shifts < 0, |difference| within the margin, and mean |SI| ≤ \(Threshold.nonSelectiveSIDirectional)",
+            directional: "both targets' band shifts < 0 with CIs below 0, their difference's CI within ±\(Threshold.nonSelectiveEquivalenceDirectional) × their mean magnitude, and mean |SI| ≤ \(Threshold.nonSelectiveSIDirectional)",
             control: "the other instruction target (non-selective ⇔ both hurt alike, attention blind to the instruction)",
-            split: "all conflict items"),
+            split: "band picked on the calibration conflict items, tested on the held-out ones"),
         ClaimSpecification(
             id: "deep-selective", title: "Deep attention resolves the competition selectively",
             paper: "Modality competition is resolved within deep attention layers guided by the instruction intent; deep-layer decisions at the instruction anchors agree with the final answer.",
@@ -104,9 +115,9 @@ public enum Claims {
             id: "mlp-inertia", title: "MLP layers show semantic inertia",
             paper: "MLP layers exhibit semantic inertia, acting as an adversarial force against the instructed answer.",
             statistic: "total direct logit attribution of the MLP outputs of the deep half of the layers to the following score s",
-            threshold: "negative with 95% CI excluding 0",
+            threshold: "negative with 95% CI below 0, overall and for each instruction target",
             thresholdSource: "paper (sign); CI our choice",
-            directional: "negative",
+            directional: "negative with 95% CI below 0 overall",
             control: "zero",
             split: "all conflict items"),
         ClaimSpecification(
@@ -148,6 +159,7 @@ public struct ClaimThresholds: Sendable, Equatable, CustomStringConvertible {
     public var nonSelectiveSI = Claims.Threshold.nonSelectiveSI
     public var nonSelectiveSIDirectional = Claims.Threshold.nonSelectiveSIDirectional
     public var nonSelectiveEquivalence = Claims.Threshold.nonSelectiveEquivalence
+    public var nonSelectiveEquivalenceDirectional = Claims.Threshold.nonSelectiveEquivalenceDirectional
     public var deepAgreement = Claims.Threshold.deepAgreement
     public var shallowAgreementMax = Claims.Threshold.shallowAgreementMax
     public var blockingDrop = Claims.Threshold.blockingDrop
@@ -163,7 +175,7 @@ public struct ClaimThresholds: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         "anchorsRatio \(anchorsRatio), nonSelectiveSI \(nonSelectiveSI)/\(nonSelectiveSIDirectional), "
-            + "nonSelectiveEquivalence \(nonSelectiveEquivalence), "
+            + "nonSelectiveEquivalence \(nonSelectiveEquivalence)/\(nonSelectiveEquivalenceDirectional), "
             + "deepAgreement \(deepAgreement), shallowAgreementMax \(shallowAgreementMax), "
             + "blockingDrop \(blockingDrop), amplificationFix \(amplificationFix), "
             + "specificityMaxChange \(specificityMaxChange)/\(specificityMaxChangeDirectional), "

@@ -7,6 +7,7 @@ static inline hid_t arbiter_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
 static inline hid_t arbiter_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t arbiter_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
 static inline hid_t arbiter_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t arbiter_H5T_NATIVE_UINT8(void) { return H5T_NATIVE_UINT8; }
 static inline hid_t arbiter_H5T_C_S1(void) { return H5T_C_S1; }
 static inline hid_t arbiter_H5P_DEFAULT(void) { return H5P_DEFAULT; }
 static inline hid_t arbiter_H5S_ALL(void) { return H5S_ALL; }
@@ -23,4 +24,5 @@ static inline hid_t arbiter_H5T_IEEE_F32LE(void) { return H5T_IEEE_F32LE; }
 static inline hid_t arbiter_H5T_IEEE_F64LE(void) { return H5T_IEEE_F64LE; }
 static inline hid_t arbiter_H5T_STD_I32LE(void) { return H5T_STD_I32LE; }
 static inline hid_t arbiter_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
+static inline hid_t arbiter_H5T_STD_U8LE(void) { return H5T_STD_U8LE; }
 static inline hid_t arbiter_H5E_DEFAULT(void) { return H5E_DEFAULT; }

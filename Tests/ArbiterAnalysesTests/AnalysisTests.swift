@@ -68,6 +68,57 @@ struct AnalysisTests {
         #expect(try ja.jsonData() == jb.jsonData())
     }
 
+    @Test("the knockout results carry both splits: the calibration and held-out curves, disjoint item counts")
+    func flowSplits() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
+        let a = try AnalysisSuite.run(session: session, items: try Fixtures.items(perTarget: 6), dataset: "fixture",
+                                      configuration: Self.configuration())
+        let layers = session.model.decoder.layerCount
+        for edge in FlowEdge.paperEdges.map(\.description) {
+            for target in ["image", "text"] {
+                let all = try #require(a.flow.shift[edge]?[target]), cal = try #require(a.flow.calibrationShift[edge]?[target])
+                let held = try #require(a.flow.heldOutShift[edge]?[target])
+                #expect(cal.count == layers && held.count == layers)
+                // Each target's 6 conflict items: 3 in each split (the split is per target).
+                #expect(all[0].count == 6 && cal[0].count == 3 && held[0].count == 3, "\(edge) \(target)")
+            }
+        }
+    }
+
+    @Test("amplification's failures are topped up from generated conflict items, in rounds, up to the cap")
+    func amplificationTopUp() throws {
+        let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
+        let items = try Fixtures.items(perTarget: 4)
+        var c = Self.configuration()
+        c.minimumFailed = 6
+        c.extraConflictBatch = 4
+        c.extraConflictCap = 12
+        nonisolated(unsafe) var rounds: [Int] = []
+        let more: (Int, Int) throws -> [ProbeItem] = { round, count in
+            rounds.append(round)
+            return try Fixtures.items(perTarget: 4).filter { $0.kind == "conflict" }.prefix(count).map { item in
+                var item = item
+                item.id = "extra\(round)-\(item.id)"
+                return item
+            }
+        }
+        let a = try AnalysisSuite.run(session: session, items: items, dataset: "fixture", configuration: c,
+                                      moreConflictItems: more)
+        let h = a.interventions
+        let heldOutFailed = h.failedCount - h.extraFailedCount
+        #expect(heldOutFailed < c.minimumFailed, "the fixture must need a top-up")
+        #expect(rounds == Array(0..<rounds.count) && !rounds.isEmpty)
+        #expect(h.extraConflictItems == 4 * rounds.count && h.extraConflictItems <= c.extraConflictCap)
+        #expect(h.extraFailedCount <= h.extraConflictItems && h.extraConflictCap == 12)
+        // Stopped because the minimum was met, or the cap was spent — never earlier, never later.
+        #expect(h.failedCount >= c.minimumFailed || h.extraConflictItems == c.extraConflictCap, "\(h.failedCount)")
+        #expect(h.randomFixRates.count == 3 && !h.amplifiedFixRate.isNaN)
+        // Without a generator nothing is generated, and the result says it could not be.
+        let fixed = try AnalysisSuite.run(session: session, items: items, dataset: "fixture", configuration: c)
+        #expect(fixed.interventions.extraConflictItems == 0 && fixed.interventions.extraConflictCap == 0)
+        #expect(fixed.interventions.failedCount == heldOutFailed)
+    }
+
     @Test("too few samples for a target is a clear error")
     func tooFew() throws {
         let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))

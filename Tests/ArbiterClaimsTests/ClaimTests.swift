@@ -6,7 +6,9 @@
 // unexpected pass is flagged.
 import ArbiterAnalyses
 import ArbiterClaims
+import ArbiterFormats
 import ArbiterModels
+import ArbiterTensor
 import Foundation
 import Testing
 
@@ -97,14 +99,12 @@ struct ClaimTests {
         let golden = try GoldenClaims(url: ModelsUnderTest.goldenClaims.appendingPathComponent("\(name).h5"))
         #expect(golden.claimsVersion == Claims.version, "stored with claims version \(golden.claimsVersion); re-store with `arbiter verify --store-golden`")
         let (_, claims) = try ClaimRunCache.shared.claims(for: "GoldenData/models/\(name)")
-        for c in claims {
-            let g = try #require(golden.entries[c.id], "no stored result for \(c.id)")
-            #expect(c.verdict == g.verdict, "\(name) \(c.id): verdict \(c.verdict.rawValue), stored \(g.verdict.rawValue)")
-            // Statistics are stored as float32 and recomputed deterministically: agreement to float32 rounding
-            // (NaN statistics must stay NaN).
-            let same = (c.statistic.isNaN && g.statistic.isNaN) || abs(c.statistic - g.statistic) <= 1e-5 * max(1, abs(g.statistic))
-            #expect(same, "\(name) \(c.id): statistic \(c.statistic), stored \(g.statistic)")
-        }
+        // Every verdict, headline number and sub-statistic (intervals, p-values, random-set distributions, α,
+        // head ids, per-layer curves): continuous ones within 1e-5 · max(1, |stored|) (float32 storage,
+        // deterministic recomputation), exact ones identical (ClaimMeasure.Kind).
+        #expect(Set(golden.entries.keys) == Set(claims.map(\.id)), "\(name): stored claims \(golden.entries.keys.sorted())")
+        let differences = golden.differences(claims)
+        #expect(differences.isEmpty, "\(name): \(differences.count) differences:\n\(differences.prefix(30).joined(separator: "\n"))")
     }
 }
 
@@ -133,5 +133,125 @@ struct ClaimSpecificationTests {
         // Evaluated on the smallest possible results: ids and order must match the specification.
         let ids = Claims.all.map(\.id)
         #expect(ids == ["anchors", "shallow-nonselective", "deep-selective", "mlp-inertia", "heads-blocking", "heads-amplification", "specificity"])
+    }
+}
+
+/// The cheap part of the golden claim check (in `make test-fast`): the stored analysis results, re-evaluated
+/// by today's claim statistics, give the stored verdicts and every stored sub-statistic; the stored random head
+/// sets are what today's sampler draws from the stored top set and seed. No model runs.
+@Suite("Golden claims, re-evaluated from stored results")
+struct StoredClaimTests {
+    static var bundled: [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: ModelsUnderTest.goldenClaims.path)) ?? []
+        return files.filter { $0.hasSuffix(".h5") }.map { String($0.dropLast(3)) }.sorted()
+    }
+
+    static func golden(_ name: String) throws -> GoldenClaims {
+        try GoldenClaims(url: ModelsUnderTest.goldenClaims.appendingPathComponent("\(name).h5"))
+    }
+
+    @Test("the claim statistics of the stored results equal the stored claims", arguments: bundled)
+    func reevaluated(_ name: String) throws {
+        let golden = try Self.golden(name)
+        #expect(golden.claimsVersion == Claims.version, "\(name): stored with claims version \(golden.claimsVersion)")
+        let claims = ClaimStatistics.evaluate(golden.results)
+        #expect(Set(golden.entries.keys) == Set(claims.map(\.id)))
+        let differences = golden.differences(claims)
+        #expect(differences.isEmpty, "\(name): \(differences.prefix(30).joined(separator: "\n"))")
+        // Every claim stores its sub-statistics.
+        for c in claims { #expect(!(golden.entries[c.id]?.measures.isEmpty ?? true), "\(name) \(c.id): no measures stored") }
+    }
+
+    @Test("the stored random head sets are today's sampler's draw", arguments: bundled)
+    func randomSetsRedrawn(_ name: String) throws {
+        let r = try Self.golden(name).results
+        let h = r.interventions
+        let drawn = Heads.randomSets(top: h.heads, layers: r.layers, heads: r.headsPerLayer, count: h.randomSets.count,
+                                     seed: h.seed)
+        #expect(drawn.sets == h.randomSets && drawn.matching == h.randomSetMatching, "\(name)")
+        #expect(h.randomSets.count >= Claims.Threshold.minimumRandomSets)
+    }
+
+    @Test("a changed sub-statistic, a changed head id and a missing measure are each reported")
+    func differencesReported() throws {
+        let name = try #require(Self.bundled.first)
+        let golden = try Self.golden(name)
+        let claims = ClaimStatistics.evaluate(golden.results)
+        func doctor(_ id: String, _ change: (inout [ClaimMeasure]) -> Void) -> [ClaimResult] {
+            claims.map { c in
+                guard c.id == id else { return c }
+                var c = c
+                change(&c.measures)
+                return c
+            }
+        }
+        let shifted = doctor("heads-blocking") { m in
+            let i = m.firstIndex { $0.name == "random_drops" }!
+            var values = m[i].values
+            values[0] += 1e-3
+            m[i] = ClaimMeasure(m[i].name, m[i].kind, values)
+        }
+        #expect(golden.differences(shifted).contains { $0.contains("heads-blocking: measure random_drops") })
+        let heads = doctor("heads-blocking") { m in
+            let i = m.firstIndex { $0.name == "top_heads" }!
+            m[i] = ClaimMeasure(m[i].name, .exact, m[i].values.map { $0 + 1 })
+        }
+        #expect(golden.differences(heads).contains { $0.contains("top_heads") })
+        let missing = doctor("anchors") { m in m.removeAll { $0.name == "anchor_cell" } }
+        #expect(golden.differences(missing).contains { $0.contains("anchor_cell stored but not computed") })
+    }
+}
+
+@Suite("Golden claim files: round trip and refusals")
+struct GoldenClaimFileTests {
+    static func temporary(_ name: String) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("golden-claims-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        return folder.appendingPathComponent(name)
+    }
+
+    @Test("every verdict, headline number, measure and the analysis results survive writing and reading")
+    func roundTrip() throws {
+        for seed in [1, 7, 42] as [UInt64] {
+            let results = SyntheticResults.results(seed: seed)
+            let claims = ClaimStatistics.evaluate(results)
+            let url = try Self.temporary("m\(seed).h5")
+            try GoldenClaims.write(claims, results: results, settings: ClaimRunSettings(), to: url)
+            let golden = try GoldenClaims(url: url)
+            #expect(golden.differences(claims).isEmpty, "seed \(seed): \(golden.differences(claims))")
+            #expect(golden.claimsVersion == Claims.version && golden.model == "synthetic")
+            #expect(try golden.results.jsonData() == results.jsonData())
+            for c in claims {
+                #expect(golden.entries[c.id]?.detail == c.detail)
+                #expect(golden.entries[c.id]?.measures.count == c.measures.count, "\(c.id)")
+            }
+        }
+    }
+
+    @Test("a file of the old format, or a measure without a kind, is refused naming the file")
+    func refusals() throws {
+        let old = try Self.temporary("old.h5")
+        let writer = try HDF5Writer(url: old, output: .goldenClaims)
+        try writer.setAttribute("model", "m")
+        try writer.setAttribute("claims_version", 2)
+        try writer.setAttribute("settings", "-")
+        try writer.write("anchors", Tensor(shape: [3], scalars: [0, 1, 2]))
+        try writer.commit()
+        do { _ = try GoldenClaims(url: old); Issue.record("an old-format file was read") } catch {
+            #expect("\(error)".contains(old.path) && "\(error)".contains("format 1"), "\(error)")
+        }
+        let results = SyntheticResults.results(seed: 3)
+        let bad = try Self.temporary("bad.h5")
+        let w = try HDF5Writer(url: bad, output: .goldenClaims)
+        try w.setAttribute("model", "m")
+        try w.setAttribute("claims_version", Claims.version)
+        try w.setAttribute("golden_format", GoldenClaims.format)
+        try w.setAttribute("settings", "-")
+        try w.write("anchors:band", Tensor(shape: [1], scalars: [1]))
+        try w.write("analysis_results", bytes: Array(try results.jsonData()))
+        try w.commit()
+        do { _ = try GoldenClaims(url: bad); Issue.record("a measure without a kind was read") } catch {
+            #expect("\(error)".contains(bad.path) && "\(error)".contains("anchors:band"), "\(error)")
+        }
     }
 }

@@ -86,7 +86,15 @@ struct HeadClaimTests {
         check(ClaimStatistics.headsAmplification(Self.results(failed: 9)),
               "9 failed held-out conflict items, fewer than \(Claims.Threshold.minimumFailed)")
         check(ClaimStatistics.headsAmplification(Self.results(fix: .nan, failed: 0)),
-              "no failed held-out conflict items to fix (the model follows every instruction)")
+              "no failed held-out conflict items to fix (the model follows every instruction; the items are a fixed "
+                + "dataset, so no more could be generated)")
+        // A generated run that topped up its failures to the cap and is still short says so.
+        var topped = Self.results(failed: 12)
+        topped.interventions.extraConflictItems = 1000
+        topped.interventions.extraFailedCount = 5
+        topped.interventions.extraConflictCap = 1000
+        check(ClaimStatistics.headsAmplification(topped),
+              "12 failed held-out conflict items, fewer than 30 (after generating 1000 more conflict items (cap 1000))")
         check(ClaimStatistics.headsAmplification(Self.results(fix: .nan)), "NaN statistic")
         let few = Self.results(randomDrops: Array(repeating: 0, count: 20), randomFixes: Array(repeating: 0, count: 20))
         check(ClaimStatistics.headsBlocking(few), "20 random head sets, fewer than 200: the p-value cannot go below 1/21")

@@ -28,12 +28,21 @@ enum SyntheticResults {
     static func results(seed: UInt64) -> AnalysisResults {
         var rng = SeededRNG(seed: seed)
         let layers = Int.random(in: 1...12, using: &rng)
-        var shift: [String: [String: [Estimate]]] = [:]
+        // All items, calibration and held-out: three random curve sets (an edge missing one time in 8, the split
+        // missing one time in 10).
+        var shift: [String: [String: [Estimate]]] = [:], calibrationShift = shift, heldOutShift = shift
+        let split = Int.random(in: 0..<10, using: &rng) != 0
         for edge in ["cues->instruction", "context->instruction", "image->instruction", "cues->last", "context->last",
                      "image->last"]
         where Int.random(in: 0..<8, using: &rng) != 0 {
             shift[edge] = ["image": curve(&rng, layers: layers, -1...0.3),
                            "text": curve(&rng, layers: layers, -1...0.3)]
+            if split {
+                calibrationShift[edge] = ["image": curve(&rng, layers: layers, -1...0.3),
+                                          "text": curve(&rng, layers: layers, -1...0.3)]
+                heldOutShift[edge] = ["image": curve(&rng, layers: layers, -1...0.3),
+                                      "text": curve(&rng, layers: layers, -1...0.3)]
+            }
         }
         var agreement = ["last": curve(&rng, layers: layers, 0...1)]
         var meanScore: [String: [String: [Estimate]]] = [:]
@@ -65,7 +74,9 @@ enum SyntheticResults {
             amplificationControl: RandomSetControl(observed: fix, random: fixes),
             heldOutCount: Int.random(in: 0..<8, using: &rng) == 0 ? 20 : 40, seed: seed)
         let attribution = AttributionResult(attention: [:], mlp: [:], heads: [],
-                                            deepMLPTotal: ["overall": estimate(&rng, -1...1)],
+                                            deepMLPTotal: ["overall": estimate(&rng, -1...1),
+                                                           "image": estimate(&rng, -1...1),
+                                                           "text": estimate(&rng, -1...1)],
                                             deepAttentionTotal: ["overall": estimate(&rng, -1...1)],
                                             deepStart: layers / 2, seed: seed)
         return AnalysisResults(
@@ -74,7 +85,8 @@ enum SyntheticResults {
             calibrationIDs: [], heldOutIDs: [], skipped: [],
             following: ModalityFollowingResult(ratio: [:], counts: ["overall": [20, 40]], accuracy: [:], meanScore: [:],
                                                thirdAnswers: [:], thirdCounts: [:], seed: seed),
-            flow: InformationFlowResult(window: 1, shift: shift, seed: seed),
+            flow: InformationFlowResult(window: 1, shift: shift, calibrationShift: calibrationShift,
+                                        heldOutShift: heldOutShift, seed: seed),
             routing: AttentionRoutingResult(imageShare: [:], cueMass: [:],
                                             selectivity: ["instruction": curve(&rng, layers: layers, -0.4...0.4),
                                                           "last": curve(&rng, layers: layers, -0.4...0.4)],
@@ -94,6 +106,7 @@ enum SyntheticResults {
         t.nonSelectiveSI = uniform(&rng, 0...0.5)
         t.nonSelectiveSIDirectional = uniform(&rng, 0...0.5)
         t.nonSelectiveEquivalence = uniform(&rng, 0...2)
+        t.nonSelectiveEquivalenceDirectional = uniform(&rng, 0...2)
         t.deepAgreement = uniform(&rng, 0...1)
         t.shallowAgreementMax = uniform(&rng, 0...1)
         t.blockingDrop = uniform(&rng, -0.2...1.2)
@@ -114,6 +127,7 @@ enum SyntheticResults {
             { $0.nonSelectiveSI -= 0.5 * $1 },
             { $0.nonSelectiveSIDirectional -= 0.5 * $1 },
             { $0.nonSelectiveEquivalence -= $1 },
+            { $0.nonSelectiveEquivalenceDirectional -= $1 },
             { $0.deepAgreement += $1 },
             { $0.shallowAgreementMax -= $1 },
             { $0.blockingDrop += $1 },

@@ -334,7 +334,7 @@ enum H5 {
 
     // MARK: Writing datasets
 
-    enum StoredType { case float32, int32, int64 }
+    enum StoredType { case float32, int32, int64, uint8 }
 
     /// Creates dataset `name` at the root with `shape` and writes `bytes` (native layout of `type`).
     static func writeDataset(_ file: H5Handle, _ name: String, type: StoredType, shape: [Int],
@@ -345,6 +345,7 @@ enum H5 {
             case .float32: (fileType, memoryType) = (arbiter_H5T_IEEE_F32LE(), arbiter_H5T_NATIVE_FLOAT())
             case .int32: (fileType, memoryType) = (arbiter_H5T_STD_I32LE(), arbiter_H5T_NATIVE_INT32())
             case .int64: (fileType, memoryType) = (arbiter_H5T_STD_I64LE(), arbiter_H5T_NATIVE_INT64())
+            case .uint8: (fileType, memoryType) = (arbiter_H5T_STD_U8LE(), arbiter_H5T_NATIVE_UINT8())
             }
             let space = try dataspace(shape, path, "dataset '\(name)'")
             // No modification times in object headers (as Tools/ writes with h5py's track_times=False):

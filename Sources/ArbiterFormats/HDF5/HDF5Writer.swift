@@ -57,6 +57,15 @@ public final class HDF5Writer {
         written.insert(name)
     }
 
+    /// Writes a uint8 dataset of `bytes` (one dimension): an embedded document, e.g. JSON.
+    public func write(_ name: String, bytes values: [UInt8]) throws {
+        let file = try begin(name, shape: [values.count], count: values.count, bytesPerElement: 1)
+        try values.withUnsafeBytes { bytes in
+            try H5.writeDataset(file, name, type: .uint8, shape: [values.count], bytes: bytes, url.path)
+        }
+        written.insert(name)
+    }
+
     /// Writes an int32 dataset.
     public func write(_ name: String, int32 values: [Int32], shape: [Int]) throws {
         let file = try begin(name, shape: shape, count: values.count, bytesPerElement: 4)
