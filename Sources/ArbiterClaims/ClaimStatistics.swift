@@ -273,8 +273,12 @@ public enum ClaimStatistics {
         let marginDirectional = t.nonSelectiveEquivalenceDirectional * magnitude
         let alike = dLow >= -margin && dHigh <= margin
         let alikeDirectional = dLow >= -marginDirectional && dHigh <= marginDirectional
-        let si = band.compactMap { r.routing.selectivity["instruction"]?[$0].value }.map(abs)
-        let meanSI = mean(si)
+        let siBand = band.compactMap { r.routing.selectivity["instruction"]?[$0] }
+        let meanSI = mean(siBand.map { abs($0.value) })
+        // The band's SI with an interval (the mean of the layers' bounds: the layers share their items, so the
+        // bounds are averaged, not narrowed), which must lie inside ±bound: an equivalence, not a point.
+        let siLow = mean(siBand.map(\.low)), siHigh = mean(siBand.map(\.high))
+        func siWithin(_ bound: Double) -> Bool { meanSI <= bound && siLow >= -bound && siHigh <= bound }
         // The selectivity index is a ratio of the instruction tokens' attention to image and to context: where
         // that attention is near zero the ratio is noise, not a reading.
         let masses = targets.flatMap { target in band.compactMap { r.routing.cueMass["instruction"]?[target]?[$0].value } }
@@ -288,8 +292,8 @@ public enum ClaimStatistics {
         }
         let inFirstHalf = (band.max() ?? r.layers) < (r.layers + 1) / 2
         let bothHurt = i.value < 0 && x.value < 0 && i.high < 0 && x.high < 0
-        let full = bothHurt && alike && meanSI <= t.nonSelectiveSI && inFirstHalf
-        let directional = bothHurt && alikeDirectional && meanSI <= t.nonSelectiveSIDirectional
+        let full = bothHurt && alike && siWithin(t.nonSelectiveSI) && inFirstHalf
+        let directional = bothHurt && alikeDirectional && siWithin(t.nonSelectiveSIDirectional)
         let heldOutItems = band.first.map { image[$0].count + text[$0].count } ?? 0
         return ClaimResult(id: id, verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
                            statistic: meanSI, low: dLow, high: dHigh, threshold: t.nonSelectiveSI,
@@ -298,14 +302,15 @@ public enum ClaimStatistics {
                                + "\(inFirstHalf ? "first half" : "not in the first half")); held-out mean shift "
                                + "follow-image \(fmt(i.value)), follow-text \(fmt(x.value)); difference "
                                + "\(fmt(difference)) [\(fmt(dLow)), \(fmt(dHigh))] \(alike ? "within" : "not within") "
-                               + "±\(fmt(margin)) (directional ±\(fmt(marginDirectional))); mean |SI| \(fmt(meanSI))")
+                               + "±\(fmt(margin)) (directional ±\(fmt(marginDirectional))); mean |SI| \(fmt(meanSI)), SI interval "
+                               + "[\(fmt(siLow)), \(fmt(siHigh))]")
             .with([ClaimMeasure("band", .exact, band.map(Double.init)),
                    ClaimMeasure("peak.calibration", .continuous, [peak]),
                    ClaimMeasure("band_shift.image", .continuous, [i.value, i.high, i.se]),
                    ClaimMeasure("band_shift.text", .continuous, [x.value, x.high, x.se]),
                    ClaimMeasure("difference", .continuous, [difference, dLow, dHigh]),
                    ClaimMeasure("margins", .continuous, [margin, marginDirectional]),
-                   ClaimMeasure("mean_abs_si", .continuous, [meanSI]),
+                   ClaimMeasure("si", .continuous, [meanSI, siLow, siHigh]),
                    ClaimMeasure("band_cue_mass", .continuous, [bandMass])] + measures)
     }
 

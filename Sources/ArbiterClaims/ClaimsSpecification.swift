@@ -97,9 +97,9 @@ public enum Claims {
             id: "shallow-nonselective", title: "Shallow attention moves cues into the instruction tokens non-selectively",
             paper: "Shallow attention layers perform non-selective information transfer, routing multimodal cues to the instruction anchors as a latent buffer.",
             statistic: "on the joint cues→instruction edge, in its transfer band (picked on the calibration items: layers where either target's shift is ≥ 50% of the peak): each target's mean held-out shift, the difference of the two with its 95% CI, and the mean |selectivity index| of instruction-token attention to image vs context",
-            threshold: "both targets' band shifts < 0 with CIs below 0; their difference's CI within ±\(Threshold.nonSelectiveEquivalence) × their mean magnitude (equivalence); mean |SI| in the band ≤ \(Threshold.nonSelectiveSI); the band in the first half of the layers",
+            threshold: "both targets' band shifts < 0 with CIs below 0; their difference's CI within ±\(Threshold.nonSelectiveEquivalence) × their mean magnitude (equivalence); mean |SI| in the band ≤ \(Threshold.nonSelectiveSI) with its 95% interval inside ±\(Threshold.nonSelectiveSI); the band in the first half of the layers",
             thresholdSource: "our choice (the paper gives no number for selectivity); the equivalence margin: an effect twice as large on one target is not 'alike'",
-            directional: "both targets' band shifts < 0 with CIs below 0, their difference's CI within ±\(Threshold.nonSelectiveEquivalenceDirectional) × their mean magnitude, and mean |SI| ≤ \(Threshold.nonSelectiveSIDirectional)",
+            directional: "both targets' band shifts < 0 with CIs below 0, their difference's CI within ±\(Threshold.nonSelectiveEquivalenceDirectional) × their mean magnitude, and mean |SI| with its interval within ±\(Threshold.nonSelectiveSIDirectional)",
             control: "the other instruction target (non-selective ⇔ both hurt alike, attention blind to the instruction)",
             split: "band picked on the calibration conflict items, tested on the held-out ones"),
         ClaimSpecification(

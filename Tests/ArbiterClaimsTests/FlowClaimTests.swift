@@ -64,6 +64,16 @@ struct FlowClaimTests {
         #expect(c.measures.contains { $0.name == "band" && $0.values == [1] })
     }
 
+    @Test("shallow-nonselective: a small mean SI whose interval reaches past ±0.10 is not non-selective enough")
+    func shallowSIInterval() {
+        var r = Self.results(calibration: -1, heldOut: -1)
+        r.routing.selectivity["instruction"] = Self.flat(0.05, layers: 8, half: 0.1)
+        let c = ClaimStatistics.shallowNonselective(r)
+        #expect(c.verdict == .holdsDirectionally, "\(c.summary)")
+        r.routing.selectivity["instruction"] = Self.flat(0.05, layers: 8, half: 0.2)
+        #expect(ClaimStatistics.shallowNonselective(r).verdict == .fails)
+    }
+
     @Test("shallow-nonselective is inconclusive when the anchors barely attend to the cues (SI unreadable)")
     func shallowCueMassGuard() {
         let c = ClaimStatistics.shallowNonselective(Self.results(calibration: -1, heldOut: -1, cueMass: 1e-8))
