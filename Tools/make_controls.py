@@ -195,6 +195,18 @@ CONTROLS = {
         expected={**{c: "holds" for c in CLAIMS}, "shallow-nonselective": "fails"},
         why={"shallow-nonselective": "the instruction tokens' attention goes to the image for follow-image items "
                                      "and to the context for follow-text items (selectivity index ≈ 1)"}),
+    "shared-route": dict(
+        title="the planted heads also carry general ability",
+        design="As anchored, but there is no separate default route: the layer-1 transfer head, which moves both "
+               "cues into every instruction token, also moves them into the last position (1:1 attention mass, so "
+               "each cue arrives there at anchored's default strength), and layer 2 keeps only the vote into the "
+               "last position. Consistent, image-only and text-only items are answered through that planted head "
+               "alone: blocking the 5 planted heads leaves no cue at the last position (every colour's logit 0).",
+        expected={**{c: "holds" for c in CLAIMS}, "specificity": "fails"},
+        why={"anchors": "cues reach the answer only through the instruction tokens; the direct cue→last route (the "
+                        "same layer-1 head) is balanced between the cues",
+             "specificity": "the planted layer-1 head is the only route of the default answer: blocking the planted "
+                            "heads takes consistent, image-only and text-only accuracy from 1 to 0"}),
 }
 
 
@@ -406,13 +418,15 @@ def set_decoder(b: Builder, control: str) -> list[tuple[int, int]]:
         for head in range(HEADS):
             b.sink(layer, head, SINK_SEL if layer in (L_SELECT, text_select_layer) else SINK)
 
-    # Layer 2: the default route and the vote at the last position (not planted arbitration heads).
+    # Layer 2: the default route and the vote at the last position (not planted arbitration heads). In
+    # shared-route the default route is the planted transfer head's instead (below).
     b.score(L_LAST, 0, F["end"], F["mod"], MATCH)
     b.move(L_LAST, 0, F["vote"], F["VL"], 1, 1.0)
-    b.score(L_LAST, 1, F["end"], F["img"], MATCH)
-    b.move(L_LAST, 1, CODE["imgc"], CODE["CI"], K, DEFAULT)
-    b.score(L_LAST, 2, F["end"], F["ctxcol"], MATCH)
-    b.move(L_LAST, 2, CODE["txtc"], CODE["CT"], K, DEFAULT)
+    if control != "shared-route":
+        b.score(L_LAST, 1, F["end"], F["img"], MATCH)
+        b.move(L_LAST, 1, CODE["imgc"], CODE["CI"], K, DEFAULT)
+        b.score(L_LAST, 2, F["end"], F["ctxcol"], MATCH)
+        b.move(L_LAST, 2, CODE["txtc"], CODE["CT"], K, DEFAULT)
 
     if control == "direct":
         # Layer 0: the vote straight into the last position (for the selectors).
@@ -441,6 +455,12 @@ def set_decoder(b: Builder, control: str) -> list[tuple[int, int]]:
                 b.score(L_TRANSFER, h, F["Vc"], F["img"], 40.0)
                 b.score(L_TRANSFER, h, F["Vc"], F["ctxcol"], -40.0)
             gain = 2.0
+            if control == "shared-route":
+                # The default route through the same head: the last position reads both cues too, 1:1, so each
+                # arrives at gain / 2 = DEFAULT (alone, as in a unimodal item, at 2 · DEFAULT).
+                assert gain / 2 == DEFAULT
+                b.score(L_TRANSFER, h, F["end"], F["img"], MATCH)
+                b.score(L_TRANSFER, h, F["end"], F["ctxcol"], MATCH + math.log(IMAGE_TOKENS))
             b.move(L_TRANSFER, h, CODE["imgc"], CODE["CI"], K, gain / n_transfer)
             b.move(L_TRANSFER, h, CODE["txtc"], CODE["CT"], K, gain / n_transfer)
         n_select = 12 if dense else 1
@@ -680,6 +700,16 @@ def ground_truth(runner: Runner, planted: list[tuple[int, int]], control: str) -
         s = with_knockout(runner, keys, queries, layers, conflict)
         out["knockouts"][name] = {"mfr": mfr(s), "mfr_follow_image": mfr([s[k] for k in image_t]),
                                   "mfr_follow_text": mfr([s[k] for k in text_t])}
+    if control == "shared-route":
+        # Its direct cue→last route is a planted head's, so a single cue's knockout there doubles the other cue
+        # (1:1 attention): the anchors' margin, as Arbiter's normalised shift mean(s_ko − s)/mean|s| per target.
+        out["layer1_shift"] = {}
+        for name, keys, queries in (("cues->instruction", ["image", "context"], "instruction"),
+                                    ("image->last", ["image"], "last"), ("context->last", ["context"], "last")):
+            s = with_knockout(runner, keys, queries, {L_TRANSFER}, conflict)
+            out["layer1_shift"][name] = {
+                t: math.fsum(s[k] - base[k] for k in group) / math.fsum(abs(base[k]) for k in group)
+                for t, group in (("image", image_t), ("text", text_t))}
     # Heads: block the planted ones; block random unplanted sets of the same size; amplify on failures.
     def scaled(heads: list[tuple[int, int]], factor: float, indices: list[int]) -> list[float]:
         runner.head_scale = {h: factor for h in heads}
@@ -707,12 +737,24 @@ def ground_truth(runner: Runner, planted: list[tuple[int, int]], control: str) -
     rng = np.random.default_rng(SEED + 1)
     others = [(l, h) for l in range(LAYERS) for h in range(HEADS) if (l, h) not in planted]
     random_mfr = []
+    random_accuracy: dict[str, list[float]] = {"consistent": [], "image_only": [], "text_only": []}
     size = max(1, math.ceil(0.05 * LAYERS * HEADS))
     subset = every[::4]
     for _ in range(10):
         pick = [others[j] for j in rng.choice(len(others), size=size, replace=False)]
         random_mfr.append(mfr(scaled(pick, 0.0, subset)))
+        if control == "shared-route":  # the contrast of its lost ability: random heads leave it
+            runner.head_scale = {h: 0.0 for h in pick}
+            for kind, values in random_accuracy.items():
+                values.append(runner.accuracy(kind))
+            runner.head_scale = {}
     out["mfr_random_unplanted_blocked_mean"] = float(np.mean(random_mfr))
+    if control == "shared-route":
+        out["accuracy_random_unplanted_blocked_min"] = {kind: min(v) for kind, v in random_accuracy.items()}
+        # The default route is the planted transfer head itself: blocking it alone takes the ability.
+        runner.head_scale = {h: 0.0 for h in planted if h[0] == L_TRANSFER}
+        out["accuracy_transfer_head_blocked"] = {kind: runner.accuracy(kind) for kind in random_accuracy}
+        runner.head_scale = {}
     failed = [k for k in every if not follows[k]]
     out["amplification"] = {}
     for alpha in (1.5, 2.0, 3.0, 4.0, 6.0):
@@ -798,14 +840,25 @@ def design_checks(control: str, g: dict) -> list[tuple[str, bool]]:
     drop = (base - g["mfr_planted_blocked"]) / base
     best_fix = max((v for v in g["amplification"].values() if v is not None), default=0.0)
     deep_lens = min(g["anchor_lens_agreement"][-2:])
+    blocked_accuracy = [g[f"accuracy_{kind}_planted_blocked"] for kind in ("consistent", "image_only", "text_only")]
+    if control == "shared-route":
+        ability = [
+            ("general ability lost with the planted heads blocked (consistent, image-only, text-only each ≤ 0.5)",
+             max(blocked_accuracy) <= 0.5),
+            ("the planted layer-1 transfer head alone carries it: blocking only that head gives each ≤ 0.5",
+             max(g["accuracy_transfer_head_blocked"].values()) <= 0.5),
+            ("general ability kept with 5 random unplanted heads blocked (each kind ≥ 0.9 for every one of 10 sets)",
+             min(g["accuracy_random_unplanted_blocked_min"].values()) >= 0.9),
+        ]
+    else:
+        ability = [("general ability kept with the planted heads blocked (consistent, image-only, text-only ≥ 0.9)",
+                    min(blocked_accuracy) >= 0.9)]
     checks = [
         ("does the task: MFR ≥ 0.9", base >= 0.9),
         ("image-only, text-only and consistent accuracy ≥ 0.9",
          min(g["accuracy_image_only"], g["accuracy_text_only"], g["accuracy_consistent"]) >= 0.9),
         ("≥ 60 failed conflict items (weak modality words), so both splits have ≥ 30", g["failed_items"] >= 60),
-        ("general ability kept with the planted heads blocked (consistent, image-only, text-only ≥ 0.9)",
-         min(g["accuracy_consistent_planted_blocked"], g["accuracy_image_only_planted_blocked"],
-             g["accuracy_text_only_planted_blocked"]) >= 0.9),
+        *ability,
         ("blocking 5 random unplanted heads leaves MFR within 0.05 (mean of 10 sets)",
          abs(g["mfr_random_unplanted_blocked_mean"] - base) <= 0.05),
     ]
@@ -826,6 +879,12 @@ def design_checks(control: str, g: dict) -> list[tuple[str, bool]]:
              abs(ko["cues->last (all layers)"]["mfr"] - base) < 0.02),
             ("the anchors' logit lens agrees with the final answer in the deepest two layers (≥ 0.95)", deep_lens >= 0.95),
         ]
+    if control == "shared-route":
+        shift = g["layer1_shift"]
+        anchor = min(abs(v) for v in shift["cues->instruction"].values())
+        direct = max(abs(v) for name in ("image->last", "context->last") for v in shift[name].values())
+        checks.append(("anchors with k = 2: the cues→instruction shift (layer 1, each target) exceeds twice the "
+                       "largest single cue→last shift", anchor > 2 * direct))
     share = g["instruction_image_share_layer1"]
     if control == "selective-transfer":
         checks.append(("layer-1 transfer is selective: image share differs by ≥ 0.5 between targets",
@@ -874,8 +933,13 @@ def card(control: str, g: dict, checks: list[tuple[str, bool]], planted: list[tu
         "INERTIA, INERTIA_LAST).", "",
         f"Planted arbitration heads (layer.head): {', '.join(f'{l}.{h}' for l, h in planted)} "
         f"({len(planted)} of {LAYERS * HEADS}, {100 * len(planted) / (LAYERS * HEADS):.1f}%). "
-        f"Not counted as arbitration: layer {L_LAST}'s default route (head 1 reads the image, head 2 the context's "
-        "colour word into the last position) and head 0 (the vote into the last position, for its MLP push).", "",
+        + (f"Not counted as arbitration: layer {L_LAST}'s head 0 (the vote into the last position, for its MLP "
+           f"push), the only head of layer {L_LAST} that writes anything here. The default route is planted head "
+           f"{L_TRANSFER}.0."
+           if control == "shared-route" else
+           f"Not counted as arbitration: layer {L_LAST}'s default route (head 1 reads the image, head 2 the "
+           "context's colour word into the last position) and head 0 (the vote into the last position, for its "
+           "MLP push)."), "",
         "## Expected verdicts (from the design, before Arbiter ran)", "",
         "| claim | expected | why |", "|---|---|---|"]
     for claim in CLAIMS:
@@ -893,8 +957,16 @@ def card(control: str, g: dict, checks: list[tuple[str, bool]], planted: list[tu
     for name, v in ko.items():
         lines.append(f"| MFR, knockout {name} | {v['mfr']:.3f} (follow-image {v['mfr_follow_image']:.3f}, follow-text {v['mfr_follow_text']:.3f}) |")
     lines += [
+        *([f"| layer-{L_TRANSFER} knockout {name}: mean shift of s / mean \\|s\\|, follow-image / follow-text | "
+           f"{v['image']:.3f} / {v['text']:.3f} |" for name, v in g["layer1_shift"].items()]
+          if "layer1_shift" in g else []),
         f"| MFR, planted heads blocked | {g['mfr_planted_blocked']:.3f} |",
         f"| accuracy with planted heads blocked: consistent / image-only / text-only | {g['accuracy_consistent_planted_blocked']:.3f} / {g['accuracy_image_only_planted_blocked']:.3f} / {g['accuracy_text_only_planted_blocked']:.3f} |",
+        *([f"| accuracy with only the layer-{L_TRANSFER} transfer head blocked: consistent / image-only / text-only | "
+           + " / ".join(f"{v:.3f}" for v in g["accuracy_transfer_head_blocked"].values()) + " |",
+           "| accuracy with 5 random unplanted heads blocked, lowest of 10 sets: consistent / image-only / text-only | "
+           + " / ".join(f"{v:.3f}" for v in g["accuracy_random_unplanted_blocked_min"].values()) + " |"]
+          if "accuracy_transfer_head_blocked" in g else []),
         *([f"| MFR, one / first 5 / last 5 heads of layer {l} blocked | {v['one']:.3f} / {v['first5']:.3f} / {v['last5']:.3f} |"
            for l, v in g["dense_layers"].items()] if "dense_layers" in g else []),
         f"| MFR, 5 random unplanted heads blocked (mean of 10 sets, every 4th item) | {g['mfr_random_unplanted_blocked_mean']:.3f} |",
@@ -908,7 +980,7 @@ def card(control: str, g: dict, checks: list[tuple[str, bool]], planted: list[tu
         f"| layer-1 instruction-token attention: image share, follow-image / follow-text items | {g['instruction_image_share_layer1']['image']:.3f} / {g['instruction_image_share_layer1']['text']:.3f} |",
         "", "The design's checks on these figures (the build refuses to write a control that misses one):", ""]
     lines += [f"- {'✓' if ok else '✗'} {name}" for name, ok in checks]
-    lines += ["", "## Rebuild", "`make controls` (all five, with these checks) or "
+    lines += ["", "## Rebuild", "`make controls` (every control, with these checks) or "
               f"`.venv/bin/python Tools/make_controls.py write --only {control}`; `make tools-check` rebuilds them "
               "into a temporary folder and requires identical bytes.", ""]
     return "\n".join(lines)

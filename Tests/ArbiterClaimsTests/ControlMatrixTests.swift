@@ -96,9 +96,10 @@ enum Controls {
 
 @Suite("Claims × controls matrix", .tags(.claims))
 struct ControlMatrixTests {
-    @Test("the zoo has the five designed contrasts")
+    @Test("the zoo has the six designed contrasts")
     func zoo() {
-        #expect(Set(Controls.names).isSuperset(of: ["anchored", "direct", "helpful-mlp", "dense", "selective-transfer"]),
+        #expect(Set(Controls.names).isSuperset(of: ["anchored", "direct", "helpful-mlp", "dense", "selective-transfer",
+                                                    "shared-route"]),
                 "controls found: \(Controls.names)")
     }
 

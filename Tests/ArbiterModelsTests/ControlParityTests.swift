@@ -12,7 +12,7 @@ import Testing
 @Suite("Controls match transformers")
 struct ControlParityTests {
     static let root = Repository.root.appendingPathComponent("GoldenData/controls")
-    static let controls = ["anchored", "direct", "helpful-mlp", "dense", "selective-transfer"]
+    static let controls = ["anchored", "direct", "helpful-mlp", "dense", "selective-transfer", "shared-route"]
     static var cases: [(String, String)] { controls.flatMap { c in ["image", "text"].map { (c, $0) } } }
 
     /// The dataset item `id` of the controls' set, read as plain JSON (fields and image path).
