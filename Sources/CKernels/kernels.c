@@ -123,9 +123,10 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
     arbiter_sigmoid_scaled_baseline(x, factor, count, k);
 }
 
-// Softmax of one row; the special values of `softmaxRows` in Sources/ArbiterTensor/Softmax.swift.
+// Softmax of one row whose entries from `visible` on are −inf, read or not (a causal mask's future keys);
+// the special values of `softmaxRows` in Sources/ArbiterTensor/Softmax.swift.
 #define SOFTMAX_ROW_BODY(EXP_SHIFTED)                                                             \
-    long end = columns;                                                                          \
+    long end = visible;                                                                          \
     while (end >= 8) {                                                                           \
         v8i inf_ = LOAD8(row + end - 8) == SPLAT(-__builtin_inff());                            \
         if (!(inf_[0] & inf_[1] & inf_[2] & inf_[3] & inf_[4] & inf_[5] & inf_[6] & inf_[7])) break; \
@@ -138,8 +139,9 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
     }                                                                                            \
     /* Entries end..<columns are −inf: they change neither the maximum nor the sum (e^−inf = 0 adds   \
        nothing) and normalise to 0, so running the vector loops on up to the next multiple of 8 (when  \
-       the row has it) gives the bits of the padded tail without its copies. */                     \
-    if ((end + 7) / 8 * 8 <= columns) end = (end + 7) / 8 * 8;                                   \
+       the row has it) gives the bits of the padded tail without its copies — and so does stopping at \
+       `visible`, past which the entries may not be read. */                                      \
+    if ((end + 7) / 8 * 8 <= visible) end = (end + 7) / 8 * 8;                                   \
     v8f lanes = SPLAT(-__builtin_inff());                                                        \
     v8i nanLanes = {0, 0, 0, 0, 0, 0, 0, 0};                                                     \
     long j = 0;                                                                                  \
@@ -165,8 +167,8 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
     }                                                                                            \
     if (maximum == __builtin_inff()) { /* +inf logits share the mass equally; finite ones get 0 */ \
         float n = 0;                                                                             \
-        for (long k = 0; k < columns; k++) if (row[k] == __builtin_inff()) n += 1;               \
-        for (long k = 0; k < columns; k++) row[k] = row[k] == __builtin_inff() ? 1 / n : 0;      \
+        for (long k = 0; k < visible; k++) if (row[k] == __builtin_inff()) n += 1;               \
+        for (long k = 0; k < columns; k++) row[k] = k < visible && row[k] == __builtin_inff() ? 1 / n : 0; \
         return;                                                                                  \
     }                                                                                            \
     float inv = 1 / EXP_SHIFTED(row, end, maximum);                                              \
@@ -175,21 +177,51 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
     for (; k < end; k++) row[k] *= inv;                                                          \
     if (k < columns) memset(row + k, 0, (size_t)(columns - k) * sizeof(float));
 
-void arbiter_softmax_row_baseline(float *row, long columns) { SOFTMAX_ROW_BODY(arbiter_exp_shifted_baseline) }
+static inline void softmax_prefix_baseline(float *row, long visible, long columns) {
+    SOFTMAX_ROW_BODY(arbiter_exp_shifted_baseline)
+}
+
+void arbiter_softmax_row_baseline(float *row, long columns) { softmax_prefix_baseline(row, columns, columns); }
+
+// Rows first..<end of a [heads, queries, keys] block; row r is query r % queries at position r % queries + offset.
+#define SOFTMAX_CAUSAL_BODY(ROW)                                                                  \
+    for (long r = first; r < end; r++) {                                                         \
+        long visible = r % queries + offset + 1;                                                 \
+        ROW(scores + r * keys, visible < keys ? visible : keys, keys);                           \
+    }
+
+void arbiter_softmax_causal_baseline(float *scores, long first, long end, long queries, long keys, long offset) {
+    SOFTMAX_CAUSAL_BODY(softmax_prefix_baseline)
+}
 
 #if ARBITER_X86
 __attribute__((target("avx2")))
-static void softmax_row_avx2(float *row, long columns) { SOFTMAX_ROW_BODY(exp_shifted_avx2) }
+static inline void softmax_prefix_avx2(float *row, long visible, long columns) { SOFTMAX_ROW_BODY(exp_shifted_avx2) }
+
+__attribute__((target("avx2")))
+static void softmax_causal_avx2(float *scores, long first, long end, long queries, long keys, long offset) {
+    SOFTMAX_CAUSAL_BODY(softmax_prefix_avx2)
+}
 #endif
 
 void arbiter_softmax_row(float *row, long columns) {
 #if ARBITER_X86
     if (has_avx2()) {
-        softmax_row_avx2(row, columns);
+        softmax_prefix_avx2(row, columns, columns);
         return;
     }
 #endif
     arbiter_softmax_row_baseline(row, columns);
+}
+
+void arbiter_softmax_causal(float *scores, long first, long end, long queries, long keys, long offset) {
+#if ARBITER_X86
+    if (has_avx2()) {
+        softmax_causal_avx2(scores, first, end, queries, keys, offset);
+        return;
+    }
+#endif
+    arbiter_softmax_causal_baseline(scores, first, end, queries, keys, offset);
 }
 
 // Rotate-half rotary embedding of Sources/ArbiterTensor/Rotary.swift, eight features at a time.
