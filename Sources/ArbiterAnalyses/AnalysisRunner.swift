@@ -105,7 +105,8 @@ public final class AnalysisRunner: @unchecked Sendable {
                 nonisolated(unsafe) let body = escapable
                 DispatchQueue.concurrentPerform(iterations: count) { i in
                     guard !failure.happened(before: i) else { return }
-                    do { slots[i] = try body(i) } catch { failure.record(error, at: i) }
+                    // The cores are busy with other items: the kernels inside one item run serially.
+                    do { slots[i] = try Parallel.serially { try body(i) } } catch { failure.record(error, at: i) }
                 }
             }
         }

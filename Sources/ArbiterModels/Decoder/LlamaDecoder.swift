@@ -85,14 +85,18 @@ struct LlamaAttention: @unchecked Sendable {
             z = mixed
             if let edit { edits.append((0..<t, edit.edited, edit.original)) }
         } else {
-            z = Tensor(zeros: [t, heads.heads, d])
+            // The segments' rows follow each other: z is their mixes one after the other.
+            var stacked: [Float] = []
+            stacked.reserveCapacity(t * heads.heads * d)
             for segment in segments {
                 let r = segment.rows
+                precondition(r.lowerBound * heads.heads * d == stacked.count, "attention: segments out of order")
                 let (mixed, edit) = try attend(q: q.slicingTokens(r), k: k.slicingTokens(r), v: v.slicingTokens(r),
                                                layer: l, names: n, segment: segment)
-                z.replaceTokens(r, with: mixed)
+                stacked += mixed.scalars
                 if let edit { edits.append((r, edit.edited, edit.original)) }
             }
+            z = Tensor(shape: [t, heads.heads, d], scalars: stacked)
         }
         // An edit of hook_result changes the output by the edit's sum over heads. Adding the change to the
         // usual o_proj product (rather than re-summing heads) keeps identity edits and cache-only visits
