@@ -74,16 +74,22 @@ struct BatchedScoresTests {
                                              startLayer: layer, unchangedBefore: last))
             }
         }
+        try Self.expectScoresAsAlone(requests, runner: runner, samples: samples, baselines: baselines)
+    }
+
+    /// `scores(…)` of `requests` equals one `score(…)` per request up to the last bits the matrix products'
+    /// row counts change (see BatchedForwardTests), and a second evaluation is bit-identical (the batches
+    /// depend only on the requests).
+    static func expectScoresAsAlone(_ requests: [ScoreRequest], runner: AnalysisRunner, samples: [AnalysisSample],
+                                    baselines: [BaselineRun]) throws {
         let batched = try runner.scores(requests, samples: samples, baselines: baselines)
         #expect(batched.count == requests.count)
-        // Different row counts per matrix product: equal up to the last bits (see BatchedForwardTests).
         for (r, score) in zip(requests, batched) {
             let alone = try runner.score(samples[r.sample], baseline: baselines[r.sample], interventions: r.interventions,
                                          startLayer: r.startLayer, unchangedBefore: r.unchangedBefore)
             let close = abs(alone.s - score.s) <= 1e-4 * max(1, abs(alone.s))
             #expect(close, "sample \(r.sample), \(r.interventions), start \(r.startLayer): batched s = \(score.s), alone \(alone.s)")
         }
-        // The batches depend only on the requests: a second evaluation is bit-identical.
         #expect(try runner.scores(requests, samples: samples, baselines: baselines).map(\.s) == batched.map(\.s))
     }
 
@@ -124,15 +130,7 @@ struct BatchedScoresTests {
                 #expect(own.scalars.map(\.bitPattern) == rows.scalars.map(\.bitPattern), "request \(i): shared rows differ")
             }
         }
-        // Scores as one-by-one runs, up to the last bits the matrix products' row counts change (as above).
-        let batched = try runner.scores(requests, samples: samples, baselines: baselines)
-        for (r, score) in zip(requests, batched) {
-            let alone = try runner.score(samples[r.sample], baseline: baselines[r.sample], interventions: r.interventions,
-                                         startLayer: r.startLayer, unchangedBefore: r.unchangedBefore)
-            let close = abs(alone.s - score.s) <= 1e-4 * max(1, abs(alone.s))
-            #expect(close, "sample \(r.sample), \(r.interventions), start \(r.startLayer): shared s = \(score.s), alone \(alone.s)")
-        }
-        #expect(try runner.scores(requests, samples: samples, baselines: baselines).map(\.s) == batched.map(\.s))
+        try Self.expectScoresAsAlone(requests, runner: runner, samples: samples, baselines: baselines)
     }
 
     @Test("an invalid request is reported before anything runs, the first one in request order")
