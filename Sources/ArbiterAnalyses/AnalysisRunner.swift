@@ -37,7 +37,13 @@ public final class AnalysisRunner: @unchecked Sendable {
     public var layers: Int { decoder.layerCount }
     public var heads: Int { decoder.configuration.attentionHeads }
 
-    public init(session: ModelSession) { self.session = session }
+    /// The model's hook names, for validating the interventions of every pass.
+    let hookNames: Set<String>
+
+    public init(session: ModelSession) {
+        self.session = session
+        hookNames = Set(session.model.hookNames)
+    }
 
     /// The embeddings (hook_embed) of a sample.
     func embeddings(_ sample: AnalysisSample) throws -> Tensor { try session.embeddings(sample.input) }
@@ -99,7 +105,8 @@ public final class AnalysisRunner: @unchecked Sendable {
                 nonisolated(unsafe) let body = escapable
                 DispatchQueue.concurrentPerform(iterations: count) { i in
                     guard !failure.happened(before: i) else { return }
-                    do { slots[i] = try body(i) } catch { failure.record(error, at: i) }
+                    // The cores are busy with other items: the kernels inside one item run serially.
+                    do { slots[i] = try Parallel.serially { try body(i) } } catch { failure.record(error, at: i) }
                 }
             }
         }
@@ -119,7 +126,7 @@ public final class AnalysisRunner: @unchecked Sendable {
     /// its keys and values, only positions p..<T are recomputed (a suffix run); otherwise all of them.
     public func score(_ sample: AnalysisSample, baseline: BaselineRun, interventions: InterventionSet,
                       startLayer: Int, unchangedBefore: Int = 0) throws -> FollowingScore {
-        let hooks = try interventions.hooks(for: decoder, hookNames: session.model.hookNames,
+        let hooks = try interventions.hooks(for: decoder, hookNames: hookNames,
                                             tokenCount: sample.input.ids.count, spans: sample.input.spans)
         let start = startLayer < layers ? startLayer : 0
         let residual = baseline.residPre[start]
@@ -161,59 +168,150 @@ extension AnalysisRunner {
     /// 40 GFLOP/s with weights coming from L3, 512 rows at 68).
     public static let rowsPerBatch = 512
 
+    /// Rows a shared prefix must save at least: below that, the extra run's per-run work (attention calls,
+    /// hook visits, its last row through the final layer) costs about what the rows save.
+    public static let minimumSharedRows = 4
+
     /// The following scores of many intervened passes, in request order. Requests resuming at the same
     /// layer are stacked, in request order, into batches of about `rowsPerBatch` token rows
-    /// (`LlamaDecoder.forward(batch:startLayer:)`), and the batches run side by side on the cores. The
-    /// batches depend only on the requests, so the results — equal to one `score(…)` per request up to the
-    /// last bits of the matrix products — are the same on any machine. Interventions are validated first, in
-    /// request order: the first invalid request's error is thrown before anything runs.
+    /// (`LlamaDecoder.forward(batch:startLayer:)`), and the batches run side by side on the cores. Inside a
+    /// batch, requests whose interventions act alike at every position (`positionIndependentKey`: head
+    /// blocking or amplification, MLP scaling) and whose resumed residual streams begin with the same rows
+    /// (bit for bit, at the same positions) — the prompt's first tokens and image, for most datasets —
+    /// compute those rows once: one run of the shared rows, which each request's run continues
+    /// (`DecoderRun.continues`). The batches and their shared prefixes depend only on the requests, so the
+    /// results — equal to one `score(…)` per request up to the last bits of the matrix products — are the
+    /// same on any machine. Interventions are validated first, in request order: the first invalid
+    /// request's error is thrown before anything runs.
     public func scores(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) throws -> [FollowingScore] {
         let hooks = try requests.map { r in
-            try r.interventions.hooks(for: decoder, hookNames: session.model.hookNames,
+            try r.interventions.hooks(for: decoder, hookNames: hookNames,
                                       tokenCount: samples[r.sample].input.ids.count, spans: samples[r.sample].input.spans)
         }
-        // (start layer, first recomputed position) per request.
-        let plans = requests.map { r -> (start: Int, from: Int) in
+        let plans = self.plans(requests, samples: samples, baselines: baselines)
+        let batches = batchPlan(requests, plans: plans, samples: samples, baselines: baselines)
+
+        let results = try parallelMap(batches.count) { b -> [FollowingScore] in
+            let start = plans[batches[b][0].members[0]].start
+            var runs: [DecoderRun] = [], owners: [Int?] = []
+            for group in batches[b] {
+                if group.members.count == 1 {
+                    let i = group.members[0]
+                    let sample = samples[requests[i].sample], baseline = baselines[requests[i].sample]
+                    let residual = baseline.residPre[start], p = plans[i].from, t = residual.rows
+                    owners.append(i)
+                    guard p > 0, let keys = baseline.keys, let values = baseline.values else {
+                        runs.append(DecoderRun(residual: residual, positions: sample.input.positions, hooks: hooks[i]))
+                        continue
+                    }
+                    runs.append(DecoderRun(residual: residual.rows(p..<t), positions: sample.input.positions.slice(p..<t),
+                                           hooks: hooks[i], prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p)))
+                    continue
+                }
+                // The shared rows, under the first member's hooks (the same edits as every member's).
+                let p = group.shared, leader = group.members[0], shared = runs.count
+                runs.append(DecoderRun(residual: baselines[requests[leader].sample].residPre[start].rows(0..<p),
+                                       positions: samples[requests[leader].sample].input.positions.slice(0..<p),
+                                       hooks: hooks[leader]))
+                owners.append(nil)
+                for i in group.members {
+                    let residual = baselines[requests[i].sample].residPre[start], t = residual.rows
+                    runs.append(DecoderRun(residual: residual.rows(p..<t),
+                                           positions: samples[requests[i].sample].input.positions.slice(p..<t),
+                                           hooks: hooks[i], continues: shared))
+                    owners.append(i)
+                }
+            }
+            let logits = try decoder.forward(batch: runs, startLayer: start)
+            return zip(owners, logits).compactMap { owner, l in
+                owner.map { FollowingScore(logits: l, instructed: samples[requests[$0].sample].instructed,
+                                           competitor: samples[requests[$0].sample].competitor) }
+            }
+        }
+        var out = [FollowingScore?](repeating: nil, count: requests.count)
+        for (batch, scores) in zip(batches, results) {
+            for (i, score) in zip(batch.flatMap(\.members), scores) { out[i] = score }
+        }
+        return out.map { $0! }
+    }
+
+    /// (start layer, first recomputed position) per request.
+    func plans(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) -> [(start: Int, from: Int)] {
+        requests.map { r in
             let t = samples[r.sample].input.ids.count
             let start = r.startLayer < layers ? r.startLayer : 0
             let suffix = r.unchangedBefore > 0 && r.unchangedBefore < t && baselines[r.sample].keys != nil
             return (start, suffix ? r.unchangedBefore : 0)
         }
-        var batches: [[Int]] = []
-        var current: [Int] = [], rows = 0
+    }
+
+    /// Requests computed together: one run, or (several members) a run of their `shared` first rows that each
+    /// member's run continues.
+    struct RequestGroup {
+        var members: [Int]
+        var shared: Int
+        var tokens: Int
+        var rows: Int { members.count == 1 ? tokens : shared + tokens - members.count * shared }
+    }
+
+    /// The batches of `scores(…)`: requests sorted by start layer (then request order), cut after about
+    /// `rowsPerBatch` computed rows; inside a batch each request joins the group it saves the most rows with
+    /// (at least `minimumSharedRows`), or starts its own.
+    func batchPlan(_ requests: [ScoreRequest], plans: [(start: Int, from: Int)], samples: [AnalysisSample],
+                   baselines: [BaselineRun]) -> [[RequestGroup]] {
+        var keyIDs: [PositionIndependentKey: Int] = [:]
+        let effect = requests.indices.map { i -> Int? in
+            guard plans[i].from == 0, let key = requests[i].interventions.positionIndependentKey else { return nil }
+            if let id = keyIDs[key] { return id }
+            keyIDs[key] = keyIDs.count
+            return keyIDs.count - 1
+        }
+        func tokens(_ i: Int) -> Int { samples[requests[i].sample].input.ids.count }
+        /// How many first rows requests a and b resume with alike (residual bits and position ids), at most `limit`.
+        func commonRows(_ a: Int, _ b: Int, limit: Int) -> Int {
+            let start = plans[a].start
+            let x = baselines[requests[a].sample].residPre[start], y = baselines[requests[b].sample].residPre[start]
+            let px = samples[requests[a].sample].input.positions.axes, py = samples[requests[b].sample].input.positions.axes
+            let width = x.columns * MemoryLayout<Float>.size
+            return x.scalars.withUnsafeBytes { xb in
+                y.scalars.withUnsafeBytes { yb in
+                    var n = 0
+                    while n < limit, memcmp(xb.baseAddress! + n * width, yb.baseAddress! + n * width, width) == 0,
+                          zip(px, py).allSatisfy({ $0[n] == $1[n] }) { n += 1 }
+                    return n
+                }
+            }
+        }
+        var batches: [[RequestGroup]] = []
+        var current: [RequestGroup] = [], rows = 0
         for i in requests.indices.sorted(by: { (plans[$0].start, $0) < (plans[$1].start, $1) }) {
-            if let first = current.first, plans[first].start != plans[i].start {
+            if let first = current.first?.members[0], plans[first].start != plans[i].start {
                 batches.append(current); current = []; rows = 0
             }
-            current.append(i)
-            rows += samples[requests[i].sample].input.ids.count - plans[i].from
+            let alone = tokens(i) - plans[i].from
+            var best: (group: Int, joined: RequestGroup, saving: Int)? = nil
+            if let id = effect[i] {
+                for (g, group) in current.enumerated() where effect[group.members[0]] == id {
+                    let leader = group.members[0]
+                    let cap = group.members.count == 1 ? tokens(leader) - 1 : group.shared
+                    let shared = commonRows(leader, i, limit: min(cap, tokens(i) - 1))
+                    guard shared >= Self.minimumSharedRows else { continue }
+                    let joined = RequestGroup(members: group.members + [i], shared: shared, tokens: group.tokens + tokens(i))
+                    let saving = group.rows + alone - joined.rows
+                    if saving >= Self.minimumSharedRows, saving > best?.saving ?? 0 { best = (g, joined, saving) }
+                }
+            }
+            if let best {
+                rows += best.joined.rows - current[best.group].rows
+                current[best.group] = best.joined
+            } else {
+                current.append(RequestGroup(members: [i], shared: 0, tokens: alone))
+                rows += alone
+            }
             if rows >= Self.rowsPerBatch { batches.append(current); current = []; rows = 0 }
         }
         if !current.isEmpty { batches.append(current) }
-
-        let results = try parallelMap(batches.count) { b -> [FollowingScore] in
-            let members = batches[b]
-            let start = plans[members[0]].start
-            let runs = members.map { i -> DecoderRun in
-                let sample = samples[requests[i].sample], baseline = baselines[requests[i].sample]
-                let residual = baseline.residPre[start], p = plans[i].from, t = residual.rows
-                guard p > 0, let keys = baseline.keys, let values = baseline.values else {
-                    return DecoderRun(residual: residual, positions: sample.input.positions, hooks: hooks[i])
-                }
-                return DecoderRun(residual: residual.rows(p..<t), positions: sample.input.positions.slice(p..<t), hooks: hooks[i],
-                                  prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p))
-            }
-            let logits = try decoder.forward(batch: runs, startLayer: start)
-            return zip(members, logits).map { i, l in
-                let sample = samples[requests[i].sample]
-                return FollowingScore(logits: l, instructed: sample.instructed, competitor: sample.competitor)
-            }
-        }
-        var out = [FollowingScore?](repeating: nil, count: requests.count)
-        for (members, scores) in zip(batches, results) {
-            for (i, score) in zip(members, scores) { out[i] = score }
-        }
-        return out.map { $0! }
+        return batches
     }
 }
 

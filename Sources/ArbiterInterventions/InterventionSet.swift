@@ -22,6 +22,15 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
         return run
     }
 
+    /// `hooks(for:hookNames:…)` with the model's hook names as a set, built once for many runs.
+    public func hooks(for decoder: LlamaDecoder, hookNames: Set<String>, tokenCount: Int, spans: TokenSpans? = nil,
+                      cache: HookFilter = .none) throws -> HookRun {
+        let run = HookRun(cache: cache)
+        try install(into: run, decoder: decoder, isHookName: hookNames.contains, tokenCount: tokenCount, spans: spans)
+        try run.validate(against: hookNames, model: "model")
+        return run
+    }
+
     /// The first position whose activations these interventions can change, nil when they can change none:
     /// every position before it computes exactly as without them, so a run may resume there from the cached
     /// keys and values of the prefix (a suffix run). Causal attention: a knockout changes only its queries at
@@ -42,9 +51,33 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
         return first
     }
 
+    /// What these interventions do when they do the same at every position of any prompt — head blocking,
+    /// mean-ablation and amplification, MLP scaling — and nil when one depends on positions or spans
+    /// (knockouts, patches). Sets with equal keys install the same edits (factors and means compared bit for
+    /// bit), so two runs under them compute the same rows at positions < p from the same inputs there: the
+    /// runs may share those rows (`DecoderRun.continues`).
+    public var positionIndependentKey: PositionIndependentKey? {
+        var parts: [PositionIndependentKey.Part] = []
+        for intervention in interventions {
+            switch intervention {
+            case .blockHeads(let heads, let means):
+                parts.append(.blockHeads(heads, means: means.map { m in heads.map { (m[$0] ?? []).map(\.bitPattern) } }))
+            case .amplifyHeads(let heads, let factor): parts.append(.amplifyHeads(heads, factor: factor.bitPattern))
+            case .scaleMLP(let layers, let factor): parts.append(.scaleMLP(layers, factor: factor.bitPattern))
+            case .knockout, .patch: return nil
+            }
+        }
+        return PositionIndependentKey(parts: parts)
+    }
+
     /// Validates every intervention, then adds its edits to `run`.
     public func install(into run: HookRun, decoder: LlamaDecoder, hookNames: [String], tokenCount: Int,
                         spans: TokenSpans?) throws {
+        try install(into: run, decoder: decoder, isHookName: hookNames.contains, tokenCount: tokenCount, spans: spans)
+    }
+
+    func install(into run: HookRun, decoder: LlamaDecoder, isHookName: (String) -> Bool, tokenCount: Int,
+                 spans: TokenSpans?) throws {
         let c = decoder.configuration
         let prefix = decoder.hookPrefix
         func checkLayers(_ layers: [Int], _ what: String) throws {
@@ -114,7 +147,7 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                     }
                 }
             case .patch(let hook, let source, let positions):
-                guard hookNames.contains(hook) else {
+                guard isHookName(hook) else {
                     throw ModelError.unknownHook(names: [hook], model: "model", suggestions: [])
                 }
                 if let positions, let first = source.shape.first {
@@ -180,6 +213,16 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
             }
         }
     }
+}
+
+/// The interventions of a set that acts alike at every position (`InterventionSet.positionIndependentKey`).
+public struct PositionIndependentKey: Hashable, Sendable {
+    enum Part: Hashable, Sendable {
+        case blockHeads([HeadIndex], means: [[UInt32]]?)
+        case amplifyHeads([HeadIndex], factor: UInt32)
+        case scaleMLP([Int], factor: UInt32)
+    }
+    let parts: [Part]
 }
 
 /// Mean of each head's output (`attn.hook_z`) over every position of reference runs: the replacement

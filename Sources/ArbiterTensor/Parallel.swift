@@ -16,13 +16,32 @@ public enum Parallel {
     /// Work (in scalar operations) below which splitting costs more than it saves.
     public static let minimumWork = 1 << 15
 
+    /// Runs `body` with `forEachRange` serial on this thread: for work that already runs side by side on every
+    /// core (`AnalysisRunner.parallelMap`), where splitting a kernel again only adds thread hand-offs.
+    public static func serially<T>(_ body: () throws -> T) rethrows -> T {
+        let previous = pthread_getspecific(serialKey)
+        pthread_setspecific(serialKey, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(serialKey, previous) }
+        return try body()
+    }
+
+    /// Whether this thread is inside `serially`.
+    public static var isSerial: Bool { pthread_getspecific(serialKey) != nil }
+
+    private static let serialKey: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "Parallel: no thread-specific key left")
+        return key
+    }()
+
     /// Calls `body` on contiguous, disjoint ranges covering `0..<count`, concurrently when `count · costPerItem`
-    /// is large enough and more than one core is available; otherwise once, with the whole range.
+    /// is large enough, more than one core is available and the thread is not inside `serially`; otherwise
+    /// once, with the whole range.
     @inlinable
     public static func forEachRange(_ count: Int, costPerItem: Int, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         let chunks = min(workers, count, max(1, count * max(costPerItem, 1) / minimumWork))
-        if chunks <= 1 {
+        if chunks <= 1 || isSerial {
             body(0..<count)
             return
         }

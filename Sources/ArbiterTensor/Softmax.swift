@@ -22,6 +22,21 @@ func softmaxRow(_ row: UnsafeMutablePointer<Float>, columns: Int) {
     arbiter_softmax_row(row, columns)
 }
 
+/// The attention pattern of `[H, T, S]` scores with no causal mask written, in place: query `i` (absolute
+/// position `i + queryOffset`) gets the softmax of keys `0...i+queryOffset`, and 0 for later keys, which
+/// are not read — bit for bit `applyCausalMask` then `attentionPattern(inPlace:)`, without writing the mask
+/// or scanning the masked entries (`arbiter_softmax_causal`).
+public func causalAttentionPattern(inPlace scores: inout Tensor, queryOffset: Int = 0) {
+    precondition(scores.rank == 3 && queryOffset >= 0, "causalAttentionPattern: want [heads, T, S], got \(scores.shape)")
+    let t = scores.shape[1], s = scores.shape[2], rows = scores.rows
+    scores.scalars.withUnsafeMutableBufferPointer { p in
+        nonisolated(unsafe) let x = p.baseAddress!
+        Parallel.forEachRange(rows, costPerItem: s * 4) { range in
+            arbiter_softmax_causal(x, range.lowerBound, range.upperBound, t, s, queryOffset)
+        }
+    }
+}
+
 /// Softmax over the last dimension of a tensor.
 public func softmax(_ x: Tensor) -> Tensor {
     var y = x

@@ -51,6 +51,9 @@ typedef unsigned int v8u __attribute__((vector_size(32), aligned(4)));
     (p_ * first_) * second_;                                                                    \
 })
 
+/// Lanes j..j+7 at or past `valid`: the −inf lanes of a padded tail.
+#define PAST(j, valid) (((v8i){0, 1, 2, 3, 4, 5, 6, 7} + (int)(j)) >= (int)(valid))
+
 // The bodies, instantiated once per variant below.
 #define EXP_SHIFTED_BODY                                                                          \
     v8f sum = SPLAT(0.0f);                                                                       \
@@ -67,6 +70,19 @@ typedef unsigned int v8u __attribute__((vector_size(32), aligned(4)));
         v8f e = EXP8(LOAD8(padded) - shift);                                                     \
         STORE8(padded, e);                                                                       \
         memcpy(values + i, padded, (size_t)(count - i) * sizeof(float));                         \
+        sum += e;                                                                                \
+    }                                                                                            \
+    float total = 0.0f;                                                                          \
+    for (int lane = 0; lane < 8; lane++) total += sum[lane];                                     \
+    return total;
+
+// EXP_SHIFTED_BODY on count values (a multiple of 8) whose entries from `valid` on count as −inf: they are
+// replaced in the registers, so they may hold anything — the lanes and the sum are those of the padded tail.
+#define EXP_SHIFTED_MASKED_BODY                                                                   \
+    v8f sum = SPLAT(0.0f);                                                                       \
+    for (long i = 0; i < count; i += 8) {                                                        \
+        v8f e = EXP8(REPLACE(LOAD8(values + i), PAST(i, valid), -__builtin_inff()) - shift);    \
+        STORE8(values + i, e);                                                                   \
         sum += e;                                                                                \
     }                                                                                            \
     float total = 0.0f;                                                                          \
@@ -94,11 +110,16 @@ typedef unsigned int v8u __attribute__((vector_size(32), aligned(4)));
 
 float arbiter_exp_shifted_baseline(float *values, long count, float shift) { EXP_SHIFTED_BODY }
 
+static float exp_shifted_masked_baseline(float *values, long count, long valid, float shift) { EXP_SHIFTED_MASKED_BODY }
+
 void arbiter_sigmoid_scaled_baseline(float *x, const float *factor, long count, float k) { SIGMOID_SCALED_BODY }
 
 #if ARBITER_X86
 __attribute__((target("avx2")))
 static float exp_shifted_avx2(float *values, long count, float shift) { EXP_SHIFTED_BODY }
+
+__attribute__((target("avx2")))
+static float exp_shifted_masked_avx2(float *values, long count, long valid, float shift) { EXP_SHIFTED_MASKED_BODY }
 
 __attribute__((target("avx2")))
 static void sigmoid_scaled_avx2(float *x, const float *factor, long count, float k) { SIGMOID_SCALED_BODY }
@@ -123,9 +144,10 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
     arbiter_sigmoid_scaled_baseline(x, factor, count, k);
 }
 
-// Softmax of one row; the special values of `softmaxRows` in Sources/ArbiterTensor/Softmax.swift.
-#define SOFTMAX_ROW_BODY(EXP_SHIFTED)                                                             \
-    long end = columns;                                                                          \
+// Softmax of one row whose entries from `visible` on are −inf, read or not (a causal mask's future keys);
+// the special values of `softmaxRows` in Sources/ArbiterTensor/Softmax.swift.
+#define SOFTMAX_ROW_BODY(EXP_SHIFTED, EXP_SHIFTED_MASKED)                                       \
+    long end = visible;                                                                          \
     while (end >= 8) {                                                                           \
         v8i inf_ = LOAD8(row + end - 8) == SPLAT(-__builtin_inff());                            \
         if (!(inf_[0] & inf_[1] & inf_[2] & inf_[3] & inf_[4] & inf_[5] & inf_[6] & inf_[7])) break; \
@@ -137,14 +159,18 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
         return;                                                                                  \
     }                                                                                            \
     /* Entries end..<columns are −inf: they change neither the maximum nor the sum (e^−inf = 0 adds   \
-       nothing) and normalise to 0, so running the vector loops on up to the next multiple of 8 (when  \
-       the row has it) gives the bits of the padded tail without its copies. */                     \
-    if ((end + 7) / 8 * 8 <= columns) end = (end + 7) / 8 * 8;                                   \
+       nothing) and normalise to 0. When the row has the memory, the vector loops run on up to the     \
+       next multiple of 8 with the lanes from `end` on set to −inf in the registers (whatever the      \
+       memory holds past `visible`): the bits of the padded tail, without its copies. */             \
+    long valid = end, vend = (end + 7) / 8 * 8;                                                  \
+    int masked = vend <= columns;                                                                \
+    if (masked) end = vend;                                                                      \
     v8f lanes = SPLAT(-__builtin_inff());                                                        \
     v8i nanLanes = {0, 0, 0, 0, 0, 0, 0, 0};                                                     \
     long j = 0;                                                                                  \
     for (; j + 8 <= end; j += 8) {                                                               \
         v8f v = LOAD8(row + j);                                                                  \
+        if (masked) v = REPLACE(v, PAST(j, valid), -__builtin_inff());                           \
         v8i greater = v > lanes;                                                                 \
         lanes = (v8f)((((v8i)v) & greater) | (((v8i)lanes) & ~greater));                        \
         nanLanes |= v != v;                                                                      \
@@ -165,31 +191,65 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k) 
     }                                                                                            \
     if (maximum == __builtin_inff()) { /* +inf logits share the mass equally; finite ones get 0 */ \
         float n = 0;                                                                             \
-        for (long k = 0; k < columns; k++) if (row[k] == __builtin_inff()) n += 1;               \
-        for (long k = 0; k < columns; k++) row[k] = row[k] == __builtin_inff() ? 1 / n : 0;      \
+        for (long k = 0; k < visible; k++) if (row[k] == __builtin_inff()) n += 1;               \
+        for (long k = 0; k < columns; k++) row[k] = k < visible && row[k] == __builtin_inff() ? 1 / n : 0; \
         return;                                                                                  \
     }                                                                                            \
-    float inv = 1 / EXP_SHIFTED(row, end, maximum);                                              \
+    float inv = 1 / (masked ? EXP_SHIFTED_MASKED(row, end, valid, maximum) : EXP_SHIFTED(row, end, maximum)); \
     long k = 0;                                                                                  \
     for (; k + 8 <= end; k += 8) STORE8(row + k, LOAD8(row + k) * inv);                          \
     for (; k < end; k++) row[k] *= inv;                                                          \
     if (k < columns) memset(row + k, 0, (size_t)(columns - k) * sizeof(float));
 
-void arbiter_softmax_row_baseline(float *row, long columns) { SOFTMAX_ROW_BODY(arbiter_exp_shifted_baseline) }
+static inline void softmax_prefix_baseline(float *row, long visible, long columns) {
+    SOFTMAX_ROW_BODY(arbiter_exp_shifted_baseline, exp_shifted_masked_baseline)
+}
+
+void arbiter_softmax_row_baseline(float *row, long columns) { softmax_prefix_baseline(row, columns, columns); }
+
+// Rows first..<end of a [heads, queries, keys] block; row r is query r % queries at position r % queries + offset.
+#define SOFTMAX_CAUSAL_BODY(ROW)                                                                  \
+    long query = first % queries;                                                                \
+    for (long r = first; r < end; r++) {                                                         \
+        long visible = query + offset + 1;                                                       \
+        ROW(scores + r * keys, visible < keys ? visible : keys, keys);                           \
+        if (++query == queries) query = 0;                                                       \
+    }
+
+void arbiter_softmax_causal_baseline(float *scores, long first, long end, long queries, long keys, long offset) {
+    SOFTMAX_CAUSAL_BODY(softmax_prefix_baseline)
+}
 
 #if ARBITER_X86
 __attribute__((target("avx2")))
-static void softmax_row_avx2(float *row, long columns) { SOFTMAX_ROW_BODY(exp_shifted_avx2) }
+static inline void softmax_prefix_avx2(float *row, long visible, long columns) {
+    SOFTMAX_ROW_BODY(exp_shifted_avx2, exp_shifted_masked_avx2)
+}
+
+__attribute__((target("avx2")))
+static void softmax_causal_avx2(float *scores, long first, long end, long queries, long keys, long offset) {
+    SOFTMAX_CAUSAL_BODY(softmax_prefix_avx2)
+}
 #endif
 
 void arbiter_softmax_row(float *row, long columns) {
 #if ARBITER_X86
     if (has_avx2()) {
-        softmax_row_avx2(row, columns);
+        softmax_prefix_avx2(row, columns, columns);
         return;
     }
 #endif
     arbiter_softmax_row_baseline(row, columns);
+}
+
+void arbiter_softmax_causal(float *scores, long first, long end, long queries, long keys, long offset) {
+#if ARBITER_X86
+    if (has_avx2()) {
+        softmax_causal_avx2(scores, first, end, queries, keys, offset);
+        return;
+    }
+#endif
+    arbiter_softmax_causal_baseline(scores, first, end, queries, keys, offset);
 }
 
 // Rotate-half rotary embedding of Sources/ArbiterTensor/Rotary.swift, eight features at a time.

@@ -1,6 +1,6 @@
 // AnalysisRunner.parallelMap: results in index order equal to a serial map, the lowest-index error rethrown,
 // and the same analysis numbers as one-at-a-time evaluation.
-import ArbiterAnalyses
+@testable import ArbiterAnalyses
 import ArbiterInterventions
 import ArbiterModels
 import ArbiterTensor
@@ -74,17 +74,63 @@ struct BatchedScoresTests {
                                              startLayer: layer, unchangedBefore: last))
             }
         }
+        try Self.expectScoresAsAlone(requests, runner: runner, samples: samples, baselines: baselines)
+    }
+
+    /// `scores(…)` of `requests` equals one `score(…)` per request up to the last bits the matrix products'
+    /// row counts change (see BatchedForwardTests), and a second evaluation is bit-identical (the batches
+    /// depend only on the requests).
+    static func expectScoresAsAlone(_ requests: [ScoreRequest], runner: AnalysisRunner, samples: [AnalysisSample],
+                                    baselines: [BaselineRun]) throws {
         let batched = try runner.scores(requests, samples: samples, baselines: baselines)
         #expect(batched.count == requests.count)
-        // Different row counts per matrix product: equal up to the last bits (see BatchedForwardTests).
         for (r, score) in zip(requests, batched) {
             let alone = try runner.score(samples[r.sample], baseline: baselines[r.sample], interventions: r.interventions,
                                          startLayer: r.startLayer, unchangedBefore: r.unchangedBefore)
             let close = abs(alone.s - score.s) <= 1e-4 * max(1, abs(alone.s))
             #expect(close, "sample \(r.sample), \(r.interventions), start \(r.startLayer): batched s = \(score.s), alone \(alone.s)")
         }
-        // The batches depend only on the requests: a second evaluation is bit-identical.
         #expect(try runner.scores(requests, samples: samples, baselines: baselines).map(\.s) == batched.map(\.s))
+    }
+
+    @Test("requests with a position-independent intervention share their common first rows, scoring as alone")
+    func sharedPrefixes() throws {
+        let (runner, samples, baselines) = try tinyRunner(perTarget: 3, keepKeysValues: true)
+        var requests: [ScoreRequest] = []
+        for layer in 0..<runner.layers {
+            let head = HeadIndex(layer: layer, head: layer % runner.heads)
+            for intervention in [Intervention.blockHeads([head], means: nil), .amplifyHeads([head], factor: 2.5),
+                                 .scaleMLP(layers: [layer], factor: 0.5)] {
+                requests += samples.indices.map { ScoreRequest(sample: $0, interventions: InterventionSet([intervention]),
+                                                               startLayer: layer) }
+            }
+            // Knockouts depend on positions: never shared.
+            requests += samples.indices.map { i in
+                ScoreRequest(sample: i, interventions: InterventionSet([.knockout(keys: .span("image"), queries: .span("last"),
+                                                                                  layers: [layer], heads: nil)]),
+                             startLayer: layer, unchangedBefore: samples[i].input.ids.count - 1)
+            }
+        }
+        // The items share their image and first words: groups form, and each shares rows its members have alike.
+        let plans = runner.plans(requests, samples: samples, baselines: baselines)
+        let groups = runner.batchPlan(requests, plans: plans, samples: samples, baselines: baselines).flatMap { $0 }
+        #expect(groups.flatMap(\.members).sorted() == Array(requests.indices), "every request in one group")
+        let shared = groups.filter { $0.members.count > 1 }
+        #expect(shared.count >= runner.layers * 3, "\(shared.count) shared groups")
+        for group in shared {
+            let leader = requests[group.members[0]], start = plans[group.members[0]].start
+            let rows = baselines[leader.sample].residPre[start].rows(0..<group.shared)
+            #expect(group.shared >= AnalysisRunner.minimumSharedRows)
+            for i in group.members {
+                let r = requests[i]
+                #expect(r.interventions.positionIndependentKey == leader.interventions.positionIndependentKey)
+                #expect(plans[i].start == start && plans[i].from == 0)
+                #expect(group.shared < samples[r.sample].input.ids.count, "a member keeps a row of its own")
+                let own = baselines[r.sample].residPre[start].rows(0..<group.shared)
+                #expect(own.scalars.map(\.bitPattern) == rows.scalars.map(\.bitPattern), "request \(i): shared rows differ")
+            }
+        }
+        try Self.expectScoresAsAlone(requests, runner: runner, samples: samples, baselines: baselines)
     }
 
     @Test("an invalid request is reported before anything runs, the first one in request order")

@@ -244,4 +244,52 @@ struct CSoftmaxTests {
             }
         }
     }
+
+    /// A random `[H, T, S]` score block (S ≥ T) with the special values of `SoftmaxTests.randomCase` in some
+    /// rows, and garbage (NaN, ±inf, huge values) in the entries a causal mask hides.
+    static func randomScores(_ rng: inout SplitMix64) -> (scores: Tensor, offset: Int) {
+        let heads = pick([1, 2, 3], &rng), t = pick([1, 2, 5, 9, 16, 17], &rng), offset = pick([0, 0, 1, 7, 20], &rng)
+        let s = t + offset
+        var scalars = [Float]()
+        for _ in 0..<(heads * t) {
+            var row = (0..<s).map { _ in Float.random(in: -12...12, using: &rng) }
+            switch Int.random(in: 0..<8, using: &rng) {
+            case 0: row[Int.random(in: 0..<s, using: &rng)] = .nan
+            case 1: for j in row.indices where Bool.random(using: &rng) { row[j] = -.infinity }
+            case 2: for j in row.indices where Int.random(in: 0..<3, using: &rng) == 0 { row[j] = .infinity }
+            case 3: row = [Float](repeating: -.infinity, count: s)
+            default: break
+            }
+            scalars += row
+        }
+        var x = Tensor(shape: [heads, t, s], scalars: scalars)
+        for r in 0..<(heads * t) {
+            for j in (r % t + offset + 1)..<s { x.scalars[r * s + j] = pick([.nan, .infinity, -.infinity, 3e38, 0], &rng) }
+        }
+        return (x, offset)
+    }
+
+    @Test("the causal pattern (AVX2 and baseline builds) equals the masked softmax bit for bit, specials included")
+    func causalPatternEqualsMaskedSoftmax() async {
+        // Same operations in the same order as the row kernel on the masked row (the masked tail adds e^−inf = 0
+        // to the lane sums, which changes no bit), so no tolerance: any difference is a bug.
+        await propertyCheck(count: 200, input: generator { Self.randomScores(&$0) }) { scores, offset in
+            var masked = scores
+            applyCausalMask(&masked, queryOffset: offset)
+            let reference = softmax(masked)
+            var dispatched = scores, baseline = scores
+            causalAttentionPattern(inPlace: &dispatched, queryOffset: offset)
+            baseline.scalars.withUnsafeMutableBufferPointer {
+                arbiter_softmax_causal_baseline($0.baseAddress!, 0, scores.rows, scores.shape[1], scores.shape[2], offset)
+            }
+            func same(_ a: Tensor, _ b: Tensor) -> Bool {
+                zip(a.scalars, b.scalars).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }
+            }
+            #expect(same(dispatched, reference), "\(VectorExp.kernelVariant): \(scores.shape), offset \(offset)")
+            #expect(same(baseline, reference), "baseline: \(scores.shape), offset \(offset)")
+            // And the masked softmax is the Double reference's up to float32 rounding.
+            let (y, expected) = SoftmaxTests.separatingNaNRows(dispatched, ReferenceKernels.softmax(masked))
+            expectClose(y, expected, SoftmaxTests.probabilities, "causal pattern \(scores.shape)")
+        }
+    }
 }

@@ -33,7 +33,9 @@
 //
 // Batched runs: `forward(batch:startLayer:)` stacks the token rows of many runs (each with its own hooks and
 // prefix) for the matrix products and keeps attention and hooks per run — the analyses' thousands of small
-// intervened passes then run as a few hundred large products.
+// intervened passes then run as a few hundred large products. A run of a batch may continue another (its
+// keys and values are the other's prefix, computed in the same pass): runs sharing their first tokens and
+// interventions compute them once.
 import ArbiterFormats
 import ArbiterTensor
 import Foundation
@@ -83,14 +85,18 @@ struct LlamaAttention: @unchecked Sendable {
             z = mixed
             if let edit { edits.append((0..<t, edit.edited, edit.original)) }
         } else {
-            z = Tensor(zeros: [t, heads.heads, d])
+            // The segments' rows follow each other: z is their mixes one after the other.
+            var stacked: [Float] = []
+            stacked.reserveCapacity(t * heads.heads * d)
             for segment in segments {
                 let r = segment.rows
+                precondition(r.lowerBound * heads.heads * d == stacked.count, "attention: segments out of order")
                 let (mixed, edit) = try attend(q: q.slicingTokens(r), k: k.slicingTokens(r), v: v.slicingTokens(r),
                                                layer: l, names: n, segment: segment)
-                z.replaceTokens(r, with: mixed)
+                stacked += mixed.scalars
                 if let edit { edits.append((r, edit.edited, edit.original)) }
             }
+            z = Tensor(shape: [t, heads.heads, d], scalars: stacked)
         }
         // An edit of hook_result changes the output by the edit's sum over heads. Adding the change to the
         // usual o_proj product (rather than re-summing heads) keeps identity edits and cache-only visits
@@ -111,6 +117,8 @@ struct LlamaAttention: @unchecked Sendable {
         var cached: (keys: ArraySlice<Float>, values: ArraySlice<Float>, rows: Int)? = nil
         if let own = segment.layerPrefix, own.layer == l {
             cached = (own.keys.scalars[...], own.values.scalars[...], own.keys.rows)
+        } else if let parent = segment.parent?.layers[l] {
+            cached = (parent.keys.scalars[...], parent.values.scalars[...], parent.keys.rows)
         } else if let prefix = segment.prefix {
             cached = (prefix.keys[l].scalars.prefix(prefix.count * width), prefix.values[l].scalars.prefix(prefix.count * width), prefix.count)
         }
@@ -119,11 +127,19 @@ struct LlamaAttention: @unchecked Sendable {
             keys = Tensor(shape: [offset + t, width], scalars: cached.keys + keys.scalars)
             values = Tensor(shape: [offset + t, width], scalars: cached.values + values.scalars)
         }
+        segment.record?.layers[l] = (keys, values)
         var scores = attentionScores(q: q.reshaped([t, heads.heads * d]), k: keys, heads: heads, scale: scale)
-        applyCausalMask(&scores, queryOffset: offset)
-        try hooks.visit(n.attnScores, layer: l, &scores)
-        var pattern = consume scores
-        attentionPattern(inPlace: &pattern)
+        var pattern: Tensor
+        if hooks.wants(n.attnScores) || hooks?.recordsVisits == true {
+            applyCausalMask(&scores, queryOffset: offset)
+            try hooks.visit(n.attnScores, layer: l, &scores)
+            pattern = consume scores
+            attentionPattern(inPlace: &pattern)
+        } else {
+            // The same bits without writing the mask (nothing reads the masked scores).
+            pattern = consume scores
+            causalAttentionPattern(inPlace: &pattern, queryOffset: offset)
+        }
         try hooks.visit(n.pattern, layer: l, &pattern)
         var z = attentionMix(pattern: pattern, v: values, heads: heads)
             .reshaped([t, heads.heads, d])
@@ -307,6 +323,21 @@ struct DecoderSegment {
     /// Keys and values (`[P, KV·D]`) that replace `prefix`'s at one layer (the final layer of a batch,
     /// where only the last position is computed).
     var layerPrefix: (layer: Int, keys: Tensor, values: Tensor)? = nil
+    /// The keys and values of the run this segment continues (`DecoderRun.continues`): attended to before
+    /// the segment's own at every layer.
+    var parent: KeyValueRecord? = nil
+    /// Where the segment keeps the keys and values it attends to (its prefix's, then its own rows'), per
+    /// layer, when other runs continue it.
+    var record: KeyValueRecord? = nil
+}
+
+/// Per-layer keys and values `[P, KV·D]` of a run (everything its last row attends to), recorded as the run
+/// computes them, for the runs that continue it.
+final class KeyValueRecord: @unchecked Sendable {
+    var layers: [(keys: Tensor, values: Tensor)?]
+    init(layers: Int) { self.layers = Array(repeating: nil, count: layers) }
+    /// The run's tokens, cached prefix included (0 before any layer ran).
+    var tokens: Int { layers.lazy.compactMap { $0?.keys.rows }.first ?? 0 }
 }
 
 extension Array where Element == DecoderSegment {
@@ -332,17 +363,26 @@ extension Array where Element == DecoderSegment {
 }
 
 /// A run of `LlamaDecoder.forward(batch:startLayer:)`: as the arguments of `forward(residual:…)`.
+///
+/// `continues` = i makes the run the continuation of the batch's earlier run i (a shared prefix): at every
+/// layer it attends to run i's keys and values — run i's cached prefix and rows, as run i computed them with
+/// its own hooks — before its own, as a suffix run whose `prefix` held them would. Its `positions` then go
+/// on from run i's, and it has no `prefix` of its own. Many runs whose first tokens and interventions are
+/// the same compute those tokens once this way.
 public struct DecoderRun: Sendable {
     public var residual: Tensor
     public var positions: PositionIDs
     public var hooks: HookRun?
     public var prefix: PrefixKeyValues?
+    public var continues: Int?
 
-    public init(residual: Tensor, positions: PositionIDs, hooks: HookRun? = nil, prefix: PrefixKeyValues? = nil) {
+    public init(residual: Tensor, positions: PositionIDs, hooks: HookRun? = nil, prefix: PrefixKeyValues? = nil,
+                continues: Int? = nil) {
         self.residual = residual
         self.positions = positions
         self.hooks = hooks
         self.prefix = prefix
+        self.continues = continues
     }
 }
 
@@ -433,7 +473,16 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// header: a suffix run); logit positions then count from the first suffix row.
     public func forward(residual: Tensor, positions: PositionIDs, startLayer: Int = 0, logits: LogitPositions = .all,
                         hooks: HookRun? = nil, prefix: PrefixKeyValues? = nil) throws -> DecoderOutput {
-        let final = try runLayers(residual: residual, positions: positions, startLayer: startLayer, hooks: hooks, prefix: prefix)
+        try forward(residual: residual, positions: positions, startLayer: startLayer, logits: logits, hooks: hooks,
+                    prefix: prefix, parent: nil, record: nil)
+    }
+
+    /// `forward(residual:…)` continuing the run that recorded `parent` (when given), recording its own keys
+    /// and values into `record` (when given).
+    func forward(residual: Tensor, positions: PositionIDs, startLayer: Int, logits: LogitPositions, hooks: HookRun?,
+                 prefix: PrefixKeyValues?, parent: KeyValueRecord?, record: KeyValueRecord?) throws -> DecoderOutput {
+        let final = try runLayers(residual: residual, positions: positions, startLayer: startLayer, hooks: hooks, prefix: prefix,
+                                  parent: parent, record: record)
         guard let (rows, picked) = try finalNormalized(final, logits: logits, hooks: hooks) else {
             return DecoderOutput(logits: nil, logitPositions: [], residual: final)
         }
@@ -484,9 +533,10 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     /// The layers from `startLayer` on: the final residual stream (before the final norm).
     private func runLayers(residual: Tensor, positions: PositionIDs, startLayer: Int, hooks: HookRun?,
-                           prefix: PrefixKeyValues?) throws -> Tensor {
+                           prefix: PrefixKeyValues?, parent: KeyValueRecord? = nil,
+                           record: KeyValueRecord? = nil) throws -> Tensor {
         let c = configuration
-        try validateRun(residual: residual, positions: positions, prefix: prefix)
+        try validateRun(residual: residual, positions: positions, prefix: prefix, parentTokens: parent?.tokens ?? 0)
         guard (0...blocks.count).contains(startLayer) else {
             throw ModelError.invalidInput("start layer \(startLayer) outside 0...\(blocks.count)")
         }
@@ -496,12 +546,12 @@ public final class LlamaDecoder: @unchecked Sendable {
             throw ModelError.nonFinite(hook: startLayer == 0 ? "\(hookPrefix)hook_embed" : layerNames[startLayer].residPre,
                                        layer: startLayer == 0 ? nil : startLayer, position: bad / x.columns, value: x.scalars[bad])
         }
-        let segments = [DecoderSegment(rows: 0..<x.rows, hooks: hooks, prefix: prefix)]
+        let segments = [DecoderSegment(rows: 0..<x.rows, hooks: hooks, prefix: prefix, parent: parent, record: record)]
         for l in startLayer..<blocks.count {
             let input = x
             x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], segments: segments)
             if x.firstNonFiniteIndex != nil {
-                try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: prefix)
+                try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: prefix, parent: parent)
             }
         }
         return x
@@ -544,14 +594,34 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// to the last bits of the products (BLAS's result for a row depends on how many rows a call has). A run whose
     /// hooks want `ln_final`/`hook_logits`, and any batch that meets a non-finite value, is computed run by
     /// run through `forward(residual:…)`, so such runs see their usual hooks and errors name the run's hook,
-    /// layer and position.
+    /// layer and position. A run may continue an earlier run of the batch (`DecoderRun.continues`: a shared
+    /// prefix), whose keys and values it then attends to at every layer, in the batch and run by run alike.
     public func forward(batch runs: [DecoderRun], startLayer: Int) throws -> [[Float]] {
         let c = configuration
         let finalHooks = ["\(hookPrefix)ln_final.hook_normalized", "\(hookPrefix)hook_logits"]
+        // Runs that others continue record their keys and values for them.
+        var continued = Set<Int>()
+        for (i, run) in runs.enumerated() {
+            guard let parent = run.continues else { continue }
+            guard (0..<i).contains(parent) else {
+                throw ModelError.invalidInput("batched run \(i): continues run \(parent), which is not an earlier run of "
+                                              + "the batch")
+            }
+            guard run.prefix == nil else {
+                throw ModelError.invalidInput("batched run \(i): continues run \(parent) and has a prefix of its own "
+                                              + "(a continuation's prefix is the run it continues)")
+            }
+            continued.insert(parent)
+        }
         func separately() throws -> [[Float]] {
-            try runs.map { run in
+            var records: [Int: KeyValueRecord] = [:]
+            return try runs.indices.map { i in
+                let run = runs[i]
+                let record = continued.contains(i) ? KeyValueRecord(layers: blocks.count) : nil
+                records[i] = record
                 let out = try forward(residual: run.residual, positions: run.positions, startLayer: startLayer,
-                                      logits: .last, hooks: run.hooks, prefix: run.prefix)
+                                      logits: .last, hooks: run.hooks, prefix: run.prefix,
+                                      parent: run.continues.flatMap { records[$0] }, record: record)
                 guard let logits = out.logits, logits.rows == 1 else {
                     throw ModelError.invalidInput("a batched run has no tokens")
                 }
@@ -565,11 +635,16 @@ public final class LlamaDecoder: @unchecked Sendable {
             throw ModelError.invalidInput("start layer \(startLayer) outside 0...\(blocks.count)")
         }
         var segments: [DecoderSegment] = [], tables: [RotaryTables] = []
-        var stacked: [Float] = []
+        var stacked: [Float] = [], tokens: [Int] = []
         for (i, run) in runs.enumerated() {
-            try validateRun(residual: run.residual, positions: run.positions, prefix: run.prefix, batchIndex: i)
+            let parentTokens = run.continues.map { tokens[$0] } ?? 0
+            try validateRun(residual: run.residual, positions: run.positions, prefix: run.prefix, batchIndex: i,
+                            parentTokens: parentTokens)
+            tokens.append(parentTokens + (run.prefix?.count ?? 0) + run.residual.rows)
             let start = stacked.count / c.hiddenSize
-            segments.append(DecoderSegment(rows: start..<(start + run.residual.rows), hooks: run.hooks, prefix: run.prefix))
+            segments.append(DecoderSegment(rows: start..<(start + run.residual.rows), hooks: run.hooks, prefix: run.prefix,
+                                           parent: run.continues.map { segments[$0].record! },
+                                           record: continued.contains(i) ? KeyValueRecord(layers: blocks.count) : nil))
             tables.append(run.positions.rotaryTables(c.rope, mropeSection: c.mropeSection))
             stacked += run.residual.scalars
         }
@@ -606,11 +681,22 @@ public final class LlamaDecoder: @unchecked Sendable {
         var lastSegments: [DecoderSegment] = [], lastRows: [Int] = []
         for (i, segment) in segments.enumerated() {
             let own = segment.rows.lowerBound..<(segment.rows.upperBound - 1)
-            let cached = segment.prefix?.count ?? 0
-            let cachedKeys = segment.prefix.map { Array($0.keys[l].scalars.prefix(cached * width)) } ?? []
-            let cachedValues = segment.prefix.map { Array($0.values[l].scalars.prefix(cached * width)) } ?? []
+            var cachedKeys: [Float] = [], cachedValues: [Float] = []
+            if let parent = segment.parent?.layers[l] {
+                cachedKeys = parent.keys.scalars
+                cachedValues = parent.values.scalars
+            } else if let prefix = segment.prefix {
+                cachedKeys = Array(prefix.keys[l].scalars.prefix(prefix.count * width))
+                cachedValues = Array(prefix.values[l].scalars.prefix(prefix.count * width))
+            }
+            let cached = cachedKeys.count / width
             let keys = Tensor(shape: [cached + own.count, width], scalars: cachedKeys + k.rows(own).scalars)
             let values = Tensor(shape: [cached + own.count, width], scalars: cachedValues + v.rows(own).scalars)
+            if let record = segment.record {
+                let last = own.upperBound..<segment.rows.upperBound
+                record.layers[l] = (Tensor(shape: [keys.rows + 1, width], scalars: keys.scalars + k.rows(last).scalars),
+                                    Tensor(shape: [keys.rows + 1, width], scalars: values.scalars + v.rows(last).scalars))
+            }
             lastSegments.append(DecoderSegment(rows: i..<(i + 1), hooks: segment.hooks, prefix: nil, layerPrefix: (l, keys, values)))
             lastRows.append(segment.rows.upperBound - 1)
         }
@@ -620,7 +706,8 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     /// The checks of one run's inputs; a batched run (`batchIndex`) must also have at least one token, and its
     /// errors name the run.
-    func validateRun(residual: Tensor, positions: PositionIDs, prefix: PrefixKeyValues?, batchIndex: Int? = nil) throws {
+    func validateRun(residual: Tensor, positions: PositionIDs, prefix: PrefixKeyValues?, batchIndex: Int? = nil,
+                     parentTokens: Int = 0) throws {
         let c = configuration, run = batchIndex.map { "batched run \($0): " } ?? ""
         guard residual.rank == 2, residual.columns == c.hiddenSize, batchIndex == nil || residual.rows > 0 else {
             let tokens = batchIndex == nil ? "tokens" : "tokens ≥ 1"
@@ -633,7 +720,7 @@ public final class LlamaDecoder: @unchecked Sendable {
             throw ModelError.invalidInput("\(run)3-D position ids need a model with mrope_section")
         }
         if let prefix { try validate(prefix) }
-        let tokens = residual.rows + (prefix?.count ?? 0)
+        let tokens = parentTokens + residual.rows + (prefix?.count ?? 0)
         guard tokens <= c.maxPositionEmbeddings else {
             throw ModelError.invalidInput("\(run)a run of \(tokens) tokens is longer than the model's "
                                           + "max_position_embeddings (\(c.maxPositionEmbeddings), config.json)")
@@ -652,7 +739,7 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// appeared, then throws `ModelError.nonFinite` naming that hook, the layer and the token position.
     /// (Pre-softmax scores legitimately hold -inf at masked keys; only NaN and +inf count there.)
     func diagnoseNonFinite(layer l: Int, input: Tensor, rotary: RotaryTables, hooks: HookRun?,
-                           prefix: PrefixKeyValues? = nil) throws -> Never {
+                           prefix: PrefixKeyValues? = nil, parent: KeyValueRecord? = nil) throws -> Never {
         let probe = HookRun()
         for name in layerNames[l].ordered {
             // Replay the caller's edits first, so the diagnosis sees the same run.
@@ -669,7 +756,7 @@ public final class LlamaDecoder: @unchecked Sendable {
             }
         }
         _ = try blocks[l](input, rotary: rotary, layer: l, names: layerNames[l],
-                          segments: [DecoderSegment(rows: 0..<input.rows, hooks: probe, prefix: prefix)])
+                          segments: [DecoderSegment(rows: 0..<input.rows, hooks: probe, prefix: prefix, parent: parent)])
         throw ModelError.nonFinite(hook: layerNames[l].residPost, layer: l, position: 0, value: .nan)
     }
 

@@ -102,7 +102,19 @@ public final class HookRun: @unchecked Sendable {
 
     /// Throws if an edit or an explicitly named cache entry refers to a hook the model does not have.
     public func validate(against known: [String], model: String) throws {
-        let set = Set(known)
+        try validate(against: Set(known), ordered: known, model: model)
+    }
+
+    /// `validate(against:model:)` with the names as a set (built once for many runs: the analyses install
+    /// interventions into thousands of runs).
+    public func validate(against known: Set<String>, model: String) throws {
+        try validate(against: known, ordered: nil, model: model)
+    }
+
+    /// `ordered`: the names in the model's order, for the suggestions (sorted names when nil).
+    private func validate(against set: Set<String>, ordered: [String]?, model: String) throws {
+        if case .none = filter, edits.keys.allSatisfy(set.contains) { return }
+        let known = ordered ?? set.sorted()
         var unknown = edits.keys.filter { !set.contains($0) }
         if case .names(let names) = filter { unknown += names.filter { !set.contains($0) } }
         if case .patterns(let patterns) = filter {

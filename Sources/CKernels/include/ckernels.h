@@ -20,6 +20,12 @@ void arbiter_sigmoid_scaled(float *x, const float *factor, long count, float k);
 /// the mass equally.
 void arbiter_softmax_row(float *row, long columns);
 
+/// The attention pattern of rows `first..<end` of unmasked `[heads, queries, keys]` scores, in place: row r,
+/// query r % queries at position r % queries + offset, gets the softmax of its keys 0...that position (the
+/// later ones are not read, and become 0) — bit for bit `arbiter_softmax_row` on the row with the later keys
+/// set to −inf (`applyCausalMask`), without writing them.
+void arbiter_softmax_causal(float *scores, long first, long end, long queries, long keys, long offset);
+
 /// Rotate-half rotary embedding in place: for each of `tokens` rows of `heads` heads of width `head_dim`
 /// in `x`, the first `dimension` features become x·cos + rotate_half(x)·sin with the row's `dimension`
 /// entries of `cos_table`/`sin_table` (`RotaryTables.apply`).
@@ -30,6 +36,7 @@ void arbiter_rotary(float *x, const float *cos_table, const float *sin_table, lo
 float arbiter_exp_shifted_baseline(float *values, long count, float shift);
 void arbiter_sigmoid_scaled_baseline(float *x, const float *factor, long count, float k);
 void arbiter_softmax_row_baseline(float *row, long columns);
+void arbiter_softmax_causal_baseline(float *scores, long first, long end, long queries, long keys, long offset);
 void arbiter_rotary_baseline(float *x, const float *cos_table, const float *sin_table, long tokens, long heads,
                              long head_dim, long dimension);
 
