@@ -204,8 +204,9 @@ extension AnalysisRunner {
                         runs.append(DecoderRun(residual: residual, positions: sample.input.positions, hooks: hooks[i]))
                         continue
                     }
-                    runs.append(DecoderRun(residual: residual.rows(p..<t), positions: sample.input.positions.slice(p..<t),
-                                           hooks: hooks[i], prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p)))
+                    runs.append(DecoderRun(residual: residual.rows(p..<t),
+                                           positions: sample.input.positions.slice(p..<t), hooks: hooks[i],
+                                           prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p)))
                     continue
                 }
                 // The shared rows, under the first member's hooks (the same edits as every member's).
@@ -236,7 +237,8 @@ extension AnalysisRunner {
     }
 
     /// (start layer, first recomputed position) per request.
-    func plans(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) -> [(start: Int, from: Int)] {
+    func plans(_ requests: [ScoreRequest], samples: [AnalysisSample],
+               baselines: [BaselineRun]) -> [(start: Int, from: Int)] {
         requests.map { r in
             let t = samples[r.sample].input.ids.count
             let start = r.startLayer < layers ? r.startLayer : 0
@@ -271,7 +273,8 @@ extension AnalysisRunner {
         func commonRows(_ a: Int, _ b: Int, limit: Int) -> Int {
             let start = plans[a].start
             let x = baselines[requests[a].sample].residPre[start], y = baselines[requests[b].sample].residPre[start]
-            let px = samples[requests[a].sample].input.positions.axes, py = samples[requests[b].sample].input.positions.axes
+            let px = samples[requests[a].sample].input.positions.axes
+            let py = samples[requests[b].sample].input.positions.axes
             let width = x.columns * MemoryLayout<Float>.size
             return x.scalars.withUnsafeBytes { xb in
                 y.scalars.withUnsafeBytes { yb in
@@ -296,7 +299,8 @@ extension AnalysisRunner {
                     let cap = group.members.count == 1 ? tokens(leader) - 1 : group.shared
                     let shared = commonRows(leader, i, limit: min(cap, tokens(i) - 1))
                     guard shared >= Self.minimumSharedRows else { continue }
-                    let joined = RequestGroup(members: group.members + [i], shared: shared, tokens: group.tokens + tokens(i))
+                    let joined = RequestGroup(members: group.members + [i], shared: shared,
+                                              tokens: group.tokens + tokens(i))
                     let saving = group.rows + alone - joined.rows
                     if saving >= Self.minimumSharedRows, saving > best?.saving ?? 0 { best = (g, joined, saving) }
                 }

@@ -91,7 +91,8 @@ public enum AnalysisSuite {
     /// cap is spent: the samples, their baselines, and how many conflict items were generated.
     static func extraFailures(have: Int, runner: AnalysisRunner, configuration c: AnalysisConfiguration,
                               policy: ItemPolicy, more: (Int, Int) throws -> [ProbeItem],
-                              progress: (String) -> Void) throws -> (samples: [AnalysisSample], baselines: [BaselineRun], generated: Int) {
+                              progress: (String) -> Void) throws
+        -> (samples: [AnalysisSample], baselines: [BaselineRun], generated: Int) {
         var samples: [AnalysisSample] = [], baselines: [BaselineRun] = [], generated = 0, round = 0
         while have + samples.count < c.minimumFailed && generated < c.extraConflictCap {
             let count = min(c.extraConflictBatch, c.extraConflictCap - generated)

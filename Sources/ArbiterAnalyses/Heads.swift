@@ -278,7 +278,8 @@ public enum Heads {
         }
         // The held-out failures, then the generated ones (all failing at baseline), as one split.
         let amplified = (samples: samples + extraFailed.samples, baselines: baselines + extraFailed.baselines)
-        let failed = conflict.filter { !baselines[$0].score.follows } + extraFailed.samples.indices.map { samples.count + $0 }
+        let failed = conflict.filter { !baselines[$0].score.follows }
+            + extraFailed.samples.indices.map { samples.count + $0 }
         progress("amplifying the top heads and \(randomHeadSets.count) random sets on \(failed.count) failed held-out samples")
         let fixRates = failed.isEmpty ? [Double](repeating: .nan, count: sets.count)
             : try scores(sets.indices.map { (sets[$0], .amplifyHeads(sets[$0], factor: Float(alphas[$0]))) }, failed,

@@ -67,7 +67,8 @@ public enum ClaimRun {
             var conflictOnly = g
             conflictOnly.mix = KindMix([.conflict: 1])
             more = { round, count in
-                let items = ConflictGenerator(seed: settings.seed &+ 0x5eed &+ UInt64(round), configuration: conflictOnly)
+                let seed = settings.seed &+ 0x5eed &+ UInt64(round)
+                let items = ConflictGenerator(seed: seed, configuration: conflictOnly)
                     .generate(count: count).map { item -> ConflictItem in
                         var item = item
                         item.id = "extra\(round)-\(item.id)"
@@ -195,8 +196,10 @@ public struct GoldenClaims: Sendable {
         var measures: [String: [String: ClaimMeasure]] = [:]
         for name in names where name.contains(":") {
             let parts = name.split(separator: ":", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let kind = ClaimMeasure.Kind(rawValue: try reader.stringAttribute("kind", of: name)) else {
-                throw FormatError(.malformed, file: url, "measure '\(name)' has no valid kind attribute (continuous, exact)")
+            guard parts.count == 2,
+                  let kind = ClaimMeasure.Kind(rawValue: try reader.stringAttribute("kind", of: name)) else {
+                throw FormatError(.malformed, file: url,
+                                  "measure '\(name)' has no valid kind attribute (continuous, exact)")
             }
             let values = try reader.readFloat32(name).scalars.map(Double.init)
             measures[parts[0], default: [:]][parts[1]] = ClaimMeasure(parts[1], kind, values)
@@ -211,7 +214,8 @@ public struct GoldenClaims: Sendable {
             }
             let v = t.scalars.map(Double.init)
             entries[name] = Entry(verdict: verdict, statistic: v[1], low: v[2], high: v[3], threshold: v[4],
-                                  control: v[5], samples: Int(v[6]), detail: try reader.stringAttribute("detail", of: name),
+                                  control: v[5], samples: Int(v[6]),
+                                  detail: try reader.stringAttribute("detail", of: name),
                                   measures: measures[name] ?? [:])
         }
         for claim in measures.keys where entries[claim] == nil {
@@ -230,10 +234,13 @@ public struct GoldenClaims: Sendable {
         }
         for claim in claims {
             guard let g = entries[claim.id] else { out.append("\(claim.id): not stored"); continue }
-            if claim.verdict != g.verdict { out.append("\(claim.id): verdict \(claim.verdict.rawValue), stored \(g.verdict.rawValue)") }
+            if claim.verdict != g.verdict {
+                out.append("\(claim.id): verdict \(claim.verdict.rawValue), stored \(g.verdict.rawValue)")
+            }
             for (field, a, b) in [("statistic", claim.statistic, g.statistic), ("low", claim.low, g.low),
                                   ("high", claim.high, g.high), ("threshold", claim.threshold, g.threshold),
-                                  ("control", claim.control, g.control), ("n", Double(claim.samples), Double(g.samples))]
+                                  ("control", claim.control, g.control),
+                                  ("n", Double(claim.samples), Double(g.samples))]
             where !close(a, b) {
                 out.append("\(claim.id): \(field) \(a), stored \(b)")
             }
@@ -247,7 +254,8 @@ public struct GoldenClaims: Sendable {
                     let worst = zip(m.values, s.values).enumerated().max { abs($0.1.0 - $0.1.1) < abs($1.1.0 - $1.1.1) }
                     out.append("\(claim.id): measure \(name) (\(m.kind.rawValue), \(m.values.count) values, stored "
                                + "\(s.values.count)) differs"
-                               + (worst.map { " most at [\($0.offset)]: \($0.element.0) vs stored \($0.element.1)" } ?? ""))
+                               + (worst.map { " most at [\($0.offset)]: \($0.element.0) vs stored \($0.element.1)" }
+                                  ?? ""))
                 }
             }
         }

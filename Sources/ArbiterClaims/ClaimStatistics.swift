@@ -139,7 +139,9 @@ public enum ClaimStatistics {
         for edge in edges {
             for target in targets {
                 for (layer, e) in (shift[edge]?[target] ?? []).enumerated() where !e.value.isNaN {
-                    if best == nil || better(e.value, best!.0) { best = (e.value, Cell(edge: edge, target: target, layer: layer)) }
+                    if best == nil || better(e.value, best!.0) {
+                        best = (e.value, Cell(edge: edge, target: target, layer: layer))
+                    }
                 }
             }
         }
@@ -184,8 +186,10 @@ public enum ClaimStatistics {
         let n = conflictCount(r)
         let edges = cueToInstruction + cueToLast
         guard cueToInstruction.contains(where: { r.flow.shift[$0] != nil }) else {
-            return ClaimResult(id: id, verdict: .fails, statistic: .nan, low: .nan, high: .nan, threshold: .nan, control: .nan,
-                               samples: n, detail: "no cue→instruction knockout results (the prompts have no instruction or cue spans)")
+            return ClaimResult(id: id, verdict: .fails, statistic: .nan, low: .nan, high: .nan, threshold: .nan,
+                               control: .nan, samples: n,
+                               detail: "no cue→instruction knockout results (the prompts have no instruction or "
+                                   + "cue spans)")
         }
         let measures = splitCurves(r, edges)
         guard let anchorCell = extreme(r.flow.calibrationShift, cueToInstruction, by: <),
@@ -194,7 +198,7 @@ public enum ClaimStatistics {
               ![a.value, a.low, a.high, d.value, d.low, d.high].contains(where: \.isNaN) else {
             return inconclusive(id, ["no calibration/held-out split of the knockout results, or a NaN held-out shift"],
                                 statistic: .nan, threshold: .nan, control: .nan, samples: n,
-                                detail: "the anchor and direct cells are picked on calibration and measured on held-out")
+                                detail: "the anchor and direct cells are picked on calibration, measured on held-out")
                 .with(measures)
         }
         let ratio = lowerBound(a, minus: t.anchorsRatio, times: d), order = lowerBound(a, minus: 1, times: d)
@@ -206,9 +210,10 @@ public enum ClaimStatistics {
             id: id, verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
             statistic: a.value, low: a.low, high: a.high, threshold: -t.anchorsRatio * abs(d.value),
             control: abs(d.value), samples: a.count,
-            detail: "picked on calibration: strongest cue→instruction shift at \(anchorCell) (\(fmt(calA?.value ?? .nan))), "
-                + "largest direct |shift| at \(directCell) (\(fmt(calD?.value ?? .nan))); held-out: \(a) vs direct \(d); "
-                + "|anchor| − \(fmt(t.anchorsRatio))·|direct| = \(fmt(ratio.value)), 95% lower bound \(fmt(ratio.low)); "
+            detail: "picked on calibration: strongest cue→instruction shift at \(anchorCell) "
+                + "(\(fmt(calA?.value ?? .nan))), largest direct |shift| at \(directCell) "
+                + "(\(fmt(calD?.value ?? .nan))); held-out: \(a) vs direct \(d); |anchor| − "
+                + "\(fmt(t.anchorsRatio))·|direct| = \(fmt(ratio.value)), 95% lower bound \(fmt(ratio.low)); "
                 + "|anchor| − |direct| lower bound \(fmt(order.low))")
             .with([anchorCell.exact("anchor_cell", edges: edges), directCell.exact("direct_cell", edges: edges),
                    .estimate("anchor.calibration", calA), .estimate("direct.calibration", calD),
@@ -281,7 +286,9 @@ public enum ClaimStatistics {
         func siWithin(_ bound: Double) -> Bool { meanSI <= bound && siLow >= -bound && siHigh <= bound }
         // The selectivity index is a ratio of the instruction tokens' attention to image and to context: where
         // that attention is near zero the ratio is noise, not a reading.
-        let masses = targets.flatMap { target in band.compactMap { r.routing.cueMass["instruction"]?[target]?[$0].value } }
+        let masses = targets.flatMap { target in
+            band.compactMap { r.routing.cueMass["instruction"]?[target]?[$0].value }
+        }
         let bandMass = mean(masses)
         if !masses.isEmpty, !(bandMass >= Claims.Threshold.minimumCueMass) {
             return inconclusive(id, ["the instruction tokens' attention to the cues in the band \(band) is "
@@ -298,11 +305,13 @@ public enum ClaimStatistics {
         return ClaimResult(id: id, verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
                            statistic: meanSI, low: dLow, high: dHigh, threshold: t.nonSelectiveSI,
                            control: margin, samples: heldOutItems,
-                           detail: "band layers \(band) on cues->instruction, picked on calibration (peak \(fmt(peak)); "
+                           detail: "band layers \(band) on cues->instruction, picked on calibration "
+                               + "(peak \(fmt(peak)); "
                                + "\(inFirstHalf ? "first half" : "not in the first half")); held-out mean shift "
                                + "follow-image \(fmt(i.value)), follow-text \(fmt(x.value)); difference "
                                + "\(fmt(difference)) [\(fmt(dLow)), \(fmt(dHigh))] \(alike ? "within" : "not within") "
-                               + "±\(fmt(margin)) (directional ±\(fmt(marginDirectional))); mean |SI| \(fmt(meanSI)), SI interval "
+                               + "±\(fmt(margin)) (directional ±\(fmt(marginDirectional))); "
+                               + "mean |SI| \(fmt(meanSI)), SI interval "
                                + "[\(fmt(siLow)), \(fmt(siHigh))]")
             .with([ClaimMeasure("band", .exact, band.map(Double.init)),
                    ClaimMeasure("peak.calibration", .continuous, [peak]),
@@ -445,7 +454,8 @@ public enum ClaimStatistics {
         let alphas = Dictionary(grouping: h.randomAlphas, by: { $0 }).sorted { $0.key < $1.key }
             .map { "\($0.value.count) at ×\(fmt($0.key))" }.joined(separator: ", ")
         let topUp = h.extraConflictItems > 0
-            ? " (\(h.extraFailedCount) of them among \(h.extraConflictItems) conflict items generated to top up the held-out failures)"
+            ? " (\(h.extraFailedCount) of them among \(h.extraConflictItems) conflict items generated to top up the "
+                + "held-out failures)"
             : ""
         let detail = "α = \(fmt(h.alpha)) (grid \(h.alphaGrid.map(fmt)), chosen on \(h.calibrationFailedCount) "
             + "calibration failures; random sets' α: \(alphas.isEmpty ? "-" : alphas)); fixed \(fmt(h.amplifiedFixRate)) "

@@ -61,7 +61,8 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
         for intervention in interventions {
             switch intervention {
             case .blockHeads(let heads, let means):
-                parts.append(.blockHeads(heads, means: means.map { m in heads.map { (m[$0] ?? []).map(\.bitPattern) } }))
+                let bits = means.map { m in heads.map { (m[$0] ?? []).map(\.bitPattern) } }
+                parts.append(.blockHeads(heads, means: bits))
             case .amplifyHeads(let heads, let factor): parts.append(.amplifyHeads(heads, factor: factor.bitPattern))
             case .scaleMLP(let layers, let factor): parts.append(.scaleMLP(layers, factor: factor.bitPattern))
             case .knockout, .patch: return nil

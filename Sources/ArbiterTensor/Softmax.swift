@@ -27,7 +27,8 @@ func softmaxRow(_ row: UnsafeMutablePointer<Float>, columns: Int) {
 /// are not read — bit for bit `applyCausalMask` then `attentionPattern(inPlace:)`, without writing the mask
 /// or scanning the masked entries (`arbiter_softmax_causal`).
 public func causalAttentionPattern(inPlace scores: inout Tensor, queryOffset: Int = 0) {
-    precondition(scores.rank == 3 && queryOffset >= 0, "causalAttentionPattern: want [heads, T, S], got \(scores.shape)")
+    precondition(scores.rank == 3 && queryOffset >= 0,
+                 "causalAttentionPattern: want [heads, T, S], got \(scores.shape)")
     let t = scores.shape[1], s = scores.shape[2], rows = scores.rows
     scores.scalars.withUnsafeMutableBufferPointer { p in
         nonisolated(unsafe) let x = p.baseAddress!

@@ -76,7 +76,8 @@ struct AnalysisTests {
         let layers = session.model.decoder.layerCount
         for edge in FlowEdge.paperEdges.map(\.description) {
             for target in ["image", "text"] {
-                let all = try #require(a.flow.shift[edge]?[target]), cal = try #require(a.flow.calibrationShift[edge]?[target])
+                let all = try #require(a.flow.shift[edge]?[target])
+                let cal = try #require(a.flow.calibrationShift[edge]?[target])
                 let held = try #require(a.flow.heldOutShift[edge]?[target])
                 #expect(cal.count == layers && held.count == layers)
                 // Each target's 6 conflict items: 3 in each split (the split is per target).

@@ -101,14 +101,16 @@ struct BatchedScoresTests {
             let head = HeadIndex(layer: layer, head: layer % runner.heads)
             for intervention in [Intervention.blockHeads([head], means: nil), .amplifyHeads([head], factor: 2.5),
                                  .scaleMLP(layers: [layer], factor: 0.5)] {
-                requests += samples.indices.map { ScoreRequest(sample: $0, interventions: InterventionSet([intervention]),
-                                                               startLayer: layer) }
+                requests += samples.indices.map {
+                    ScoreRequest(sample: $0, interventions: InterventionSet([intervention]), startLayer: layer)
+                }
             }
             // Knockouts depend on positions: never shared.
             requests += samples.indices.map { i in
-                ScoreRequest(sample: i, interventions: InterventionSet([.knockout(keys: .span("image"), queries: .span("last"),
-                                                                                  layers: [layer], heads: nil)]),
-                             startLayer: layer, unchangedBefore: samples[i].input.ids.count - 1)
+                let knockout = Intervention.knockout(keys: .span("image"), queries: .span("last"), layers: [layer],
+                                                     heads: nil)
+                return ScoreRequest(sample: i, interventions: InterventionSet([knockout]), startLayer: layer,
+                                    unchangedBefore: samples[i].input.ids.count - 1)
             }
         }
         // The items share their image and first words: groups form, and each shares rows its members have alike.
@@ -127,7 +129,8 @@ struct BatchedScoresTests {
                 #expect(plans[i].start == start && plans[i].from == 0)
                 #expect(group.shared < samples[r.sample].input.ids.count, "a member keeps a row of its own")
                 let own = baselines[r.sample].residPre[start].rows(0..<group.shared)
-                #expect(own.scalars.map(\.bitPattern) == rows.scalars.map(\.bitPattern), "request \(i): shared rows differ")
+                #expect(own.scalars.map(\.bitPattern) == rows.scalars.map(\.bitPattern),
+                        "request \(i): shared rows differ")
             }
         }
         try Self.expectScoresAsAlone(requests, runner: runner, samples: samples, baselines: baselines)

@@ -102,9 +102,11 @@ struct ClaimTests {
         // Every verdict, headline number and sub-statistic (intervals, p-values, random-set distributions, α,
         // head ids, per-layer curves): continuous ones within 1e-5 · max(1, |stored|) (float32 storage,
         // deterministic recomputation), exact ones identical (ClaimMeasure.Kind).
-        #expect(Set(golden.entries.keys) == Set(claims.map(\.id)), "\(name): stored claims \(golden.entries.keys.sorted())")
+        #expect(Set(golden.entries.keys) == Set(claims.map(\.id)),
+                "\(name): stored claims \(golden.entries.keys.sorted())")
         let differences = golden.differences(claims)
-        #expect(differences.isEmpty, "\(name): \(differences.count) differences:\n\(differences.prefix(30).joined(separator: "\n"))")
+        let listed = differences.prefix(30).joined(separator: "\n")
+        #expect(differences.isEmpty, "\(name): \(differences.count) differences:\n\(listed)")
     }
 }
 
@@ -159,7 +161,9 @@ struct StoredClaimTests {
         let differences = golden.differences(claims)
         #expect(differences.isEmpty, "\(name): \(differences.prefix(30).joined(separator: "\n"))")
         // Every claim stores its sub-statistics.
-        for c in claims { #expect(!(golden.entries[c.id]?.measures.isEmpty ?? true), "\(name) \(c.id): no measures stored") }
+        for c in claims {
+            #expect(!(golden.entries[c.id]?.measures.isEmpty ?? true), "\(name) \(c.id): no measures stored")
+        }
     }
 
     @Test("the stored random head sets are today's sampler's draw", arguments: bundled)

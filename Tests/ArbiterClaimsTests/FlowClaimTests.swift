@@ -26,13 +26,15 @@ struct FlowClaimTests {
         var r = SyntheticResults.results(seed: 5)
         r.layers = layers
         func edges(_ anchor: Double) -> [String: [String: [Estimate]]] {
-            ["cues->instruction": ["image": dip(anchor, at: 1, layers: layers), "text": dip(anchor, at: 1, layers: layers)],
+            ["cues->instruction": ["image": dip(anchor, at: 1, layers: layers),
+                                   "text": dip(anchor, at: 1, layers: layers)],
              "cues->last": ["image": flat(direct, layers: layers), "text": flat(direct, layers: layers)]]
         }
         r.flow = InformationFlowResult(window: 1, shift: edges((calibration + heldOut) / 2),
                                        calibrationShift: edges(calibration), heldOutShift: edges(heldOut), seed: 1)
         r.routing = AttentionRoutingResult(
-            imageShare: [:], cueMass: ["instruction": ["image": flat(cueMass, layers: layers), "text": flat(cueMass, layers: layers)]],
+            imageShare: [:],
+            cueMass: ["instruction": ["image": flat(cueMass, layers: layers), "text": flat(cueMass, layers: layers)]],
             selectivity: ["instruction": flat(0, layers: layers, half: 0.01)], seed: 1)
         return r
     }

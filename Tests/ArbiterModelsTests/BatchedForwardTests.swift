@@ -87,17 +87,20 @@ struct BatchedForwardTests {
         let interventions = uniformInterventions(&s)
         var full: [DecoderRun] = [], shared: [DecoderRun] = []
         for i in 0..<Int.random(in: 1...4, using: &s.rng) {
-            let ids = prefixIDs + s.spec.ids(count: Int.random(in: 1...6, using: &s.rng), seed: UInt64(seed &+ 31 &* (i + 1)))
+            let count = Int.random(in: 1...6, using: &s.rng)
+            let ids = prefixIDs + s.spec.ids(count: count, seed: UInt64(seed &+ 31 &* (i + 1)))
             let cached = HookRun(cache: .patterns(["blocks.*.hook_resid_pre"]))
             let out = try s.decoder.forward(ids: ids, logits: .none, hooks: cached)
-            let residual = startLayer < s.spec.layers ? cached.cache["blocks.\(startLayer).hook_resid_pre"]! : out.residual
+            let residual = startLayer < s.spec.layers
+                ? cached.cache["blocks.\(startLayer).hook_resid_pre"]! : out.residual
             let hooks = try interventions.hooks(for: s.decoder, hookNames: s.decoder.hookNames, tokenCount: ids.count)
             full.append(DecoderRun(residual: residual, positions: .sequential(ids.count), hooks: hooks))
             if shared.isEmpty {
                 shared.append(DecoderRun(residual: residual.rows(0..<p), positions: .sequential(p), hooks: hooks))
             }
-            shared.append(DecoderRun(residual: residual.rows(p..<ids.count), positions: .sequential(ids.count).slice(p..<ids.count),
-                                     hooks: hooks, continues: 0))
+            shared.append(DecoderRun(residual: residual.rows(p..<ids.count),
+                                     positions: .sequential(ids.count).slice(p..<ids.count), hooks: hooks,
+                                     continues: 0))
         }
         return (full, shared, "prefix \(p), \(full.count) continuations, \(interventions)")
     }

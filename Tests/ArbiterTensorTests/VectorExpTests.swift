@@ -264,7 +264,9 @@ struct CSoftmaxTests {
         }
         var x = Tensor(shape: [heads, t, s], scalars: scalars)
         for r in 0..<(heads * t) {
-            for j in (r % t + offset + 1)..<s { x.scalars[r * s + j] = pick([.nan, .infinity, -.infinity, 3e38, 0], &rng) }
+            for j in (r % t + offset + 1)..<s {
+                x.scalars[r * s + j] = pick([.nan, .infinity, -.infinity, 3e38, 0], &rng)
+            }
         }
         return (x, offset)
     }
@@ -280,7 +282,8 @@ struct CSoftmaxTests {
             var dispatched = scores, baseline = scores
             causalAttentionPattern(inPlace: &dispatched, queryOffset: offset)
             baseline.scalars.withUnsafeMutableBufferPointer {
-                arbiter_softmax_causal_baseline($0.baseAddress!, 0, scores.rows, scores.shape[1], scores.shape[2], offset)
+                arbiter_softmax_causal_baseline($0.baseAddress!, 0, scores.rows, scores.shape[1], scores.shape[2],
+                                                offset)
             }
             func same(_ a: Tensor, _ b: Tensor) -> Bool {
                 zip(a.scalars, b.scalars).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) }

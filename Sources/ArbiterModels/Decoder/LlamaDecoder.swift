@@ -481,8 +481,8 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// and values into `record` (when given).
     func forward(residual: Tensor, positions: PositionIDs, startLayer: Int, logits: LogitPositions, hooks: HookRun?,
                  prefix: PrefixKeyValues?, parent: KeyValueRecord?, record: KeyValueRecord?) throws -> DecoderOutput {
-        let final = try runLayers(residual: residual, positions: positions, startLayer: startLayer, hooks: hooks, prefix: prefix,
-                                  parent: parent, record: record)
+        let final = try runLayers(residual: residual, positions: positions, startLayer: startLayer, hooks: hooks,
+                                  prefix: prefix, parent: parent, record: record)
         guard let (rows, picked) = try finalNormalized(final, logits: logits, hooks: hooks) else {
             return DecoderOutput(logits: nil, logitPositions: [], residual: final)
         }
@@ -551,7 +551,8 @@ public final class LlamaDecoder: @unchecked Sendable {
             let input = x
             x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], segments: segments)
             if x.firstNonFiniteIndex != nil {
-                try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: prefix, parent: parent)
+                try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: prefix,
+                                      parent: parent)
             }
         }
         return x
@@ -604,8 +605,8 @@ public final class LlamaDecoder: @unchecked Sendable {
         for (i, run) in runs.enumerated() {
             guard let parent = run.continues else { continue }
             guard (0..<i).contains(parent) else {
-                throw ModelError.invalidInput("batched run \(i): continues run \(parent), which is not an earlier run of "
-                                              + "the batch")
+                throw ModelError.invalidInput("batched run \(i): continues run \(parent), which is not an earlier "
+                                              + "run of the batch")
             }
             guard run.prefix == nil else {
                 throw ModelError.invalidInput("batched run \(i): continues run \(parent) and has a prefix of its own "
@@ -642,7 +643,8 @@ public final class LlamaDecoder: @unchecked Sendable {
                             parentTokens: parentTokens)
             tokens.append(parentTokens + (run.prefix?.count ?? 0) + run.residual.rows)
             let start = stacked.count / c.hiddenSize
-            segments.append(DecoderSegment(rows: start..<(start + run.residual.rows), hooks: run.hooks, prefix: run.prefix,
+            segments.append(DecoderSegment(rows: start..<(start + run.residual.rows), hooks: run.hooks,
+                                           prefix: run.prefix,
                                            parent: run.continues.map { segments[$0].record! },
                                            record: continued.contains(i) ? KeyValueRecord(layers: blocks.count) : nil))
             tables.append(run.positions.rotaryTables(c.rope, mropeSection: c.mropeSection))
@@ -694,8 +696,9 @@ public final class LlamaDecoder: @unchecked Sendable {
             let values = Tensor(shape: [cached + own.count, width], scalars: cachedValues + v.rows(own).scalars)
             if let record = segment.record {
                 let last = own.upperBound..<segment.rows.upperBound
-                record.layers[l] = (Tensor(shape: [keys.rows + 1, width], scalars: keys.scalars + k.rows(last).scalars),
-                                    Tensor(shape: [keys.rows + 1, width], scalars: values.scalars + v.rows(last).scalars))
+                let rows = keys.rows + 1
+                record.layers[l] = (Tensor(shape: [rows, width], scalars: keys.scalars + k.rows(last).scalars),
+                                    Tensor(shape: [rows, width], scalars: values.scalars + v.rows(last).scalars))
             }
             lastSegments.append(DecoderSegment(rows: i..<(i + 1), hooks: segment.hooks, prefix: nil, layerPrefix: (l, keys, values)))
             lastRows.append(segment.rows.upperBound - 1)
@@ -756,7 +759,8 @@ public final class LlamaDecoder: @unchecked Sendable {
             }
         }
         _ = try blocks[l](input, rotary: rotary, layer: l, names: layerNames[l],
-                          segments: [DecoderSegment(rows: 0..<input.rows, hooks: probe, prefix: prefix, parent: parent)])
+                          segments: [DecoderSegment(rows: 0..<input.rows, hooks: probe, prefix: prefix,
+                                                    parent: parent)])
         throw ModelError.nonFinite(hook: layerNames[l].residPost, layer: l, position: 0, value: .nan)
     }
 
