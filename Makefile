@@ -31,7 +31,7 @@ test: deps
 	$(SWIFT) test $(RELEASE)
 
 ## test-fast: everything except the heavy claim runs (the claims on the bundled models and on the controls);
-## the stored golden claims are still re-evaluated from their stored results (StoredClaimTests).
+## the stored golden claims are still re-evaluated from their stored results (StoredVerdictsTests).
 test-fast: deps
 	$(SWIFT) build $(RELEASE)
 	$(SWIFT) test $(RELEASE) --skip 'ArbiterClaimsTests\.ClaimTests/|ControlMatrixTests/verdictMatchesDesign'
