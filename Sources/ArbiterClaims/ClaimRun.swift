@@ -147,8 +147,6 @@ public struct GoldenClaims: Sendable {
     /// The analysis results the claims were evaluated from.
     public let results: AnalysisResults
 
-    static func rank(_ v: Verdict) -> Float { Float(v.rank) }
-
     public static func write(_ claims: [ClaimResult], results: AnalysisResults, settings: ClaimRunSettings,
                              to url: URL) throws {
         let writer = try HDF5Writer(url: url, output: .goldenClaims)

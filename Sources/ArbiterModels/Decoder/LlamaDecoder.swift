@@ -90,7 +90,9 @@ struct LlamaAttention: @unchecked Sendable {
             stacked.reserveCapacity(t * heads.heads * d)
             for segment in segments {
                 let r = segment.rows
-                precondition(r.lowerBound * heads.heads * d == stacked.count, "attention: segments out of order")
+                guard r.lowerBound * heads.heads * d == stacked.count else {
+                    throw ModelError.invalidInput("attention: batched segments out of order at rows \(r)")
+                }
                 let (mixed, edit) = try attend(q: q.slicingTokens(r), k: k.slicingTokens(r), v: v.slicingTokens(r),
                                                layer: l, names: n, segment: segment)
                 stacked += mixed.scalars
