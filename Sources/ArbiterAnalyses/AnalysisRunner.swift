@@ -173,16 +173,17 @@ extension AnalysisRunner {
     public static let minimumSharedRows = 4
 
     /// The following scores of many intervened passes, in request order. Requests resuming at the same
-    /// layer are stacked, in request order, into batches of about `rowsPerBatch` token rows
-    /// (`LlamaDecoder.forward(batch:startLayer:)`), and the batches run side by side on the cores. Inside a
-    /// batch, requests whose interventions act alike at every position (`positionIndependentKey`: head
-    /// blocking or amplification, MLP scaling) and whose resumed residual streams begin with the same rows
-    /// (bit for bit, at the same positions) — the prompt's first tokens and image, for most datasets —
-    /// compute those rows once: one run of the shared rows, which each request's run continues
-    /// (`DecoderRun.continues`). The batches and their shared prefixes depend only on the requests, so the
-    /// results — equal to one `score(…)` per request up to the last bits of the matrix products — are the
-    /// same on any machine. Interventions are validated first, in request order: the first invalid
-    /// request's error is thrown before anything runs.
+    /// layer are stacked into batches of about `rowsPerBatch` computed token rows
+    /// (`LlamaDecoder.forward(batch:startLayer:)`), and the batches run side by side on the cores. Requests whose
+    /// interventions act alike at every position (`positionIndependentKey`: head blocking or amplification, MLP
+    /// scaling) are put next to each other with their resumed residual streams in lexicographic order, so that
+    /// requests beginning with the same rows (bit for bit, at the same positions) — the prompt's first tokens,
+    /// the image, the first words of the context, for most datasets — sit in the same batch; there they form a
+    /// prefix tree: rows several requests have alike are computed once, in a run that the runs of the rows
+    /// after them continue (`DecoderRun.continues`), level by level. The batches and their trees depend only on
+    /// the requests, so the results — equal to one `score(…)` per request up to the last bits of the matrix
+    /// products — are the same on any machine. Interventions are validated first, in request order: the first
+    /// invalid request's error is thrown before anything runs.
     public func scores(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) throws -> [FollowingScore] {
         let hooks = try requests.map { r in
             try r.interventions.hooks(for: decoder, hookNames: hookNames,
@@ -192,46 +193,28 @@ extension AnalysisRunner {
         let batches = batchPlan(requests, plans: plans, samples: samples, baselines: baselines)
 
         let results = try parallelMap(batches.count) { b -> [FollowingScore] in
-            let start = plans[batches[b][0].members[0]].start
-            var runs: [DecoderRun] = [], owners: [Int?] = []
-            for group in batches[b] {
-                if group.members.count == 1 {
-                    let i = group.members[0]
-                    let sample = samples[requests[i].sample], baseline = baselines[requests[i].sample]
-                    let residual = baseline.residPre[start], p = plans[i].from, t = residual.rows
-                    owners.append(i)
-                    guard p > 0, let keys = baseline.keys, let values = baseline.values else {
-                        runs.append(DecoderRun(residual: residual, positions: sample.input.positions, hooks: hooks[i]))
-                        continue
-                    }
-                    runs.append(DecoderRun(residual: residual.rows(p..<t),
-                                           positions: sample.input.positions.slice(p..<t), hooks: hooks[i],
-                                           prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p)))
-                    continue
+            let batch = batches[b], start = plans[batch[0].source].start
+            let runs = batch.map { planned -> DecoderRun in
+                let i = planned.source, sample = samples[requests[i].sample], baseline = baselines[requests[i].sample]
+                let residual = baseline.residPre[start].rows(planned.rows)
+                let positions = sample.input.positions.slice(planned.rows)
+                let first = planned.rows.lowerBound
+                guard planned.continues == nil, first > 0, let keys = baseline.keys, let values = baseline.values else {
+                    return DecoderRun(residual: residual, positions: positions, hooks: hooks[i],
+                                      continues: planned.continues)
                 }
-                // The shared rows, under the first member's hooks (the same edits as every member's).
-                let p = group.shared, leader = group.members[0], shared = runs.count
-                runs.append(DecoderRun(residual: baselines[requests[leader].sample].residPre[start].rows(0..<p),
-                                       positions: samples[requests[leader].sample].input.positions.slice(0..<p),
-                                       hooks: hooks[leader]))
-                owners.append(nil)
-                for i in group.members {
-                    let residual = baselines[requests[i].sample].residPre[start], t = residual.rows
-                    runs.append(DecoderRun(residual: residual.rows(p..<t),
-                                           positions: samples[requests[i].sample].input.positions.slice(p..<t),
-                                           hooks: hooks[i], continues: shared))
-                    owners.append(i)
-                }
+                return DecoderRun(residual: residual, positions: positions, hooks: hooks[i],
+                                  prefix: PrefixKeyValues(prefixOf: keys, values: values, count: first))
             }
             let logits = try decoder.forward(batch: runs, startLayer: start)
-            return zip(owners, logits).compactMap { owner, l in
-                owner.map { FollowingScore(logits: l, instructed: samples[requests[$0].sample].instructed,
-                                           competitor: samples[requests[$0].sample].competitor) }
+            return zip(batch, logits).compactMap { planned, l in
+                planned.owner.map { FollowingScore(logits: l, instructed: samples[requests[$0].sample].instructed,
+                                                   competitor: samples[requests[$0].sample].competitor) }
             }
         }
         var out = [FollowingScore?](repeating: nil, count: requests.count)
         for (batch, scores) in zip(batches, results) {
-            for (i, score) in zip(batch.flatMap(\.members), scores) { out[i] = score }
+            for (i, score) in zip(batch.compactMap(\.owner), scores) { out[i] = score }
         }
         return out.map { $0! }
     }
@@ -247,75 +230,158 @@ extension AnalysisRunner {
         }
     }
 
-    /// Requests computed together: one run, or (several members) a run of their `shared` first rows that each
-    /// member's run continues.
-    struct RequestGroup {
-        var members: [Int]
-        var shared: Int
-        var tokens: Int
-        var rows: Int { members.count == 1 ? tokens : shared + tokens - members.count * shared }
+    /// One run of a batch of `scores(…)`: rows `rows` of request `source`'s resumed residual stream, under its
+    /// hooks, continuing the batch's run `continues` (the rows before `rows`) or, with no parent and rows from
+    /// p > 0 on, a suffix run over the baseline's keys and values; scored for request `owner`, or (nil) a
+    /// shared run that other runs continue.
+    struct PlannedRun: Equatable {
+        var source: Int
+        var rows: Range<Int>
+        var continues: Int?
+        var owner: Int?
     }
 
-    /// The batches of `scores(…)`: requests sorted by start layer (then request order), cut after about
-    /// `rowsPerBatch` computed rows; inside a batch each request joins the group it saves the most rows with
-    /// (at least `minimumSharedRows`), or starts its own.
+    /// The batches of `scores(…)`. Requests are ordered by start layer, then by the kind of their interventions
+    /// (the first request of each `positionIndependentKey` in request order; a request without one is a kind
+    /// of its own), then by their resumed residual streams in lexicographic order (rows, then position ids),
+    /// then by request order; batches are cut after about `rowsPerBatch` computed rows. Inside a batch, the
+    /// requests of a kind form a prefix tree (`prefixTree`).
     func batchPlan(_ requests: [ScoreRequest], plans: [(start: Int, from: Int)], samples: [AnalysisSample],
-                   baselines: [BaselineRun]) -> [[RequestGroup]] {
-        var keyIDs: [PositionIndependentKey: Int] = [:]
-        let effect = requests.indices.map { i -> Int? in
-            guard plans[i].from == 0, let key = requests[i].interventions.positionIndependentKey else { return nil }
-            if let id = keyIDs[key] { return id }
-            keyIDs[key] = keyIDs.count
-            return keyIDs.count - 1
+                   baselines: [BaselineRun]) -> [[PlannedRun]] {
+        // Kinds: requests that may share rows (same start, same position-independent interventions, from 0).
+        var kindOf: [PositionIndependentKey: Int] = [:]
+        let kind = requests.indices.map { i -> Int in
+            guard plans[i].from == 0, let key = requests[i].interventions.positionIndependentKey else { return i }
+            if let first = kindOf[key] { return first }
+            kindOf[key] = i
+            return i
         }
         func tokens(_ i: Int) -> Int { samples[requests[i].sample].input.ids.count }
-        /// How many first rows requests a and b resume with alike (residual bits and position ids), at most `limit`.
-        func commonRows(_ a: Int, _ b: Int, limit: Int) -> Int {
-            let start = plans[a].start
-            let x = baselines[requests[a].sample].residPre[start], y = baselines[requests[b].sample].residPre[start]
-            let px = samples[requests[a].sample].input.positions.axes
-            let py = samples[requests[b].sample].input.positions.axes
-            let width = x.columns * MemoryLayout<Float>.size
-            return x.scalars.withUnsafeBytes { xb in
-                y.scalars.withUnsafeBytes { yb in
-                    var n = 0
-                    while n < limit, memcmp(xb.baseAddress! + n * width, yb.baseAddress! + n * width, width) == 0,
-                          zip(px, py).allSatisfy({ $0[n] == $1[n] }) { n += 1 }
-                    return n
-                }
+        let rowOrder = SampleRowOrder(samples: samples, baselines: baselines)
+        let order = requests.indices.sorted { a, b in
+            let (pa, pb) = (plans[a].start, plans[b].start)
+            if pa != pb { return pa < pb }
+            if kind[a] != kind[b] { return kind[a] < kind[b] }
+            let (ra, rb) = (rowOrder.rank(requests[a].sample, at: pa), rowOrder.rank(requests[b].sample, at: pa))
+            return ra != rb ? ra < rb : a < b
+        }
+        // common[k]: rows order[k] shares with order[k − 1] (0 across kinds), leaving each a row of its own.
+        var common = [Int](repeating: 0, count: order.count)
+        for k in order.indices.dropFirst() {
+            let (a, b) = (order[k - 1], order[k])
+            // Requests of one kind with another request are position-independent ones from row 0.
+            guard kind[a] == kind[b], plans[a].start == plans[b].start else { continue }
+            common[k] = rowOrder.commonRows(requests[a].sample, requests[b].sample, start: plans[a].start,
+                                            limit: min(tokens(a), tokens(b)) - 1)
+        }
+        var batches: [[PlannedRun]] = []
+        var lo = 0, rows = 0
+        for k in order.indices {
+            if k > lo, plans[order[k]].start != plans[order[lo]].start {
+                batches.append(prefixTree(order[lo..<k], common: common[lo..<k], plans: plans, tokens: tokens))
+                lo = k; rows = 0
+            }
+            rows += tokens(order[k]) - plans[order[k]].from - (k > lo ? common[k] : 0)
+            if rows >= Self.rowsPerBatch {
+                batches.append(prefixTree(order[lo...k], common: common[lo...k], plans: plans, tokens: tokens))
+                lo = k + 1; rows = 0
             }
         }
-        var batches: [[RequestGroup]] = []
-        var current: [RequestGroup] = [], rows = 0
-        for i in requests.indices.sorted(by: { (plans[$0].start, $0) < (plans[$1].start, $1) }) {
-            if let first = current.first?.members[0], plans[first].start != plans[i].start {
-                batches.append(current); current = []; rows = 0
-            }
-            let alone = tokens(i) - plans[i].from
-            var best: (group: Int, joined: RequestGroup, saving: Int)? = nil
-            if let id = effect[i] {
-                for (g, group) in current.enumerated() where effect[group.members[0]] == id {
-                    let leader = group.members[0]
-                    let cap = group.members.count == 1 ? tokens(leader) - 1 : group.shared
-                    let shared = commonRows(leader, i, limit: min(cap, tokens(i) - 1))
-                    guard shared >= Self.minimumSharedRows else { continue }
-                    let joined = RequestGroup(members: group.members + [i], shared: shared,
-                                              tokens: group.tokens + tokens(i))
-                    let saving = group.rows + alone - joined.rows
-                    if saving >= Self.minimumSharedRows, saving > best?.saving ?? 0 { best = (g, joined, saving) }
-                }
-            }
-            if let best {
-                rows += best.joined.rows - current[best.group].rows
-                current[best.group] = best.joined
-            } else {
-                current.append(RequestGroup(members: [i], shared: 0, tokens: alone))
-                rows += alone
-            }
-            if rows >= Self.rowsPerBatch { batches.append(current); current = []; rows = 0 }
+        if lo < order.count {
+            batches.append(prefixTree(order[lo...], common: common[lo...], plans: plans, tokens: tokens))
         }
-        if !current.isEmpty { batches.append(current) }
         return batches
+    }
+
+    /// The runs of one batch: `members` in batch order, `common[k]` the rows member k shares with member k − 1
+    /// (0 for the first, and where they cannot share). Where a range of members all share rows d..<L beyond the
+    /// rows d their parent run computed, with L − d ≥ `minimumSharedRows`, those rows become one shared run
+    /// (under the first member's hooks — the same edits as every member's), which the range's sub-ranges
+    /// continue, recursively; each member's own run holds its remaining rows.
+    func prefixTree(_ members: ArraySlice<Int>, common: ArraySlice<Int>, plans: [(start: Int, from: Int)],
+                    tokens: (Int) -> Int) -> [PlannedRun] {
+        let members = Array(members), common = Array(common)
+        var runs: [PlannedRun] = []
+        func build(_ range: Range<Int>, depth: Int, parent: Int?) {
+            if range.count == 1 {
+                let i = members[range.lowerBound], first = parent == nil ? plans[i].from : depth
+                runs.append(PlannedRun(source: i, rows: first..<tokens(i), continues: parent, owner: i))
+                return
+            }
+            let inner = (range.lowerBound + 1)..<range.upperBound
+            let shared = inner.map { common[$0] }.min()!
+            var depth = depth, parent = parent
+            if shared - depth >= Self.minimumSharedRows {
+                runs.append(PlannedRun(source: members[range.lowerBound], rows: depth..<shared, continues: parent,
+                                       owner: nil))
+                depth = shared
+                parent = runs.count - 1
+            }
+            // Sub-ranges split where neighbours share no more than `shared` rows.
+            var lo = range.lowerBound
+            for k in inner where common[k] == shared {
+                build(lo..<k, depth: depth, parent: parent)
+                lo = k
+            }
+            build(lo..<range.upperBound, depth: depth, parent: parent)
+        }
+        build(0..<members.count, depth: 0, parent: nil)
+        return runs
+    }
+}
+
+/// The samples' resumed residual streams in lexicographic order, per start layer (rows compared as bytes, then
+/// their position ids), and the rows two samples begin with alike.
+private final class SampleRowOrder {
+    let samples: [AnalysisSample], baselines: [BaselineRun]
+    private var ranks: [Int: [Int]] = [:]
+
+    init(samples: [AnalysisSample], baselines: [BaselineRun]) {
+        self.samples = samples
+        self.baselines = baselines
+    }
+
+    func rank(_ sample: Int, at start: Int) -> Int {
+        if let r = ranks[start] { return r[sample] }
+        let sorted = samples.indices.sorted { a, b in
+            let n = min(samples[a].input.ids.count, samples[b].input.ids.count)
+            let shared = commonRows(a, b, start: start, limit: n)
+            guard shared < n else {
+                let (ta, tb) = (samples[a].input.ids.count, samples[b].input.ids.count)
+                return ta != tb ? ta < tb : a < b
+            }
+            let c = compareRow(a, b, row: shared, start: start)
+            return c != 0 ? c < 0 : a < b
+        }
+        var r = [Int](repeating: 0, count: samples.count)
+        for (rank, s) in sorted.enumerated() { r[s] = rank }
+        ranks[start] = r
+        return r[sample]
+    }
+
+    /// How many first rows samples a and b resume with alike at `start` (residual bits and position ids), at
+    /// most `limit`.
+    func commonRows(_ a: Int, _ b: Int, start: Int, limit: Int) -> Int {
+        if a == b { return limit }
+        var n = 0
+        while n < limit, compareRow(a, b, row: n, start: start) == 0 { n += 1 }
+        return n
+    }
+
+    /// memcmp of row `row` of the two residual streams, then of its position ids.
+    private func compareRow(_ a: Int, _ b: Int, row: Int, start: Int) -> Int {
+        let x = baselines[a].residPre[start], y = baselines[b].residPre[start]
+        let width = x.columns * MemoryLayout<Float>.size
+        let bytes = x.scalars.withUnsafeBytes { xb in
+            y.scalars.withUnsafeBytes { yb in
+                memcmp(xb.baseAddress! + row * width, yb.baseAddress! + row * width, width)
+            }
+        }
+        if bytes != 0 { return Int(bytes) }
+        for (px, py) in zip(samples[a].input.positions.axes, samples[b].input.positions.axes) where px[row] != py[row] {
+            return px[row] < py[row] ? -1 : 1
+        }
+        return 0
     }
 }
 

@@ -1,4 +1,5 @@
 // `arbiter`: run multimodal LLMs with hooks and interventions, and check the claims of Instruction Anchors.
+import ArbiterTensor
 import ArgumentParser
 
 @main
@@ -7,4 +8,9 @@ struct Arbiter: ParsableCommand {
         commandName: "arbiter",
         abstract: "Run Hugging Face LLaVA-family models on the CPU with hook points, and test the claims of \"Instruction Anchors\".",
         subcommands: [RunCommand.self, EvalCommand.self, VerifyCommand.self, DataCommand.self, LayoutCommand.self, CompareCommand.self, HooksCommand.self, BenchForwardCommand.self, BenchSweepCommand.self])
+
+    static func main() {
+        Allocator.keepFreedMemory()
+        main(nil)
+    }
 }

@@ -2,6 +2,7 @@
 // (see there for the accuracy and special values), eight lanes at a time with clang vector extensions.
 #include "ckernels.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 // No contraction of a·b + c into fused multiply-adds: the lanes must round exactly as the Swift code does.
@@ -250,6 +251,217 @@ void arbiter_softmax_causal(float *scores, long first, long end, long queries, l
     }
 #endif
     arbiter_softmax_causal_baseline(scores, first, end, queries, keys, offset);
+}
+
+// Attention products of every head of one run (ckernels.h): each output is a chain of fused multiply-adds
+// in the order of the reduction index, started from zero — what OpenBLAS's sgemm kernels compute for each
+// element (checked bit for bit on AVX-512 and AVX2 machines by the tests) — without its per-call packing,
+// which costs more than the products for a small model's heads. Several independent chains are kept in
+// flight (two queries × four groups of eight keys; four queries × sixteen features) to hide the latency.
+#define FMA8(a, b, c) __builtin_elementwise_fma((a), (b), (c))
+
+/// Row j of keys or values given as `rows0` cached rows, then the run's own rows (same stride).
+#define KV_ROW(base0, rows0, base1, stride, j) ((j) < (rows0) ? (base0) + (j) * (stride) : (base1) + ((j) - (rows0)) * (stride))
+
+/// Rows r[0..7] (eight features of eight keys) transposed in place: r[d] becomes feature d of keys 0…7.
+#define TRANSPOSE8(r) do {                                                                        \
+    v8f t0_ = __builtin_shufflevector(r[0], r[1], 0, 8, 1, 9, 4, 12, 5, 13);                      \
+    v8f t1_ = __builtin_shufflevector(r[0], r[1], 2, 10, 3, 11, 6, 14, 7, 15);                    \
+    v8f t2_ = __builtin_shufflevector(r[2], r[3], 0, 8, 1, 9, 4, 12, 5, 13);                      \
+    v8f t3_ = __builtin_shufflevector(r[2], r[3], 2, 10, 3, 11, 6, 14, 7, 15);                    \
+    v8f t4_ = __builtin_shufflevector(r[4], r[5], 0, 8, 1, 9, 4, 12, 5, 13);                      \
+    v8f t5_ = __builtin_shufflevector(r[4], r[5], 2, 10, 3, 11, 6, 14, 7, 15);                    \
+    v8f t6_ = __builtin_shufflevector(r[6], r[7], 0, 8, 1, 9, 4, 12, 5, 13);                      \
+    v8f t7_ = __builtin_shufflevector(r[6], r[7], 2, 10, 3, 11, 6, 14, 7, 15);                    \
+    v8f s0_ = __builtin_shufflevector(t0_, t2_, 0, 1, 8, 9, 4, 5, 12, 13);                        \
+    v8f s1_ = __builtin_shufflevector(t0_, t2_, 2, 3, 10, 11, 6, 7, 14, 15);                      \
+    v8f s2_ = __builtin_shufflevector(t1_, t3_, 0, 1, 8, 9, 4, 5, 12, 13);                        \
+    v8f s3_ = __builtin_shufflevector(t1_, t3_, 2, 3, 10, 11, 6, 7, 14, 15);                      \
+    v8f s4_ = __builtin_shufflevector(t4_, t6_, 0, 1, 8, 9, 4, 5, 12, 13);                        \
+    v8f s5_ = __builtin_shufflevector(t4_, t6_, 2, 3, 10, 11, 6, 7, 14, 15);                      \
+    v8f s6_ = __builtin_shufflevector(t5_, t7_, 0, 1, 8, 9, 4, 5, 12, 13);                        \
+    v8f s7_ = __builtin_shufflevector(t5_, t7_, 2, 3, 10, 11, 6, 7, 14, 15);                      \
+    r[0] = __builtin_shufflevector(s0_, s4_, 0, 1, 2, 3, 8, 9, 10, 11);                           \
+    r[1] = __builtin_shufflevector(s1_, s5_, 0, 1, 2, 3, 8, 9, 10, 11);                           \
+    r[2] = __builtin_shufflevector(s2_, s6_, 0, 1, 2, 3, 8, 9, 10, 11);                           \
+    r[3] = __builtin_shufflevector(s3_, s7_, 0, 1, 2, 3, 8, 9, 10, 11);                           \
+    r[4] = __builtin_shufflevector(s0_, s4_, 4, 5, 6, 7, 12, 13, 14, 15);                         \
+    r[5] = __builtin_shufflevector(s1_, s5_, 4, 5, 6, 7, 12, 13, 14, 15);                         \
+    r[6] = __builtin_shufflevector(s2_, s6_, 4, 5, 6, 7, 12, 13, 14, 15);                         \
+    r[7] = __builtin_shufflevector(s3_, s7_, 4, 5, 6, 7, 12, 13, 14, 15);                         \
+} while (0)
+
+/// Keys of key/value head `kvh`, transposed: kt[d · padded + j] (zero past `keys`), eight by eight.
+#define TRANSPOSE_KEYS                                                                            \
+    for (long j0 = 0; j0 < padded; j0 += 8) {                                                    \
+        const float *rows_[8];                                                                   \
+        for (int r = 0; r < 8; r++)                                                              \
+            rows_[r] = j0 + r < keys ? KV_ROW(keys0, rows0, keys1, ldk, j0 + r) + kvh * head_dim : 0; \
+        long d0 = 0;                                                                             \
+        for (; d0 + 8 <= head_dim; d0 += 8) {                                                    \
+            v8f block[8];                                                                        \
+            for (int r = 0; r < 8; r++) block[r] = rows_[r] ? LOAD8(rows_[r] + d0) : SPLAT(0.0f); \
+            TRANSPOSE8(block);                                                                   \
+            for (int d = 0; d < 8; d++) STORE8(kt + (d0 + d) * padded + j0, block[d]);           \
+        }                                                                                        \
+        for (; d0 < head_dim; d0++)                                                              \
+            for (int r = 0; r < 8; r++) kt[d0 * padded + j0 + r] = rows_[r] ? rows_[r][d0] : 0;  \
+    }
+
+/// Scores of queries i (and i + 1 when pair = 2) against keys j…j + 8·C − 1: C·2 chains over d.
+#define SCORE_TILE(C)                                                                             \
+    do {                                                                                         \
+        v8f a0[C], a1[C];                                                                        \
+        for (int c = 0; c < C; c++) a0[c] = a1[c] = SPLAT(0.0f);                                 \
+        for (long d = 0; d < head_dim; d++) {                                                    \
+            const float *kd = kt + d * padded + j;                                               \
+            v8f x0 = SPLAT(q0[d]), x1 = SPLAT(q1[d]);                                            \
+            for (int c = 0; c < C; c++) {                                                        \
+                v8f kv = LOAD8(kd + 8 * c);                                                      \
+                a0[c] = FMA8(x0, kv, a0[c]);                                                     \
+                a1[c] = FMA8(x1, kv, a1[c]);                                                     \
+            }                                                                                    \
+        }                                                                                        \
+        long n = keys - j < 8 * C ? keys - j : 8 * C;                                            \
+        for (long r = 0; r < pair; r++) {                                                        \
+            float *dst = scores + (h * t + i + r) * keys + j;                                    \
+            if (n == 8 * C) {                                                                    \
+                for (int c = 0; c < C; c++) STORE8(dst + 8 * c, (r ? a1[c] : a0[c]) * scale);   \
+            } else {                                                                             \
+                float out_[8 * C];                                                               \
+                for (int c = 0; c < C; c++) STORE8(out_ + 8 * c, (r ? a1[c] : a0[c]) * scale);  \
+                memcpy(dst, out_, (size_t)n * sizeof(float));                                    \
+            }                                                                                    \
+        }                                                                                        \
+        j += 8 * C;                                                                              \
+    } while (0)
+
+#define ATTENTION_SCORES_BODY                                                                     \
+    long padded = (keys + 7) / 8 * 8, group = heads / kv_heads;                                  \
+    for (long h = 0; h < heads; h++) {                                                           \
+        long kvh = h / group;                                                                    \
+        if (h % group == 0) { TRANSPOSE_KEYS }                                                   \
+        for (long i = 0; i < t; i += 2) {                                                        \
+            long pair = t - i >= 2 ? 2 : 1;                                                      \
+            long visible = causal_offset < 0 ? keys : i + pair + causal_offset;                  \
+            if (visible > keys) visible = keys;                                                  \
+            const float *q0 = q + i * ldq + h * head_dim, *q1 = q0 + (pair == 2 ? ldq : 0);      \
+            long j = 0;                                                                          \
+            while (visible - j > 24) SCORE_TILE(4);                                              \
+            if (visible - j > 16) SCORE_TILE(3);                                                 \
+            else if (visible - j > 8) SCORE_TILE(2);                                             \
+            else if (visible - j > 0) SCORE_TILE(1);                                             \
+        }                                                                                        \
+    }
+
+#define ATTENTION_MIX_BODY                                                                        \
+    long group = heads / kv_heads;                                                               \
+    for (long h = 0; h < heads; h++) {                                                           \
+        long kvh = h / group;                                                                    \
+        for (long i = 0; i < t; i += 4) {                                                        \
+            long quad = t - i >= 4 ? 4 : t - i;                                                  \
+            const float *p[4];                                                                   \
+            for (long r = 0; r < 4; r++) p[r] = pattern + (h * t + i + (r < quad ? r : 0)) * keys; \
+            for (long d = 0; d < head_dim; d += 16) {                                            \
+                long width = head_dim - d < 16 ? head_dim - d : 16;                              \
+                v8f acc[4][2];                                                                   \
+                for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = SPLAT(0.0f);                 \
+                for (long j = 0; j < keys; j++) {                                                \
+                    const float *row = KV_ROW(values0, rows0, values1, ldv, j) + kvh * head_dim + d; \
+                    v8f v0, v1;                                                                  \
+                    if (width == 16) {                                                           \
+                        v0 = LOAD8(row);                                                         \
+                        v1 = LOAD8(row + 8);                                                     \
+                    } else {                                                                     \
+                        float tail[16] = {0};                                                    \
+                        memcpy(tail, row, (size_t)width * sizeof(float));                       \
+                        v0 = LOAD8(tail);                                                        \
+                        v1 = LOAD8(tail + 8);                                                    \
+                    }                                                                            \
+                    for (int r = 0; r < 4; r++) {                                                \
+                        v8f x = SPLAT(p[r][j]);                                                  \
+                        acc[r][0] = FMA8(x, v0, acc[r][0]);                                      \
+                        acc[r][1] = FMA8(x, v1, acc[r][1]);                                      \
+                    }                                                                            \
+                }                                                                                \
+                for (long r = 0; r < quad; r++) {                                                \
+                    float *dst = z + (i + r) * ldz + h * head_dim + d;                           \
+                    if (width == 16) {                                                           \
+                        STORE8(dst, acc[r][0]);                                                  \
+                        STORE8(dst + 8, acc[r][1]);                                              \
+                    } else {                                                                     \
+                        float out_[16];                                                          \
+                        STORE8(out_, acc[r][0]);                                                 \
+                        STORE8(out_ + 8, acc[r][1]);                                             \
+                        memcpy(dst, out_, (size_t)width * sizeof(float));                        \
+                    }                                                                            \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+    }
+
+#define ATTENTION_SCORES_ARGS                                                                     \
+    const float *q, long ldq, const float *keys0, long rows0, const float *keys1, long ldk, long t, long keys, \
+    long heads, long kv_heads, long head_dim, float scale, long causal_offset, float *scores, float *kt
+#define ATTENTION_MIX_ARGS                                                                        \
+    const float *pattern, const float *values0, long rows0, const float *values1, long ldv, long t, long keys, \
+    long heads, long kv_heads, long head_dim, float *z, long ldz
+
+static void attention_scores_baseline(ATTENTION_SCORES_ARGS) { ATTENTION_SCORES_BODY }
+static void attention_mix_baseline(ATTENTION_MIX_ARGS) { ATTENTION_MIX_BODY }
+
+#if ARBITER_X86
+__attribute__((target("avx2,fma")))
+static void attention_scores_fma(ATTENTION_SCORES_ARGS) { ATTENTION_SCORES_BODY }
+
+__attribute__((target("avx2,fma")))
+static void attention_mix_fma(ATTENTION_MIX_ARGS) { ATTENTION_MIX_BODY }
+
+static int has_fma(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#endif
+
+/// Scratch of the transposed keys: `head_dim` rows of `keys` rounded up to 8.
+static float *transposed_keys(long keys, long head_dim) {
+    return malloc((size_t)((keys + 7) / 8 * 8 * head_dim) * sizeof(float));
+}
+
+int arbiter_attention_scores_variant(int variant, const float *q, long ldq, const float *keys0, long rows0,
+                                     const float *keys1, long ldk, long t, long keys, long heads, long kv_heads,
+                                     long head_dim, float scale, long causal_offset, float *scores) {
+    if (t <= 0 || keys <= 0 || heads <= 0) return 0;
+    float *kt = transposed_keys(keys, head_dim);
+    if (!kt) return -1;
+#if ARBITER_X86
+    if (variant == 1 || (variant < 0 && has_fma()))
+        attention_scores_fma(q, ldq, keys0, rows0, keys1, ldk, t, keys, heads, kv_heads, head_dim, scale,
+                             causal_offset, scores, kt);
+    else
+#endif
+        attention_scores_baseline(q, ldq, keys0, rows0, keys1, ldk, t, keys, heads, kv_heads, head_dim, scale,
+                                  causal_offset, scores, kt);
+    free(kt);
+    return 0;
+}
+
+void arbiter_attention_mix_variant(int variant, const float *pattern, const float *values0, long rows0,
+                                   const float *values1, long ldv, long t, long keys, long heads, long kv_heads,
+                                   long head_dim, float *z, long ldz) {
+    if (t <= 0 || heads <= 0 || head_dim <= 0) return;
+#if ARBITER_X86
+    if (variant == 1 || (variant < 0 && has_fma())) {
+        attention_mix_fma(pattern, values0, rows0, values1, ldv, t, keys, heads, kv_heads, head_dim, z, ldz);
+        return;
+    }
+#endif
+    attention_mix_baseline(pattern, values0, rows0, values1, ldv, t, keys, heads, kv_heads, head_dim, z, ldz);
+}
+
+int arbiter_has_fma(void) {
+#if ARBITER_X86
+    return has_fma();
+#else
+    return 0;
+#endif
 }
 
 // Rotate-half rotary embedding of Sources/ArbiterTensor/Rotary.swift, eight features at a time.

@@ -113,26 +113,51 @@ struct BatchedScoresTests {
                                     unchangedBefore: samples[i].input.ids.count - 1)
             }
         }
-        // The items share their image and first words: groups form, and each shares rows its members have alike.
+        // The items share their image and first words: shared runs form, and each holds rows alike in every
+        // request below it.
         let plans = runner.plans(requests, samples: samples, baselines: baselines)
-        let groups = runner.batchPlan(requests, plans: plans, samples: samples, baselines: baselines).flatMap { $0 }
-        #expect(groups.flatMap(\.members).sorted() == Array(requests.indices), "every request in one group")
-        let shared = groups.filter { $0.members.count > 1 }
-        #expect(shared.count >= runner.layers * 3, "\(shared.count) shared groups")
-        for group in shared {
-            let leader = requests[group.members[0]], start = plans[group.members[0]].start
-            let rows = baselines[leader.sample].residPre[start].rows(0..<group.shared)
-            #expect(group.shared >= AnalysisRunner.minimumSharedRows)
-            for i in group.members {
-                let r = requests[i]
-                #expect(r.interventions.positionIndependentKey == leader.interventions.positionIndependentKey)
-                #expect(plans[i].start == start && plans[i].from == 0)
-                #expect(group.shared < samples[r.sample].input.ids.count, "a member keeps a row of its own")
-                let own = baselines[r.sample].residPre[start].rows(0..<group.shared)
-                #expect(own.scalars.map(\.bitPattern) == rows.scalars.map(\.bitPattern),
-                        "request \(i): shared rows differ")
+        let batches = runner.batchPlan(requests, plans: plans, samples: samples, baselines: baselines)
+        #expect(batches.flatMap { $0.compactMap(\.owner) }.sorted() == Array(requests.indices),
+                "every request scored by exactly one run")
+        var sharedRuns = 0
+        for batch in batches {
+            let start = plans[batch[0].source].start
+            for (index, run) in batch.enumerated() {
+                let r = requests[run.source]
+                #expect(plans[run.source].start == start, "one start layer per batch")
+                if let owner = run.owner {
+                    #expect(owner == run.source && run.rows.upperBound == samples[r.sample].input.ids.count,
+                            "a request's own run ends at its last token")
+                }
+                guard let parent = run.continues else {
+                    #expect(run.rows.lowerBound == plans[run.source].from, "a root run starts where its request does")
+                    continue
+                }
+                #expect(parent < index && batch[parent].owner == nil, "a run continues an earlier shared run")
+                #expect(batch[parent].rows.upperBound == run.rows.lowerBound, "it goes on where its parent ends")
+            }
+            // Every request below a shared run begins with that run's rows, bit for bit, and acts alike.
+            for (index, run) in batch.enumerated() where run.owner == nil {
+                sharedRuns += 1
+                #expect(run.rows.count >= AnalysisRunner.minimumSharedRows)
+                let leader = requests[run.source]
+                let rows = baselines[leader.sample].residPre[start].rows(0..<run.rows.upperBound)
+                var below = Set([index]), members = 0
+                for (k, other) in batch.enumerated() where other.continues.map(below.contains) == true {
+                    below.insert(k)
+                    guard other.owner != nil else { continue }
+                    members += 1
+                    let o = requests[other.source]
+                    #expect(o.interventions.positionIndependentKey == leader.interventions.positionIndependentKey)
+                    #expect(plans[other.source].from == 0)
+                    let own = baselines[o.sample].residPre[start].rows(0..<run.rows.upperBound)
+                    #expect(own.scalars.map(\.bitPattern) == rows.scalars.map(\.bitPattern),
+                            "request \(other.source): shared rows differ")
+                }
+                #expect(members >= 2, "a shared run serves at least two requests")
             }
         }
+        #expect(sharedRuns >= runner.layers * 3, "\(sharedRuns) shared runs")
         try Self.expectScoresAsAlone(requests, runner: runner, samples: samples, baselines: baselines)
     }
 

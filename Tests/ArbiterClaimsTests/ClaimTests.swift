@@ -62,6 +62,7 @@ enum ModelsUnderTest {
 final class ClaimRunCache: @unchecked Sendable {
     static let shared = ClaimRunCache()
     private let lock = NSLock()
+    private init() { Allocator.keepFreedMemory() }  // as the `arbiter` command does
     private var results: [String: Result<(AnalysisResults, [ClaimResult]), any Error>] = [:]
 
     func claims(for model: String) throws -> (AnalysisResults, [ClaimResult]) {

@@ -6,6 +6,7 @@
 // not.
 import ArbiterAnalyses
 import ArbiterClaims
+import ArbiterTensor
 import Foundation
 import Testing
 
@@ -79,6 +80,7 @@ enum Controls {
     final class Cache: @unchecked Sendable {
         static let shared = Cache()
         private let lock = NSLock()
+        private init() { Allocator.keepFreedMemory() }  // as the `arbiter` command does
         private var results: [String: Result<[ClaimResult], any Error>] = [:]
 
         func claims(_ name: String) throws -> [ClaimResult] {

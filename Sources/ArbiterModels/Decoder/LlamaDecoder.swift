@@ -81,7 +81,7 @@ struct LlamaAttention: @unchecked Sendable {
         var z: Tensor
         var edits: [(rows: Range<Int>, edited: Tensor, original: Tensor)] = []
         if segments.count == 1 {
-            let (mixed, edit) = try attend(q: q, k: k, v: v, layer: l, names: n, segment: segments[0])
+            let (mixed, edit) = try attend(q: q, k: k, v: v, rows: 0..<t, layer: l, names: n, segment: segments[0])
             z = mixed
             if let edit { edits.append((0..<t, edit.edited, edit.original)) }
         } else {
@@ -93,8 +93,7 @@ struct LlamaAttention: @unchecked Sendable {
                 guard r.lowerBound * heads.heads * d == stacked.count else {
                     throw ModelError.invalidInput("attention: batched segments out of order at rows \(r)")
                 }
-                let (mixed, edit) = try attend(q: q.slicingTokens(r), k: k.slicingTokens(r), v: v.slicingTokens(r),
-                                               layer: l, names: n, segment: segment)
+                let (mixed, edit) = try attend(q: q, k: k, v: v, rows: r, layer: l, names: n, segment: segment)
                 stacked += mixed.scalars
                 if let edit { edits.append((r, edit.edited, edit.original)) }
             }
@@ -108,42 +107,51 @@ struct LlamaAttention: @unchecked Sendable {
         return out
     }
 
-    /// One segment's attention: its queries against the cached prefix keys and its own, through the
-    /// scores/pattern/z hooks; `hook_result` when the segment's hooks ask for it (returned when edited).
-    func attend(q: Tensor, k: Tensor, v: Tensor, layer l: Int, names n: LayerHookNames,
+    /// One segment's attention: its queries (rows `rows` of the batch's q, k and v `[T, heads, D]`, read in
+    /// place) against the cached prefix keys and its own, through the scores/pattern/z hooks; `hook_result` when
+    /// the segment's hooks ask for it (returned when edited).
+    func attend(q: Tensor, k: Tensor, v: Tensor, rows: Range<Int>, layer l: Int, names n: LayerHookNames,
                 segment: DecoderSegment) throws -> (z: Tensor, result: (edited: Tensor, original: Tensor)?) {
-        let t = q.shape[0], d = heads.headDim, hooks = segment.hooks
-        // Keys and values of every position the queries may attend to: the cached prefix, then these rows.
-        var keys = k.reshaped([t, heads.kvHeads * d]), values = v.reshaped([t, heads.kvHeads * d])
-        let width = keys.columns
-        var cached: (keys: ArraySlice<Float>, values: ArraySlice<Float>, rows: Int)? = nil
-        if let own = segment.layerPrefix, own.layer == l {
-            cached = (own.keys.scalars[...], own.values.scalars[...], own.keys.rows)
+        let t = rows.count, d = heads.headDim, hooks = segment.hooks
+        // Keys and values of every position the queries may attend to: the cached prefix, then these rows
+        // (read in place by the attention kernels; joined only for the runs that continue this one).
+        let width = heads.kvHeads * d, queryWidth = heads.heads * d
+        func own(_ x: Tensor, _ width: Int) -> ArraySlice<Float> {
+            x.scalars[(rows.lowerBound * width)..<(rows.upperBound * width)]
+        }
+        var keys = AttentionRows(own: own(k, width), width: width)
+        var values = AttentionRows(own: own(v, width), width: width)
+        if let layer = segment.layerPrefix, layer.layer == l {
+            keys.cached = layer.keys.scalars[...]
+            values.cached = layer.values.scalars[...]
         } else if let parent = segment.parent?.layers[l] {
-            cached = (parent.keys.scalars[...], parent.values.scalars[...], parent.keys.rows)
+            keys.cached = parent.keys.scalars[...]
+            values.cached = parent.values.scalars[...]
         } else if let prefix = segment.prefix {
-            cached = (prefix.keys[l].scalars.prefix(prefix.count * width), prefix.values[l].scalars.prefix(prefix.count * width), prefix.count)
+            keys.cached = prefix.keys[l].scalars.prefix(prefix.count * width)
+            values.cached = prefix.values[l].scalars.prefix(prefix.count * width)
         }
-        let offset = cached?.rows ?? 0
-        if let cached {
-            keys = Tensor(shape: [offset + t, width], scalars: cached.keys + keys.scalars)
-            values = Tensor(shape: [offset + t, width], scalars: cached.values + values.scalars)
+        let offset = keys.cachedRows
+        if let record = segment.record {
+            let joined = (keys.joined, values.joined)
+            record.layers[l] = joined
+            keys = AttentionRows(own: joined.0)
+            values = AttentionRows(own: joined.1)
         }
-        segment.record?.layers[l] = (keys, values)
-        var scores = attentionScores(q: q.reshaped([t, heads.heads * d]), k: keys, heads: heads, scale: scale)
+        let queries = AttentionRows(own: own(q, queryWidth), width: queryWidth)
         var pattern: Tensor
         if hooks.wants(n.attnScores) || hooks?.recordsVisits == true {
+            var scores = attentionScores(q: queries, keys: keys, heads: heads, scale: scale)
             applyCausalMask(&scores, queryOffset: offset)
             try hooks.visit(n.attnScores, layer: l, &scores)
             pattern = consume scores
             attentionPattern(inPlace: &pattern)
         } else {
-            // The same bits without writing the mask (nothing reads the masked scores).
-            pattern = consume scores
-            causalAttentionPattern(inPlace: &pattern, queryOffset: offset)
+            // The same bits without writing the mask or the scores nothing reads.
+            pattern = causalAttentionPattern(q: queries, keys: keys, heads: heads, scale: scale, queryOffset: offset)
         }
         try hooks.visit(n.pattern, layer: l, &pattern)
-        var z = attentionMix(pattern: pattern, v: values, heads: heads)
+        var z = attentionMix(pattern: pattern, values: values, heads: heads)
             .reshaped([t, heads.heads, d])
         try hooks.visit(n.z, layer: l, &z)
         guard hooks.wants(n.result) else { return (z, nil) }
@@ -317,20 +325,33 @@ public struct PrefixKeyValues: Sendable {
 }
 
 /// One run inside a batch of runs whose token rows are stacked for the matrix products (see
-/// `LlamaDecoder.forward(batch:startLayer:)`): its rows in the stack, its hooks and its cached prefix.
-struct DecoderSegment {
+/// `LlamaDecoder.forward(batch:startLayer:)`): its rows in the stack, its hooks and its cached prefix. A class:
+/// every layer passes the batch's segments around many times, and copying a reference is one retain where
+/// copying these fields was seven.
+final class DecoderSegment {
     let rows: Range<Int>
     let hooks: HookRun?
     let prefix: PrefixKeyValues?
     /// Keys and values (`[P, KV·D]`) that replace `prefix`'s at one layer (the final layer of a batch,
     /// where only the last position is computed).
-    var layerPrefix: (layer: Int, keys: Tensor, values: Tensor)? = nil
+    let layerPrefix: (layer: Int, keys: Tensor, values: Tensor)?
     /// The keys and values of the run this segment continues (`DecoderRun.continues`): attended to before
     /// the segment's own at every layer.
-    var parent: KeyValueRecord? = nil
+    let parent: KeyValueRecord?
     /// Where the segment keeps the keys and values it attends to (its prefix's, then its own rows'), per
     /// layer, when other runs continue it.
-    var record: KeyValueRecord? = nil
+    let record: KeyValueRecord?
+
+    init(rows: Range<Int>, hooks: HookRun?, prefix: PrefixKeyValues?,
+         layerPrefix: (layer: Int, keys: Tensor, values: Tensor)? = nil, parent: KeyValueRecord? = nil,
+         record: KeyValueRecord? = nil) {
+        self.rows = rows
+        self.hooks = hooks
+        self.prefix = prefix
+        self.layerPrefix = layerPrefix
+        self.parent = parent
+        self.record = record
+    }
 }
 
 /// Per-layer keys and values `[P, KV·D]` of a run (everything its last row attends to), recorded as the run

@@ -63,13 +63,24 @@ public final class HookRun: @unchecked Sendable {
     /// Whether to record `visited` (used by the test that pins hook order).
     public var recordsVisits = false
 
+    /// The keys of `edits`: an intervened run edits one or a few of the ~20 points a layer visits for each
+    /// run it batches, and comparing a few names (lengths first) rejects the others faster than hashing each.
+    private var editedPoints: [String]
+
+    @inline(__always)
+    private func hasEdits(_ name: String) -> Bool {
+        editedPoints.count <= 16 ? editedPoints.contains(name) : edits[name] != nil
+    }
+
     public init(cache filter: HookFilter = .none, edits: [String: [HookEdit]] = [:]) {
         self.filter = filter
         self.edits = edits
+        editedPoints = Array(edits.keys)
     }
 
     /// Adds an edit at `name` (applied after earlier edits at the same point).
     public func addEdit(at name: String, _ edit: @escaping HookEdit) {
+        if edits[name] == nil { editedPoints.append(name) }
         edits[name, default: []].append(edit)
     }
 
@@ -81,19 +92,19 @@ public final class HookRun: @unchecked Sendable {
     }
 
     /// Whether an edit is registered at `name`.
-    public func edits(_ name: String) -> Bool { edits[name] != nil }
+    public func edits(_ name: String) -> Bool { hasEdits(name) }
 
     /// Whether anything happens at `name` (lets the model skip optional work such as `attn.hook_result`).
     @inline(__always)
     public func wants(_ name: String) -> Bool {
-        edits[name] != nil || filter.matches(name)
+        hasEdits(name) || filter.matches(name)
     }
 
     /// Visits a hook point: applies edits, then caches the result when the filter keeps it.
     @inline(__always)
     public func visit(_ name: String, layer: Int? = nil, _ tensor: inout Tensor) throws {
         if recordsVisits { visited.append(name) }
-        if let list = edits[name] {
+        if hasEdits(name), let list = edits[name] {
             let point = HookPoint(name: name, layer: layer)
             for edit in list { try edit(&tensor, point) }
         }

@@ -32,6 +32,32 @@ void arbiter_softmax_causal(float *scores, long first, long end, long queries, l
 void arbiter_rotary(float *x, const float *cos_table, const float *sin_table, long tokens, long heads, long head_dim,
                     long dimension);
 
+/// Attention scores of every head of one run, `[heads, t, keys]` row-major: scores[h, i, j] = scale · Σ_d
+/// q[i, h·D + d] · k[j, kv(h)·D + d] (kv(h) = h / (heads / kv_heads)), each sum a chain of fused multiply-adds
+/// over d = 0, 1, … from zero, then times `scale` — OpenBLAS sgemm's arithmetic per element. Key row j is row j
+/// of `keys0` for j < rows0 (a cached prefix), else row j − rows0 of `keys1`; both with row stride `ldk`; q has
+/// row stride `ldq`. With causal_offset ≥ 0, query i needs keys 0...i + causal_offset only: later entries of
+/// its row may be left unwritten. `variant`: −1 the best build for this CPU, 0 the baseline, 1 the AVX2+FMA
+/// build (only where `arbiter_has_fma`). Returns 0, or −1 when scratch memory cannot be allocated.
+int arbiter_attention_scores_variant(int variant, const float *q, long ldq, const float *keys0, long rows0,
+                                     const float *keys1, long ldk, long t, long keys, long heads, long kv_heads,
+                                     long head_dim, float scale, long causal_offset, float *scores);
+
+/// z[i, h·D + d] (row stride ldz) = Σ_j pattern[h, i, j] · v[j, kv(h)·D + d] over every key j < keys (zeros
+/// included, as sgemm), a chain of fused multiply-adds over j = 0, 1, … from zero; value rows as the keys of
+/// `arbiter_attention_scores_variant`.
+void arbiter_attention_mix_variant(int variant, const float *pattern, const float *values0, long rows0,
+                                   const float *values1, long ldv, long t, long keys, long heads, long kv_heads,
+                                   long head_dim, float *z, long ldz);
+
+/// 1 when the CPU runs the AVX2+FMA builds of the attention kernels.
+int arbiter_has_fma(void);
+
+/// glibc: allocations below `mmap_threshold` bytes come from the heap, up to `trim_threshold` bytes of free heap
+/// are kept, and heaps grow and shrink by `top_pad` bytes more than needed (`Allocator.keepFreedMemory`);
+/// elsewhere nothing.
+void arbiter_keep_freed_memory(long mmap_threshold, long trim_threshold, long top_pad);
+
 /// The baseline builds (what the plain names run on CPUs without AVX2), for tests.
 float arbiter_exp_shifted_baseline(float *values, long count, float shift);
 void arbiter_sigmoid_scaled_baseline(float *x, const float *factor, long count, float k);
