@@ -344,8 +344,10 @@ static void bf16_pack_rows(const float *x, long n, long in, long ldx, uint32_t *
 
 /// Pair `p` (0-based over the row) of a W row of `in` bf16 values: (w[2p], w[2p+1]), 0 past the end.
 static inline uint32_t weight_pair(const uint16_t *row, long in, long p) {
-    uint32_t low = row[2 * p], high = 2 * p + 1 < in ? row[2 * p + 1] : 0;
-    return low | high << 16;
+    uint16_t low, high = 0;  /* memcpy: checkpoint data may sit at any byte offset */
+    memcpy(&low, row + 2 * p, sizeof low);
+    if (2 * p + 1 < in) memcpy(&high, row + 2 * p + 1, sizeof high);
+    return (uint32_t)low | (uint32_t)high << 16;
 }
 
 /// 16 × 16 transpose of dwords: r[j][c] → r[c][j].

@@ -21,14 +21,17 @@ struct BFloat16DecisionTests {
     static let controls = ["anchored", "dense", "direct", "helpful-mlp", "selective-transfer", "shared-route"]
     static let models: [Model] = ["arbiter-main", "arbiter-shortcut"].map {
         Model(name: $0, folder: "GoldenData/models/\($0)", data: "GoldenData/heldout")
-    } + controls.map { Model(name: "control \($0)", folder: "GoldenData/controls/\($0)", data: "GoldenData/controls/data") }
+    } + controls.map {
+        Model(name: "control \($0)", folder: "GoldenData/controls/\($0)", data: "GoldenData/controls/data")
+    }
 
     @Test("f32 and bf16 compute make the same decision on every item", arguments: models)
     func sameDecisions(_ model: Model) throws {
         let folder = Fixtures.root.appendingPathComponent(model.folder)
         let f32 = try ModelSession(directory: folder, compute: .float32)
         let bf16 = try ModelSession(directory: folder, compute: .bfloat16)
-        let probes = try ProbeItems.make(try ConflictDataset.load(directory: Fixtures.root.appendingPathComponent(model.data)))
+        let data = Fixtures.root.appendingPathComponent(model.data)
+        let probes = try ProbeItems.make(try ConflictDataset.load(directory: data))
         try #require(probes.count >= 64, "\(model): only \(probes.count) items")
         // Items side by side on every core, each pass on one thread (as the analyses run).
         let runner = AnalysisRunner(session: f32)

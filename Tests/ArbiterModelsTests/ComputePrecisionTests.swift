@@ -14,7 +14,9 @@ struct ComputePrecisionTests {
         #expect(try ComputePrecision.fromEnvironment(["ARBITER_COMPUTE": "bf16"]) == .bfloat16)
         #expect(try ComputePrecision.fromEnvironment(["ARBITER_COMPUTE": "BF16"]) == .bfloat16)
         #expect(try ComputePrecision.fromEnvironment(["ARBITER_COMPUTE": "f32"]) == .float32)
-        let error = #expect(throws: ModelError.self) { try ComputePrecision.fromEnvironment(["ARBITER_COMPUTE": "fp8"]) }
+        let error = #expect(throws: ModelError.self) {
+            try ComputePrecision.fromEnvironment(["ARBITER_COMPUTE": "fp8"])
+        }
         #expect(error?.description.contains("ARBITER_COMPUTE=fp8") == true, "\(String(describing: error))")
         #expect(error?.description.contains("f32 or bf16") == true, "\(String(describing: error))")
     }
@@ -31,7 +33,9 @@ struct ComputePrecisionTests {
         #expect(zip(values, held).allSatisfy { bfloat16ToFloat(floatToBFloat16($0)).bitPattern == $1.bitPattern },
                 "the bf16 weights are not the f32 ones rounded to nearest even")
         let layer = bf16.decoder.blocks[0]
-        #expect([layer.attention.qProj, layer.attention.oProj].allSatisfy { $0.computesInBFloat16 && $0.dtype == .bfloat16 })
+        #expect([layer.attention.qProj, layer.attention.oProj, layer.mlp.downProj].allSatisfy {
+            $0.computesInBFloat16 && $0.dtype == .bfloat16
+        })
         // ModelSession passes the option on.
         let session = try ModelSession(directory: Repository.model("arbiter-main"), compute: .bfloat16)
         #expect(session.model.decoder.unembedding.computesInBFloat16)
@@ -39,7 +43,8 @@ struct ComputePrecisionTests {
 
     @Test("a checkpoint value bf16 cannot hold is refused at a bf16 load, naming the folder and the tensor")
     func overflowRefused() throws {
-        let tensor = StoredTensor(name: "model.layers.0.mlp.up_proj.weight", Tensor(shape: [1, 2], scalars: [1, 3.4e38]))
+        let tensor = StoredTensor(name: "model.layers.0.mlp.up_proj.weight",
+                                  Tensor(shape: [1, 2], scalars: [1, 3.4e38]))
         let tensors = ["model.layers.0.mlp.up_proj.weight": tensor]
         #expect(try ComputePrecision.float32.tensors(tensors, source: "/models/x").count == 1)
         let error = #expect(throws: FormatError.self) {

@@ -19,7 +19,8 @@ struct BFloat16GEMMTests {
 
     /// A BF16 weight `[rows, columns]` holding `bits`, `offset` bytes past an aligned address, marked for bf16
     /// compute, and the same bytes unmarked (the widening path).
-    static func weights(_ bits: [UInt16], rows: Int, columns: Int, offset: Int = 0) -> (bf16: StoredTensor, plain: StoredTensor) {
+    static func weights(_ bits: [UInt16], rows: Int, columns: Int,
+                        offset: Int = 0) -> (bf16: StoredTensor, plain: StoredTensor) {
         let buffer = ByteBuffer(byteCount: offset + 2 * bits.count)
         for (i, b) in bits.enumerated() { buffer.base.storeBytes(of: b, toByteOffset: offset + 2 * i, as: UInt16.self) }
         let plain = StoredTensor(name: "w", dtype: .bfloat16, shape: [rows, columns],
@@ -35,7 +36,8 @@ struct BFloat16GEMMTests {
         var out = [Float](repeating: sentinel, count: x.rows * ldo)
         x.scalars.withUnsafeBufferPointer { xp in
             out.withUnsafeMutableBufferPointer { op in
-                linearInto(x: xp.baseAddress!, n: x.rows, weight: weight, outputs: outputs, out: op.baseAddress!, ldo: ldo)
+                linearInto(x: xp.baseAddress!, n: x.rows, weight: weight, outputs: outputs, out: op.baseAddress!,
+                           ldo: ldo)
             }
         }
         var block: [Float] = []
@@ -68,8 +70,8 @@ struct BFloat16GEMMTests {
         Pinned(name: "activation rounded to nearest even (up)", x: [1 + 3 * 0x1p-8], w: [0x3F80], expected: 1 + 0x1p-6),
         // A subnormal bf16 weight (2^-133) is read as 0: without that, 2^100 · 2^-133 = 2^-33.
         Pinned(name: "subnormal weight read as zero", x: [0x1p100], w: [0x0001], expected: 0),
-        // A subnormal f32 activation becomes 0 when rounded: without that, 1e-40 · 2^100 ≈ 1.3e-10.
-        Pinned(name: "subnormal activation rounded to zero", x: [1e-40], w: [0x7180], expected: 0),
+        // A subnormal f32 activation becomes 0 when rounded: without that, 2^-133 · 2^100 = 2^-33.
+        Pinned(name: "subnormal activation rounded to zero", x: [0x1p-133], w: [0x7180], expected: 0),
         // 2^-70 · −2^-70 = −2^-140 is subnormal: flushed to a zero of its sign.
         Pinned(name: "subnormal result flushed to −0", x: [0x1p-70], w: [0x9C80], expected: -0.0),
         // The second half of an odd row's last pair is 0 in both operands: 3 · 5 = 15.
@@ -85,10 +87,12 @@ struct BFloat16GEMMTests {
         let (bf16, plain) = Self.weights(c.w, rows: 1, columns: c.x.count)
         let product = Self.product(x, bf16, outputs: 0..<1, ldo: 1)[0]
         if BFloat16GEMM.isAvailable {
-            #expect(product.bitPattern == c.expected.bitPattern, "\(c): the kernel gives \(product), want \(c.expected)")
+            #expect(product.bitPattern == c.expected.bitPattern,
+                    "\(c): the kernel gives \(product), want \(c.expected)")
         } else {
             let widened = Self.product(x, plain, outputs: 0..<1, ldo: 1)[0]
-            #expect(product.bitPattern == widened.bitPattern, "\(c): \(product) differs from the widening path's \(widened)")
+            #expect(product.bitPattern == widened.bitPattern,
+                    "\(c): \(product) differs from the widening path's \(widened)")
         }
     }
 
@@ -110,9 +114,9 @@ struct BFloat16GEMMTests {
     /// A value in ±[2^-20, 2^20): magnitudes that differ so that the order of the additions shows in the bits;
     /// one in 64 is a subnormal.
     static func spread(_ rng: inout SplitMix64) -> Float {
-        if Int.random(in: 0..<64, using: &rng) == 0 { return Float.random(in: -1e-39...1e-39, using: &rng) }
-        return Float.random(in: -1...1, using: &rng) * Float(sign: .plus, exponent: Int.random(in: -20..<20, using: &rng),
-                                                             significand: 1)
+        if Int.random(in: 0..<64, using: &rng) == 0 { return Float.random(in: -0x1p-130...0x1p-130, using: &rng) }
+        let scale = Float(sign: .plus, exponent: Int.random(in: -20..<20, using: &rng), significand: 1)
+        return Float.random(in: -1...1, using: &rng) * scale
     }
 
     /// Feature counts around the kernel's widths: pairs (2), vectors of 32 bf16, a cache block of 256 pairs.
@@ -130,15 +134,17 @@ struct BFloat16GEMMTests {
             let upper = Int.random(in: (lower + 1)...outFeatures, using: &rng)
             let x = Tensor(shape: [n, inFeatures], scalars: (0..<(n * inFeatures)).map { _ in Self.spread(&rng) })
             let bits = (0..<(outFeatures * inFeatures)).map { _ in floatToBFloat16(Self.spread(&rng)) }
-            return Case(x: x, bits: bits, outFeatures: outFeatures, outputs: Bool.random(using: &rng) ? 0..<outFeatures : lower..<upper,
-                        extraColumns: pick([0, 1, 7], &rng), offset: pick([0, 2, 6], &rng))
+            let outputs = Bool.random(using: &rng) ? 0..<outFeatures : lower..<upper
+            return Case(x: x, bits: bits, outFeatures: outFeatures, outputs: outputs,
+                        extraColumns: pick([0, 1, 7], &rng), offset: pick([0, 1, 2, 6], &rng))
         }) { c in
             let (bf16, plain) = Self.weights(c.bits, rows: c.outFeatures, columns: c.x.columns, offset: c.offset)
             let ldo = c.outputs.count + c.extraColumns
             let product = Self.product(c.x, bf16, outputs: c.outputs, ldo: ldo)
             if BFloat16GEMM.isAvailable {
                 let rows = Array(c.bits[(c.outputs.lowerBound * c.x.columns)..<(c.outputs.upperBound * c.x.columns)])
-                let reference = ReferenceKernels.linearBFloat16(c.x, weightBits: rows, outFeatures: c.outputs.count).scalars
+                let reference = ReferenceKernels.linearBFloat16(c.x, weightBits: rows,
+                                                                outFeatures: c.outputs.count).scalars
                 let differing = zip(product, reference).filter { $0.bitPattern != $1.bitPattern }.count
                 #expect(differing == 0, "\(c): \(differing) of \(product.count) outputs differ from the reference")
             } else {
@@ -161,17 +167,19 @@ struct BFloat16GEMMTests {
         let serial = Parallel.serially { Self.product(x, bf16, outputs: 0..<outFeatures, ldo: outFeatures) }
         #expect(whole.map(\.bitPattern) == serial.map(\.bitPattern), "one thread and several differ")
         for r in [0, 4, 8] {
-            let row = Tensor(shape: [1, inFeatures], scalars: Array(x.scalars[(r * inFeatures)..<((r + 1) * inFeatures)]))
+            let row = Tensor(shape: [1, inFeatures],
+                             scalars: Array(x.scalars[(r * inFeatures)..<((r + 1) * inFeatures)]))
             let alone = Self.product(row, bf16, outputs: 0..<outFeatures, ldo: outFeatures)
-            #expect(alone.map(\.bitPattern) == Array(whole[(r * outFeatures)..<((r + 1) * outFeatures)]).map(\.bitPattern),
+            let inWhole = whole[(r * outFeatures)..<((r + 1) * outFeatures)]
+            #expect(alone.map(\.bitPattern) == inWhole.map(\.bitPattern),
                     "row \(r) alone differs from row \(r) of the \(n)-row product")
         }
     }
 
     // MARK: bf16 compute against the f32 path
 
-    /// Error analysis, per output y = Σᵢ xᵢwᵢ over k = in features, with S = Σᵢ |xᵢwᵢ|: rounding xᵢ to bf16
-    /// (8 significant bits, round to nearest) moves each product by at most u = 2^-8 of itself, so the sum by at
+    /// Error analysis, per output y = Σᵢ xᵢwᵢ over k = in features, with S = Σᵢ |xᵢwᵢ|: rounding xᵢ to
+    /// bf16 (8 significant bits, round to nearest) moves each product by at most u = 2^-8 of itself, so the sum by at
     /// most u·S; f32 accumulation of k exact products (VDPBF16PS: products of bf16 are exact, each step one
     /// rounding) adds at most k·2^-24·S (first-order bound of recursive summation), and OpenBLAS's f32 sum of the
     /// same length as much again. Weights rounded to bf16 at load (F32 checkpoints) add another u·S.
@@ -186,7 +194,8 @@ struct BFloat16GEMMTests {
         Self.recordPath()
         var rng = SplitMix64(seed: UInt64(n * 100_003 + inFeatures))
         let outFeatures = 37
-        let x = Tensor(shape: [n, inFeatures], scalars: (0..<(n * inFeatures)).map { _ in Float.random(in: -1...1, using: &rng) })
+        let x = Tensor(shape: [n, inFeatures],
+                       scalars: (0..<(n * inFeatures)).map { _ in Float.random(in: -1...1, using: &rng) })
         let values = (0..<(outFeatures * inFeatures)).map { _ in Float.random(in: -1...1, using: &rng) }
         for roundedWeights in [false, true] {
             // The f32 path multiplies the weights as stored: bf16 ones (widened), or the f32 originals.
@@ -201,10 +210,13 @@ struct BFloat16GEMMTests {
             for r in 0..<n {
                 for o in 0..<outFeatures {
                     var s = 0.0
-                    for i in 0..<inFeatures { s += abs(Double(x.scalars[r * inFeatures + i]) * Double(held[o * inFeatures + i])) }
+                    for i in 0..<inFeatures {
+                        s += abs(Double(x.scalars[r * inFeatures + i]) * Double(held[o * inFeatures + i]))
+                    }
                     let error = abs(Double(computed[r * outFeatures + o]) - Double(exact[r * outFeatures + o]))
                     let limit = Self.bound(features: inFeatures, roundedWeights: roundedWeights, s: s)
-                    #expect(error <= limit, "x [\(n), \(inFeatures)], output (\(r), \(o)): |Δ| \(error) > bound \(limit)")
+                    #expect(error <= limit,
+                            "x [\(n), \(inFeatures)], output (\(r), \(o)): |Δ| \(error) > bound \(limit)")
                     worst = max(worst, error / limit)
                     largest = max(largest, error)
                 }
