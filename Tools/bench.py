@@ -349,13 +349,7 @@ GEMM_ROWS = [64, 512]
 
 def median_of(run: Callable[[], None], repeats: int) -> float:
     """Warm-up once, then the median of `repeats` timed runs."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(best_of(run, repeats)[1])
 
 
 def time_pytorch_linear(rows: int, inputs: int, outputs: int, dtype: torch.dtype, repeats: int) -> float:
