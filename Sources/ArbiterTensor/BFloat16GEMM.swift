@@ -3,11 +3,14 @@
 // products added into f32 accumulators (VDPBF16PS). `ReferenceKernels.linearBFloat16` is the same arithmetic,
 // written out.
 import CKernels
+import Foundation
 
 public enum BFloat16GEMM {
     /// Whether this CPU has AVX512-BF16, so that `linearInto` computes bf16-compute weights in bf16.
     /// Without it they go through the widening path (f32 arithmetic on the bf16 weights).
+    /// `ARBITER_NO_AVX512BF16=1` makes it false, to run that path (and its tests) on a CPU that has it.
     public static let isAvailable: Bool = arbiter_has_avx512bf16() != 0
+        && ProcessInfo.processInfo.environment["ARBITER_NO_AVX512BF16"] != "1"
 
     /// Output columns per thread below which splitting the product costs more than it saves.
     static let minimumColumnsPerThread = 64
