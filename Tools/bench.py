@@ -21,6 +21,13 @@ runs, the median reported) against
 Tools/analysis_torch.py, the same analyses in PyTorch with forward hooks (whole forward per setting) on the same
 items written by `arbiter data generate`; prints both wall times and PyTorch/Arbiter (target >= 10x), and the
 script's cross-check of every item's following score against `arbiter run` (max |delta s|).
+
+Section `gemm`: the matrix products of a LLaVA-1.5-7B layer (4096->4096, 4096->11008, 11008->4096; x of 64 and
+512 rows) as the model runs them: Arbiter through `arbiter bench-gemm` (`linearInto` on random weights: f32 weights
+(OpenBLAS sgemm), bf16 weights widened to f32 (the default path), bf16 weights in bf16 compute (the AVX512-BF16
+kernel, ARBITER_COMPUTE=bf16)) and PyTorch's `torch.nn.functional.linear` in float32 and in bfloat16; medians of
+`--repeats` runs (at least 5) after a warm-up, GFLOP/s = 2·rows·in·out / time, and the ratios (target on an
+AVX512-BF16 CPU: Arbiter bf16 compute >= 1.5x Arbiter f32).
 """
 from __future__ import annotations
 
@@ -334,12 +341,79 @@ def section_analysis(ctx: BenchContext) -> list[Row]:
                 None, None, problem or note)]
 
 
+# --- section: gemm --------------------------------------------------------------------------------------
+
+LLAVA_7B_LAYER_SHAPES = [(4096, 4096), (4096, 11008), (11008, 4096)]  # (in, out): q/k/v/o, gate/up, down
+GEMM_ROWS = [64, 512]
+
+
+def median_of(run: Callable[[], None], repeats: int) -> float:
+    """Warm-up once, then the median of `repeats` timed runs."""
+    return statistics.median(best_of(run, repeats)[1])
+
+
+def time_pytorch_linear(rows: int, inputs: int, outputs: int, dtype: torch.dtype, repeats: int) -> float:
+    generator = torch.Generator().manual_seed(0)
+    x = (torch.rand(rows, inputs, generator=generator) * 2 - 1).to(dtype)
+    w = (torch.rand(outputs, inputs, generator=generator) * 2 - 1).to(dtype)
+
+    def product() -> None:
+        with torch.inference_mode():
+            torch.nn.functional.linear(x, w)
+
+    return median_of(product, repeats)
+
+
+def section_gemm(ctx: BenchContext) -> list[Row]:
+    repeats = max(ctx.repeats, 5)
+    rows_out = []
+    cases = [("f32 weights", "f32", "f32"), ("bf16 weights, f32 compute", "bf16", "f32"),
+             ("bf16 weights, bf16 compute", "bf16", "bf16")]
+    for inputs, outputs in LLAVA_7B_LAYER_SHAPES:
+        for rows in GEMM_ROWS:
+            flops = 2.0 * rows * inputs * outputs
+            shape = f"{inputs}->{outputs}, {rows} rows"
+            pytorch = {name: time_pytorch_linear(rows, inputs, outputs, getattr(torch, name), repeats)
+                       for name in ("float32", "bfloat16")}
+            log(f"  {shape}: PyTorch float32 {flops / pytorch['float32'] / 1e9:.1f} GFLOP/s, "
+                f"bfloat16 {flops / pytorch['bfloat16'] / 1e9:.1f} GFLOP/s")
+            arbiter: dict[str, float | None] = {}
+            for label, weights, compute in cases:
+                result, problem = run_arbiter(ctx, ["bench-gemm", "--in", str(inputs), "--out", str(outputs),
+                                                    "--rows", str(rows), "--weights", weights, "--compute", compute,
+                                                    "--repeats", str(repeats)])
+                seconds = result["seconds_median"] if result else None
+                arbiter[label] = seconds
+                if result:
+                    log(f"  {shape}: Arbiter {label} ({result['path']}): {result['gflops_median']:.1f} GFLOP/s")
+                else:
+                    log(f"  {shape}: Arbiter {label}: not run: {problem}")
+                versus = pytorch["bfloat16" if compute == "bf16" else "float32"]
+                rows_out.append(Row("gemm", f"{shape}: {label}", versus, seconds, None, None,
+                                    problem if not result else ""))
+
+            def rate(seconds: float | None) -> str:
+                return "-" if seconds is None else f"{flops / seconds / 1e9:.0f}"
+
+            f32, bf16 = arbiter["f32 weights"], arbiter["bf16 weights, bf16 compute"]
+            ratio = f"{f32 / bf16:.2f}x" if f32 and bf16 else "-"
+            rows_out[-1].note = (f"gemm {shape}: GFLOP/s Arbiter f32 {rate(f32)}, bf16 widened "
+                                 f"{rate(arbiter['bf16 weights, f32 compute'])}, bf16 compute {rate(bf16)}; PyTorch "
+                                 f"float32 {rate(pytorch['float32'])}, bfloat16 {rate(pytorch['bfloat16'])}; "
+                                 f"Arbiter bf16/f32 = {ratio} (target >= 1.5x), PyTorch bf16/f32 = "
+                                 f"{pytorch['float32'] / pytorch['bfloat16']:.2f}x")
+            log(f"  {rows_out[-1].note}")
+    return rows_out
+
+
 # Each section returns rows for the same table.
 SECTIONS: list[Section] = [
     Section("forward", section_forward,
             "Qwen2-0.5B-shaped forward over N tokens, float32 and bfloat16 checkpoints"),
     Section("sweep", section_sweep, "knockout sweep with and without resume-from-layer"),
     Section("cache-memory", section_cache_memory, "peak memory: full activation cache vs filtered cache"),
+    Section("gemm", section_gemm, "the matrix products of a LLaVA-1.5-7B layer: f32 and bf16 weights, f32 and bf16 "
+                                  "compute, against PyTorch float32 and bfloat16 (GFLOP/s, medians)"),
     Section("analysis", section_analysis, "the full analysis set and claims (arbiter verify) on the main bundled model, "
                                           "against the same computation in PyTorch with hooks (Tools/analysis_torch.py)"),
 ]

@@ -7,7 +7,9 @@ struct Arbiter: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arbiter",
         abstract: "Run Hugging Face LLaVA-family models on the CPU with hook points, and test the claims of \"Instruction Anchors\".",
-        subcommands: [RunCommand.self, EvalCommand.self, VerifyCommand.self, DataCommand.self, LayoutCommand.self, CompareCommand.self, HooksCommand.self, BenchForwardCommand.self, BenchSweepCommand.self])
+        subcommands: [RunCommand.self, EvalCommand.self, VerifyCommand.self, DataCommand.self, LayoutCommand.self,
+                      CompareCommand.self, HooksCommand.self, BenchForwardCommand.self, BenchSweepCommand.self,
+                      BenchGemmCommand.self])
 
     static func main() {
         Allocator.keepFreedMemory()

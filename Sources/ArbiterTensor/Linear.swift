@@ -38,12 +38,18 @@ public func linearInto(x: UnsafePointer<Float>, n: Int, weight: StoredTensor, ou
 
 /// out[n, j] = x[n, in] · W[outputs.lowerBound + j]ᵀ for the output features `outputs` only (a column block
 /// of the full product), row stride `ldo` ≥ `outputs.count`. Each weight row is widened once per call.
+/// A weight marked for bf16 compute (`StoredTensor.forBFloat16Compute`) is multiplied in bf16 arithmetic by
+/// `BFloat16GEMM` when the CPU has AVX512-BF16, and widened as any other BF16 weight otherwise.
 public func linearInto(x: UnsafePointer<Float>, n: Int, weight: StoredTensor, outputs: Range<Int>,
                        out: UnsafeMutablePointer<Float>, ldo: Int) {
     let inFeatures = weight.shape[1]
     precondition(outputs.lowerBound >= 0 && outputs.upperBound <= weight.shape[0] && ldo >= outputs.count,
                  "linear: outputs \(outputs) of \(weight.name) \(weight.shape), ldo \(ldo)")
     guard n > 0, !outputs.isEmpty else { return }
+    if weight.computesInBFloat16, weight.dtype == .bfloat16, BFloat16GEMM.isAvailable {
+        BFloat16GEMM.multiply(x: x, n: n, weight: weight, outputs: outputs, out: out, ldo: ldo)
+        return
+    }
     if let w = weight.float32Pointer {
         BLAS.sgemm(transB: true, m: n, n: outputs.count, k: inFeatures, a: x, lda: inFeatures,
                    b: w + outputs.lowerBound * inFeatures, ldb: inFeatures, c: out, ldc: ldo)

@@ -9,13 +9,18 @@ public struct StoredTensor: @unchecked Sendable {
     /// Start of the element bytes; valid while `owner` lives.
     public let bytes: UnsafeRawPointer
     private let owner: AnyObject
+    /// Whether `linearInto` may multiply by this (BF16) weight in bf16 arithmetic (activations rounded to bf16,
+    /// f32 accumulation) when the CPU has AVX512-BF16. Set by `forBFloat16Compute()`; off by default.
+    public let computesInBFloat16: Bool
 
-    public init(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawPointer, owner: AnyObject) {
+    public init(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawPointer, owner: AnyObject,
+                computesInBFloat16: Bool = false) {
         self.name = name
         self.dtype = dtype
         self.shape = shape
         self.bytes = bytes
         self.owner = owner
+        self.computesInBFloat16 = computesInBFloat16
     }
 
     /// A Float32 tensor held in memory (for weights built in tests or derived at load time).
@@ -46,6 +51,47 @@ public struct StoredTensor: @unchecked Sendable {
         guard dtype == .float32, Int(bitPattern: bytes) % MemoryLayout<Float>.alignment == 0 else { return nil }
         return bytes.assumingMemoryBound(to: Float.self)
     }
+}
+
+extension StoredTensor {
+    /// This tensor for bf16 compute: BF16 data as they are (same bytes), F32 and F16 data rounded to bf16 once
+    /// (nearest even, NaN kept NaN, as `torch.Tensor.to(torch.bfloat16)`) into a heap copy. Nil when rounding
+    /// turns a finite value infinite (magnitudes from 3.3961e38 on), which bf16 cannot hold.
+    public func forBFloat16Compute() -> StoredTensor? {
+        if dtype == .bfloat16 {
+            return StoredTensor(name: name, dtype: .bfloat16, shape: shape, bytes: bytes, owner: owner,
+                                computesInBFloat16: true)
+        }
+        let box = BFloat16Box(count: count)
+        let chunk = 1 << 16
+        var widened = [Float](repeating: 0, count: min(chunk, count))
+        var start = 0, finite = true
+        while start < count {
+            let end = min(start + chunk, count)
+            widened.withUnsafeMutableBufferPointer { w in
+                widenToFloat(dtype, bytes + start * dtype.byteSize, count: end - start, into: w.baseAddress!)
+                for i in 0..<(end - start) {
+                    let bits = floatToBFloat16(w[i])
+                    if w[i].isFinite, !bfloat16ToFloat(bits).isFinite { finite = false }
+                    box.pointer[start + i] = bits
+                }
+            }
+            start = end
+        }
+        guard finite else { return nil }
+        return StoredTensor(name: name, dtype: .bfloat16, shape: shape, bytes: UnsafeRawPointer(box.pointer),
+                            owner: box, computesInBFloat16: true)
+    }
+}
+
+/// Owns bf16 data rounded at load (`forBFloat16Compute`) at a stable address.
+final class BFloat16Box: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<UInt16>
+    init(count: Int) {
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+    deinit { pointer.deallocate() }
 }
 
 /// Owns a heap copy of Float32 data at a stable address.

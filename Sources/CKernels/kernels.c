@@ -512,3 +512,193 @@ const char *arbiter_kernel_variant(void) {
     return "baseline";
 #endif
 }
+
+// ---- bf16 compute: out[r, j] = x[r, :] · W[j, :]ᵀ with VDPBF16PS (AVX512-BF16) --------------------------------
+//
+// x is rounded to bf16 once per call and packed in pairs (`arbiter_bf16_pack_rows`); W (bf16, row-major as
+// torch.nn.Linear) is packed per cache block into panels of 16 outputs × pairs, so that one VDPBF16PS adds
+// pair p of 16 outputs for one row: acc[j] = fma(x[2p+1], w[j][2p+1], acc[j]) then fma(x[2p], w[j][2p], ·)
+// (the instruction's order; bf16 inputs denormal → 0, results denormal → 0, round to nearest even). Each
+// output's accumulator starts at +0 and runs over the pairs in order; between cache blocks over the pairs it is
+// stored to `out` as f32 and loaded back, which changes nothing: the result is that sequential sum whatever
+// the blocking or the split of the outputs over threads (ReferenceKernels.linearBFloat16 spells it out).
+
+#if ARBITER_X86
+#include <immintrin.h>
+#include <stdlib.h>
+
+#define BF16_TARGET "avx512f,avx512bw,avx512dq,avx512vl,avx512bf16"
+#define BF16_ROWS 6      /* rows of x per micro-kernel */
+#define BF16_GROUPS 4    /* groups of 16 outputs per micro-kernel: 6 × 4 accumulators of 32 registers */
+#define BF16_KC 256      /* pairs per cache block: 6 rows of x (6 KB) stay in L1 */
+#define BF16_NC 512      /* outputs per panel: 512 × 256 pairs × 4 bytes = 512 KB of L2 */
+
+static int has_avx512bf16(void) { return __builtin_cpu_supports("avx512bf16"); }
+
+__attribute__((target(BF16_TARGET)))
+static void bf16_pack_rows(const float *x, long n, long in, long ldx, uint32_t *xp) {
+    long pairs = (in + 1) / 2;
+    for (long r = 0; r < n; r++) {
+        const float *row = x + r * ldx;
+        uint32_t *dst = xp + r * pairs;
+        for (long i = 0; i < in; i += 32) {
+            long left = in - i;
+            __mmask16 lo = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+            __mmask16 hi = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+            __m512 a = _mm512_maskz_loadu_ps(lo, row + i), b = _mm512_maskz_loadu_ps(hi, row + i + 16);
+            __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(b, a);  /* a → bf16 0..15, b → 16..31 */
+            long words = (left < 32 ? left : 32), dwords = (words + 1) / 2;
+            __mmask16 m = dwords >= 16 ? 0xFFFF : (__mmask16)((1u << dwords) - 1);
+            _mm512_mask_storeu_epi32(dst + i / 2, m, packed);
+        }
+    }
+}
+
+/// Pair `p` (0-based over the row) of a W row of `in` bf16 values: (w[2p], w[2p+1]), 0 past the end.
+static inline uint32_t weight_pair(const uint16_t *row, long in, long p) {
+    uint16_t low, high = 0;  /* memcpy: checkpoint data may sit at any byte offset */
+    memcpy(&low, row + 2 * p, sizeof low);
+    if (2 * p + 1 < in) memcpy(&high, row + 2 * p + 1, sizeof high);
+    return (uint32_t)low | (uint32_t)high << 16;
+}
+
+/// 16 × 16 transpose of dwords: r[j][c] → r[c][j].
+#define TRANSPOSE16(r) do {                                                                          \
+    __m512i t_[16], u_[16];                                                                          \
+    for (int i_ = 0; i_ < 8; i_++) {                                                                 \
+        t_[2 * i_] = _mm512_unpacklo_epi32(r[2 * i_], r[2 * i_ + 1]);                                \
+        t_[2 * i_ + 1] = _mm512_unpackhi_epi32(r[2 * i_], r[2 * i_ + 1]);                            \
+    }                                                                                                \
+    for (int i_ = 0; i_ < 4; i_++) {                                                                 \
+        u_[4 * i_] = _mm512_unpacklo_epi64(t_[4 * i_], t_[4 * i_ + 2]);                              \
+        u_[4 * i_ + 1] = _mm512_unpackhi_epi64(t_[4 * i_], t_[4 * i_ + 2]);                          \
+        u_[4 * i_ + 2] = _mm512_unpacklo_epi64(t_[4 * i_ + 1], t_[4 * i_ + 3]);                      \
+        u_[4 * i_ + 3] = _mm512_unpackhi_epi64(t_[4 * i_ + 1], t_[4 * i_ + 3]);                      \
+    }                                                                                                \
+    for (int k_ = 0; k_ < 4; k_++) {                                                                 \
+        __m512i v0_ = _mm512_shuffle_i32x4(u_[k_], u_[4 + k_], 0x44);                               \
+        __m512i v1_ = _mm512_shuffle_i32x4(u_[k_], u_[4 + k_], 0xEE);                               \
+        __m512i v2_ = _mm512_shuffle_i32x4(u_[8 + k_], u_[12 + k_], 0x44);                           \
+        __m512i v3_ = _mm512_shuffle_i32x4(u_[8 + k_], u_[12 + k_], 0xEE);                           \
+        r[k_] = _mm512_shuffle_i32x4(v0_, v2_, 0x88);                                                \
+        r[4 + k_] = _mm512_shuffle_i32x4(v0_, v2_, 0xDD);                                            \
+        r[8 + k_] = _mm512_shuffle_i32x4(v1_, v3_, 0x88);                                            \
+        r[12 + k_] = _mm512_shuffle_i32x4(v1_, v3_, 0xDD);                                           \
+    }                                                                                                \
+} while (0)
+
+/// Packs outputs [o0, o0 + count) × pairs [p0, p0 + kc) of W (rows of `in` bf16) into `panel`:
+/// panel[(g · kc + p) · 16 + j] = pair p0 + p of row o0 + 16g + j, 0 for rows past `count`.
+__attribute__((target(BF16_TARGET)))
+static void bf16_pack_panel(const uint16_t *w, long in, long o0, long count, long p0, long kc, uint32_t *panel) {
+    long whole = in / 2;  /* pairs with both halves inside the row: read as dwords */
+    for (long g = 0; g * 16 < count; g++) {
+        long rows = count - g * 16 < 16 ? count - g * 16 : 16;
+        uint32_t *dst = panel + g * kc * 16;
+        long p = 0;
+        if (rows == 16) {
+            for (; p + 16 <= kc && p0 + p + 16 <= whole; p += 16) {
+                __m512i r[16];
+                for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_si512(w + (o0 + g * 16 + j) * in + 2 * (p0 + p));
+                TRANSPOSE16(r);
+                for (int c = 0; c < 16; c++) _mm512_storeu_si512(dst + (p + c) * 16, r[c]);
+            }
+        }
+        for (; p < kc; p++) {
+            for (long j = 0; j < 16; j++) {
+                dst[p * 16 + j] = j < rows ? weight_pair(w + (o0 + g * 16 + j) * in, in, p0 + p) : 0;
+            }
+        }
+    }
+}
+
+/// acc[r][c] over `kc` pairs for ROWS rows and GROUPS groups of 16 outputs; `valid` outputs in the last group.
+#define BF16_MICRO(ROWS, GROUPS)                                                                       \
+__attribute__((target(BF16_TARGET)))                                                                  \
+static void bf16_micro_##ROWS##_##GROUPS(const uint32_t *xp, long ldx, const uint32_t *panel, long kc,  \
+                                         float *out, long ldo, int valid, int first) {                  \
+    __m512 acc[ROWS][GROUPS];                                                                          \
+    __mmask16 last = valid >= 16 ? 0xFFFF : (__mmask16)((1u << valid) - 1);                            \
+    for (int r = 0; r < ROWS; r++)                                                                     \
+        for (int c = 0; c < GROUPS; c++)                                                               \
+            acc[r][c] = first ? _mm512_setzero_ps()                                                    \
+                : _mm512_maskz_loadu_ps(c == GROUPS - 1 ? last : 0xFFFF, out + r * ldo + 16 * c);       \
+    for (long p = 0; p < kc; p++) {                                                                    \
+        __m512bh wv[GROUPS];                                                                           \
+        for (int c = 0; c < GROUPS; c++) wv[c] = (__m512bh)_mm512_loadu_si512(panel + (c * kc + p) * 16); \
+        for (int r = 0; r < ROWS; r++) {                                                               \
+            __m512bh xv = (__m512bh)_mm512_set1_epi32((int)xp[r * ldx + p]);                           \
+            for (int c = 0; c < GROUPS; c++) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], xv, wv[c]);        \
+        }                                                                                              \
+    }                                                                                                  \
+    for (int r = 0; r < ROWS; r++)                                                                     \
+        for (int c = 0; c < GROUPS; c++)                                                               \
+            _mm512_mask_storeu_ps(out + r * ldo + 16 * c, c == GROUPS - 1 ? last : 0xFFFF, acc[r][c]);   \
+}
+#define BF16_MICRO_ROWS(ROWS) BF16_MICRO(ROWS, 1) BF16_MICRO(ROWS, 2) BF16_MICRO(ROWS, 3) BF16_MICRO(ROWS, 4)
+BF16_MICRO_ROWS(1)
+BF16_MICRO_ROWS(2)
+BF16_MICRO_ROWS(3)
+BF16_MICRO_ROWS(4)
+BF16_MICRO_ROWS(5)
+BF16_MICRO_ROWS(6)
+
+typedef void (*bf16_micro_fn)(const uint32_t *, long, const uint32_t *, long, float *, long, int, int);
+#define BF16_ROW_FNS(ROWS) \
+    { bf16_micro_##ROWS##_1, bf16_micro_##ROWS##_2, bf16_micro_##ROWS##_3, bf16_micro_##ROWS##_4 }
+static const bf16_micro_fn bf16_micro[BF16_ROWS][BF16_GROUPS] = {
+    BF16_ROW_FNS(1), BF16_ROW_FNS(2), BF16_ROW_FNS(3), BF16_ROW_FNS(4), BF16_ROW_FNS(5), BF16_ROW_FNS(6),
+};
+
+__attribute__((target(BF16_TARGET)))
+static int bf16_gemm(const uint32_t *xp, long n, long in, const uint16_t *w, long outputs, float *out, long ldo) {
+    long pairs = (in + 1) / 2;
+    uint32_t *panel = aligned_alloc(64, (size_t)BF16_NC * BF16_KC * sizeof(uint32_t));
+    if (!panel) return -1;
+    for (long jc = 0; jc < outputs; jc += BF16_NC) {
+        long nc = outputs - jc < BF16_NC ? outputs - jc : BF16_NC, groups = (nc + 15) / 16;
+        for (long pc = 0; pc < pairs; pc += BF16_KC) {
+            long kc = pairs - pc < BF16_KC ? pairs - pc : BF16_KC;
+            bf16_pack_panel(w, in, jc, nc, pc, kc, panel);
+            for (long ir = 0; ir < n; ir += BF16_ROWS) {
+                long rows = n - ir < BF16_ROWS ? n - ir : BF16_ROWS;
+                for (long g = 0; g < groups; g += BF16_GROUPS) {
+                    long gs = groups - g < BF16_GROUPS ? groups - g : BF16_GROUPS;
+                    int valid = (int)(nc - 16 * (g + gs - 1));
+                    bf16_micro[rows - 1][gs - 1](xp + ir * pairs + pc, pairs, panel + g * kc * 16, kc,
+                                                  out + ir * ldo + jc + 16 * g, ldo, valid > 16 ? 16 : valid, pc == 0);
+                }
+            }
+        }
+    }
+    free(panel);
+    return 0;
+}
+#endif
+
+int arbiter_has_avx512bf16(void) {
+#if ARBITER_X86
+    return has_avx512bf16();
+#else
+    return 0;
+#endif
+}
+
+int arbiter_bf16_pack_rows(const float *x, long n, long in, long ldx, uint32_t *xp) {
+#if ARBITER_X86
+    if (has_avx512bf16()) {
+        bf16_pack_rows(x, n, in, ldx, xp);
+        return 0;
+    }
+#endif
+    (void)x; (void)n; (void)in; (void)ldx; (void)xp;
+    return -1;
+}
+
+int arbiter_gemm_bf16(const uint32_t *xp, long n, long in, const uint16_t *w, long outputs, float *out, long ldo) {
+#if ARBITER_X86
+    if (has_avx512bf16()) return bf16_gemm(xp, n, in, w, outputs, out, ldo);
+#endif
+    (void)xp; (void)n; (void)in; (void)w; (void)outputs; (void)out; (void)ldo;
+    return -1;
+}

@@ -37,6 +37,13 @@ struct OptionValidationTests {
         (["bench-forward", "--model", llama, "--logits", "some"], "--logits must be"),
         (["bench-sweep", "--model", llava, "--count", "4611686018427387904"], "is out of range"),
         (["bench-sweep", "--model", llava, "--mode", "fast"], "--mode must be"),
+        (["bench-gemm", "--weights", "f16"], "--weights must be f32 or bf16, got 'f16'"),
+        (["bench-gemm", "--compute", "fp8"], "--compute must be f32 or bf16, got 'fp8'"),
+        (["bench-gemm", "--in", "0"], "--in 0 is out of range"),
+        (["bench-gemm", "--out", "2000000"], "--out 2000000 is out of range"),
+        (["bench-gemm", "--rows=-1"], "--rows -1 is out of range"),
+        (["bench-gemm", "--repeats", "0"], "--repeats 0 is out of range"),
+        (["bench-gemm", "--in", "65536", "--out", "65536"], "must stay ≤ 268435456 elements"),
         // Every option's message names the option, also for what only the model can check.
         (["run", "--model", llama, "--ids", "1,2", "--block-heads", "1.0,,2.0"], "'1.0,,2.0' has an empty entry"),
         (["run", "--model", llama, "--ids", "1,2", "--amplify-heads", "1.0x2,"], "--amplify-heads '1.0x2,' has an"),

@@ -91,7 +91,7 @@ public struct WeightStore: Sendable {
         remaining[from] = nil
         storedNames[to] = storedNames[from] ?? from
         remaining[to] = StoredTensor(name: to, dtype: tensor.dtype, shape: tensor.shape, bytes: tensor.bytes,
-                                     owner: Retained(tensor))
+                                     owner: Retained(tensor), computesInBFloat16: tensor.computesInBFloat16)
     }
 
     /// "tensor "x" is missing", plus close names, or that it was already taken.

@@ -50,7 +50,8 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
                                 file: directory.configURL.path)
         let checkpoint = try directory.checkpoint()
         try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config.textConfig, model: directory.url.path)
-        var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)
+        let tensors = try directory.weights(of: checkpoint)
+        var weights = WeightStore(Self.sanitize(tensors), source: directory.url.path)
         try self.init(configuration: config, weights: &weights, identifier: directory.url.lastPathComponent,
                       checkpoint: checkpoint)
         try weights.finish()

@@ -29,9 +29,10 @@ public enum ModelRegistry {
 
     public static var supportedTypes: [String] { loaders.keys.sorted() }
 
-    /// Loads the Hugging Face model folder at `url`.
-    public static func load(_ url: URL) throws -> any ArbiterModel {
-        let directory = try ModelDirectory(url)
+    /// Loads the Hugging Face model folder at `url`, with the matrix products in `compute` (nil:
+    /// `ComputePrecision.fromEnvironment()`, f32 unless `ARBITER_COMPUTE` says otherwise).
+    public static func load(_ url: URL, compute: ComputePrecision? = nil) throws -> any ArbiterModel {
+        let directory = try ModelDirectory(url, compute: compute ?? ComputePrecision.fromEnvironment())
         guard let loader = loaders[directory.modelType] else {
             throw ModelError.unsupportedModelType(directory.modelType, file: directory.configURL.path, supported: supportedTypes)
         }
@@ -46,8 +47,11 @@ public struct ModelDirectory: Sendable {
     public let modelType: String
     /// Raw config.json bytes, decoded again by each architecture into its own Codable configuration.
     public let configData: Data
+    /// The arithmetic of the matrix products (`weights(of:)` prepares the tensors for it).
+    public let compute: ComputePrecision
 
-    public init(_ url: URL) throws {
+    public init(_ url: URL, compute: ComputePrecision = .float32) throws {
+        self.compute = compute
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw FormatError(.missing, file: url, "model directory does not exist (or is not a directory)")
@@ -81,6 +85,11 @@ public struct ModelDirectory: Sendable {
         try Checkpoint(directory: url)
     }
 
+    /// The tensors of `checkpoint` as the model takes them for `compute` (rounded to bf16 for `.bfloat16`).
+    public func weights(of checkpoint: Checkpoint) throws -> [String: StoredTensor] {
+        try compute.tensors(checkpoint.tensors, source: url.path)
+    }
+
     /// A file of the folder, if present.
     public func file(_ name: String) -> URL? {
         let u = url.appendingPathComponent(name)
@@ -103,7 +112,8 @@ public final class CausalLanguageModel: ArbiterModel, @unchecked Sendable {
                                 file: directory.configURL.path)
         checkpoint = try directory.checkpoint()
         try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config, model: directory.url.path)
-        var weights = WeightStore(Self.sanitize(checkpoint.tensors), source: directory.url.path)
+        let tensors = try directory.weights(of: checkpoint)
+        var weights = WeightStore(Self.sanitize(tensors), source: directory.url.path)
         decoder = try LlamaDecoder(configuration: config, weights: &weights)
         try weights.finish()
         modelType = directory.modelType

@@ -44,8 +44,9 @@ public final class ModelSession: @unchecked Sendable {
 
     /// Loads `directory`. The layout is, in order: `layout` if given, the folder's `prompt_layout.json`,
     /// then the model type's default (`llava` → `llava-1.5`, `qwen2_vl`/`qwen2_5_vl` → `qwen2-vl`, else `raw`).
-    public init(directory: URL, layout: PromptLayout? = nil) throws {
-        let model = try ModelRegistry.load(directory)
+    /// `compute`: the arithmetic of the matrix products (nil: `ARBITER_COMPUTE`, f32 when unset).
+    public init(directory: URL, layout: PromptLayout? = nil, compute: ComputePrecision? = nil) throws {
+        let model = try ModelRegistry.load(directory, compute: compute)
         self.model = model
         guard let tokenizerURL = Optional(directory.appendingPathComponent("tokenizer.json")),
               FileManager.default.fileExists(atPath: tokenizerURL.path) else {

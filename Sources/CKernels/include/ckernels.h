@@ -6,6 +6,8 @@
 #ifndef ARBITER_CKERNELS_H
 #define ARBITER_CKERNELS_H
 
+#include <stdint.h>
+
 /// values[i] = e^(values[i] − shift) for i < count, in place; returns the sum of the results (eight lane
 /// sums, then the lanes in order: independent of where the values sit in memory). `VectorExp.expShifted`.
 float arbiter_exp_shifted(float *values, long count, float shift);
@@ -65,6 +67,20 @@ void arbiter_softmax_row_baseline(float *row, long columns);
 void arbiter_softmax_causal_baseline(float *scores, long first, long end, long queries, long keys, long offset);
 void arbiter_rotary_baseline(float *x, const float *cos_table, const float *sin_table, long tokens, long heads,
                              long head_dim, long dimension);
+
+/// 1 when this CPU has AVX512-BF16 (VDPBF16PS), so that the two functions below run; 0 otherwise.
+int arbiter_has_avx512bf16(void);
+
+/// Rounds rows of x (n × in, row stride ldx floats) to bf16 (nearest even; denormals → 0, as VCVTNE2PS2BF16)
+/// and packs them in pairs: xp[r · pairs + p] = bf16(x[r][2p]) | bf16(x[r][2p+1]) << 16, with
+/// pairs = (in + 1) / 2 and 0 for the missing half of an odd row. Returns -1 (and does nothing) without
+/// AVX512-BF16.
+int arbiter_bf16_pack_rows(const float *x, long n, long in, long ldx, uint32_t *xp);
+
+/// out[r · ldo + j] = Σ_p over pairs, in order, of xp's pair p of row r times pair p of W row j, with
+/// VDPBF16PS arithmetic (see kernels.c), for r < n and j < outputs; `w` is `outputs` rows of `in` bf16 values
+/// (any alignment). Columns of out past `outputs` are not touched. Returns -1 without AVX512-BF16 or memory.
+int arbiter_gemm_bf16(const uint32_t *xp, long n, long in, const uint16_t *w, long outputs, float *out, long ldo);
 
 /// The build the plain names run on this CPU: "avx2" or "baseline" (for benchmarks and logs).
 const char *arbiter_kernel_variant(void);
