@@ -1,0 +1,182 @@
+// The calibration of `VerifyPlan`: a decoder layer of the model's own shapes with random weights (the weights
+// are not needed, so a config.json alone will do) timed on batches like the ones `AnalysisRunner.scores`
+// forms at the data's prompt lengths, on every worker at once (as a run keeps them busy), then fitted to
+// seconds per row, per attention pair and per run.
+import ArbiterFormats
+import ArbiterModels
+import ArbiterTensor
+import Dispatch
+import Foundation
+
+extension PlanCalibration {
+    /// Calibrates on layers shaped like `shape`'s decoder at prompts of `tokens` (typically the median length).
+    /// `budget`: seconds one timed layer may take (the rows per batch shrink for big models to stay within it;
+    /// a calibration takes about 12 such timings).
+    public static func measure(shape: PlanModelShape, tokens: Int, workers: Int = Parallel.workers,
+                               budget: Double = 0.25) throws -> PlanCalibration {
+        let began = DispatchTime.now().uptimeNanoseconds
+        let t = max(tokens, 2)
+        // Rows per timed batch: as `scores` batches them, fewer when one layer on them would exceed the budget
+        // (at a conservative 20 GFLOP/s per worker).
+        let affordable = Int(budget * 20e9 / max(shape.linearFLOPsPerRow, 1))
+        let rows = max(8, min(AnalysisRunner.rowsPerBatch, affordable))
+        let decoder = try calibrationDecoder(shape, maxTokens: 2 * t + rows + 2)
+        let d = shape.hidden, kv = shape.keyValueHeads * shape.headDim
+
+        // Three batch shapes: whole prompts (rows, long attention), quarter prompts (more runs, shorter
+        // attention) and one-row suffix runs over a prompt-long prefix (runs and attention, few rows).
+        let long = min(t, rows), quarter = max(1, long / 4)
+        var pattern = SplitMix(seed: 7)
+        func residual(_ n: Int) -> Tensor { Tensor(shape: [n, d], scalars: (0..<(n * d)).map { _ in pattern.unit() }) }
+        let prefix = PrefixKeyValues(keys: (0..<2).map { _ in Tensor(shape: [t, kv], scalars: (0..<(t * kv)).map { _ in pattern.unit() }) },
+                                     values: (0..<2).map { _ in Tensor(shape: [t, kv], scalars: (0..<(t * kv)).map { _ in pattern.unit() }) })
+        let shapes: [(runs: [DecoderRun], rows: Double, pairs: Double, count: Double)] = [
+            batch(count: max(1, rows / long), length: long, residual: residual),
+            batch(count: max(1, rows / quarter), length: quarter, residual: residual),
+            {
+                let n = max(4, rows / 8)
+                let runs = (0..<n).map { _ in
+                    DecoderRun(residual: residual(1), positions: .sequential(1, offset: t), prefix: prefix)
+                }
+                return (runs, Double(n), Double(n * (t + 1)), Double(n))
+            }(),
+        ]
+        // One full layer = the 2-layer decoder from layer 0 minus from layer 1 (the final layer alone).
+        let times = try shapes.map { s in
+            try timed(workers: workers) { try decoder.forward(batch: s.runs, startLayer: 0) }
+                - timed(workers: workers) { try decoder.forward(batch: s.runs, startLayer: 1) }
+        }
+        let fit = nonNegativeFit(shapes.map { [$0.rows, $0.pairs, $0.count] }, times)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
+        return PlanCalibration(workers: workers, secondsPerRow: fit[0], secondsPerPair: fit[1], secondsPerRun: fit[2],
+                               seconds: seconds, rows: rows)
+    }
+
+    static func batch(count: Int, length: Int, residual: (Int) -> Tensor)
+        -> (runs: [DecoderRun], rows: Double, pairs: Double, count: Double) {
+        let runs = (0..<count).map { _ in DecoderRun(residual: residual(length), positions: .sequential(length)) }
+        return (runs, Double(count * length), Double(count * length * length), Double(count))
+    }
+
+    /// The least seconds of two tries of `body` run on `workers` threads at once (each on one BLAS thread, its
+    /// kernels serial, as inside `AnalysisRunner.parallelMap`).
+    static func timed(workers: Int, _ body: @escaping @Sendable () throws -> [[Float]]) throws -> Double {
+        var best = Double.infinity
+        for _ in 0..<2 {
+            let failure = NSLock()
+            nonisolated(unsafe) var error: Error?
+            let start = DispatchTime.now().uptimeNanoseconds
+            BLAS.withSingleThread {
+                DispatchQueue.concurrentPerform(iterations: max(workers, 1)) { _ in
+                    do { _ = try Parallel.serially { try body() } } catch let e {
+                        failure.withLock { error = e }
+                    }
+                }
+            }
+            if let error { throw error }
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        }
+        return best
+    }
+
+    /// A 2-layer decoder of `shape`'s layer shapes with random weights, both layers sharing one layer's weights
+    /// (one layer of memory) and a vocabulary of 8 (logits are timed through the product rate instead).
+    static func calibrationDecoder(_ shape: PlanModelShape, maxTokens: Int) throws -> LlamaDecoder {
+        var c = shape.decoder
+        c.layers = 2
+        c.vocabularySize = 8
+        c.tieWordEmbeddings = false
+        c.mropeSection = nil
+        c.maxPositionEmbeddings = max(c.maxPositionEmbeddings, maxTokens)
+        let d = c.hiddenSize, q = c.attentionHeads * c.headDim, kv = c.keyValueHeads * c.headDim
+        let m = c.intermediateSize
+        // One block of random values, repeated: the products' speed does not depend on the values.
+        var rng = SplitMix(seed: 11)
+        let block = (0..<4099).map { _ in 0.02 * rng.unit() }
+        func tensor(_ name: String, _ dims: [Int], fill: Float? = nil) -> StoredTensor {
+            let n = dims.reduce(1, *)
+            let scalars = fill.map { [Float](repeating: $0, count: n) } ?? (0..<n).map { block[$0 % block.count] }
+            return StoredTensor(name: name, Tensor(shape: dims, scalars: scalars))
+        }
+        var layer: [String: StoredTensor] = [
+            "input_layernorm.weight": tensor("norm", [d], fill: 1),
+            "post_attention_layernorm.weight": tensor("norm", [d], fill: 1),
+            "self_attn.q_proj.weight": tensor("q", [q, d]), "self_attn.k_proj.weight": tensor("k", [kv, d]),
+            "self_attn.v_proj.weight": tensor("v", [kv, d]), "self_attn.o_proj.weight": tensor("o", [d, q]),
+            "mlp.gate_proj.weight": tensor("gate", [m, d]), "mlp.up_proj.weight": tensor("up", [m, d]),
+            "mlp.down_proj.weight": tensor("down", [d, m]),
+        ]
+        if c.qkvBias {
+            layer["self_attn.q_proj.bias"] = tensor("qb", [q], fill: 0)
+            layer["self_attn.k_proj.bias"] = tensor("kb", [kv], fill: 0)
+            layer["self_attn.v_proj.bias"] = tensor("vb", [kv], fill: 0)
+        }
+        if c.outputBias { layer["self_attn.o_proj.bias"] = tensor("ob", [d], fill: 0) }
+        if c.mlpBias {
+            layer["mlp.gate_proj.bias"] = tensor("gb", [m], fill: 0)
+            layer["mlp.up_proj.bias"] = tensor("ub", [m], fill: 0)
+            layer["mlp.down_proj.bias"] = tensor("db", [d], fill: 0)
+        }
+        var tensors: [String: StoredTensor] = [
+            "model.embed_tokens.weight": tensor("embed", [8, d]), "model.norm.weight": tensor("norm", [d], fill: 1),
+            "lm_head.weight": tensor("head", [8, d]),
+        ]
+        for l in 0..<2 { for (name, t) in layer { tensors["model.layers.\(l).\(name)"] = t } }
+        var store = WeightStore(tensors, source: "calibration layers of \(shape.modelType)")
+        return try LlamaDecoder(configuration: c, weights: &store)
+    }
+
+    /// Non-negative least squares of `rows · x ≈ times` for 3 unknowns: the best of every subset of unknowns
+    /// solved unconstrained whose solution is non-negative (a term too small to measure gets 0).
+    static func nonNegativeFit(_ rows: [[Double]], _ times: [Double]) -> [Double] {
+        var best: (x: [Double], error: Double) = ([0, 0, 0], times.reduce(0) { $0 + $1 * $1 })
+        for mask in 1..<8 {
+            let used = (0..<3).filter { mask & (1 << $0) != 0 }
+            // Normal equations on the used columns (scaled to unit norm for conditioning).
+            let scale = used.map { j in max(rows.reduce(0) { $0 + $1[j] * $1[j] }.squareRoot(), 1e-300) }
+            let a = used.indices.map { p in used.indices.map { q in
+                rows.reduce(0) { $0 + $1[used[p]] * $1[used[q]] } / (scale[p] * scale[q]) } }
+            let b = used.indices.map { p in zip(rows, times).reduce(0) { $0 + $1.0[used[p]] * $1.1 } / scale[p] }
+            guard let y = solve(a, b), y.allSatisfy({ $0 >= 0 }) else { continue }
+            var x = [0.0, 0.0, 0.0]
+            for (p, j) in used.enumerated() { x[j] = y[p] / scale[p] }
+            let error = zip(rows, times).reduce(0.0) { acc, rt in
+                let r = zip(rt.0, x).reduce(0) { $0 + $1.0 * $1.1 } - rt.1
+                return acc + r * r
+            }
+            if error < best.error - 1e-18 { best = (x, error) }
+        }
+        return best.x
+    }
+
+    /// Gaussian elimination with partial pivoting; nil when singular.
+    static func solve(_ a: [[Double]], _ b: [Double]) -> [Double]? {
+        var m = zip(a, b).map { $0 + [$1] }
+        let n = b.count
+        for col in 0..<n {
+            guard let pivot = (col..<n).max(by: { abs(m[$0][col]) < abs(m[$1][col]) }), abs(m[pivot][col]) > 1e-12 else {
+                return nil
+            }
+            m.swapAt(col, pivot)
+            for r in 0..<n where r != col {
+                let f = m[r][col] / m[col][col]
+                for k in col...n { m[r][k] -= f * m[col][k] }
+            }
+        }
+        return (0..<n).map { m[$0][n] / m[$0][$0] }
+    }
+}
+
+/// A small deterministic generator of values in [-1, 1).
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func unit() -> Float {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Float(z >> 40) / Float(1 << 23) - 1
+    }
+}
