@@ -11,7 +11,7 @@ import Foundation
 extension PlanCalibration {
     /// Calibrates on layers shaped like `shape`'s decoder at prompts of `tokens` (typically the median length).
     /// `budget`: seconds one timed layer may take (the rows per batch shrink for big models to stay within it;
-    /// a calibration takes about 12 such timings).
+    /// a calibration takes about 18 such timings).
     public static func measure(shape: PlanModelShape, tokens: Int, workers: Int = Parallel.workers,
                                budget: Double = 0.25) throws -> PlanCalibration {
         let began = DispatchTime.now().uptimeNanoseconds
@@ -28,8 +28,10 @@ extension PlanCalibration {
         let long = min(t, rows), quarter = max(1, long / 4)
         var pattern = SplitMix(seed: 7)
         func residual(_ n: Int) -> Tensor { Tensor(shape: [n, d], scalars: (0..<(n * d)).map { _ in pattern.unit() }) }
-        let prefix = PrefixKeyValues(keys: (0..<2).map { _ in Tensor(shape: [t, kv], scalars: (0..<(t * kv)).map { _ in pattern.unit() }) },
-                                     values: (0..<2).map { _ in Tensor(shape: [t, kv], scalars: (0..<(t * kv)).map { _ in pattern.unit() }) })
+        func cached() -> [Tensor] {
+            (0..<2).map { _ in Tensor(shape: [t, kv], scalars: (0..<(t * kv)).map { _ in pattern.unit() }) }
+        }
+        let prefix = PrefixKeyValues(keys: cached(), values: cached())
         let shapes: [(runs: [DecoderRun], rows: Double, pairs: Double, count: Double)] = [
             batch(count: max(1, rows / long), length: long, residual: residual),
             batch(count: max(1, rows / quarter), length: quarter, residual: residual),
@@ -58,11 +60,11 @@ extension PlanCalibration {
         return (runs, Double(count * length), Double(count * length * length), Double(count))
     }
 
-    /// The least seconds of two tries of `body` run on `workers` threads at once (each on one BLAS thread, its
+    /// The least seconds of three tries of `body` run on `workers` threads at once (each on one BLAS thread, its
     /// kernels serial, as inside `AnalysisRunner.parallelMap`).
     static func timed(workers: Int, _ body: @escaping @Sendable () throws -> [[Float]]) throws -> Double {
         var best = Double.infinity
-        for _ in 0..<2 {
+        for _ in 0..<3 {
             let failure = NSLock()
             nonisolated(unsafe) var error: Error?
             let start = DispatchTime.now().uptimeNanoseconds
@@ -154,7 +156,8 @@ extension PlanCalibration {
         var m = zip(a, b).map { $0 + [$1] }
         let n = b.count
         for col in 0..<n {
-            guard let pivot = (col..<n).max(by: { abs(m[$0][col]) < abs(m[$1][col]) }), abs(m[pivot][col]) > 1e-12 else {
+            guard let pivot = (col..<n).max(by: { abs(m[$0][col]) < abs(m[$1][col]) }),
+                  abs(m[pivot][col]) > 1e-12 else {
                 return nil
             }
             m.swapAt(col, pivot)

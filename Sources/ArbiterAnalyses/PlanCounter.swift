@@ -160,7 +160,8 @@ final class PlanCounter {
     func baselineBytes(_ sample: AnalysisSample) -> Int {
         let t = sample.input.ids.count, s = shape
         let readout = ((try? sample.input.spans.positions("instruction").count) ?? 0) + 1
-        let floats = s.layers * (t * s.hidden + s.heads * t * t + readout * s.hidden + 2 * s.hidden + s.heads * s.hidden)
+        let perLayer = t * s.hidden + s.heads * t * t + readout * s.hidden + 2 * s.hidden + s.heads * s.hidden
+        let floats = s.layers * perLayer
             + s.hidden + s.vocabulary
         return floats * MemoryLayout<Float>.size
     }

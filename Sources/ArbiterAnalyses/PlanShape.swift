@@ -153,7 +153,8 @@ private struct DTypeProbe: Decodable {
     enum CodingKeys: String, CodingKey { case torchDType = "torch_dtype", dtype }
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let name = (try? c.decodeIfPresent(String.self, forKey: .torchDType)) ?? (try? c.decodeIfPresent(String.self, forKey: .dtype))
+        let name = (try? c.decodeIfPresent(String.self, forKey: .torchDType))
+            ?? (try? c.decodeIfPresent(String.self, forKey: .dtype))
         bytes = ["bfloat16", "float16", "half"].contains(name ?? "") ? 2 : 4
     }
 }

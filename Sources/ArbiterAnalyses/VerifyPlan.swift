@@ -120,27 +120,40 @@ public struct VerifyPlan: Sendable, Codable, Equatable {
 
 extension VerifyPlan {
     /// The plan of `AnalysisSuite.run` on `samples` (already prepared, as the run prepares them).
-    /// `keyValueBudget`: as the run's (keys and values are kept only within it).
+    /// `keyValueBudget`: as the run's (keys and values are kept only within it). `preparationSeconds`: what
+    /// loading the model and preparing the items took while planning (the run spends it too, and per generated
+    /// item again on a top-up).
     public static func make(model: String, shape: PlanModelShape, samples: [AnalysisSample], dataset: String,
                             configuration c: AnalysisConfiguration = AnalysisConfiguration(),
                             assumptions a: PlanAssumptions = PlanAssumptions(), calibration: PlanCalibration,
-                            keyValueBudget: Int = 1 << 30) throws -> VerifyPlan {
+                            keyValueBudget: Int = 1 << 30, preparationSeconds: Double = 0) throws -> VerifyPlan {
         guard !samples.isEmpty else { throw AnalysisError.meaninglessRun("no items to plan (the dataset is empty)") }
         let counter = PlanCounter(shape: shape, samples: samples, calibration: calibration)
         let kvBytes = samples.reduce(0) { $0 + $1.input.ids.count } * shape.layers * 2 * shape.keyValueHeads
             * shape.headDim * MemoryLayout<Float>.size
         let keepKV = kvBytes <= keyValueBudget
         counter.keysKept = keepKV
-        let plan = try stages(counter: counter, samples: samples, configuration: c, assumptions: a)
+        let preparation = PlanStage(name: "model and items (measured while planning)", passes: 0, layerRows: 0,
+                                    flops: 0, flopsBefore: 0, seconds: preparationSeconds, assumption: "")
+        let perItem = preparationSeconds / Double(samples.count)
+        func withPreparation(_ stages: [PlanStage]) -> [PlanStage] {
+            [preparation] + stages.map { s in
+                var s = s
+                if s.name.hasPrefix("item top-up") { s.seconds += Double(s.passes) * perItem }
+                return s
+            }
+        }
+        let plan = withPreparation(try stages(counter: counter, samples: samples, configuration: c, assumptions: a))
         var worst = a
         worst.failureRate = 1
         worst.calibrationFailed = nil
         worst.heldOutFailed = nil
         worst.topSetFirstLayer = 0
         // The top-up's worst case is its cap spent, which needs failures too few: counted apart below.
-        let worstStages = try stages(counter: counter, samples: samples, configuration: c, assumptions: worst)
-        let topUpCap = a.canGenerate ? counter.baselineStage(count: c.extraConflictCap, like: samples).flops : 0
-        let topUpCapSeconds = a.canGenerate ? counter.baselineStage(count: c.extraConflictCap, like: samples).seconds : 0
+        let worstStages = withPreparation(try stages(counter: counter, samples: samples, configuration: c,
+                                                     assumptions: worst))
+        let cap = counter.baselineStage(count: a.canGenerate ? c.extraConflictCap : 0, like: samples)
+        let topUpCap = cap.flops, topUpCapSeconds = cap.seconds + Double(cap.passes) * perItem
 
         let tokens = samples.map { $0.input.ids.count }
         let imageTokens = samples.map { (try? $0.input.spans.positions("image").count) ?? 0 }
@@ -172,9 +185,13 @@ extension VerifyPlan {
         let flowSamples = (heldOut + calibration).map { samples[$0] }
         let width = c.window ?? InformationFlow.defaultWindow(layers: layers)
         guard width >= 1 && width <= layers else {
-            throw AnalysisError.invalidParameter("knockout window \(width) must be between 1 and the model's \(layers) layers")
+            throw AnalysisError.invalidParameter(
+                "knockout window \(width) must be between 1 and the model's \(layers) layers")
         }
-        let flowConflict = flowSamples.indices.filter { flowSamples[$0].kind == "conflict" && flowSamples[$0].target != nil }
+        func conflict(_ s: [AnalysisSample]) -> [Int] {
+            s.indices.filter { s[$0].kind == "conflict" && s[$0].target != nil }
+        }
+        let flowConflict = conflict(flowSamples)
         var flow: [ScoreRequest] = []
         for edge in FlowEdge.paperEdges {
             let usable = InformationFlow.usable(flowSamples, flowConflict, edge: edge)
@@ -186,7 +203,7 @@ extension VerifyPlan {
 
         // Head ranking: single-head ablations over the calibration conflict items.
         let calSamples = calibration.map { samples[$0] }
-        let calConflict = calSamples.indices.filter { calSamples[$0].kind == "conflict" && calSamples[$0].target != nil }
+        let calConflict = conflict(calSamples)
         let ranking = (0..<layers).flatMap { Heads.rankingRequests(calConflict, layer: $0, heads: heads) }
         out.append(counter.stage("head ranking (single-head ablation)", ranking, calSamples, assumption: ""))
 
@@ -199,7 +216,7 @@ extension VerifyPlan {
         let sets = [top] + Heads.randomSets(top: top, layers: layers, heads: heads, count: c.randomHeadSets,
                                            seed: c.seed &+ 7).sets
         let heldSamples = heldOut.map { samples[$0] }
-        let heldConflict = heldSamples.indices.filter { heldSamples[$0].kind == "conflict" && heldSamples[$0].target != nil }
+        let heldConflict = conflict(heldSamples)
         let layerNote = a.topSetFirstLayer == 0 ? "the top set starts at layer 0 (worst case)"
             : "the top set starts at layer \(first)"
         let blocking = Heads.setRequests(sets.map { ($0, Intervention.blockHeads($0, means: nil)) }, heldConflict)
@@ -207,7 +224,8 @@ extension VerifyPlan {
                                  assumption: layerNote))
         let ability = Heads.abilityKinds.flatMap { kind in heldSamples.indices.filter { heldSamples[$0].kind == kind } }
         out.append(counter.stage("specificity (ability under blocking)",
-                                 ability.isEmpty ? [] : Heads.setRequests([(top, .blockHeads(top, means: nil))], ability),
+                                 ability.isEmpty ? []
+                                    : Heads.setRequests([(top, .blockHeads(top, means: nil))], ability),
                                  heldSamples, assumption: layerNote))
 
         // α on the calibration failures, amplification on the held-out ones (+ generated ones when too few).
@@ -238,7 +256,8 @@ extension VerifyPlan {
         topUpStage.assumption = topUp == 0 ? "" : rateNote + "; worst case: \(c.extraConflictCap) items"
         out.append(topUpStage)
         // Generated failures stand in as copies of held-out conflict items (same lengths, own images).
-        let stand = heldConflict.isEmpty ? [] : (0..<extraFailures).map { heldSamples[heldConflict[$0 % heldConflict.count]] }
+        let stand = heldConflict.isEmpty ? []
+            : (0..<extraFailures).map { heldSamples[heldConflict[$0 % heldConflict.count]] }
         let ampSamples = heldSamples + stand
         let ampFailed = heldFailed + stand.indices.map { heldSamples.count + $0 }
         let amplification = ampFailed.isEmpty ? []

@@ -22,8 +22,10 @@ enum PlanTable {
                      "every item fails; top-up cap spent"])
         let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max() ?? 0 }
         func line(_ r: [String]) -> String {
-            r.indices.map { c in c == 0 || c == r.count - 1 ? r[c].padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                : String(repeating: " ", count: widths[c] - r[c].count) + r[c] }.joined(separator: "  ")
+            r.indices.map { c in
+                c == 0 || c == r.count - 1 ? r[c].padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[c] - r[c].count) + r[c]
+            }.joined(separator: "  ")
                 .trimmingCharacters(in: .whitespaces)
         }
         lines.append(line(header))
@@ -36,7 +38,8 @@ enum PlanTable {
                      + " + activations \(bytes(m.activations)) (\(p.calibration.workers) batches side by side)")
         let c = p.calibration
         lines.append("calibration: \(format(c.seconds, 1)) s on \(c.workers) workers, batches of \(c.rows) rows: "
-                     + "\(format(c.secondsPerRow * 1e6, 2)) µs per row·layer, \(format(c.secondsPerPair * 1e9, 3)) ns "
+                     + "\(format(c.secondsPerRow * 1e6, 2)) µs per row·layer, "
+                     + "\(format(c.secondsPerPair * 1e9, 3)) ns "
                      + "per attention pair·layer, \(format(c.secondsPerRun * 1e6, 1)) µs per run·layer")
         lines.append("\"before\": every pass over the whole prompt from layer 0 (no resume, suffix or shared prefix)")
         return lines.joined(separator: "\n")
@@ -56,6 +59,7 @@ enum PlanTable {
 
     static func bytes(_ b: Int) -> String {
         let x = Double(b)
-        return x >= 1e9 ? format(x / 1e9, 1) + " GB" : x >= 1e6 ? format(x / 1e6, 1) + " MB" : format(x / 1e3, 1) + " kB"
+        return x >= 1e9 ? format(x / 1e9, 1) + " GB"
+            : x >= 1e6 ? format(x / 1e6, 1) + " MB" : format(x / 1e3, 1) + " kB"
     }
 }

@@ -45,9 +45,12 @@ struct VerifyCommand: ParsableCommand {
     var randomSets = 200
     @Option(name: .long, help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
     var storeGolden: String?
-    @Flag(name: .long, help: "Print what the run would cost (passes, FLOPs, time, memory per stage) without running it.")
+    @Flag(name: .long, help: "Print what the run would cost (passes, FLOPs, time, memory per stage); run nothing.")
     var plan = false
-    @Option(name: .long, help: "With --plan: tokens per prompt (default for a folder without tokenizer.json or weights: the image's tokens + 74).")
+    @Option(name: .long, help: """
+        With --plan: tokens per prompt (default for a folder without tokenizer.json or weights: one image's \
+        tokens + 74).
+        """)
     var promptTokens: Int?
     @Option(name: .long, help: "With --plan: share of conflict items assumed to fail at baseline (default 0.5).")
     var failureRate: Double?
@@ -170,7 +173,9 @@ extension VerifyCommand {
         var assumptions = PlanAssumptions()
         if let failureRate { assumptions.failureRate = failureRate }
         let promptLayout: PromptLayout?
-        do { promptLayout = try layout.map(PromptLayout.named) } catch { throw CLIError("--layout \(layout!): \(error)") }
+        do { promptLayout = try layout.map(PromptLayout.named) } catch {
+            throw CLIError("--layout \(layout!): \(error)")
+        }
         var plans: [VerifyPlan] = []
         for (i, path) in model.enumerated() {
             let shown = displayName(i)

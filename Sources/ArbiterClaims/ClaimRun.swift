@@ -52,7 +52,8 @@ public enum ClaimRun {
         let settings = input.settings
         let (set, dataset, more) = try items(input, imageSize: session.imageSize)
         var results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set), dataset: dataset,
-                                            configuration: configuration(settings), policy: input.policy, moreConflictItems: more,
+                                            configuration: configuration(settings), policy: input.policy,
+                                            moreConflictItems: more,
                                             progress: progress)
         results.model = input.name ?? displayName(of: input.model)
         results.skipped = set.skipped.map { "\($0)" } + results.skipped

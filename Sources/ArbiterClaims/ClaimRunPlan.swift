@@ -21,6 +21,8 @@ public enum ClaimRunPlan {
         a.canGenerate = input.data == nil
         let samples: [AnalysisSample]
         let dataset: String
+        let began = Date()
+        var preparation = 0.0
         if runnable && promptTokens == nil {
             progress("tokenizing the items as the run does")
             let session = try ModelSession(directory: folder, layout: input.layout)
@@ -28,6 +30,7 @@ public enum ClaimRunPlan {
             samples = try SamplePreparation.prepare(try ProbeItems.make(set), session: session, policy: input.policy)
                 .samples
             dataset = name
+            preparation = Date().timeIntervalSince(began)
         } else {
             let imageTokens = shape.vision?.imageTokens ?? 0
             let (set, name, _) = try ClaimRun.items(input, imageSize: shape.vision == nil ? nil : imageSide(folder))
@@ -42,7 +45,7 @@ public enum ClaimRunPlan {
         return try VerifyPlan.make(model: input.name ?? ClaimRun.displayName(of: folder), shape: shape,
                                    samples: samples, dataset: dataset,
                                    configuration: ClaimRun.configuration(input.settings), assumptions: a,
-                                   calibration: calibration)
+                                   calibration: calibration, preparationSeconds: preparation)
     }
 
     /// The side of the images the generator draws for the model (LLaVA: the tower's image size).

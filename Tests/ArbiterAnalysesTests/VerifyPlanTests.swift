@@ -72,7 +72,8 @@ struct VerifyPlanTests {
                 width: InformationFlow.defaultWindow(layers: layers), layers: layers)
         }
         let ran = observed[0..<edges].flatMap { $0 }
-        #expect(planned.map { [$0.sample, $0.startLayer, $0.unchangedBefore] } == ran.map { [$0.sample, $0.startLayer, $0.unchangedBefore] })
+        func key(_ r: ScoreRequest) -> [Int] { [r.sample, r.startLayer, r.unchangedBefore] }
+        #expect(planned.map(key) == ran.map(key))
         // "before" of the knockouts: each pass over its whole prompt from layer 0.
         let before = ran.reduce(0.0) { $0 + counter.fullPassFLOPs(tokens: order[$1.sample].input.ids.count) }
         #expect(try stage("information flow").flopsBefore == before)
@@ -168,6 +169,8 @@ struct VerifyPlanTests {
                 #expect(try !s.input.spans.positions(name).isEmpty, "\(name)")
             }
         }
-        #expect(throws: AnalysisError.self) { try VerifyPlan.syntheticSamples(items, promptTokens: 580, imageTokens: 576) }
+        #expect(throws: AnalysisError.self) {
+            try VerifyPlan.syntheticSamples(items, promptTokens: 580, imageTokens: 576)
+        }
     }
 }

@@ -27,7 +27,7 @@ struct PlanCLITests {
         let shape = try #require(plan["shape"] as? [String: Any])
         #expect(shape["layers"] as? Int == (name.hasPrefix("llava") ? 32 : 28))
         let stages = try #require(plan["stages"] as? [[String: Any]])
-        #expect(stages.count == 9)
+        #expect(stages.count == 10)
         for stage in stages where (stage["passes"] as? Int ?? 0) > 0 {
             let flops = try #require(stage["flops"] as? Double), before = try #require(stage["flopsBefore"] as? Double)
             #expect(flops > 0 && before >= flops * 0.999, "\(stage)")
