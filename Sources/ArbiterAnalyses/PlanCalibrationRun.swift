@@ -2,6 +2,7 @@
 // are not needed, so a config.json alone will do) timed on batches like the ones `AnalysisRunner.scores`
 // forms at the data's prompt lengths, on every worker at once (as a run keeps them busy), then fitted to
 // seconds per row, per attention pair and per run.
+import ArbiterData
 import ArbiterFormats
 import ArbiterModels
 import ArbiterTensor
@@ -11,7 +12,7 @@ import Foundation
 extension PlanCalibration {
     /// Calibrates on layers shaped like `shape`'s decoder at prompts of `tokens` (typically the median length).
     /// `budget`: seconds one timed layer may take (the rows per batch shrink for big models to stay within it;
-    /// a calibration takes about 18 such timings).
+    /// a calibration times 8 batch shapes, each a few times, for about 8–30 budgets in all).
     public static func measure(shape: PlanModelShape, tokens: Int, workers: Int = Parallel.workers,
                                budget: Double = 0.25) throws -> PlanCalibration {
         let began = DispatchTime.now().uptimeNanoseconds
@@ -23,17 +24,18 @@ extension PlanCalibration {
         let decoder = try calibrationDecoder(shape, maxTokens: 2 * t + rows + 2)
         let d = shape.hidden, kv = shape.keyValueHeads * shape.headDim
 
-        // Three batch shapes: whole prompts (rows, long attention), quarter prompts (more runs, shorter
-        // attention) and one-row suffix runs over a prompt-long prefix (runs and attention, few rows).
-        let long = min(t, rows), quarter = max(1, long / 4)
-        var pattern = SplitMix(seed: 7)
-        func residual(_ n: Int) -> Tensor { Tensor(shape: [n, d], scalars: (0..<(n * d)).map { _ in pattern.unit() }) }
+        // Four batch shapes: whole, half and quarter prompts (the same rows in more runs with shorter attention)
+        // and one-row suffix runs over a prompt-long prefix (runs and attention, few rows).
+        let long = min(t, rows), half = max(1, long / 2), quarter = max(1, long / 4)
+        var pattern = SplitMix64(seed: 7)
+        func residual(_ n: Int) -> Tensor { Tensor(shape: [n, d], scalars: (0..<(n * d)).map { _ in Float.random(in: -1..<1, using: &pattern) }) }
         func cached() -> [Tensor] {
-            (0..<2).map { _ in Tensor(shape: [t, kv], scalars: (0..<(t * kv)).map { _ in pattern.unit() }) }
+            (0..<3).map { _ in Tensor(shape: [t, kv], scalars: (0..<(t * kv)).map { _ in Float.random(in: -1..<1, using: &pattern) }) }
         }
         let prefix = PrefixKeyValues(keys: cached(), values: cached())
         let shapes: [(runs: [DecoderRun], rows: Double, pairs: Double, count: Double)] = [
             batch(count: max(1, rows / long), length: long, residual: residual),
+            batch(count: max(1, rows / half), length: half, residual: residual),
             batch(count: max(1, rows / quarter), length: quarter, residual: residual),
             {
                 let n = max(4, rows / 8)
@@ -43,10 +45,10 @@ extension PlanCalibration {
                 return (runs, Double(n), Double(n * (t + 1)), Double(n))
             }(),
         ]
-        // One full layer = the 2-layer decoder from layer 0 minus from layer 1 (the final layer alone).
+        // One full layer = half of the 3-layer decoder from layer 0 minus from layer 2 (the final layer alone).
         let times = try shapes.map { s in
-            try timed(workers: workers) { try decoder.forward(batch: s.runs, startLayer: 0) }
-                - timed(workers: workers) { try decoder.forward(batch: s.runs, startLayer: 1) }
+            try (timed(workers: workers, budget: budget) { try decoder.forward(batch: s.runs, startLayer: 0) }
+                - timed(workers: workers, budget: budget) { try decoder.forward(batch: s.runs, startLayer: 2) }) / 2
         }
         let fit = nonNegativeFit(shapes.map { [$0.rows, $0.pairs, $0.count] }, times)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
@@ -60,32 +62,43 @@ extension PlanCalibration {
         return (runs, Double(count * length), Double(count * length * length), Double(count))
     }
 
-    /// The least seconds of three tries of `body` run on `workers` threads at once (each on one BLAS thread, its
-    /// kernels serial, as inside `AnalysisRunner.parallelMap`).
-    static func timed(workers: Int, _ body: @escaping @Sendable () throws -> [[Float]]) throws -> Double {
-        var best = Double.infinity
-        for _ in 0..<3 {
+    /// Seconds of one call of `body` run on `workers` threads at once (each on one BLAS thread, its kernels
+    /// serial, as inside `AnalysisRunner.parallelMap`): the least of three tries, each the mean of as many calls
+    /// as fill a fifth of `budget` (at least one), so that fast calls are timed over many repeats.
+    static func timed(workers: Int, budget: Double,
+                      _ body: @escaping @Sendable () throws -> [[Float]]) throws -> Double {
+        var best = Double.infinity, repeats = 1
+        for attempt in 0..<4 {
             let failure = NSLock()
             nonisolated(unsafe) var error: Error?
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = DispatchTime.now().uptimeNanoseconds, n = repeats
             BLAS.withSingleThread {
                 DispatchQueue.concurrentPerform(iterations: max(workers, 1)) { _ in
-                    do { _ = try Parallel.serially { try body() } } catch let e {
+                    do { for _ in 0..<n { _ = try Parallel.serially { try body() } } } catch let e {
                         failure.withLock { error = e }
                     }
                 }
             }
             if let error { throw error }
-            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(n)
+            // The first try (also a warm-up) sets the repeats; the best of the three others counts. A call slower
+            // than the repeats' share (a big model's) is timed twice only, the first try included.
+            if attempt == 0 {
+                repeats = max(1, min(1000, Int(budget / 5 / max(seconds, 1e-6))))
+                if seconds > budget / 5 { best = seconds }
+            } else {
+                best = min(best, seconds)
+                if seconds > budget / 5 { break }
+            }
         }
         return best
     }
 
-    /// A 2-layer decoder of `shape`'s layer shapes with random weights, both layers sharing one layer's weights
+    /// A 3-layer decoder of `shape`'s layer shapes with random weights, every layer sharing one layer's weights
     /// (one layer of memory) and a vocabulary of 8 (logits are timed through the product rate instead).
     static func calibrationDecoder(_ shape: PlanModelShape, maxTokens: Int) throws -> LlamaDecoder {
         var c = shape.decoder
-        c.layers = 2
+        c.layers = 3
         c.vocabularySize = 8
         c.tieWordEmbeddings = false
         c.mropeSection = nil
@@ -93,8 +106,8 @@ extension PlanCalibration {
         let d = c.hiddenSize, q = c.attentionHeads * c.headDim, kv = c.keyValueHeads * c.headDim
         let m = c.intermediateSize
         // One block of random values, repeated: the products' speed does not depend on the values.
-        var rng = SplitMix(seed: 11)
-        let block = (0..<4099).map { _ in 0.02 * rng.unit() }
+        var rng = SplitMix64(seed: 11)
+        let block = (0..<4099).map { _ in Float.random(in: -0.02..<0.02, using: &rng) }
         func tensor(_ name: String, _ dims: [Int], fill: Float? = nil) -> StoredTensor {
             let n = dims.reduce(1, *)
             let scalars = fill.map { [Float](repeating: $0, count: n) } ?? (0..<n).map { block[$0 % block.count] }
@@ -123,7 +136,7 @@ extension PlanCalibration {
             "model.embed_tokens.weight": tensor("embed", [8, d]), "model.norm.weight": tensor("norm", [d], fill: 1),
             "lm_head.weight": tensor("head", [8, d]),
         ]
-        for l in 0..<2 { for (name, t) in layer { tensors["model.layers.\(l).\(name)"] = t } }
+        for l in 0..<3 { for (name, t) in layer { tensors["model.layers.\(l).\(name)"] = t } }
         var store = WeightStore(tensors, source: "calibration layers of \(shape.modelType)")
         return try LlamaDecoder(configuration: c, weights: &store)
     }
@@ -167,19 +180,5 @@ extension PlanCalibration {
             }
         }
         return (0..<n).map { m[$0][n] / m[$0][$0] }
-    }
-}
-
-/// A small deterministic generator of values in [-1, 1).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func unit() -> Float {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Float(z >> 40) / Float(1 << 23) - 1
     }
 }
