@@ -24,8 +24,8 @@ extension PlanCalibration {
         let decoder = try calibrationDecoder(shape, maxTokens: 2 * t + rows + 2)
         let d = shape.hidden, kv = shape.keyValueHeads * shape.headDim
 
-        // Four batch shapes: whole, half and quarter prompts (the same rows in more runs with shorter attention)
-        // and one-row suffix runs over a prompt-long prefix (runs and attention, few rows).
+        // Four batch shapes of the same rows: whole, half and quarter prompts (more runs, shorter attention) and
+        // one-row suffix runs over a prompt-long prefix (most runs, longest attention).
         let long = min(t, rows), half = max(1, long / 2), quarter = max(1, long / 4)
         var pattern = SplitMix64(seed: 7)
         func residual(_ n: Int) -> Tensor { Tensor(shape: [n, d], scalars: (0..<(n * d)).map { _ in Float.random(in: -1..<1, using: &pattern) }) }
@@ -38,7 +38,8 @@ extension PlanCalibration {
             batch(count: max(1, rows / half), length: half, residual: residual),
             batch(count: max(1, rows / quarter), length: quarter, residual: residual),
             {
-                let n = max(4, rows / 8)
+                // As many one-row runs as the other shapes' rows: the products see the same row count.
+                let n = rows
                 let runs = (0..<n).map { _ in
                     DecoderRun(residual: residual(1), positions: .sequential(1, offset: t), prefix: prefix)
                 }
@@ -50,10 +51,38 @@ extension PlanCalibration {
             try (timed(workers: workers, budget: budget) { try decoder.forward(batch: s.runs, startLayer: 0) }
                 - timed(workers: workers, budget: budget) { try decoder.forward(batch: s.runs, startLayer: 2) }) / 2
         }
-        let fit = nonNegativeFit(shapes.map { [$0.rows, $0.pairs, $0.count] }, times)
+        // Attention alone (scores, causal softmax, mix) of prompt-long keys, timed apart: inside a layer its share
+        // is too small to fit beside the products' (a fit gave it what the products' row count explained).
+        let perPair = try attentionSeconds(shape, keys: t, workers: workers, budget: budget)
+        // Rows and runs from the shapes without a prefix; then what the suffix runs cost beyond: copying the
+        // cached keys and values into each run's attention, per cached row.
+        let plain = shapes.indices.dropLast()
+        let fit = nonNegativeFit(plain.map { [shapes[$0].rows, shapes[$0].count] },
+                                 plain.map { times[$0] - perPair * shapes[$0].pairs })
+        let suffix = shapes[shapes.count - 1], cachedRows = suffix.count * Double(t)
+        let perCached = max(0, (times[times.count - 1] - perPair * suffix.pairs - fit[0] * suffix.rows
+                                - fit[1] * suffix.count) / cachedRows)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
-        return PlanCalibration(workers: workers, secondsPerRow: fit[0], secondsPerPair: fit[1], secondsPerRun: fit[2],
-                               seconds: seconds, rows: rows)
+        return PlanCalibration(workers: workers, secondsPerRow: fit[0], secondsPerPair: perPair, secondsPerRun: fit[1],
+                               secondsPerCachedRow: perCached, seconds: seconds, rows: rows)
+    }
+
+    /// Seconds per (query, key) pair of one layer's attention, all heads: queries against `keys` prompt-long keys.
+    static func attentionSeconds(_ shape: PlanModelShape, keys s: Int, workers: Int, budget: Double) throws -> Double {
+        let heads = shape.decoder.attentionHeadLayout, d = heads.headDim
+        let queries = max(1, min(s, Int(budget * 5e9 / max(shape.attentionFLOPsPerPair, 1)) / s))
+        var rng = SplitMix64(seed: 5)
+        func random(_ rows: Int, _ columns: Int) -> Tensor {
+            Tensor(shape: [rows, columns], scalars: (0..<(rows * columns)).map { _ in Float.random(in: -1..<1, using: &rng) })
+        }
+        let q = random(queries, heads.heads * d), k = random(s, heads.kvHeads * d), v = random(s, heads.kvHeads * d)
+        let scale = 1 / Float(d).squareRoot()
+        let time = try timed(workers: workers, budget: budget) {
+            var pattern = attentionScores(q: q, k: k, heads: heads, scale: scale)
+            causalAttentionPattern(inPlace: &pattern, queryOffset: s - queries)
+            return [attentionMix(pattern: pattern, v: v, heads: heads).scalars]
+        }
+        return time / Double(queries * s)
     }
 
     static func batch(count: Int, length: Int, residual: (Int) -> Tensor)
@@ -82,13 +111,12 @@ extension PlanCalibration {
             if let error { throw error }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(n)
             // The first try (also a warm-up) sets the repeats; the best of the three others counts. A call slower
-            // than the repeats' share (a big model's) is timed twice only, the first try included.
+            // than the repeats' share (a big model's) is timed once: its own length drowns the noise.
             if attempt == 0 {
                 repeats = max(1, min(1000, Int(budget / 5 / max(seconds, 1e-6))))
-                if seconds > budget / 5 { best = seconds }
+                if seconds > budget / 5 { return seconds }
             } else {
                 best = min(best, seconds)
-                if seconds > budget / 5 { break }
             }
         }
         return best
@@ -141,19 +169,21 @@ extension PlanCalibration {
         return try LlamaDecoder(configuration: c, weights: &store)
     }
 
-    /// Non-negative least squares of `rows · x ≈ times` for 3 unknowns: the best of every subset of unknowns
+    /// Non-negative least squares of `rows · x ≈ times` (few unknowns): the best of every subset of unknowns
     /// solved unconstrained whose solution is non-negative (a term too small to measure gets 0).
     static func nonNegativeFit(_ rows: [[Double]], _ times: [Double]) -> [Double] {
-        var best: (x: [Double], error: Double) = ([0, 0, 0], times.reduce(0) { $0 + $1 * $1 })
-        for mask in 1..<8 {
-            let used = (0..<3).filter { mask & (1 << $0) != 0 }
+        let unknowns = rows.first?.count ?? 0
+        var best: (x: [Double], error: Double) = ([Double](repeating: 0, count: unknowns),
+                                                  times.reduce(0) { $0 + $1 * $1 })
+        for mask in 1..<(1 << unknowns) {
+            let used = (0..<unknowns).filter { mask & (1 << $0) != 0 }
             // Normal equations on the used columns (scaled to unit norm for conditioning).
             let scale = used.map { j in max(rows.reduce(0) { $0 + $1[j] * $1[j] }.squareRoot(), 1e-300) }
             let a = used.indices.map { p in used.indices.map { q in
                 rows.reduce(0) { $0 + $1[used[p]] * $1[used[q]] } / (scale[p] * scale[q]) } }
             let b = used.indices.map { p in zip(rows, times).reduce(0) { $0 + $1.0[used[p]] * $1.1 } / scale[p] }
             guard let y = solve(a, b), y.allSatisfy({ $0 >= 0 }) else { continue }
-            var x = [0.0, 0.0, 0.0]
+            var x = [Double](repeating: 0, count: unknowns)
             for (p, j) in used.enumerated() { x[j] = y[p] / scale[p] }
             let error = zip(rows, times).reduce(0.0) { acc, rt in
                 let r = zip(rt.0, x).reduce(0) { $0 + $1.0 * $1.1 } - rt.1

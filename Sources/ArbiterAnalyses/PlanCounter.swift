@@ -50,10 +50,12 @@ final class PlanCounter {
         let pairs = runs.reduce(0.0) { $0 + Double($1.rows) * Double($1.cached + $1.rows) }
         let lastPairs = runs.reduce(0.0) { $0 + Double($1.cached + $1.rows) }
         let n = Double(runs.count), logits = n * s.logitFLOPsPerRow
+        let cached = Double(runs.reduce(0) { $0 + $1.cached })
         // A batch of one run goes through the plain forward pass: every layer on every row.
         let full = Double(runs.count > 1 ? s.layers - 1 - start : s.layers - start)
         var flops = full * (rows * s.linearFLOPsPerRow + pairs * s.attentionFLOPsPerPair) + logits
-        var seconds = full * (rows * c.secondsPerRow + pairs * c.secondsPerPair + n * c.secondsPerRun)
+        var seconds = full * (rows * c.secondsPerRow + pairs * c.secondsPerPair + n * c.secondsPerRun
+                              + cached * c.secondsPerCachedRow)
             + logits / flopRate
         var layerRows = full * rows
         if runs.count > 1 {
@@ -61,6 +63,7 @@ final class PlanCounter {
             let kvShare = s.keyValueFLOPsPerRow / s.linearFLOPsPerRow
             flops += rows * s.keyValueFLOPsPerRow + n * s.linearFLOPsPerRow + lastPairs * s.attentionFLOPsPerPair
             seconds += (rows * kvShare + n) * c.secondsPerRow + lastPairs * c.secondsPerPair + n * c.secondsPerRun
+                + (cached + rows - n) * c.secondsPerCachedRow
             layerRows += n
         }
         return (flops, seconds, layerRows)

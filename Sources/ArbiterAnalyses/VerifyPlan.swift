@@ -65,13 +65,17 @@ public struct PlanCalibration: Sendable, Codable, Equatable {
     public var secondsPerPair: Double
     /// Per run through one layer (hooks, attention calls, copies).
     public var secondsPerRun: Double
+    /// Per cached row (a suffix run's prefix, a shared run's rows) of one layer: copied into the run's keys and
+    /// values.
+    public var secondsPerCachedRow: Double
     /// How long the calibration took.
     public var seconds: Double
     /// The rows of the timed batches (small for big models, to stay within seconds).
     public var rows: Int
 
     public init(workers: Int, secondsPerRow: Double, secondsPerPair: Double, secondsPerRun: Double,
-                seconds: Double = 0, rows: Int = 0) {
+                secondsPerCachedRow: Double = 0, seconds: Double = 0, rows: Int = 0) {
+        self.secondsPerCachedRow = secondsPerCachedRow
         self.workers = workers
         self.secondsPerRow = secondsPerRow
         self.secondsPerPair = secondsPerPair

@@ -40,7 +40,8 @@ enum PlanTable {
         lines.append("calibration: \(format(c.seconds, 1)) s on \(c.workers) workers, batches of \(c.rows) rows: "
                      + "\(format(c.secondsPerRow * 1e6, 2)) µs per row·layer, "
                      + "\(format(c.secondsPerPair * 1e9, 3)) ns "
-                     + "per attention pair·layer, \(format(c.secondsPerRun * 1e6, 1)) µs per run·layer")
+                     + "per attention pair·layer, \(format(c.secondsPerRun * 1e6, 1)) µs per run·layer, "
+                     + "\(format(c.secondsPerCachedRow * 1e9, 1)) ns per cached row·layer")
         lines.append("\"before\": every pass over the whole prompt from layer 0 (no resume, suffix or shared prefix)")
         return lines.joined(separator: "\n")
     }
