@@ -146,6 +146,26 @@ struct VerifyPlanTests {
         #expect(alone.flops == one)
     }
 
+    @Test("the 7B hub configs' shapes: sizes, image tokens, and parameters within 1% of the published counts")
+    func sevenBillionShapes() throws {
+        let fixtures = Fixtures.root.appendingPathComponent("Tests/ArbiterCLITests/Fixtures/plan")
+        let llava = try PlanModelShape.shape(of: fixtures.appendingPathComponent("llava-1.5-7b"))
+        let llavaSizes: [Int] = [llava.layers, llava.heads, llava.keyValueHeads, llava.hidden, llava.intermediate,
+                                 llava.vocabulary]
+        #expect(llavaSizes == [32, 32, 32, 4096, 11008, 32064])
+        #expect(llava.vision?.imageTokens == 576)
+        #expect(llava.vision?.layers == 23, "vision_feature_layer -2: the last of 24 layers is not run")
+        // 7,062,902,784 parameters on the hub, less the unused 24th vision layer (12.6 M); float16.
+        #expect(abs(llava.parameterCount / (7_062_902_784 - 12_596_224) - 1) < 0.01, "\(llava.parameterCount)")
+        #expect(llava.weightBytes == Int(llava.parameterCount) * 2)
+        let qwen = try PlanModelShape.shape(of: fixtures.appendingPathComponent("qwen2.5-vl-7b"))
+        let qwenSizes: [Int] = [qwen.layers, qwen.heads, qwen.keyValueHeads, qwen.hidden, qwen.intermediate,
+                                qwen.vocabulary]
+        #expect(qwenSizes == [28, 28, 4, 3584, 18944, 152064])
+        #expect(qwen.vision?.layers == 32 && qwen.vision?.width == 1280 && qwen.vision?.mlpMatrices == 3)
+        #expect(abs(qwen.parameterCount / 8_292_166_656 - 1) < 0.01, "\(qwen.parameterCount)")
+    }
+
     @Test("the calibration fit recovers known costs and never goes negative")
     func fitRecoversCosts() {
         let rows: [[Double]] = [[512, 512 * 64, 8], [512, 512 * 16, 32], [64, 64 * 65, 64]]
