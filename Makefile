@@ -9,7 +9,7 @@ PYTHON       := $(VENV)/bin/python
 MAIN_MODEL   ?= $(if $(wildcard GoldenData/models/arbiter-main/config.json),GoldenData/models/arbiter-main,GoldenData/models/tiny-llava)
 REPORT_DIR   ?= reports/verify
 
-.PHONY: deps build test test-fast verify bench tools-venv tools-check goldens controls clean
+.PHONY: deps build test test-fast verify bench bench-plan tools-venv tools-check goldens controls clean
 
 ## deps: install missing system libraries (Debian packages) — needs root, as on CI.
 deps:
@@ -72,6 +72,11 @@ controls: $(PYTHON)
 ## bench: speed of Arbiter against PyTorch on this machine (printed ratios).
 bench: build $(PYTHON)
 	$(PYTHON) Tools/bench.py --arbiter .build/release/arbiter
+
+## bench-plan: the time `verify --plan` predicts against the measured `verify` time, on the main bundled model and
+## the anchored control (fails beyond ±25%; run it on an idle machine).
+bench-plan: build
+	python3 Tools/bench_plan.py --arbiter .build/release/arbiter
 
 clean:
 	rm -rf .build

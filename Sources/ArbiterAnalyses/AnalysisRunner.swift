@@ -172,6 +172,9 @@ extension AnalysisRunner {
     /// hook visits, its last row through the final layer) costs about what the rows save.
     public static let minimumSharedRows = 4
 
+    /// Sees every request list `scores(…)` is given, before it runs (tests count the passes `VerifyPlan` predicts).
+    @TaskLocal static var requestObserver: (@Sendable ([ScoreRequest]) -> Void)?
+
     /// The following scores of many intervened passes, in request order. Requests resuming at the same
     /// layer are stacked into batches of about `rowsPerBatch` computed token rows
     /// (`LlamaDecoder.forward(batch:startLayer:)`), and the batches run side by side on the cores. Requests whose
@@ -185,6 +188,7 @@ extension AnalysisRunner {
     /// products — are the same on any machine. Interventions are validated first, in request order: the first
     /// invalid request's error is thrown before anything runs.
     public func scores(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) throws -> [FollowingScore] {
+        Self.requestObserver?(requests)
         let hooks = try requests.map { r in
             try r.interventions.hooks(for: decoder, hookNames: hookNames,
                                       tokenCount: samples[r.sample].input.ids.count, spans: samples[r.sample].input.spans)

@@ -113,13 +113,11 @@ public enum AnalysisSuite {
         return (samples, baselines, generated)
     }
 
-    static func runSingleThreaded(session: ModelSession, items: [ProbeItem], dataset: String, configuration c: AnalysisConfiguration,
-                                  policy: ItemPolicy, keyValueBudget: Int,
-                                  moreConflictItems: ((Int, Int) throws -> [ProbeItem])?,
-                                  progress: @escaping (String) -> Void) throws -> AnalysisResults {
-        let start = Date()
-        let (samples, skippedItems) = try SamplePreparation.prepare(items, session: session, policy: policy)
-        let skipped = skippedItems.map(\.description)
+    /// The seeded split of the conflict items into calibration and held-out (per target, so both splits hold both
+    /// targets; other kinds go to held-out), sorted; throws when a target has too few items. Also used by
+    /// `VerifyPlan`.
+    static func split(_ samples: [AnalysisSample],
+                      configuration c: AnalysisConfiguration) throws -> (calibration: [Int], heldOut: [Int]) {
         for target in InstructionTarget.allCases {
             let n = samples.filter { $0.kind == "conflict" && $0.target == target }.count
             guard n >= 2 * c.minimumPerTarget else {
@@ -137,6 +135,17 @@ public enum AnalysisSuite {
         }
         heldOut += samples.indices.filter { samples[$0].kind != "conflict" }
         calibration.sort(); heldOut.sort()
+        return (calibration, heldOut)
+    }
+
+    static func runSingleThreaded(session: ModelSession, items: [ProbeItem], dataset: String, configuration c: AnalysisConfiguration,
+                                  policy: ItemPolicy, keyValueBudget: Int,
+                                  moreConflictItems: ((Int, Int) throws -> [ProbeItem])?,
+                                  progress: @escaping (String) -> Void) throws -> AnalysisResults {
+        let start = Date()
+        let (samples, skippedItems) = try SamplePreparation.prepare(items, session: session, policy: policy)
+        let skipped = skippedItems.map(\.description)
+        let (calibration, heldOut) = try split(samples, configuration: c)
 
         let runner = AnalysisRunner(session: session)
         progress("baseline passes over \(samples.count) samples")

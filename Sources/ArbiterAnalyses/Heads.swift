@@ -123,6 +123,15 @@ public enum Heads {
         .blockHeads(mutation == .blockingBlocksNothing ? [] : heads, means: nil)
     }
 
+    /// Single-head ablations of layer `l`: one (head, sample) request each, head-major (also counted by `VerifyPlan`).
+    static func rankingRequests(_ conflict: [Int], layer l: Int, heads: Int) -> [ScoreRequest] {
+        (0..<(heads * conflict.count)).map { j in
+            ScoreRequest(sample: conflict[j % conflict.count],
+                         interventions: InterventionSet([blocking([HeadIndex(layer: l, head: j / conflict.count)])]),
+                         startLayer: l)
+        }
+    }
+
     public static func rank(runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun],
                             attribution: [[Double]], progress: (String) -> Void = { _ in }) throws -> HeadRanking {
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target != nil }
@@ -132,11 +141,7 @@ public enum Heads {
         for l in 0..<layers {
             progress("single-head ablation, layer \(l + 1)/\(layers)")
             // One (head, sample) ablation per request; summed per head in sample order.
-            let requests = (0..<(heads * conflict.count)).map { j in
-                ScoreRequest(sample: conflict[j % conflict.count],
-                             interventions: InterventionSet([blocking([HeadIndex(layer: l, head: j / conflict.count)])]),
-                             startLayer: l)
-            }
+            let requests = rankingRequests(conflict, layer: l, heads: heads)
             let blocked = try runner.scores(requests, samples: samples, baselines: baselines)
             let effects = requests.indices.map { baselines[requests[$0].sample].score.s - blocked[$0].s }
             for h in 0..<heads {
@@ -202,6 +207,15 @@ public enum Heads {
         return (sets, matching)
     }
 
+    /// One request per (head set pass, item), pass-major, resuming at the set's first layer (also counted by
+    /// `VerifyPlan`).
+    static func setRequests(_ passes: [([HeadIndex], Intervention)], _ indices: [Int]) -> [ScoreRequest] {
+        passes.flatMap { heads, intervention in
+            indices.map { ScoreRequest(sample: $0, interventions: InterventionSet([intervention]),
+                                       startLayer: heads.map(\.layer).min() ?? 0) }
+        }
+    }
+
     public static func intervene(runner: AnalysisRunner, ranking: HeadRanking,
                                  calibration: (samples: [AnalysisSample], baselines: [BaselineRun]),
                                  heldOut: (samples: [AnalysisSample], baselines: [BaselineRun]),
@@ -221,10 +235,7 @@ public enum Heads {
         /// resuming at the heads' first layer: one slice of `indices.count` scores per pass, in order.
         func scores(_ passes: [([HeadIndex], Intervention)], _ indices: [Int],
                     on split: (samples: [AnalysisSample], baselines: [BaselineRun])) throws -> [ArraySlice<FollowingScore>] {
-            let requests = passes.flatMap { heads, intervention in
-                indices.map { ScoreRequest(sample: $0, interventions: InterventionSet([intervention]),
-                                           startLayer: heads.map(\.layer).min() ?? 0) }
-            }
+            let requests = setRequests(passes, indices)
             let all = try runner.scores(requests, samples: split.samples, baselines: split.baselines)
             return passes.indices.map { k in all[(k * indices.count)..<((k + 1) * indices.count)] }
         }

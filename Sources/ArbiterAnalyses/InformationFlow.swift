@@ -53,6 +53,33 @@ public enum InformationFlow {
         return Array(max(0, layer - half)...min(layers - 1, layer + half))
     }
 
+    /// The conflict samples an edge is measured on: those with both of its spans (e.g. not those without context).
+    static func usable(_ samples: [AnalysisSample], _ conflict: [Int], edge: FlowEdge) -> [Int] {
+        conflict.filter { i in
+            (try? samples[i].input.spans.positions(edge.keys))?.isEmpty == false
+                && (try? samples[i].input.spans.positions(edge.queries))?.isEmpty == false
+        }
+    }
+
+    /// One (sample, layer) knockout request per usable sample and layer, sample-major (also counted by `VerifyPlan`).
+    static func requests(_ samples: [AnalysisSample], usable: [Int], edge: FlowEdge, width: Int,
+                         layers: Int) throws -> [ScoreRequest] {
+        try usable.flatMap { i in
+            // Causal attention: a query changes only if it sits at or after a knocked key, and positions
+            // before the first such query cannot change — recompute from there (for vision→text, from the
+            // first text token after the image rather than the system prompt before it).
+            let input = samples[i].input
+            return try (0..<layers).map { layer in
+                let w = Self.window(around: layer, width: width, layers: layers)
+                let ko = mutation == .knockoutDoesNothing ? InterventionSet([])
+                    : InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries),
+                                                 layers: w, heads: nil)])
+                let first = try ko.firstChangedPosition(tokenCount: input.ids.count, spans: input.spans) ?? 0
+                return ScoreRequest(sample: i, interventions: ko, startLayer: w[0], unchangedBefore: first)
+            }
+        }
+    }
+
     /// `calibration`: the indices of `samples` in the calibration split (nil: no split estimates); the other
     /// conflict samples are the held-out split.
     public static func measure(runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun],
@@ -70,26 +97,8 @@ public enum InformationFlow {
         var calibrationShift = shift, heldOutShift = shift
         for (e, edge) in edges.enumerated() {
             progress("knockout \(edge) (\(e + 1)/\(edges.count))")
-            // Samples lacking a span of the edge (e.g. no context) are skipped for that edge.
-            let usable = conflict.filter { i in
-                (try? samples[i].input.spans.positions(edge.keys))?.isEmpty == false
-                    && (try? samples[i].input.spans.positions(edge.queries))?.isEmpty == false
-            }
-            // One (sample, layer) knockout per request; delta[layer][k] for usable sample k.
-            let requests = try usable.flatMap { i in
-                // Causal attention: a query changes only if it sits at or after a knocked key, and positions
-                // before the first such query cannot change — recompute from there (for vision→text, from the
-                // first text token after the image rather than the system prompt before it).
-                let input = samples[i].input
-                return try (0..<layers).map { layer in
-                    let w = Self.window(around: layer, width: width, layers: layers)
-                    let ko = mutation == .knockoutDoesNothing ? InterventionSet([])
-                        : InterventionSet([.knockout(keys: .span(edge.keys), queries: .span(edge.queries),
-                                                     layers: w, heads: nil)])
-                    let first = try ko.firstChangedPosition(tokenCount: input.ids.count, spans: input.spans) ?? 0
-                    return ScoreRequest(sample: i, interventions: ko, startLayer: w[0], unchangedBefore: first)
-                }
-            }
+            let usable = Self.usable(samples, conflict, edge: edge)
+            let requests = try Self.requests(samples, usable: usable, edge: edge, width: width, layers: layers)
             let knocked = try runner.scores(requests, samples: samples, baselines: baselines)
             let shifts = requests.indices.map { knocked[$0].s - baselines[requests[$0].sample].score.s }
             let delta = (0..<layers).map { layer in usable.indices.map { shifts[$0 * layers + layer] } }

@@ -48,6 +48,18 @@ public struct AnalysisSample: Sendable {
     /// First tokens both sets start with, removed from both: they tell neither answer apart.
     public let shared: [Int]
 
+    /// A sample of given ids and spans, with placeholder answers: for plans made without a tokenizer
+    /// (`VerifyPlan.syntheticSamples`), which count tokens and never score.
+    init(id: String, kind: String, target: InstructionTarget?, input: PreparedInput) {
+        self.id = id
+        self.kind = kind
+        self.target = target
+        self.input = input
+        instructed = [0]
+        competitor = [1]
+        shared = []
+    }
+
     /// Prepares `item` for `session`. Throws when an answer set is empty or both sets share every first token.
     public init(_ item: ProbeItem, session: ModelSession) throws {
         id = item.id

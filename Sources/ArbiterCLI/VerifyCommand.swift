@@ -45,6 +45,15 @@ struct VerifyCommand: ParsableCommand {
     var randomSets = 200
     @Option(name: .long, help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
     var storeGolden: String?
+    @Flag(name: .long, help: "Print what the run would cost (passes, FLOPs, time, memory per stage); run nothing.")
+    var plan = false
+    @Option(name: .long, help: """
+        With --plan: tokens per prompt (default for a folder without tokenizer.json or weights: one image's \
+        tokens + 74).
+        """)
+    var promptTokens: Int?
+    @Option(name: .long, help: "With --plan: share of conflict items assumed to fail at baseline (default 0.5).")
+    var failureRate: Double?
 
     func validate() throws {
         guard !model.isEmpty else { throw ValidationError("give at least one --model") }
@@ -58,6 +67,25 @@ struct VerifyCommand: ParsableCommand {
         try CLILimits.check("--random-sets", randomSets, CLILimits.randomSets)
         for m in model { try CLIPaths.checkNotEmpty(["--model": m]) }
         try CLIPaths.checkNotEmpty(["--data": data])
+        try validatePlanOptions()
+    }
+
+    /// --plan runs nothing: options that act on a run's results contradict it, and its own options need it.
+    func validatePlanOptions() throws {
+        if plan {
+            let contradicting = [("--out", out != nil), ("--store-golden", storeGolden != nil),
+                                 ("--require", require != nil)].filter(\.1).map(\.0)
+            if let first = contradicting.first {
+                throw ValidationError("--plan runs nothing, so \(first) has no results to act on; drop one of them")
+            }
+        } else if let option = [("--prompt-tokens", promptTokens != nil), ("--failure-rate", failureRate != nil)]
+            .first(where: \.1)?.0 {
+            throw ValidationError("\(option) is an option of --plan; add --plan or drop it")
+        }
+        if let promptTokens { try CLILimits.check("--prompt-tokens", promptTokens, CLILimits.tokens) }
+        if let failureRate, !(0...1).contains(failureRate) {
+            throw ValidationError("--failure-rate \(failureRate) is out of range: give a share in 0…1")
+        }
     }
 
     /// The run's inputs: no output may be one of them or hold one.
@@ -72,6 +100,7 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func run() throws {
+        if plan { return try runPlan() }
         let progress = Progress()
         // Every destination is checked before any work starts (and again when written).
         if let out { try OutputSafety.checkFolder(out, kind: .verifyReport, option: "--out", inputs: inputs) }
@@ -131,6 +160,40 @@ struct VerifyCommand: ParsableCommand {
                                                      + short.joined(separator: ", ") + "\n").utf8))
                 throw ExitCode(1)
             }
+        }
+    }
+}
+
+extension VerifyCommand {
+    /// `--plan`: one plan per model, as a table or (`--json`) a JSON array of plans (docs/verify-plan.md).
+    func runPlan() throws {
+        let progress = Progress()
+        var settings = ClaimRunSettings()
+        settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
+        var assumptions = PlanAssumptions()
+        if let failureRate { assumptions.failureRate = failureRate }
+        let promptLayout: PromptLayout?
+        do { promptLayout = try layout.map(PromptLayout.named) } catch {
+            throw CLIError("--layout \(layout!): \(error)")
+        }
+        var plans: [VerifyPlan] = []
+        for (i, path) in model.enumerated() {
+            let shown = displayName(i)
+            let input = ClaimRunInput(model: URL(fileURLWithPath: path), data: data.map { URL(fileURLWithPath: $0) },
+                                      layout: promptLayout, name: shown, settings: settings,
+                                      policy: ItemPolicy(keepGoing: keepGoing), skipBadItems: skipBadItems)
+            do {
+                plans.append(try ClaimRunPlan.make(input, promptTokens: promptTokens, assumptions: assumptions,
+                                                   progress: { progress.say("\(shown): \($0)") }))
+            } catch { throw CLIError("\(path): \(error)") }
+        }
+        progress.finish()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            print(String(decoding: try encoder.encode(plans), as: UTF8.self))
+        } else {
+            print(plans.map(PlanTable.text).joined(separator: "\n"))
         }
     }
 }

@@ -50,6 +50,30 @@ public enum ClaimRun {
                                 progress: @escaping (String) -> Void = { _ in }) throws -> (AnalysisResults, [ClaimResult]) {
         let session = try ModelSession(directory: input.model, layout: input.layout)
         let settings = input.settings
+        let (set, dataset, more) = try items(input, imageSize: session.imageSize)
+        var results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set), dataset: dataset,
+                                            configuration: configuration(settings), policy: input.policy,
+                                            moreConflictItems: more,
+                                            progress: progress)
+        results.model = input.name ?? displayName(of: input.model)
+        results.skipped = set.skipped.map { "\($0)" } + results.skipped
+        return (results, ClaimStatistics.evaluate(results))
+    }
+
+    /// The analysis configuration of a claim run with `settings`.
+    public static func configuration(_ settings: ClaimRunSettings) -> AnalysisConfiguration {
+        var c = AnalysisConfiguration()
+        c.seed = settings.seed
+        c.randomHeadSets = settings.randomHeadSets
+        c.minimumFailed = Claims.Threshold.minimumFailed
+        return c
+    }
+
+    /// The run's items: the dataset folder's, or `settings.count` generated at `imageSize` (the model's), with the
+    /// dataset's description and, for generated runs, the top-up generator of amplification (nil for a dataset).
+    public static func items(_ input: ClaimRunInput, imageSize: Int?) throws
+        -> (set: ConflictSet, dataset: String, more: ((Int, Int) throws -> [ProbeItem])?) {
+        let settings = input.settings
         let set: ConflictSet
         let dataset: String
         // Generated runs can top up amplification's failures with more conflict items (seeded per round, ids
@@ -60,7 +84,7 @@ public enum ClaimRun {
             dataset = data.path
         } else {
             var g = GeneratorConfiguration()
-            if let size = session.imageSize { g.imageSize = size }
+            if let imageSize { g.imageSize = imageSize }
             set = ConflictSet(source: "generated", items: ConflictGenerator(seed: settings.seed, configuration: g)
                 .generate(count: settings.count), imageRoot: nil)
             dataset = "generated: \(settings.count) items, seed \(settings.seed), image \(g.imageSize)px"
@@ -78,16 +102,7 @@ public enum ClaimRun {
                                                        imageRoot: nil))
             }
         }
-        var c = AnalysisConfiguration()
-        c.seed = settings.seed
-        c.randomHeadSets = settings.randomHeadSets
-        c.minimumFailed = Claims.Threshold.minimumFailed
-        var results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set), dataset: dataset,
-                                            configuration: c, policy: input.policy, moreConflictItems: more,
-                                            progress: progress)
-        results.model = input.name ?? displayName(of: input.model)
-        results.skipped = set.skipped.map { "\($0)" } + results.skipped
-        return (results, ClaimStatistics.evaluate(results))
+        return (set, dataset, more)
     }
 
     /// Generates the conflict set (at the model's image size), runs every analysis, evaluates the claims.

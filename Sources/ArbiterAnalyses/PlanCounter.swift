@@ -1,0 +1,224 @@
+// The counting behind `VerifyPlan`: the rows, attention pairs and runs each stage's requests compute once
+// `AnalysisRunner.scores` has batched them, their FLOPs, and their time from a `PlanCalibration`.
+import ArbiterInterventions
+import ArbiterModels
+import Foundation
+
+final class PlanCounter {
+    let shape: PlanModelShape
+    let calibration: PlanCalibration
+    /// Whether the baselines keep keys and values (suffix runs need them).
+    var keysKept = true
+    /// Each sample's first rows as `scores` compares them: token ids, with an image position standing for its
+    /// image's pixels (equal ids and images give bit-equal residual streams at every layer).
+    private var keys: [String: [Int]] = [:]
+
+    init(shape: PlanModelShape, samples: [AnalysisSample], calibration: PlanCalibration) {
+        self.shape = shape
+        self.calibration = calibration
+    }
+
+    /// FLOP/s of one worker on matrix products (from the per-row calibration: products dominate a row).
+    var flopRate: Double { shape.linearFLOPsPerRow / max(calibration.secondsPerRow, 1e-15) }
+
+    func rowKey(_ sample: AnalysisSample, salt: Int) -> [Int] {
+        let name = salt == 0 ? sample.id : "\(sample.id)#\(salt)"
+        if let k = keys[name] { return k }
+        var key = sample.input.ids
+        if let image = try? sample.input.spans.positions("image"), !image.isEmpty {
+            var hasher = Hasher()
+            if let pixels = sample.input.pixelValues {
+                pixels.scalars.withUnsafeBytes { hasher.combine(bytes: $0) }
+            } else {
+                hasher.combine(sample.id)
+            }
+            hasher.combine(salt)
+            let fingerprint = hasher.finalize()
+            for p in image { key[p] = Int.min + (fingerprint & 0xFFFF_FFFF) * 4096 + p }
+        }
+        keys[name] = key
+        return key
+    }
+
+    /// One run of a batch: `rows` computed after `cached` rows of keys and values (a suffix's prefix or a shared run).
+    struct Run { var rows: Int; var cached: Int }
+
+    /// FLOPs and seconds of one batch resuming at `start`.
+    func batchCost(_ runs: [Run], start: Int) -> (flops: Double, seconds: Double, layerRows: Double) {
+        let c = calibration, s = shape
+        let rows = Double(runs.reduce(0) { $0 + $1.rows })
+        let pairs = runs.reduce(0.0) { $0 + Double($1.rows) * Double($1.cached + $1.rows) }
+        let lastPairs = runs.reduce(0.0) { $0 + Double($1.cached + $1.rows) }
+        let n = Double(runs.count), logits = n * s.logitFLOPsPerRow
+        let cached = Double(runs.reduce(0) { $0 + $1.cached })
+        // A batch of one run goes through the plain forward pass: every layer on every row.
+        let full = Double(runs.count > 1 ? s.layers - 1 - start : s.layers - start)
+        var flops = full * (rows * s.linearFLOPsPerRow + pairs * s.attentionFLOPsPerPair) + logits
+        var seconds = full * (rows * c.secondsPerRow + pairs * c.secondsPerPair + n * c.secondsPerRun
+                              + cached * c.secondsPerCachedRow)
+            + logits / flopRate
+        var layerRows = full * rows
+        if runs.count > 1 {
+            // The final layer: keys and values of every row, the rest for each run's last row only.
+            let kvShare = s.keyValueFLOPsPerRow / s.linearFLOPsPerRow
+            flops += rows * s.keyValueFLOPsPerRow + n * s.linearFLOPsPerRow + lastPairs * s.attentionFLOPsPerPair
+            seconds += (rows * kvShare + n) * c.secondsPerRow + lastPairs * c.secondsPerPair + n * c.secondsPerRun
+                + (cached + rows - n) * c.secondsPerCachedRow
+            layerRows += n
+        }
+        return (flops, seconds, layerRows)
+    }
+
+    /// FLOPs of one pass over the whole prompt from layer 0 (no resume, suffix or sharing): the "before".
+    func fullPassFLOPs(tokens t: Int) -> Double {
+        let t = Double(t)
+        return Double(shape.layers) * (t * shape.linearFLOPsPerRow + t * t * shape.attentionFLOPsPerPair)
+            + shape.logitFLOPsPerRow
+    }
+
+    /// The cost of `requests` on `samples` through `scores`; samples at indices ≥ `distinctFrom` have images of
+    /// their own (stand-ins for generated items).
+    func stage(_ name: String, _ requests: [ScoreRequest], _ samples: [AnalysisSample], assumption: String,
+               distinctFrom: Int = .max) -> PlanStage {
+        let layers = shape.layers
+        let plans = requests.map { r -> (start: Int, from: Int) in
+            let t = samples[r.sample].input.ids.count
+            let start = r.startLayer < layers ? r.startLayer : 0
+            let suffix = r.unchangedBefore > 0 && r.unchangedBefore < t && keysKept
+            return (start, suffix ? r.unchangedBefore : 0)
+        }
+        let keyOf = { (i: Int) in self.rowKey(samples[i], salt: i >= distinctFrom ? i : 0) }
+        let batches = Self.batchPlan(requests, plans: plans, tokens: { samples[requests[$0].sample].input.ids.count },
+                                     commonRows: { a, b, limit in
+            let x = keyOf(requests[a].sample), y = keyOf(requests[b].sample)
+            let px = samples[requests[a].sample].input.positions.axes
+            let py = samples[requests[b].sample].input.positions.axes
+            var n = 0
+            while n < limit, x[n] == y[n], zip(px, py).allSatisfy({ $0[n] == $1[n] }) { n += 1 }
+            return n
+        })
+        var flops = 0.0, total = 0.0, longest = 0.0, layerRows = 0.0
+        for batch in batches {
+            let start = plans[batch[0].members[0]].start
+            var runs: [Run] = []
+            for group in batch {
+                if group.members.count == 1 {
+                    let i = group.members[0], t = samples[requests[i].sample].input.ids.count
+                    runs.append(Run(rows: t - plans[i].from, cached: plans[i].from))
+                } else {
+                    runs.append(Run(rows: group.shared, cached: 0))
+                    for i in group.members {
+                        runs.append(Run(rows: samples[requests[i].sample].input.ids.count - group.shared,
+                                        cached: group.shared))
+                    }
+                }
+            }
+            let cost = batchCost(runs, start: start)
+            flops += cost.flops
+            total += cost.seconds
+            longest = max(longest, cost.seconds)
+            layerRows += cost.layerRows
+        }
+        let before = requests.reduce(0.0) { $0 + fullPassFLOPs(tokens: samples[$1.sample].input.ids.count) }
+        let seconds = requests.isEmpty ? 0 : max(total / Double(max(calibration.workers, 1)), longest)
+        return PlanStage(name: name, passes: requests.count, layerRows: layerRows, flops: flops, flopsBefore: before,
+                         seconds: seconds, assumption: assumption)
+    }
+
+    /// `count` baseline passes over items like `like` (cycled): every layer on every row, the vision tower once.
+    func baselineStage(count: Int, like: [AnalysisSample]) -> PlanStage {
+        var flops = 0.0, seconds = 0.0, layerRows = 0.0
+        for k in 0..<(like.isEmpty ? 0 : count) {
+            let sample = like[k % like.count], t = sample.input.ids.count
+            let image = (try? sample.input.spans.positions("image").count) ?? 0
+            let vision = shape.vision?.flops(imageTokens: image) ?? 0
+            let tt = Double(t)
+            flops += fullPassFLOPs(tokens: t) + vision
+            layerRows += Double(shape.layers) * tt
+            seconds += Double(shape.layers) * (tt * calibration.secondsPerRow + tt * tt * calibration.secondsPerPair
+                                               + calibration.secondsPerRun)
+                + (vision + shape.logitFLOPsPerRow) / flopRate
+        }
+        return PlanStage(name: "baselines (+ vision tower)", passes: like.isEmpty ? 0 : count, layerRows: layerRows,
+                         flops: flops, flopsBefore: flops, seconds: seconds / Double(max(calibration.workers, 1)),
+                         assumption: "")
+    }
+
+    /// Logit lens (every layer's readout rows unembedded, conflict items, one worker), attribution and routing
+    /// (reductions over what the baselines kept: no passes).
+    func readoutStage(_ samples: [AnalysisSample]) -> PlanStage {
+        var flops = 0.0
+        for s in samples where s.kind == "conflict" && s.target != nil {
+            let readout = ((try? s.input.spans.positions("instruction").count) ?? 0) + 1
+            flops += Double(shape.layers * readout) * shape.logitFLOPsPerRow
+        }
+        // Attribution: per head and layer a dot product with the answer direction, twice (all and calibration).
+        flops += 2 * Double(samples.count * shape.layers * (shape.heads + 2) * shape.hidden * 2)
+        return PlanStage(name: "logit lens, attribution, routing", passes: 0, layerRows: 0, flops: flops,
+                         flopsBefore: flops, seconds: flops / flopRate, assumption: "")
+    }
+
+    /// Bytes a baseline keeps for the whole run (keys and values apart): residual streams entering every layer,
+    /// attention patterns, readout rows, per-layer outputs and per-head results at the last position, logits.
+    func baselineBytes(_ sample: AnalysisSample) -> Int {
+        let t = sample.input.ids.count, s = shape
+        let readout = ((try? sample.input.spans.positions("instruction").count) ?? 0) + 1
+        let perLayer = t * s.hidden + s.heads * t * t + readout * s.hidden + 2 * s.hidden + s.heads * s.hidden
+        let floats = s.layers * perLayer
+            + s.hidden + s.vocabulary
+        return floats * MemoryLayout<Float>.size
+    }
+
+    /// Bytes of one batch's activations: its rows through one layer's products, and one run's attention scores.
+    func batchActivationBytes(maxTokens t: Int) -> Int {
+        let s = shape, rows = max(AnalysisRunner.rowsPerBatch, t)
+        let perRow = 4 * s.hidden + (s.heads + 2 * s.keyValueHeads) * s.headDim + 3 * s.intermediate
+        return (rows * perRow + s.heads * t * t) * MemoryLayout<Float>.size
+    }
+
+    /// `AnalysisRunner.batchPlan`'s batches for these requests (the same cuts and groups, with `commonRows`
+    /// comparing token ids and images where the runner compares the residual rows they make).
+    static func batchPlan(_ requests: [ScoreRequest], plans: [(start: Int, from: Int)], tokens: (Int) -> Int,
+                          commonRows: (Int, Int, Int) -> Int) -> [[AnalysisRunner.RequestGroup]] {
+        var keyIDs: [PositionIndependentKey: Int] = [:]
+        let effect = requests.indices.map { i -> Int? in
+            guard plans[i].from == 0, let key = requests[i].interventions.positionIndependentKey else { return nil }
+            if let id = keyIDs[key] { return id }
+            keyIDs[key] = keyIDs.count
+            return keyIDs.count - 1
+        }
+        var batches: [[AnalysisRunner.RequestGroup]] = []
+        var current: [AnalysisRunner.RequestGroup] = [], rows = 0
+        for i in requests.indices.sorted(by: { (plans[$0].start, $0) < (plans[$1].start, $1) }) {
+            if let first = current.first?.members[0], plans[first].start != plans[i].start {
+                batches.append(current); current = []; rows = 0
+            }
+            let alone = tokens(i) - plans[i].from
+            var best: (group: Int, joined: AnalysisRunner.RequestGroup, saving: Int)? = nil
+            if let id = effect[i] {
+                for (g, group) in current.enumerated() where effect[group.members[0]] == id {
+                    let leader = group.members[0]
+                    let cap = group.members.count == 1 ? tokens(leader) - 1 : group.shared
+                    let shared = commonRows(leader, i, min(cap, tokens(i) - 1))
+                    guard shared >= AnalysisRunner.minimumSharedRows else { continue }
+                    let joined = AnalysisRunner.RequestGroup(members: group.members + [i], shared: shared,
+                                                             tokens: group.tokens + tokens(i))
+                    let saving = group.rows + alone - joined.rows
+                    if saving >= AnalysisRunner.minimumSharedRows, saving > best?.saving ?? 0 {
+                        best = (g, joined, saving)
+                    }
+                }
+            }
+            if let best {
+                rows += best.joined.rows - current[best.group].rows
+                current[best.group] = best.joined
+            } else {
+                current.append(AnalysisRunner.RequestGroup(members: [i], shared: 0, tokens: alone))
+                rows += alone
+            }
+            if rows >= AnalysisRunner.rowsPerBatch { batches.append(current); current = []; rows = 0 }
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
+}

@@ -1,0 +1,89 @@
+// `arbiter verify --plan`: a plan from a model folder and from a config.json alone (the LLaVA-1.5-7B and
+// Qwen2.5-VL-7B hub configs in Fixtures/plan), its JSON, and the refusals of contradictory options and bad input.
+import Foundation
+import Testing
+
+@Suite("arbiter verify --plan")
+struct PlanCLITests {
+    static let fixtures = Repository.root.appendingPathComponent("Tests/ArbiterCLITests/Fixtures/plan")
+
+    /// Decodes the JSON array `--plan --json` prints.
+    static func plans(_ r: CLIResult) throws -> [[String: Any]] {
+        let value = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+        return try #require(value as? [[String: Any]], "not a JSON array of plans: \(r.stdout.prefix(300))")
+    }
+
+    @Test("a 7B-shaped config alone (no weights, no tokenizer) gets a plan: passes, FLOPs before/after, time, memory",
+          arguments: ["llava-1.5-7b", "qwen2.5-vl-7b"])
+    func configAlone(_ name: String) throws {
+        let folder = try TemporaryFolder()
+        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("\(name)/config.json"),
+                                         to: folder.file("config.json"))
+        let r = try CLI.run(["verify", "--plan", "--json", "--model", folder.url.path, "--count", "48",
+                             "--random-sets", "20"], timeout: 600)
+        #expect(r.status == 0 && !r.signalled, "\(r)")
+        let plan = try #require(try Self.plans(r).first)
+        #expect(plan["schema"] as? String == "arbiter-verify-plan/1")
+        let shape = try #require(plan["shape"] as? [String: Any])
+        #expect(shape["layers"] as? Int == (name.hasPrefix("llava") ? 32 : 28))
+        let stages = try #require(plan["stages"] as? [[String: Any]])
+        #expect(stages.count == 10)
+        for stage in stages where (stage["passes"] as? Int ?? 0) > 0 {
+            let flops = try #require(stage["flops"] as? Double), before = try #require(stage["flopsBefore"] as? Double)
+            #expect(flops > 0 && before >= flops * 0.999, "\(stage)")
+            #expect((stage["seconds"] as? Double ?? 0) > 0, "\(stage)")
+        }
+        let memory = try #require(plan["memory"] as? [String: Any])
+        #expect((memory["weights"] as? Int ?? 0) > 10_000_000_000, "7B weights at 2 bytes: \(memory)")
+        #expect(try folder.snapshot().keys.sorted() == ["config.json"], "the plan wrote into the model folder")
+    }
+
+    @Test("the bundled model's plan counts its real items")
+    func bundledModel() throws {
+        let r = try CLI.run(["verify", "--plan", "--model", Repository.model("arbiter-main").path, "--count", "60",
+                             "--random-sets", "10"], timeout: 600)
+        #expect(r.status == 0 && !r.signalled, "\(r)")
+        for row in ["baselines", "information flow", "head ranking", "α selection", "total", "peak memory"] {
+            #expect(r.stdout.contains(row), "no '\(row)' in:\n\(r.stdout)")
+        }
+    }
+
+    @Test("--plan with options that act on a run's results, or plan options without --plan, are refused")
+    func contradictoryOptions() throws {
+        let model = Repository.model("tiny-llava").path
+        let folder = try TemporaryFolder()
+        try CLI.refuses(["verify", "--plan", "--model", model, "--out", folder.path("r")], in: folder.url,
+                        "--plan runs nothing, so --out")
+        try CLI.refuses(["verify", "--plan", "--model", model, "--store-golden", folder.path("g")], in: folder.url,
+                        "--store-golden")
+        try CLI.refuses(["verify", "--plan", "--model", model, "--require", "holds"], in: folder.url, "--require")
+        try CLI.refuses(["verify", "--model", model, "--prompt-tokens", "100"], in: folder.url,
+                        "--prompt-tokens is an option of --plan")
+        try CLI.refuses(["verify", "--model", model, "--failure-rate", "0.2"], in: folder.url, "--failure-rate")
+        try CLI.refuses(["verify", "--plan", "--model", model, "--failure-rate", "1.5"], in: folder.url,
+                        "--failure-rate 1.5 is out of range")
+        try CLI.refuses(["verify", "--plan", "--model", model, "--prompt-tokens", "0"], in: folder.url,
+                        "--prompt-tokens 0 is out of range")
+        #expect(try folder.snapshot().isEmpty)
+    }
+
+    @Test("a config of an unknown model_type, a bad field, or an unreadable dataset: the error names the file")
+    func badInput() throws {
+        let folder = try TemporaryFolder()
+        try folder.plant("mamba/config.json", #"{"model_type": "mamba", "hidden_size": 64}"#)
+        try CLI.refuses(["verify", "--plan", "--model", folder.path("mamba")], in: folder.url,
+                        folder.path("mamba/config.json"), "mamba")
+        try folder.plant("negative/config.json", #"{"model_type": "llama", "num_hidden_layers": -3}"#)
+        try CLI.refuses(["verify", "--plan", "--model", folder.path("negative")], in: folder.url,
+                        folder.path("negative/config.json"), "num_hidden_layers")
+        try folder.plant("data/dataset.json", "{ not json")
+        try CLI.refuses(["verify", "--plan", "--model", Repository.model("tiny-llava").path, "--data",
+                         folder.path("data")], in: folder.url, folder.path("data/dataset.json"))
+        try CLI.refuses(["verify", "--plan", "--model", folder.path("nowhere")], in: folder.url, folder.path("nowhere"))
+        try CLI.refuses(["verify", "--plan", "--model", folder.path("negative"), "--prompt-tokens", "3"],
+                        in: folder.url, "num_hidden_layers")
+        let llava = Self.fixtures.appendingPathComponent("llava-1.5-7b").path
+        try CLI.refuses(["verify", "--plan", "--model", llava, "--prompt-tokens", "580"], in: folder.url,
+                        "580 prompt tokens cannot hold the 576 image tokens")
+    }
+}
