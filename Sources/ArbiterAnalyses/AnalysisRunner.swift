@@ -172,8 +172,19 @@ extension AnalysisRunner {
     /// hook visits, its last row through the final layer) costs about what the rows save.
     public static let minimumSharedRows = 4
 
-    /// Sees every request list `scores(…)` is given, before it runs (tests count the passes `VerifyPlan` predicts).
-    @TaskLocal static var requestObserver: (@Sendable ([ScoreRequest]) -> Void)?
+    /// Runs `body` with `observer` seeing every request list `scores(…)` is given on runners of `session`, before
+    /// it runs (tests count the passes `VerifyPlan` predicts). Keyed by the session, so tests running side by side
+    /// do not see each other's requests. (A `@TaskLocal` crashed in `swift_task_localValuePush` in the release
+    /// test build, pushed from a synchronous test.)
+    static func observingRequests<T>(of session: ModelSession, _ observer: @escaping @Sendable ([ScoreRequest]) -> Void,
+                                     _ body: () throws -> T) rethrows -> T {
+        let key = ObjectIdentifier(session)
+        requestObservers.withLock { $0[key] = observer }
+        defer { requestObservers.withLock { $0[key] = nil } }
+        return try body()
+    }
+
+    private static let requestObservers = LockedObservers()
 
     /// The following scores of many intervened passes, in request order. Requests resuming at the same
     /// layer are stacked into batches of about `rowsPerBatch` computed token rows
@@ -188,7 +199,7 @@ extension AnalysisRunner {
     /// products — are the same on any machine. Interventions are validated first, in request order: the first
     /// invalid request's error is thrown before anything runs.
     public func scores(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) throws -> [FollowingScore] {
-        Self.requestObserver?(requests)
+        if let observe = Self.requestObservers.withLock({ $0[ObjectIdentifier(session)] }) { observe(requests) }
         let hooks = try requests.map { r in
             try r.interventions.hooks(for: decoder, hookNames: hookNames,
                                       tokenCount: samples[r.sample].input.ids.count, spans: samples[r.sample].input.spans)
@@ -245,13 +256,28 @@ extension AnalysisRunner {
         var owner: Int?
     }
 
-    /// The batches of `scores(…)`. Requests are ordered by start layer, then by the kind of their interventions
-    /// (the first request of each `positionIndependentKey` in request order; a request without one is a kind
-    /// of its own), then by their resumed residual streams in lexicographic order (rows, then position ids),
-    /// then by request order; batches are cut after about `rowsPerBatch` computed rows. Inside a batch, the
-    /// requests of a kind form a prefix tree (`prefixTree`).
+    /// The batches of `scores(…)`: `batchPlan(_:plans:tokens:order:commonRows:)` with the samples' rows
+    /// compared as the residual streams the requests resume (`SampleRowOrder`, `residualRowsAlike`).
     func batchPlan(_ requests: [ScoreRequest], plans: [(start: Int, from: Int)], samples: [AnalysisSample],
                    baselines: [BaselineRun]) -> [[PlannedRun]] {
+        let order = SampleRowOrder(samples: samples)
+        return Self.batchPlan(requests, plans: plans, tokens: { samples[requests[$0].sample].input.ids.count },
+                              order: { order.rank(requests[$0].sample) }, commonRows: { a, b, start, limit in
+            residualRowsAlike(baselines[requests[a].sample].residPre[start], baselines[requests[b].sample].residPre[start],
+                              samples[requests[a].sample].input.positions, samples[requests[b].sample].input.positions,
+                              limit: limit)
+        })
+    }
+
+    /// The batches of `scores(…)`, from the requests alone (also what `VerifyPlan` counts, without a model run).
+    /// Requests are ordered by start layer, then by the kind of their interventions (the first request of each
+    /// `positionIndependentKey` in request order; a request without one is a kind of its own), then by
+    /// `order` (their samples' first rows: `SampleRowOrder`), then by request order; batches are cut after about
+    /// `rowsPerBatch` computed rows. `commonRows(a, b, start, limit)`: how many first rows requests a and b
+    /// resume with alike at layer `start`, at most `limit`. Inside a batch, the requests of a kind form a prefix
+    /// tree (`prefixTree`).
+    static func batchPlan(_ requests: [ScoreRequest], plans: [(start: Int, from: Int)], tokens: (Int) -> Int,
+                          order: (Int) -> Int, commonRows: (Int, Int, Int, Int) -> Int) -> [[PlannedRun]] {
         // Kinds: requests that may share rows (same start, same position-independent interventions, from 0).
         var kindOf: [PositionIndependentKey: Int] = [:]
         let kind = requests.indices.map { i -> Int in
@@ -260,39 +286,33 @@ extension AnalysisRunner {
             kindOf[key] = i
             return i
         }
-        func tokens(_ i: Int) -> Int { samples[requests[i].sample].input.ids.count }
-        let rowOrder = SampleRowOrder(samples: samples, baselines: baselines)
-        let order = requests.indices.sorted { a, b in
-            let (pa, pb) = (plans[a].start, plans[b].start)
-            if pa != pb { return pa < pb }
-            if kind[a] != kind[b] { return kind[a] < kind[b] }
-            let (ra, rb) = (rowOrder.rank(requests[a].sample, at: pa), rowOrder.rank(requests[b].sample, at: pa))
-            return ra != rb ? ra < rb : a < b
+        let rank = requests.indices.map(order)
+        let sorted = requests.indices.sorted { a, b in
+            (plans[a].start, kind[a], rank[a], a) < (plans[b].start, kind[b], rank[b], b)
         }
-        // common[k]: rows order[k] shares with order[k − 1] (0 across kinds), leaving each a row of its own.
-        var common = [Int](repeating: 0, count: order.count)
-        for k in order.indices.dropFirst() {
-            let (a, b) = (order[k - 1], order[k])
+        // common[k]: rows sorted[k] shares with sorted[k − 1] (0 across kinds), leaving each a row of its own.
+        var common = [Int](repeating: 0, count: sorted.count)
+        for k in sorted.indices.dropFirst() {
+            let (a, b) = (sorted[k - 1], sorted[k])
             // Requests of one kind with another request are position-independent ones from row 0.
             guard kind[a] == kind[b], plans[a].start == plans[b].start else { continue }
-            common[k] = rowOrder.commonRows(requests[a].sample, requests[b].sample, start: plans[a].start,
-                                            limit: min(tokens(a), tokens(b)) - 1)
+            common[k] = commonRows(a, b, plans[a].start, min(tokens(a), tokens(b)) - 1)
         }
         var batches: [[PlannedRun]] = []
         var lo = 0, rows = 0
-        for k in order.indices {
-            if k > lo, plans[order[k]].start != plans[order[lo]].start {
-                batches.append(prefixTree(order[lo..<k], common: common[lo..<k], plans: plans, tokens: tokens))
+        for k in sorted.indices {
+            if k > lo, plans[sorted[k]].start != plans[sorted[lo]].start {
+                batches.append(prefixTree(sorted[lo..<k], common: common[lo..<k], plans: plans, tokens: tokens))
                 lo = k; rows = 0
             }
-            rows += tokens(order[k]) - plans[order[k]].from - (k > lo ? common[k] : 0)
+            rows += tokens(sorted[k]) - plans[sorted[k]].from - (k > lo ? common[k] : 0)
             if rows >= Self.rowsPerBatch {
-                batches.append(prefixTree(order[lo...k], common: common[lo...k], plans: plans, tokens: tokens))
+                batches.append(prefixTree(sorted[lo...k], common: common[lo...k], plans: plans, tokens: tokens))
                 lo = k + 1; rows = 0
             }
         }
-        if lo < order.count {
-            batches.append(prefixTree(order[lo...], common: common[lo...], plans: plans, tokens: tokens))
+        if lo < sorted.count {
+            batches.append(prefixTree(sorted[lo...], common: common[lo...], plans: plans, tokens: tokens))
         }
         return batches
     }
@@ -302,8 +322,8 @@ extension AnalysisRunner {
     /// rows d their parent run computed, with L − d ≥ `minimumSharedRows`, those rows become one shared run
     /// (under the first member's hooks — the same edits as every member's), which the range's sub-ranges
     /// continue, recursively; each member's own run holds its remaining rows.
-    func prefixTree(_ members: ArraySlice<Int>, common: ArraySlice<Int>, plans: [(start: Int, from: Int)],
-                    tokens: (Int) -> Int) -> [PlannedRun] {
+    static func prefixTree(_ members: ArraySlice<Int>, common: ArraySlice<Int>, plans: [(start: Int, from: Int)],
+                           tokens: (Int) -> Int) -> [PlannedRun] {
         let members = Array(members), common = Array(common)
         var runs: [PlannedRun] = []
         func build(_ range: Range<Int>, depth: Int, parent: Int?) {
@@ -334,63 +354,106 @@ extension AnalysisRunner {
     }
 }
 
-/// The samples' resumed residual streams in lexicographic order, per start layer (rows compared as bytes, then
-/// their position ids), and the rows two samples begin with alike.
-private final class SampleRowOrder {
-    let samples: [AnalysisSample], baselines: [BaselineRun]
-    private var ranks: [Int: [Int]] = [:]
-
-    init(samples: [AnalysisSample], baselines: [BaselineRun]) {
-        self.samples = samples
-        self.baselines = baselines
-    }
-
-    func rank(_ sample: Int, at start: Int) -> Int {
-        if let r = ranks[start] { return r[sample] }
-        let sorted = samples.indices.sorted { a, b in
-            let n = min(samples[a].input.ids.count, samples[b].input.ids.count)
-            let shared = commonRows(a, b, start: start, limit: n)
-            guard shared < n else {
-                let (ta, tb) = (samples[a].input.ids.count, samples[b].input.ids.count)
-                return ta != tb ? ta < tb : a < b
-            }
-            let c = compareRow(a, b, row: shared, start: start)
-            return c != 0 ? c < 0 : a < b
-        }
+/// The samples in the lexicographic order of their rows as token ids, an image position standing for its image
+/// (images with the same pixel values are one image, numbered in order of first appearance), then position ids:
+/// samples whose first rows are alike — and so resume with bit-equal residual streams at every layer — are
+/// neighbours, from the inputs alone (the same order with or without a model run, and in every process).
+final class SampleRowOrder {
+    private let samples: [AnalysisSample]
+    private let imagePositions: [Set<Int>]
+    /// Per sample, the first sample with the same pixel values (−1 without an image).
+    private let image: [Int]
+    private lazy var ranks: [Int] = {
         var r = [Int](repeating: 0, count: samples.count)
+        let sorted = samples.indices.sorted { a, b in
+            let (ta, tb) = (samples[a].input.ids.count, samples[b].input.ids.count)
+            for n in 0..<min(ta, tb) {
+                let c = compareRow(a, b, row: n)
+                if c != 0 { return c < 0 }
+            }
+            return ta != tb ? ta < tb : a < b
+        }
         for (rank, s) in sorted.enumerated() { r[s] = rank }
-        ranks[start] = r
-        return r[sample]
+        return r
+    }()
+
+    init(samples: [AnalysisSample]) {
+        self.samples = samples
+        imagePositions = samples.map { Set((try? $0.input.spans.positions("image")) ?? []) }
+        // Images grouped by a checksum of their bytes, then compared in full against each group's members.
+        var groups: [UInt64: [Int]] = [:], image = [Int](repeating: -1, count: samples.count)
+        for (i, sample) in samples.enumerated() {
+            guard let pixels = sample.input.pixelValues else { continue }
+            let sum = checksum(pixels)
+            let same = groups[sum, default: []].first { j in
+                let other = samples[j].input.pixelValues!
+                return other.shape == pixels.shape && pixels.scalars.withUnsafeBytes { x in
+                    other.scalars.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+                }
+            }
+            if let same { image[i] = image[same] } else { image[i] = i; groups[sum, default: []].append(i) }
+        }
+        self.image = image
     }
 
-    /// How many first rows samples a and b resume with alike at `start` (residual bits and position ids), at
-    /// most `limit`.
-    func commonRows(_ a: Int, _ b: Int, start: Int, limit: Int) -> Int {
-        if a == b { return limit }
+    func rank(_ sample: Int) -> Int { ranks[sample] }
+
+    /// How many first rows samples a and b have alike (ids, images, positions), at most `limit`.
+    func commonRows(_ a: Int, _ b: Int, limit: Int) -> Int {
         var n = 0
-        while n < limit, compareRow(a, b, row: n, start: start) == 0 { n += 1 }
+        while n < limit, compareRow(a, b, row: n) == 0 { n += 1 }
         return n
     }
 
-    /// memcmp of row `row` of the two residual streams, then of its position ids.
-    private func compareRow(_ a: Int, _ b: Int, row: Int, start: Int) -> Int {
-        let x = baselines[a].residPre[start], y = baselines[b].residPre[start]
-        let width = x.columns * MemoryLayout<Float>.size
-        let bytes = x.scalars.withUnsafeBytes { xb in
-            y.scalars.withUnsafeBytes { yb in
-                memcmp(xb.baseAddress! + row * width, yb.baseAddress! + row * width, width)
-            }
-        }
-        if bytes != 0 { return Int(bytes) }
-        for (px, py) in zip(samples[a].input.positions.axes, samples[b].input.positions.axes) where px[row] != py[row] {
+    /// Row `row` of samples a and b: token id, then (at image positions) the image, then the position ids.
+    func compareRow(_ a: Int, _ b: Int, row: Int) -> Int {
+        let x = samples[a].input, y = samples[b].input
+        if x.ids[row] != y.ids[row] { return x.ids[row] < y.ids[row] ? -1 : 1 }
+        let (ia, ib) = (imagePositions[a].contains(row), imagePositions[b].contains(row))
+        if ia != ib { return ia ? 1 : -1 }
+        if ia, image[a] != image[b] { return image[a] < image[b] ? -1 : 1 }
+        for (px, py) in zip(x.positions.axes, y.positions.axes) where px[row] != py[row] {
             return px[row] < py[row] ? -1 : 1
         }
         return 0
     }
 }
 
+/// A checksum of a tensor's bits (a 64-bit multiply-xorshift over its floats; not a hash table's seeded hash).
+private func checksum(_ t: Tensor) -> UInt64 {
+    var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(t.count)
+    for v in t.scalars {
+        h = (h ^ UInt64(v.bitPattern)) &* 0xBF58_476D_1CE4_E5B9
+        h ^= h >> 31
+    }
+    return h
+}
+
+/// How many first rows two resumed residual streams have alike, bit for bit and at the same positions, at most
+/// `limit`.
+func residualRowsAlike(_ x: Tensor, _ y: Tensor, _ px: PositionIDs, _ py: PositionIDs, limit: Int) -> Int {
+    let width = x.columns * MemoryLayout<Float>.size
+    return x.scalars.withUnsafeBytes { xb in
+        y.scalars.withUnsafeBytes { yb in
+            var n = 0
+            while n < limit, memcmp(xb.baseAddress! + n * width, yb.baseAddress! + n * width, width) == 0,
+                  zip(px.axes, py.axes).allSatisfy({ $0[n] == $1[n] }) { n += 1 }
+            return n
+        }
+    }
+}
+
 /// `[T, KV, D]` → `[T, KV·D]`.
 private func flatRows(_ t: Tensor) -> Tensor { t.reshaped([t.shape[0], t.count / max(t.shape[0], 1)]) }
+
+/// The request observers of `AnalysisRunner.observingRequests`, behind a lock.
+private final class LockedObservers: @unchecked Sendable {
+    private let lock = NSLock()
+    private var observers: [ObjectIdentifier: @Sendable ([ScoreRequest]) -> Void] = [:]
+    func withLock<T>(_ body: (inout [ObjectIdentifier: @Sendable ([ScoreRequest]) -> Void]) -> T) -> T {
+        lock.withLock { body(&observers) }
+    }
+}
 
 /// The lowest-index error of a parallel map. Items after a recorded failure are skipped, items before it
 /// still run, so the error thrown is the lowest-index one whatever the scheduling.

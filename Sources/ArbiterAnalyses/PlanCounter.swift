@@ -88,8 +88,11 @@ final class PlanCounter {
             return (start, suffix ? r.unchangedBefore : 0)
         }
         let keyOf = { (i: Int) in self.rowKey(samples[i], salt: i >= distinctFrom ? i : 0) }
-        let batches = Self.batchPlan(requests, plans: plans, tokens: { samples[requests[$0].sample].input.ids.count },
-                                     commonRows: { a, b, limit in
+        let order = SampleRowOrder(samples: samples)
+        let batches = AnalysisRunner.batchPlan(requests, plans: plans,
+                                               tokens: { samples[requests[$0].sample].input.ids.count },
+                                               order: { order.rank(requests[$0].sample) },
+                                               commonRows: { a, b, _, limit in
             let x = keyOf(requests[a].sample), y = keyOf(requests[b].sample)
             let px = samples[requests[a].sample].input.positions.axes
             let py = samples[requests[b].sample].input.positions.axes
@@ -99,20 +102,9 @@ final class PlanCounter {
         })
         var flops = 0.0, total = 0.0, longest = 0.0, layerRows = 0.0
         for batch in batches {
-            let start = plans[batch[0].members[0]].start
-            var runs: [Run] = []
-            for group in batch {
-                if group.members.count == 1 {
-                    let i = group.members[0], t = samples[requests[i].sample].input.ids.count
-                    runs.append(Run(rows: t - plans[i].from, cached: plans[i].from))
-                } else {
-                    runs.append(Run(rows: group.shared, cached: 0))
-                    for i in group.members {
-                        runs.append(Run(rows: samples[requests[i].sample].input.ids.count - group.shared,
-                                        cached: group.shared))
-                    }
-                }
-            }
+            let start = plans[batch[0].source].start
+            // Each run computes its rows after the rows before them (a suffix's prefix, or its parent runs').
+            let runs = batch.map { Run(rows: $0.rows.count, cached: $0.rows.lowerBound) }
             let cost = batchCost(runs, start: start)
             flops += cost.flops
             total += cost.seconds
@@ -174,51 +166,5 @@ final class PlanCounter {
         let s = shape, rows = max(AnalysisRunner.rowsPerBatch, t)
         let perRow = 4 * s.hidden + (s.heads + 2 * s.keyValueHeads) * s.headDim + 3 * s.intermediate
         return (rows * perRow + s.heads * t * t) * MemoryLayout<Float>.size
-    }
-
-    /// `AnalysisRunner.batchPlan`'s batches for these requests (the same cuts and groups, with `commonRows`
-    /// comparing token ids and images where the runner compares the residual rows they make).
-    static func batchPlan(_ requests: [ScoreRequest], plans: [(start: Int, from: Int)], tokens: (Int) -> Int,
-                          commonRows: (Int, Int, Int) -> Int) -> [[AnalysisRunner.RequestGroup]] {
-        var keyIDs: [PositionIndependentKey: Int] = [:]
-        let effect = requests.indices.map { i -> Int? in
-            guard plans[i].from == 0, let key = requests[i].interventions.positionIndependentKey else { return nil }
-            if let id = keyIDs[key] { return id }
-            keyIDs[key] = keyIDs.count
-            return keyIDs.count - 1
-        }
-        var batches: [[AnalysisRunner.RequestGroup]] = []
-        var current: [AnalysisRunner.RequestGroup] = [], rows = 0
-        for i in requests.indices.sorted(by: { (plans[$0].start, $0) < (plans[$1].start, $1) }) {
-            if let first = current.first?.members[0], plans[first].start != plans[i].start {
-                batches.append(current); current = []; rows = 0
-            }
-            let alone = tokens(i) - plans[i].from
-            var best: (group: Int, joined: AnalysisRunner.RequestGroup, saving: Int)? = nil
-            if let id = effect[i] {
-                for (g, group) in current.enumerated() where effect[group.members[0]] == id {
-                    let leader = group.members[0]
-                    let cap = group.members.count == 1 ? tokens(leader) - 1 : group.shared
-                    let shared = commonRows(leader, i, min(cap, tokens(i) - 1))
-                    guard shared >= AnalysisRunner.minimumSharedRows else { continue }
-                    let joined = AnalysisRunner.RequestGroup(members: group.members + [i], shared: shared,
-                                                             tokens: group.tokens + tokens(i))
-                    let saving = group.rows + alone - joined.rows
-                    if saving >= AnalysisRunner.minimumSharedRows, saving > best?.saving ?? 0 {
-                        best = (g, joined, saving)
-                    }
-                }
-            }
-            if let best {
-                rows += best.joined.rows - current[best.group].rows
-                current[best.group] = best.joined
-            } else {
-                current.append(AnalysisRunner.RequestGroup(members: [i], shared: 0, tokens: alone))
-                rows += alone
-            }
-            if rows >= AnalysisRunner.rowsPerBatch { batches.append(current); current = []; rows = 0 }
-        }
-        if !current.isEmpty { batches.append(current) }
-        return batches
     }
 }

@@ -26,7 +26,7 @@ struct VerifyPlanTests {
         var c = AnalysisTests.configuration()
         c.alphaGrid = [2, 3]
         let calls = Mutex<[[ScoreRequest]]>([])
-        let results = try AnalysisRunner.$requestObserver.withValue({ r in calls.withLock { $0.append(r) } }) {
+        let results = try AnalysisRunner.observingRequests(of: session, { r in calls.withLock { $0.append(r) } }) {
             try AnalysisSuite.run(session: session, items: items, dataset: "fixture", configuration: c)
         }
         let observed = calls.withLock { $0 }
@@ -98,25 +98,27 @@ struct VerifyPlanTests {
             knockouts,
         ]
         let counter = PlanCounter(shape: Self.shape(session), samples: samples, calibration: Self.calibration)
+        let order = SampleRowOrder(samples: samples)
         for requests in lists {
             let plans = runner.plans(requests, samples: samples, baselines: baselines)
             let real = runner.batchPlan(requests, plans: plans, samples: samples, baselines: baselines)
-            let planned = PlanCounter.batchPlan(requests, plans: plans,
-                                                tokens: { samples[requests[$0].sample].input.ids.count },
-                                                commonRows: { a, b, limit in
+            // The plan's view: rows compared as token ids and images, no residual stream.
+            let planned = AnalysisRunner.batchPlan(requests, plans: plans,
+                                                   tokens: { samples[requests[$0].sample].input.ids.count },
+                                                   order: { order.rank(requests[$0].sample) },
+                                                   commonRows: { a, b, _, limit in
                 let x = counter.rowKey(samples[requests[a].sample], salt: 0)
                 let y = counter.rowKey(samples[requests[b].sample], salt: 0)
                 var n = 0
                 while n < limit, x[n] == y[n] { n += 1 }
                 return n
             })
-            #expect(planned.map { $0.map(\.members) } == real.map { $0.map(\.members) })
-            #expect(planned.map { $0.map(\.shared) } == real.map { $0.map(\.shared) })
+            #expect(planned == real)
         }
         // Sharing happens on this data (the image and the prompt's start are common), so the check has teeth.
         let ranking = runner.batchPlan(lists[0], plans: runner.plans(lists[0], samples: samples, baselines: baselines),
                                        samples: samples, baselines: baselines)
-        #expect(ranking.contains { $0.contains { $0.members.count > 1 } })
+        #expect(ranking.contains { $0.contains { $0.owner == nil } })
     }
 
     @Test("FLOPs of a batch and of a full pass, counted by hand on a 2-layer decoder")
