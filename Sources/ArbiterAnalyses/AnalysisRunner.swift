@@ -263,9 +263,9 @@ extension AnalysisRunner {
         let order = SampleRowOrder(samples: samples)
         return Self.batchPlan(requests, plans: plans, tokens: { samples[requests[$0].sample].input.ids.count },
                               order: { order.rank(requests[$0].sample) }, commonRows: { a, b, start, limit in
-            residualRowsAlike(baselines[requests[a].sample].residPre[start], baselines[requests[b].sample].residPre[start],
-                              samples[requests[a].sample].input.positions, samples[requests[b].sample].input.positions,
-                              limit: limit)
+            let (x, y) = (requests[a].sample, requests[b].sample)
+            return residualRowsAlike(baselines[x].residPre[start], baselines[y].residPre[start],
+                                     samples[x].input.positions, samples[y].input.positions, limit: limit)
         })
     }
 

@@ -138,8 +138,8 @@ public enum AnalysisSuite {
         return (calibration, heldOut)
     }
 
-    static func runSingleThreaded(session: ModelSession, items: [ProbeItem], dataset: String, configuration c: AnalysisConfiguration,
-                                  policy: ItemPolicy, keyValueBudget: Int,
+    static func runSingleThreaded(session: ModelSession, items: [ProbeItem], dataset: String,
+                                  configuration c: AnalysisConfiguration, policy: ItemPolicy, keyValueBudget: Int,
                                   moreConflictItems: ((Int, Int) throws -> [ProbeItem])?,
                                   progress: @escaping (String) -> Void) throws -> AnalysisResults {
         let start = Date()

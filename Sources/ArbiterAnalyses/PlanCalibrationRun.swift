@@ -28,9 +28,13 @@ extension PlanCalibration {
         // one-row suffix runs over a prompt-long prefix (most runs, longest attention).
         let long = min(t, rows), half = max(1, long / 2), quarter = max(1, long / 4)
         var pattern = SplitMix64(seed: 7)
-        func residual(_ n: Int) -> Tensor { Tensor(shape: [n, d], scalars: (0..<(n * d)).map { _ in Float.random(in: -1..<1, using: &pattern) }) }
+        func residual(_ n: Int) -> Tensor {
+            Tensor(shape: [n, d], scalars: (0..<(n * d)).map { _ in Float.random(in: -1..<1, using: &pattern) })
+        }
         func cached() -> [Tensor] {
-            (0..<3).map { _ in Tensor(shape: [t, kv], scalars: (0..<(t * kv)).map { _ in Float.random(in: -1..<1, using: &pattern) }) }
+            (0..<3).map { _ in
+                Tensor(shape: [t, kv], scalars: (0..<(t * kv)).map { _ in Float.random(in: -1..<1, using: &pattern) })
+            }
         }
         let prefix = PrefixKeyValues(keys: cached(), values: cached())
         let shapes: [(runs: [DecoderRun], rows: Double, pairs: Double, count: Double)] = [
@@ -73,7 +77,8 @@ extension PlanCalibration {
         let queries = max(1, min(s, Int(budget * 5e9 / max(shape.attentionFLOPsPerPair, 1)) / s))
         var rng = SplitMix64(seed: 5)
         func random(_ rows: Int, _ columns: Int) -> Tensor {
-            Tensor(shape: [rows, columns], scalars: (0..<(rows * columns)).map { _ in Float.random(in: -1..<1, using: &rng) })
+            Tensor(shape: [rows, columns],
+                   scalars: (0..<(rows * columns)).map { _ in Float.random(in: -1..<1, using: &rng) })
         }
         let q = random(queries, heads.heads * d), k = random(s, heads.kvHeads * d), v = random(s, heads.kvHeads * d)
         let scale = 1 / Float(d).squareRoot()

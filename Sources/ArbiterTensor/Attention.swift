@@ -138,7 +138,8 @@ public func causalAttentionPattern(q: AttentionRows, keys: AttentionRows, heads:
     let t = q.rows, s = keys.rows, d = heads.headDim
     precondition(q.width == heads.heads * d && q.cached.isEmpty && keys.width == heads.kvHeads * d
                      && s == queryOffset + t,
-                 "causalAttentionPattern: \(t) queries × \(q.width), keys \(s) × \(keys.width), offset \(queryOffset)")
+                 "causalAttentionPattern: \(t) queries × \(q.width), keys \(s) × \(keys.width), "
+                     + "offset \(queryOffset)")
     guard s <= attentionKernelMaxKeys || variant != .best else {
         var scores = attentionScores(q: q.joined, k: keys.joined, heads: heads, scale: scale)
         causalAttentionPattern(inPlace: &scores, queryOffset: queryOffset)

@@ -261,7 +261,8 @@ void arbiter_softmax_causal(float *scores, long first, long end, long queries, l
 #define FMA8(a, b, c) __builtin_elementwise_fma((a), (b), (c))
 
 /// Row j of keys or values given as `rows0` cached rows, then the run's own rows (same stride).
-#define KV_ROW(base0, rows0, base1, stride, j) ((j) < (rows0) ? (base0) + (j) * (stride) : (base1) + ((j) - (rows0)) * (stride))
+#define KV_ROW(base0, rows0, base1, stride, j) \
+    ((j) < (rows0) ? (base0) + (j) * (stride) : (base1) + ((j) - (rows0)) * (stride))
 
 /// Rows r[0..7] (eight features of eight keys) transposed in place: r[d] becomes feature d of keys 0…7.
 #define TRANSPOSE8(r) do {                                                                        \

@@ -65,7 +65,8 @@ struct AttentionKernelTests {
                 for x in 0..<d {
                     var acc: Float = 0
                     for j in 0..<s {
-                        acc = acc.addingProduct(pattern.scalars[(head * t + i) * s + j], c.v.scalars[j * c.v.columns + kv * d + x])
+                        acc = acc.addingProduct(pattern.scalars[(head * t + i) * s + j],
+                                                c.v.scalars[j * c.v.columns + kv * d + x])
                     }
                     out[i * h * d + head * d + x] = acc
                 }
@@ -85,9 +86,11 @@ struct AttentionKernelTests {
             let pattern = attentionPattern(scores: masked)
             let z = Self.referenceMix(pattern, c)
             for variant in variants {
-                let unmasked = attentionScores(q: AttentionRows(own: c.q), keys: c.keys, heads: c.heads, scale: c.scale, variant: variant)
+                let queries = AttentionRows(own: c.q)
+                let unmasked = attentionScores(q: queries, keys: c.keys, heads: c.heads, scale: c.scale,
+                                               variant: variant)
                 #expect(unmasked.scalars.map(\.bitPattern) == scores.map(\.bitPattern), "scores, \(variant), \(c)")
-                let causal = causalAttentionPattern(q: AttentionRows(own: c.q), keys: c.keys, heads: c.heads, scale: c.scale,
+                let causal = causalAttentionPattern(q: queries, keys: c.keys, heads: c.heads, scale: c.scale,
                                                     queryOffset: c.queryOffset, variant: variant)
                 #expect(causal.scalars.map(\.bitPattern) == pattern.scalars.map(\.bitPattern),
                         "causal pattern, \(variant), \(c)")
@@ -103,12 +106,14 @@ struct AttentionKernelTests {
         await propertyCheck(count: 60, input: generator { Self.randomCase(&$0) }) { c in
             let reference = ReferenceKernels.causalAttention(q: c.q, k: c.k, v: c.v, heads: c.heads,
                                                              scale: Double(c.scale), queryOffset: c.queryOffset)
-            let pattern = causalAttentionPattern(q: AttentionRows(own: c.q), keys: c.keys, heads: c.heads, scale: c.scale,
+            let pattern = causalAttentionPattern(q: AttentionRows(own: c.q), keys: c.keys, heads: c.heads,
+                                                 scale: c.scale,
                                                  queryOffset: c.queryOffset)
             var sgemm = attentionScores(q: c.q, k: c.k, heads: c.heads, scale: c.scale)
             causalAttentionPattern(inPlace: &sgemm, queryOffset: c.queryOffset)
             // Head widths up to 128 here (AttentionTests' bounds are for ≤ 33): float32 chains of 128 terms.
-            let wide = Tolerance(atol: 1e-5, rtol: 1e-5, nmse: 1e-9, reason: "float32 sums of ≤ 128 products in [-1, 1]")
+            let wide = Tolerance(atol: 1e-5, rtol: 1e-5, nmse: 1e-9,
+                                 reason: "float32 sums of ≤ 128 products in [-1, 1]")
             expectClose(pattern, sgemm, wide, "pattern against the sgemm path \(c)")
             expectClose(pattern, reference.pattern, wide, "pattern against the Double reference \(c)")
             let z = attentionMix(pattern: pattern, values: c.values, heads: c.heads)
@@ -123,12 +128,14 @@ struct AttentionKernelTests {
         let heads = AttentionHeads(heads: 2, kvHeads: 1, headDim: 16), s = attentionKernelMaxKeys + 3, t = 2
         let q = randomTensor([t, 32], &rng), k = randomTensor([s, 16], &rng), v = randomTensor([s, 16], &rng)
         let rows = AttentionRows(cached: k.scalars[0..<((s - t) * 16)], own: k.rows((s - t)..<s))
-        let pattern = causalAttentionPattern(q: AttentionRows(own: q), keys: rows, heads: heads, scale: 0.25, queryOffset: s - t)
+        let pattern = causalAttentionPattern(q: AttentionRows(own: q), keys: rows, heads: heads, scale: 0.25,
+                                             queryOffset: s - t)
         var sgemm = attentionScores(q: q, k: k, heads: heads, scale: 0.25)
         causalAttentionPattern(inPlace: &sgemm, queryOffset: s - t)
         #expect(pattern.scalars.map(\.bitPattern) == sgemm.scalars.map(\.bitPattern))
         let values = AttentionRows(cached: v.scalars[0..<((s - t) * 16)], own: v.rows((s - t)..<s))
         let z = attentionMix(pattern: pattern, values: values, heads: heads)
-        #expect(z.scalars.map(\.bitPattern) == attentionMix(pattern: pattern, v: v, heads: heads).scalars.map(\.bitPattern))
+        let sgemmZ = attentionMix(pattern: pattern, v: v, heads: heads)
+        #expect(z.scalars.map(\.bitPattern) == sgemmZ.scalars.map(\.bitPattern))
     }
 }
