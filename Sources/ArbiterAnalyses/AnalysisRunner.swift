@@ -357,11 +357,13 @@ extension AnalysisRunner {
 /// The samples in the lexicographic order of their rows as token ids, an image position standing for its image
 /// (images with the same pixel values are one image, numbered in order of first appearance), then position ids:
 /// samples whose first rows are alike — and so resume with bit-equal residual streams at every layer — are
-/// neighbours, from the inputs alone (the same order with or without a model run, and in every process).
+/// neighbours, from the inputs alone (the same order with or without a model run, and in every process). A sample
+/// whose image span has no pixel values, or at index ≥ `distinctImagesFrom` (a plan's stand-ins for generated
+/// items), has an image of its own.
 final class SampleRowOrder {
     private let samples: [AnalysisSample]
     private let imagePositions: [Set<Int>]
-    /// Per sample, the first sample with the same pixel values (−1 without an image).
+    /// Per sample, the first sample with the same pixel values (−1 without pixel values).
     private let image: [Int]
     private lazy var ranks: [Int] = {
         var r = [Int](repeating: 0, count: samples.count)
@@ -377,13 +379,16 @@ final class SampleRowOrder {
         return r
     }()
 
-    init(samples: [AnalysisSample]) {
+    init(samples: [AnalysisSample], distinctImagesFrom: Int = .max) {
         self.samples = samples
         imagePositions = samples.map { Set((try? $0.input.spans.positions("image")) ?? []) }
         // Images grouped by a checksum of their bytes, then compared in full against each group's members.
         var groups: [UInt64: [Int]] = [:], image = [Int](repeating: -1, count: samples.count)
         for (i, sample) in samples.enumerated() {
-            guard let pixels = sample.input.pixelValues else { continue }
+            guard let pixels = sample.input.pixelValues, i < distinctImagesFrom else {
+                if !imagePositions[i].isEmpty { image[i] = i }
+                continue
+            }
             let sum = checksum(pixels)
             let same = groups[sum, default: []].first { j in
                 let other = samples[j].input.pixelValues!

@@ -9,9 +9,6 @@ final class PlanCounter {
     let calibration: PlanCalibration
     /// Whether the baselines keep keys and values (suffix runs need them).
     var keysKept = true
-    /// Each sample's first rows as `scores` compares them: token ids, with an image position standing for its
-    /// image's pixels (equal ids and images give bit-equal residual streams at every layer).
-    private var keys: [String: [Int]] = [:]
 
     init(shape: PlanModelShape, samples: [AnalysisSample], calibration: PlanCalibration) {
         self.shape = shape
@@ -20,25 +17,6 @@ final class PlanCounter {
 
     /// FLOP/s of one worker on matrix products (from the per-row calibration: products dominate a row).
     var flopRate: Double { shape.linearFLOPsPerRow / max(calibration.secondsPerRow, 1e-15) }
-
-    func rowKey(_ sample: AnalysisSample, salt: Int) -> [Int] {
-        let name = salt == 0 ? sample.id : "\(sample.id)#\(salt)"
-        if let k = keys[name] { return k }
-        var key = sample.input.ids
-        if let image = try? sample.input.spans.positions("image"), !image.isEmpty {
-            var hasher = Hasher()
-            if let pixels = sample.input.pixelValues {
-                pixels.scalars.withUnsafeBytes { hasher.combine(bytes: $0) }
-            } else {
-                hasher.combine(sample.id)
-            }
-            hasher.combine(salt)
-            let fingerprint = hasher.finalize()
-            for p in image { key[p] = Int.min + (fingerprint & 0xFFFF_FFFF) * 4096 + p }
-        }
-        keys[name] = key
-        return key
-    }
 
     /// One run of a batch: `rows` computed after `cached` rows of keys and values (a suffix's prefix or a shared run).
     struct Run { var rows: Int; var cached: Int }
@@ -87,18 +65,13 @@ final class PlanCounter {
             let suffix = r.unchangedBefore > 0 && r.unchangedBefore < t && keysKept
             return (start, suffix ? r.unchangedBefore : 0)
         }
-        let keyOf = { (i: Int) in self.rowKey(samples[i], salt: i >= distinctFrom ? i : 0) }
-        let order = SampleRowOrder(samples: samples)
+        // Rows compared as token ids and images where the runner compares the residual rows they make.
+        let order = SampleRowOrder(samples: samples, distinctImagesFrom: distinctFrom)
         let batches = AnalysisRunner.batchPlan(requests, plans: plans,
                                                tokens: { samples[requests[$0].sample].input.ids.count },
                                                order: { order.rank(requests[$0].sample) },
                                                commonRows: { a, b, _, limit in
-            let x = keyOf(requests[a].sample), y = keyOf(requests[b].sample)
-            let px = samples[requests[a].sample].input.positions.axes
-            let py = samples[requests[b].sample].input.positions.axes
-            var n = 0
-            while n < limit, x[n] == y[n], zip(px, py).allSatisfy({ $0[n] == $1[n] }) { n += 1 }
-            return n
+            order.commonRows(requests[a].sample, requests[b].sample, limit: limit)
         })
         var flops = 0.0, total = 0.0, longest = 0.0, layerRows = 0.0
         for batch in batches {

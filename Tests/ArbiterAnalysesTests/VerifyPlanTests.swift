@@ -97,7 +97,6 @@ struct VerifyPlanTests {
                               Array(samples.indices)),
             knockouts,
         ]
-        let counter = PlanCounter(shape: Self.shape(session), samples: samples, calibration: Self.calibration)
         let order = SampleRowOrder(samples: samples)
         for requests in lists {
             let plans = runner.plans(requests, samples: samples, baselines: baselines)
@@ -107,11 +106,7 @@ struct VerifyPlanTests {
                                                    tokens: { samples[requests[$0].sample].input.ids.count },
                                                    order: { order.rank(requests[$0].sample) },
                                                    commonRows: { a, b, _, limit in
-                let x = counter.rowKey(samples[requests[a].sample], salt: 0)
-                let y = counter.rowKey(samples[requests[b].sample], salt: 0)
-                var n = 0
-                while n < limit, x[n] == y[n] { n += 1 }
-                return n
+                order.commonRows(requests[a].sample, requests[b].sample, limit: limit)
             })
             #expect(planned == real)
         }
