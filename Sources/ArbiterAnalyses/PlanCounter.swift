@@ -9,6 +9,10 @@ final class PlanCounter {
     let calibration: PlanCalibration
     /// Whether the baselines keep keys and values (suffix runs need them).
     var keysKept = true
+    /// Times a few of each stage's passes on the model itself, when it can run (`PlanPilot`).
+    var pilot: PlanPilot?
+    /// Measured / predicted seconds of the pilot's baselines (nil before the pilot ran them, or without one).
+    var baselineScale: Double?
 
     init(shape: PlanModelShape, samples: [AnalysisSample], calibration: PlanCalibration) {
         self.shape = shape
@@ -86,8 +90,22 @@ final class PlanCounter {
         }
         let before = requests.reduce(0.0) { $0 + fullPassFLOPs(tokens: samples[$1.sample].input.ids.count) }
         let seconds = requests.isEmpty ? 0 : max(total / Double(max(calibration.workers, 1)), longest)
-        return PlanStage(name: name, passes: requests.count, layerRows: layerRows, flops: flops, flopsBefore: before,
-                         seconds: seconds, assumption: assumption)
+        var out = PlanStage(name: name, passes: requests.count, layerRows: layerRows, flops: flops,
+                            flopsBefore: before, seconds: seconds, assumption: assumption)
+        if let pilot, !requests.isEmpty {
+            // The pilot's requests: enough for about `PlanPilot.secondsPerStage` of predicted time.
+            let perRequest = seconds / Double(requests.count)
+            let count = max(2 * calibration.workers, Int(PlanPilot.secondsPerStage / max(perRequest, 1e-9)))
+            let subset = PlanPilot.subset(requests, count: count)
+            self.pilot = nil
+            let predicted = stage(name, subset, samples, assumption: "", distinctFrom: distinctFrom).seconds
+            self.pilot = pilot
+            if predicted > 0, let measured = try? pilot.time(subset, samples: samples, keepKeysValues: keysKept) {
+                out.pilotScale = measured / predicted
+                out.seconds *= measured / predicted
+            }
+        }
+        return out
     }
 
     /// `count` baseline passes over items like `like` (cycled): every layer on every row, the vision tower once.
@@ -104,9 +122,25 @@ final class PlanCounter {
                                                + calibration.secondsPerRun)
                 + (vision + shape.logitFLOPsPerRow) / flopRate
         }
-        return PlanStage(name: "baselines (+ vision tower)", passes: like.isEmpty ? 0 : count, layerRows: layerRows,
-                         flops: flops, flopsBefore: flops, seconds: seconds / Double(max(calibration.workers, 1)),
-                         assumption: "")
+        var out = PlanStage(name: "baselines (+ vision tower)", passes: like.isEmpty ? 0 : count,
+                            layerRows: layerRows, flops: flops, flopsBefore: flops,
+                            seconds: seconds / Double(max(calibration.workers, 1)), assumption: "")
+        if baselineScale == nil, let pilot, !like.isEmpty, count > 0 {
+            // The first items' baselines, timed as the run computes them (all workers), scale the prediction of
+            // every baseline stage (the top-up's too).
+            let first = Array(like.prefix(PlanPilot.itemsPerStage))
+            self.pilot = nil
+            let predicted = baselineStage(count: first.count, like: first).seconds
+            self.pilot = pilot
+            if predicted > 0, let measured = try? pilot.computeBaselines(first, keepKeysValues: keysKept) {
+                baselineScale = measured / predicted
+            }
+        }
+        if let baselineScale, count > 0 {
+            out.pilotScale = baselineScale
+            out.seconds *= baselineScale
+        }
+        return out
     }
 
     /// Logit lens (every layer's readout rows unembedded, conflict items, one worker), attribution and routing

@@ -40,6 +40,9 @@ public struct PlanStage: Sendable, Codable, Equatable {
     public var seconds: Double
     /// What the stage's numbers assume (empty: exact given the items).
     public var assumption: String
+    /// Measured / predicted seconds of the stage's pilot passes (`PlanPilot`), by which `seconds` was scaled;
+    /// nil without a pilot (a plan from config.json alone).
+    public var pilotScale: Double? = nil
 }
 
 /// Peak memory of a run, in bytes.
@@ -111,6 +114,8 @@ public struct VerifyPlan: Sendable, Codable, Equatable {
     /// The same with every assumption at its worst case (every item fails, the top-up's cap spent).
     public var worstCaseFLOPs: Double
     public var worstCaseSeconds: Double
+    /// Seconds the pilot spent on the model (nil: no pilot, a plan from config.json alone).
+    public var pilotSeconds: Double? = nil
 
     public var ratio: Double { flops > 0 ? flopsBefore / flops : 0 }
 
@@ -130,9 +135,11 @@ extension VerifyPlan {
     public static func make(model: String, shape: PlanModelShape, samples: [AnalysisSample], dataset: String,
                             configuration c: AnalysisConfiguration = AnalysisConfiguration(),
                             assumptions a: PlanAssumptions = PlanAssumptions(), calibration: PlanCalibration,
-                            keyValueBudget: Int = 1 << 30, preparationSeconds: Double = 0) throws -> VerifyPlan {
+                            keyValueBudget: Int = 1 << 30, preparationSeconds: Double = 0,
+                            pilot: PlanPilot? = nil) throws -> VerifyPlan {
         guard !samples.isEmpty else { throw AnalysisError.meaninglessRun("no items to plan (the dataset is empty)") }
         let counter = PlanCounter(shape: shape, samples: samples, calibration: calibration)
+        counter.pilot = pilot
         let kvBytes = samples.reduce(0) { $0 + $1.input.ids.count } * shape.layers * 2 * shape.keyValueHeads
             * shape.headDim * MemoryLayout<Float>.size
         let keepKV = kvBytes <= keyValueBudget
@@ -154,8 +161,17 @@ extension VerifyPlan {
         worst.heldOutFailed = nil
         worst.topSetFirstLayer = 0
         // The top-up's worst case is its cap spent, which needs failures too few: counted apart below.
+        // The worst case reuses the pilot's scales (per stage name) instead of piloting again.
+        counter.pilot = nil
+        let scales = Dictionary(plan.compactMap { s in s.pilotScale.map { (s.name, $0) } },
+                                uniquingKeysWith: { a, _ in a })
         let worstStages = withPreparation(try stages(counter: counter, samples: samples, configuration: c,
-                                                     assumptions: worst))
+                                                     assumptions: worst)).map { s -> PlanStage in
+            var s = s
+            // Stage names carry no failure rate, so the run's stage and its worst case match by name.
+            if let scale = scales[s.name] { s.seconds *= scale; s.pilotScale = scale }
+            return s
+        }
         let cap = counter.baselineStage(count: a.canGenerate ? c.extraConflictCap : 0, like: samples)
         let topUpCap = cap.flops, topUpCapSeconds = cap.seconds + Double(cap.passes) * perItem
 
@@ -166,7 +182,7 @@ extension VerifyPlan {
             baselines: samples.reduce(0) { $0 + counter.baselineBytes($1) },
             keysValues: keepKV ? kvBytes : 0,
             activations: calibration.workers * counter.batchActivationBytes(maxTokens: tokens.max() ?? 0))
-        return VerifyPlan(
+        var made = VerifyPlan(
             model: model, shape: shape, dataset: dataset, items: samples.count,
             meanTokens: Double(tokens.reduce(0, +)) / Double(tokens.count), maxTokens: tokens.max() ?? 0,
             meanImageTokens: Double(imageTokens.reduce(0, +)) / Double(samples.count), keepsKeysValues: keepKV,
@@ -175,6 +191,8 @@ extension VerifyPlan {
             flopsBefore: plan.reduce(0) { $0 + $1.flopsBefore }, seconds: plan.reduce(0) { $0 + $1.seconds },
             worstCaseFLOPs: worstStages.reduce(0) { $0 + $1.flops } + topUpCap,
             worstCaseSeconds: worstStages.reduce(0) { $0 + $1.seconds } + topUpCapSeconds)
+        made.pilotSeconds = pilot?.seconds
+        return made
     }
 
     /// The stages of `AnalysisSuite.runSingleThreaded`, in its order, with their requests.

@@ -11,14 +11,15 @@ enum PlanTable {
                      + "hidden \(s.hidden)\(vision))")
         lines.append("items: \(p.items) (\(p.dataset)); prompts \(format(p.meanTokens, 0)) tokens on average, "
                      + "at most \(p.maxTokens), \(format(p.meanImageTokens, 0)) image tokens")
-        let header = ["stage", "passes", "TFLOP", "TFLOP before", "ratio", "predicted", "assumes"]
+        let header = ["stage", "passes", "TFLOP", "TFLOP before", "ratio", "predicted", "pilot", "assumes"]
         var rows: [[String]] = p.stages.map { st in
             [st.name, "\(st.passes)", tflop(st.flops), tflop(st.flopsBefore),
-             st.flops > 0 ? format(st.flopsBefore / st.flops, 1) + "×" : "–", duration(st.seconds), st.assumption]
+             st.flops > 0 ? format(st.flopsBefore / st.flops, 1) + "×" : "–", duration(st.seconds),
+             st.pilotScale.map { "×" + format($0, 2) } ?? "", st.assumption]
         }
         rows.append(["total", "\(p.passes)", tflop(p.flops), tflop(p.flopsBefore), format(p.ratio, 1) + "×",
-                     duration(p.seconds), ""])
-        rows.append(["worst case", "", tflop(p.worstCaseFLOPs), "", "", duration(p.worstCaseSeconds),
+                     duration(p.seconds), "", ""])
+        rows.append(["worst case", "", tflop(p.worstCaseFLOPs), "", "", duration(p.worstCaseSeconds), "",
                      "every item fails; top-up cap spent"])
         let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max() ?? 0 }
         func line(_ r: [String]) -> String {
@@ -42,6 +43,13 @@ enum PlanTable {
                      + "\(format(c.secondsPerPair * 1e9, 3)) ns "
                      + "per attention pair·layer, \(format(c.secondsPerRun * 1e6, 1)) µs per run·layer, "
                      + "\(format(c.secondsPerCachedRow * 1e9, 1)) ns per cached row·layer")
+        if let pilot = p.pilotSeconds {
+            lines.append("pilot: \(format(pilot, 1)) s on the model itself: each stage's prediction scaled by "
+                         + "measured / predicted on a few of its own passes (the pilot column)")
+        } else {
+            lines.append("no pilot (no weights or tokenizer here): times from the calibration alone; read them as "
+                         + "±50%")
+        }
         lines.append("\"before\": every pass over the whole prompt from layer 0 (no resume, suffix or shared prefix)")
         return lines.joined(separator: "\n")
     }

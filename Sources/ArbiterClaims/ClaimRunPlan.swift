@@ -23,6 +23,7 @@ public enum ClaimRunPlan {
         let dataset: String
         let began = Date()
         var preparation = 0.0
+        var pilot: PlanPilot?
         if runnable && promptTokens == nil {
             progress("tokenizing the items as the run does")
             let session = try ModelSession(directory: folder, layout: input.layout)
@@ -31,6 +32,7 @@ public enum ClaimRunPlan {
                 .samples
             dataset = name
             preparation = Date().timeIntervalSince(began)
+            pilot = PlanPilot(session: session)
         } else {
             let imageTokens = shape.vision?.imageTokens ?? 0
             let (set, name, _) = try ClaimRun.items(input, imageSize: shape.vision == nil ? nil : imageSide(folder))
@@ -40,12 +42,13 @@ public enum ClaimRunPlan {
             dataset = name + " (synthetic prompts of \(tokens) tokens, \(imageTokens) of them image tokens)"
         }
         let median = samples.map { $0.input.ids.count }.sorted()[samples.count / 2]
-        progress("calibrating \(shape.modelType) layer shapes at \(median) tokens")
+        progress("calibrating \(shape.modelType) layer shapes at \(median) tokens"
+                 + (pilot == nil ? "" : ", then piloting a few of each stage's passes on the model"))
         let calibration = try PlanCalibration.measure(shape: shape, tokens: median)
         return try VerifyPlan.make(model: input.name ?? ClaimRun.displayName(of: folder), shape: shape,
                                    samples: samples, dataset: dataset,
                                    configuration: ClaimRun.configuration(input.settings), assumptions: a,
-                                   calibration: calibration, preparationSeconds: preparation)
+                                   calibration: calibration, preparationSeconds: preparation, pilot: pilot)
     }
 
     /// The side of the images the generator draws for the model (LLaVA: the tower's image size).

@@ -85,7 +85,12 @@ struct VerifyPlanTests {
         let session = try ModelSession(directory: Fixtures.tinyLlava, layout: try .builtin("raw"))
         let samples = try SamplePreparation.prepare(try Fixtures.items(perTarget: 6), session: session).samples
         let runner = AnalysisRunner(session: session)
-        let baselines = try samples.map { try runner.baseline($0, keepPatterns: false, keepKeysValues: true) }
+        // On one BLAS thread (parallelMap), as a run computes them: the thread count is process-global, and a
+        // test beside this one holding `BLAS.withSingleThread` would otherwise switch it between samples, so
+        // that the same image's rows differ in their last bits from one sample to the next.
+        let baselines = try runner.parallelMap(samples.count) {
+            try runner.baseline(samples[$0], keepPatterns: false, keepKeysValues: true)
+        }
         let layers = runner.layers, heads = runner.heads
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" }
         let top = [HeadIndex(layer: 1, head: 0), HeadIndex(layer: 1, head: 1)]

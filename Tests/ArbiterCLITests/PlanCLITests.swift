@@ -33,6 +33,8 @@ struct PlanCLITests {
             #expect(flops > 0 && before >= flops * 0.999, "\(stage)")
             #expect((stage["seconds"] as? Double ?? 0) > 0, "\(stage)")
         }
+        // No weights: no pilot, and the plan says its times come from the calibration alone.
+        #expect(plan["pilotSeconds"] == nil && stages.allSatisfy { $0["pilotScale"] == nil })
         let memory = try #require(plan["memory"] as? [String: Any])
         #expect((memory["weights"] as? Int ?? 0) > 10_000_000_000, "7B weights at 2 bytes: \(memory)")
         #expect(try folder.snapshot().keys.sorted() == ["config.json"], "the plan wrote into the model folder")
@@ -43,8 +45,19 @@ struct PlanCLITests {
         let r = try CLI.run(["verify", "--plan", "--model", Repository.model("arbiter-main").path, "--count", "60",
                              "--random-sets", "10"], timeout: 600)
         #expect(r.status == 0 && !r.signalled, "\(r)")
-        for row in ["baselines", "information flow", "head ranking", "α selection", "total", "peak memory"] {
+        for row in ["baselines", "information flow", "head ranking", "α selection", "total", "peak memory",
+                    "pilot:"] {
             #expect(r.stdout.contains(row), "no '\(row)' in:\n\(r.stdout)")
+        }
+        // The pilot timed every stage with passes on the model itself: each such stage carries its scale.
+        let j = try CLI.run(["verify", "--plan", "--json", "--model", Repository.model("arbiter-main").path,
+                             "--count", "60", "--random-sets", "10"], timeout: 600)
+        let plan = try #require(try Self.plans(j).first)
+        #expect((plan["pilotSeconds"] as? Double ?? 0) > 0, "\(plan["pilotSeconds"] ?? "none")")
+        let stages = try #require(plan["stages"] as? [[String: Any]])
+        for stage in stages where (stage["passes"] as? Int ?? 0) > 0 {
+            let scale = stage["pilotScale"] as? Double ?? 0
+            #expect(scale > 0 && scale.isFinite, "\(stage)")
         }
     }
 
