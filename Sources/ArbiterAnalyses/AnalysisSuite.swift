@@ -153,7 +153,9 @@ public enum AnalysisSuite {
         if let sharding {
             try sharding.checkData(AnalysisRunner.fingerprint(samples))
             runner.sharding = sharding
-            progress("sharded run: round \(sharding.round) of \(ShardPartial.rounds)")
+            progress(sharding.round > ShardPartial.rounds
+                     ? "merging the partial results of \(sharding.shards) shards"
+                     : "sharded run: round \(sharding.round) of \(ShardPartial.rounds)")
         }
         progress("baseline passes over \(samples.count) samples")
         // Keys and values let the knockout sweep recompute only the positions a knockout can change; kept

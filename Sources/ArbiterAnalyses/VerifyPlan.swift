@@ -90,7 +90,7 @@ public struct PlanCalibration: Sendable, Codable, Equatable {
 
 public struct VerifyPlan: Sendable, Codable, Equatable {
     /// The JSON schema's name and version (`docs/verify-plan.md`); bumped on any change of the fields.
-    public static let schema = "arbiter-verify-plan/1"
+    public static let schema = "arbiter-verify-plan/2"
     public var schema = VerifyPlan.schema
     public var model: String
     public var shape: PlanModelShape

@@ -129,15 +129,7 @@ public enum OutputSafety {
         guard isDirectory.boolValue else { throw refuse("is a file, not a folder; Arbiter never replaces it") }
         let contents = try listing(url, refuse: refuse)
         if contents.isEmpty { return url }
-        let markerURL = url.appendingPathComponent(OutputMarker.fileName)
-        guard let data = try? Data(contentsOf: markerURL),
-              let marker = try? JSONDecoder().decode(OutputMarker.self, from: data) else {
-            throw refuse("is a folder Arbiter did not write (no readable \(OutputMarker.fileName) marker) and it is "
-                         + "not empty; choose a new or empty folder")
-        }
-        guard marker.kind == kind.rawValue else {
-            throw refuse("is an Arbiter \(marker.kind) folder, not a \(kind.rawValue); choose another folder")
-        }
+        let marker = try readMarker(url, kind: kind, refuse: refuse)
         let known = Set(marker.entries + [OutputMarker.fileName])
         if let stranger = contents.first(where: { !known.contains($0) }) {
             throw refuse("holds '\(stranger)', which Arbiter did not write there; move it away or choose another folder")
@@ -147,6 +139,19 @@ public enum OutputSafety {
             throw refuse("cannot replace it: \(parent.path) is not writable")
         }
         return url
+    }
+
+    /// The marker of a non-empty folder, which must be Arbiter's of `kind`.
+    static func readMarker(_ folder: URL, kind: OutputKind, refuse: (String) -> OutputError) throws -> OutputMarker {
+        guard let data = try? Data(contentsOf: folder.appendingPathComponent(OutputMarker.fileName)),
+              let marker = try? JSONDecoder().decode(OutputMarker.self, from: data) else {
+            throw refuse("is a folder Arbiter did not write (no readable \(OutputMarker.fileName) marker) and it is "
+                         + "not empty; choose a new or empty folder")
+        }
+        guard marker.kind == kind.rawValue else {
+            throw refuse("is an Arbiter \(marker.kind) folder, not a \(kind.rawValue); choose another folder")
+        }
+        return marker
     }
 
     /// Every entry below `folder` as a relative path (folders too), sorted; never follows symbolic links.
@@ -244,14 +249,7 @@ public enum OutputSafety {
             // Linked into place: never replaces a marker another shard wrote at the same moment.
             _ = try? writeNew(marker, to: markerURL)
         }
-        guard let data = try? Data(contentsOf: markerURL),
-              let marker = try? JSONDecoder().decode(OutputMarker.self, from: data) else {
-            throw refuse("is a folder Arbiter did not write (no readable \(OutputMarker.fileName) marker) and it is "
-                         + "not empty; choose a new or empty folder")
-        }
-        guard marker.kind == kind.rawValue else {
-            throw refuse("is an Arbiter \(marker.kind) folder, not a \(kind.rawValue); choose another folder")
-        }
+        _ = try readMarker(url, kind: kind, refuse: refuse)
         if let stranger = try listing(url, refuse: refuse).first(where: {
             $0 != OutputMarker.fileName && !$0.hasPrefix(".tmp-") && !isOurs($0)
         }) {
