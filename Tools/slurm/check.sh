@@ -35,20 +35,24 @@ done
 [ $# -gt 0 ] || die "no verify options: give them after --, e.g. -- --model DIR --data DIR"
 [ -x "$arbiter" ] && [ -f "$arbiter" ] || die "--arbiter $arbiter: not an executable file (make build)"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/arbiter-slurm-verify.XXXXXX")
-status=1
+status=1 cluster_started=0 work=""
 finish() {
-    "$here/cluster.sh" stop || echo "$prog: cluster.sh stop failed; see $here/cluster.sh status" >&2
+    if [ "$cluster_started" = 1 ]; then
+        "$here/cluster.sh" stop || echo "$prog: cluster.sh stop failed; see $here/cluster.sh status" >&2
+    fi
+    [ -n "$work" ] || return 0
     if [ "$status" = 0 ] && [ "$keep" = 0 ]; then
         rm -rf -- "$work"
     else
         echo "$prog: the run's folder is kept: $work"
     fi
 }
-"$here/cluster.sh" start
 trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+"$here/cluster.sh" start      # refuses if a cluster of cluster.sh runs already: that one is not stopped here
+cluster_started=1
+work=$(mktemp -d "${TMPDIR:-/tmp}/arbiter-slurm-verify.XXXXXX")
 eval "$("$here/cluster.sh" env)"
 
 echo

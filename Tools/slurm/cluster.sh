@@ -91,6 +91,12 @@ show_logs() {
     done
 }
 
+start_failed() {
+    echo "$prog: start failed; stopping what it started" >&2
+    show_logs "$start_dir"
+    stop_dir "$start_dir" >&2
+}
+
 start() {
     [ "$(id -u)" = 0 ] || die "start needs root (munged, slurmctld and slurmd run as root on this one-node cluster)"
     check_tools
@@ -146,7 +152,11 @@ start() {
         rm -rf -- "$dir"
         die "$pointer appeared while starting; left alone"
     fi
-    trap 'echo "$prog: start failed; stopping what it started" >&2; show_logs "$dir"; stop_dir "$dir" >&2' ERR
+    # From here on, any failure (or an interrupt) stops what was started and removes the folder.
+    start_dir=$dir
+    trap 'start_failed' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
 
     dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
     chmod 400 "$dir/munge/munge.key"
@@ -197,14 +207,12 @@ CONF
     while :; do
         state=$(node_state "$dir" "$node") || true
         [ "$state" != idle ] || break
-        if [ "$waited" -ge "$timeout" ]; then
-            echo "$prog: node $node is not idle after $timeout s (state: ${state:-no answer from slurmctld})" >&2
-            false
-        fi
+        [ "$waited" -lt "$timeout" ] \
+            || die "node $node is not idle after $timeout s (state: ${state:-no answer from slurmctld})"
         sleep 1
         waited=$((waited + 1))
     done
-    trap - ERR
+    trap - EXIT INT TERM
     say "one-node cluster up in $dir: node $node, $cpus CPUs, $mem_mb MB, partition arbiter, ports $port/$((port + 1))"
     say "point sbatch and squeue at it with: eval \"\$($0 env)\""
 }

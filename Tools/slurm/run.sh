@@ -135,7 +135,7 @@ submit_round() {
         --output="$logs/round-$round-shard-%a$suffix.log" --export="$export" \
         ${dependency:+--dependency=afterok:$dependency} "${sbatch_options[@]}" \
         "$here/verify.sbatch" --arbiter "$arbiter" --shards "$shards" --partials "$partials" \
-        -- "${verify_options[@]}") || { echo "$prog: sbatch refused round $round" >&2; exit 1; }
+        -- "${verify_options[@]}") || give_up "sbatch refused round $round"
     labels+=("round $round${suffix:+ re-run}") job_ids+=("$id")
     stage_job[$round]=$id attempts[$round]=$attempt
     say "submitted round $round${suffix:+ (re-run)}: job $id, shards $tasks${dependency:+, after job $dependency}"
@@ -146,7 +146,7 @@ submit_merge() {
     id=$(sbatch_id --job-name=arbiter-merge --output="$logs/merge.log" --open-mode=append \
         ${dependency:+--dependency=afterok:$dependency} "${sbatch_options[@]}" \
         "$here/merge.sbatch" --arbiter "$arbiter" --partials "$partials" --out "$work/report") \
-        || { echo "$prog: sbatch refused the merge job" >&2; exit 1; }
+        || give_up "sbatch refused the merge job"
     labels+=("merge") job_ids+=("$id")
     stage_job[4]=$id attempts[4]=1
     say "submitted merge: job $id${dependency:+, after job $dependency}"

@@ -91,6 +91,15 @@ check "  and leaves it alone" test "$(cat "$TMPDIR/arbiter-slurm-cluster")" = "s
 run_logged "$base/c0s.log" "$here/cluster.sh" stop
 check "stop refuses it too" status_is "$status" 1
 rm -f "$TMPDIR/arbiter-slurm-cluster"
+mkdir -p "$base/broken"
+printf '#!/bin/sh\necho "slurmd: fatal: broken on purpose" >&2\nexit 1\n' > "$base/broken/slurmd"
+chmod +x "$base/broken/slurmd"
+PATH="$base/broken:$PATH" run_logged "$base/cb.log" "$here/cluster.sh" start
+check "a start whose slurmd fails exits 1" status_is "$status" 1
+check "  saying so" has "$base/cb.log" "start failed; stopping what it started"
+broken=$(sed -n 's/^cluster.sh: removed //p' "$base/cb.log")
+check "  having stopped munged and slurmctld and removed its folder" cluster_gone "${broken:-none}"
+check "  which was its own" test -n "$broken"
 run_logged "$base/c1.log" "$here/cluster.sh" start
 check "start exits 0" status_is "$status" 0
 cluster=$(sed -n 1p "$TMPDIR/arbiter-slurm-cluster" 2>/dev/null)
