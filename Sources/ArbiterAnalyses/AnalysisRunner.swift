@@ -1,6 +1,7 @@
 // Runs samples through a model: one cached baseline pass per sample, then intervened passes that resume
 // from the cached residual stream at the first layer an intervention touches (so a sweep over layer
 // windows recomputes only the layers at and after each window).
+import ArbiterFormats
 import ArbiterInterventions
 import ArbiterModels
 import ArbiterTensor
@@ -39,6 +40,9 @@ public final class AnalysisRunner: @unchecked Sendable {
 
     /// The model's hook names, for validating the interventions of every pass.
     let hookNames: Set<String>
+
+    /// A sharded run's (or its merge's) source of batches (`PassSharding`); nil computes every batch here.
+    public var sharding: PassSharding?
 
     public init(session: ModelSession) {
         self.session = session
@@ -206,9 +210,19 @@ extension AnalysisRunner {
         }
         let plans = self.plans(requests, samples: samples, baselines: baselines)
         let batches = batchPlan(requests, plans: plans, samples: samples, baselines: baselines)
+        // A sharded run computes its own batches only (the rest stored or, in its round, placeholders).
+        let sources = try sharding?.beginCall(fingerprint: Self.fingerprint(requests, batches, samples: samples),
+                                              batches: batches.count)
 
         let results = try parallelMap(batches.count) { b -> [FollowingScore] in
             let batch = batches[b], start = plans[batch[0].source].start
+            switch sources?.sources[b] {
+            case .stored(let scores)?: return scores
+            case .placeholder?:
+                let placeholder = FollowingScore(top: -1, pInstructed: 0, pCompetitor: 0, s: 0)
+                return batch.compactMap(\.owner).map { _ in placeholder }
+            case .compute?, nil: break
+            }
             let runs = batch.map { planned -> DecoderRun in
                 let i = planned.source, sample = samples[requests[i].sample], baseline = baselines[requests[i].sample]
                 let residual = baseline.residPre[start].rows(planned.rows)
@@ -227,11 +241,53 @@ extension AnalysisRunner {
                                                    competitor: samples[requests[$0].sample].competitor) }
             }
         }
+        if let (call, sources) = sources {
+            sharding?.record(call: call, batches: sources.indices.compactMap { b in
+                if case .compute = sources[b] { return (b, results[b]) } else { return nil }
+            })
+        }
         var out = [FollowingScore?](repeating: nil, count: requests.count)
         for (batch, scores) in zip(batches, results) {
             for (i, score) in zip(batch.compactMap(\.owner), scores) { out[i] = score }
         }
         return out.map { $0! }
+    }
+
+    /// Checkpoint r of the analysis (`PassSharding`): where a sharded run's round r ends.
+    public func checkpoint() throws { try sharding?.checkpoint() }
+
+    /// A fingerprint of a `scores` call: its requests (samples by id, interventions, resumption) and its batches.
+    static func fingerprint(_ requests: [ScoreRequest], _ batches: [[PlannedRun]],
+                            samples: [AnalysisSample]) -> String {
+        var f = ContentFingerprint()
+        for r in requests {
+            f.add(samples[r.sample].id)
+            f.add(r.interventions.description)
+            f.add([r.sample, r.startLayer, r.unchangedBefore])
+        }
+        for batch in batches {
+            f.add(batch.count)
+            for run in batch {
+                f.add([run.source, run.rows.lowerBound, run.rows.upperBound, run.continues ?? -1, run.owner ?? -1])
+            }
+        }
+        return f.hex
+    }
+
+    /// A fingerprint of prepared samples: ids, kinds, targets, token ids, positions, pixel values and answers.
+    static func fingerprint(_ samples: [AnalysisSample]) -> String {
+        var f = ContentFingerprint()
+        for s in samples {
+            f.add(s.id)
+            f.add(s.kind)
+            f.add(s.target?.rawValue ?? "-")
+            f.add(s.input.ids)
+            for axis in s.input.positions.axes { f.add(axis) }
+            if let pixels = s.input.pixelValues { f.add(pixels.shape); f.add(pixels.scalars) } else { f.add(-1) }
+            f.add(s.instructed)
+            f.add(s.competitor)
+        }
+        return f.hex
     }
 
     /// (start layer, first recomputed position) per request.

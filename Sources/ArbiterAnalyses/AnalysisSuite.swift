@@ -76,6 +76,7 @@ public enum AnalysisSuite {
                            configuration c: AnalysisConfiguration = AnalysisConfiguration(),
                            policy: ItemPolicy = ItemPolicy(), keyValueBudget: Int = 1 << 30,
                            moreConflictItems: ((Int, Int) throws -> [ProbeItem])? = nil,
+                           sharding: PassSharding? = nil,
                            progress: @escaping (String) -> Void = { _ in }) throws -> AnalysisResults {
         // One BLAS thread throughout (parallelism comes from running samples side by side): OpenBLAS's
         // results depend, in the last bits, on its thread count, so this keeps every number independent of
@@ -83,7 +84,7 @@ public enum AnalysisSuite {
         try BLAS.withSingleThread {
             try runSingleThreaded(session: session, items: items, dataset: dataset, configuration: c, policy: policy,
                                   keyValueBudget: keyValueBudget, moreConflictItems: moreConflictItems,
-                                  progress: progress)
+                                  sharding: sharding, progress: progress)
         }
     }
 
@@ -141,6 +142,7 @@ public enum AnalysisSuite {
     static func runSingleThreaded(session: ModelSession, items: [ProbeItem], dataset: String,
                                   configuration c: AnalysisConfiguration, policy: ItemPolicy, keyValueBudget: Int,
                                   moreConflictItems: ((Int, Int) throws -> [ProbeItem])?,
+                                  sharding: PassSharding? = nil,
                                   progress: @escaping (String) -> Void) throws -> AnalysisResults {
         let start = Date()
         let (samples, skippedItems) = try SamplePreparation.prepare(items, session: session, policy: policy)
@@ -148,6 +150,11 @@ public enum AnalysisSuite {
         let (calibration, heldOut) = try split(samples, configuration: c)
 
         let runner = AnalysisRunner(session: session)
+        if let sharding {
+            try sharding.checkData(AnalysisRunner.fingerprint(samples))
+            runner.sharding = sharding
+            progress("sharded run: round \(sharding.round) of \(ShardPartial.rounds)")
+        }
         progress("baseline passes over \(samples.count) samples")
         // Keys and values let the knockout sweep recompute only the positions a knockout can change; kept
         // when they fit the budget (a 7B model's are too large for hundreds of samples: then full resumes).
@@ -169,6 +176,8 @@ public enum AnalysisSuite {
                                                      baselines: calibration.map { baselines[$0] }, seed: c.seed &+ 6)
         let ranking = try Heads.rank(runner: runner, samples: calibration.map { samples[$0] }, baselines: calibration.map { baselines[$0] },
                                      attribution: calAttribution.heads, progress: progress)
+        // Sharded runs: round 1 (knockouts, single-head ablations) ends here; the rest depends on the ranking.
+        try runner.checkpoint()
         // Amplification's failures: the held-out conflict items the model gets wrong, topped up from generated
         // items when there are too few (never used for calibration, so held out by construction).
         let heldOutFailed = heldOut.filter { samples[$0].kind == "conflict" && samples[$0].target != nil

@@ -287,6 +287,8 @@ public enum Heads {
                 }
             }
         }
+        // Sharded runs: round 2 (blocking, ability, α) ends here; amplification depends on each set's α.
+        try runner.checkpoint()
         // The held-out failures, then the generated ones (all failing at baseline), as one split.
         let amplified = (samples: samples + extraFailed.samples, baselines: baselines + extraFailed.baselines)
         let failed = conflict.filter { !baselines[$0].score.follows }
@@ -295,6 +297,8 @@ public enum Heads {
         let fixRates = failed.isEmpty ? [Double](repeating: .nan, count: sets.count)
             : try scores(sets.indices.map { (sets[$0], .amplifyHeads(sets[$0], factor: Float(alphas[$0]))) }, failed,
                          on: amplified).map(mfr)
+        // Sharded runs: round 3 (amplification) ends here.
+        try runner.checkpoint()
         let fix = fixRates[0], randomFix = Array(fixRates.dropFirst())
         return HeadInterventionResult(
             fraction: fraction, heads: top, baselineMFR: baseMFR, blockedMFR: blockedMFR, relativeDrop: relativeDrop,

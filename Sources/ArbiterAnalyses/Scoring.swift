@@ -13,6 +13,14 @@ public struct FollowingScore: Sendable, Codable, Equatable {
     public let s: Double
     public var follows: Bool { s > 0 }
 
+    /// Stored values (a sharded run's partial results, placeholders).
+    init(top: Int, pInstructed: Double, pCompetitor: Double, s: Double) {
+        self.top = top
+        self.pInstructed = pInstructed
+        self.pCompetitor = pCompetitor
+        self.s = s
+    }
+
     /// From one row of logits over the vocabulary.
     public init<C: Collection>(logits: C, instructed: [Int], competitor: [Int]) where C.Element == Float, C.Index == Int {
         let start = logits.startIndex

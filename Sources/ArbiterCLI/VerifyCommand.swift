@@ -54,6 +54,13 @@ struct VerifyCommand: ParsableCommand {
     var promptTokens: Int?
     @Option(name: .long, help: "With --plan: share of conflict items assumed to fail at baseline (default 0.5).")
     var failureRate: Double?
+    @Option(name: .long, help: """
+        Run shard K of N of the intervened passes (e.g. 2/4), one round per call (3 rounds), writing a partial \
+        result to --partials; `arbiter merge` combines them (docs/slurm.md).
+        """)
+    var shard: String?
+    @Option(name: .long, help: "With --shard: the folder of the run's partial results (new, or one it made).")
+    var partials: String?
 
     func validate() throws {
         guard !model.isEmpty else { throw ValidationError("give at least one --model") }
@@ -68,6 +75,23 @@ struct VerifyCommand: ParsableCommand {
         for m in model { try CLIPaths.checkNotEmpty(["--model": m]) }
         try CLIPaths.checkNotEmpty(["--data": data])
         try validatePlanOptions()
+        try validateShardOptions()
+    }
+
+    /// --shard needs --partials (and the reverse), one model, and nothing that acts on finished results.
+    func validateShardOptions() throws {
+        guard shard != nil || partials != nil else { return }
+        guard let shard else { throw ValidationError("--partials is an option of --shard; add --shard K/N or drop it") }
+        guard partials != nil else { throw ValidationError("--shard needs --partials DIR, the folder of the partials") }
+        do { _ = try ShardSpec(parsing: shard) } catch { throw ValidationError("--shard \(shard): \(error)") }
+        guard model.count == 1 else { throw ValidationError("--shard runs one --model (give each model its own run)") }
+        let contradicting = [("--plan", plan), ("--out", out != nil), ("--store-golden", storeGolden != nil),
+                             ("--require", require != nil), ("--json", json)].filter(\.1).map(\.0)
+        if let first = contradicting.first {
+            throw ValidationError("--shard writes a partial result, so \(first) has nothing to act on; "
+                                  + "give it to `arbiter merge` instead")
+        }
+        try CLIPaths.checkNotEmpty(["--partials": partials])
     }
 
     /// --plan runs nothing: options that act on a run's results contradict it, and its own options need it.
@@ -101,6 +125,12 @@ struct VerifyCommand: ParsableCommand {
 
     func run() throws {
         if plan { return try runPlan() }
+        if let shard, let partials { return try runShard(try ShardSpec(parsing: shard), partials: partials) }
+        try run(merging: nil)
+    }
+
+    /// The run; `merging`: `arbiter merge`'s partial results, which supply every intervened pass.
+    func run(merging: PassSharding?) throws {
         let progress = Progress()
         // Every destination is checked before any work starts (and again when written).
         if let out { try OutputSafety.checkFolder(out, kind: .verifyReport, option: "--out", inputs: inputs) }
@@ -119,9 +149,10 @@ struct VerifyCommand: ParsableCommand {
             progress.say("loading \(path)")
             let shown = displayName(i)
             let say: (String) -> Void = { progress.say("\(shown): \($0)") }
-            let input = ClaimRunInput(model: URL(fileURLWithPath: path), data: data.map { URL(fileURLWithPath: $0) },
+            var input = ClaimRunInput(model: URL(fileURLWithPath: path), data: data.map { URL(fileURLWithPath: $0) },
                                       layout: promptLayout, name: shown, settings: settings,
                                       policy: ItemPolicy(keepGoing: keepGoing), skipBadItems: skipBadItems)
+            input.sharding = merging
             let evaluated: (AnalysisResults, [ClaimResult])
             do { evaluated = try ClaimRun.evaluate(input, progress: say) } catch { throw CLIError("\(path): \(error)") }
             if !evaluated.0.skipped.isEmpty {
@@ -130,6 +161,11 @@ struct VerifyCommand: ParsableCommand {
             all.append(evaluated)
         }
         progress.finish()
+        try emit(all, settings: settings)
+    }
+
+    /// Stores goldens (--store-golden), prints the table or JSON, writes the report (--out) and applies --require.
+    func emit(_ all: [(AnalysisResults, [ClaimResult])], settings: ClaimRunSettings) throws {
         if let storeGolden {
             for (r, claims) in all {
                 let file = try OutputSafety.checkFile(try goldenFile(in: storeGolden, model: r.model), kind: .goldenClaims,
@@ -165,6 +201,54 @@ struct VerifyCommand: ParsableCommand {
 }
 
 extension VerifyCommand {
+    /// What a merge needs to replay this run, as recorded in every partial (paths absolute).
+    var shardInputs: [String: String] {
+        func absolute(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.path }
+        let layoutText = layout.map { $0.contains("/") || $0.hasSuffix(".json") ? absolute($0) : $0 } ?? ""
+        return ["model": absolute(model[0]), "data": data.map(absolute) ?? "", "layout": layoutText,
+                "count": "\(count)", "seed": "\(seed)", "random-sets": "\(randomSets)", "name": displayName(0),
+                "keep-going": "\(keepGoing)", "skip-bad-items": "\(skipBadItems)"]
+    }
+
+    /// `--shard K/N --partials DIR`: this shard's next round (docs/slurm.md).
+    func runShard(_ spec: ShardSpec, partials: String) throws {
+        let progress = Progress()
+        let folder = try OutputSafety.prepareGrowingFolder(partials, kind: .shardPartials, option: "--partials",
+                                                           inputs: inputs) { ShardPartial.parseFileName($0) != nil }
+        var settings = ClaimRunSettings()
+        settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
+        progress.say("fingerprinting \(model[0])")
+        let identity = ShardRunIdentity(modelFingerprint: try ContentFingerprint.folder(URL(fileURLWithPath: model[0])),
+                                        configuration: ClaimRun.configuration(settings), inputs: shardInputs)
+        guard let sharding = try PassSharding.shard(spec, folder: folder, identity: identity) else {
+            progress.finish()
+            print("shard \(spec): all \(ShardPartial.rounds) rounds done in \(folder.path); when every shard's are, "
+                  + "run `arbiter merge --partials \(folder.path)`")
+            return
+        }
+        let promptLayout: PromptLayout?
+        do { promptLayout = try layout.map(PromptLayout.named) } catch {
+            throw CLIError("--layout \(layout!): \(error)")
+        }
+        var input = ClaimRunInput(model: URL(fileURLWithPath: model[0]), data: data.map { URL(fileURLWithPath: $0) },
+                                  layout: promptLayout, name: displayName(0), settings: settings,
+                                  policy: ItemPolicy(keepGoing: keepGoing), skipBadItems: skipBadItems)
+        input.sharding = sharding
+        progress.say("shard \(spec): round \(sharding.round) of \(ShardPartial.rounds)")
+        do {
+            _ = try ClaimRun.evaluate(input, progress: { progress.say("shard \(spec): \($0)") })
+        } catch let written as ShardRoundWritten {
+            progress.finish()
+            let next = written.round < ShardPartial.rounds
+                ? "next: round \(written.round + 1), once every shard has written round \(written.round)"
+                : "when every shard has: arbiter merge --partials \(folder.path)"
+            print("\(written); \(next)")
+            return
+        } catch { throw CLIError("\(model[0]): \(error)") }
+        throw CLIError("shard \(spec): the run ended without reaching the end of round \(sharding.round) "
+                       + "(an Arbiter bug; please report it)")
+    }
+
     /// `--plan`: one plan per model, as a table or (`--json`) a JSON array of plans (docs/verify-plan.md).
     func runPlan() throws {
         let progress = Progress()

@@ -29,6 +29,8 @@ public struct ClaimRunInput: Sendable {
     public var policy: ItemPolicy
     /// Dataset items that fail validation are skipped (and counted) instead of stopping the run.
     public var skipBadItems: Bool
+    /// A sharded run's round or its merge (`PassSharding`); nil: an ordinary run.
+    public var sharding: PassSharding?
 
     public init(model: URL, data: URL? = nil, layout: PromptLayout? = nil, name: String? = nil,
                 settings: ClaimRunSettings = ClaimRunSettings(), policy: ItemPolicy = ItemPolicy(),
@@ -53,7 +55,7 @@ public enum ClaimRun {
         let (set, dataset, more) = try items(input, imageSize: session.imageSize)
         var results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set), dataset: dataset,
                                             configuration: configuration(settings), policy: input.policy,
-                                            moreConflictItems: more,
+                                            moreConflictItems: more, sharding: input.sharding,
                                             progress: progress)
         results.model = input.name ?? displayName(of: input.model)
         results.skipped = set.skipped.map { "\($0)" } + results.skipped

@@ -19,6 +19,8 @@ public enum OutputKind: String, Sendable, CaseIterable {
     case dataset
     case dump
     case goldenClaims = "golden-claims"
+    /// A folder of sharded runs' partial results, which every shard adds its files to (`addingFiles`).
+    case shardPartials = "shard-partials"
 }
 
 /// A refused or failed output: which option, which path, and why.
@@ -207,6 +209,73 @@ public enum OutputSafety {
             try? fm.removeItem(at: staging)
             if error is OutputError { throw error }
             throw refuse("cannot write: \(error.localizedDescription)")
+        }
+    }
+
+    // MARK: Folders that grow
+
+    /// Prepares a folder that Arbiter adds files to one at a time (the partial results of sharded runs, written by
+    /// several processes at once): created with its marker when it does not exist or is empty; otherwise it must
+    /// carry the marker of `kind` and hold nothing but the marker, files `isOurs` accepts and unfinished
+    /// temporary files (`.tmp-*`). Returns the folder.
+    @discardableResult
+    public static func prepareGrowingFolder(_ path: String, kind: OutputKind, option: String, inputs: [URL] = [],
+                                            isOurs: (String) -> Bool) throws -> URL {
+        let url = try checkCommon(path, option: option, inputs: inputs)
+        func refuse(_ problem: String) -> OutputError { OutputError(option: option, path: path, problem) }
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        if !fm.fileExists(atPath: url.path, isDirectory: &isDirectory) {
+            do { try fm.createDirectory(at: url, withIntermediateDirectories: true) } catch {
+                // Another shard may have created it in between.
+                guard fm.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+                    throw refuse("cannot create it: \(error.localizedDescription)")
+                }
+            }
+            isDirectory = true
+        }
+        guard isDirectory.boolValue else { throw refuse("is a file, not a folder; Arbiter never replaces it") }
+        let markerURL = url.appendingPathComponent(OutputMarker.fileName)
+        let contents = try listing(url, refuse: refuse)
+        if contents.filter({ !$0.hasPrefix(".tmp-") }).isEmpty {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let marker = try encoder.encode(OutputMarker(kind: kind, entries: []))
+            // Linked into place: never replaces a marker another shard wrote at the same moment.
+            _ = try? writeNew(marker, to: markerURL)
+        }
+        guard let data = try? Data(contentsOf: markerURL),
+              let marker = try? JSONDecoder().decode(OutputMarker.self, from: data) else {
+            throw refuse("is a folder Arbiter did not write (no readable \(OutputMarker.fileName) marker) and it is "
+                         + "not empty; choose a new or empty folder")
+        }
+        guard marker.kind == kind.rawValue else {
+            throw refuse("is an Arbiter \(marker.kind) folder, not a \(kind.rawValue); choose another folder")
+        }
+        if let stranger = try listing(url, refuse: refuse).first(where: {
+            $0 != OutputMarker.fileName && !$0.hasPrefix(".tmp-") && !isOurs($0)
+        }) {
+            throw refuse("holds '\(stranger)', which Arbiter did not write there; move it away or choose another "
+                         + "folder")
+        }
+        return url
+    }
+
+    /// Writes `data` to the new file `url` atomically, never replacing anything: written to a temporary file in
+    /// the same folder, then hard-linked to its name (which fails when the name exists) and the temporary name
+    /// removed. Throws an `OutputError` naming the file when it exists or cannot be written.
+    public static func writeNew(_ data: Data, to url: URL, option: String = "output") throws {
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".tmp-\(UUID().uuidString)")
+        func refuse(_ problem: String) -> OutputError { OutputError(option: option, path: url.path, problem) }
+        do { try data.write(to: temporary) } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw refuse("cannot write: \(error.localizedDescription)")
+        }
+        defer { unlink(temporary.path) }
+        guard link(temporary.path, url.path) == 0 else {
+            let code = errno
+            throw refuse(code == EEXIST ? "exists already; Arbiter never replaces it"
+                         : "cannot write: \(String(cString: strerror(code)))")
         }
     }
 
