@@ -57,7 +57,12 @@ leftover_pids() {
         if { ls -l "$p/fd"; } 2>/dev/null | grep -qF -- " -> $dir/"; then roots="$roots ${p#/proc/}"; fi
     done
     [ -n "$roots" ] || return 0
-    ps -eo pid=,ppid= | awk -v roots="$roots" -v self="$$" '
+    local stat ppid
+    for p in /proc/[0-9]*/stat; do       # "pid (name) state ppid …", without ps (procps is not in every image)
+        { read -r stat < "$p"; } 2>/dev/null || continue
+        read -r _ ppid _ <<< "${stat##*) }"
+        printf '%s %s\n' "${p//[^0-9]/}" "$ppid"
+    done | awk -v roots="$roots" -v self="$$" '
         { parent[$1] = $2 }
         END {
             n = split(roots, r, " "); for (i = 1; i <= n; i++) keep[r[i]] = 1

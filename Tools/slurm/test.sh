@@ -47,6 +47,12 @@ cluster_gone() {                                    # no pointer, no folder, no 
     [ ! -e "$TMPDIR/arbiter-slurm-cluster" ] && [ ! -e "$dir" ] \
         && ! grep -lF -- "$dir/" /proc/[0-9]*/cmdline > /dev/null 2>&1
 }
+find_process() {                                    # find_process "ARG ARG ": a pid whose command line is that
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$( { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null)" != "$1" ] || { echo "${p#/proc/}"; return; }
+    done
+}
 run_logged() {                                      # run_logged LOG COMMAND...: status in $status
     local log=$1
     shift
@@ -165,7 +171,7 @@ sed -i 's/"options": "[^"]*"/"options": "--model elsewhere"/' "$base/m/partials/
 run_logged "$base/m2.log" "$here/run.sh" --work "$base/m" --poll 1 --resume -- "${inputs[@]}"
 check "run.sh exits 1" status_is "$status" 1
 check "  saying the merge failed" has "$base/m2.log" "the merge failed"
-check "  with the merge's message naming the shard" has "$base/m2.log" "shard 2/4: round 1 was run with other options"
+check "  with the merge's message naming the shard" has "$base/m2.log" "round-1-shard-2-of-4.json: made by another run"
 
 echo "== the results check"
 cp "$base/k/report/results.json" "$base/a.json"
@@ -183,7 +189,7 @@ check "a missing timing field is a difference" status_is "$status" 1
 echo "== cluster.sh stop with a job running"
 job=$(sbatch --parsable -o /dev/null --wrap 'exec sleep 300')
 for _ in $(seq 40); do [ "$(squeue -h -j "$job" -o %T)" = RUNNING ] && break; sleep 0.5; done
-sleeper=$(pgrep -f '^sleep 300$' | head -n 1)
+sleeper=$(find_process "sleep 300 ")
 check "the job runs" test -n "$sleeper"
 run_logged "$base/stop.log" "$here/cluster.sh" stop
 check "stop exits 0" status_is "$status" 0
