@@ -8,8 +8,15 @@ VENV         := .venv
 PYTHON       := $(VENV)/bin/python
 MAIN_MODEL   ?= $(if $(wildcard GoldenData/models/arbiter-main/config.json),GoldenData/models/arbiter-main,GoldenData/models/tiny-llava)
 REPORT_DIR   ?= reports/verify
+# make slurm-verify: the sharded verify on a one-node Slurm cluster (docs/slurm.md).
+SLURM_PACKAGES := slurm-wlm munge
+MODEL        ?= GoldenData/controls/dense
+DATA         ?= GoldenData/controls/data
+SHARDS       ?= 4
+KILL_SHARD   ?= 2:$(SHARDS)
 
-.PHONY: deps build test test-fast verify bench bench-plan tools-venv tools-check goldens controls clean
+.PHONY: deps build test test-fast verify bench bench-plan tools-venv tools-check goldens controls clean \
+        slurm-deps slurm-verify slurm-test
 
 ## deps: install missing system libraries (Debian packages) — needs root, as on CI.
 deps:
@@ -18,6 +25,17 @@ deps:
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## slurm-deps: install missing Slurm packages (slurmctld, slurmd, sbatch…, munge) without their recommendations —
+## needs root. Nothing is started or configured: Tools/slurm/cluster.sh does that in a temp folder.
+slurm-deps:
+	@missing=""; for p in $(SLURM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 ## build: release build of the library and the `arbiter` CLI.
@@ -77,6 +95,19 @@ bench: build $(PYTHON)
 ## the anchored control (fails beyond ±25%; run it on an idle machine).
 bench-plan: build
 	python3 Tools/bench_plan.py --arbiter .build/release/arbiter
+
+## slurm-verify: start a one-node Slurm cluster here (as root), run `verify` sharded over it — SHARDS shards ×
+## 3 rounds as job arrays, one shard of round 2 killed and re-run alone (KILL_SHARD=R:K; empty: none), then the merge
+## job — run the unsharded `verify --out` on the same MODEL and DATA, check the two results.json are equal except
+## their `seconds` fields, print both wall times; the cluster is stopped whatever happens (docs/slurm.md).
+slurm-verify: build slurm-deps
+	Tools/slurm/check.sh --arbiter .build/release/arbiter --shards $(SHARDS) \
+	  $(if $(KILL_SHARD),--kill-shard $(KILL_SHARD),--no-kill) -- --model $(MODEL) $(if $(DATA),--data $(DATA),)
+
+## slurm-test: the tests of Tools/slurm (rounds, re-runs, giving up, refusals, the results check, the cluster's
+## start and stop, docs/slurm.md's one-node example) with a stand-in `arbiter`; no build needed, needs root.
+slurm-test: slurm-deps
+	Tools/slurm/test.sh
 
 clean:
 	rm -rf .build
