@@ -58,7 +58,10 @@ public final class PlanPilot {
         return time
     }
 
-    /// The pilot's requests of a stage: those of its first `itemsPerStage` items, evenly thinned to `count`.
+    /// The pilot's requests of a stage: those of its first `itemsPerStage` items, about `count` of them, taken as
+    /// whole groups of the same interventions (a head, a head set, a knockout window), evenly spaced over the
+    /// groups: the runner shares rows within such a group, so a group keeps the batches' shape (prefix trees of
+    /// several items) that thinning single requests out of it would break.
     static func subset(_ requests: [ScoreRequest], count: Int) -> [ScoreRequest] {
         var items: [Int] = [], seen = Set<Int>()
         for r in requests where !seen.contains(r.sample) && items.count < itemsPerStage {
@@ -68,6 +71,13 @@ public final class PlanPilot {
         let chosen = Set(items)
         let candidates = requests.filter { chosen.contains($0.sample) }
         guard candidates.count > count, count > 0 else { return candidates }
-        return (0..<count).map { candidates[$0 * candidates.count / count] }
+        var groups: [[ScoreRequest]] = [], index: [String: Int] = [:]
+        for r in candidates {
+            let key = "\(r.startLayer) \(r.interventions)"
+            if let k = index[key] { groups[k].append(r) } else { index[key] = groups.count; groups.append([r]) }
+        }
+        let perGroup = Double(candidates.count) / Double(groups.count)
+        let wanted = min(groups.count, max(1, Int((Double(count) / perGroup).rounded(.up))))
+        return (0..<wanted).flatMap { groups[$0 * groups.count / wanted] }
     }
 }

@@ -23,7 +23,7 @@ struct PlanCLITests {
                              "--random-sets", "20"], timeout: 600)
         #expect(r.status == 0 && !r.signalled, "\(r)")
         let plan = try #require(try Self.plans(r).first)
-        #expect(plan["schema"] as? String == "arbiter-verify-plan/1")
+        #expect(plan["schema"] as? String == "arbiter-verify-plan/2")
         let shape = try #require(plan["shape"] as? [String: Any])
         #expect(shape["layers"] as? Int == (name.hasPrefix("llava") ? 32 : 28))
         let stages = try #require(plan["stages"] as? [[String: Any]])
