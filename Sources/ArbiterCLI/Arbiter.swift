@@ -9,7 +9,7 @@ struct Arbiter: ParsableCommand {
         abstract: "Run Hugging Face LLaVA-family models on the CPU with hook points, and test the claims of \"Instruction Anchors\".",
         subcommands: [RunCommand.self, EvalCommand.self, VerifyCommand.self, DataCommand.self, LayoutCommand.self,
                       CompareCommand.self, HooksCommand.self, BenchForwardCommand.self, BenchSweepCommand.self,
-                      BenchGemmCommand.self])
+                      BenchGemmCommand.self, RankOverlapCommand.self])
 
     static func main() {
         Allocator.keepFreedMemory()
