@@ -119,7 +119,8 @@ extension Heads {
                                heads: Int) -> [ScoreRequest] {
         (0..<(heads * conflict.count)).map { j in
             let i = conflict[j % conflict.count]
-            let block = Intervention.blockHeadsAt([HeadIndex(layer: l, head: j / conflict.count)], queries: .span("last"))
+            let head = HeadIndex(layer: l, head: j / conflict.count)
+            let block = Intervention.blockHeadsAt([head], queries: .span("last"))
             return ScoreRequest(sample: i, interventions: InterventionSet([block]), startLayer: l,
                                 unchangedBefore: samples[i].input.ids.count - 1)
         }
@@ -169,7 +170,8 @@ extension Heads {
             let chunkSamples = chunk.map { samples[$0] }
             var chunkBaselines = chunk.map { baselines[$0] }
             if chunkBaselines.contains(where: { $0.keys == nil }) {
-                progress("last-position screen: keys and values of \(chunk.count) items (chunk \(c + 1)/\(chunks.count))")
+                progress("last-position screen: keys and values of \(chunk.count) items "
+                         + "(chunk \(c + 1)/\(chunks.count))")
                 chunkBaselines = try runner.parallelMap(chunk.count) {
                     try runner.baseline(chunkSamples[$0], keepPatterns: false, keepKeysValues: true)
                 }
@@ -179,7 +181,8 @@ extension Heads {
                 let requests = screenRequests(Array(chunk.indices), samples: chunkSamples, layer: l, heads: heads)
                 let blocked = try runner.scores(requests, samples: chunkSamples, baselines: chunkBaselines)
                 for (r, (request, score)) in zip(requests, blocked).enumerated() {
-                    effects[l][r / chunk.count][done + r % chunk.count] = chunkBaselines[request.sample].score.s - score.s
+                    let drop = chunkBaselines[request.sample].score.s - score.s
+                    effects[l][r / chunk.count][done + r % chunk.count] = drop
                 }
             }
             done += chunk.count
@@ -255,7 +258,9 @@ extension VerifyPlan {
                 again.assumption = "keys and values over the budget: the screen's items run again, a chunk at a time"
                 out.append(again)
             }
-            let screen = (0..<layers).flatMap { Heads.screenRequests(conflict, samples: samples, layer: $0, heads: heads) }
+            let screen = (0..<layers).flatMap {
+                Heads.screenRequests(conflict, samples: samples, layer: $0, heads: heads)
+            }
             out.append(counter.stage("head ranking screen (last-position ablation)", screen, samples, assumption: "",
                                      keysKept: true))
         }

@@ -75,12 +75,12 @@ struct RankOverlapCommand: ParsableCommand {
             func evaluate(_ method: TwoStageRanking?) throws -> (AnalysisResults, [ClaimResult]) {
                 var s = settings
                 s.headRanking = method
-                let input = ClaimRunInput(model: URL(fileURLWithPath: path), data: data.map { URL(fileURLWithPath: $0) },
-                                          settings: s)
+                let input = ClaimRunInput(model: URL(fileURLWithPath: path),
+                                          data: data.map { URL(fileURLWithPath: $0) }, settings: s)
                 let label = method.map(\.description) ?? "exact"
-                do { return try ClaimRun.evaluate(input, progress: { progress.say("\(name) \(label): \($0)") }) } catch {
-                    throw CLIError("\(path): \(error)")
-                }
+                do {
+                    return try ClaimRun.evaluate(input, progress: { progress.say("\(name) \(label): \($0)") })
+                } catch { throw CLIError("\(path): \(error)") }
             }
             let (exact, exactClaims) = try evaluate(nil)
             let heads = exact.layers * exact.headsPerLayer, n = exact.ranking.calibrationCount

@@ -171,8 +171,9 @@ public struct GoldenClaims: Sendable {
         try writer.setAttribute("model", results.model)
         try writer.setAttribute("claims_version", Claims.version)
         try writer.setAttribute("golden_format", format)
-        try writer.setAttribute("settings", "seed \(settings.seed), count \(settings.count), random sets \(settings.randomHeadSets)"
-                                + (settings.headRanking.map { ", head ranking \($0)" } ?? ""))
+        let ranking = settings.headRanking.map { ", head ranking \($0)" } ?? ""
+        try writer.setAttribute("settings", "seed \(settings.seed), count \(settings.count), random sets "
+                                + "\(settings.randomHeadSets)" + ranking)
         for c in claims {
             let row = [Double(c.verdict.rank), c.statistic, c.low, c.high, c.threshold, c.control, Double(c.samples)]
             try writer.write(c.id, Tensor(shape: [row.count], scalars: row.map(Float.init)))

@@ -53,7 +53,8 @@ struct TwoStagePlanTests {
         let edges = FlowEdge.paperEdges.count
         let screenCalls = calls.dropFirst(edges).prefix { $0.allSatisfy(Self.isScreen) }
         #expect(screenCalls.count == (screen == .lastPosition ? results.layers : 0))
-        let candidateCalls = Array(calls.dropFirst(edges + screenCalls.count).prefix(Set(record.exactHeads.map(\.layer)).count))
+        let candidateLayers = Set(record.exactHeads.map(\.layer)).count
+        let candidateCalls = Array(calls.dropFirst(edges + screenCalls.count).prefix(candidateLayers))
         #expect(candidateCalls.allSatisfy { !$0.contains(where: Self.isScreen) })
         let screened = screenCalls.reduce(0) { $0 + $1.count }, candidates = candidateCalls.reduce(0) { $0 + $1.count }
         #expect(candidates == 5 * results.ranking.calibrationCount)
@@ -88,7 +89,8 @@ struct TwoStagePlanTests {
         #expect(screenCalls.count == n * results.layers)
         #expect(screenCalls.allSatisfy { $0.count == results.headsPerLayer })
         #expect(try Self.stage(plan, "head ranking screen: keys and values").passes == n)
-        #expect(try Self.stage(plan, "head ranking screen (last-position").passes == screenCalls.reduce(0) { $0 + $1.count })
+        let screened = screenCalls.reduce(0) { $0 + $1.count }
+        #expect(try Self.stage(plan, "head ranking screen (last-position").passes == screened)
         #expect(!plan.keepsKeysValues && plan.memory.keysValues > 0, "the screen's chunk is held")
         #expect(plan.passes == plan.items + n + calls.reduce(0) { $0 + $1.count })
     }

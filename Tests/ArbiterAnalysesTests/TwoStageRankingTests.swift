@@ -33,7 +33,8 @@ struct TwoStageRankingTests {
         var c = AnalysisConfiguration()
         c.headRanking = TwoStageRanking(screen: .lastPosition, candidates: 10)
         let data = try encoder.encode(c)
-        #expect(String(decoding: data, as: UTF8.self).contains(#""headRanking":{"candidates":10,"screen":"last-position"}"#))
+        let field = #""headRanking":{"candidates":10,"screen":"last-position"}"#
+        #expect(String(decoding: data, as: UTF8.self).contains(field))
         #expect(try JSONDecoder().decode(AnalysisConfiguration.self, from: data) == c)
         let old = try JSONDecoder().decode(AnalysisConfiguration.self, from: Data(plain.utf8))
         #expect(old == AnalysisConfiguration() && old.headRanking == nil)
@@ -92,7 +93,8 @@ struct PositionBlockingTests {
         let heads = [HeadIndex(layer: 0, head: 1), HeadIndex(layer: 2, head: 3)]
         for sample in samples.prefix(3) {
             let t = sample.input.ids.count
-            let all = try Self.logits(runner, sample, InterventionSet([.blockHeadsAt(heads, queries: .positions(Array(0..<t)))]))
+            let every = InterventionSet([.blockHeadsAt(heads, queries: .positions(Array(0..<t)))])
+            let all = try Self.logits(runner, sample, every)
             let block = try Self.logits(runner, sample, InterventionSet([.blockHeads(heads, means: nil)]))
             let none = try Self.logits(runner, sample, InterventionSet([.blockHeadsAt(heads, queries: .positions([]))]))
             let plain = try Self.logits(runner, sample, InterventionSet())
@@ -122,7 +124,8 @@ struct PositionBlockingTests {
             let row = blocked.cache[z]!, h = runner.heads
             let zeroed = (0..<d).allSatisfy { row.scalars[((t - 1) * h + head.head) * d + $0] == 0 }
             #expect(zeroed, "\(sample.id): the head still writes at the last position")
-            #expect(blocked.cache["blocks.2.hook_resid_post"]!.row(t - 1) != base.cache["blocks.2.hook_resid_post"]!.row(t - 1))
+            let post = "blocks.2.hook_resid_post"
+            #expect(blocked.cache[post]!.row(t - 1) != base.cache[post]!.row(t - 1))
         }
     }
 
@@ -151,7 +154,8 @@ struct PositionBlockingTests {
                                  unchangedBefore: r.unchangedBefore)
             }
             // Suffix, batched and full runs multiply matrices of different row counts (SuffixRunTests).
-            #expect(abs(suffix.s - full.s) <= 1e-4 * max(1, abs(full.s)), "\(r.interventions): \(suffix.s) vs \(full.s)")
+            #expect(abs(suffix.s - full.s) <= 1e-4 * max(1, abs(full.s)),
+                    "\(r.interventions): \(suffix.s) vs \(full.s)")
             #expect(abs(b.s - full.s) <= 1e-4 * max(1, abs(full.s)), "\(r.interventions): \(b.s) vs \(full.s)")
             if abs(full.s - baseline.score.s) > 1e-3 { moved += 1 }
         }
@@ -185,13 +189,25 @@ struct PositionBlockingTests {
 
 @Suite("Two-stage head ranking on the tiny LLaVA")
 struct TwoStageRankingRunTests {
-    static func rank(_ method: TwoStageRanking?, keepKeysValues: Bool = true, keyValueBudget: Int = 1 << 30,
-                     perTarget: Int = 3) throws -> HeadRanking {
-        let (runner, samples, baselines) = try tinyRunner(perTarget: perTarget, keepKeysValues: keepKeysValues)
-        let attribution = try Attribution.measure(runner: runner, samples: samples, baselines: baselines, seed: 1).heads
-        return try BLAS.withSingleThread {
-            try Heads.rank(runner: runner, samples: samples, baselines: baselines, attribution: attribution,
-                           method: method, keyValueBudget: keyValueBudget)
+    /// The tiny LLaVA's calibration stand-in: items, their baselines and per-head DLA, computed once on one BLAS
+    /// thread (tests running side by side change the thread count, and with it the baselines' last bits).
+    struct Setup {
+        let runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun], attribution: [[Double]]
+
+        init(perTarget: Int = 3, keepKeysValues: Bool = true) throws {
+            (runner, samples, baselines, attribution) = try BLAS.withSingleThread {
+                let (runner, samples, baselines) = try tinyRunner(perTarget: perTarget, keepKeysValues: keepKeysValues)
+                let attribution = try Attribution.measure(runner: runner, samples: samples, baselines: baselines,
+                                                          seed: 1).heads
+                return (runner, samples, baselines, attribution)
+            }
+        }
+
+        func rank(_ method: TwoStageRanking?, keyValueBudget: Int = 1 << 30) throws -> HeadRanking {
+            try BLAS.withSingleThread {
+                try Heads.rank(runner: runner, samples: samples, baselines: baselines, attribution: attribution,
+                               method: method, keyValueBudget: keyValueBudget)
+            }
         }
     }
 
@@ -199,10 +215,11 @@ struct TwoStageRankingRunTests {
 
     @Test("C = every head (or more): the exact ranking bit for bit, for both screens", arguments: HeadScreen.allCases)
     func everyHeadIsExact(screen: HeadScreen) throws {
-        let exact = try Self.rank(nil)
+        let setup = try Setup()
+        let exact = try setup.rank(nil)
         #expect(exact.twoStage == nil)
         for c in [12, 50] {
-            let two = try Self.rank(TwoStageRanking(screen: screen, candidates: c))
+            let two = try setup.rank(TwoStageRanking(screen: screen, candidates: c))
             #expect(Self.bits(two.causal) == Self.bits(exact.causal), "C = \(c)")
             #expect(two.causalOrder == exact.causalOrder && two.attributionOrder == exact.attributionOrder)
             #expect(two.attribution == exact.attribution && two.calibrationCount == exact.calibrationCount)
@@ -215,8 +232,9 @@ struct TwoStageRankingRunTests {
     @Test("fewer candidates: the screen's first C by their causal score, then the rest in the screen's order",
           arguments: HeadScreen.allCases)
     func rule(screen: HeadScreen) throws {
-        let exact = try Self.rank(nil)
-        let two = try Self.rank(TwoStageRanking(screen: screen, candidates: 5))
+        let setup = try Setup()
+        let exact = try setup.rank(nil)
+        let two = try setup.rank(TwoStageRanking(screen: screen, candidates: 5))
         let record = try #require(two.twoStage)
         #expect(record.exactHeads == Array(record.screenOrder.prefix(5)))
         let candidates = Set(record.exactHeads)
@@ -270,16 +288,15 @@ struct TwoStageRankingRunTests {
 
     @Test("without the baselines' keys and values the screen runs its items again, a chunk at a time: same scores")
     func screenWithoutKeys() throws {
-        let kept = try Self.rank(TwoStageRanking(screen: .lastPosition, candidates: 4))
+        let kept = try Setup().rank(TwoStageRanking(screen: .lastPosition, candidates: 4))
         // One item's keys and values exceed 1 byte: every item is a chunk of its own.
-        let (runner, samples, baselines) = try tinyRunner(perTarget: 3, keepKeysValues: false)
-        let attribution = try Attribution.measure(runner: runner, samples: samples, baselines: baselines, seed: 1).heads
+        let setup = try Setup(keepKeysValues: false)
+        let runner = setup.runner, samples = setup.samples
+        #expect(setup.baselines.allSatisfy { $0.keys == nil })
         let calls = Mutex<[Int]>([])
-        let chunked = try AnalysisRunner.observingRequests(of: runner.session, { r in calls.withLock { $0.append(r.count) } }) {
-            try BLAS.withSingleThread {
-                try Heads.rank(runner: runner, samples: samples, baselines: baselines, attribution: attribution,
-                               method: TwoStageRanking(screen: .lastPosition, candidates: 4), keyValueBudget: 1)
-            }
+        let observe: @Sendable ([ScoreRequest]) -> Void = { r in calls.withLock { $0.append(r.count) } }
+        let chunked = try AnalysisRunner.observingRequests(of: runner.session, observe) {
+            try setup.rank(TwoStageRanking(screen: .lastPosition, candidates: 4), keyValueBudget: 1)
         }
         let conflict = samples.filter { $0.kind == "conflict" && $0.target != nil }.count
         let observed = calls.withLock { $0 }

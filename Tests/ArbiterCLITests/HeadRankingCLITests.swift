@@ -43,7 +43,9 @@ struct HeadRankingCLITests {
         }
         func ranking(_ stages: [[String: Any]]) -> [String: Int] {
             var out: [String: Int] = [:]
-            for s in stages { if let n = s["name"] as? String, n.hasPrefix("head ranking") { out[n] = s["passes"] as? Int } }
+            for s in stages {
+                if let n = s["name"] as? String, n.hasPrefix("head ranking") { out[n] = s["passes"] as? Int }
+            }
             return out
         }
         let exact = ranking(try stages("exact"))
