@@ -22,6 +22,10 @@ public struct AnalysisConfiguration: Sendable, Codable, Equatable {
     public var minimumFailed: Int = 30
     public var extraConflictBatch: Int = 200
     public var extraConflictCap: Int = 1000
+    /// Head ranking in two stages (a screen, then exact ablation of its first C heads: `TwoStageRanking`); nil:
+    /// exact single-head ablation of every head, the default (and then absent from results.json, so results
+    /// written before the option read as exact).
+    public var headRanking: TwoStageRanking? = nil
 
     public init() {}
 }
@@ -78,10 +82,13 @@ public enum AnalysisSuite {
                            moreConflictItems: ((Int, Int) throws -> [ProbeItem])? = nil,
                            sharding: PassSharding? = nil,
                            progress: @escaping (String) -> Void = { _ in }) throws -> AnalysisResults {
+        if let method = c.headRanking, method.candidates < 1 {
+            throw AnalysisError.invalidParameter("head ranking \(method): the candidate count must be ≥ 1")
+        }
         // One BLAS thread throughout (parallelism comes from running samples side by side): OpenBLAS's
         // results depend, in the last bits, on its thread count, so this keeps every number independent of
         // the machine's cores and of other BLAS users in the process.
-        try BLAS.withSingleThread {
+        return try BLAS.withSingleThread {
             try runSingleThreaded(session: session, items: items, dataset: dataset, configuration: c, policy: policy,
                                   keyValueBudget: keyValueBudget, moreConflictItems: moreConflictItems,
                                   sharding: sharding, progress: progress)
@@ -151,6 +158,12 @@ public enum AnalysisSuite {
 
         let runner = AnalysisRunner(session: session)
         if let sharding {
+            // The last-position screen's candidates decide which exact ablations run: one more dependency than
+            // the three rounds cut (a DLA screen reads the baselines only, and shards as the exact ranking does).
+            if c.headRanking?.screen == .lastPosition {
+                throw ShardError.invalid("a two-stage ranking with the last-position screen cannot be sharded yet "
+                                         + "(its exact ablations depend on the screen); use dla:C, or run unsharded")
+            }
             try sharding.checkData(AnalysisRunner.fingerprint(samples))
             runner.sharding = sharding
             progress(sharding.round > ShardPartial.rounds
@@ -177,7 +190,8 @@ public enum AnalysisSuite {
         let calAttribution = try Attribution.measure(runner: runner, samples: calibration.map { samples[$0] },
                                                      baselines: calibration.map { baselines[$0] }, seed: c.seed &+ 6)
         let ranking = try Heads.rank(runner: runner, samples: calibration.map { samples[$0] }, baselines: calibration.map { baselines[$0] },
-                                     attribution: calAttribution.heads, progress: progress)
+                                     attribution: calAttribution.heads, method: c.headRanking,
+                                     keyValueBudget: keyValueBudget, progress: progress)
         // Sharded runs: round 1 (knockouts, single-head ablations) ends here; the rest depends on the ranking.
         try runner.checkpoint()
         // Amplification's failures: the held-out conflict items the model gets wrong, topped up from generated

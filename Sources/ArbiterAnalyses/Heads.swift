@@ -19,6 +19,10 @@ public struct HeadRanking: Sendable, Codable, Equatable {
     public var causalOrder: [HeadIndex]
     public var attributionOrder: [HeadIndex]
     public var calibrationCount: Int
+    /// A two-stage ranking's screen and candidates (`AnalysisConfiguration.headRanking`); nil for exact ablation
+    /// of every head (the default; absent from the results then). Heads outside its candidates have a NaN causal
+    /// score and follow the candidates in `causalOrder` in the screen's order.
+    public var twoStage: TwoStageRankingRecord? = nil
 
     public func top(fraction: Double, byCausal: Bool = true) -> [HeadIndex] {
         let order = byCausal ? causalOrder : attributionOrder
@@ -132,10 +136,18 @@ public enum Heads {
         }
     }
 
+    /// The ranking by exact single-head ablation of every head, or with `method` in two stages (`rankTwoStage`;
+    /// `keyValueBudget`: bytes its last-position screen may hold of keys and values the baselines did not keep).
     public static func rank(runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun],
-                            attribution: [[Double]], progress: (String) -> Void = { _ in }) throws -> HeadRanking {
+                            attribution: [[Double]], method: TwoStageRanking? = nil, keyValueBudget: Int = 1 << 30,
+                            progress: (String) -> Void = { _ in }) throws -> HeadRanking {
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target != nil }
         guard conflict.count >= 2 else { throw AnalysisError.tooFewSamples(what: "head identification (calibration conflict samples)", have: conflict.count, need: 2) }
+        if let method {
+            return try rankTwoStage(runner: runner, samples: samples, baselines: baselines, conflict: conflict,
+                                    attribution: attribution, method: method, keyValueBudget: keyValueBudget,
+                                    progress: progress)
+        }
         let layers = runner.layers, heads = runner.heads
         var causal = [[Double]](repeating: [Double](repeating: 0, count: heads), count: layers)
         for l in 0..<layers {

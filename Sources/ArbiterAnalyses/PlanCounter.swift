@@ -59,14 +59,15 @@ final class PlanCounter {
     }
 
     /// The cost of `requests` on `samples` through `scores`; samples at indices ≥ `distinctFrom` have images of
-    /// their own (stand-ins for generated items).
+    /// their own (stand-ins for generated items). `keysKept` overrides the run's for a stage that gets keys and
+    /// values of its own (the last-position screen).
     func stage(_ name: String, _ requests: [ScoreRequest], _ samples: [AnalysisSample], assumption: String,
-               distinctFrom: Int = .max) -> PlanStage {
-        let layers = shape.layers
+               distinctFrom: Int = .max, keysKept: Bool? = nil) -> PlanStage {
+        let layers = shape.layers, kept = keysKept ?? self.keysKept
         let plans = requests.map { r -> (start: Int, from: Int) in
             let t = samples[r.sample].input.ids.count
             let start = r.startLayer < layers ? r.startLayer : 0
-            let suffix = r.unchangedBefore > 0 && r.unchangedBefore < t && keysKept
+            let suffix = r.unchangedBefore > 0 && r.unchangedBefore < t && kept
             return (start, suffix ? r.unchangedBefore : 0)
         }
         // Rows compared as token ids and images where the runner compares the residual rows they make.

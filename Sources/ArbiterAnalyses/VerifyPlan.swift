@@ -51,7 +51,8 @@ public struct PlanMemory: Sendable, Codable, Equatable {
     public var weights: Int
     /// What the baselines keep for the whole run (residual streams, attention patterns, readouts, per-head results).
     public var baselines: Int
-    /// Keys and values the baselines keep (0 when over the budget: then no suffix runs).
+    /// Keys and values the baselines keep (when over the budget: none, so no suffix runs, but a last-position head
+    /// screen's largest chunk).
     public var keysValues: Int
     /// Activations of the batches running side by side (one per worker).
     public var activations: Int
@@ -166,21 +167,23 @@ extension VerifyPlan {
         let scales = Dictionary(plan.compactMap { s in s.pilotScale.map { (s.name, $0) } },
                                 uniquingKeysWith: { a, _ in a })
         let worstStages = withPreparation(try stages(counter: counter, samples: samples, configuration: c,
-                                                     assumptions: worst)).map { s -> PlanStage in
-            var s = s
-            // Stage names carry no failure rate, so the run's stage and its worst case match by name.
-            if let scale = scales[s.name] { s.seconds *= scale; s.pilotScale = scale }
-            return s
-        }
+                                                     assumptions: worst, candidatesFirst: true))
+            .map { s -> PlanStage in
+                var s = s
+                // Stage names carry no failure rate, so the run's stage and its worst case match by name.
+                if let scale = scales[s.name] { s.seconds *= scale; s.pilotScale = scale }
+                return s
+            }
         let cap = counter.baselineStage(count: a.canGenerate ? c.extraConflictCap : 0, like: samples)
         let topUpCap = cap.flops, topUpCapSeconds = cap.seconds + Double(cap.passes) * perItem
 
         let tokens = samples.map { $0.input.ids.count }
+        let screenKV = try screenKeyValueBytes(samples, shape: shape, configuration: c, budget: keyValueBudget)
         let imageTokens = samples.map { (try? $0.input.spans.positions("image").count) ?? 0 }
         let memory = PlanMemory(
             weights: shape.weightBytes,
             baselines: samples.reduce(0) { $0 + counter.baselineBytes($1) },
-            keysValues: keepKV ? kvBytes : 0,
+            keysValues: keepKV ? kvBytes : screenKV,
             activations: calibration.workers * counter.batchActivationBytes(maxTokens: tokens.max() ?? 0))
         var made = VerifyPlan(
             model: model, shape: shape, dataset: dataset, items: samples.count,
@@ -195,9 +198,10 @@ extension VerifyPlan {
         return made
     }
 
-    /// The stages of `AnalysisSuite.runSingleThreaded`, in its order, with their requests.
+    /// The stages of `AnalysisSuite.runSingleThreaded`, in its order, with their requests. `candidatesFirst`: a
+    /// two-stage ranking's candidates assumed in the first layers (the worst case) instead of spread evenly.
     static func stages(counter: PlanCounter, samples: [AnalysisSample], configuration c: AnalysisConfiguration,
-                       assumptions a: PlanAssumptions) throws -> [PlanStage] {
+                       assumptions a: PlanAssumptions, candidatesFirst: Bool = false) throws -> [PlanStage] {
         let layers = counter.shape.layers, heads = counter.shape.heads
         let (calibration, heldOut) = try AnalysisSuite.split(samples, configuration: c)
         var out: [PlanStage] = []
@@ -226,8 +230,13 @@ extension VerifyPlan {
         // Head ranking: single-head ablations over the calibration conflict items.
         let calSamples = calibration.map { samples[$0] }
         let calConflict = conflict(calSamples)
-        let ranking = (0..<layers).flatMap { Heads.rankingRequests(calConflict, layer: $0, heads: heads) }
-        out.append(counter.stage("head ranking (single-head ablation)", ranking, calSamples, assumption: ""))
+        if let method = c.headRanking {
+            out += twoStageRankingStages(counter: counter, method: method, samples: calSamples, conflict: calConflict,
+                                         candidatesFirst: candidatesFirst)
+        } else {
+            let ranking = (0..<layers).flatMap { Heads.rankingRequests(calConflict, layer: $0, heads: heads) }
+            out.append(counter.stage("head ranking (single-head ablation)", ranking, calSamples, assumption: ""))
+        }
 
         // The top set and the random sets: which heads is a result of the ranking; the passes resume at the set's
         // first layer, assumed `topSetFirstLayer`.

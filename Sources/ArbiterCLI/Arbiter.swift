@@ -11,7 +11,7 @@ struct Arbiter: ParsableCommand {
         version: ArbiterVersion.string,
         subcommands: [RunCommand.self, EvalCommand.self, VerifyCommand.self, DataCommand.self, LayoutCommand.self,
                       CompareCommand.self, HooksCommand.self, BenchForwardCommand.self, BenchSweepCommand.self,
-                      BenchGemmCommand.self, MergeCommand.self])
+                      BenchGemmCommand.self, MergeCommand.self, RankOverlapCommand.self])
 
     static func main() {
         Allocator.keepFreedMemory()

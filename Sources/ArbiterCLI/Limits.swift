@@ -1,5 +1,6 @@
 // Ranges of the CLI's numeric options, checked at parse time (ArgumentParser's `validate`), so that no number
 // typed on the command line can reach an allocation, a loop bound or an index unchecked.
+import ArbiterAnalyses
 import ArgumentParser
 import Foundation
 
@@ -16,6 +17,21 @@ enum CLILimits {
     static let tokens = 1...(1 << 20)
     /// Timed repeats of a benchmark.
     static let repeats = 1...1_000
+
+    /// Candidates of a two-stage head ranking: 2^20 heads is beyond any model's layers × heads (a 7B has 1,024);
+    /// a C above the model's heads ablates every head.
+    static let headCandidates = 1...(1 << 20)
+
+    /// `--head-ranking`: exact (nil), dla:C or last-position:C with C in `headCandidates`.
+    static func headRanking(_ text: String, option: String = "--head-ranking") throws -> TwoStageRanking? {
+        let method: TwoStageRanking?
+        do { method = try TwoStageRanking.parse(text) } catch { throw ValidationError("\(option) \(error)") }
+        if let c = method?.candidates, !headCandidates.contains(c) {
+            throw ValidationError("\(option) '\(text)': the candidate count \(c) is out of range: give "
+                                  + "\(headCandidates.lowerBound)…\(headCandidates.upperBound)")
+        }
+        return method
+    }
 
     static func check(_ option: String, _ value: Int, _ range: ClosedRange<Int>) throws {
         guard range.contains(value) else {

@@ -43,6 +43,11 @@ struct VerifyCommand: ParsableCommand {
     var require: Requirement?
     @Option(name: .long, help: "Random head sets for the blocking/amplification controls (fewer than 200: those claims are inconclusive).")
     var randomSets = 200
+    @Option(name: .long, help: """
+        Head ranking: exact (default: single-head ablation of every head), dla:C or last-position:C (a screen by \
+        per-head DLA or by ablation at the last position only, then exact ablation of its first C heads).
+        """)
+    var headRanking = "exact"
     @Option(name: .long, help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
     var storeGolden: String?
     @Flag(name: .long, help: "Print what the run would cost (passes, FLOPs, time, memory per stage); run nothing.")
@@ -72,6 +77,7 @@ struct VerifyCommand: ParsableCommand {
         }
         try CLILimits.check("--count", count, CLILimits.items)
         try CLILimits.check("--random-sets", randomSets, CLILimits.randomSets)
+        _ = try CLILimits.headRanking(headRanking)
         for m in model { try CLIPaths.checkNotEmpty(["--model": m]) }
         try CLIPaths.checkNotEmpty(["--data": data])
         try validatePlanOptions()
@@ -145,6 +151,7 @@ struct VerifyCommand: ParsableCommand {
         var all: [(AnalysisResults, [ClaimResult])] = []
         var settings = ClaimRunSettings()
         settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
+        settings.headRanking = try CLILimits.headRanking(headRanking)
         for (i, path) in model.enumerated() {
             progress.say("loading \(path)")
             let shown = displayName(i)
@@ -254,6 +261,7 @@ extension VerifyCommand {
         let progress = Progress()
         var settings = ClaimRunSettings()
         settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
+        settings.headRanking = try CLILimits.headRanking(headRanking)
         var assumptions = PlanAssumptions()
         if let failureRate { assumptions.failureRate = failureRate }
         let promptLayout: PromptLayout?

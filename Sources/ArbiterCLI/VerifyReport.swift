@@ -111,6 +111,11 @@ enum VerifyReport {
             s += "- model type `\(r.modelType)`, \(r.layers) layers × \(r.headsPerLayer) heads\n"
             s += "- dataset: \(r.dataset); calibration \(r.calibrationIDs.count), held-out \(r.heldOutIDs.count) items; seed \(r.configuration.seed)\n"
             s += "- prompt layout `\(r.layout)` (fingerprint \(r.layoutFingerprint))\n"
+            if let two = r.ranking.twoStage {
+                s += "- heads ranked in two stages (`--head-ranking \(two.screen.rawValue):\(two.candidates)`): exact "
+                s += "single-head ablation of the screen's first \(two.exactHeads.count) of "
+                s += "\(r.layers * r.headsPerLayer) heads, the rest in the screen's order (docs/metrics.md)\n"
+            }
             s += "- skipped items: \(r.skipped.count)\(r.skipped.isEmpty ? "" : " (listed below)")\n"
             s += "- analysis time \(String(format: "%.1f", r.seconds)) s\n\n"
             s += "| target | MFR | 95% CI | follows / n | third answers | 95% CI | third / n |\n"

@@ -11,6 +11,8 @@ public struct ClaimRunSettings: Sendable, Equatable {
     public var seed: UInt64 = 2602_03677
     public var count = 240
     public var randomHeadSets = 200
+    /// `AnalysisConfiguration.headRanking` (nil: exact ablation of every head).
+    public var headRanking: TwoStageRanking? = nil
     public init() {}
 }
 
@@ -67,6 +69,7 @@ public enum ClaimRun {
         var c = AnalysisConfiguration()
         c.seed = settings.seed
         c.randomHeadSets = settings.randomHeadSets
+        c.headRanking = settings.headRanking
         c.minimumFailed = Claims.Threshold.minimumFailed
         return c
     }
@@ -170,7 +173,9 @@ public struct GoldenClaims: Sendable {
         try writer.setAttribute("model", results.model)
         try writer.setAttribute("claims_version", Claims.version)
         try writer.setAttribute("golden_format", format)
-        try writer.setAttribute("settings", "seed \(settings.seed), count \(settings.count), random sets \(settings.randomHeadSets)")
+        let ranking = settings.headRanking.map { ", head ranking \($0)" } ?? ""
+        try writer.setAttribute("settings", "seed \(settings.seed), count \(settings.count), random sets "
+                                + "\(settings.randomHeadSets)" + ranking)
         for c in claims {
             let row = [Double(c.verdict.rank), c.statistic, c.low, c.high, c.threshold, c.control, Double(c.samples)]
             try writer.write(c.id, Tensor(shape: [row.count], scalars: row.map(Float.init)))

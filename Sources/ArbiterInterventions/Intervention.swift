@@ -51,6 +51,10 @@ public enum Intervention: Sendable, CustomStringConvertible {
     case knockout(keys: PositionSelector, queries: PositionSelector, layers: [Int], heads: [Int]?)
     /// Replaces the output (`attn.hook_z`) of each head by zero, or by a reference mean (`means[head]`, `[D]`).
     case blockHeads([HeadIndex], means: [HeadIndex: [Float]]?)
+    /// Replaces the output (`attn.hook_z`) of each head by zero at the query positions `queries` only (the head
+    /// still writes at every other position; `blockHeads` blocks it at all of them). Positions before the first
+    /// query compute as without it, so a run may resume there (`InterventionSet.firstChangedPosition`).
+    case blockHeadsAt([HeadIndex], queries: PositionSelector)
     /// Scales the output (`attn.hook_z`) of each head by `factor`.
     case amplifyHeads([HeadIndex], factor: Float)
     /// Scales the MLP output of `layers` by `factor` (0 ablates).
@@ -64,6 +68,8 @@ public enum Intervention: Sendable, CustomStringConvertible {
             return "knockout \(keys)->\(queries)@\(layerText(layers))" + (heads.map { " heads \($0.map(String.init).joined(separator: ","))" } ?? "")
         case .blockHeads(let heads, let means):
             return "block heads \(heads.map(\.description).joined(separator: ","))" + (means == nil ? " (zero)" : " (mean)")
+        case .blockHeadsAt(let heads, let queries):
+            return "block heads \(heads.map(\.description).joined(separator: ",")) at \(queries) (zero)"
         case .amplifyHeads(let heads, let factor):
             return "amplify heads \(heads.map(\.description).joined(separator: ",")) ×\(factor)"
         case .scaleMLP(let layers, let factor):

@@ -34,8 +34,8 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
     /// The first position whose activations these interventions can change, nil when they can change none:
     /// every position before it computes exactly as without them, so a run may resume there from the cached
     /// keys and values of the prefix (a suffix run). Causal attention: a knockout changes only its queries at
-    /// or after its first key (a query before every key cannot see them anyway); any other intervention may
-    /// change every position.
+    /// or after its first key (a query before every key cannot see them anyway), a head blocked at some queries
+    /// only those from its first query on; any other intervention may change every position.
     public func firstChangedPosition(tokenCount: Int, spans: TokenSpans?) throws -> Int? {
         var first: Int? = nil
         for intervention in interventions {
@@ -44,6 +44,12 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 let firstKey = try keySelector.resolve(spans, tokenCount: tokenCount).min()
                 let queries = try querySelector.resolve(spans, tokenCount: tokenCount)
                 guard let firstKey, let q = queries.filter({ $0 >= firstKey }).min() else { continue }
+                position = q
+            }
+            if case .blockHeadsAt(let heads, let querySelector) = intervention {
+                guard !heads.isEmpty, let q = try querySelector.resolve(spans, tokenCount: tokenCount).min() else {
+                    continue
+                }
                 position = q
             }
             first = min(first ?? position, position)
@@ -65,7 +71,7 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 parts.append(.blockHeads(heads, means: bits))
             case .amplifyHeads(let heads, let factor): parts.append(.amplifyHeads(heads, factor: factor.bitPattern))
             case .scaleMLP(let layers, let factor): parts.append(.scaleMLP(layers, factor: factor.bitPattern))
-            case .knockout, .patch: return nil
+            case .knockout, .blockHeadsAt, .patch: return nil
             }
         }
         return PositionIndependentKey(parts: parts)
@@ -124,6 +130,22 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                     let layerMeans = means.map { m in Dictionary(uniqueKeysWithValues: group.map { ($0.head, m[$0]!) }) }
                     installers.append {
                         run.addEdit(at: name) { z, _ in Self.replaceHeads(&z, heads: local, means: layerMeans) }
+                    }
+                }
+            case .blockHeadsAt(let heads, let querySelector):
+                try checkHeads(heads, "block heads at \(querySelector)")
+                let queries = Set(try querySelector.resolve(spans, tokenCount: tokenCount))
+                for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
+                    let name = "\(prefix)blocks.\(layer).attn.hook_z"
+                    let local = group.map(\.head)
+                    installers.append {
+                        run.addEdit(at: name) { z, point in
+                            guard let offset = point.queryOffset else {
+                                throw ModelError.invalidInput("block heads at \(querySelector): \(point.name) was "
+                                                              + "visited without its rows' positions")
+                            }
+                            Self.zeroHeads(&z, heads: local, at: queries, firstPosition: offset)
+                        }
                     }
                 }
             case .amplifyHeads(let heads, let factor):
@@ -197,6 +219,20 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                     let base = (i * h + head) * d
                     if let m = means?[head] { for j in 0..<d { p[base + j] = m[j] } }
                     else { for j in 0..<d { p[base + j] = 0 } }
+                }
+            }
+        }
+    }
+
+    /// z `[T, H, D]` of the queries at positions firstPosition..<firstPosition + T: the chosen heads' rows at
+    /// `positions` set to zero.
+    static func zeroHeads(_ z: inout Tensor, heads: [Int], at positions: Set<Int>, firstPosition: Int) {
+        let t = z.shape[0], h = z.shape[1], d = z.shape[2]
+        z.scalars.withUnsafeMutableBufferPointer { p in
+            for i in 0..<t where positions.contains(firstPosition + i) {
+                for head in heads {
+                    let base = (i * h + head) * d
+                    for j in 0..<d { p[base + j] = 0 }
                 }
             }
         }

@@ -143,21 +143,21 @@ struct LlamaAttention: @unchecked Sendable {
         if hooks.wants(n.attnScores) || hooks?.recordsVisits == true {
             var scores = attentionScores(q: queries, keys: keys, heads: heads, scale: scale)
             applyCausalMask(&scores, queryOffset: offset)
-            try hooks.visit(n.attnScores, layer: l, &scores)
+            try hooks.visit(n.attnScores, layer: l, queryOffset: offset, &scores)
             pattern = consume scores
             attentionPattern(inPlace: &pattern)
         } else {
             // The same bits without writing the mask or the scores nothing reads.
             pattern = causalAttentionPattern(q: queries, keys: keys, heads: heads, scale: scale, queryOffset: offset)
         }
-        try hooks.visit(n.pattern, layer: l, &pattern)
+        try hooks.visit(n.pattern, layer: l, queryOffset: offset, &pattern)
         var z = attentionMix(pattern: pattern, values: values, heads: heads)
             .reshaped([t, heads.heads, d])
-        try hooks.visit(n.z, layer: l, &z)
+        try hooks.visit(n.z, layer: l, queryOffset: offset, &z)
         guard hooks.wants(n.result) else { return (z, nil) }
         let original = perHeadResult(z)
         var result = original
-        try hooks.visit(n.result, layer: l, &result)
+        try hooks.visit(n.result, layer: l, queryOffset: offset, &result)
         return (z, hooks?.edits(n.result) == true ? (result, original) : nil)
     }
 

@@ -8,10 +8,17 @@ public struct HookPoint: Sendable, Equatable {
     public let name: String
     /// Layer index for per-layer hooks (`blocks.{l}.…`, `vision.blocks.{l}.…`), nil otherwise.
     public let layer: Int?
+    /// At a decoder layer's attention hooks whose rows are the run's queries — `attn.hook_attn_scores` and
+    /// `attn.hook_pattern` (axis 1), `attn.hook_z` and `attn.hook_result` (axis 0) — the token position of the
+    /// first query row: the cached rows attended to before the run's own (a suffix run's prefix, a continued
+    /// run's parent, the rows before the last at a batch's final layer), 0 in a full run. nil at every other
+    /// hook point. Edits that act on some positions only find their rows with it.
+    public let queryOffset: Int?
 
-    public init(name: String, layer: Int?) {
+    public init(name: String, layer: Int?, queryOffset: Int? = nil) {
         self.name = name
         self.layer = layer
+        self.queryOffset = queryOffset
     }
 }
 
@@ -100,12 +107,13 @@ public final class HookRun: @unchecked Sendable {
         hasEdits(name) || filter.matches(name)
     }
 
-    /// Visits a hook point: applies edits, then caches the result when the filter keeps it.
+    /// Visits a hook point: applies edits, then caches the result when the filter keeps it. `queryOffset`: see
+    /// `HookPoint.queryOffset`.
     @inline(__always)
-    public func visit(_ name: String, layer: Int? = nil, _ tensor: inout Tensor) throws {
+    public func visit(_ name: String, layer: Int? = nil, queryOffset: Int? = nil, _ tensor: inout Tensor) throws {
         if recordsVisits { visited.append(name) }
         if hasEdits(name), let list = edits[name] {
-            let point = HookPoint(name: name, layer: layer)
+            let point = HookPoint(name: name, layer: layer, queryOffset: queryOffset)
             for edit in list { try edit(&tensor, point) }
         }
         if filter.matches(name) { cache[name] = tensor }
@@ -149,8 +157,8 @@ func suggestions(for name: String, in known: [String]) -> [String] {
 /// Optional-chaining helper used by model code: `try hooks.visit(...)` when a run has hooks.
 extension Optional where Wrapped == HookRun {
     @inline(__always)
-    func visit(_ name: String, layer: Int? = nil, _ tensor: inout Tensor) throws {
-        if let run = self { try run.visit(name, layer: layer, &tensor) }
+    func visit(_ name: String, layer: Int? = nil, queryOffset: Int? = nil, _ tensor: inout Tensor) throws {
+        if let run = self { try run.visit(name, layer: layer, queryOffset: queryOffset, &tensor) }
     }
     @inline(__always)
     func wants(_ name: String) -> Bool { self?.wants(name) ?? false }

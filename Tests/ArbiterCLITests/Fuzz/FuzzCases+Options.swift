@@ -128,6 +128,13 @@ extension FuzzCatalog {
                 "generate-count=\(label)", .refuse("--count"),
                 ["data", "generate", "--count=\(value)", "--seed", "1", "--out", "x"])
         }
+        for (label, value) in [("unknown", "fast"), ("no-count", "dla"), ("zero", "dla:0"), ("negative", "dla:-1"),
+                               ("letters", "last-position:x"), ("huge", "last-position:4611686018427387904"),
+                               ("empty", ""), ("exact-count", "exact:2")] {
+            command(
+                "verify-head-ranking=\(label)", .refuse("--head-ranking"),
+                ["verify", "--model", tinyLlava, "--head-ranking=\(value)"])
+        }
         command(
             "eval-split=unknown", .refuse("--split"), ["eval", "--model", shortcut, "--count", "2", "--split", "test"])
         command("eval-seed=negative", .refuse("--seed"), ["eval", "--model", shortcut, "--seed", "-1"])
