@@ -56,6 +56,7 @@ tools-check: $(PYTHON)
 	$(PYTHON) Tools/golden_bundled.py check
 	$(PYTHON) Tools/make_own_model.py check
 	$(PYTHON) Tools/make_controls.py check
+	$(PYTHON) Tools/make_7b_shaped.py --self-test
 
 ## goldens: (re)write the golden files; refuses to overwrite files whose manifest hash differs unless FORCE=1.
 goldens: $(PYTHON)

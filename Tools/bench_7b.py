@@ -153,6 +153,15 @@ def forward(arbiter, model, tokens, compute):
             "rss_cli": info.get("peak_rss_bytes", 0)}
 
 
+def has_avx512bf16():
+    """Whether this CPU has AVX512-BF16 (the flag `arbiter_has_avx512bf16` checks), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and "avx512_bf16" in line.split() for line in f)
+    except OSError:
+        return False
+
+
 def gb(n):
     return f"{n / 1e9:.2f} GB"
 
@@ -252,8 +261,12 @@ def run(args, work):
         if row["compute"] == "f32" and abs(error) > TOLERANCE:
             failures.append(f"f32 forward predicted {error:+.0%} (limit ±{TOLERANCE:.0%})")
     f32, bf16 = rows
-    print(f"  bf16 compute: {f32['forward'] / bf16['forward']:.2f}× the f32 forward; tokens {args.tokens}, "
-          f"logits at the last position; load+forward = the process (mapping, one warm-up and one timed forward)")
+    kernel = has_avx512bf16() and os.environ.get("ARBITER_NO_AVX512BF16") != "1"
+    print(f"  bf16 compute: {f32['forward'] / bf16['forward']:.2f}× the f32 forward; "
+          + ("the AVX512-BF16 kernel ran" if kernel else "this CPU has no AVX512-BF16 (/proc/cpuinfo), so bf16 "
+             "compute took f32's widening path: the difference is the host's noise"))
+    print(f"  tokens {args.tokens}, logits at the last position; load+forward = the process (mapping, one warm-up "
+          f"and one timed forward); the plan calibrates on batches of {c['rows']} rows")
     if failures:
         print("FAILED: " + "; ".join(failures))
         return 1

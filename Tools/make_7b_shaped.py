@@ -2,6 +2,7 @@
 """A LLaVA-1.5-7B-shaped model folder with random bf16 weights, for `make bench-7b` (issue #23, item 4).
 
     make_7b_shaped.py OUT [--seed N] [--config DIR] [--max-shard-size 5GB]
+    make_7b_shaped.py --self-test      the same on tiny-llava's config in a temp folder (run by `make tools-check`)
 
 OUT must not exist. The folder is written into a staging folder beside it (`.OUT.staging-PID`) and renamed to OUT
 at the end; a failed run deletes the staging folder (which it created) and leaves nothing under OUT. It holds:
@@ -214,7 +215,47 @@ def check_saved(folder: str, model: torch.nn.Module) -> tuple[int, int]:
     return len(files), total
 
 
+def self_test() -> int:
+    """`make tools-check`: the same steps on tiny-llava's config (seconds) — the folder is written, every tensor
+    read back equal, a flipped byte in a shard is caught, and an existing OUT is refused."""
+    import subprocess
+    import tempfile
+
+    tiny = os.path.join(ROOT, "GoldenData", "models", "tiny-llava")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "model")
+        cmd = [sys.executable, os.path.abspath(__file__), out, "--config", tiny]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        names = sorted(os.listdir(out))
+        want = ["config.json", "generation_config.json", "model.safetensors", "preprocessor_config.json",
+                "tokenizer.json"]
+        if names != want or any(n.startswith(".") for n in os.listdir(tmp)):
+            raise RuntimeError(f"self-test: the folder holds {names} (staging left: {os.listdir(tmp)})")
+        again = subprocess.run(cmd, capture_output=True, text=True)
+        if again.returncode == 0 or "exists" not in again.stderr:
+            raise RuntimeError(f"self-test: an existing folder was not refused: {again.stderr[-500:]}")
+        config = load_config(tiny)
+        model = build_model(config, SEED)
+        check_saved(out, model)
+        shard = os.path.join(out, "model.safetensors")
+        with open(shard, "r+b") as f:
+            f.seek(os.path.getsize(shard) - 3)
+            byte = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([byte[0] ^ 1]))
+        try:
+            check_saved(out, model)
+        except RuntimeError as e:
+            log(f"self-test: a flipped byte is caught ({e})")
+        else:
+            raise RuntimeError("self-test: a flipped byte in the shard was not caught")
+    log("self-test: passed")
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", help="the model folder to create (must not exist)")
     parser.add_argument("--seed", type=int, default=SEED)
