@@ -15,7 +15,7 @@ DATA         ?= GoldenData/controls/data
 SHARDS       ?= 4
 KILL_SHARD   ?= 2:$(SHARDS)
 
-.PHONY: deps build test test-fast verify bench bench-plan tools-venv tools-check goldens controls clean \
+.PHONY: deps build test test-fast verify bench bench-plan bench-7b tools-venv tools-check goldens controls clean \
         slurm-deps slurm-verify slurm-test
 
 ## deps: install missing system libraries (Debian packages) — needs root, as on CI.
@@ -74,6 +74,7 @@ tools-check: $(PYTHON)
 	$(PYTHON) Tools/golden_bundled.py check
 	$(PYTHON) Tools/make_own_model.py check
 	$(PYTHON) Tools/make_controls.py check
+	$(PYTHON) Tools/make_7b_shaped.py --self-test
 
 ## goldens: (re)write the golden files; refuses to overwrite files whose manifest hash differs unless FORCE=1.
 goldens: $(PYTHON)
@@ -108,6 +109,18 @@ slurm-verify: build slurm-deps
 ## start and stop, docs/slurm.md's one-node example) with a stand-in `arbiter`; no build needed, needs root.
 slurm-test: slurm-deps
 	Tools/slurm/test.sh
+
+## bench-7b: Arbiter on a LLaVA-1.5-7B-shaped checkpoint (random bf16 weights, ~14.1 GB, built by
+## Tools/make_7b_shaped.py in a temp folder under $TMPDIR that the trap always deletes): peak RSS of a memory-mapped
+## load and one 650-token forward against the file's size, the forward in f32 and bf16 compute against the time the
+## plan predicts, `verify --count 4` (refused: too few items) and the plan of the smallest run verify accepts (Tools/
+## bench_7b.py prints the table). Fails when a peak RSS exceeds 1.15x the checkpoint or the f32 prediction is off by
+## more than 25%, so it needs an idle host (timings shift with every other job), ~20 GB of free disk (refused below),
+## ~16 GB of RAM and ~15 minutes.
+bench-7b: build $(PYTHON)
+	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/arbiter-bench-7b.XXXXXX") || exit 2; \
+	trap 'rm -rf "$$dir"' EXIT; trap 'exit 130' INT TERM HUP; \
+	python3 Tools/bench_7b.py --arbiter .build/release/arbiter --python $(PYTHON) --work "$$dir"
 
 clean:
 	rm -rf .build
