@@ -99,9 +99,10 @@ final class PlanCounter {
             let count = max(2 * calibration.workers, Int(PlanPilot.secondsPerStage / max(perRequest, 1e-9)))
             let subset = PlanPilot.subset(requests, count: count)
             self.pilot = nil
-            let predicted = stage(name, subset, samples, assumption: "", distinctFrom: distinctFrom).seconds
+            let predicted = stage(name, subset, samples, assumption: "", distinctFrom: distinctFrom,
+                                  keysKept: kept).seconds
             self.pilot = pilot
-            if predicted > 0, let measured = try? pilot.time(subset, samples: samples, keepKeysValues: keysKept) {
+            if predicted > 0, let measured = try? pilot.time(subset, samples: samples, keepKeysValues: kept) {
                 out.pilotScale = measured / predicted
                 out.seconds *= measured / predicted
             }
