@@ -4,8 +4,6 @@
 // passes, and every claim whose verdict changed. Prints a Markdown table (docs/metrics.md shows one) or JSON.
 import ArbiterAnalyses
 import ArbiterClaims
-import ArbiterData
-import ArbiterModels
 import ArgumentParser
 import Foundation
 
@@ -70,6 +68,13 @@ struct RankOverlapCommand: ParsableCommand {
         var settings = ClaimRunSettings()
         settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
         var rows: [Row] = []
+        // The table row by row as the runs finish (a long comparison keeps what it measured if stopped).
+        func emit(_ lines: [String]) {
+            guard !json else { return }
+            for line in lines { print(line) }
+            fflush(nil)  // every output stream: stdout is a pipe when redirected
+        }
+        emit(Self.header)
         for path in model {
             let name = ClaimRun.displayName(of: URL(fileURLWithPath: path))
             func evaluate(_ method: TwoStageRanking?) throws -> (AnalysisResults, [ClaimResult]) {
@@ -97,6 +102,7 @@ struct RankOverlapCommand: ParsableCommand {
                                                                     twoStage: two.ranking.causalOrder, setSize: k),
                                     rankingPasses: screened + min(m * k, heads) * n, exactRankingPasses: heads * n,
                                     changedVerdicts: changed, seconds: two.seconds, exactSeconds: exact.seconds))
+                    emit([Self.line(rows[rows.count - 1])])
                 }
             }
         }
@@ -107,24 +113,21 @@ struct RankOverlapCommand: ParsableCommand {
             encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf",
                                                                           negativeInfinity: "-inf", nan: "nan")
             print(String(decoding: try encoder.encode(rows), as: UTF8.self))
-        } else {
-            print(Self.table(rows))
         }
     }
 
-    /// The rows as a Markdown table.
-    static func table(_ rows: [Row]) -> String {
+    /// The Markdown table's header lines.
+    static let header = ["| model | heads | ranking | k | top-k ∩ / k | top-20 ∩ / 20 | Spearman ρ (top 20) "
+                         + "| ranking passes (exact) | run s (exact) | verdicts changed |",
+                         "|---|---|---|---|---|---|---|---|---|---|"]
+
+    /// One row of the Markdown table.
+    static func line(_ r: Row) -> String {
         func f(_ x: Double) -> String { x.isNaN ? "–" : String(format: "%.2f", x) }
-        var lines = ["| model | heads | ranking | k | top-k ∩ / k | top-20 ∩ / 20 | Spearman ρ (top 20) "
-                     + "| ranking passes (exact) | run s (exact) | verdicts changed |",
-                     "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in rows {
-            let a = r.agreement
-            lines.append("| \(r.model) | \(r.heads) | \(r.method) | \(a.setSize) | \(f(a.setOverlap)) "
-                         + "| \(f(a.topOverlap)) | \(f(a.topSpearman)) | \(r.rankingPasses) (\(r.exactRankingPasses)) "
-                         + "| \(String(format: "%.0f", r.seconds)) (\(String(format: "%.0f", r.exactSeconds))) "
-                         + "| \(r.changedVerdicts.isEmpty ? "none" : r.changedVerdicts.joined(separator: "; ")) |")
-        }
-        return lines.joined(separator: "\n")
+        let a = r.agreement
+        return "| \(r.model) | \(r.heads) | \(r.method) | \(a.setSize) | \(f(a.setOverlap)) "
+            + "| \(f(a.topOverlap)) | \(f(a.topSpearman)) | \(r.rankingPasses) (\(r.exactRankingPasses)) "
+            + "| \(String(format: "%.0f", r.seconds)) (\(String(format: "%.0f", r.exactSeconds))) "
+            + "| \(r.changedVerdicts.isEmpty ? "none" : r.changedVerdicts.joined(separator: "; ")) |"
     }
 }
