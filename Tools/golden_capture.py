@@ -1,4 +1,4 @@
-"""Runs a golden checkpoint with hooks and writes one activation file (GoldenData/README.md, format 1).
+"""Runs a golden checkpoint with hooks and writes one activation file (GoldenData/README.md, format 2).
 
 Capture points (batch dimension dropped everywhere):
   hook_embed                    forward hook on `embed_tokens` (text models); for LLaVA a forward pre-hook on
@@ -23,7 +23,9 @@ import numpy as np
 import torch
 import transformers
 
-FORMAT_VERSION = 1
+import content_digests
+
+FORMAT_VERSION = 2
 SOURCE = f"transformers {transformers.__version__}, torch {torch.__version__}, eager, float32"
 
 
@@ -165,6 +167,7 @@ def write_h5(path: str, attributes: dict[str, Any], datasets: dict[str, np.ndarr
             if array.dtype not in (np.float32, np.int64):
                 raise TypeError(f"dataset {name}: dtype {array.dtype} is not float32 or int64")
             f.create_dataset(name, data=np.ascontiguousarray(array), track_times=False)
+        content_digests.add(f)
 
 
 def file_attributes(model_id: str, model_type: str, seed: int, case: str,

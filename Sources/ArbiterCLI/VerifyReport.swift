@@ -186,7 +186,9 @@ enum VerifyReport {
     /// their JSON path joined with '.', arrays of estimates become `<path>.value|low|high`, strings and scalars
     /// become root attributes.
     static func writeHDF5(_ all: [Entry], to url: URL) throws {
-        let writer = try HDF5Writer(url: url)
+        // An export for other tools, never read back by Arbiter: no content digests (they would need a record of
+        // over a thousand entries, past what one HDF5 attribute holds).
+        let writer = try HDF5Writer(url: url, contentDigests: false)
         try writer.setAttribute("claims_version", Claims.version)
         let object = try JSONSerialization.jsonObject(with: try jsonData(all))
         func number(_ v: Any) -> Double? {

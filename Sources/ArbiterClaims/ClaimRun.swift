@@ -201,6 +201,9 @@ public struct GoldenClaims: Sendable {
             throw FormatError(.unsupported, file: url, "golden claims format \(stored), this Arbiter reads format "
                               + "\(Self.format): re-store with `arbiter verify --store-golden`")
         }
+        // Files stored since Arbiter 0.13 record content digests: a changed byte is refused, naming what changed.
+        // Earlier stores (format 2 without them) still read; the tests compare them with a fresh run anyway.
+        _ = try reader.checkContentDigests()
         let names = try reader.datasetNames()
         guard names.contains(Self.resultsName) else {
             throw FormatError(.malformed, file: url, "no dataset '\(Self.resultsName)' (the analysis results)")

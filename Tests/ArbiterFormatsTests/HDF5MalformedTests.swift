@@ -104,8 +104,14 @@ struct HDF5MalformedCase: CustomTestStringConvertible, Sendable {
         HDF5MalformedCase("no format_version", kind: .missing, problem: "regenerate with `make goldens`") { url in
             try HDF5Fixtures.writeGolden(to: url, version: nil)
         },
-        HDF5MalformedCase("format_version 2", kind: .unsupported, problem: "format_version 2 is not supported (this Arbiter reads version 1); regenerate with `make goldens`") { url in
-            try HDF5Fixtures.writeGolden(to: url, version: 2)
+        HDF5MalformedCase("format_version 3", kind: .unsupported, problem: "format_version 3 is not supported (this Arbiter reads version 2); regenerate with `make goldens`") { url in
+            try HDF5Fixtures.writeGolden(to: url, version: 3)
+        },
+        HDF5MalformedCase("format_version 1 (no content digests)", kind: .unsupported, problem: "format_version 1 is not supported") { url in
+            try HDF5Fixtures.writeGolden(to: url, version: 1, contentDigests: false)
+        },
+        HDF5MalformedCase("no content digests", kind: .missing, problem: "lacks root attribute 'content_digests'") { url in
+            try HDF5Fixtures.writeGolden(to: url, contentDigests: false)
         },
         HDF5MalformedCase("format_version 0", kind: .unsupported, problem: "format_version 0") { url in
             try HDF5Fixtures.writeGolden(to: url, version: 0)
@@ -121,7 +127,7 @@ struct HDF5MalformedCase: CustomTestStringConvertible, Sendable {
             try HDF5Fixtures.writeGolden(to: url, omitAttribute: "seed")
         },
         HDF5MalformedCase("seed stored as a string", kind: .unsupported, make: custom { writer in
-            try writer.setAttribute("format_version", 1)
+            try writer.setAttribute("format_version", GoldenActivations.formatVersion)
             try writer.setAttribute("seed", "seven")
             try writer.write("input_ids", int64: [1], shape: [1])
         }),
@@ -132,11 +138,11 @@ struct HDF5MalformedCase: CustomTestStringConvertible, Sendable {
             try HDF5Fixtures.writeGolden(to: url, inputIDsShape: [3, 1])
         },
         HDF5MalformedCase("input_ids stored as float32", kind: .unsupported, problem: "is float32, expected int64", make: custom { writer in
-            try writer.setAttribute("format_version", 1)
+            try writer.setAttribute("format_version", GoldenActivations.formatVersion)
             try writer.write("input_ids", HDF5Fixtures.ramp([3]))
         }),
         HDF5MalformedCase("logits stored as int64", kind: .unsupported, problem: "'logits' is int64, expected float32", make: custom { writer in
-            try writer.setAttribute("format_version", 1)
+            try writer.setAttribute("format_version", GoldenActivations.formatVersion)
             try writer.write("input_ids", int64: [1, 2, 3], shape: [3])
             try writer.write("logits", int64: Array(repeating: 0, count: 15), shape: [3, 5])
         }),
@@ -145,7 +151,7 @@ struct HDF5MalformedCase: CustomTestStringConvertible, Sendable {
         },
         HDF5MalformedCase("residual stream with the wrong token count", kind: .inconsistent, problem: "expected [3, *]",
                       make: custom { writer in
-            try writer.setAttribute("format_version", 1)
+            try writer.setAttribute("format_version", GoldenActivations.formatVersion)
             try writer.write("input_ids", int64: [1, 2, 3], shape: [3])
             try writer.write("blocks.0.hook_resid_pre", HDF5Fixtures.ramp([4, 2]))
         }),

@@ -88,24 +88,59 @@ struct MutationBase: Sendable {
 /// What a read of a mutated file did.
 enum MutationOutcome: Equatable { case read, refused }
 
-/// Reads everything of a golden file; returns whether it read, records an issue for anything but a FormatError.
-func readMutated(_ url: URL, offsets: [Int]) -> MutationOutcome? {
-    do {
-        let golden = try GoldenActivations(url: url)
-        _ = try golden.inputIDs()
-        for hook in golden.hookNames { _ = try golden.tensor(hook) }
-        for name in golden.integerNames { _ = try golden.integers(name) }
+/// Reads everything of a mutated golden file twice: structurally through HDF5Reader (every dataset's values and
+/// every attribute: what the preflight guards), and as a golden file (GoldenActivations, which also checks the
+/// content digests). Returns both outcomes; records an issue for anything but a FormatError naming the file.
+func readMutated(_ url: URL, offsets: [Int], original: GoldenContent? = nil)
+    -> (structure: MutationOutcome, golden: MutationOutcome)? {
+    func attempt(_ body: () throws -> Void) -> MutationOutcome? {
+        do {
+            try body()
+            return .read
+        } catch let error as FormatError {
+            #expect(error.description.contains(url.path), "mutation at \(offsets): \(error)")
+            return .refused
+        } catch {
+            Issue.record("mutation at \(offsets): expected a FormatError, got \(type(of: error)): \(error)")
+            return nil
+        }
+    }
+    let structure = attempt {
         let reader = try HDF5Reader(url: url)
+        for name in try reader.datasetNames() {
+            if try reader.isFloatingPoint(name) { _ = try reader.readFloat32(name) } else { _ = try reader.readInt64(name) }
+        }
         for object in [nil] + (try reader.datasetNames()) {
             for name in try reader.attributeNames(of: object) { _ = reader.hasAttribute(name, of: object) }
         }
-        return .read
-    } catch let error as FormatError {
-        #expect(error.description.contains(url.path), "mutation at \(offsets): \(error)")
-        return .refused
-    } catch {
-        Issue.record("mutation at \(offsets): expected a FormatError, got \(type(of: error)): \(error)")
-        return nil
+    }
+    var content: GoldenContent?
+    let golden = attempt { content = try GoldenContent(url) }
+    guard let structure, let golden else { return nil }
+    // What reads as a golden file is what was written: bytes HDF5 never uses (padding, free heap space, unused
+    // B-tree slots) may change, the content may not.
+    if golden == .read, let original, content != original {
+        Issue.record("mutation at \(offsets) read as a golden file with other content")
+    }
+    return (structure, golden)
+}
+
+/// Everything a golden file says: attributes, float datasets, integer datasets.
+struct GoldenContent: Equatable {
+    let attributes: [String]
+    let floats: [String: Tensor]
+    let integers: [String: [Int]]
+
+    init(_ url: URL) throws {
+        let golden = try GoldenActivations(url: url)
+        attributes = [golden.modelID, golden.modelType, golden.source, "\(golden.seed)", golden.caseName,
+                      golden.prompt ?? "-"]
+        var floats: [String: Tensor] = [:]
+        for hook in golden.hookNames { floats[hook] = try golden.tensor(hook) }
+        var integers: [String: [Int]] = [:]
+        for name in golden.integerNames { integers[name] = try golden.integers(name).values }
+        self.floats = floats
+        self.integers = integers
     }
 }
 
@@ -116,19 +151,26 @@ struct HDF5MutationTests {
         let folder = try HDF5ScratchFolder("mutation")
         defer { folder.remove() }
         let bases = [try MutationBase.writer(folder: folder), try MutationBase.h5py()]
+        let originals = try bases.map { base in
+            let url = folder.file("original-\(base.name).h5")
+            try Data(base.bytes).write(to: url)
+            return try GoldenContent(url)
+        }
         await propertyCheck(count: 400, input: Gen.uint64(in: 0...UInt64.max)) { seed in
             let base = bases[Int(seed % UInt64(bases.count))]
             let (bytes, offsets) = base.mutated(seed: seed)
             let url = folder.file("mutant-\(base.name)-\(seed).h5")
             try Data(bytes).write(to: url)
             defer { try? FileManager.default.removeItem(at: url) }
-            let outcome = readMutated(url, offsets: offsets)
+            let outcome = readMutated(url, offsets: offsets, original: originals[Int(seed % UInt64(bases.count))])
             let handled = outcome != nil
             #expect(handled)
+            // A golden file reads only if its structure does: the digests never let a broken file through.
+            if let outcome, outcome.golden == .read { #expect(outcome.structure == .read) }
         }
     }
 
-    @Test("400 fixed-seed mutations anywhere: both outcomes occur; 100 raw-data-only mutations always read",
+    @Test("400 fixed-seed mutations anywhere; 100 raw-data-only ones read as HDF5, refused as golden files",
           arguments: ["writer", "h5py"])
     func fixedSeeds(_ which: String) throws {
         let folder = try HDF5ScratchFolder("mutation")
@@ -136,34 +178,40 @@ struct HDF5MutationTests {
         let base = which == "writer" ? try MutationBase.writer(folder: folder) : try MutationBase.h5py()
         let original = folder.file("original.h5")
         try Data(base.bytes).write(to: original)
-        #expect(readMutated(original, offsets: []) == .read)
+        let intact = readMutated(original, offsets: [])
+        #expect(intact?.structure == .read && intact?.golden == .read)
+        let originalContent = try GoldenContent(original)
         var outcomes: [MutationOutcome] = []
         for seed in UInt64(0)..<400 {
             let (bytes, offsets) = base.mutated(seed: seed)
             let url = folder.file("fixed-\(seed).h5")
             try Data(bytes).write(to: url)
             defer { try? FileManager.default.removeItem(at: url) }
-            let outcome = readMutated(url, offsets: offsets)
-            if let outcome { outcomes.append(outcome) }
-            // A mutation confined to raw data changes values only: the file must still read.
+            // A mutant that reads as a golden file must hold the original content (checked in readMutated).
+            let outcome = readMutated(url, offsets: offsets, original: originalContent)
+            if let outcome { outcomes.append(outcome.structure) }
+            // A mutation confined to raw data changes values only: the file must still read as HDF5.
             if base.onlyRawData(offsets) {
-                #expect(outcome == .read, "raw-data mutation at \(offsets) was refused")
+                #expect(outcome?.structure == .read, "raw-data mutation at \(offsets) was refused by the reader")
             }
         }
         #expect(outcomes.count == 400)
         #expect(outcomes.contains(.read) && outcomes.contains(.refused))
-        // Mutations confined to raw data on purpose: the preflight never looks at values.
+        // Mutations confined to raw data on purpose: the preflight never looks at values, the digests do.
         for seed in UInt64(1000)..<1100 {
             let (bytes, offsets) = base.mutated(seed: seed, rawDataOnly: true)
             #expect(base.onlyRawData(offsets))
             let url = folder.file("raw-\(seed).h5")
             try Data(bytes).write(to: url)
             defer { try? FileManager.default.removeItem(at: url) }
-            #expect(readMutated(url, offsets: offsets) == .read, "raw-data mutation at \(offsets) was refused")
+            let outcome = readMutated(url, offsets: offsets, original: originalContent)
+            #expect(outcome?.structure == .read, "raw-data mutation at \(offsets) was refused by the reader")
+            let changed = offsets.contains { bytes[$0] != base.bytes[$0] }
+            #expect(outcome?.golden == (changed ? .refused : .read), "raw-data mutation at \(offsets), changed \(changed)")
         }
     }
 
-    @Test("mutating a value's bytes changes exactly that value")
+    @Test("mutating a value's bytes changes exactly that value; the golden file is refused naming the dataset")
     func rawDataMutationChangesValue() throws {
         let folder = try HDF5ScratchFolder("mutation")
         defer { folder.remove() }
@@ -176,6 +224,39 @@ struct HDF5MutationTests {
         try Data(bytes).write(to: url)
         var expected = HDF5Fixtures.ramp([3, 5], scale: 0.5)
         expected.scalars[2] = 1
-        #expect(try GoldenActivations(url: url).tensor("logits") == expected)
+        #expect(try HDF5Reader(url: url).readFloat32("logits") == expected)
+        let golden = try GoldenActivations(url: url)  // attributes, names, types and shapes are as written
+        #expect(try golden.tensor("hook_embed") == HDF5Fixtures.ramp([3, 4]))
+        let error = expectHDF5Error(naming: url) { try golden.tensor("logits") }
+        #expect(error?.kind == .inconsistent)
+        #expect(error?.problem.contains("dataset 'logits' (float32 [3, 5]) differs from what was written") == true,
+                "\(String(describing: error))")
+    }
+
+    @Test("a changed attribute or a renamed dataset is refused, naming it")
+    func attributeAndNameChanges() throws {
+        let folder = try HDF5ScratchFolder("mutation")
+        defer { folder.remove() }
+        let url = folder.file("base.h5")
+        let original = [UInt8](try HDF5Fixtures.writeGolden(to: url))
+        func replaced(_ old: String, _ new: String) throws -> FormatError? {
+            var bytes = original
+            let (a, b) = (Array(old.utf8), Array(new.utf8))
+            let at = try #require((0...(bytes.count - a.count)).first { Array(bytes[$0..<($0 + a.count)]) == a })
+            bytes.replaceSubrange(at..<(at + a.count), with: b)
+            try Data(bytes).write(to: url)
+            #expect(HDF5Fixtures.structureReads(url))
+            return expectHDF5Error(naming: url) { try GoldenActivations(url: url) }
+        }
+        // The prompt "Hello" (a variable-length string in the global heap) becomes "Jello".
+        let prompt = try replaced("Hello", "Jello")
+        #expect(prompt?.problem.contains("attribute 'prompt' of the root group (now 'Jello') differs") == true,
+                "\(String(describing: prompt))")
+        // A dataset's name in the group's local heap: the file now holds a dataset nobody wrote.
+        let name = try replaced("hook_embed\u{0}", "hook_embxd\u{0}")  // NUL-terminated: the heap, not the record
+        #expect(name?.problem.contains("dataset 'hook_embxd' (float32 [3, 4]) was not in the file when it was written")
+                == true, "\(String(describing: name))")
+        #expect(name?.problem.contains("dataset 'hook_embed' (float32 3x4) is recorded but no longer in the file")
+                == true)
     }
 }

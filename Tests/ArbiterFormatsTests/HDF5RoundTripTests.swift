@@ -91,7 +91,11 @@ struct HDF5RoundTripTests {
         try writer.commit()
 
         let reader = try HDF5Reader(url: url)
-        #expect(try reader.attributeNames() == ["ascii", "big", "empty", "negative_zero", "ratio", "replaced", "small", "unicode"])
+        #expect(try reader.attributeNames() == ["ascii", "big", "content_digests", "empty", "negative_zero", "ratio",
+                                                 "replaced", "small", "unicode"])
+        // The record the writer kept as it wrote (an attribute replaced by another type included) is what the
+        // reader recomputes from the file.
+        #expect(try reader.checkContentDigests())
         #expect(try reader.attributeNames(of: "hook_embed") == ["layer", "scale", "units"])
         #expect(try reader.stringAttribute("ascii") == "tiny-llama")
         #expect(try reader.stringAttribute("unicode") == "Décris l’image ✓ 🦙")
@@ -182,5 +186,26 @@ struct HDF5RoundTripTests {
             }
             try await group.waitForAll()
         }
+    }
+
+    @Test("content digests: a record past one attribute's room is refused at commit, nothing written; exports opt out")
+    func contentDigestLimit() throws {
+        let folder = try HDF5ScratchFolder()
+        defer { folder.remove() }
+        let url = folder.file("many.h5")
+        let writer = try HDF5Writer(url: url)
+        for i in 0..<900 { try writer.write("blocks.\(i).attn.hook_pattern_with_a_long_name", HDF5Fixtures.ramp([1])) }
+        let error = expectHDF5Error(naming: url) { try writer.commit() }
+        #expect(error?.kind == .tooLarge)
+        #expect(error?.problem.contains("over the 60000-byte limit") == true, "\(String(describing: error))")
+        #expect(try folder.contents() == [])  // neither the file nor its temporary
+        let export = folder.file("export.h5")
+        let plain = try HDF5Writer(url: export, contentDigests: false)
+        for i in 0..<900 { try plain.write("d\(i)", HDF5Fixtures.ramp([1])) }
+        try plain.commit()
+        let reader = try HDF5Reader(url: export)
+        #expect(try reader.datasetNames().count == 900)
+        #expect(try reader.recordedContentDigests() == nil)
+        #expect(try reader.checkContentDigests() == false)
     }
 }

@@ -1,12 +1,13 @@
-// Golden activation files (GoldenData/README.md, format version 1): one forward pass of one model on one
+// Golden activation files (GoldenData/README.md, format version 2): one forward pass of one model on one
 // input, written by Tools/golden.py from transformers or by `arbiter run --dump`; read back hook by hook.
+// Version 2 adds the content digests (HDF5ContentDigests), checked when a file is opened.
 import ArbiterTensor
 import Foundation
 
 /// A golden activation file: root attributes describing the run, one dataset per hook point.
 public final class GoldenActivations: @unchecked Sendable {  // immutable after init; HDF5Reader is thread-safe
     /// The layout version this code reads and writes.
-    public static let formatVersion = 1
+    public static let formatVersion = 2
     /// The dataset holding the token ids.
     public static let inputIDsName = "input_ids"
     /// The integer dataset that marks a held-out item file (GoldenData/README.md: many items' prompts
@@ -37,6 +38,8 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
     /// The `dataset` root attribute of a held-out item file: the folder of the items it was computed on.
     public let itemDataset: String?
     private let reader: HDF5Reader
+    /// The content digests recorded when the file was written, checked as datasets are read.
+    private let contentDigests: HDF5ContentDigests.Record
 
     /// Opens and checks a golden file: version, required attributes, and a rank-1 integer `input_ids`.
     public init(url: URL) throws {
@@ -49,8 +52,10 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
         }
         let version = try reader.intAttribute("format_version")
         guard version == Self.formatVersion else {
+            let upgrade = version == 1 ? " (or, for a version-1 file known intact, add its content digests: "
+                + "`python Tools/content_digests.py upgrade FILE`)" : ""
             throw FormatError(.unsupported, file: url,
-                              "golden format_version \(version) is not supported (this Arbiter reads version \(Self.formatVersion)); \(Self.regenerateHint)")
+                              "golden format_version \(version) is not supported (this Arbiter reads version \(Self.formatVersion)); \(Self.regenerateHint)\(upgrade)")
         }
         func required(_ name: String) throws -> String {
             guard reader.hasAttribute(name) else {
@@ -94,6 +99,27 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
         tokenCount = shape[0]
         isItemSet = integerNames.contains(Self.itemOffsetsName)
         itemDataset = isItemSet && reader.hasAttribute("dataset") ? try reader.stringAttribute("dataset") : nil
+        // Last: the content digests. Attributes, dataset names, types and shapes are checked now; each dataset's
+        // values when it is read (a file may declare far more data than it holds: shapes come first).
+        guard let record = try reader.recordedContentDigests() else {
+            throw FormatError(.missing, file: url, "golden file lacks root attribute "
+                              + "'\(HDF5ContentDigests.attributeName)' (the content digests format_version "
+                              + "\(Self.formatVersion) requires); \(Self.regenerateHint)")
+        }
+        contentDigests = record
+        try Self.regenerating { try reader.checkContentStructure(record) }
+    }
+
+    /// Adds the regenerate hint to a content digest mismatch.
+    private static func regenerating<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as FormatError where error.kind == .inconsistent {
+            throw FormatError(error.kind, file: error.file, "\(error.problem); \(regenerateHint)")
+        }
+    }
+
+    /// Checks dataset `name`'s values against the recorded digests (reads them).
+    private func checkValues(_ name: String) throws {
+        try Self.regenerating { try reader.checkContentDigest(ofDataset: name, contentDigests) }
     }
 
     /// Whether the file holds `hook`.
@@ -120,6 +146,7 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
             throw FormatError(.inconsistent, file: url, "dataset '\(hook)' has shape \(shape) but the model computed "
                               + "\(expectedShape); not read")
         }
+        try checkValues(hook)
         return try reader.readFloat32(hook)
     }
 
@@ -137,6 +164,7 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
         guard integerNames.contains(name) else {
             throw FormatError(.missing, file: url, "no integer dataset '\(name)' in golden file\(HDF5Reader.listing(integerNames))")
         }
+        try checkValues(name)
         let (shape, values) = try reader.readInt64(name)
         return (shape, values.map { Int($0) })
     }
@@ -172,7 +200,7 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
     }
 }
 
-/// Writes a golden activation file (format version 1) atomically: nothing appears until `commit()`.
+/// Writes a golden activation file (format version 2, content digests included) atomically: nothing appears until `commit()`.
 public final class GoldenWriter {
     private let writer: HDF5Writer
     public var url: URL { writer.url }

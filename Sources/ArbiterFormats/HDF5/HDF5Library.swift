@@ -306,6 +306,20 @@ enum H5 {
         }
     }
 
+    /// Reads every element as Double (HDF5 converts from narrower float storage).
+    static func readDoubles(_ dataset: H5Handle, count: Int, _ path: String, _ name: String) throws -> [Double] {
+        try HDF5Library.locked {
+            var values = [Double](repeating: 0, count: count)
+            guard count > 0 else { return values }
+            try values.withUnsafeMutableBytes { buffer in
+                try check(H5Dread(dataset.id, arbiter_H5T_NATIVE_DOUBLE(), arbiter_H5S_ALL(), arbiter_H5S_ALL(),
+                                  arbiter_H5P_DEFAULT(), buffer.baseAddress),
+                          path, "cannot read dataset '\(name)'")
+            }
+            return values
+        }
+    }
+
     /// Reads every element as Int64 (HDF5 converts from narrower integer storage).
     static func readInt64s(_ dataset: H5Handle, count: Int, _ path: String, _ name: String) throws -> [Int64] {
         try HDF5Library.locked {

@@ -163,6 +163,92 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
         }
     }
 
+    // MARK: Content digests
+
+    /// The content digests recorded when the file was written (root attribute `content_digests`, see
+    /// HDF5ContentDigests), or nil when it records none (files written before Arbiter 0.13 or by other tools).
+    public func recordedContentDigests() throws -> HDF5ContentDigests.Record? {
+        guard hasAttribute(HDF5ContentDigests.attributeName) else { return nil }
+        return try HDF5ContentDigests.Record(try stringAttribute(HDF5ContentDigests.attributeName), file: url)
+    }
+
+    /// Checks every attribute (of the root group and of root datasets) and every root dataset's name, type and
+    /// shape against `record`, reading no dataset values; throws `.inconsistent`, naming what changed.
+    public func checkContentStructure(_ record: HDF5ContentDigests.Record) throws {
+        try HDF5ContentDigests.compare(record, current: try currentContentEntries(readingValues: false),
+                                       complete: true, file: url)
+    }
+
+    /// Reads dataset `name` and checks its values against `record`; throws `.inconsistent` naming it.
+    public func checkContentDigest(ofDataset name: String, _ record: HDF5ContentDigests.Record) throws {
+        try HDF5ContentDigests.compare(record, current: [try datasetEntry(name, readingValues: true)],
+                                       complete: false, file: url)
+    }
+
+    /// Checks the whole file against its recorded digests, every value read. Returns false when the file records
+    /// none; throws `.inconsistent`, naming what changed, when anything differs, `.malformed` for a bad record.
+    public func checkContentDigests() throws -> Bool {
+        guard let record = try recordedContentDigests() else { return false }
+        try HDF5ContentDigests.compare(record, current: try currentContentEntries(readingValues: true),
+                                       complete: true, file: url)
+        return true
+    }
+
+    /// The content entries of the file as it is now (dataset values digested when `readingValues`).
+    func currentContentEntries(readingValues: Bool = true) throws -> [HDF5ContentDigests.Entry] {
+        var entries: [HDF5ContentDigests.Entry] = []
+        let datasets = try datasetNames()
+        for object in [String?.none] + datasets.map(Optional.some) {
+            for name in try attributeNames(of: object) where !(object == nil && name == HDF5ContentDigests.attributeName) {
+                entries.append(try attributeEntry(name, of: object))
+            }
+        }
+        for name in datasets { entries.append(try datasetEntry(name, readingValues: readingValues)) }
+        return entries
+    }
+
+    private func attributeEntry(_ name: String, of object: String?) throws -> HDF5ContentDigests.Entry {
+        let (_, element, label) = try HDF5Library.locked { try openAttribute(name, of: object) }
+        switch element {
+        case .string:
+            let value = try stringAttribute(name, of: object)
+            return .attribute(owner: object, name: name, value: .string(value))
+        case .integer(let bytes, let signed) where bytes <= 8 && (signed || bytes < 8):
+            return .attribute(owner: object, name: name, value: .int(Int64(try intAttribute(name, of: object))))
+        case .float(let bytes) where [2, 4, 8].contains(bytes):
+            return .attribute(owner: object, name: name, value: .double(try doubleAttribute(name, of: object)))
+        default:
+            throw FormatError(.unsupported, file: url, "\(label) is \(element): its content cannot be checked "
+                              + "against the recorded digests (strings, integers and floats can)")
+        }
+    }
+
+    private func datasetEntry(_ name: String, readingValues: Bool) throws -> HDF5ContentDigests.Entry {
+        try HDF5Library.locked {
+            let (dataset, shape, element) = try open(name)
+            guard readingValues else { return .dataset(name: name, type: element.description, shape: shape, digest: nil) }
+            var hasher = SHA256()
+            switch element {
+            case .float(let bytes) where bytes == 2 || bytes == 4:
+                let values = try H5.readFloats(dataset, count: try checkedCount(name, shape, bytesPerElement: 4),
+                                               path, name)
+                values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { hasher.update($0) }
+            case .float(8):
+                let values = try H5.readDoubles(dataset, count: try checkedCount(name, shape, bytesPerElement: 8),
+                                                path, name)
+                values.map { $0.bitPattern.littleEndian }.withUnsafeBytes { hasher.update($0) }
+            case .integer(let bytes, let signed) where bytes <= 8 && (signed || bytes < 8):
+                let values = try H5.readInt64s(dataset, count: try checkedCount(name, shape, bytesPerElement: 8),
+                                               path, name)
+                values.map { $0.littleEndian }.withUnsafeBytes { hasher.update($0) }
+            default:
+                throw FormatError(.unsupported, file: url, "dataset '\(name)' is \(element): its content cannot be "
+                                  + "checked against the recorded digests (floating-point and integer datasets can)")
+            }
+            return .dataset(name: name, type: element.description, shape: shape, digest: hasher.finalize())
+        }
+    }
+
     // MARK: Internals
 
     private func requireObject(_ name: String) throws {

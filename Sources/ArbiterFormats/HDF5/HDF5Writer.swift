@@ -11,15 +11,22 @@ public final class HDF5Writer {
     public let temporaryURL: URL
     private var file: H5Handle?
     private var written: Set<String> = []
+    /// What the file holds, for its content digests (HDF5ContentDigests), by owner and name.
+    private var contents: [String: HDF5ContentDigests.Entry] = [:]
     /// The kind of Arbiter output this file is (marked by the root attribute `arbiter_output`), when the writer
     /// guards its destination: then an existing file is replaced only if Arbiter wrote it as the same kind.
     public let output: OutputKind?
+    /// Whether `commit()` records the content digests.
+    var recordsContentDigests: Bool
 
     /// Starts a new file that will replace `url` on `commit()`. With `output`, the destination is checked by
-    /// `OutputSafety.checkFile` now and again on commit, and the file carries the marker attribute.
-    public init(url: URL, output: OutputKind? = nil) throws {
+    /// `OutputSafety.checkFile` now and again on commit, and the file carries the marker attribute. With
+    /// `contentDigests` (the default) `commit()` records them (HDF5ContentDigests; at most about 600 datasets):
+    /// only exports Arbiter never reads back leave them out.
+    public init(url: URL, output: OutputKind? = nil, contentDigests: Bool = true) throws {
         self.url = url
         self.output = output
+        self.recordsContentDigests = contentDigests
         if let output { try OutputSafety.checkFile(url.path, kind: output, option: "output file") }
         let folder = url.deletingLastPathComponent()
         var isDirectory: ObjCBool = false
@@ -45,6 +52,7 @@ public final class HDF5Writer {
         try tensor.scalars.withUnsafeBytes { bytes in
             try H5.writeDataset(file, name, type: .float32, shape: tensor.shape, bytes: bytes, url.path)
         }
+        record(name, "float32", tensor.shape, tensor.scalars.map { $0.bitPattern.littleEndian })
         written.insert(name)
     }
 
@@ -54,6 +62,7 @@ public final class HDF5Writer {
         try values.withUnsafeBytes { bytes in
             try H5.writeDataset(file, name, type: .int64, shape: shape, bytes: bytes, url.path)
         }
+        record(name, "int64", shape, values.map { $0.littleEndian })
         written.insert(name)
     }
 
@@ -63,6 +72,7 @@ public final class HDF5Writer {
         try values.withUnsafeBytes { bytes in
             try H5.writeDataset(file, name, type: .uint8, shape: [values.count], bytes: bytes, url.path)
         }
+        record(name, "uint8", [values.count], values.map { Int64($0).littleEndian })
         written.insert(name)
     }
 
@@ -72,6 +82,7 @@ public final class HDF5Writer {
         try values.withUnsafeBytes { bytes in
             try H5.writeDataset(file, name, type: .int32, shape: shape, bytes: bytes, url.path)
         }
+        record(name, "int32", shape, values.map { Int64($0).littleEndian })
         written.insert(name)
     }
 
@@ -90,9 +101,27 @@ public final class HDF5Writer {
         try setAttribute(name, .double(value), on: object)
     }
 
-    /// Closes the temporary file and renames it over `url`. The writer cannot be used afterwards.
+    /// Records the content digests (root attribute `content_digests`, HDF5ContentDigests), closes the temporary
+    /// file and renames it over `url`. The writer cannot be used afterwards.
     public func commit() throws {
         guard let file else { throw FormatError(.unexpected, file: url, "already committed") }
+        if recordsContentDigests {
+            do {
+                let record = HDF5ContentDigests.record(Array(contents.values))
+                guard record.utf8.count <= HDF5ContentDigests.maximumRecordBytes else {
+                    throw FormatError(.tooLarge, file: url, "\(contents.count) datasets and attributes need a "
+                                      + "\(record.utf8.count)-byte content digest record, over the "
+                                      + "\(HDF5ContentDigests.maximumRecordBytes)-byte limit of an HDF5 attribute; "
+                                      + "not written")
+                }
+                try H5.writeAttribute(file, object: nil, HDF5ContentDigests.attributeName, .string(record), url.path)
+            } catch {
+                self.file = nil  // the writer is spent; nothing stays behind
+                _ = file.close()
+                try? FileManager.default.removeItem(at: temporaryURL)
+                throw error
+            }
+        }
         self.file = nil
         guard file.close() else {
             try? FileManager.default.removeItem(at: temporaryURL)
@@ -115,11 +144,30 @@ public final class HDF5Writer {
 
     private func setAttribute(_ name: String, _ value: H5.AttributeValue, on object: String?) throws {
         let file = try openFile()
-        guard !name.isEmpty else { throw FormatError(.malformed, file: url, "attribute name is empty") }
+        guard !name.isEmpty, !name.contains("\t"), !name.contains("\n") else {
+            throw FormatError(.malformed, file: url, "invalid attribute name '\(name)' (empty, or with a tab or newline)")
+        }
+        guard !(object == nil && name == HDF5ContentDigests.attributeName) else {
+            throw FormatError(.unexpected, file: url, "attribute '\(name)' is reserved for the content digests")
+        }
         if let object, !written.contains(object) {
             throw FormatError(.missing, file: url, "cannot set attribute '\(name)': no dataset '\(object)' written yet")
         }
         try H5.writeAttribute(file, object: object, name, value, url.path)
+        let recorded: HDF5ContentDigests.Value
+        switch value {
+        case .string(let s): recorded = .string(s)
+        case .int(let v): recorded = .int(v)
+        case .double(let v): recorded = .double(v)
+        }
+        contents["attribute\t\(object ?? "/")\t\(name)"] = .attribute(owner: object, name: name, value: recorded)
+    }
+
+    /// Records a dataset's canonical little-endian elements for the content digests.
+    private func record<Element>(_ name: String, _ type: String, _ shape: [Int], _ canonical: [Element]) {
+        var hasher = SHA256()
+        canonical.withUnsafeBytes { hasher.update($0) }
+        contents["dataset\t\(name)"] = .dataset(name: name, type: type, shape: shape, digest: hasher.finalize())
     }
 
     private func openFile() throws -> H5Handle {
@@ -130,8 +178,9 @@ public final class HDF5Writer {
     /// Validates a dataset about to be written and returns the open file.
     private func begin(_ name: String, shape: [Int], count: Int, bytesPerElement: Int) throws -> H5Handle {
         let file = try openFile()
-        guard !name.isEmpty, name != ".", !name.contains("/") else {
-            throw FormatError(.malformed, file: url, "invalid dataset name '\(name)' (empty, '.' or containing '/')")
+        guard !name.isEmpty, name != ".", !name.contains("/"), !name.contains("\t"), !name.contains("\n") else {
+            throw FormatError(.malformed, file: url,
+                              "invalid dataset name '\(name)' (empty, '.', or with a '/', tab or newline)")
         }
         guard !written.contains(name) else {
             throw FormatError(.unexpected, file: url, "dataset '\(name)' written twice")

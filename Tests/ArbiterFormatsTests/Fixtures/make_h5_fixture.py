@@ -1,4 +1,4 @@
-"""Writes h5py_fixture.h5: a small file in the golden layout (GoldenData/README.md, format version 1),
+"""Writes h5py_fixture.h5: a small file in the golden layout (GoldenData/README.md, format version 2),
 written by h5py the way Tools/golden.py writes goldens, plus extras that exercise the Swift reader:
 float64 storage, int32 storage, a gzip-chunked dataset, a group (not a root dataset), fixed-length
 (numpy bytes) and variable-length (str) string attributes, and attributes on a dataset.
@@ -9,8 +9,13 @@ Values are closed-form so the Swift test can recompute them.
 """
 import os
 
+import sys
+
 import h5py
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "Tools"))
+import content_digests  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -18,7 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def main() -> None:
     path = os.path.join(HERE, "h5py_fixture.h5")
     with h5py.File(path, "w") as f:
-        f.attrs["format_version"] = 1                      # int64 scalar
+        f.attrs["format_version"] = 2                      # int64 scalar
         f.attrs["model_id"] = "tiny-llama"                 # str: variable-length UTF-8
         f.attrs["model_type"] = np.bytes_(b"llama")        # bytes: fixed-length ASCII
         f.attrs["source"] = "h5py fixture (make_h5_fixture.py)"
@@ -46,6 +51,7 @@ def main() -> None:
         f.create_dataset("scalar_value", data=np.float32(2.5))
         group = f.create_group("extras")
         group.create_dataset("nested", data=np.zeros(3, dtype=np.float32))
+        content_digests.add(f)
 
 
 if __name__ == "__main__":
