@@ -2,10 +2,10 @@
 """`make bench-plan`: the time `arbiter verify --plan` predicts against the time `arbiter verify` takes.
 
 For the bundled main model (generated data) and the anchored control (its dataset), runs the plan, then the
-verify run itself (timed, report into a temp folder), then the plan again with the failure rate the run found
-(the one result a plan cannot know: it sets the α-selection, top-up and amplification passes). Prints both
-predictions against the measured time and exits 1 when the prediction with the run's failure rate is off by
-more than 25%. Speed depends on the machine being idle: the load average is printed beside the numbers.
+verify run itself (timed, report into a temp folder), then the plan again with what the run found
+(`--assume-from` its results.json: the failure counts, which set the α-selection, top-up and amplification
+passes, and the top head set, whose layers set where every head-set pass resumes — the results a plan cannot
+know). Prints both predictions against the measured time and exits 1 when the second is off by more than 25%. Speed depends on the machine being idle: the load average is printed beside the numbers.
 Standard library only (no venv needed).
 """
 import argparse
@@ -23,12 +23,12 @@ CASES = [
 TOLERANCE = 0.25
 
 
-def plan(arbiter, model, data, rate=None):
+def plan(arbiter, model, data, results=None):
     cmd = [arbiter, "verify", "--plan", "--json", "--model", model]
     if data:
         cmd += ["--data", data]
-    if rate is not None:
-        cmd += ["--failure-rate", f"{rate:.4f}"]
+    if results is not None:
+        cmd += ["--assume-from", results]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out)[0]
 
@@ -56,17 +56,19 @@ def main():
             continue
         before = plan(args.arbiter, model, data)
         with tempfile.TemporaryDirectory() as tmp:
-            measured, results = measure(args.arbiter, model, data, os.path.join(tmp, "report"))
+            folder = os.path.join(tmp, "report")
+            measured, results = measure(args.arbiter, model, data, folder)
+            # The plan of the same run, with what the run found (failures, top head set) as its assumptions.
+            after = plan(args.arbiter, model, data, os.path.join(folder, "results.json"))
         i = results["interventions"]
         rate = 1 - i["baselineMFR"] if i["baselineMFR"] == i["baselineMFR"] else 0.5
-        after = plan(args.arbiter, model, data, rate)
         error = after["seconds"] / measured - 1
         rows.append((name, measured, before["seconds"], after["seconds"], error, rate, after))
         if abs(error) > TOLERANCE:
             failed.append(name)
     load = os.getloadavg()[0]
     print(f"verify time: measured vs the plan's prediction (load average {load:.1f} on {os.cpu_count()} cores)")
-    print(f"{'case':14} {'measured':>9} {'plan (default)':>15} {'plan (run rate)':>16} {'error':>7}  failure rate")
+    print(f"{'case':14} {'measured':>9} {'plan (default)':>15} {'plan (run found)':>16} {'error':>7}  failure rate")
     for name, measured, default, predicted, error, rate, _ in rows:
         print(f"{name:14} {measured:8.1f}s {default:14.1f}s {predicted:15.1f}s {error:+6.0%}  {rate:.3f}")
     for name, _, _, _, _, _, p in rows:

@@ -13,6 +13,9 @@ final class PlanCounter {
     var pilot: PlanPilot?
     /// Measured / predicted seconds of the pilot's baselines (nil before the pilot ran them, or without one).
     var baselineScale: Double?
+    /// Distinct items a stage's pilot may run over: as many as `PlanPilot.baselineBudgetSeconds` of baselines
+    /// allow (set when the pilot times the baselines), at least `PlanPilot.itemsPerStage`.
+    var pilotItems = PlanPilot.itemsPerStage
 
     init(shape: PlanModelShape, samples: [AnalysisSample], calibration: PlanCalibration) {
         self.shape = shape
@@ -97,7 +100,7 @@ final class PlanCounter {
             // The pilot's requests: enough for about `PlanPilot.secondsPerStage` of predicted time.
             let perRequest = seconds / Double(requests.count)
             let count = max(2 * calibration.workers, Int(PlanPilot.secondsPerStage / max(perRequest, 1e-9)))
-            let subset = PlanPilot.subset(requests, count: count)
+            let subset = PlanPilot.subset(requests, count: count, items: pilotItems)
             self.pilot = nil
             let predicted = stage(name, subset, samples, assumption: "", distinctFrom: distinctFrom,
                                   keysKept: kept).seconds
@@ -136,6 +139,9 @@ final class PlanCounter {
             self.pilot = pilot
             if predicted > 0, let measured = try? pilot.computeBaselines(first, keepKeysValues: keysKept) {
                 baselineScale = measured / predicted
+                let perItem = measured / Double(max(first.count, 1))
+                pilotItems = max(PlanPilot.itemsPerStage,
+                                 Int(min(PlanPilot.baselineBudgetSeconds / max(perItem, 1e-9), 1e9)))
             }
         }
         if let baselineScale, count > 0 {

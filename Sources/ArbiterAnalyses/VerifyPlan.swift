@@ -20,6 +20,10 @@ public struct PlanAssumptions: Sendable, Codable, Equatable {
     /// First layer of the top head set, where every head-set pass resumes (the random sets match its layers):
     /// 0, the worst case, unless known.
     public var topSetFirstLayer = 0
+    /// The top head set itself, when known (e.g. from an earlier run's results: `verify --plan --assume-from`):
+    /// the random sets are then drawn exactly as the run draws them, layer for layer; it overrides
+    /// `topSetFirstLayer`.
+    public var topSet: [HeadIndex]?
     /// Whether the run can generate conflict items to top up amplification's failures (generated data: yes).
     public var canGenerate = true
 
@@ -91,7 +95,7 @@ public struct PlanCalibration: Sendable, Codable, Equatable {
 
 public struct VerifyPlan: Sendable, Codable, Equatable {
     /// The JSON schema's name and version (`docs/verify-plan.md`); bumped on any change of the fields.
-    public static let schema = "arbiter-verify-plan/2"
+    public static let schema = "arbiter-verify-plan/3"
     public var schema = VerifyPlan.schema
     public var model: String
     public var shape: PlanModelShape
@@ -161,6 +165,7 @@ extension VerifyPlan {
         worst.calibrationFailed = nil
         worst.heldOutFailed = nil
         worst.topSetFirstLayer = 0
+        worst.topSet = nil
         // The top-up's worst case is its cap spent, which needs failures too few: counted apart below.
         // The worst case reuses the pilot's scales (per stage name) instead of piloting again.
         counter.pilot = nil
@@ -242,13 +247,29 @@ extension VerifyPlan {
         // first layer, assumed `topSetFirstLayer`.
         let total = layers * heads
         let size = HeadRanking.setSize(fraction: c.headFraction, total: total)
-        let first = min(max(a.topSetFirstLayer, 0), layers - 1)
-        let top = (0..<size).map { HeadIndex(layer: min(first + $0 / heads, layers - 1), head: $0 % heads) }
+        var first = min(max(a.topSetFirstLayer, 0), layers - 1)
+        var top = (0..<size).map { HeadIndex(layer: min(first + $0 / heads, layers - 1), head: $0 % heads) }
+        if let known = a.topSet {
+            guard known.count == size, Set(known).count == size else {
+                throw AnalysisError.invalidParameter(
+                    "the assumed top head set has \(known.count) heads (\(Set(known).count) distinct), but "
+                    + "\(c.headFraction) of the model's \(total) heads is \(size): it comes from a run with "
+                    + "another --head-fraction or model")
+            }
+            if let outside = known.first(where: { !(0..<layers).contains($0.layer) || !(0..<heads).contains($0.head) }) {
+                throw AnalysisError.invalidParameter(
+                    "the assumed top head set names head \(outside), outside the model's \(layers) layers × "
+                    + "\(heads) heads")
+            }
+            top = known
+            first = known.map(\.layer).min() ?? 0
+        }
         let sets = [top] + Heads.randomSets(top: top, layers: layers, heads: heads, count: c.randomHeadSets,
                                            seed: c.seed &+ 7).sets
         let heldSamples = heldOut.map { samples[$0] }
         let heldConflict = conflict(heldSamples)
-        let layerNote = a.topSetFirstLayer == 0 ? "the top set starts at layer 0 (worst case)"
+        let layerNote = a.topSet != nil ? "the top set of the earlier run (first layer \(first))"
+            : a.topSetFirstLayer == 0 ? "the top set starts at layer 0 (worst case)"
             : "the top set starts at layer \(first)"
         let blocking = Heads.setRequests(sets.map { ($0, Intervention.blockHeads($0, means: nil)) }, heldConflict)
         out.append(counter.stage("head blocking (top + \(sets.count - 1) random sets)", blocking, heldSamples,

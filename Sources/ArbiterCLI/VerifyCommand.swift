@@ -60,6 +60,11 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "With --plan: share of conflict items assumed to fail at baseline (default 0.5).")
     var failureRate: Double?
     @Option(name: .long, help: """
+        With --plan: plan a re-run of an earlier `verify --out` — its failure counts and top head set from its \
+        results.json replace the plan's assumptions.
+        """)
+    var assumeFrom: String?
+    @Option(name: .long, help: """
         Run shard K of N of the intervened passes (e.g. 2/4), one round per call (3 rounds), writing a partial \
         result to --partials; `arbiter merge` combines them (docs/slurm.md).
         """)
@@ -108,13 +113,16 @@ struct VerifyCommand: ParsableCommand {
             if let first = contradicting.first {
                 throw ValidationError("--plan runs nothing, so \(first) has no results to act on; drop one of them")
             }
-        } else if let option = [("--prompt-tokens", promptTokens != nil), ("--failure-rate", failureRate != nil)]
-            .first(where: \.1)?.0 {
+        } else if let option = [("--prompt-tokens", promptTokens != nil), ("--failure-rate", failureRate != nil),
+                                ("--assume-from", assumeFrom != nil)].first(where: \.1)?.0 {
             throw ValidationError("\(option) is an option of --plan; add --plan or drop it")
         }
         if let promptTokens { try CLILimits.check("--prompt-tokens", promptTokens, CLILimits.tokens) }
         if let failureRate, !(0...1).contains(failureRate) {
             throw ValidationError("--failure-rate \(failureRate) is out of range: give a share in 0…1")
+        }
+        if failureRate != nil && assumeFrom != nil {
+            throw ValidationError("--assume-from gives the earlier run's failure counts; drop --failure-rate")
         }
     }
 
@@ -274,8 +282,16 @@ extension VerifyCommand {
             let input = ClaimRunInput(model: URL(fileURLWithPath: path), data: data.map { URL(fileURLWithPath: $0) },
                                       layout: promptLayout, name: shown, settings: settings,
                                       policy: ItemPolicy(keepGoing: keepGoing), skipBadItems: skipBadItems)
+            let assumed = try assumeFrom.map { file -> PlanAssumptions in
+                // The model's shape, to check the earlier run's top set against (a bad config is the plan's error).
+                let shape = (try? PlanModelShape.shape(of: URL(fileURLWithPath: path))).map { s in
+                    (s.layers, s.heads, HeadRanking.setSize(fraction: ClaimRun.configuration(settings).headFraction,
+                                                            total: s.layers * s.heads))
+                }
+                return try PlanAssumptionsFile.apply(file, model: shown, to: assumptions, shape: shape)
+            } ?? assumptions
             do {
-                plans.append(try ClaimRunPlan.make(input, promptTokens: promptTokens, assumptions: assumptions,
+                plans.append(try ClaimRunPlan.make(input, promptTokens: promptTokens, assumptions: assumed,
                                                    progress: { progress.say("\(shown): \($0)") }))
             } catch { throw CLIError("\(path): \(error)") }
         }

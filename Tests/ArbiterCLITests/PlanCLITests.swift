@@ -23,7 +23,7 @@ struct PlanCLITests {
                              "--random-sets", "20"], timeout: 600)
         #expect(r.status == 0 && !r.signalled, "\(r)")
         let plan = try #require(try Self.plans(r).first)
-        #expect(plan["schema"] as? String == "arbiter-verify-plan/2")
+        #expect(plan["schema"] as? String == "arbiter-verify-plan/3")
         let shape = try #require(plan["shape"] as? [String: Any])
         #expect(shape["layers"] as? Int == (name.hasPrefix("llava") ? 32 : 28))
         let stages = try #require(plan["stages"] as? [[String: Any]])
@@ -59,6 +59,69 @@ struct PlanCLITests {
             let scale = stage["pilotScale"] as? Double ?? 0
             #expect(scale > 0 && scale.isFinite, "\(stage)")
         }
+    }
+
+    /// A results.json as `verify --out` writes it, reduced to the fields `--assume-from` reads.
+    static func results(model: String, heads: [(Int, Int)], calibrationFailed: Any = 5, failed: Any = 7,
+                        extra: Any = 0) -> [String: Any] {
+        ["claimsVersion": 1, "models": [["claims": [], "results": [
+            "model": model,
+            "interventions": ["heads": heads.map { ["layer": $0.0, "head": $0.1] },
+                              "calibrationFailedCount": calibrationFailed, "failedCount": failed,
+                              "extraFailedCount": extra]]]]]
+    }
+
+    @Test("--assume-from: a plan of a re-run takes the earlier run's failures and top head set; bad files are refused naming the field")
+    func assumeFrom() throws {
+        let folder = try TemporaryFolder()
+        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("llava-1.5-7b/config.json"),
+                                         to: folder.file("config.json"))
+        func write(_ name: String, _ object: [String: Any]) throws -> String {
+            try JSONSerialization.data(withJSONObject: object).write(to: folder.file(name))
+            return folder.path(name)
+        }
+        // 5% of the 32 × 32 heads is 52: a top set in layers 20–21, where every head-set pass then resumes.
+        let deep = (0..<52).map { (20 + $0 / 32, $0 % 32) }
+        let good = try write("results.json", Self.results(model: "llava-1.5-7b", heads: deep))
+        let base = ["verify", "--plan", "--json", "--model", folder.url.path, "--count", "48", "--random-sets", "20"]
+        let r = try CLI.run(base + ["--assume-from", good], timeout: 600)
+        #expect(r.status == 0 && !r.signalled, "\(r)")
+        let plan = try #require(try Self.plans(r).first)
+        let assumptions = try #require(plan["assumptions"] as? [String: Any])
+        #expect(assumptions["calibrationFailed"] as? Int == 5 && assumptions["heldOutFailed"] as? Int == 7)
+        #expect(assumptions["topSetFirstLayer"] as? Int == 20)
+        #expect((assumptions["topSet"] as? [[String: Any]])?.count == 52)
+        let d = try CLI.run(base, timeout: 600)
+        let plain = try #require(try Self.plans(d).first)
+        func blocking(_ p: [String: Any]) throws -> [String: Any] {
+            let stages = try #require(p["stages"] as? [[String: Any]])
+            return try #require(stages.first { ($0["name"] as? String ?? "").hasPrefix("head blocking") })
+        }
+        let assumed = try blocking(plan), worst = try blocking(plain)
+        #expect(assumed["passes"] as? Int == worst["passes"] as? Int)
+        // Resuming at layer 20 of 32 instead of 0: well under half of the FLOPs.
+        let ratio = (assumed["flops"] as? Double ?? 0) / (worst["flops"] as? Double ?? 1)
+        #expect(ratio > 0.2 && ratio < 0.5, "blocking FLOPs with the top set at layers 20–21 / at layer 0: \(ratio)")
+        #expect((assumed["assumption"] as? String ?? "").contains("earlier run"), "\(assumed)")
+        #expect(try folder.snapshot().keys.sorted() == ["config.json", "results.json"])
+
+        // Refusals name the file and the field.
+        try CLI.refuses(base + ["--assume-from", folder.path("none.json")], "--assume-from", "none.json",
+                        "cannot be read")
+        try "{".write(to: folder.file("broken.json"), atomically: true, encoding: .utf8)
+        try CLI.refuses(base + ["--assume-from", folder.path("broken.json")], "broken.json", "not a JSON object")
+        try CLI.refuses(base + ["--assume-from", try write("nofailed.json", Self.results(
+            model: "x", heads: deep, failed: "seven"))], "nofailed.json", "results.interventions.failedCount")
+        try CLI.refuses(base + ["--assume-from", try write("pair.json", Self.results(
+            model: "x", heads: [(-1, 0)]))], "pair.json", "item 0 of 'results.interventions.heads'")
+        try CLI.refuses(base + ["--assume-from", try write("extra.json", Self.results(
+            model: "x", heads: deep, failed: 2, extra: 3))], "extra.json", "'extraFailedCount' 3 exceeds")
+        try CLI.refuses(base + ["--assume-from", try write("small.json", Self.results(
+            model: "x", heads: Array(deep.prefix(5))))], "small.json", "holds 5 heads", "is 52 heads")
+        try CLI.refuses(base + ["--assume-from", try write("outside.json", Self.results(
+            model: "x", heads: Array(deep.dropLast()) + [(40, 0)]))], "outside.json", "names head 40.0", "32 layers")
+        try CLI.refuses(base + ["--assume-from", good, "--failure-rate", "0.3"], "drop --failure-rate")
+        try CLI.refuses(["verify", "--model", folder.url.path, "--assume-from", good], "--assume-from is an option of --plan")
     }
 
     @Test("--plan with options that act on a run's results, or plan options without --plan, are refused")
