@@ -5,7 +5,8 @@ For the bundled main model (generated data) and the anchored control (its datase
 verify run itself (timed, report into a temp folder), then the plan again with what the run found
 (`--assume-from` its results.json: the failure counts, which set the α-selection, top-up and amplification
 passes, and the top head set, whose layers set where every head-set pass resumes — the results a plan cannot
-know). Prints both predictions against the measured time and exits 1 when the second is off by more than 25%. Speed depends on the machine being idle: the load average is printed beside the numbers.
+know). Prints both predictions against the measured time and exits 1 when the second is off by more than 25%.
+Speed depends on the machine being idle: the load average is printed beside the numbers.
 Standard library only (no venv needed).
 """
 import argparse

@@ -30,6 +30,14 @@ public struct BaselineRun: Sendable {
     /// when kept: they let interventions on late queries recompute only the positions they can change.
     public let keys: [Tensor]?
     public let values: [Tensor]?
+
+    /// This baseline with keys and values (`[T, KV·D]` per layer) it did not keep.
+    func with(keys: [Tensor], values: [Tensor]) -> BaselineRun {
+        BaselineRun(score: score, residPre: residPre, readout: readout, readoutPositions: readoutPositions,
+                    patterns: patterns, attnOutLast: attnOutLast, mlpOutLast: mlpOutLast,
+                    headResultsLast: headResultsLast, finalResidualLast: finalResidualLast, logitsLast: logitsLast,
+                    keys: keys, values: values)
+    }
 }
 
 public final class AnalysisRunner: @unchecked Sendable {
@@ -43,6 +51,11 @@ public final class AnalysisRunner: @unchecked Sendable {
 
     /// A sharded run's (or its merge's) source of batches (`PassSharding`); nil computes every batch here.
     public var sharding: PassSharding?
+    /// Bytes of keys and values `scores` may hold at once when the baselines did not keep theirs (a model too
+    /// big to keep them for every item): requests that could recompute a suffix then run a chunk of items at a
+    /// time, each chunk's keys and values computed again first (`scoresRunningKeysValuesAgain`). nil: such
+    /// requests recompute every position.
+    public var keyValueBudget: Int?
 
     public init(session: ModelSession) {
         self.session = session
@@ -164,6 +177,15 @@ public struct ScoreRequest: Sendable {
         self.startLayer = startLayer
         self.unchangedBefore = unchangedBefore
     }
+
+    /// The first position the request must recompute on `sample`: `unchangedBefore` when given, else the
+    /// first its interventions can change (`InterventionSet.firstChangedPosition`: a head blocked or amplified
+    /// after the image only changes nothing before it), 0 when unknown.
+    func firstRecomputed(in sample: AnalysisSample) -> Int {
+        if unchangedBefore > 0 { return unchangedBefore }
+        let t = sample.input.ids.count
+        return ((try? interventions.firstChangedPosition(tokenCount: t, spans: sample.input.spans)) ?? nil) ?? 0
+    }
 }
 
 extension AnalysisRunner {
@@ -204,6 +226,84 @@ extension AnalysisRunner {
     /// invalid request's error is thrown before anything runs.
     public func scores(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) throws -> [FollowingScore] {
         if let observe = Self.requestObservers.withLock({ $0[ObjectIdentifier(session)] }) { observe(requests) }
+        if let budget = keyValueBudget, Self.wantKeysValues(requests, samples: samples, baselines: baselines) {
+            return try scoresRunningKeysValuesAgain(requests, samples: samples, baselines: baselines, budget: budget)
+        }
+        return try computeScores(requests, samples: samples, baselines: baselines)
+    }
+
+    /// `scores` of several request lists, in order: one call each (`progress(k)` before call k), or — when the
+    /// keys and values run again (`keyValueBudget`) — one call for all, so that each item's are computed once
+    /// rather than once per list (`progress(nil)` before it). The batches are the same either way (a batch
+    /// never mixes start layers or samples' kinds across lists that differ in them).
+    func scores(calls: [[ScoreRequest]], samples: [AnalysisSample], baselines: [BaselineRun],
+                progress: (Int?) -> Void) throws -> [[FollowingScore]] {
+        let all = calls.flatMap { $0 }
+        guard keyValueBudget != nil, Self.wantKeysValues(all, samples: samples, baselines: baselines) else {
+            return try calls.indices.map { k in
+                progress(k)
+                return try scores(calls[k], samples: samples, baselines: baselines)
+            }
+        }
+        progress(nil)
+        let scored = try scores(all, samples: samples, baselines: baselines)
+        var out: [[FollowingScore]] = [], at = 0
+        for call in calls {
+            out.append(Array(scored[at..<(at + call.count)]))
+            at += call.count
+        }
+        return out
+    }
+
+    /// Whether a request could recompute a suffix but its baseline kept no keys and values.
+    static func wantKeysValues(_ requests: [ScoreRequest], samples: [AnalysisSample],
+                               baselines: [BaselineRun]) -> Bool {
+        requests.contains { r in
+            let t = samples[r.sample].input.ids.count, p = r.firstRecomputed(in: samples[r.sample])
+            return p > 0 && p < t && baselines[r.sample].keys == nil
+        }
+    }
+
+    /// `scores` over baselines without keys and values: the requests' items in chunks whose keys and values fit
+    /// `budget` (`Heads.keyValueChunks`, at least one item each), in item order; per chunk, the items' keys and
+    /// values are computed again (one pass each, all workers) and the chunk's requests run as `scores` runs
+    /// them with kept keys and values. The batches are those of each chunk alone (the results equal one
+    /// `score(…)` per request up to the last bits of the products, as any batching).
+    func scoresRunningKeysValuesAgain(_ requests: [ScoreRequest], samples: [AnalysisSample],
+                                      baselines: [BaselineRun], budget: Int) throws -> [FollowingScore] {
+        let touched = Array(Set(requests.map(\.sample))).sorted()
+        let bySample = Dictionary(grouping: requests.indices, by: { requests[$0].sample })
+        var out = [FollowingScore?](repeating: nil, count: requests.count)
+        for chunk in Heads.keyValueChunks(touched.map { keyValueBytes([samples[$0]]) }, budget: budget) {
+            let members = Array(touched[chunk])
+            let kept = try parallelMap(members.count) { try keysValues(samples[members[$0]]) }
+            let local = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1, $0) })
+            let indices = members.flatMap { bySample[$0] ?? [] }.sorted()
+            let chunkRequests = indices.map { i -> ScoreRequest in
+                var r = requests[i]
+                r.sample = local[r.sample]!
+                return r
+            }
+            let chunkBaselines = members.enumerated().map { k, s in
+                baselines[s].with(keys: kept[k].keys, values: kept[k].values)
+            }
+            let scored = try computeScores(chunkRequests, samples: members.map { samples[$0] },
+                                           baselines: chunkBaselines)
+            for (i, score) in zip(indices, scored) { out[i] = score }
+        }
+        return out.map { $0! }
+    }
+
+    /// The keys after rotary and the values of every layer of a sample's baseline pass, `[T, KV·D]` each.
+    func keysValues(_ sample: AnalysisSample) throws -> (keys: [Tensor], values: [Tensor]) {
+        let hooks = HookRun(cache: .patterns(["blocks.*.attn.hook_rot_k", "blocks.*.attn.hook_v"]))
+        _ = try session.run(sample.input, logits: .last, hooks: hooks)
+        return ((0..<layers).map { flatRows(hooks.cache["blocks.\($0).attn.hook_rot_k"]!) },
+                (0..<layers).map { flatRows(hooks.cache["blocks.\($0).attn.hook_v"]!) })
+    }
+
+    func computeScores(_ requests: [ScoreRequest], samples: [AnalysisSample],
+                       baselines: [BaselineRun]) throws -> [FollowingScore] {
         let hooks = try requests.map { r in
             try r.interventions.hooks(for: decoder, hookNames: hookNames,
                                       tokenCount: samples[r.sample].input.ids.count, spans: samples[r.sample].input.spans)
@@ -294,10 +394,10 @@ extension AnalysisRunner {
     func plans(_ requests: [ScoreRequest], samples: [AnalysisSample],
                baselines: [BaselineRun]) -> [(start: Int, from: Int)] {
         requests.map { r in
-            let t = samples[r.sample].input.ids.count
+            let t = samples[r.sample].input.ids.count, p = r.firstRecomputed(in: samples[r.sample])
             let start = r.startLayer < layers ? r.startLayer : 0
-            let suffix = r.unchangedBefore > 0 && r.unchangedBefore < t && baselines[r.sample].keys != nil
-            return (start, suffix ? r.unchangedBefore : 0)
+            let suffix = p > 0 && p < t && baselines[r.sample].keys != nil
+            return (start, suffix ? p : 0)
         }
     }
 

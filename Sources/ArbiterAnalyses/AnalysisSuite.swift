@@ -26,8 +26,22 @@ public struct AnalysisConfiguration: Sendable, Codable, Equatable {
     /// exact single-head ablation of every head, the default (and then absent from results.json, so results
     /// written before the option read as exact).
     public var headRanking: TwoStageRanking? = nil
+    /// Where every head intervention (ranking ablations, blocking, amplification) acts: nil, the default
+    /// protocol, at every position; `.afterImage` only at the positions after the image (docs/metrics.md,
+    /// "Head interventions after the image"), which lets each pass recompute those positions only. An
+    /// approximation of the protocol, off by default (and then absent from results.json).
+    public var headPositions: HeadPositions? = nil
 
     public init() {}
+}
+
+/// Positions head interventions act at (`AnalysisConfiguration.headPositions`).
+public enum HeadPositions: String, Sendable, Codable, CaseIterable {
+    /// Every position: the default protocol.
+    case all
+    /// The positions after the image's last (the text context, instruction, question, constraint and the
+    /// template between them): the image tokens and what comes before them compute as without intervention.
+    case afterImage = "after-image"
 }
 
 /// Everything measured on one model.
@@ -174,6 +188,8 @@ public enum AnalysisSuite {
         // Keys and values let the knockout sweep recompute only the positions a knockout can change; kept
         // when they fit the budget (a 7B model's are too large for hundreds of samples: then full resumes).
         let keepKeysValues = runner.keyValueBytes(samples) <= keyValueBudget
+        // Otherwise passes that could recompute a suffix run their items' keys and values again, in chunks.
+        runner.keyValueBudget = keepKeysValues ? nil : keyValueBudget
         let baselines = try runner.parallelMap(samples.count) { try runner.baseline(samples[$0], keepKeysValues: keepKeysValues) }
         let following = ModalityFollowing.measure(samples, scores: baselines.map(\.score), seed: c.seed &+ 1)
         let flowIdx = heldOut + calibration
@@ -191,7 +207,8 @@ public enum AnalysisSuite {
                                                      baselines: calibration.map { baselines[$0] }, seed: c.seed &+ 6)
         let ranking = try Heads.rank(runner: runner, samples: calibration.map { samples[$0] }, baselines: calibration.map { baselines[$0] },
                                      attribution: calAttribution.heads, method: c.headRanking,
-                                     keyValueBudget: keyValueBudget, progress: progress)
+                                     positions: c.headPositions, keyValueBudget: keyValueBudget,
+                                     progress: progress)
         // Sharded runs: round 1 (knockouts, single-head ablations) ends here; the rest depends on the ranking.
         try runner.checkpoint()
         // Amplification's failures: the held-out conflict items the model gets wrong, topped up from generated
@@ -208,7 +225,8 @@ public enum AnalysisSuite {
             calibration: (calibration.map { samples[$0] }, calibration.map { baselines[$0] }),
             heldOut: (heldOut.map { samples[$0] }, heldOut.map { baselines[$0] }),
             extraFailed: (extra.samples, extra.baselines),
-            fraction: c.headFraction, randomSets: c.randomHeadSets, alphaGrid: c.alphaGrid, seed: c.seed &+ 7, progress: progress)
+            fraction: c.headFraction, randomSets: c.randomHeadSets, alphaGrid: c.alphaGrid,
+            positions: c.headPositions, seed: c.seed &+ 7, progress: progress)
         interventions.extraConflictItems = extra.generated
         interventions.extraConflictCap = moreConflictItems == nil ? 0 : c.extraConflictCap
         return AnalysisResults(

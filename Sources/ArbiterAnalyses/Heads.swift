@@ -122,16 +122,26 @@ public enum Heads {
     /// The item kinds general ability is measured on.
     public static let abilityKinds = ["consistent", "image_only", "text_only"]
 
-    /// Blocking (zeroing) `heads`.
-    static func blocking(_ heads: [HeadIndex]) -> Intervention {
-        .blockHeads(mutation == .blockingBlocksNothing ? [] : heads, means: nil)
+    /// Blocking (zeroing) `heads`, at every position or (`.afterImage`) after the image only.
+    static func blocking(_ heads: [HeadIndex], at positions: HeadPositions? = nil) -> Intervention {
+        let heads = mutation == .blockingBlocksNothing ? [] : heads
+        return positions == .afterImage ? .blockHeadsAt(heads, queries: .span("after-image"))
+            : .blockHeads(heads, means: nil)
+    }
+
+    /// Amplifying `heads` by `factor`, at every position or (`.afterImage`) after the image only.
+    static func amplifying(_ heads: [HeadIndex], factor: Float, at positions: HeadPositions? = nil) -> Intervention {
+        positions == .afterImage ? .amplifyHeadsAt(heads, factor: factor, queries: .span("after-image"))
+            : .amplifyHeads(heads, factor: factor)
     }
 
     /// Single-head ablations of layer `l`: one (head, sample) request each, head-major (also counted by `VerifyPlan`).
-    static func rankingRequests(_ conflict: [Int], layer l: Int, heads: Int) -> [ScoreRequest] {
+    static func rankingRequests(_ conflict: [Int], layer l: Int, heads: Int,
+                                positions: HeadPositions? = nil) -> [ScoreRequest] {
         (0..<(heads * conflict.count)).map { j in
             ScoreRequest(sample: conflict[j % conflict.count],
-                         interventions: InterventionSet([blocking([HeadIndex(layer: l, head: j / conflict.count)])]),
+                         interventions: InterventionSet([blocking([HeadIndex(layer: l, head: j / conflict.count)],
+                                                                  at: positions)]),
                          startLayer: l)
         }
     }
@@ -139,22 +149,26 @@ public enum Heads {
     /// The ranking by exact single-head ablation of every head, or with `method` in two stages (`rankTwoStage`;
     /// `keyValueBudget`: bytes its last-position screen may hold of keys and values the baselines did not keep).
     public static func rank(runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun],
-                            attribution: [[Double]], method: TwoStageRanking? = nil, keyValueBudget: Int = 1 << 30,
+                            attribution: [[Double]], method: TwoStageRanking? = nil,
+                            positions: HeadPositions? = nil, keyValueBudget: Int = 1 << 30,
                             progress: (String) -> Void = { _ in }) throws -> HeadRanking {
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target != nil }
         guard conflict.count >= 2 else { throw AnalysisError.tooFewSamples(what: "head identification (calibration conflict samples)", have: conflict.count, need: 2) }
         if let method {
             return try rankTwoStage(runner: runner, samples: samples, baselines: baselines, conflict: conflict,
-                                    attribution: attribution, method: method, keyValueBudget: keyValueBudget,
-                                    progress: progress)
+                                    attribution: attribution, method: method, positions: positions,
+                                    keyValueBudget: keyValueBudget, progress: progress)
         }
         let layers = runner.layers, heads = runner.heads
         var causal = [[Double]](repeating: [Double](repeating: 0, count: heads), count: layers)
+        let calls = (0..<layers).map { rankingRequests(conflict, layer: $0, heads: heads, positions: positions) }
+        let scored = try runner.scores(calls: calls, samples: samples, baselines: baselines) { l in
+            progress(l.map { "single-head ablation, layer \($0 + 1)/\(layers)" }
+                     ?? "single-head ablation, all \(layers) layers at once (keys and values run again)")
+        }
         for l in 0..<layers {
-            progress("single-head ablation, layer \(l + 1)/\(layers)")
             // One (head, sample) ablation per request; summed per head in sample order.
-            let requests = rankingRequests(conflict, layer: l, heads: heads)
-            let blocked = try runner.scores(requests, samples: samples, baselines: baselines)
+            let requests = calls[l], blocked = scored[l]
             let effects = requests.indices.map { baselines[requests[$0].sample].score.s - blocked[$0].s }
             for h in 0..<heads {
                 var total = 0.0
@@ -233,7 +247,7 @@ public enum Heads {
                                  heldOut: (samples: [AnalysisSample], baselines: [BaselineRun]),
                                  extraFailed: (samples: [AnalysisSample], baselines: [BaselineRun]) = ([], []),
                                  fraction: Double = 0.05, randomSets count: Int = 200,
-                                 alphaGrid: [Double] = [1.5, 2, 3, 4, 6],
+                                 alphaGrid: [Double] = [1.5, 2, 3, 4, 6], positions: HeadPositions? = nil,
                                  seed: UInt64, progress: (String) -> Void = { _ in }) throws -> HeadInterventionResult {
         guard count >= 1 else { throw AnalysisError.invalidParameter("random head sets must be ≥ 1") }
         guard !alphaGrid.isEmpty else { throw AnalysisError.invalidParameter("the α grid is empty") }
@@ -251,7 +265,7 @@ public enum Heads {
             let all = try runner.scores(requests, samples: split.samples, baselines: split.baselines)
             return passes.indices.map { k in all[(k * indices.count)..<((k + 1) * indices.count)] }
         }
-        func blockingPasses(_ sets: [[HeadIndex]]) -> [([HeadIndex], Intervention)] { sets.map { ($0, blocking($0)) } }
+        func blockingPasses(_ sets: [[HeadIndex]]) -> [([HeadIndex], Intervention)] { sets.map { ($0, blocking($0, at: positions)) } }
         let baseMFR = mfr(conflict.map { baselines[$0].score })
         func drop(_ blocked: Double) -> Double { baseMFR > 0 ? (baseMFR - blocked) / baseMFR : .nan }
 
@@ -289,7 +303,7 @@ public enum Heads {
         var alphas = [Double](repeating: alphaGrid[0], count: sets.count)
         if !calFailed.isEmpty && alphaGrid.count > 1 {
             progress("α for the top set and \(randomHeadSets.count) random sets on \(calFailed.count) calibration failures")
-            let passes = sets.flatMap { set in alphaGrid.map { (set, Intervention.amplifyHeads(set, factor: Float($0))) } }
+            let passes = sets.flatMap { set in alphaGrid.map { (set, amplifying(set, factor: Float($0), at: positions)) } }
             let fixed = try scores(passes, calFailed, on: calibration).map(mfr)
             for k in sets.indices {
                 // The first α of the grid with the highest fix rate.
@@ -307,7 +321,8 @@ public enum Heads {
             + extraFailed.samples.indices.map { samples.count + $0 }
         progress("amplifying the top heads and \(randomHeadSets.count) random sets on \(failed.count) failed held-out samples")
         let fixRates = failed.isEmpty ? [Double](repeating: .nan, count: sets.count)
-            : try scores(sets.indices.map { (sets[$0], .amplifyHeads(sets[$0], factor: Float(alphas[$0]))) }, failed,
+            : try scores(sets.indices.map { (sets[$0], amplifying(sets[$0], factor: Float(alphas[$0]), at: positions)) },
+                         failed,
                          on: amplified).map(mfr)
         // Sharded runs: round 3 (amplification) ends here.
         try runner.checkpoint()

@@ -95,11 +95,16 @@ public enum InformationFlow {
         guard !conflict.isEmpty else { throw AnalysisError.tooFewSamples(what: "information flow (conflict samples)", have: 0, need: 1) }
         var shift: [String: [String: [Estimate]]] = [:]
         var calibrationShift = shift, heldOutShift = shift
+        let usables = edges.map { Self.usable(samples, conflict, edge: $0) }
+        let calls = try edges.indices.map { e in
+            try Self.requests(samples, usable: usables[e], edge: edges[e], width: width, layers: layers)
+        }
+        let scored = try runner.scores(calls: calls, samples: samples, baselines: baselines) { e in
+            progress(e.map { "knockout \(edges[$0]) (\($0 + 1)/\(edges.count))" }
+                     ?? "knockouts of \(edges.count) edges at once (keys and values run again, a chunk of items at a time)")
+        }
         for (e, edge) in edges.enumerated() {
-            progress("knockout \(edge) (\(e + 1)/\(edges.count))")
-            let usable = Self.usable(samples, conflict, edge: edge)
-            let requests = try Self.requests(samples, usable: usable, edge: edge, width: width, layers: layers)
-            let knocked = try runner.scores(requests, samples: samples, baselines: baselines)
+            let usable = usables[e], requests = calls[e], knocked = scored[e]
             let shifts = requests.indices.map { knocked[$0].s - baselines[requests[$0].sample].score.s }
             let delta = (0..<layers).map { layer in usable.indices.map { shifts[$0 * layers + layer] } }
             // Per target, over the members `keep` allows; split k offsets the bootstrap seeds.

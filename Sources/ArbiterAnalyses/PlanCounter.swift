@@ -64,14 +64,25 @@ final class PlanCounter {
     /// The cost of `requests` on `samples` through `scores`; samples at indices ≥ `distinctFrom` have images of
     /// their own (stand-ins for generated items). `keysKept` overrides the run's for a stage that gets keys and
     /// values of its own (the last-position screen).
+    /// When the keys and values are not kept, requests that could recompute a suffix still do: `scores` runs
+    /// their items' keys and values again, once per call (`AnalysisRunner.scoresRunningKeysValuesAgain`), so
+    /// the stage's `calls` calls each add one baseline pass per distinct item of the stage.
     func stage(_ name: String, _ requests: [ScoreRequest], _ samples: [AnalysisSample], assumption: String,
-               distinctFrom: Int = .max, keysKept: Bool? = nil) -> PlanStage {
-        let layers = shape.layers, kept = keysKept ?? self.keysKept
+               distinctFrom: Int = .max, keysKept: Bool? = nil, calls: Int = 1) -> PlanStage {
+        let layers = shape.layers
+        let wantSuffix = requests.contains { r in
+            let p = r.firstRecomputed(in: samples[r.sample])
+            return p > 0 && p < samples[r.sample].input.ids.count
+        }
+        // Keys and values run again: only where the run has a budget for them (the last-position screen's
+        // stage says `keysKept` itself).
+        let again = keysKept == nil && !self.keysKept && wantSuffix
+        let kept = keysKept ?? (self.keysKept || again)
         let plans = requests.map { r -> (start: Int, from: Int) in
-            let t = samples[r.sample].input.ids.count
+            let t = samples[r.sample].input.ids.count, p = r.firstRecomputed(in: samples[r.sample])
             let start = r.startLayer < layers ? r.startLayer : 0
-            let suffix = r.unchangedBefore > 0 && r.unchangedBefore < t && kept
-            return (start, suffix ? r.unchangedBefore : 0)
+            let suffix = p > 0 && p < t && kept
+            return (start, suffix ? p : 0)
         }
         // Rows compared as token ids and images where the runner compares the residual rows they make.
         let order = SampleRowOrder(samples: samples, distinctImagesFrom: distinctFrom)
@@ -93,9 +104,19 @@ final class PlanCounter {
             layerRows += cost.layerRows
         }
         let before = requests.reduce(0.0) { $0 + fullPassFLOPs(tokens: samples[$1.sample].input.ids.count) }
-        let seconds = requests.isEmpty ? 0 : max(total / Double(max(calibration.workers, 1)), longest)
+        var seconds = requests.isEmpty ? 0 : max(total / Double(max(calibration.workers, 1)), longest)
+        var note = assumption
+        if again {
+            let distinct = Array(Set(requests.map(\.sample))).sorted().map { samples[$0] }
+            let kv = plainBaselineStage(count: calls * distinct.count, like: distinct)
+            flops += kv.flops
+            seconds += kv.seconds
+            layerRows += kv.layerRows
+            note = (note.isEmpty ? "" : note + "; ") + "keys and values over the budget: each call's items run "
+                + "again for them (\(kv.passes) passes)"
+        }
         var out = PlanStage(name: name, passes: requests.count, layerRows: layerRows, flops: flops,
-                            flopsBefore: before, seconds: seconds, assumption: assumption)
+                            flopsBefore: before, seconds: seconds, assumption: note)
         if let pilot, !requests.isEmpty {
             // The pilot's requests: enough for about `PlanPilot.secondsPerStage` of predicted time.
             let perRequest = seconds / Double(requests.count)
@@ -103,14 +124,25 @@ final class PlanCounter {
             let subset = PlanPilot.subset(requests, count: count, items: pilotItems)
             self.pilot = nil
             let predicted = stage(name, subset, samples, assumption: "", distinctFrom: distinctFrom,
-                                  keysKept: kept).seconds
+                                  keysKept: keysKept).seconds
             self.pilot = pilot
-            if predicted > 0, let measured = try? pilot.time(subset, samples: samples, keepKeysValues: kept) {
+            // Baselines as the run keeps them (keys and values run again by the pilot's runner, as by the run's).
+            let keep = keysKept ?? self.keysKept
+            if predicted > 0, let measured = try? pilot.time(subset, samples: samples, keepKeysValues: keep) {
                 out.pilotScale = measured / predicted
                 out.seconds *= measured / predicted
             }
         }
         return out
+    }
+
+    /// `baselineStage` without the pilot's scale (passes inside another stage, whose pilot times them).
+    func plainBaselineStage(count: Int, like: [AnalysisSample]) -> PlanStage {
+        let pilot = self.pilot, scale = baselineScale
+        self.pilot = nil
+        baselineScale = nil
+        defer { self.pilot = pilot; baselineScale = scale }
+        return baselineStage(count: count, like: like)
     }
 
     /// `count` baseline passes over items like `like` (cycled): every layer on every row, the vision tower once.

@@ -93,10 +93,12 @@ public struct HeadRankingAgreement: Sendable, Codable, Equatable {
 extension Heads {
     /// Exact single-head ablations of `heads` of layer `l`: one (head, sample) request each, head-major in the
     /// order of `heads` (for every head of the layer: `rankingRequests(_:layer:heads:)`' requests).
-    static func rankingRequests(_ conflict: [Int], layer l: Int, heads: [Int]) -> [ScoreRequest] {
+    static func rankingRequests(_ conflict: [Int], layer l: Int, heads: [Int],
+                                positions: HeadPositions? = nil) -> [ScoreRequest] {
         heads.flatMap { h in
             conflict.map {
-                ScoreRequest(sample: $0, interventions: InterventionSet([blocking([HeadIndex(layer: l, head: h)])]),
+                ScoreRequest(sample: $0,
+                             interventions: InterventionSet([blocking([HeadIndex(layer: l, head: h)], at: positions)]),
                              startLayer: l)
             }
         }
@@ -104,11 +106,11 @@ extension Heads {
 
     /// The exact ablations of a two-stage ranking's candidates, per layer holding candidates (in layer order):
     /// the layer's candidates by head index and their requests, head-major (also counted by `VerifyPlan`).
-    static func candidateRequests(_ conflict: [Int],
-                                  candidates: [HeadIndex]) -> [(layer: Int, heads: [Int], requests: [ScoreRequest])] {
+    static func candidateRequests(_ conflict: [Int], candidates: [HeadIndex], positions: HeadPositions? = nil)
+        -> [(layer: Int, heads: [Int], requests: [ScoreRequest])] {
         Set(candidates.map(\.layer)).sorted().map { l in
             let local = candidates.filter { $0.layer == l }.map(\.head).sorted()
-            return (l, local, rankingRequests(conflict, layer: l, heads: local))
+            return (l, local, rankingRequests(conflict, layer: l, heads: local, positions: positions))
         }
     }
 
@@ -203,7 +205,8 @@ extension Heads {
     /// model's heads, the same ranking as `rank`, bit for bit.
     static func rankTwoStage(runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun],
                              conflict: [Int], attribution: [[Double]], method: TwoStageRanking,
-                             keyValueBudget: Int, progress: (String) -> Void) throws -> HeadRanking {
+                             positions: HeadPositions? = nil, keyValueBudget: Int,
+                             progress: (String) -> Void) throws -> HeadRanking {
         guard method.candidates >= 1 else {
             throw AnalysisError.invalidParameter("head ranking \(method): the candidate count must be ≥ 1")
         }
@@ -220,9 +223,14 @@ extension Heads {
         let screenOrder = order(all, by: screenScores)
         let candidates = Array(screenOrder.prefix(method.candidates))
         var causal = [[Double]](repeating: [Double](repeating: .nan, count: heads), count: layers)
-        for (l, local, requests) in candidateRequests(conflict, candidates: candidates) {
-            progress("single-head ablation of \(local.count) candidates, layer \(l + 1)/\(layers)")
-            let blocked = try runner.scores(requests, samples: samples, baselines: baselines)
+        let perLayer = candidateRequests(conflict, candidates: candidates, positions: positions)
+        let scored = try runner.scores(calls: perLayer.map(\.requests), samples: samples, baselines: baselines) { k in
+            progress(k.map { "single-head ablation of \(perLayer[$0].heads.count) candidates, layer "
+                             + "\(perLayer[$0].layer + 1)/\(layers)" }
+                     ?? "single-head ablation of \(candidates.count) candidates at once (keys and values run again)")
+        }
+        for (index, (l, local, requests)) in perLayer.enumerated() {
+            let blocked = scored[index]
             // Summed per head in sample order, as `rank` does.
             let effects = requests.indices.map { baselines[requests[$0].sample].score.s - blocked[$0].s }
             for (j, h) in local.enumerated() {
@@ -248,7 +256,8 @@ extension VerifyPlan {
     /// over the layers (the first layers holding one more), or with `candidatesFirst` in the first layers (the
     /// worst case).
     static func twoStageRankingStages(counter: PlanCounter, method: TwoStageRanking, samples: [AnalysisSample],
-                                      conflict: [Int], candidatesFirst: Bool) -> [PlanStage] {
+                                      conflict: [Int], positions: HeadPositions? = nil,
+                                      candidatesFirst: Bool) -> [PlanStage] {
         let layers = counter.shape.layers, heads = counter.shape.heads
         var out: [PlanStage] = []
         if method.screen == .lastPosition {
@@ -269,7 +278,8 @@ extension VerifyPlan {
         let candidates = candidatesFirst
             ? (0..<c).map { HeadIndex(layer: $0 / heads, head: $0 % heads) }
             : (0..<layers).flatMap { l in (0..<perLayer[l]).map { HeadIndex(layer: l, head: $0) } }
-        let requests = Heads.candidateRequests(conflict, candidates: candidates).flatMap(\.requests)
+        let perLayerRequests = Heads.candidateRequests(conflict, candidates: candidates, positions: positions)
+        let requests = perLayerRequests.flatMap(\.requests)
         let screen = method.screen == .attribution ? "DLA screen" : "last-position screen"
         out.append(counter.stage("head ranking (single-head ablation of \(c) candidates, \(screen))", requests,
                                  samples, assumption: c == total ? ""

@@ -149,6 +149,8 @@ extension VerifyPlan {
             * shape.headDim * MemoryLayout<Float>.size
         let keepKV = kvBytes <= keyValueBudget
         counter.keysKept = keepKV
+        // As the run's runner: keys and values run again, in chunks, for passes that recompute a suffix.
+        pilot?.runner.keyValueBudget = keepKV ? nil : keyValueBudget
         let preparation = PlanStage(name: "model and items (measured while planning)", passes: 0, layerRows: 0,
                                     flops: 0, flopsBefore: 0, seconds: preparationSeconds, assumption: "")
         let perItem = preparationSeconds / Double(samples.count)
@@ -228,8 +230,7 @@ extension VerifyPlan {
             let usable = InformationFlow.usable(flowSamples, flowConflict, edge: edge)
             flow += try InformationFlow.requests(flowSamples, usable: usable, edge: edge, width: width, layers: layers)
         }
-        out.append(counter.stage("information flow (knockouts)", flow, flowSamples,
-                                 assumption: counter.keysKept ? "" : "keys and values over the budget: no suffix runs"))
+        out.append(counter.stage("information flow (knockouts)", flow, flowSamples, assumption: ""))
         out.append(counter.readoutStage(samples))
 
         // Head ranking: single-head ablations over the calibration conflict items.
@@ -237,9 +238,11 @@ extension VerifyPlan {
         let calConflict = conflict(calSamples)
         if let method = c.headRanking {
             out += twoStageRankingStages(counter: counter, method: method, samples: calSamples, conflict: calConflict,
-                                         candidatesFirst: candidatesFirst)
+                                         positions: c.headPositions, candidatesFirst: candidatesFirst)
         } else {
-            let ranking = (0..<layers).flatMap { Heads.rankingRequests(calConflict, layer: $0, heads: heads) }
+            let ranking = (0..<layers).flatMap {
+                Heads.rankingRequests(calConflict, layer: $0, heads: heads, positions: c.headPositions)
+            }
             out.append(counter.stage("head ranking (single-head ablation)", ranking, calSamples, assumption: ""))
         }
 
@@ -256,7 +259,8 @@ extension VerifyPlan {
                     + "\(c.headFraction) of the model's \(total) heads is \(size): it comes from a run with "
                     + "another --head-fraction or model")
             }
-            if let outside = known.first(where: { !(0..<layers).contains($0.layer) || !(0..<heads).contains($0.head) }) {
+            let inModel = { (h: HeadIndex) in (0..<layers).contains(h.layer) && (0..<heads).contains(h.head) }
+            if let outside = known.first(where: { !inModel($0) }) {
                 throw AnalysisError.invalidParameter(
                     "the assumed top head set names head \(outside), outside the model's \(layers) layers × "
                     + "\(heads) heads")
@@ -271,13 +275,14 @@ extension VerifyPlan {
         let layerNote = a.topSet != nil ? "the top set of the earlier run (first layer \(first))"
             : a.topSetFirstLayer == 0 ? "the top set starts at layer 0 (worst case)"
             : "the top set starts at layer \(first)"
-        let blocking = Heads.setRequests(sets.map { ($0, Intervention.blockHeads($0, means: nil)) }, heldConflict)
+        let positions = c.headPositions
+        let blocking = Heads.setRequests(sets.map { ($0, Heads.blocking($0, at: positions)) }, heldConflict)
         out.append(counter.stage("head blocking (top + \(sets.count - 1) random sets)", blocking, heldSamples,
-                                 assumption: layerNote))
+                                 assumption: layerNote, calls: 2))
         let ability = Heads.abilityKinds.flatMap { kind in heldSamples.indices.filter { heldSamples[$0].kind == kind } }
         out.append(counter.stage("specificity (ability under blocking)",
                                  ability.isEmpty ? []
-                                    : Heads.setRequests([(top, .blockHeads(top, means: nil))], ability),
+                                    : Heads.setRequests([(top, Heads.blocking(top, at: positions))], ability),
                                  heldSamples, assumption: layerNote))
 
         // α on the calibration failures, amplification on the held-out ones (+ generated ones when too few).
@@ -289,7 +294,7 @@ extension VerifyPlan {
         let calFailed = failed(a.calibrationFailed, of: calConflict)
         let grid = c.alphaGrid
         let alpha = calFailed.isEmpty || grid.count < 2 ? []
-            : Heads.setRequests(sets.flatMap { s in grid.map { (s, Intervention.amplifyHeads(s, factor: Float($0))) } },
+            : Heads.setRequests(sets.flatMap { s in grid.map { (s, Heads.amplifying(s, factor: Float($0), at: positions)) } },
                                 calFailed)
         out.append(counter.stage("α selection (\(sets.count) sets × \(grid.count) α)", alpha, calSamples,
                                  assumption: a.calibrationFailed == nil ? rateNote + "; " + layerNote : layerNote))
@@ -313,7 +318,7 @@ extension VerifyPlan {
         let ampSamples = heldSamples + stand
         let ampFailed = heldFailed + stand.indices.map { heldSamples.count + $0 }
         let amplification = ampFailed.isEmpty ? []
-            : Heads.setRequests(sets.map { ($0, Intervention.amplifyHeads($0, factor: Float(grid.first ?? 1))) },
+            : Heads.setRequests(sets.map { ($0, Heads.amplifying($0, factor: Float(grid.first ?? 1), at: positions)) },
                                 ampFailed)
         out.append(counter.stage("amplification (\(sets.count) sets)", amplification, ampSamples,
                                  assumption: (a.heldOutFailed == nil ? rateNote + "; " : "") + layerNote,

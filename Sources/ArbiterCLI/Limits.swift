@@ -33,6 +33,15 @@ enum CLILimits {
         return method
     }
 
+    /// `--head-positions`: all (nil, the default protocol) or after-image.
+    static func headPositions(_ text: String) throws -> HeadPositions? {
+        guard let positions = HeadPositions(rawValue: text) else {
+            throw ValidationError("--head-positions '\(text)' is not one of: "
+                                  + HeadPositions.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        return positions == .all ? nil : positions
+    }
+
     static func check(_ option: String, _ value: Int, _ range: ClosedRange<Int>) throws {
         guard range.contains(value) else {
             throw ValidationError("\(option) \(value) is out of range: give \(range.lowerBound)…\(range.upperBound)")

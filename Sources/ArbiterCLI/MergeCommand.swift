@@ -53,6 +53,9 @@ struct MergeCommand: ParsableCommand {
         if try !value("layout").isEmpty { arguments += ["--layout", try value("layout")] }
         if try value("keep-going") == "true" { arguments.append("--keep-going") }
         if try value("skip-bad-items") == "true" { arguments.append("--skip-bad-items") }
+        // Recorded since these options existed in sharded runs (absent: the defaults).
+        if let ranking = recorded["head-ranking"] { arguments += ["--head-ranking", ranking] }
+        if let positions = recorded["head-positions"] { arguments += ["--head-positions", positions] }
         if let out { arguments += ["--out", out] }
         if json { arguments.append("--json") }
         if let require { arguments += ["--require", require.rawValue] }

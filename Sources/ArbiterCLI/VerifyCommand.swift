@@ -48,6 +48,11 @@ struct VerifyCommand: ParsableCommand {
         per-head DLA or by ablation at the last position only, then exact ablation of its first C heads).
         """)
     var headRanking = "exact"
+    @Option(name: .long, help: """
+        Where head interventions act: all (default: every position) or after-image (only after the image: each \
+        pass recomputes those positions alone; an approximation of the protocol, docs/metrics.md).
+        """)
+    var headPositions = "all"
     @Option(name: .long, help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
     var storeGolden: String?
     @Flag(name: .long, help: "Print what the run would cost (passes, FLOPs, time, memory per stage); run nothing.")
@@ -82,6 +87,7 @@ struct VerifyCommand: ParsableCommand {
         }
         try CLILimits.check("--count", count, CLILimits.items)
         try CLILimits.check("--random-sets", randomSets, CLILimits.randomSets)
+        _ = try CLILimits.headPositions(headPositions)
         _ = try CLILimits.headRanking(headRanking)
         for m in model { try CLIPaths.checkNotEmpty(["--model": m]) }
         try CLIPaths.checkNotEmpty(["--data": data])
@@ -160,6 +166,7 @@ struct VerifyCommand: ParsableCommand {
         var settings = ClaimRunSettings()
         settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
         settings.headRanking = try CLILimits.headRanking(headRanking)
+        settings.headPositions = try CLILimits.headPositions(headPositions)
         for (i, path) in model.enumerated() {
             progress.say("loading \(path)")
             let shown = displayName(i)
@@ -222,7 +229,8 @@ extension VerifyCommand {
         let layoutText = layout.map { $0.contains("/") || $0.hasSuffix(".json") ? absolute($0) : $0 } ?? ""
         return ["model": absolute(model[0]), "data": data.map(absolute) ?? "", "layout": layoutText,
                 "count": "\(count)", "seed": "\(seed)", "random-sets": "\(randomSets)", "name": displayName(0),
-                "keep-going": "\(keepGoing)", "skip-bad-items": "\(skipBadItems)"]
+                "keep-going": "\(keepGoing)", "skip-bad-items": "\(skipBadItems)", "head-ranking": headRanking,
+                "head-positions": headPositions]
     }
 
     /// `--shard K/N --partials DIR`: this shard's next round (docs/slurm.md).
@@ -270,6 +278,7 @@ extension VerifyCommand {
         var settings = ClaimRunSettings()
         settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
         settings.headRanking = try CLILimits.headRanking(headRanking)
+        settings.headPositions = try CLILimits.headPositions(headPositions)
         var assumptions = PlanAssumptions()
         if let failureRate { assumptions.failureRate = failureRate }
         let promptLayout: PromptLayout?

@@ -13,6 +13,8 @@ public struct ClaimRunSettings: Sendable, Equatable {
     public var randomHeadSets = 200
     /// `AnalysisConfiguration.headRanking` (nil: exact ablation of every head).
     public var headRanking: TwoStageRanking? = nil
+    /// `AnalysisConfiguration.headPositions` (nil: every position, the default protocol).
+    public var headPositions: HeadPositions? = nil
     public init() {}
 }
 
@@ -70,6 +72,7 @@ public enum ClaimRun {
         c.seed = settings.seed
         c.randomHeadSets = settings.randomHeadSets
         c.headRanking = settings.headRanking
+        c.headPositions = settings.headPositions
         c.minimumFailed = Claims.Threshold.minimumFailed
         return c
     }
@@ -173,7 +176,8 @@ public struct GoldenClaims: Sendable {
         try writer.setAttribute("model", results.model)
         try writer.setAttribute("claims_version", Claims.version)
         try writer.setAttribute("golden_format", format)
-        let ranking = settings.headRanking.map { ", head ranking \($0)" } ?? ""
+        let ranking = (settings.headRanking.map { ", head ranking \($0)" } ?? "")
+            + (settings.headPositions.map { ", head positions \($0.rawValue)" } ?? "")
         try writer.setAttribute("settings", "seed \(settings.seed), count \(settings.count), random sets "
                                 + "\(settings.randomHeadSets)" + ranking)
         for c in claims {

@@ -57,6 +57,9 @@ public enum Intervention: Sendable, CustomStringConvertible {
     case blockHeadsAt([HeadIndex], queries: PositionSelector)
     /// Scales the output (`attn.hook_z`) of each head by `factor`.
     case amplifyHeads([HeadIndex], factor: Float)
+    /// Scales the output (`attn.hook_z`) of each head by `factor` at the query positions `queries` only (as
+    /// `blockHeadsAt` zeroes them there): a run may resume at the first query.
+    case amplifyHeadsAt([HeadIndex], factor: Float, queries: PositionSelector)
     /// Scales the MLP output of `layers` by `factor` (0 ablates).
     case scaleMLP(layers: [Int], factor: Float)
     /// Replaces hook `hook`'s activation by `source` (same shape), at `positions` (rows of the first axis) or everywhere.
@@ -72,6 +75,8 @@ public enum Intervention: Sendable, CustomStringConvertible {
             return "block heads \(heads.map(\.description).joined(separator: ",")) at \(queries) (zero)"
         case .amplifyHeads(let heads, let factor):
             return "amplify heads \(heads.map(\.description).joined(separator: ",")) ×\(factor)"
+        case .amplifyHeadsAt(let heads, let factor, let queries):
+            return "amplify heads \(heads.map(\.description).joined(separator: ",")) ×\(factor) at \(queries)"
         case .scaleMLP(let layers, let factor):
             return "scale MLP @\(layerText(layers)) ×\(factor)"
         case .patch(let hook, _, let positions):

@@ -52,6 +52,12 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 }
                 position = q
             }
+            if case .amplifyHeadsAt(let heads, _, let querySelector) = intervention {
+                guard !heads.isEmpty, let q = try querySelector.resolve(spans, tokenCount: tokenCount).min() else {
+                    continue
+                }
+                position = q
+            }
             first = min(first ?? position, position)
         }
         return first
@@ -71,7 +77,7 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 parts.append(.blockHeads(heads, means: bits))
             case .amplifyHeads(let heads, let factor): parts.append(.amplifyHeads(heads, factor: factor.bitPattern))
             case .scaleMLP(let layers, let factor): parts.append(.scaleMLP(layers, factor: factor.bitPattern))
-            case .knockout, .blockHeadsAt, .patch: return nil
+            case .knockout, .blockHeadsAt, .amplifyHeadsAt, .patch: return nil
             }
         }
         return PositionIndependentKey(parts: parts)
@@ -158,6 +164,25 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                         run.addEdit(at: name) { z, _ in Self.scaleHeads(&z, heads: local, factor: factor) }
                     }
                 }
+            case .amplifyHeadsAt(let heads, let factor, let querySelector):
+                guard factor.isFinite else {
+                    throw ModelError.invalidInput("amplify heads at \(querySelector): factor \(factor) is not finite")
+                }
+                try checkHeads(heads, "amplify heads at \(querySelector)")
+                let queries = Set(try querySelector.resolve(spans, tokenCount: tokenCount))
+                for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
+                    let name = "\(prefix)blocks.\(layer).attn.hook_z"
+                    let local = group.map(\.head)
+                    installers.append {
+                        run.addEdit(at: name) { z, point in
+                            guard let offset = point.queryOffset else {
+                                throw ModelError.invalidInput("amplify heads at \(querySelector): \(point.name) was "
+                                                              + "visited without its rows' positions")
+                            }
+                            Self.scaleHeads(&z, heads: local, factor: factor, at: queries, firstPosition: offset)
+                        }
+                    }
+                }
             case .scaleMLP(let layers, let factor):
                 guard factor.isFinite else { throw ModelError.invalidInput("scale MLP: factor \(factor) is not finite") }
                 try checkLayers(layers, "scale MLP")
@@ -233,6 +258,21 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 for head in heads {
                     let base = (i * h + head) * d
                     for j in 0..<d { p[base + j] = 0 }
+                }
+            }
+        }
+    }
+
+    /// z `[T, H, D]` of the queries at positions firstPosition..<firstPosition + T: the chosen heads' rows at
+    /// `positions` scaled by `factor`.
+    static func scaleHeads(_ z: inout Tensor, heads: [Int], factor: Float, at positions: Set<Int>,
+                           firstPosition: Int) {
+        let t = z.shape[0], h = z.shape[1], d = z.shape[2]
+        z.scalars.withUnsafeMutableBufferPointer { p in
+            for i in 0..<t where positions.contains(firstPosition + i) {
+                for head in heads {
+                    let base = (i * h + head) * d
+                    for j in 0..<d { p[base + j] *= factor }
                 }
             }
         }

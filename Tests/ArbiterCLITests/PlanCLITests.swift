@@ -61,6 +61,27 @@ struct PlanCLITests {
         }
     }
 
+    @Test("on a LLaVA-1.5-7B config, heads intervened after the image cut the FLOPs ≥ 10× (issue 23's target)")
+    func afterImageCut() throws {
+        let folder = try TemporaryFolder()
+        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("llava-1.5-7b/config.json"),
+                                         to: folder.file("config.json"))
+        let r = try CLI.run(["verify", "--plan", "--json", "--model", folder.url.path, "--count", "240",
+                             "--head-positions", "after-image"], timeout: 600)
+        #expect(r.status == 0 && !r.signalled, "\(r)")
+        let plan = try #require(try Self.plans(r).first)
+        let flops = try #require(plan["flops"] as? Double), before = try #require(plan["flopsBefore"] as? Double)
+        #expect(before / flops >= 10, "FLOPs cut \(before / flops)×")
+        let configuration = try #require(plan["configuration"] as? [String: Any])
+        #expect(configuration["headPositions"] as? String == "after-image")
+        // A 7B's keys and values are over the budget: the knockouts' items run again for them, once.
+        let stages = try #require(plan["stages"] as? [[String: Any]])
+        let flow = try #require(stages.first { ($0["name"] as? String ?? "").hasPrefix("information flow") })
+        #expect((flow["assumption"] as? String ?? "").contains("run again"), "\(flow)")
+        try CLI.refuses(["verify", "--plan", "--model", folder.url.path, "--head-positions", "image"],
+                        "--head-positions 'image' is not one of: all, after-image")
+    }
+
     /// A results.json as `verify --out` writes it, reduced to the fields `--assume-from` reads.
     static func results(model: String, heads: [(Int, Int)], calibrationFailed: Any = 5, failed: Any = 7,
                         extra: Any = 0) -> [String: Any] {
@@ -71,7 +92,7 @@ struct PlanCLITests {
                               "extraFailedCount": extra]]]]]
     }
 
-    @Test("--assume-from: a plan of a re-run takes the earlier run's failures and top head set; bad files are refused naming the field")
+    @Test("--assume-from: the earlier run's failures and top head set; bad files refused naming the field")
     func assumeFrom() throws {
         let folder = try TemporaryFolder()
         try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("llava-1.5-7b/config.json"),
@@ -121,7 +142,8 @@ struct PlanCLITests {
         try CLI.refuses(base + ["--assume-from", try write("outside.json", Self.results(
             model: "x", heads: Array(deep.dropLast()) + [(40, 0)]))], "outside.json", "names head 40.0", "32 layers")
         try CLI.refuses(base + ["--assume-from", good, "--failure-rate", "0.3"], "drop --failure-rate")
-        try CLI.refuses(["verify", "--model", folder.url.path, "--assume-from", good], "--assume-from is an option of --plan")
+        try CLI.refuses(["verify", "--model", folder.url.path, "--assume-from", good],
+                        "--assume-from is an option of --plan")
     }
 
     @Test("--plan with options that act on a run's results, or plan options without --plan, are refused")

@@ -184,9 +184,9 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         // treat that text as image, question, …).
         for (i, p) in pieces.enumerated() {
             guard let span = p.span else { continue }
-            if span.isEmpty || slots.contains(span) || ["image", "last", "text", "cues", "all"].contains(span) {
+            if span.isEmpty || slots.contains(span) || ["image", "last", "text", "after-image", "cues", "all"].contains(span) {
                 throw fail("piece \(i): \"span\": '\(span)' is empty, a slot or a reserved span name "
-                           + "(image, last, text, cues, all)")
+                           + "(image, last, text, after-image, cues, all)")
             }
         }
         guard !imageToken.isEmpty else { throw fail("image_token is empty") }

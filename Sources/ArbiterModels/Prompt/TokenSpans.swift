@@ -30,7 +30,8 @@ public struct TokenSpans: Sendable, Equatable, Codable {
 
     public var names: [String] { positionsByName.keys.sorted() }
 
-    /// Positions of a span. Besides the stored spans, `text` means every position outside `image`, `cues`
+    /// Positions of a span. Besides the stored spans, `text` means every position outside `image`,
+    /// `after-image` every position after the image's last (every position of a prompt without an image), `cues`
     /// the image and the text context together (the paper's "cue" edges knock both out at once), and `all`
     /// every position. An unknown name is an error listing the known ones.
     public func positions(_ name: String) throws -> [Int] {
@@ -41,8 +42,10 @@ public struct TokenSpans: Sendable, Equatable, Codable {
         case "text":
             let image = Set(positionsByName["image"] ?? [])
             return (0..<tokenCount).filter { !image.contains($0) }
+        case "after-image":
+            return Array(((positionsByName["image"]?.last).map { $0 + 1 } ?? 0)..<tokenCount)
         default:
-            throw ModelError.invalidInput("the prompt has no span '\(name)'; it has: \((names + ["text", "cues", "all"]).joined(separator: ", "))")
+            throw ModelError.invalidInput("the prompt has no span '\(name)'; it has: \((names + ["text", "after-image", "cues", "all"]).joined(separator: ", "))")
         }
     }
 
