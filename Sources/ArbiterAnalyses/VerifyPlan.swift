@@ -55,8 +55,8 @@ public struct PlanMemory: Sendable, Codable, Equatable {
     public var weights: Int
     /// What the baselines keep for the whole run (residual streams, attention patterns, readouts, per-head results).
     public var baselines: Int
-    /// Keys and values the baselines keep (when over the budget: none, so no suffix runs, but a last-position head
-    /// screen's largest chunk).
+    /// Keys and values the baselines keep (when over the budget: the largest chunk of items whose keys and values
+    /// a stage runs again for its suffix runs, or a last-position head screen's).
     public var keysValues: Int
     /// Activations of the batches running side by side (one per worker).
     public var activations: Int
@@ -186,11 +186,17 @@ extension VerifyPlan {
 
         let tokens = samples.map { $0.input.ids.count }
         let screenKV = try screenKeyValueBytes(samples, shape: shape, configuration: c, budget: keyValueBudget)
+        // Not kept: the largest chunk of items whose keys and values a stage runs again holds them at once.
+        let perItemKV = samples.map {
+            $0.input.ids.count * shape.layers * 2 * shape.keyValueHeads * shape.headDim * MemoryLayout<Float>.size
+        }
+        let chunkKV = Heads.keyValueChunks(perItemKV, budget: keyValueBudget).map { perItemKV[$0].reduce(0, +) }
+            .max() ?? 0
         let imageTokens = samples.map { (try? $0.input.spans.positions("image").count) ?? 0 }
         let memory = PlanMemory(
             weights: shape.weightBytes,
             baselines: samples.reduce(0) { $0 + counter.baselineBytes($1) },
-            keysValues: keepKV ? kvBytes : screenKV,
+            keysValues: keepKV ? kvBytes : max(screenKV, chunkKV),
             activations: calibration.workers * counter.batchActivationBytes(maxTokens: tokens.max() ?? 0))
         var made = VerifyPlan(
             model: model, shape: shape, dataset: dataset, items: samples.count,

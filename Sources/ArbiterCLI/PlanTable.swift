@@ -35,9 +35,8 @@ enum PlanTable {
         let m = p.memory
         lines.append("peak memory: \(bytes(m.peak)) = weights \(bytes(m.weights)) (mapped) + baselines "
                      + "\(bytes(m.baselines)) + keys/values \(bytes(m.keysValues))"
-                     + (p.keepsKeysValues ? "" : m.keysValues > 0
-                        ? " (over the budget: not kept, no suffix runs; the last-position head screen's largest chunk)"
-                        : " (over the budget: not kept, no suffix runs)")
+                     + (p.keepsKeysValues ? "" : " (over the budget: not kept; suffix runs hold a chunk of "
+                        + "items' at a time, run again)")
                      + " + activations \(bytes(m.activations)) (\(p.calibration.workers) batches side by side)")
         let c = p.calibration
         lines.append("calibration: \(format(c.seconds, 1)) s on \(c.workers) workers, batches of \(c.rows) rows: "

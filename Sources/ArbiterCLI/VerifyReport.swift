@@ -116,6 +116,10 @@ enum VerifyReport {
                 s += "single-head ablation of the screen's first \(two.exactHeads.count) of "
                 s += "\(r.layers * r.headsPerLayer) heads, the rest in the screen's order (docs/metrics.md)\n"
             }
+            if r.configuration.headPositions == .afterImage {
+                s += "- head interventions (ranking, blocking, α, amplification) after the image only "
+                s += "(`--head-positions after-image`, an approximation of the protocol: docs/metrics.md)\n"
+            }
             s += "- skipped items: \(r.skipped.count)\(r.skipped.isEmpty ? "" : " (listed below)")\n"
             s += "- analysis time \(String(format: "%.1f", r.seconds)) s\n\n"
             s += "| target | MFR | 95% CI | follows / n | third answers | 95% CI | third / n |\n"

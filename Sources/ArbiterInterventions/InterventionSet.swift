@@ -105,6 +105,26 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
         }
         // Validate everything first.
         var installers: [() -> Void] = []
+        /// An edit of `heads`' outputs (`attn.hook_z`) at the query positions `selector` resolves to: `edit(z,
+        /// the layer's heads, the positions, the first row's position)`.
+        func atQueries(_ heads: [HeadIndex], _ selector: PositionSelector, _ what: String,
+                       _ edit: @escaping @Sendable (inout Tensor, [Int], Set<Int>, Int) -> Void) throws {
+            try checkHeads(heads, what)
+            let queries = Set(try selector.resolve(spans, tokenCount: tokenCount))
+            for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
+                let name = "\(prefix)blocks.\(layer).attn.hook_z"
+                let local = group.map(\.head)
+                installers.append {
+                    run.addEdit(at: name) { z, point in
+                        guard let offset = point.queryOffset else {
+                            throw ModelError.invalidInput("\(what): \(point.name) was visited without its rows' "
+                                                          + "positions")
+                        }
+                        edit(&z, local, queries, offset)
+                    }
+                }
+            }
+        }
         for intervention in interventions {
             switch intervention {
             case .knockout(let keySelector, let querySelector, let layers, let heads):
@@ -139,20 +159,8 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                     }
                 }
             case .blockHeadsAt(let heads, let querySelector):
-                try checkHeads(heads, "block heads at \(querySelector)")
-                let queries = Set(try querySelector.resolve(spans, tokenCount: tokenCount))
-                for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
-                    let name = "\(prefix)blocks.\(layer).attn.hook_z"
-                    let local = group.map(\.head)
-                    installers.append {
-                        run.addEdit(at: name) { z, point in
-                            guard let offset = point.queryOffset else {
-                                throw ModelError.invalidInput("block heads at \(querySelector): \(point.name) was "
-                                                              + "visited without its rows' positions")
-                            }
-                            Self.zeroHeads(&z, heads: local, at: queries, firstPosition: offset)
-                        }
-                    }
+                try atQueries(heads, querySelector, "block heads at \(querySelector)") { z, local, queries, offset in
+                    Self.zeroHeads(&z, heads: local, at: queries, firstPosition: offset)
                 }
             case .amplifyHeads(let heads, let factor):
                 guard factor.isFinite else { throw ModelError.invalidInput("amplify heads: factor \(factor) is not finite") }
@@ -168,20 +176,8 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 guard factor.isFinite else {
                     throw ModelError.invalidInput("amplify heads at \(querySelector): factor \(factor) is not finite")
                 }
-                try checkHeads(heads, "amplify heads at \(querySelector)")
-                let queries = Set(try querySelector.resolve(spans, tokenCount: tokenCount))
-                for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
-                    let name = "\(prefix)blocks.\(layer).attn.hook_z"
-                    let local = group.map(\.head)
-                    installers.append {
-                        run.addEdit(at: name) { z, point in
-                            guard let offset = point.queryOffset else {
-                                throw ModelError.invalidInput("amplify heads at \(querySelector): \(point.name) was "
-                                                              + "visited without its rows' positions")
-                            }
-                            Self.scaleHeads(&z, heads: local, factor: factor, at: queries, firstPosition: offset)
-                        }
-                    }
+                try atQueries(heads, querySelector, "amplify heads at \(querySelector)") { z, local, queries, offset in
+                    Self.scaleHeads(&z, heads: local, factor: factor, at: queries, firstPosition: offset)
                 }
             case .scaleMLP(let layers, let factor):
                 guard factor.isFinite else { throw ModelError.invalidInput("scale MLP: factor \(factor) is not finite") }

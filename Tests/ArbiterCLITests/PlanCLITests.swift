@@ -7,6 +7,14 @@ import Testing
 struct PlanCLITests {
     static let fixtures = Repository.root.appendingPathComponent("Tests/ArbiterCLITests/Fixtures/plan")
 
+    /// A temporary model folder holding only the config.json of fixture `name` (no weights, no tokenizer).
+    static func configAlone(_ name: String) throws -> TemporaryFolder {
+        let folder = try TemporaryFolder()
+        try FileManager.default.copyItem(at: fixtures.appendingPathComponent("\(name)/config.json"),
+                                         to: folder.file("config.json"))
+        return folder
+    }
+
     /// Decodes the JSON array `--plan --json` prints.
     static func plans(_ r: CLIResult) throws -> [[String: Any]] {
         let value = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
@@ -16,9 +24,7 @@ struct PlanCLITests {
     @Test("a 7B-shaped config alone (no weights, no tokenizer) gets a plan: passes, FLOPs before/after, time, memory",
           arguments: ["llava-1.5-7b", "qwen2.5-vl-7b"])
     func configAlone(_ name: String) throws {
-        let folder = try TemporaryFolder()
-        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("\(name)/config.json"),
-                                         to: folder.file("config.json"))
+        let folder = try Self.configAlone(name)
         let r = try CLI.run(["verify", "--plan", "--json", "--model", folder.url.path, "--count", "48",
                              "--random-sets", "20"], timeout: 600)
         #expect(r.status == 0 && !r.signalled, "\(r)")
@@ -63,9 +69,7 @@ struct PlanCLITests {
 
     @Test("on a LLaVA-1.5-7B config, heads intervened after the image cut the FLOPs ≥ 10× (issue 23's target)")
     func afterImageCut() throws {
-        let folder = try TemporaryFolder()
-        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("llava-1.5-7b/config.json"),
-                                         to: folder.file("config.json"))
+        let folder = try Self.configAlone("llava-1.5-7b")
         let r = try CLI.run(["verify", "--plan", "--json", "--model", folder.url.path, "--count", "240",
                              "--head-positions", "after-image"], timeout: 600)
         #expect(r.status == 0 && !r.signalled, "\(r)")
@@ -94,9 +98,7 @@ struct PlanCLITests {
 
     @Test("--assume-from: the earlier run's failures and top head set; bad files refused naming the field")
     func assumeFrom() throws {
-        let folder = try TemporaryFolder()
-        try FileManager.default.copyItem(at: Self.fixtures.appendingPathComponent("llava-1.5-7b/config.json"),
-                                         to: folder.file("config.json"))
+        let folder = try Self.configAlone("llava-1.5-7b")
         func write(_ name: String, _ object: [String: Any]) throws -> String {
             try JSONSerialization.data(withJSONObject: object).write(to: folder.file(name))
             return folder.path(name)
