@@ -56,6 +56,9 @@ public final class AnalysisRunner: @unchecked Sendable {
     /// time, each chunk's keys and values computed again first (`scoresRunningKeysValuesAgain`). nil: such
     /// requests recompute every position.
     public var keyValueBudget: Int?
+    /// Where `scores` reports each chunk of items whose keys and values it runs again (a 7B model's run spends
+    /// hours per chunk; nil: silent).
+    public var progress: ((String) -> Void)?
 
     public init(session: ModelSession) {
         self.session = session
@@ -274,8 +277,11 @@ extension AnalysisRunner {
         let touched = Array(Set(requests.map(\.sample))).sorted()
         let bySample = Dictionary(grouping: requests.indices, by: { requests[$0].sample })
         var out = [FollowingScore?](repeating: nil, count: requests.count)
-        for chunk in Heads.keyValueChunks(touched.map { keyValueBytes([samples[$0]]) }, budget: budget) {
+        let chunks = Heads.keyValueChunks(touched.map { keyValueBytes([samples[$0]]) }, budget: budget)
+        for (c, chunk) in chunks.enumerated() {
             let members = Array(touched[chunk])
+            progress?("keys and values run again: chunk \(c + 1)/\(chunks.count) (items \(chunk.lowerBound + 1)–"
+                      + "\(chunk.upperBound) of \(touched.count)) and its passes")
             let kept = try parallelMap(members.count) { try keysValues(samples[members[$0]]) }
             let local = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1, $0) })
             let indices = members.flatMap { bySample[$0] ?? [] }.sorted()

@@ -190,6 +190,7 @@ public enum AnalysisSuite {
         let keepKeysValues = runner.keyValueBytes(samples) <= keyValueBudget
         // Otherwise passes that could recompute a suffix run their items' keys and values again, in chunks.
         runner.keyValueBudget = keepKeysValues ? nil : keyValueBudget
+        runner.progress = progress
         let baselines = try runner.parallelMap(samples.count) { try runner.baseline(samples[$0], keepKeysValues: keepKeysValues) }
         let following = ModalityFollowing.measure(samples, scores: baselines.map(\.score), seed: c.seed &+ 1)
         let flowIdx = heldOut + calibration

@@ -73,12 +73,18 @@ struct HeadPositionsTests {
                                         Heads.amplifying([HeadIndex(layer: 0, head: 1)], factor: 2, at: .afterImage))],
                                       conflict)
         #expect(AnalysisRunner.wantKeysValues(requests, samples: samples, baselines: without))
-        let calls = Mutex(0)
+        let calls = Mutex(0), lines = Mutex<[String]>([])
+        chunked.progress = { line in lines.withLock { $0.append(line) } }
         let a = try kept.scores(requests, samples: samples, baselines: withKV)
         let b = try AnalysisRunner.observingRequests(of: session, { _ in calls.withLock { $0 += 1 } }) {
             try chunked.scores(requests, samples: samples, baselines: without)
         }
         #expect(calls.withLock { $0 } == 1, "the chunks are one call of scores, not one per chunk")
+        // One item per chunk at a budget of one byte, each reported.
+        let touched = Set(requests.map(\.sample)).count
+        #expect(lines.withLock { $0 }.count == touched)
+        #expect(lines.withLock { $0 }.last == "keys and values run again: chunk \(touched)/\(touched) (items "
+                + "\(touched)–\(touched) of \(touched)) and its passes")
         for (x, y) in zip(a, b) {
             #expect(abs(x.s - y.s) <= 1e-5 * max(1, abs(x.s)) && x.top == y.top, "\(x) vs \(y)")
         }
