@@ -45,11 +45,12 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels"),
         // Tensors and kernels: Float32 activations, weights in their stored dtype, BLAS matmul.
         .target(name: "ArbiterTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimized),
-        // Formats: safetensors, HDF5, PNG, image preprocessing, JSON helpers.
+        // Formats: safetensors, HDF5, PNG, Pillow resampling, JSON helpers.
         .target(name: "ArbiterFormats", dependencies: ["ArbiterTensor", "CHDF5", "CPNG"], swiftSettings: optimized),
         // tokenizer.json: one stage per file.
         .target(name: "ArbiterTokenizers", swiftSettings: optimized),
-        // Models: configurations, registry, decoder, vision tower, LLaVA, hook points.
+        // Models: decoder, hook points, prompt layouts, registry, one folder per family (model, vision tower,
+        // image processor, registry entry).
         .target(name: "ArbiterModels", dependencies: ["ArbiterTensor", "ArbiterFormats", "ArbiterTokenizers"],
                 resources: [.copy("Prompt/Layouts"), .copy("Prompt/Schemas")], swiftSettings: optimized),
         // Causal interventions (attention knockout, head blocking/amplification, MLP scaling, patching).

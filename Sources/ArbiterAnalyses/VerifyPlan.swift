@@ -365,7 +365,7 @@ extension VerifyPlan {
             }
             // Ids: the shared lead, a placeholder per image position, then text ids of this item.
             let ids = (0..<t).map { p in p < syntheticLead ? p : p < syntheticLead + image ? -1 : 1000 + k * t + p }
-            let input = PreparedInput(ids: ids, spans: try TokenSpans(tokenCount: t, spans: spans), pixelValues: nil,
+            let input = PreparedInput(ids: ids, spans: try TokenSpans(tokenCount: t, spans: spans), image: nil,
                                       text: "")
             return AnalysisSample(id: item.id, kind: item.kind, target: item.target, input: input)
         }

@@ -98,7 +98,7 @@ struct RunCommand: ParsableCommand {
                 throw CLIError("--ids: token id \(tokenIDs[i]) at position \(i) is outside the vocabulary "
                                + "(0..<\(vocabulary)) of \(model)")
             }
-            input = PreparedInput(ids: tokenIDs, spans: try TokenSpans(tokenCount: tokenIDs.count), pixelValues: nil, text: "")
+            input = PreparedInput(ids: tokenIDs, spans: try TokenSpans(tokenCount: tokenIDs.count), image: nil, text: "")
         } else {
             let chosen: PromptLayout?
             do { chosen = try layout.map(PromptLayout.named) } catch {
@@ -112,7 +112,7 @@ struct RunCommand: ParsableCommand {
                     throw CLIError("cannot load model: \(error)")
                 }
                 // (An unknown type is left to the loader, whose error names config.json and the supported types.)
-                guard ModelSession.imageModelTypes.contains(type) || !ModelRegistry.supportedTypes.contains(type) else {
+                guard ModelRegistry.family(of: type)?.takesImages ?? true else {
                     throw CLIError("--image \(image): \(model) is a \(type) model, which takes no images")
                 }
             }
@@ -186,21 +186,20 @@ struct RunCommand: ParsableCommand {
                                           source: "arbiter run" + (interventions.isEmpty ? "" : "; \(InterventionSet(interventions))"),
                                           seed: 0, caseName: "cli", prompt: input.text.isEmpty ? nil : input.text, output: .dump)
             try writer.writeInputIDs(input.ids)
-            if let pixels = input.pixelValues {
-                // The golden layout: LLaVA's pixel values with a batch axis [1, 3, H, W]; Qwen-VL's patches
-                // [N, C·T·P·P] as transformers takes them, with `image_grid_thw` [images, 3].
-                let isPatches = !input.grids.isEmpty
-                try writer.write(hook: "pixel_values", tensor: isPatches ? pixels : pixels.reshaped([1] + pixels.shape))
-                if isPatches {
-                    try writer.writeIntegers("image_grid_thw", input.grids.flatMap { [$0.t, $0.h, $0.w] },
-                                             shape: [input.grids.count, 3])
+            var inputs = 1
+            if let image = input.image, let family = m.images {
+                // The golden layout: pixel values and the family's integer inputs as transformers takes them.
+                try writer.write(hook: "pixel_values", tensor: family.goldenPixelValues(of: image))
+                for (name, array) in image.integers.sorted(by: { $0.key < $1.key }) {
+                    try writer.writeIntegers(name, array.values, shape: array.shape)
                 }
+                inputs += 1 + image.integers.count
             }
             for (name, tensor) in hooks.cache.sorted(by: { $0.key < $1.key }) {
                 try writer.write(hook: GoldenComparison.datasetName(forHook: name), tensor: tensor)
             }
             try writer.commit()
-            print("wrote \(hooks.cache.count + 1 + (input.pixelValues == nil ? 0 : 1)) datasets to \(dump)")
+            print("wrote \(hooks.cache.count + inputs) datasets to \(dump)")
         }
     }
 

@@ -51,10 +51,9 @@ public enum ClaimRunPlan {
                                    calibration: calibration, preparationSeconds: preparation, pilot: pilot)
     }
 
-    /// The side of the images the generator draws for the model (LLaVA: the tower's image size).
+    /// The side of the images the generator draws for the model (`ImageModel.defaultImageSide`, from
+    /// config.json alone).
     static func imageSide(_ folder: URL) throws -> Int? {
-        let directory = try ModelDirectory(folder)
-        guard directory.modelType == "llava" else { return 56 }
-        return try directory.configuration(LlavaConfiguration.self).visionConfig.imageSize
+        try ModelRegistry.shape(folder).shape.imageSide
     }
 }

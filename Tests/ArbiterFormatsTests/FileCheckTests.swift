@@ -48,7 +48,6 @@ struct FileCheckTests {
         ("PNG", { _ = try PNGImage.read(url: $0) }),
         ("HDF5", { _ = try HDF5Reader(url: $0) }),
         ("golden", { _ = try GoldenActivations(url: $0) }),
-        ("image processor", { _ = try CLIPImageProcessor(contentsOf: $0) }),
     ]
 
     @Test("a named pipe, a character device and a folder are refused by every reader, saying what they are",

@@ -15,15 +15,8 @@ enum ImageFixtures {
         let pil_mode: String
     }
 
-    struct ClipEntry: Decodable {
-        let name: String
-        let shape: [Int]
-        let config: CLIPImageProcessorConfig
-    }
-
     struct Manifest: Decodable {
         let decode: [DecodeEntry]
-        let clip: [ClipEntry]
     }
 
     static func manifest() throws -> Manifest {

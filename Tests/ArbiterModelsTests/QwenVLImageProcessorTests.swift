@@ -1,5 +1,6 @@
 // Qwen2VLImageProcessor: smart_resize against transformers 5.24's values, config parsing, and its errors.
 import ArbiterFormats
+import ArbiterModels
 import ArbiterTensor
 import Foundation
 import PropertyBased

@@ -31,7 +31,7 @@ public enum PILResampleFilter: Int, Sendable, CaseIterable {
     }
 }
 
-enum PILResample {
+public enum PILResample {
     static let precisionBits = 32 - 8 - 2
 
     /// Per output position: first source index, tap count, and `ksize` fixed-point coefficients.
@@ -87,7 +87,7 @@ enum PILResample {
     }
 
     /// Resizes an RGB image (alpha, if any, is dropped) to `width` x `height` like `Image.resize` with `filter`.
-    static func resize(_ image: RGBImage, width: Int, height: Int, filter: PILResampleFilter) -> RGBImage {
+    public static func resize(_ image: RGBImage, width: Int, height: Int, filter: PILResampleFilter) -> RGBImage {
         precondition(width > 0 && height > 0, "resize target \(width)x\(height) must be positive")
         let needHorizontal = width != image.width
         let needVertical = height != image.height

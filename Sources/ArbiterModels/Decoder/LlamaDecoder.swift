@@ -483,6 +483,23 @@ public final class LlamaDecoder: @unchecked Sendable {
     }
 
     /// Embeddings of `ids` after the `hook_embed` hook.
+    /// Embeddings of `ids` with the rows at `imageTokenID` replaced, in order, by the rows of `features` (the
+    /// image-token merge of every image family: transformers' `masked_scatter` of the placeholder mask).
+    public func embed(_ ids: [Int], replacing imageTokenID: Int, with features: Tensor) throws -> Tensor {
+        let imagePositions = ids.indices.filter { ids[$0] == imageTokenID }
+        guard imagePositions.count == features.rows else {
+            throw ModelError.invalidInput("the prompt has \(imagePositions.count) image tokens (id \(imageTokenID)) but "
+                                          + "the image gives \(features.rows) features; expand the image token to "
+                                          + "\(features.rows) tokens")
+        }
+        var x = try embed(ids)
+        let d = x.columns
+        for (k, position) in imagePositions.enumerated() {
+            for j in 0..<d { x.scalars[position * d + j] = features.scalars[k * d + j] }
+        }
+        return x
+    }
+
     private func embedded(_ ids: [Int], hooks: HookRun?) throws -> Tensor {
         var x = try embed(ids)
         try hooks.visit("\(hookPrefix)hook_embed", &x)

@@ -130,35 +130,12 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
         return projected
     }
 
-    /// Embeddings of `ids` with the rows at `image_token_id` replaced, in order, by image features.
-    public func mergedEmbeddings(ids: [Int], imageFeatures: Tensor) throws -> Tensor {
-        let imagePositions = ids.indices.filter { ids[$0] == configuration.imageTokenID }
-        guard imagePositions.count == imageFeatures.rows else {
-            throw ModelError.invalidInput("the prompt has \(imagePositions.count) image tokens (id \(configuration.imageTokenID)) but the image gives \(imageFeatures.rows) features; expand the image token to \(imageFeatures.rows) tokens")
-        }
-        var x = try decoder.embed(ids)
-        let d = x.columns
-        for (k, position) in imagePositions.enumerated() {
-            for j in 0..<d { x.scalars[position * d + j] = imageFeatures.scalars[k * d + j] }
-        }
-        return x
-    }
-
-    /// Full forward: image + ids (with the image token already expanded) → decoder output.
+    /// Full forward: pixel values `[3, S, S]` + ids (with the image token already expanded) → decoder output.
     public func forward(ids: [Int], pixelValues: Tensor?, logits: LogitPositions = .all,
                         hooks: HookRun? = nil) throws -> DecoderOutput {
-        var x: Tensor
-        if let pixelValues {
-            let features = try imageFeatures(pixelValues: pixelValues, hooks: hooks)
-            x = try mergedEmbeddings(ids: ids, imageFeatures: features)
-        } else {
-            if ids.contains(configuration.imageTokenID) {
-                throw ModelError.invalidInput("the prompt has image tokens but no image was given")
-            }
-            x = try decoder.embed(ids)
-        }
-        try hooks.visit("hook_embed", &x)
-        return try decoder.forward(residual: x, positions: .sequential(ids.count), logits: logits, hooks: hooks)
+        try forward(ids: ids, image: pixelValues.map {
+            PreparedImage(pixelValues: $0, tokenCount: configuration.imageTokenCount)
+        }, logits: logits, hooks: hooks)
     }
 }
 
@@ -267,12 +244,4 @@ public struct LlavaConfiguration: Decodable, Sendable {
             + [.weights("the projector (vision_config.hidden_size \(visionConfig.hiddenSize) → "
                         + "text_config.hidden_size \(d))", count: projector)]
     }
-}
-
-struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ s: String) { stringValue = s }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
 }

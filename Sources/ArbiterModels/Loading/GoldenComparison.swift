@@ -56,21 +56,10 @@ public enum GoldenComparison {
         let datasets = golden.hookNames.filter { !inputDatasets.contains($0) }
         let hooks = HookRun(cache: .names(Set(datasets.map(hookName(forDataset:)))))
         try hooks.validate(against: model.hookNames, model: model.identifier)
-        switch model {
-        case let llava as LlavaModel:
-            var pixels: Tensor? = nil
-            if golden.contains("pixel_values") {
-                let p = try golden.tensor("pixel_values")
-                pixels = p.rank == 4 && p.shape[0] == 1 ? p.reshaped(Array(p.shape.dropFirst())) : p
-            }
-            _ = try llava.forward(ids: ids, pixelValues: pixels, logits: .all, hooks: hooks)
-        case let qwen as QwenVLModel:
-            return try runQwenVL(qwen, golden: golden, ids: ids, hooks: hooks, datasets: datasets, tolerance: tolerance)
-        default:
-            let output = try model.decoder.forward(ids: ids, logits: .all, hooks: hooks)
-            _ = output
-        }
-        return try compareCached(hooks: hooks, golden: golden, datasets: datasets, tolerance: tolerance)
+        let image = try model.images?.goldenImage(golden)
+        _ = try model.forward(ids: ids, image: image, logits: .all, hooks: hooks)
+        let checks = try model.images?.goldenChecks(golden, ids: ids, image: image) ?? []
+        return try compareCached(hooks: hooks, golden: golden, datasets: datasets, tolerance: tolerance) + checks
     }
 
     static func compareCached(hooks: HookRun, golden: GoldenActivations, datasets: [String],
@@ -85,33 +74,5 @@ public enum GoldenComparison {
             return compare(actual, to: reference, tolerance: tolerance,
                            label: "\(golden.modelID)/\(golden.caseName) \(name)")
         }
-    }
-
-    /// Qwen2(.5)-VL: pixel patches `[N, C·T·P·P]` and `image_grid_thw` `[images, 3]` are inputs; the 3-D
-    /// `position_ids` `[3, T]` are compared exactly with `QwenVLModel.positionIDs`.
-    static func runQwenVL(_ model: QwenVLModel, golden: GoldenActivations, ids: [Int], hooks: HookRun,
-                          datasets: [String], tolerance: Tolerance) throws -> [ComparisonReport] {
-        var grids: [VisionGrid] = []
-        var pixels: Tensor? = nil
-        if golden.contains("pixel_values") {
-            pixels = try golden.tensor("pixel_values")
-            let (shape, values) = try golden.integers("image_grid_thw")
-            guard shape.count == 2, shape[1] == 3 else {
-                throw FormatError(.inconsistent, file: golden.url, "'image_grid_thw' has shape \(shape), expected [images, 3]")
-            }
-            grids = (0..<shape[0]).map { VisionGrid(t: values[3 * $0], h: values[3 * $0 + 1], w: values[3 * $0 + 2]) }
-        }
-        _ = try model.forward(ids: ids, pixelValues: pixels, grids: grids, logits: .all, hooks: hooks)
-        var reports = try compareCached(hooks: hooks, golden: golden, datasets: datasets, tolerance: tolerance)
-        if golden.integerNames.contains("position_ids") {
-            let (shape, values) = try golden.integers("position_ids")
-            let positions = pixels == nil ? PositionIDs.sequential(ids.count) : try model.positionIDs(ids: ids, grids: grids)
-            let axes = positions.axes.count == 3 ? positions.axes : Array(repeating: positions.axes[0], count: 3)
-            let actual = Tensor(shape: [3, ids.count], scalars: axes.flatMap { $0.map(Float.init) })
-            let reference = Tensor(shape: shape, scalars: values.map { Float($0) })
-            reports.append(compare(actual, to: reference, tolerance: Tolerance(atol: 0, rtol: 0, nmse: 0, reason: "integer positions are exact"),
-                                   label: "\(golden.modelID)/\(golden.caseName) position_ids"))
-        }
-        return reports
     }
 }

@@ -3,7 +3,8 @@ import ArbiterFormats
 import ArbiterTensor
 import Foundation
 
-/// A loaded model Arbiter can run: a Llama-family decoder, possibly behind a vision tower.
+/// A loaded model Arbiter can run: a Llama-family decoder, possibly behind a vision tower (then also an
+/// `ImageModel`).
 public protocol ArbiterModel: AnyObject, Sendable {
     /// `model_type` from config.json.
     var modelType: String { get }
@@ -13,30 +14,50 @@ public protocol ArbiterModel: AnyObject, Sendable {
     var decoder: LlamaDecoder { get }
     /// Every hook name in forward order.
     var hookNames: [String] { get }
+    /// Rotary position ids of a prompt (three axes for Qwen-VL's multimodal rotary, one otherwise). Runs
+    /// resumed from a cached residual stream must use these. Refuses an image the prompt's image tokens do
+    /// not fit (and any image, for a text model).
+    func positions(ids: [Int], image: PreparedImage?) throws -> PositionIDs
+    /// The decoder's input embeddings (`hook_embed` before its hook): the image's features in place of the
+    /// image tokens, running the vision tower with `hooks`.
+    func inputEmbeddings(ids: [Int], image: PreparedImage?, hooks: HookRun?) throws -> Tensor
 }
 
-/// Maps `model_type` to a loader.
+/// Maps `model_type` to its family's loader: one entry per family.
 public enum ModelRegistry {
-    public typealias Loader = @Sendable (ModelDirectory) throws -> any ArbiterModel
-
-    public static let loaders: [String: Loader] = [
-        "llama": { try CausalLanguageModel(directory: $0) },
-        "qwen2": { try CausalLanguageModel(directory: $0) },
-        "llava": { try LlavaModel(directory: $0) },
-        "qwen2_5_vl": { try QwenVLModel(directory: $0) },
-        "qwen2_vl": { try QwenVLModel(directory: $0) },
+    public static let families: [ModelFamily] = [
+        .textDecoder,
+        .llava,
+        .qwenVL,
     ]
 
-    public static var supportedTypes: [String] { loaders.keys.sorted() }
+    public static var supportedTypes: [String] { families.flatMap(\.modelTypes).sorted() }
+
+    /// The family that loads `modelType`, nil if none does.
+    public static func family(of modelType: String) -> ModelFamily? {
+        families.first { $0.modelTypes.contains(modelType) }
+    }
+
+    /// The family of `directory`'s config.json, or an error naming the file and the types Arbiter loads.
+    public static func family(for directory: ModelDirectory) throws -> ModelFamily {
+        guard let family = family(of: directory.modelType) else {
+            throw ModelError.unsupportedModelType(directory.modelType, file: directory.configURL.path,
+                                                  supported: supportedTypes)
+        }
+        return family
+    }
 
     /// Loads the Hugging Face model folder at `url`, with the matrix products in `compute` (nil:
     /// `ComputePrecision.fromEnvironment()`, f32 unless `ARBITER_COMPUTE` says otherwise).
     public static func load(_ url: URL, compute: ComputePrecision? = nil) throws -> any ArbiterModel {
         let directory = try ModelDirectory(url, compute: compute ?? ComputePrecision.fromEnvironment())
-        guard let loader = loaders[directory.modelType] else {
-            throw ModelError.unsupportedModelType(directory.modelType, file: directory.configURL.path, supported: supportedTypes)
-        }
-        return try loader(directory)
+        return try family(for: directory).load(directory)
+    }
+
+    /// The shapes of the model in `url` from its config.json alone.
+    public static func shape(_ url: URL) throws -> (directory: ModelDirectory, shape: ModelShape) {
+        let directory = try ModelDirectory(url)
+        return (directory, try family(for: directory).shape(directory))
     }
 }
 
@@ -95,35 +116,4 @@ public struct ModelDirectory: Sendable {
         let u = url.appendingPathComponent(name)
         return FileManager.default.fileExists(atPath: u.path) ? u : nil
     }
-}
-
-/// A text-only Llama-family causal LM (`llama`, `qwen2`).
-public final class CausalLanguageModel: ArbiterModel, @unchecked Sendable {
-    public let modelType: String
-    public let identifier: String
-    public let decoder: LlamaDecoder
-    /// Keeps the memory maps alive.
-    let checkpoint: Checkpoint
-
-    public init(directory: ModelDirectory) throws {
-        let config = try directory.configuration(DecoderConfiguration.self)
-        try config.validate(file: directory.configURL.path)
-        try ResourceGuard.check(configuration: config.memoryTerms(file: directory.configURL.path),
-                                file: directory.configURL.path)
-        checkpoint = try directory.checkpoint()
-        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config, model: directory.url.path)
-        let tensors = try directory.weights(of: checkpoint)
-        var weights = WeightStore(Self.sanitize(tensors), source: directory.url.path)
-        decoder = try LlamaDecoder(configuration: config, weights: &weights)
-        try weights.finish()
-        modelType = directory.modelType
-        identifier = directory.url.lastPathComponent
-    }
-
-    /// Drops derived tensors (`rotary_emb.inv_freq`, kept by some older checkpoints).
-    static func sanitize(_ tensors: [String: StoredTensor]) -> [String: StoredTensor] {
-        tensors.filter { !$0.key.hasSuffix("rotary_emb.inv_freq") }
-    }
-
-    public var hookNames: [String] { decoder.hookNames }
 }

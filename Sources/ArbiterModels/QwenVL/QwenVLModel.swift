@@ -131,45 +131,22 @@ public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
         return try PositionIDs(axes: axes)
     }
 
-    /// Embeddings of `ids` with the rows at `image_token_id` replaced, in order, by image features.
-    public func mergedEmbeddings(ids: [Int], imageFeatures: Tensor) throws -> Tensor {
-        let imageID = configuration.imageTokenID
-        let imagePositions = ids.indices.filter { ids[$0] == imageID }
-        guard imagePositions.count == imageFeatures.rows else {
-            throw ModelError.invalidInput("the prompt has \(imagePositions.count) image tokens (id \(imageID)) but the image gives \(imageFeatures.rows) features; expand the image token to \(imageFeatures.rows) tokens")
-        }
-        var x = try decoder.embed(ids)
-        let d = x.columns
-        for (k, position) in imagePositions.enumerated() {
-            for j in 0..<d { x.scalars[position * d + j] = imageFeatures.scalars[k * d + j] }
-        }
-        return x
-    }
-
     /// The decoder's inputs: merged embeddings (`hook_embed`, before its hook) and the 3-D positions. Runs that
     /// resume from a cached `hook_embed` or `blocks.{l}.hook_resid_pre` must pass these positions to
     /// `decoder.forward(residual:positions:…)`.
     public func decoderInputs(ids: [Int], pixelValues: Tensor?, grids: [VisionGrid],
                               hooks: HookRun? = nil) throws -> (embeddings: Tensor, positions: PositionIDs) {
-        guard let pixelValues else {
-            if ids.contains(configuration.imageTokenID) {
-                throw ModelError.invalidInput("the prompt has image tokens (id \(configuration.imageTokenID)) but no image was given")
-            }
-            guard grids.isEmpty else { throw ModelError.invalidInput("image grids were given without pixel values") }
-            return (try decoder.embed(ids), .sequential(ids.count))
-        }
+        let image = try Self.image(pixelValues: pixelValues, grids: grids, tokens: grids.map(imageTokenCount))
         // Positions first: a grid that disagrees with the prompt fails before the vision tower runs.
-        let positions = try positionIDs(ids: ids, grids: grids)
-        let features = try imageFeatures(pixelValues: pixelValues, grids: grids, hooks: hooks)
-        return (try mergedEmbeddings(ids: ids, imageFeatures: features), positions)
+        let positions = try positions(ids: ids, image: image)
+        return (try inputEmbeddings(ids: ids, image: image, hooks: hooks), positions)
     }
 
     /// Full forward: pixel patches of `grids` + ids (image tokens already expanded, one per merged patch).
     public func forward(ids: [Int], pixelValues: Tensor?, grids: [VisionGrid], logits: LogitPositions = .all,
                         hooks: HookRun? = nil) throws -> DecoderOutput {
-        var (x, positions) = try decoderInputs(ids: ids, pixelValues: pixelValues, grids: grids, hooks: hooks)
-        try hooks.visit("hook_embed", &x)
-        return try decoder.forward(residual: x, positions: positions, logits: logits, hooks: hooks)
+        let image = try Self.image(pixelValues: pixelValues, grids: grids, tokens: grids.map(imageTokenCount))
+        return try forward(ids: ids, image: image, logits: logits, hooks: hooks)
     }
 
     /// Forward from a processed image (`Qwen2VLImageProcessor.preprocess`).

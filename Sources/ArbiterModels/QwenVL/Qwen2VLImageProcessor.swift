@@ -12,6 +12,7 @@
 // Deliberate difference: transformers 5.24's smart_resize silently scales up an image smaller than one merged
 // patch (patch_size × merge_size) and silently exceeds max_pixels for extreme aspect ratios; Arbiter refuses
 // both with an error naming the values (as Qwen's own qwen-vl-utils and transformers ≤ 4.4x did for the first).
+import ArbiterFormats
 import ArbiterTensor
 import Foundation
 

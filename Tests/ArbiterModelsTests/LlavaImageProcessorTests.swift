@@ -1,10 +1,36 @@
-// CLIP image preprocessing against golden pixel values from transformers 5.24 (CLIPImageProcessorPil, the
-// backend AutoImageProcessor uses without torchvision), produced by Fixtures/images/make_fixtures.py.
+// LLaVA's CLIP image preprocessing against golden pixel values from transformers 5.24 (CLIPImageProcessorPil,
+// the backend AutoImageProcessor uses without torchvision), produced by
+// Tests/ArbiterFormatsTests/Fixtures/images/make_fixtures.py (the PNG decoder's fixtures too).
+import ArbiterFormats
 import ArbiterTensor
 import Foundation
-import PropertyBased
 import Testing
-@testable import ArbiterFormats
+@testable import ArbiterModels
+
+/// The CLIP cases of the image fixtures' manifest.
+enum CLIPFixtures {
+    static let folder = Repository.root.appendingPathComponent("Tests/ArbiterFormatsTests/Fixtures/images")
+
+    struct Entry: Decodable {
+        let name: String
+        let shape: [Int]
+        let config: CLIPImageProcessorConfig
+    }
+
+    struct Manifest: Decodable { let clip: [Entry] }
+
+    static func manifest() throws -> Manifest {
+        try JSONFile.decode(Manifest.self, from: folder.appendingPathComponent("manifest.json"))
+    }
+
+    static func float32s(_ relative: String) throws -> [Float] {
+        let raw = [UInt8](try Data(contentsOf: folder.appendingPathComponent(relative)))
+        return stride(from: 0, to: raw.count, by: 4).map { i in
+            Float(bitPattern: UInt32(raw[i]) | UInt32(raw[i + 1]) << 8 | UInt32(raw[i + 2]) << 16
+                  | UInt32(raw[i + 3]) << 24)
+        }
+    }
+}
 
 @Suite("CLIP image processor matches transformers")
 struct ImageProcessingCLIPTests {
@@ -20,17 +46,17 @@ struct ImageProcessingCLIPTests {
 
     @Test("the test list covers every CLIP fixture in the manifest")
     func listCoversManifest() throws {
-        #expect(Set(try ImageFixtures.manifest().clip.map(\.name)) == Set(Self.goldenCases))
+        #expect(Set(try CLIPFixtures.manifest().clip.map(\.name)) == Set(Self.goldenCases))
     }
 
     @Test("pixel values equal transformers' golden values", arguments: goldenCases)
     func matchesGolden(name: String) throws {
-        let entry = try #require(try ImageFixtures.manifest().clip.first { $0.name == name })
+        let entry = try #require(try CLIPFixtures.manifest().clip.first { $0.name == name })
         let processor = try CLIPImageProcessor(config: entry.config, source: "manifest.json:\(name)")
-        let image = try PNGImage.read(url: ImageFixtures.folder.appendingPathComponent("clip/\(name).png"))
+        let image = try PNGImage.read(url: CLIPFixtures.folder.appendingPathComponent("clip/\(name).png"))
         let output = try processor.preprocess(image)
         #expect(output.shape == entry.shape)
-        let golden = try ImageFixtures.float32s("clip/\(name).f32")
+        let golden = try CLIPFixtures.float32s("clip/\(name).f32")
         try #require(golden.count == output.count)
         var maxDiff: Float = 0, worst = 0
         for i in 0..<golden.count where abs(output.scalars[i] - golden[i]) > maxDiff {
@@ -38,6 +64,15 @@ struct ImageProcessingCLIPTests {
         }
         #expect(maxDiff <= Self.tolerance,
                 "\(name): max |Δ| \(maxDiff) at \(worst) (got \(output.scalars[worst]), transformers \(golden[worst]))")
+    }
+
+    @Test("a folder given as preprocessor_config.json is refused, naming it")
+    func folderRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("arbiter-clip-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let e = try #require(throws: FormatError.self) { try CLIPImageProcessor(contentsOf: folder) }
+        #expect(e.file == folder.path && e.problem.contains("folder"), "\(e)")
     }
 
     @Test("a real preprocessor_config.json file loads")
@@ -122,28 +157,5 @@ struct ImageProcessingCLIPTests {
         #expect(p.resizedSize(height: 333, width: 500) == (336, 504))   // int(336 * 500 / 333) = int(504.50...)
         #expect(p.resizedSize(height: 7, width: 7) == (336, 336))
         #expect(p.resizedSize(height: 100, width: 301) == (336, 1011))  // 1011.36 truncated
-    }
-
-    @Test("property: resizing a flat image keeps it flat, any size and filter")
-    func flatStaysFlat() async {
-        await propertyCheck(count: 40, input: Gen.int(in: 1...40), Gen.int(in: 1...40), Gen.int(in: 1...40), Gen.int(in: 1...40),
-                            Gen.int(in: 0...255), Gen.int(in: 2...3)) { w, h, ow, oh, v, f in
-            let image = RGBImage(width: w, height: h, red: UInt8(v), green: UInt8(255 - v), blue: UInt8(v / 2))
-            let out = PILResample.resize(image, width: ow, height: oh, filter: PILResampleFilter(rawValue: f)!)
-            #expect(out.width == ow && out.height == oh)
-            #expect(out == RGBImage(width: ow, height: oh, red: UInt8(v), green: UInt8(255 - v), blue: UInt8(v / 2)))
-        }
-    }
-
-    @Test("bicubic coefficients of each output position sum to 1.0 in fixed point (±rounding)")
-    func coefficientsNormalized() {
-        for (inSize, outSize) in [(10, 3), (3, 10), (300, 17), (17, 17), (1, 5), (5, 1)] {
-            let k = PILResample.coefficients(inSize: inSize, outSize: outSize, filter: .bicubic)
-            for xx in 0..<outSize {
-                let sum = (0..<k.ksize).reduce(0) { $0 + Int(k.weights[xx * k.ksize + $1]) }
-                #expect(abs(sum - (1 << 22)) <= k.ksize, "\(inSize)→\(outSize) position \(xx): sum \(sum)")
-                #expect(k.first[xx] >= 0 && k.first[xx] + k.count[xx] <= inSize)
-            }
-        }
     }
 }

@@ -11,6 +11,7 @@
 //   (x − mean) / std in float32, channel-first.
 // The torchvision backend (`resize(..., antialias=True)` on tensors) differs from this by a few 8-bit steps
 // on some pixels.
+import ArbiterFormats
 import ArbiterTensor
 import Foundation
 
