@@ -71,10 +71,10 @@ public final class AnalysisRunner: @unchecked Sendable {
     /// A baseline pass with everything the analyses read.
     public func baseline(_ sample: AnalysisSample, keepPatterns: Bool = true, keepKeysValues: Bool = false) throws -> BaselineRun {
         let l = layers
-        var patterns = ["blocks.*.hook_resid_pre", "blocks.*.hook_resid_post", "blocks.*.hook_attn_out",
-                        "blocks.*.hook_mlp_out", "blocks.*.attn.hook_result"]
-        if keepPatterns { patterns.append("blocks.*.attn.hook_pattern") }
-        if keepKeysValues { patterns += ["blocks.*.attn.hook_rot_k", "blocks.*.attn.hook_v"] }
+        var hooked: [BlockHook] = [.residPre, .residPost, .attnOut, .mlpOut, .result]
+        if keepPatterns { hooked.append(.pattern) }
+        if keepKeysValues { hooked += [.rotK, .v] }
+        let patterns = hooked.map(HookName.everyBlock)
         let hooks = HookRun(cache: .patterns(patterns))
         let out = try session.run(sample.input, logits: .last, hooks: hooks)
         let logits = Array(out.logits!.row(0))
@@ -84,24 +84,24 @@ public final class AnalysisRunner: @unchecked Sendable {
         func lastRow(_ name: String) -> [Float] { Array(hooks.cache[name]!.row(last)) }
         return BaselineRun(
             score: FollowingScore(logits: logits, instructed: sample.instructed, competitor: sample.competitor),
-            residPre: (0..<l).map { hooks.cache["blocks.\($0).hook_resid_pre"]! },
+            residPre: (0..<l).map { hooks.cache[HookName.block($0, .residPre)]! },
             readout: (0..<l).map { layer in
-                let r = hooks.cache["blocks.\(layer).hook_resid_post"]!
+                let r = hooks.cache[HookName.block(layer, .residPost)]!
                 return Tensor(shape: [readoutPositions.count, r.columns], scalars: readoutPositions.flatMap { r.row($0) })
             },
             readoutPositions: readoutPositions,
-            patterns: keepPatterns ? (0..<l).map { hooks.cache["blocks.\($0).attn.hook_pattern"]! } : nil,
-            attnOutLast: (0..<l).map { lastRow("blocks.\($0).hook_attn_out") },
-            mlpOutLast: (0..<l).map { lastRow("blocks.\($0).hook_mlp_out") },
+            patterns: keepPatterns ? (0..<l).map { hooks.cache[HookName.block($0, .pattern)]! } : nil,
+            attnOutLast: (0..<l).map { lastRow(HookName.block($0, .attnOut)) },
+            mlpOutLast: (0..<l).map { lastRow(HookName.block($0, .mlpOut)) },
             headResultsLast: (0..<l).map { layer in
-                let r = hooks.cache["blocks.\(layer).attn.hook_result"]!
+                let r = hooks.cache[HookName.block(layer, .result)]!
                 let h = r.shape[1], d = r.shape[2]
                 return Tensor(shape: [h, d], scalars: Array(r.scalars[(last * h * d)..<((last + 1) * h * d)]))
             },
             finalResidualLast: Array(out.residual.row(last)),
             logitsLast: logits,
-            keys: keepKeysValues ? (0..<l).map { flatRows(hooks.cache["blocks.\($0).attn.hook_rot_k"]!) } : nil,
-            values: keepKeysValues ? (0..<l).map { flatRows(hooks.cache["blocks.\($0).attn.hook_v"]!) } : nil)
+            keys: keepKeysValues ? (0..<l).map { flatRows(hooks.cache[HookName.block($0, .rotK)]!) } : nil,
+            values: keepKeysValues ? (0..<l).map { flatRows(hooks.cache[HookName.block($0, .v)]!) } : nil)
     }
 
     /// `body(0) … body(count − 1)` on all cores, one sample per worker with one BLAS thread each: for the small
@@ -302,10 +302,10 @@ extension AnalysisRunner {
 
     /// The keys after rotary and the values of every layer of a sample's baseline pass, `[T, KV·D]` each.
     func keysValues(_ sample: AnalysisSample) throws -> (keys: [Tensor], values: [Tensor]) {
-        let hooks = HookRun(cache: .patterns(["blocks.*.attn.hook_rot_k", "blocks.*.attn.hook_v"]))
+        let hooks = HookRun(cache: .patterns([HookName.everyBlock(.rotK), HookName.everyBlock(.v)]))
         _ = try session.run(sample.input, logits: .last, hooks: hooks)
-        return ((0..<layers).map { flatRows(hooks.cache["blocks.\($0).attn.hook_rot_k"]!) },
-                (0..<layers).map { flatRows(hooks.cache["blocks.\($0).attn.hook_v"]!) })
+        return ((0..<layers).map { flatRows(hooks.cache[HookName.block($0, .rotK)]!) },
+                (0..<layers).map { flatRows(hooks.cache[HookName.block($0, .v)]!) })
     }
 
     func computeScores(_ requests: [ScoreRequest], samples: [AnalysisSample],

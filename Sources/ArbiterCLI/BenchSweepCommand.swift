@@ -50,7 +50,7 @@ struct BenchSweepCommand: ParsableCommand {
             let full = try sweep(resume: false), resumed = try sweep(resume: true)
             try emit(["samples": samples.count, "layers": runner.layers, "seconds_full": full, "seconds_resume": resumed])
         case "cache-full", "cache-filtered":
-            let hooks = HookRun(cache: mode == "cache-full" ? .all : .names(["blocks.0.hook_resid_post"]))
+            let hooks = HookRun(cache: mode == "cache-full" ? .all : .names([HookName.block(0, .residPost)]))
             let before = peakResidentBytes()
             for s in samples { _ = try session.run(s.input, logits: .last, hooks: hooks) }
             try emit(["mode": mode, "cached_tensors": hooks.cache.count, "peak_rss_bytes": peakResidentBytes(), "rss_before_bytes": before])

@@ -134,9 +134,9 @@ struct RunCommand: ParsableCommand {
         let layers = m.decoder.layerCount
         var patterns = cache
         if dump != nil {
-            patterns += (0..<layers).flatMap { ["blocks.\($0).hook_resid_post", "blocks.\($0).attn.hook_pattern"] }
-            patterns.append("hook_logits")
-            if input.pixelValues != nil { patterns.append("hook_image_features") }
+            patterns += (0..<layers).flatMap { [HookName.block($0, .residPost), HookName.block($0, .pattern)] }
+            patterns.append(HookName.logits)
+            if input.image != nil { patterns.append(HookName.imageFeatures) }
         }
         // Each intervention and each --cache pattern checked against the model alone, so that a layer, head,
         // span or hook it does not have is reported with the option that named it.

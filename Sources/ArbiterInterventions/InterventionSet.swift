@@ -112,7 +112,7 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
             try checkHeads(heads, what)
             let queries = Set(try selector.resolve(spans, tokenCount: tokenCount))
             for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
-                let name = "\(prefix)blocks.\(layer).attn.hook_z"
+                let name = HookName.block(layer, .z, prefix: prefix)
                 let local = group.map(\.head)
                 installers.append {
                     run.addEdit(at: name) { z, point in
@@ -136,7 +136,7 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 let queries = try querySelector.resolve(spans, tokenCount: tokenCount)
                 let headList = heads ?? Array(0..<c.attentionHeads)
                 for l in Set(layers).sorted() {
-                    let name = "\(prefix)blocks.\(l).attn.hook_attn_scores"
+                    let name = HookName.block(l, .attnScores, prefix: prefix)
                     installers.append {
                         run.addEdit(at: name) { scores, _ in Self.knockOut(&scores, keys: keys, queries: queries, heads: headList) }
                     }
@@ -151,7 +151,7 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                     }
                 }
                 for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
-                    let name = "\(prefix)blocks.\(layer).attn.hook_z"
+                    let name = HookName.block(layer, .z, prefix: prefix)
                     let local = group.map(\.head)
                     let layerMeans = means.map { m in Dictionary(uniqueKeysWithValues: group.map { ($0.head, m[$0]!) }) }
                     installers.append {
@@ -166,7 +166,7 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 guard factor.isFinite else { throw ModelError.invalidInput("amplify heads: factor \(factor) is not finite") }
                 try checkHeads(heads, "amplify heads")
                 for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
-                    let name = "\(prefix)blocks.\(layer).attn.hook_z"
+                    let name = HookName.block(layer, .z, prefix: prefix)
                     let local = group.map(\.head)
                     installers.append {
                         run.addEdit(at: name) { z, _ in Self.scaleHeads(&z, heads: local, factor: factor) }
@@ -183,7 +183,7 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 guard factor.isFinite else { throw ModelError.invalidInput("scale MLP: factor \(factor) is not finite") }
                 try checkLayers(layers, "scale MLP")
                 for l in Set(layers).sorted() {
-                    let name = "\(prefix)blocks.\(l).hook_mlp_out"
+                    let name = HookName.block(l, .mlpOut, prefix: prefix)
                     installers.append {
                         run.addEdit(at: name) { out, _ in
                             out.scalars.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] *= factor } }
@@ -304,8 +304,8 @@ public func meanHeadOutputs(_ caches: [[String: Tensor]], heads: [HeadIndex], pr
     var sums: [HeadIndex: [Double]] = [:], counts: [HeadIndex: Int] = [:]
     for cache in caches {
         for head in heads {
-            guard let z = cache["\(prefix)blocks.\(head.layer).attn.hook_z"] else {
-                throw ModelError.invalidInput("reference cache lacks blocks.\(head.layer).attn.hook_z")
+            guard let z = cache[HookName.block(head.layer, .z, prefix: prefix)] else {
+                throw ModelError.invalidInput("reference cache lacks \(HookName.block(head.layer, .z))")
             }
             let t = z.shape[0], h = z.shape[1], d = z.shape[2]
             var s = sums[head] ?? [Double](repeating: 0, count: d)

@@ -75,6 +75,18 @@ struct HookNamesTests {
         #expect(model.hookNames == Self.tinyLlamaHookNames)
     }
 
+    @Test("typed names (HookName, BlockHook) spell the pinned list: every block hook in order, and the rest")
+    func typedNames() throws {
+        let layers = 3
+        let typed = [HookName.embed]
+            + (0..<layers).flatMap { l in BlockHook.allCases.map { HookName.block(l, $0) } }
+            + [HookName.finalNorm, HookName.logits]
+        #expect(typed == Self.tinyLlamaHookNames)
+        #expect(HookName.block(2, .pattern, prefix: "vision.") == "vision.blocks.2.attn.hook_pattern")
+        #expect(Self.tinyLlamaHookNames.filter { wildcardMatch(pattern: HookName.everyBlock(.z), $0) }
+                == (0..<layers).map { "blocks.\($0).attn.hook_z" })
+    }
+
     @Test("a run caching everything visits every hook once, in the declared order")
     func visitOrder() throws {
         let model = try ModelRegistry.load(Repository.model("tiny-llama"))

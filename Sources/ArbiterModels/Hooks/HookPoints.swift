@@ -2,6 +2,47 @@
 // (cached) or edited. Names follow TransformerLens's module paths (`blocks.3.attn.hook_pattern`).
 import ArbiterTensor
 
+/// The hook points of one transformer block, in forward order: the declaration every block's names come
+/// from (`LayerHookNames`) and callers name hooks with (`HookName.block(3, .pattern)`), so that no caller spells
+/// a hook name. The raw value is the name below `blocks.{l}.`.
+public enum BlockHook: String, CaseIterable, Sendable {
+    case residPre = "hook_resid_pre"
+    case ln1 = "ln1.hook_normalized"
+    case q = "attn.hook_q"
+    case k = "attn.hook_k"
+    case v = "attn.hook_v"
+    case rotQ = "attn.hook_rot_q"
+    case rotK = "attn.hook_rot_k"
+    case attnScores = "attn.hook_attn_scores"
+    case pattern = "attn.hook_pattern"
+    case z = "attn.hook_z"
+    case result = "attn.hook_result"
+    case attnOut = "hook_attn_out"
+    case residMid = "hook_resid_mid"
+    case ln2 = "ln2.hook_normalized"
+    case mlpPre = "mlp.hook_pre"
+    case mlpPreLinear = "mlp.hook_pre_linear"
+    case mlpPost = "mlp.hook_post"
+    case mlpOut = "hook_mlp_out"
+    case residPost = "hook_resid_post"
+}
+
+/// Typed hook names for callers; strings are for the CLI and files only.
+public enum HookName {
+    public static let embed = "hook_embed"
+    public static let imageFeatures = "hook_image_features"
+    public static let finalNorm = "ln_final.hook_normalized"
+    public static let logits = "hook_logits"
+
+    /// `blocks.{layer}.{hook}` of the decoder (`prefix` names a nested model's, e.g. a vision tower's `vision.`).
+    public static func block(_ layer: Int, _ hook: BlockHook, prefix: String = "") -> String {
+        "\(prefix)blocks.\(layer).\(hook.rawValue)"
+    }
+
+    /// The cache pattern of `hook` at every decoder block (`blocks.*.{hook}`).
+    public static func everyBlock(_ hook: BlockHook) -> String { "blocks.*.\(hook.rawValue)" }
+}
+
 /// One visit of a hook point during a run.
 public struct HookPoint: Sendable, Equatable {
     /// Full hook name, e.g. `blocks.3.attn.hook_z`.

@@ -97,7 +97,7 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
 
     public var hookNames: [String] {
         let lm = decoder.hookNames
-        return vision.hookNames + ["vision.hook_selected", "hook_image_features"] + lm
+        return vision.hookNames + ["vision.hook_selected", HookName.imageFeatures] + lm
     }
 
     /// Image features `[image tokens, d_model]` for pixel values `[3, S, S]`.
@@ -126,7 +126,7 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
         var features = selected.count == 1 ? selected[0] : concatenateColumns(selected)
         try hooks.visit("vision.hook_selected", &features)
         var projected = projector(features)
-        try hooks.visit("hook_image_features", &projected)
+        try hooks.visit(HookName.imageFeatures, &projected)
         return projected
     }
 

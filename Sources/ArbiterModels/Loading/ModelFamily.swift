@@ -88,7 +88,7 @@ extension ArbiterModel {
                         hooks: HookRun? = nil) throws -> DecoderOutput {
         let positions = try positions(ids: ids, image: image)
         var x = try inputEmbeddings(ids: ids, image: image, hooks: hooks)
-        try hooks.visit("hook_embed", &x)
+        try hooks.visit(HookName.embed, &x)
         return try decoder.forward(residual: x, positions: positions, logits: logits, hooks: hooks)
     }
 }

@@ -71,12 +71,12 @@ public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
         return out
     }
 
-    public var hookNames: [String] { vision.hookNames + ["hook_image_features"] + decoder.hookNames }
+    public var hookNames: [String] { vision.hookNames + [HookName.imageFeatures] + decoder.hookNames }
 
     /// Image features `[image tokens, d_model]` for pixel patches `[patches, C·T·P·P]` of `grids`.
     public func imageFeatures(pixelValues: Tensor, grids: [VisionGrid], hooks: HookRun? = nil) throws -> Tensor {
         var features = try vision(pixelValues: pixelValues, grids: grids, hooks: hooks)
-        try hooks.visit("hook_image_features", &features)
+        try hooks.visit(HookName.imageFeatures, &features)
         return features
     }
 
