@@ -1,4 +1,5 @@
 // Pins the ordered list of hook names (TransformerLens vocabulary) and checks runs visit them in that order.
+import ArbiterFormats
 import ArbiterModels
 import ArbiterTensor
 import Testing
@@ -95,6 +96,24 @@ struct HookNamesTests {
         _ = try model.decoder.forward(ids: [5, 6, 7, 8], hooks: hooks)
         #expect(hooks.visited == model.hookNames)
         #expect(Set(hooks.cache.keys) == Set(model.hookNames))
+    }
+
+    @Test("every bundled model, vision tower included: a run caching everything visits its hook names in order",
+          arguments: ["tiny-llava", "tiny-llava-hub", "tiny-qwen2-vl", "tiny-qwen2_5-vl", "arbiter-main"])
+    func visitOrderWithImages(_ name: String) throws {
+        let folder = Repository.model(name)
+        let session = try ModelSession(directory: folder)
+        let image = session.imageSize.map { RGBImage(width: $0, height: $0, red: 200, green: 30, blue: 90) }
+        let input = try session.prepare(PromptFields(question: "What color is it?"), image: image)
+        let hooks = HookRun(cache: .all)
+        hooks.recordsVisits = true
+        _ = try session.model.forward(ids: input.ids, image: input.image, logits: .all, hooks: hooks)
+        let names = session.model.hookNames
+        let firstDifference = zip(hooks.visited, names).enumerated().first { $0.element.0 != $0.element.1 }
+        #expect(hooks.visited == names, "\(name): first difference \(String(describing: firstDifference))")
+        #expect(Set(hooks.cache.keys) == Set(names))
+        // The block hooks come from the one declaration: each decoder block visits every BlockHook.
+        #expect(names.filter { $0.hasPrefix("blocks.0.") } == BlockHook.allCases.map { HookName.block(0, $0) })
     }
 
     @Test("documented shapes of the cached activations")

@@ -41,7 +41,7 @@ extension LlamaDecoder {
     func diagnoseNonFinite(layer l: Int, input: Tensor, rotary: RotaryTables, hooks: HookRun?,
                            prefix: PrefixKeyValues? = nil, parent: KeyValueRecord? = nil) throws -> Never {
         let probe = HookRun()
-        for name in layerNames[l].ordered {
+        for name in blocks[l].hookNames(layerNames[l]) {
             // Replay the caller's edits first, so the diagnosis sees the same run.
             if let hooks, hooks.edits(name) {
                 probe.addEdit(at: name) { tensor, point in try hooks.applyEdits(name, &tensor, point) }
@@ -55,8 +55,8 @@ extension LlamaDecoder {
                 throw ModelError.nonFinite(hook: point.name, layer: l, position: position, value: tensor.scalars[bad])
             }
         }
-        _ = try blocks[l](input, rotary: rotary, layer: l, names: layerNames[l],
-                          segments: [DecoderSegment(rows: 0..<input.rows, hooks: probe, prefix: prefix,
+        _ = try blocks[l](input, context: rotary, layer: l, names: layerNames[l],
+                          visits: [DecoderSegment(rows: 0..<input.rows, hooks: probe, prefix: prefix,
                                                     parent: parent)])
         throw ModelError.nonFinite(hook: layerNames[l].residPost, layer: l, position: 0, value: .nan)
     }

@@ -199,7 +199,7 @@ extension LlamaDecoder {
         let rotary = RotaryTables(concatenating: tables)
         let final = blocks.count - 1
         for l in startLayer..<max(startLayer, final) {
-            x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], segments: segments)
+            x = try blocks[l](x, context: rotary, layer: l, names: layerNames[l], visits: segments)
             guard x.firstNonFiniteIndex == nil else { return try separately() }
         }
         var last = Tensor(shape: [segments.count, c.hiddenSize], scalars: segments.flatMap { x.row($0.rows.upperBound - 1) })
@@ -219,7 +219,7 @@ extension LlamaDecoder {
     /// row only, as in any suffix run.)
     func finalLayerAtLastPositions(_ x: Tensor, rotary: RotaryTables, segments: [DecoderSegment]) throws -> Tensor {
         let l = blocks.count - 1, block = blocks[l], a = block.attention, heads = a.heads
-        let h = rmsNorm(x, weight: block.inputNorm, eps: block.eps)
+        let h = block.norm1(x)
         var k = linear(h, weight: a.kProj, bias: a.kBias)
         let v = linear(h, weight: a.vProj, bias: a.vBias)
         rotary.apply(to: &k, heads: heads.kvHeads, headDim: heads.headDim)
@@ -248,6 +248,6 @@ extension LlamaDecoder {
             lastRows.append(segment.rows.upperBound - 1)
         }
         let input = Tensor(shape: [segments.count, x.columns], scalars: lastRows.flatMap { x.row($0) })
-        return try block(input, rotary: rotary.rows(lastRows), layer: l, names: layerNames[l], segments: lastSegments)
+        return try block(input, context: rotary.rows(lastRows), layer: l, names: layerNames[l], visits: lastSegments)
     }
 }

@@ -1,5 +1,5 @@
-// The decoder's transformer block: attention (with per-run segments of a batch and suffix runs), SwiGLU MLP,
-// and the pre-norm block that visits their hook points (names: `BlockHook`, listed in LlamaDecoder.swift).
+// The decoder's transformer block: attention (with per-run segments of a batch and suffix runs) and SwiGLU MLP
+// in the one `HookedBlock` (hook names: `BlockHook`, listed in LlamaDecoder.swift).
 import ArbiterFormats
 import ArbiterTensor
 import Foundation
@@ -188,47 +188,35 @@ struct LlamaMLP: @unchecked Sendable {
 
 // MARK: - Block
 
-struct LlamaBlock: @unchecked Sendable {
-    let inputNorm: StoredTensor
-    let postAttentionNorm: StoredTensor
-    let attention: LlamaAttention
-    let mlp: LlamaMLP
-    let eps: Float
+extension LlamaAttention: BlockAttention {
+    static let hookPoints: [BlockHook] = [.q, .k, .v, .rotQ, .rotK, .attnScores, .pattern, .z, .result]
 
-    init(_ w: inout WeightStore, prefix: String, config c: DecoderConfiguration) throws {
-        inputNorm = try w.take("\(prefix).input_layernorm.weight", shape: [c.hiddenSize])
-        postAttentionNorm = try w.take("\(prefix).post_attention_layernorm.weight", shape: [c.hiddenSize])
-        attention = try LlamaAttention(&w, prefix: "\(prefix).self_attn", config: c)
-        mlp = try LlamaMLP(&w, prefix: "\(prefix).mlp", config: c)
-        eps = c.rmsNormEps
-    }
-
-    func callAsFunction(_ residual: Tensor, rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
-                        segments: [DecoderSegment]) throws -> Tensor {
-        var x = residual
-        try segments.visit(n.residPre, layer: l, &x)
-        var h = rmsNorm(x, weight: inputNorm, eps: eps)
-        try segments.visit(n.ln1, layer: l, &h)
-        var attnOut = try attention(h, rotary: rotary, layer: l, names: n, segments: segments)
-        try segments.visit(n.attnOut, layer: l, &attnOut)
-        add(&x, attnOut)
-        try segments.visit(n.residMid, layer: l, &x)
-        var h2 = rmsNorm(x, weight: postAttentionNorm, eps: eps)
-        try segments.visit(n.ln2, layer: l, &h2)
-        var mlpOut = try mlp(h2, layer: l, names: n, segments: segments)
-        try segments.visit(n.mlpOut, layer: l, &mlpOut)
-        add(&x, mlpOut)
-        try segments.visit(n.residPost, layer: l, &x)
-        return x
+    func callAsFunction(_ x: Tensor, context rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
+                        visits segments: [DecoderSegment]) throws -> Tensor {
+        try self(x, rotary: rotary, layer: l, names: n, segments: segments)
     }
 }
 
-@inline(__always)
-func add(_ x: inout Tensor, _ y: Tensor) {
-    x.scalars.withUnsafeMutableBufferPointer { xp in
-        y.scalars.withUnsafeBufferPointer { yp in
-            for i in xp.indices { xp[i] += yp[i] }
-        }
+extension LlamaMLP: BlockMLP {
+    static let hookPoints: [BlockHook] = [.mlpPre, .mlpPreLinear, .mlpPost]
+
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames,
+                        visits segments: [DecoderSegment]) throws -> Tensor {
+        try self(x, layer: l, names: n, segments: segments)
+    }
+}
+
+/// The decoder layer: RMSNorm → attention → RMSNorm → SwiGLU MLP.
+typealias LlamaBlock = HookedBlock<LlamaAttention, LlamaMLP>
+
+extension HookedBlock where Attention == LlamaAttention, MLP == LlamaMLP {
+    init(_ w: inout WeightStore, prefix: String, config c: DecoderConfiguration) throws {
+        let inputNorm = try w.take("\(prefix).input_layernorm.weight", shape: [c.hiddenSize])
+        let postAttentionNorm = try w.take("\(prefix).post_attention_layernorm.weight", shape: [c.hiddenSize])
+        self.init(norm1: .rms(weight: inputNorm, eps: c.rmsNormEps),
+                  attention: try LlamaAttention(&w, prefix: "\(prefix).self_attn", config: c),
+                  norm2: .rms(weight: postAttentionNorm, eps: c.rmsNormEps),
+                  mlp: try LlamaMLP(&w, prefix: "\(prefix).mlp", config: c), hooksNorms: true)
     }
 }
 
@@ -240,16 +228,16 @@ struct LayerHookNames: Sendable {
     /// The names under `p` (`blocks.3`, `vision.blocks.3`), each `BlockHook`'s.
     init(prefix p: String) {
         func name(_ hook: BlockHook) -> String { "\(p).\(hook.rawValue)" }
+        self.prefix = p
         residPre = name(.residPre); ln1 = name(.ln1); q = name(.q); k = name(.k); v = name(.v)
         rotQ = name(.rotQ); rotK = name(.rotK); attnScores = name(.attnScores); pattern = name(.pattern)
         z = name(.z); result = name(.result); attnOut = name(.attnOut); residMid = name(.residMid)
         ln2 = name(.ln2); mlpPre = name(.mlpPre); mlpPreLinear = name(.mlpPreLinear); mlpPost = name(.mlpPost)
         mlpOut = name(.mlpOut); residPost = name(.residPost)
-        self.prefix = p
     }
 
     private let prefix: String
 
-    /// In forward order (`BlockHook.allCases`).
-    var ordered: [String] { BlockHook.allCases.map { "\(prefix).\($0.rawValue)" } }
+    /// The name of `hook` under this layer's prefix.
+    func name(_ hook: BlockHook) -> String { "\(prefix).\(hook.rawValue)" }
 }

@@ -78,7 +78,7 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     /// Every hook name of the decoder in forward order.
     public var hookNames: [String] {
-        ["\(hookPrefix)\(HookName.embed)"] + layerNames.flatMap(\.ordered)
+        ["\(hookPrefix)\(HookName.embed)"] + zip(blocks, layerNames).flatMap { $0.hookNames($1) }
             + ["\(hookPrefix)\(HookName.finalNorm)", "\(hookPrefix)\(HookName.logits)"]
     }
 
@@ -210,7 +210,7 @@ public final class LlamaDecoder: @unchecked Sendable {
         let segments = [DecoderSegment(rows: 0..<x.rows, hooks: hooks, prefix: prefix, parent: parent, record: record)]
         for l in startLayer..<blocks.count {
             let input = x
-            x = try blocks[l](x, rotary: rotary, layer: l, names: layerNames[l], segments: segments)
+            x = try blocks[l](x, context: rotary, layer: l, names: layerNames[l], visits: segments)
             if x.firstNonFiniteIndex != nil {
                 try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: prefix,
                                       parent: parent)

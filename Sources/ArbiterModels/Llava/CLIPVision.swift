@@ -81,34 +81,40 @@ struct CLIPMLP: @unchecked Sendable {
 
 // MARK: - Block
 
-struct CLIPEncoderLayer: @unchecked Sendable {
-    let norm1: StoredTensor, norm1Bias: StoredTensor, norm2: StoredTensor, norm2Bias: StoredTensor
-    let attention: CLIPAttention
-    let mlp: CLIPMLP
-    let eps: Float
+extension CLIPAttention: BlockAttention {
+    static let hookPoints: [BlockHook] = [.q, .k, .v, .attnScores, .pattern, .z]
 
+    func callAsFunction(_ x: Tensor, context: Void, layer l: Int, names n: LayerHookNames,
+                        visits: RunHooks) throws -> Tensor {
+        try self(x, layer: l, names: n, hooks: visits.hooks)
+    }
+}
+
+extension CLIPMLP: BlockMLP {
+    static let hookPoints: [BlockHook] = [.mlpPre, .mlpPost]
+
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, visits: RunHooks) throws -> Tensor {
+        try self(x, layer: l, names: n, hooks: visits.hooks)
+    }
+}
+
+/// CLIPEncoderLayer: LayerNorm → attention → LayerNorm → fc1/fc2 MLP (its norms are not hook points).
+typealias CLIPEncoderLayer = HookedBlock<CLIPAttention, CLIPMLP>
+
+extension HookedBlock where Attention == CLIPAttention, MLP == CLIPMLP {
     init(_ w: inout WeightStore, prefix p: String, config c: CLIPVisionConfiguration) throws {
-        norm1 = try w.take("\(p).layer_norm1.weight", shape: [c.hiddenSize])
-        norm1Bias = try w.take("\(p).layer_norm1.bias", shape: [c.hiddenSize])
-        norm2 = try w.take("\(p).layer_norm2.weight", shape: [c.hiddenSize])
-        norm2Bias = try w.take("\(p).layer_norm2.bias", shape: [c.hiddenSize])
-        attention = try CLIPAttention(&w, prefix: "\(p).self_attn", config: c)
-        mlp = try CLIPMLP(&w, prefix: "\(p).mlp", config: c)
-        eps = c.layerNormEps
+        let norm1 = try w.take("\(p).layer_norm1.weight", shape: [c.hiddenSize])
+        let norm1Bias = try w.take("\(p).layer_norm1.bias", shape: [c.hiddenSize])
+        let norm2 = try w.take("\(p).layer_norm2.weight", shape: [c.hiddenSize])
+        let norm2Bias = try w.take("\(p).layer_norm2.bias", shape: [c.hiddenSize])
+        self.init(norm1: .layer(weight: norm1, bias: norm1Bias, eps: c.layerNormEps),
+                  attention: try CLIPAttention(&w, prefix: "\(p).self_attn", config: c),
+                  norm2: .layer(weight: norm2, bias: norm2Bias, eps: c.layerNormEps),
+                  mlp: try CLIPMLP(&w, prefix: "\(p).mlp", config: c), hooksNorms: false)
     }
 
     func callAsFunction(_ residual: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
-        var x = residual
-        try hooks.visit(n.residPre, layer: l, &x)
-        var attnOut = try attention(layerNorm(x, weight: norm1, bias: norm1Bias, eps: eps), layer: l, names: n, hooks: hooks)
-        try hooks.visit(n.attnOut, layer: l, &attnOut)
-        add(&x, attnOut)
-        try hooks.visit(n.residMid, layer: l, &x)
-        var mlpOut = try mlp(layerNorm(x, weight: norm2, bias: norm2Bias, eps: eps), layer: l, names: n, hooks: hooks)
-        try hooks.visit(n.mlpOut, layer: l, &mlpOut)
-        add(&x, mlpOut)
-        try hooks.visit(n.residPost, layer: l, &x)
-        return x
+        try self(residual, context: (), layer: l, names: n, visits: RunHooks(hooks: hooks))
     }
 }
 
@@ -147,10 +153,7 @@ public final class CLIPVisionTower: @unchecked Sendable {
     }
 
     public var hookNames: [String] {
-        let perLayer = layerNames.flatMap { n in
-            [n.residPre, n.q, n.k, n.v, n.attnScores, n.pattern, n.z, n.attnOut, n.residMid,
-             n.mlpPre, n.mlpPost, n.mlpOut, n.residPost]
-        }
+        let perLayer = zip(layers, layerNames).flatMap { $0.hookNames($1) }
         return ["vision.hook_embed", "vision.ln_pre.hook_normalized"] + perLayer
     }
 

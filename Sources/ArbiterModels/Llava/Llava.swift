@@ -107,7 +107,9 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
         // All feature layers come from one pass through the tower, up to the deepest one needed.
         let indices = try c.visionFeatureLayers.map { try c.hiddenStateIndex($0) }
         // Layers past the deepest feature layer do not affect the answer; they run only when a hook asks.
-        let hooked = (0..<vision.layers.count).last { l in vision.layerNames[l].ordered.contains { hooks.wants($0) } }
+        let hooked = (0..<vision.layers.count).last { l in
+            vision.layers[l].hookNames(vision.layerNames[l]).contains { hooks.wants($0) }
+        }
         let deepest = max(indices.max() ?? 0, hooked.map { $0 + 1 } ?? 0)
         var states: [Int: Tensor] = [:]
         let wanted = Set(indices)

@@ -29,39 +29,26 @@ struct Qwen2VisionMLP: @unchecked Sendable {
 
 // MARK: - Block
 
-struct Qwen2VisionBlock: QwenVisionBlock, @unchecked Sendable {
-    let norm1: StoredTensor, norm1Bias: StoredTensor, norm2: StoredTensor, norm2Bias: StoredTensor
-    let attention: QwenVisionAttention
-    let mlp: Qwen2VisionMLP
+extension Qwen2VisionMLP: BlockMLP {
+    static let hookPoints: [BlockHook] = [.mlpPre, .mlpPost]
 
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, visits: RunHooks) throws -> Tensor {
+        try self(x, layer: l, names: n, hooks: visits.hooks)
+    }
+}
+
+/// LayerNorm → full attention → LayerNorm → fc1 → activation → fc2.
+typealias Qwen2VisionBlock = HookedBlock<QwenVisionAttention, Qwen2VisionMLP>
+
+extension HookedBlock where Attention == QwenVisionAttention, MLP == Qwen2VisionMLP {
     init(_ w: inout WeightStore, prefix p: String, config c: QwenVisionConfiguration) throws {
-        norm1 = try w.take("\(p).norm1.weight", shape: [c.width]); norm1Bias = try w.take("\(p).norm1.bias", shape: [c.width])
-        norm2 = try w.take("\(p).norm2.weight", shape: [c.width]); norm2Bias = try w.take("\(p).norm2.bias", shape: [c.width])
-        attention = try QwenVisionAttention(&w, prefix: "\(p).attn", config: c)
-        mlp = try Qwen2VisionMLP(&w, prefix: "\(p).mlp", config: c)
-    }
-
-    func callAsFunction(_ residual: Tensor, rotary: RotaryTables, segments: [Int], layer l: Int,
-                        names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
-        var x = residual
-        try hooks.visit(n.residPre, layer: l, &x)
-        var h = layerNorm(x, weight: norm1, bias: norm1Bias, eps: 1e-6)
-        try hooks.visit(n.ln1, layer: l, &h)
-        var attnOut = try attention(h, rotary: rotary, segments: segments, layer: l, names: n, hooks: hooks)
-        try hooks.visit(n.attnOut, layer: l, &attnOut)
-        add(&x, attnOut)
-        try hooks.visit(n.residMid, layer: l, &x)
-        var h2 = layerNorm(x, weight: norm2, bias: norm2Bias, eps: 1e-6)
-        try hooks.visit(n.ln2, layer: l, &h2)
-        var mlpOut = try mlp(h2, layer: l, names: n, hooks: hooks)
-        try hooks.visit(n.mlpOut, layer: l, &mlpOut)
-        add(&x, mlpOut)
-        try hooks.visit(n.residPost, layer: l, &x)
-        return x
-    }
-
-    static func hookNames(_ n: LayerHookNames) -> [String] {
-        [n.residPre, n.ln1, n.q, n.k, n.v, n.rotQ, n.rotK, n.attnScores, n.pattern, n.z, n.attnOut, n.residMid,
-         n.ln2, n.mlpPre, n.mlpPost, n.mlpOut, n.residPost]
+        let norm1 = try w.take("\(p).norm1.weight", shape: [c.width])
+        let norm1Bias = try w.take("\(p).norm1.bias", shape: [c.width])
+        let norm2 = try w.take("\(p).norm2.weight", shape: [c.width])
+        let norm2Bias = try w.take("\(p).norm2.bias", shape: [c.width])
+        self.init(norm1: .layer(weight: norm1, bias: norm1Bias, eps: 1e-6),
+                  attention: try QwenVisionAttention(&w, prefix: "\(p).attn", config: c),
+                  norm2: .layer(weight: norm2, bias: norm2Bias, eps: 1e-6),
+                  mlp: try Qwen2VisionMLP(&w, prefix: "\(p).mlp", config: c), hooksNorms: true)
     }
 }

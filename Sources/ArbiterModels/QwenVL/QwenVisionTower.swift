@@ -28,11 +28,27 @@ import ArbiterFormats
 import ArbiterTensor
 import Foundation
 
-/// One vision block (Qwen2-VL or Qwen2.5-VL).
+/// One vision block (Qwen2-VL or Qwen2.5-VL): a `HookedBlock` over `QwenVisionAttention` and its MLP.
 protocol QwenVisionBlock: Sendable {
     func callAsFunction(_ residual: Tensor, rotary: RotaryTables, segments: [Int], layer l: Int,
                         names n: LayerHookNames, hooks: HookRun?) throws -> Tensor
-    static func hookNames(_ n: LayerHookNames) -> [String]
+    func hookNames(_ n: LayerHookNames) -> [String]
+}
+
+extension QwenVisionAttention: BlockAttention {
+    static let hookPoints: [BlockHook] = [.q, .k, .v, .rotQ, .rotK, .attnScores, .pattern, .z]
+
+    func callAsFunction(_ x: Tensor, context: (rotary: RotaryTables, segments: [Int]), layer l: Int,
+                        names n: LayerHookNames, visits: RunHooks) throws -> Tensor {
+        try self(x, rotary: context.rotary, segments: context.segments, layer: l, names: n, hooks: visits.hooks)
+    }
+}
+
+extension HookedBlock: QwenVisionBlock where Attention == QwenVisionAttention {
+    func callAsFunction(_ residual: Tensor, rotary: RotaryTables, segments: [Int], layer l: Int,
+                        names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
+        try self(residual, context: (rotary, segments), layer: l, names: n, visits: RunHooks(hooks: hooks))
+    }
 }
 
 public final class QwenVisionTower: @unchecked Sendable {
@@ -57,9 +73,7 @@ public final class QwenVisionTower: @unchecked Sendable {
         self.blocks = blocks
         merger = try QwenPatchMerger(&w, prefix: "\(p).merger", config: c)
         layerNames = (0..<c.depth).map { LayerHookNames(prefix: "vision.blocks.\($0)") }
-        blockHookNames = layerNames.flatMap { n in
-            c.kind == .qwen2VL ? Qwen2VisionBlock.hookNames(n) : Qwen2_5VisionBlock.hookNames(n)
-        }
+        blockHookNames = zip(blocks, layerNames).flatMap { $0.hookNames($1) }
     }
 
     public var hookNames: [String] { ["vision.hook_embed"] + blockHookNames + QwenPatchMerger.hookNames }
