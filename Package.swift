@@ -93,7 +93,9 @@ let package = Package(
         .testTarget(name: "ArbiterDataTests", dependencies: [
             "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),
-        .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
+        // ArbiterTensor only for its seeded generator (SplitMix64).
+        .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers", "ArbiterTensor"],
+                    exclude: ["Fixtures"]),
         // The `arbiter` executable run as a subprocess (built beside the test bundle: `make test` builds it
         // first): exit statuses, messages, and the files it writes or must not touch; the fuzz suite (its
         // generators reuse ArbiterData's seeded generator and ArbiterFormats' PNG chunks); docs/your-model.md run
