@@ -103,9 +103,10 @@ let package = Package(
                     exclude: ["Fixtures"]),
         // The `arbiter` executable run as a subprocess (built beside the test bundle: `make test` builds it
         // first): exit statuses, messages, and the files it writes or must not touch; the fuzz suite (its
-        // generators reuse ArbiterData's seeded generator and ArbiterFormats' PNG chunks); docs/your-model.md run
-        // end to end on the own-model fixture.
-        .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterFormats", "ArbiterData"], exclude: ["Fixtures"]),
+        // generators reuse ArbiterTensor's seeded generator and ArbiterFormats' PNG chunks); docs/your-model.md
+        // run end to end on the own-model fixture.
+        .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterTensor", "ArbiterFormats", "ArbiterData"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterModelsTests", dependencies: [
             "ArbiterModels", "ArbiterInterventions", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
