@@ -1,8 +1,9 @@
 // swift-tools-version: 6.1
 // Arbiter: the claims of "Instruction Anchors" (arXiv 2602.03677) as executable hypotheses.
 // Targets are layered; imports only flow down this list:
-//   C shims (CBLAS, CHDF5, CPNG) and C kernels (CKernels) → ArbiterTensor → ArbiterFormats, ArbiterTokenizers → ArbiterModels
-//   → ArbiterInterventions → ArbiterData → ArbiterAnalyses → ArbiterClaims (+ ArbiterPlots) → ArbiterCLI
+//   C shims (CBLAS, CHDF5, CPNG) and C kernels (CKernels) → ArbiterTensor, ArbiterJSON (no dependencies)
+//   → ArbiterFormats, ArbiterTokenizers → ArbiterModels → ArbiterInterventions → ArbiterData → ArbiterAnalyses
+//   → ArbiterClaims (+ ArbiterPlots) → ArbiterCLI
 import PackageDescription
 
 // No unsafe flags: release builds keep Swift's bounds and overflow checks (-O, not -Ounchecked), so input that
@@ -45,10 +46,14 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels"),
         // Tensors and kernels: Float32 activations, weights in their stored dtype, BLAS matmul.
         .target(name: "ArbiterTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimized),
+        // The one strict JSON parser, under both readers of JSON (ArbiterFormats and ArbiterTokenizers); it
+        // depends on nothing, so the tokenizers stay free of the C libraries (see Sources/ArbiterJSON).
+        .target(name: "ArbiterJSON", swiftSettings: optimized),
         // Formats: safetensors, HDF5, PNG, Pillow resampling, JSON helpers.
-        .target(name: "ArbiterFormats", dependencies: ["ArbiterTensor", "CHDF5", "CPNG"], swiftSettings: optimized),
+        .target(name: "ArbiterFormats", dependencies: ["ArbiterTensor", "ArbiterJSON", "CHDF5", "CPNG"],
+                swiftSettings: optimized),
         // tokenizer.json: one stage per file.
-        .target(name: "ArbiterTokenizers", swiftSettings: optimized),
+        .target(name: "ArbiterTokenizers", dependencies: ["ArbiterJSON"], swiftSettings: optimized),
         // Models: decoder, hook points, prompt layouts, registry, one folder per family (model, vision tower,
         // image processor, registry entry).
         .target(name: "ArbiterModels", dependencies: ["ArbiterTensor", "ArbiterFormats", "ArbiterTokenizers"],
@@ -93,12 +98,15 @@ let package = Package(
         .testTarget(name: "ArbiterDataTests", dependencies: [
             "ArbiterData", .product(name: "PropertyBased", package: "swift-property-based"),
         ], exclude: ["Fixtures"]),
-        .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers"], exclude: ["Fixtures"]),
+        // ArbiterTensor only for its seeded generator (SplitMix64).
+        .testTarget(name: "ArbiterTokenizersTests", dependencies: ["ArbiterTokenizers", "ArbiterTensor"],
+                    exclude: ["Fixtures"]),
         // The `arbiter` executable run as a subprocess (built beside the test bundle: `make test` builds it
         // first): exit statuses, messages, and the files it writes or must not touch; the fuzz suite (its
-        // generators reuse ArbiterData's seeded generator and ArbiterFormats' PNG chunks); docs/your-model.md run
-        // end to end on the own-model fixture.
-        .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterFormats", "ArbiterData"], exclude: ["Fixtures"]),
+        // generators reuse ArbiterTensor's seeded generator and ArbiterFormats' PNG chunks); docs/your-model.md
+        // run end to end on the own-model fixture.
+        .testTarget(name: "ArbiterCLITests", dependencies: ["ArbiterTensor", "ArbiterFormats", "ArbiterData"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "ArbiterModelsTests", dependencies: [
             "ArbiterModels", "ArbiterInterventions", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),

@@ -22,6 +22,7 @@ from PIL import Image
 from torch import nn
 
 import golden_capture as capture
+from llama2_tokenizer import build_llama2_tokenizer
 
 VISION = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
               num_attention_heads=4, hidden_act="quick_gelu", layer_norm_eps=1e-5, projection_dim=32)
@@ -59,41 +60,8 @@ Numbers 0 1 2 3 4 5 6 7 8 9 10 100 2024 and punctuation , . ; : ! ? ( ) - ' " ar
 
 def build_tokenizer() -> Any:
     """A Llama-2 style BPE tokenizer: Metaspace pre-tokenizer, byte fallback, <s> prepended, <image> special."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    lines = CORPUS.splitlines()
-    learned_count = TOKENIZER_VOCAB - 3 - 256
-    trainer_tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    # Training splits at spaces so learned tokens look like SentencePiece's ("▁word").
-    trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
-    trainer = trainers.BpeTrainer(vocab_size=learned_count, special_tokens=[], show_progress=False)
-    trainer_tok.train_from_iterator(lines, trainer=trainer)
-    trained = json.loads(trainer_tok.to_str())["model"]
-    learned = sorted(trained["vocab"].items(), key=lambda item: item[1])
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in trained["merges"]]
-
-    vocab: dict[str, int] = {"<unk>": 0, "<s>": 1, "</s>": 2}
-    for byte in range(256):
-        vocab[f"<0x{byte:02X}>"] = len(vocab)
-    for token, _ in learned:
-        if token not in vocab:
-            vocab[token] = len(vocab)
-    if len(vocab) != TOKENIZER_VOCAB:
-        raise RuntimeError(f"tokenizer training gave {len(vocab)} tokens, expected {TOKENIZER_VOCAB}")
-
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
-    tok.decoder = decoders.Sequence([
-        decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0),
-    ])
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
-    tok.add_special_tokens([AddedToken("<unk>", special=True, normalized=False),
-                            AddedToken("<s>", special=True, normalized=False),
-                            AddedToken("</s>", special=True, normalized=False),
-                            AddedToken(IMAGE_TOKEN, special=True, normalized=False)])
-    if tok.token_to_id(IMAGE_TOKEN) != TOKENIZER_VOCAB:
-        raise RuntimeError(f"{IMAGE_TOKEN} got id {tok.token_to_id(IMAGE_TOKEN)}")
-    return tok
+    return build_llama2_tokenizer(CORPUS.splitlines(), TOKENIZER_VOCAB - 3 - 256, "first", IMAGE_TOKEN,
+                                  expected_size=TOKENIZER_VOCAB)
 
 
 IMAGE_TOKEN_ID = TOKENIZER_VOCAB

@@ -34,6 +34,8 @@ from pathlib import Path
 import tokenizers
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from llama2_tokenizer import llama2_vocab
+
 FIXTURES = Path(__file__).resolve().parent.parent / "Tests" / "ArbiterTokenizersTests" / "Fixtures"
 FORMAT_VERSION = 1
 
@@ -214,13 +216,7 @@ def family_gpt2():
 def sentencepiece_json(trained, merges_as_strings):
     """Llama-2 layout: <unk> <s> </s>, then <0x00>..<0xFF>, then the trained pieces; special chat tokens last."""
     model = trained["model"]
-    pieces = sorted(model["vocab"].items(), key=lambda kv: kv[1])
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
-    for b in range(256):
-        vocab[f"<0x{b:02X}>"] = len(vocab)
-    for piece, _ in pieces:
-        if piece not in vocab:
-            vocab[piece] = len(vocab)
+    vocab = llama2_vocab(model["vocab"])
     model["vocab"] = vocab
     if merges_as_strings:
         model["merges"] = [f"{a} {b}" for a, b in model["merges"]]

@@ -59,6 +59,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from llama2_tokenizer import build_llama2_tokenizer
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LAYOUT_PATH = os.path.join(ROOT, "Sources", "ArbiterModels", "Prompt", "Layouts", "raw.json")
@@ -271,34 +273,7 @@ def item_fields(item: dict[str, Any]) -> dict[str, str | None]:
 
 def build_tokenizer(texts: list[str]) -> Any:
     """Llama-2 style BPE (as Tools/golden_llava.py), trained until every word of the corpus is one token."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-
-    trainer_tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    trainer = trainers.BpeTrainer(vocab_size=6000, special_tokens=[], show_progress=False)
-    trainer_tok.train_from_iterator(texts, trainer=trainer)
-    trained = json.loads(trainer_tok.to_str())["model"]
-    learned = sorted(trained["vocab"].items(), key=lambda item: item[1])
-    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in trained["merges"]]
-    vocab: dict[str, int] = {"<unk>": 0, "<s>": 1, "</s>": 2}
-    for byte in range(256):
-        vocab[f"<0x{byte:02X}>"] = len(vocab)
-    for token, _ in learned:
-        if token not in vocab:
-            vocab[token] = len(vocab)
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
-    tok.decoder = decoders.Sequence([
-        decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0),
-    ])
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
-    tok.add_special_tokens([AddedToken("<unk>", special=True, normalized=False),
-                            AddedToken("<s>", special=True, normalized=False),
-                            AddedToken("</s>", special=True, normalized=False),
-                            AddedToken(IMAGE_TOKEN, special=True, normalized=False)])
-    if tok.token_to_id(IMAGE_TOKEN) != len(vocab):
-        raise RuntimeError(f"{IMAGE_TOKEN} got id {tok.token_to_id(IMAGE_TOKEN)}")
-    return tok
+    return build_llama2_tokenizer(texts, 6000, "always", IMAGE_TOKEN)
 
 
 def tokenizer_corpus(sets: list[DataSet], aux: list[str]) -> list[str]:

@@ -1,5 +1,6 @@
 // Statistics with recorded seeds: seeded bootstrap confidence intervals, means, and a small deterministic RNG.
 import ArbiterData
+import ArbiterTensor
 import Foundation
 
 /// Every random choice in the analyses (splits, bootstrap, random head sets) comes from a SplitMix64

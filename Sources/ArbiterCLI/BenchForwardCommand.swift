@@ -1,6 +1,7 @@
 // `arbiter bench-forward`: time one forward pass (used by Tools/bench.py; prints one JSON line).
 import ArbiterData
 import ArbiterModels
+import ArbiterTensor
 import ArgumentParser
 import Foundation
 

@@ -125,6 +125,50 @@ enum Candidates {
     }
 }
 
+/// The item loop both third-party sets share: the top-level array, the item cap, the image folder, then per item
+/// the reader, the set's own mapping (`make`, which finds the image through `locate` where its fields say), the
+/// dataset checks, the image file's check, and the item's warnings; failures are skipped or thrown as `options`
+/// say.
+enum ThirdPartyItems {
+    /// `make` maps one item: its reader, the image locator (the item's relative image path in the folder, or the
+    /// bare image id without a folder) and the item's warnings so far.
+    typealias Make = (ItemReader, (String) throws -> String, inout [DatasetProblem]) throws -> ConflictItem
+
+    static func load(json: URL, imageFolder: URL?, options: LoadOptions, make: Make) throws -> ConflictSet {
+        let file = json.path
+        guard let rawItems = try ConflictDataset.parseJSON(json) as? [Any] else {
+            throw DatasetError(file: file, "the top-level JSON value must be an array of items")
+        }
+        try ConflictDataset.checkItemCount(rawItems.count, file: file)
+        var folder = try imageFolder.map { try ImageFolder($0, datasetFile: file) }
+        var collector = ProblemCollector(file: file, options: options)
+        var items: [ConflictItem] = []
+        var positions: [String: Int] = [:]
+        for (index, raw) in rawItems.enumerated() {
+            do {
+                guard let object = raw as? [String: Any] else {
+                    throw ItemFailure(problem: DatasetProblem(id: "#\(index)", index: index, kind: .wrongType,
+                                                             problem: "item must be an object, found \(ItemReader.typeName(raw))"))
+                }
+                let reader = ItemReader(object: object, index: index, imageIDKey: "image_id")
+                var warnings: [DatasetProblem] = []
+                let item = try make(reader, { [folder] in try folder?.locate($0, reader: reader) ?? $0 }, &warnings)
+                try ConflictDataset.check(item, reader: reader, requireCandidates: false)
+                if let name = item.image { try folder?.check(name, reader: reader) }
+                warnings.forEach { collector.warn($0) }
+                items.append(item)
+                positions[item.id] = index
+            } catch let failure as ItemFailure {
+                try collector.report(failure.problem)
+            }
+        }
+        var set = ConflictSet(source: file, items: items, imageRoot: imageFolder, skipped: collector.skipped,
+                              warnings: collector.warnings)
+        set.positions = positions
+        return set
+    }
+}
+
 public enum PaperConflictSet {
     /// The instruction target a paper file is for: `following_vision` → image, `following_text` → text.
     public static func target(fromFileName name: String) -> ConflictTarget? {
@@ -147,66 +191,42 @@ public enum PaperConflictSet {
         guard let target = target ?? self.target(fromFileName: json.lastPathComponent) else {
             throw DatasetError(file: file, "cannot tell from the file name whether the set is follow-image or follow-text (no 'following_vision' / 'following_text'); pass the target")
         }
-        guard let rawItems = try ConflictDataset.parseJSON(json) as? [Any] else {
-            throw DatasetError(file: file, "the top-level JSON value must be an array of items")
-        }
-        try ConflictDataset.checkItemCount(rawItems.count, file: file)
-        var folder = try imageFolder.map { try ImageFolder($0, datasetFile: file) }
         let questionKey = "question\(questionVariant)"
-        var collector = ProblemCollector(file: file, options: options)
-        var items: [ConflictItem] = []
-        var positions: [String: Int] = [:]
-        for (index, raw) in rawItems.enumerated() {
-            do {
-                guard let object = raw as? [String: Any] else {
-                    throw ItemFailure(problem: DatasetProblem(id: "#\(index)", index: index, kind: .wrongType,
-                                                             problem: "item must be an object, found \(ItemReader.typeName(raw))"))
-                }
-                let reader = ItemReader(object: object, index: index, imageIDKey: "image_id")
-                let imageID = try reader.string("image_id")
-                let task = try reader.string("task")
-                let context = try reader.string("context")
-                let answerImg = try reader.string("answer_img")
-                let answerText = try reader.string("answer_text")
-                let imgList = try reader.stringList("answer_img_candidate_list")
-                let textList = try reader.stringList("answer_text_candidate_list")
-                let prompt = try reader.string(questionKey)
-                let lines = prompt.components(separatedBy: "\n")
-                guard lines.count == 3 else {
-                    throw reader.failure(.invalidValue, "field '\(questionKey)' has \(lines.count) lines; expected 3 (instruction, question, output-format sentence)")
-                }
-                for (name, line) in zip(["instruction", "question", "output-format sentence"], lines)
-                where line.trimmingCharacters(in: .whitespaces).isEmpty {
-                    throw reader.failure(.invalidValue, "field '\(questionKey)': the \(name) line is empty")
-                }
-                var warnings: [DatasetProblem] = []
-                let item = ConflictItem(
-                    id: reader.id,
-                    image: try folder?.locate(imageID, reader: reader) ?? imageID,
-                    task: task, kind: .conflict, target: target, context: context, instruction: lines[0],
-                    instructionID: "paper-\(target.rawValue)", instructionSplit: nil, question: lines[1],
-                    constraint: lines[2], answerImg: answerImg, answerText: answerText,
-                    answerImgCandidates: try Candidates.list(imgList, answer: answerImg, field: "answer_img_candidate_list",
-                                                             reader: reader, options: options, warnings: &warnings),
-                    answerTextCandidates: try Candidates.list(textList, answer: answerText, field: "answer_text_candidate_list",
-                                                              reader: reader, options: options, warnings: &warnings),
-                    expected: target == .image ? answerImg : answerText)
-                try ConflictDataset.check(item, reader: reader, requireCandidates: false)
-                if let name = item.image { try folder?.check(name, reader: reader) }
-                if let overlap = Candidates.overlap(item.answerImgCandidates, item.answerTextCandidates, reader: reader) {
-                    warnings.append(overlap)
-                }
-                warnings.forEach { collector.warn($0) }
-                items.append(item)
-                positions[item.id] = index
-            } catch let failure as ItemFailure {
-                try collector.report(failure.problem)
+        return try ThirdPartyItems.load(json: json, imageFolder: imageFolder, options: options) {
+            reader, locate, warnings in
+            let imageID = try reader.string("image_id")
+            let task = try reader.string("task")
+            let context = try reader.string("context")
+            let answerImg = try reader.string("answer_img")
+            let answerText = try reader.string("answer_text")
+            let imgList = try reader.stringList("answer_img_candidate_list")
+            let textList = try reader.stringList("answer_text_candidate_list")
+            let prompt = try reader.string(questionKey)
+            let lines = prompt.components(separatedBy: "\n")
+            guard lines.count == 3 else {
+                throw reader.failure(.invalidValue, "field '\(questionKey)' has \(lines.count) lines; expected 3 (instruction, question, output-format sentence)")
             }
+            for (name, line) in zip(["instruction", "question", "output-format sentence"], lines)
+            where line.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw reader.failure(.invalidValue, "field '\(questionKey)': the \(name) line is empty")
+            }
+            let item = ConflictItem(
+                id: reader.id,
+                image: try locate(imageID),
+                task: task, kind: .conflict, target: target, context: context, instruction: lines[0],
+                instructionID: "paper-\(target.rawValue)", instructionSplit: nil, question: lines[1],
+                constraint: lines[2], answerImg: answerImg, answerText: answerText,
+                answerImgCandidates: try Candidates.list(imgList, answer: answerImg, field: "answer_img_candidate_list",
+                                                         reader: reader, options: options, warnings: &warnings),
+                answerTextCandidates: try Candidates.list(textList, answer: answerText, field: "answer_text_candidate_list",
+                                                          reader: reader, options: options, warnings: &warnings),
+                expected: target == .image ? answerImg : answerText)
+            // Computed before the shared checks, reported only after them (both only build values).
+            if let overlap = Candidates.overlap(item.answerImgCandidates, item.answerTextCandidates, reader: reader) {
+                warnings.append(overlap)
+            }
+            return item
         }
-        var set = ConflictSet(source: file, items: items, imageRoot: imageFolder, skipped: collector.skipped,
-                              warnings: collector.warnings)
-        set.positions = positions
-        return set
     }
 }
 
@@ -217,48 +237,22 @@ public enum MC2Benchmark {
     /// output-format sentence to add (MC² has none).
     public static func load(json: URL, imageFolder: URL?, instruction: InstructionParaphrase? = nil,
                             constraint: String? = nil, options: LoadOptions = .init()) throws -> ConflictSet {
-        let file = json.path
-        guard let rawItems = try ConflictDataset.parseJSON(json) as? [Any] else {
-            throw DatasetError(file: file, "the top-level JSON value must be an array of items")
+        try ThirdPartyItems.load(json: json, imageFolder: imageFolder, options: options) { reader, locate, _ in
+            let imageID = try reader.string("image_id")
+            let answerImg = try reader.string("answer_vision")
+            let answerText = try reader.string("answer_text")
+            let kind: ItemKind = instruction == nil ? .noInstruction : .conflict
+            return ConflictItem(
+                id: reader.id,
+                image: try locate(imageID),
+                task: try reader.string("task"), kind: kind, target: instruction?.target,
+                context: try reader.string("context"), instruction: instruction?.text,
+                instructionID: instruction?.id, instructionSplit: instruction?.split,
+                question: try reader.string("question"), constraint: constraint,
+                answerImg: answerImg, answerText: answerText,
+                answerImgCandidates: [answerImg], answerTextCandidates: [answerText],
+                expected: ConflictItem.expectedAnswer(kind: kind, target: instruction?.target, answerImg: answerImg,
+                                                      answerText: answerText))
         }
-        try ConflictDataset.checkItemCount(rawItems.count, file: file)
-        var folder = try imageFolder.map { try ImageFolder($0, datasetFile: file) }
-        var collector = ProblemCollector(file: file, options: options)
-        var items: [ConflictItem] = []
-        var positions: [String: Int] = [:]
-        for (index, raw) in rawItems.enumerated() {
-            do {
-                guard let object = raw as? [String: Any] else {
-                    throw ItemFailure(problem: DatasetProblem(id: "#\(index)", index: index, kind: .wrongType,
-                                                             problem: "item must be an object, found \(ItemReader.typeName(raw))"))
-                }
-                let reader = ItemReader(object: object, index: index, imageIDKey: "image_id")
-                let imageID = try reader.string("image_id")
-                let answerImg = try reader.string("answer_vision")
-                let answerText = try reader.string("answer_text")
-                let kind: ItemKind = instruction == nil ? .noInstruction : .conflict
-                let item = ConflictItem(
-                    id: reader.id,
-                    image: try folder?.locate(imageID, reader: reader) ?? imageID,
-                    task: try reader.string("task"), kind: kind, target: instruction?.target,
-                    context: try reader.string("context"), instruction: instruction?.text,
-                    instructionID: instruction?.id, instructionSplit: instruction?.split,
-                    question: try reader.string("question"), constraint: constraint,
-                    answerImg: answerImg, answerText: answerText,
-                    answerImgCandidates: [answerImg], answerTextCandidates: [answerText],
-                    expected: ConflictItem.expectedAnswer(kind: kind, target: instruction?.target, answerImg: answerImg,
-                                                          answerText: answerText))
-                try ConflictDataset.check(item, reader: reader, requireCandidates: false)
-                if let name = item.image { try folder?.check(name, reader: reader) }
-                items.append(item)
-                positions[item.id] = index
-            } catch let failure as ItemFailure {
-                try collector.report(failure.problem)
-            }
-        }
-        var set = ConflictSet(source: file, items: items, imageRoot: imageFolder, skipped: collector.skipped,
-                              warnings: collector.warnings)
-        set.positions = positions
-        return set
     }
 }

@@ -1,27 +1,8 @@
 // Seeded randomness for the generator: SplitMix64 (seeding) and xoshiro256** (the stream), with our own
 // bounded-integer and shuffle routines so that a seed gives the same dataset bytes on every platform and
 // Swift version (the standard library's `random(in:using:)` algorithms are not a stability promise).
-
-/// SplitMix64 (Steele, Lea, Flood 2014): used to expand a 64-bit seed into xoshiro state.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public private(set) var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// One SplitMix64 output for `value` (a stateless mixing function).
-    public static func mix(_ value: UInt64) -> UInt64 {
-        var s = SplitMix64(seed: value)
-        return s.next()
-    }
-}
+// SplitMix64 itself is ArbiterTensor's, shared with every layer and test suite.
+import ArbiterTensor
 
 /// xoshiro256** 1.0 (Blackman, Vigna), seeded through SplitMix64.
 public struct SeededRandom: Sendable {

@@ -1,5 +1,6 @@
 // Decoding JSON files (config.json, preprocessor_config.json, datasets) into Codable values with errors
 // that name the file and the key path.
+import ArbiterJSON
 import Foundation
 
 public enum JSONFile {

@@ -5,6 +5,8 @@
 // as floats, which transformers does not take as a size either), a floating-point field takes any finite
 // number, and every mismatch reads "must be …, found …" under the field's key path (JSONFile.describe).
 
+import ArbiterJSON
+
 struct StrictJSONDecoder: Decoder {
     let value: JSONValue
     let codingPath: [CodingKey]
@@ -16,7 +18,7 @@ struct StrictJSONDecoder: Decoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
-        guard case .object(let object) = value else {
+        guard let object = value.members else {
             throw Scalar.mismatch([String: Any].self, codingPath, "must be an object, found \(value.kindName)")
         }
         return KeyedDecodingContainer(KeyedContainer<Key>(object: object, codingPath: codingPath))
@@ -109,7 +111,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return value
     }
 
-    func decodeNil(forKey key: Key) throws -> Bool { try child(key) == .null }
+    func decodeNil(forKey key: Key) throws -> Bool { try child(key).isNull }
     func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try Scalar.bool(child(key), codingPath + [key]) }
     func decode(_ type: String.Type, forKey key: Key) throws -> String {
         try Scalar.string(child(key), codingPath + [key])
@@ -173,7 +175,7 @@ private struct UnkeyedContainer: UnkeyedDecodingContainer {
     }
 
     mutating func decodeNil() throws -> Bool {
-        guard !isAtEnd, array[currentIndex] == .null else { return false }
+        guard !isAtEnd, array[currentIndex].isNull else { return false }
         currentIndex += 1
         return true
     }
@@ -211,7 +213,7 @@ private struct SingleValueContainer: SingleValueDecodingContainer {
     let value: JSONValue
     let codingPath: [CodingKey]
 
-    func decodeNil() -> Bool { value == .null }
+    func decodeNil() -> Bool { value.isNull }
     func decode(_ type: Bool.Type) throws -> Bool { try Scalar.bool(value, codingPath) }
     func decode(_ type: String.Type) throws -> String { try Scalar.string(value, codingPath) }
     func decode(_ type: Double.Type) throws -> Double { try Scalar.floatingPoint(value, codingPath) }

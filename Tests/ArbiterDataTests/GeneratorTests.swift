@@ -1,6 +1,7 @@
 // The generator: determinism, image content vs labels (through the oracle), answers, contexts, instructions.
 import ArbiterData
 import ArbiterFormats
+import ArbiterTensor
 import Foundation
 import PropertyBased
 import Testing

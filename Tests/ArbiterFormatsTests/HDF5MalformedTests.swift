@@ -44,15 +44,9 @@ struct HDF5MalformedCase: CustomTestStringConvertible, Sendable {
 
     /// `count` seeded pseudo-random bytes (SplitMix64), optionally after a prefix.
     static func garbage(seed: UInt64, count: Int, prefix: [UInt8] = []) -> Data {
-        var state = seed
+        var rng = SplitMix64(seed: seed)
         var bytes = prefix
-        while bytes.count < count {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            bytes.append(UInt8(truncatingIfNeeded: z ^ (z >> 31)))
-        }
+        while bytes.count < count { bytes.append(UInt8(truncatingIfNeeded: rng.next())) }
         return Data(bytes)
     }
 

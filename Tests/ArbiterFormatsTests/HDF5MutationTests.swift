@@ -61,19 +61,12 @@ struct MutationBase: Sendable {
             }
             return rawData[0].lowerBound
         }
-        var state = seed
-        func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
+        var rng = SplitMix64(seed: seed)
         var copy = bytes
         var offsets: [Int] = []
-        for _ in 0..<(1 + Int(next() % 8)) {
-            let offset = offset(next())
-            copy[offset] = UInt8(truncatingIfNeeded: next())
+        for _ in 0..<(1 + Int(rng.next() % 8)) {
+            let offset = offset(rng.next())
+            copy[offset] = UInt8(truncatingIfNeeded: rng.next())
             offsets.append(offset)
         }
         return (copy, offsets)

@@ -1,4 +1,5 @@
 // Encoding: encode → decode round trips (property-based), RGBA, atomic writes.
+import ArbiterTensor
 import Foundation
 import PropertyBased
 import Testing

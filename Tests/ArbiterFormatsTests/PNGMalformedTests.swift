@@ -1,5 +1,6 @@
 // Malformed PNG input: a generated corpus where every case must throw a FormatError naming the source, and
 // seeded random mutations that must never crash (they may decode or throw FormatError, nothing else).
+import ArbiterTensor
 import Foundation
 import PropertyBased
 import Testing

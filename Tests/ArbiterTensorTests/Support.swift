@@ -18,23 +18,10 @@ func randomTensor(_ shape: [Int], in range: ClosedRange<Float> = -1...1, _ rng: 
     Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map { _ in Float.random(in: range, using: &rng) })
 }
 
-/// SplitMix64: a small concrete generator seeded from the property checker's generator, so case builders
-/// work on a concrete type (opening the checker's `any SeededRandomNumberGenerator` inside closures crashes
-/// the Swift 6.3 compiler).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A generator without shrinking built from a closure; every case is a function of the property checker's
-/// seed, so a failure's printed `.fixedSeed` replays the exact case.
+/// seed, so a failure's printed `.fixedSeed` replays the exact case. Case builders get a concrete SplitMix64
+/// seeded from the checker's generator (opening the checker's `any SeededRandomNumberGenerator` inside closures
+/// crashes the Swift 6.3 compiler).
 func generator<T>(_ make: @Sendable @escaping (inout SplitMix64) -> T) -> Generator<T, Shrink.None<T>> {
     Generator(run: { rng in
         var local = SplitMix64(seed: rng.next())

@@ -1,21 +1,9 @@
 // Properties over seeded pseudo-random strings (the test target has no PropertyBased dependency): lossless
 // tokenizers give back what they were given, and prompt spans stay consistent wherever the pieces are cut.
+import ArbiterTensor
 import Foundation
 import Testing
 @testable import ArbiterTokenizers
-
-/// SplitMix64: a small seeded generator, so failures reproduce.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 enum RandomText {
     /// Words and characters that stress tokenizers: spaces, newlines, tabs, accents (precomposed and combining),
@@ -27,7 +15,7 @@ enum RandomText {
         "\u{a0}", "\u{3000}", "Ⅻ", "ﬁ", "x²", "€", "→", "∑", "\u{0}", "\u{7f}",
     ]
 
-    static func make(_ rng: inout SeededGenerator, maxAtoms: Int = 16) -> String {
+    static func make(_ rng: inout SplitMix64, maxAtoms: Int = 16) -> String {
         let count = Int.random(in: 0...maxAtoms, using: &rng)
         return (0..<count).map { _ in atoms.randomElement(using: &rng) ?? "" }.joined()
     }
@@ -38,7 +26,7 @@ struct TokenizerPropertyTests {
     @Test("byte-level and byte-fallback tokenizers round-trip any text", arguments: [Family.llama3, .llama2, .qwen2])
     func roundTrip(family: Family) throws {
         let tokenizer = try Fixtures.tokenizer(family)
-        var rng = SeededGenerator(seed: 0xA4B1_7E57)
+        var rng = SplitMix64(seed: 0xA4B1_7E57)
         for _ in 0..<400 {
             let text = RandomText.make(&rng)
             let back = try tokenizer.decode(tokenizer.encode(text, addSpecialTokens: false))
@@ -55,7 +43,7 @@ struct TokenizerPropertyTests {
           arguments: Family.allCases)
     func spansAtSafeCuts(family: Family) throws {
         let tokenizer = try Fixtures.tokenizer(family)
-        var rng = SeededGenerator(seed: 0x5EED_0000 + UInt64(family.rawValue.utf8.count))
+        var rng = SplitMix64(seed: 0x5EED_0000 + UInt64(family.rawValue.utf8.count))
         for _ in 0..<60 {
             // Pieces that start with a space, a newline or an added token, as the prompt builder makes them.
             let starts = [" ", "\n", "<image>", "<|im_start|>", "<|im_end|>\n"]

@@ -1,6 +1,7 @@
 // Checkpoint: the weights of a Hugging Face model folder, from `model.safetensors` or from the shards listed
 // in `model.safetensors.index.json` (checked so that every tensor comes from exactly the shard the index names).
 import Foundation
+import ArbiterJSON
 import ArbiterTensor
 
 /// All tensors of a Hugging Face checkpoint folder, as zero-copy views into memory-mapped safetensors files.
@@ -96,10 +97,10 @@ public struct Checkpoint: Sendable {
         } catch {
             throw FormatError(.malformed, file: index, "not valid JSON: \(error)")
         }
-        guard case .object(let object) = root else {
+        guard let object = root.members else {
             throw FormatError(.malformed, file: index, "top-level JSON value is \(root.kindName), expected an object")
         }
-        guard case .object(let entries) = object["weight_map"] ?? .null else {
+        guard let entries = object["weight_map"]?.members else {
             throw FormatError(.malformed, file: index, "\"weight_map\" is \(object["weight_map"]?.kindName ?? "missing"), expected an object of tensor name → shard file")
         }
         var weightMap: [String: String] = [:]

@@ -6,6 +6,7 @@
 // and may hold "__metadata__": {string: string}. The header begins with `{` and may be padded after the
 // object's closing brace with spaces (0x20) only; the tensors, in offset order, cover the data buffer exactly.
 import Foundation
+import ArbiterJSON
 import ArbiterTensor
 
 /// One safetensors file, memory-mapped. Tensors are views into the map (kept alive by each `StoredTensor`).
@@ -69,7 +70,7 @@ public struct SafetensorsFile: Sendable {
         } catch {
             throw fail(.malformed, "header is not valid JSON: \(error)")
         }
-        guard case .object(let entries) = header else {
+        guard let entries = header.members else {
             throw fail(.malformed, "header is not a JSON object (found \(header.kindName))")
         }
         try Self.checkPadding(headerBytes, fail: fail)
@@ -77,7 +78,7 @@ public struct SafetensorsFile: Sendable {
         // Metadata.
         var metadata: [String: String] = [:]
         if let raw = entries["__metadata__"] {
-            guard case .object(let fields) = raw else {
+            guard let fields = raw.members else {
                 throw fail(.malformed, "__metadata__ is \(raw.kindName), expected an object of strings")
             }
             for (key, value) in fields {
@@ -95,7 +96,7 @@ public struct SafetensorsFile: Sendable {
         for name in entries.keys.sorted() where name != "__metadata__" {
             guard !name.isEmpty else { throw fail(.malformed, "empty tensor name in the header") }
             let tensor = "tensor \"\(name)\""
-            guard case .object(let fields) = entries[name] ?? .null else {
+            guard let fields = entries[name]?.members else {
                 throw fail(.malformed, "\(tensor): entry is \(entries[name]?.kindName ?? "null"), expected an object with dtype, shape, data_offsets")
             }
             for key in ["dtype", "shape", "data_offsets"] where fields[key] == nil {

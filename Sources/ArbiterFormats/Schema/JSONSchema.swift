@@ -2,6 +2,7 @@
 // A schema keyword outside the subset is refused when the schema is read, so a schema can never promise a
 // check that is not made. Documents are parsed with StrictJSON (duplicate keys are errors, integers exact),
 // and each violation names the JSON path (`items[3].kind`) and the problem.
+import ArbiterJSON
 import Foundation
 
 /// One place where a document breaks its schema.
@@ -38,12 +39,12 @@ public struct JSONSchema: @unchecked Sendable {
         do { value = try StrictJSON.parse(data) } catch {
             throw FormatError(.malformed, file: name, "schema is not valid JSON (\(error))")
         }
-        guard case .object(let top) = value else {
+        guard let top = value.members else {
             throw FormatError(.malformed, file: name, "a schema must be an object")
         }
         var definitions: [String: SchemaNode] = [:]
         if let defs = top["$defs"] {
-            guard case .object(let entries) = defs else {
+            guard let entries = defs.members else {
                 throw FormatError(.malformed, file: name, "$defs must be an object")
             }
             for (key, entry) in entries {
@@ -142,7 +143,7 @@ public struct JSONSchema: @unchecked Sendable {
                     check(element, against: items, path: "\(path)[\(i)]", into: &found)
                 }
             }
-        case .object(let members): checkObject(members, node: node, path: path, into: &found)
+        case .object(let members): checkObject(JSONValue.members(members), node: node, path: path, into: &found)
         case .bool, .null: break
         }
     }
@@ -319,7 +320,7 @@ final class SchemaNode {
     init(_ value: JSONValue, at location: String, schema: String, isRoot: Bool) throws {
         let here = location.isEmpty ? "the top level" : location
         func fail(_ problem: String) -> FormatError { FormatError(.malformed, file: schema, "\(here): \(problem)") }
-        guard case .object(let keywords) = value else { throw fail("a schema must be an object") }
+        guard let keywords = value.members else { throw fail("a schema must be an object") }
         func child(_ value: JSONValue, _ name: String) throws -> SchemaNode {
             try SchemaNode(value, at: location.isEmpty ? name : "\(location)/\(name)", schema: schema, isRoot: false)
         }
@@ -363,7 +364,7 @@ final class SchemaNode {
         default: throw fail("type must be a name or a list of names")
         }
         if let v = keywords["properties"] {
-            guard case .object(let entries) = v else { throw fail("properties must be an object") }
+            guard let entries = v.members else { throw fail("properties must be an object") }
             for (key, entry) in entries { properties[key] = try child(entry, "properties/\(key)") }
         }
         if let v = keywords["required"] {
@@ -435,8 +436,14 @@ extension JSONValue {
         case (.array(let a), .array(let b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.sameJSON(as: $1) }
         case (.object(let a), .object(let b)):
+            let (a, b) = (JSONValue.members(a), JSONValue.members(b))
             return a.count == b.count && a.allSatisfy { key, value in b[key].map { value.sameJSON(as: $0) } ?? false }
-        default: return self == other
+        case (.string(let a), .string(let b)): return a == b
+        case (.integer(let a), .integer(let b)): return a == b
+        case (.number(let a), .number(let b)): return a == b
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.null, .null): return true
+        default: return false
         }
     }
 }

@@ -1,6 +1,7 @@
 // The fuzz suite's vocabulary: input kinds, a case (a valid base, one mutation, what a correct answer is), the
 // folders a case runs in, and the seeded generator every random choice comes from.
 import ArbiterData
+import ArbiterTensor
 import Foundation
 
 enum InputKind: String, CaseIterable, Sendable, CustomStringConvertible {
