@@ -14,7 +14,7 @@ struct Scenario: CustomStringConvertible {
     var rng: SeededGenerator
 
     init(layers: Int, kvHeads: Int, groups: Int, seed: Int, tokens: ClosedRange<Int> = 1...12) throws {
-        var rng = SeededGenerator(seed: UInt64(seed))
+        var rng = SeededGenerator(randomModelSeed: UInt64(seed))
         let headDim = [2, 4, 6, 8].randomElement(using: &rng)!
         spec = RandomDecoderSpec(layers: layers, kvHeads: kvHeads, groups: groups, headDim: headDim,
                                  qkvBias: Bool.random(using: &rng), seed: UInt64(seed))

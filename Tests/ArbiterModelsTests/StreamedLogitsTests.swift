@@ -25,7 +25,7 @@ struct StreamedLogitsTests {
     static func checkBlocks(layers l: Int, kvHeads kv: Int, groups g: Int, seed: Int) throws {
         let spec = RandomDecoderSpec(layers: l, kvHeads: kv, groups: g, headDim: 4, qkvBias: seed % 2 == 0, seed: UInt64(seed))
         let decoder = try spec.make()
-        var rng = SeededGenerator(seed: UInt64(seed) &+ 1)
+        var rng = SeededGenerator(randomModelSeed: UInt64(seed) &+ 1)
         let tokens = Int.random(in: 1...9, using: &rng)
         let ids = spec.ids(count: tokens, seed: UInt64(seed))
         let vocab = decoder.configuration.vocabularySize
