@@ -202,18 +202,8 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
                 throw FormatError(e.kind, file: e.file, "crop_size: \(e.problem)")
             }
         }
-        if doRescale {
-            guard rescaleFactor.isFinite else { throw FormatError(.malformed, file: source, "rescale_factor \(rescaleFactor) is not finite") }
-        }
-        if doNormalize {
-            guard imageMean.count == 3, imageStd.count == 3 else {
-                throw FormatError(.inconsistent, file: source,
-                                  "image_mean has \(imageMean.count) and image_std \(imageStd.count) values; RGB needs 3 each")
-            }
-            guard imageMean.allSatisfy(\.isFinite), imageStd.allSatisfy({ $0.isFinite && Float($0) != 0 }) else {
-                throw FormatError(.malformed, file: source, "image_mean \(imageMean) / image_std \(imageStd) must be finite, std non-zero")
-            }
-        }
+        try PixelNormalization.validate(doRescale: doRescale, rescaleFactor: rescaleFactor, doNormalize: doNormalize,
+                                        mean: imageMean, std: imageStd, source: source)
     }
 }
 
@@ -276,19 +266,11 @@ public struct CLIPImageProcessor: Sendable {
             left = floorDiv(current.width - outWidth, 2)
         }
 
-        let mean = config.imageMean.map { Float($0) }
-        let std = config.imageStd.map { Float($0) }
         let plane = outHeight * outWidth
         var scalars = [Float](repeating: 0, count: 3 * plane)
-        // Value of an 8-bit sample after rescale (float64 product rounded to float32) and normalize (float32).
-        var table = [[Float]](repeating: [Float](repeating: 0, count: 256), count: 3)
-        for c in 0..<3 {
-            for v in 0..<256 {
-                var x = config.doRescale ? Float(Double(v) * config.rescaleFactor) : Float(v)
-                if config.doNormalize { x = (x - mean[c]) / std[c] }
-                table[c][v] = x
-            }
-        }
+        let table = PixelNormalization(rescaleFactor: config.doRescale ? config.rescaleFactor : nil,
+                                       mean: config.doNormalize ? config.imageMean : nil,
+                                       std: config.doNormalize ? config.imageStd : nil).table
         for y in 0..<outHeight {
             let sy = y + top
             for x in 0..<outWidth {

@@ -174,18 +174,8 @@ public struct Qwen2VLImageProcessorConfig: Codable, Sendable, Equatable {
                                   "min_pixels \(minPixels) / max_pixels \(maxPixels) must satisfy 0 ≤ min_pixels ≤ max_pixels and max_pixels ≥ (patch_size·merge_size)² = \(factor * factor)")
             }
         }
-        if doRescale, !rescaleFactor.isFinite {
-            throw FormatError(.malformed, file: source, "rescale_factor \(rescaleFactor) is not finite")
-        }
-        if doNormalize {
-            guard imageMean.count == 3, imageStd.count == 3 else {
-                throw FormatError(.inconsistent, file: source,
-                                  "image_mean has \(imageMean.count) and image_std \(imageStd.count) values; RGB needs 3 each")
-            }
-            guard imageMean.allSatisfy(\.isFinite), imageStd.allSatisfy({ $0.isFinite && Float($0) != 0 }) else {
-                throw FormatError(.malformed, file: source, "image_mean \(imageMean) / image_std \(imageStd) must be finite, std non-zero")
-            }
-        }
+        try PixelNormalization.validate(doRescale: doRescale, rescaleFactor: rescaleFactor, doNormalize: doNormalize,
+                                        mean: imageMean, std: imageStd, source: source)
     }
 }
 
@@ -255,17 +245,9 @@ public struct Qwen2VLImageProcessor: Sendable {
             throw FormatError(.inconsistent, file: "\(source) \(current.width)x\(current.height)",
                               "with do_resize false the image sides must be multiples of patch_size·merge_size = \(p * m)")
         }
-        let mean = config.imageMean.map { Float($0) }
-        let std = config.imageStd.map { Float($0) }
-        // Value of an 8-bit sample after rescale (float64 product rounded to float32) and normalize (float32).
-        var table = [[Float]](repeating: [Float](repeating: 0, count: 256), count: 3)
-        for c in 0..<3 {
-            for v in 0..<256 {
-                var x = config.doRescale ? Float(Double(v) * config.rescaleFactor) : Float(v)
-                if config.doNormalize { x = (x - mean[c]) / std[c] }
-                table[c][v] = x
-            }
-        }
+        let table = PixelNormalization(rescaleFactor: config.doRescale ? config.rescaleFactor : nil,
+                                       mean: config.doNormalize ? config.imageMean : nil,
+                                       std: config.doNormalize ? config.imageStd : nil).table
         let gridH = current.height / p, gridW = current.width / p
         let rowWidth = 3 * temporal * p * p
         var out = [Float](repeating: 0, count: gridH * gridW * rowWidth)
