@@ -211,11 +211,11 @@ typealias LlamaBlock = HookedBlock<LlamaAttention, LlamaMLP>
 
 extension HookedBlock where Attention == LlamaAttention, MLP == LlamaMLP {
     init(_ w: inout WeightStore, prefix: String, config c: DecoderConfiguration) throws {
-        let inputNorm = try w.take("\(prefix).input_layernorm.weight", shape: [c.hiddenSize])
-        let postAttentionNorm = try w.take("\(prefix).post_attention_layernorm.weight", shape: [c.hiddenSize])
-        self.init(norm1: .rms(weight: inputNorm, eps: c.rmsNormEps),
-                  attention: try LlamaAttention(&w, prefix: "\(prefix).self_attn", config: c),
-                  norm2: .rms(weight: postAttentionNorm, eps: c.rmsNormEps),
+        let inputNorm = try BlockNorm.rms(&w, "\(prefix).input_layernorm", width: c.hiddenSize, eps: c.rmsNormEps)
+        let postAttentionNorm = try BlockNorm.rms(&w, "\(prefix).post_attention_layernorm", width: c.hiddenSize,
+                                                  eps: c.rmsNormEps)
+        self.init(norm1: inputNorm, attention: try LlamaAttention(&w, prefix: "\(prefix).self_attn", config: c),
+                  norm2: postAttentionNorm,
                   mlp: try LlamaMLP(&w, prefix: "\(prefix).mlp", config: c), hooksNorms: true)
     }
 }

@@ -3,6 +3,7 @@
 // points and its norms'; the attention and the MLP visit theirs and declare them (`hookPoints`) beside the code
 // that visits them, so a block's hook names come from the same declarations as its visits
 // (`HookNamesTests` runs every bundled model and checks the visits against the names, in order).
+import ArbiterFormats
 import ArbiterTensor
 
 /// Where a block sends its hook visits: one run's hooks (`RunHooks`), or the runs of a batch, each its own
@@ -26,6 +27,17 @@ extension Array: HookVisits where Element == DecoderSegment {}
 enum BlockNorm: @unchecked Sendable {
     case rms(weight: StoredTensor, eps: Float)
     case layer(weight: StoredTensor, bias: StoredTensor, eps: Float)
+
+    /// LayerNorm with `{name}.weight` and `{name}.bias` of `width`.
+    static func layer(_ w: inout WeightStore, _ name: String, width: Int, eps: Float) throws -> BlockNorm {
+        .layer(weight: try w.take("\(name).weight", shape: [width]), bias: try w.take("\(name).bias", shape: [width]),
+               eps: eps)
+    }
+
+    /// RMSNorm with `{name}.weight` of `width`.
+    static func rms(_ w: inout WeightStore, _ name: String, width: Int, eps: Float) throws -> BlockNorm {
+        .rms(weight: try w.take("\(name).weight", shape: [width]), eps: eps)
+    }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
         switch self {

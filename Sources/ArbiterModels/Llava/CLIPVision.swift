@@ -103,13 +103,9 @@ typealias CLIPEncoderLayer = HookedBlock<CLIPAttention, CLIPMLP>
 
 extension HookedBlock where Attention == CLIPAttention, MLP == CLIPMLP {
     init(_ w: inout WeightStore, prefix p: String, config c: CLIPVisionConfiguration) throws {
-        let norm1 = try w.take("\(p).layer_norm1.weight", shape: [c.hiddenSize])
-        let norm1Bias = try w.take("\(p).layer_norm1.bias", shape: [c.hiddenSize])
-        let norm2 = try w.take("\(p).layer_norm2.weight", shape: [c.hiddenSize])
-        let norm2Bias = try w.take("\(p).layer_norm2.bias", shape: [c.hiddenSize])
-        self.init(norm1: .layer(weight: norm1, bias: norm1Bias, eps: c.layerNormEps),
-                  attention: try CLIPAttention(&w, prefix: "\(p).self_attn", config: c),
-                  norm2: .layer(weight: norm2, bias: norm2Bias, eps: c.layerNormEps),
+        let norm1 = try BlockNorm.layer(&w, "\(p).layer_norm1", width: c.hiddenSize, eps: c.layerNormEps)
+        let norm2 = try BlockNorm.layer(&w, "\(p).layer_norm2", width: c.hiddenSize, eps: c.layerNormEps)
+        self.init(norm1: norm1, attention: try CLIPAttention(&w, prefix: "\(p).self_attn", config: c), norm2: norm2,
                   mlp: try CLIPMLP(&w, prefix: "\(p).mlp", config: c), hooksNorms: false)
     }
 

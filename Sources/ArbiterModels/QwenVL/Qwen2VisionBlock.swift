@@ -42,13 +42,9 @@ typealias Qwen2VisionBlock = HookedBlock<QwenVisionAttention, Qwen2VisionMLP>
 
 extension HookedBlock where Attention == QwenVisionAttention, MLP == Qwen2VisionMLP {
     init(_ w: inout WeightStore, prefix p: String, config c: QwenVisionConfiguration) throws {
-        let norm1 = try w.take("\(p).norm1.weight", shape: [c.width])
-        let norm1Bias = try w.take("\(p).norm1.bias", shape: [c.width])
-        let norm2 = try w.take("\(p).norm2.weight", shape: [c.width])
-        let norm2Bias = try w.take("\(p).norm2.bias", shape: [c.width])
-        self.init(norm1: .layer(weight: norm1, bias: norm1Bias, eps: 1e-6),
-                  attention: try QwenVisionAttention(&w, prefix: "\(p).attn", config: c),
-                  norm2: .layer(weight: norm2, bias: norm2Bias, eps: 1e-6),
+        let norm1 = try BlockNorm.layer(&w, "\(p).norm1", width: c.width, eps: 1e-6)
+        let norm2 = try BlockNorm.layer(&w, "\(p).norm2", width: c.width, eps: 1e-6)
+        self.init(norm1: norm1, attention: try QwenVisionAttention(&w, prefix: "\(p).attn", config: c), norm2: norm2,
                   mlp: try Qwen2VisionMLP(&w, prefix: "\(p).mlp", config: c), hooksNorms: true)
     }
 }

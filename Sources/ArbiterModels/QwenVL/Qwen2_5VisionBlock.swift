@@ -51,11 +51,9 @@ typealias Qwen2_5VisionBlock = HookedBlock<QwenVisionAttention, Qwen2_5VisionMLP
 
 extension HookedBlock where Attention == QwenVisionAttention, MLP == Qwen2_5VisionMLP {
     init(_ w: inout WeightStore, prefix p: String, config c: QwenVisionConfiguration) throws {
-        let norm1 = try w.take("\(p).norm1.weight", shape: [c.width])
-        let norm2 = try w.take("\(p).norm2.weight", shape: [c.width])
-        self.init(norm1: .rms(weight: norm1, eps: 1e-6),
-                  attention: try QwenVisionAttention(&w, prefix: "\(p).attn", config: c),
-                  norm2: .rms(weight: norm2, eps: 1e-6),
+        let norm1 = try BlockNorm.rms(&w, "\(p).norm1", width: c.width, eps: 1e-6)
+        let norm2 = try BlockNorm.rms(&w, "\(p).norm2", width: c.width, eps: 1e-6)
+        self.init(norm1: norm1, attention: try QwenVisionAttention(&w, prefix: "\(p).attn", config: c), norm2: norm2,
                   mlp: try Qwen2_5VisionMLP(&w, prefix: "\(p).mlp", config: c), hooksNorms: true)
     }
 }
