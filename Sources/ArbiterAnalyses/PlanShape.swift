@@ -4,9 +4,6 @@ import ArbiterFormats
 import ArbiterModels
 import Foundation
 
-/// The vision tower of an image model, as far as its cost goes (each family computes it from its config).
-public typealias PlanVisionShape = VisionTowerShape
-
 /// A model's shape for the plan: the decoder's sizes, the vision tower's (nil for a text model), and the bytes
 /// of its weights.
 public struct PlanModelShape: Sendable, Codable, Equatable {
@@ -18,14 +15,14 @@ public struct PlanModelShape: Sendable, Codable, Equatable {
     public var headDim: Int
     public var intermediate: Int
     public var vocabulary: Int
-    public var vision: PlanVisionShape?
+    public var vision: VisionTowerShape?
     /// Bytes of the weights as stored (the checkpoint's size when there is one, else counted from the config
     /// at its `torch_dtype`/`dtype`): memory-mapped, so they count once towards the peak.
     public var weightBytes: Int
     /// The decoder configuration (the calibration builds layers of these shapes).
     public var decoder: DecoderConfiguration
 
-    public init(modelType: String, decoder c: DecoderConfiguration, vision: PlanVisionShape?, weightBytes: Int? = nil,
+    public init(modelType: String, decoder c: DecoderConfiguration, vision: VisionTowerShape?, weightBytes: Int? = nil,
                 dtypeBytes: Int = 4) {
         self.modelType = modelType
         layers = c.layers

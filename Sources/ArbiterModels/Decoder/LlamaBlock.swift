@@ -28,8 +28,8 @@ struct LlamaAttention: @unchecked Sendable {
 
     /// Attention over the stacked rows of `segments` (one segment: a plain run): the projections run on
     /// all rows at once, scores/softmax/mix per segment against that segment's own keys.
-    func callAsFunction(_ x: Tensor, rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
-                        segments: [DecoderSegment]) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, context rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
+                        visits segments: [DecoderSegment]) throws -> Tensor {
         let t = x.rows, d = heads.headDim
         var q = linear(x, weight: qProj, bias: qBias).reshaped([t, heads.heads, d])
         var k = linear(x, weight: kProj, bias: kBias).reshaped([t, heads.kvHeads, d])
@@ -175,7 +175,8 @@ struct LlamaMLP: @unchecked Sendable {
         activation = try Activation(named: c.hiddenAct)
     }
 
-    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, segments: [DecoderSegment]) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames,
+                        visits segments: [DecoderSegment]) throws -> Tensor {
         var gate = linear(x, weight: gateProj, bias: gateBias)
         try segments.visit(n.mlpPre, layer: l, &gate)
         var up = linear(x, weight: upProj, bias: upBias)
@@ -190,20 +191,10 @@ struct LlamaMLP: @unchecked Sendable {
 
 extension LlamaAttention: BlockAttention {
     static let hookPoints: [BlockHook] = [.q, .k, .v, .rotQ, .rotK, .attnScores, .pattern, .z, .result]
-
-    func callAsFunction(_ x: Tensor, context rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
-                        visits segments: [DecoderSegment]) throws -> Tensor {
-        try self(x, rotary: rotary, layer: l, names: n, segments: segments)
-    }
 }
 
 extension LlamaMLP: BlockMLP {
     static let hookPoints: [BlockHook] = [.mlpPre, .mlpPreLinear, .mlpPost]
-
-    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames,
-                        visits segments: [DecoderSegment]) throws -> Tensor {
-        try self(x, layer: l, names: n, segments: segments)
-    }
 }
 
 /// The decoder layer: RMSNorm → attention → RMSNorm → SwiGLU MLP.

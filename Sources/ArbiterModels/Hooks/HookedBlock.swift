@@ -19,6 +19,8 @@ struct RunHooks: HookVisits {
     func visit(_ name: String, layer: Int, _ tensor: inout Tensor) throws {
         try hooks.visit(name, layer: layer, &tensor)
     }
+    /// Whether the run caches or edits `name` (an attention then builds the dense pattern).
+    func wants(_ name: String) -> Bool { hooks.wants(name) }
 }
 
 extension Array: HookVisits where Element == DecoderSegment {}
@@ -105,6 +107,27 @@ where MLP.Visits == Attention.Visits {
         add(&x, mlpOut)
         try visits.visit(n.residPost, layer: l, &x)
         return x
+    }
+}
+
+/// fc1 → activation → fc2, with biases: the MLP of the CLIP and Qwen2-VL vision blocks.
+struct FeedForwardMLP: BlockMLP, @unchecked Sendable {
+    static let hookPoints: [BlockHook] = [.mlpPre, .mlpPost]
+    let fc1: StoredTensor, fc1Bias: StoredTensor, fc2: StoredTensor, fc2Bias: StoredTensor
+    let activation: Activation
+
+    init(_ w: inout WeightStore, prefix p: String, width d: Int, intermediate m: Int, activation: String) throws {
+        fc1 = try w.take("\(p).fc1.weight", shape: [m, d]); fc1Bias = try w.take("\(p).fc1.bias", shape: [m])
+        fc2 = try w.take("\(p).fc2.weight", shape: [d, m]); fc2Bias = try w.take("\(p).fc2.bias", shape: [d])
+        self.activation = try Activation(named: activation)
+    }
+
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, visits: RunHooks) throws -> Tensor {
+        var pre = linear(x, weight: fc1, bias: fc1Bias)
+        try visits.visit(n.mlpPre, layer: l, &pre)
+        activation.apply(&pre)
+        try visits.visit(n.mlpPost, layer: l, &pre)
+        return linear(pre, weight: fc2, bias: fc2Bias)
     }
 }
 

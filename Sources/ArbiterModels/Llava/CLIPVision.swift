@@ -38,7 +38,8 @@ struct CLIPAttention: @unchecked Sendable {
         scale = 1 / Float(heads.headDim).squareRoot()
     }
 
-    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, context: Void, layer l: Int, names n: LayerHookNames,
+                        visits hooks: RunHooks) throws -> Tensor {
         let t = x.rows, h = heads.heads, d = heads.headDim
         var qs = linear(x, weight: q, bias: qBias).reshaped([t, h, d])
         var ks = linear(x, weight: k, bias: kBias).reshaped([t, h, d])
@@ -56,57 +57,23 @@ struct CLIPAttention: @unchecked Sendable {
     }
 }
 
-// MARK: - MLP
-
-struct CLIPMLP: @unchecked Sendable {
-    let fc1: StoredTensor, fc1Bias: StoredTensor, fc2: StoredTensor, fc2Bias: StoredTensor
-    let activation: Activation
-
-    init(_ w: inout WeightStore, prefix p: String, config c: CLIPVisionConfiguration) throws {
-        fc1 = try w.take("\(p).fc1.weight", shape: [c.intermediateSize, c.hiddenSize])
-        fc1Bias = try w.take("\(p).fc1.bias", shape: [c.intermediateSize])
-        fc2 = try w.take("\(p).fc2.weight", shape: [c.hiddenSize, c.intermediateSize])
-        fc2Bias = try w.take("\(p).fc2.bias", shape: [c.hiddenSize])
-        activation = try Activation(named: c.hiddenAct)
-    }
-
-    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
-        var pre = linear(x, weight: fc1, bias: fc1Bias)
-        try hooks.visit(n.mlpPre, layer: l, &pre)
-        activation.apply(&pre)
-        try hooks.visit(n.mlpPost, layer: l, &pre)
-        return linear(pre, weight: fc2, bias: fc2Bias)
-    }
-}
-
 // MARK: - Block
 
 extension CLIPAttention: BlockAttention {
     static let hookPoints: [BlockHook] = [.q, .k, .v, .attnScores, .pattern, .z]
-
-    func callAsFunction(_ x: Tensor, context: Void, layer l: Int, names n: LayerHookNames,
-                        visits: RunHooks) throws -> Tensor {
-        try self(x, layer: l, names: n, hooks: visits.hooks)
-    }
-}
-
-extension CLIPMLP: BlockMLP {
-    static let hookPoints: [BlockHook] = [.mlpPre, .mlpPost]
-
-    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, visits: RunHooks) throws -> Tensor {
-        try self(x, layer: l, names: n, hooks: visits.hooks)
-    }
 }
 
 /// CLIPEncoderLayer: LayerNorm → attention → LayerNorm → fc1/fc2 MLP (its norms are not hook points).
-typealias CLIPEncoderLayer = HookedBlock<CLIPAttention, CLIPMLP>
+typealias CLIPEncoderLayer = HookedBlock<CLIPAttention, FeedForwardMLP>
 
-extension HookedBlock where Attention == CLIPAttention, MLP == CLIPMLP {
+extension HookedBlock where Attention == CLIPAttention, MLP == FeedForwardMLP {
     init(_ w: inout WeightStore, prefix p: String, config c: CLIPVisionConfiguration) throws {
         let norm1 = try BlockNorm.layer(&w, "\(p).layer_norm1", width: c.hiddenSize, eps: c.layerNormEps)
         let norm2 = try BlockNorm.layer(&w, "\(p).layer_norm2", width: c.hiddenSize, eps: c.layerNormEps)
         self.init(norm1: norm1, attention: try CLIPAttention(&w, prefix: "\(p).self_attn", config: c), norm2: norm2,
-                  mlp: try CLIPMLP(&w, prefix: "\(p).mlp", config: c), hooksNorms: false)
+                  mlp: try FeedForwardMLP(&w, prefix: "\(p).mlp", width: c.hiddenSize,
+                                          intermediate: c.intermediateSize, activation: c.hiddenAct),
+                  hooksNorms: false)
     }
 
     func callAsFunction(_ residual: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {

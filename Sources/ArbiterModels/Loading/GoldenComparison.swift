@@ -19,7 +19,9 @@ public enum GoldenComparison {
         "image_features": "hook_image_features",
     ]
     /// Datasets that are inputs, not activations.
-    static let inputDatasets: Set<String> = ["input_ids", "pixel_values", "image_grid_thw", "position_ids"]
+    /// (Integer datasets — `input_ids`, a family's integer inputs such as `image_grid_thw` — are never hook
+    /// names: `GoldenActivations.hookNames` holds the floating-point datasets only.)
+    static let inputDatasets: Set<String> = ["pixel_values"]
 
     /// The hook name a golden dataset holds.
     public static func hookName(forDataset name: String) -> String { datasetToHook[name] ?? name }

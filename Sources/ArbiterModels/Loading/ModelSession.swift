@@ -35,12 +35,6 @@ public final class ModelSession: @unchecked Sendable {
     public let builder: PromptBuilder
     let imageProcessor: (any ImagePreparing)?
 
-    /// The built-in layout of each model type (text models: `raw`).
-    public static var defaultLayouts: [String: String] {
-        Dictionary(ModelRegistry.families.flatMap { f in f.modelTypes.map { ($0, f.defaultLayout) } },
-                   uniquingKeysWith: { a, _ in a })
-    }
-
     /// Loads `directory`. The layout is, in order: `layout` if given, the folder's `prompt_layout.json`,
     /// then the model family's default (`ModelFamily.defaultLayout`: `llava-1.5`, `qwen2-vl`, `raw`, …).
     /// `compute`: the arithmetic of the matrix products (nil: `ARBITER_COMPUTE`, f32 when unset).

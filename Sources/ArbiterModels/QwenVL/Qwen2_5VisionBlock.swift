@@ -20,7 +20,7 @@ struct Qwen2_5VisionMLP: @unchecked Sendable {
         activation = try Activation(named: c.hiddenAct)
     }
 
-    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, hooks: HookRun?) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, visits hooks: RunHooks) throws -> Tensor {
         var g = linear(x, weight: gate, bias: gateBias)
         try hooks.visit(n.mlpPre, layer: l, &g)
         var u = linear(x, weight: up, bias: upBias)
@@ -40,10 +40,6 @@ struct Qwen2_5VisionMLP: @unchecked Sendable {
 
 extension Qwen2_5VisionMLP: BlockMLP {
     static let hookPoints: [BlockHook] = [.mlpPre, .mlpPreLinear, .mlpPost]
-
-    func callAsFunction(_ x: Tensor, layer l: Int, names n: LayerHookNames, visits: RunHooks) throws -> Tensor {
-        try self(x, layer: l, names: n, hooks: visits.hooks)
-    }
 }
 
 /// RMSNorm → attention (windowed or full) → RMSNorm → SwiGLU MLP.

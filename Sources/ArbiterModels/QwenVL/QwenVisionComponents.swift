@@ -160,8 +160,9 @@ struct QwenVisionAttention: @unchecked Sendable {
     }
 
     /// `segments`: boundaries (`cu_seqlens`) of the groups of rows that attend to each other.
-    func callAsFunction(_ x: Tensor, rotary: RotaryTables, segments: [Int], layer l: Int, names n: LayerHookNames,
-                        hooks: HookRun?) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, context: (rotary: RotaryTables, segments: [Int]), layer l: Int,
+                        names n: LayerHookNames, visits hooks: RunHooks) throws -> Tensor {
+        let (rotary, segments) = context
         let t = x.rows, h = heads.heads, d = heads.headDim, width = h * d
         let fused = linear(x, weight: qkv, bias: qkvBias)
         var q = Tensor(zeros: [t, h, d]), k = Tensor(zeros: [t, h, d]), v = Tensor(zeros: [t, h, d])

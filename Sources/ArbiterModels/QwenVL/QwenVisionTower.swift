@@ -37,11 +37,6 @@ protocol QwenVisionBlock: Sendable {
 
 extension QwenVisionAttention: BlockAttention {
     static let hookPoints: [BlockHook] = [.q, .k, .v, .rotQ, .rotK, .attnScores, .pattern, .z]
-
-    func callAsFunction(_ x: Tensor, context: (rotary: RotaryTables, segments: [Int]), layer l: Int,
-                        names n: LayerHookNames, visits: RunHooks) throws -> Tensor {
-        try self(x, rotary: context.rotary, segments: context.segments, layer: l, names: n, hooks: visits.hooks)
-    }
 }
 
 extension HookedBlock: QwenVisionBlock where Attention == QwenVisionAttention {
