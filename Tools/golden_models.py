@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 import golden_capture as capture
+import golden_internvl as internvl
 import golden_llava as llava
 import golden_qwen_vl as qwen_vl
 
@@ -228,4 +229,9 @@ MODELS: tuple[ModelSpec, ...] = (
               runner=run_llava_case, derived=write_llava_hub_copy),
     qwen_vl_spec(qwen_vl.QWEN25, qwen_vl.build_tiny_qwen2_5_vl, derived=write_qwen2_5_vl_t5_copy),
     qwen_vl_spec(qwen_vl.QWEN2, qwen_vl.build_tiny_qwen2_vl),
+    ModelSpec(internvl.MODEL_ID, seed=internvl.SEED, build=internvl.build_tiny_internvl,
+              cases=(Case("image-prompt", prompt=internvl.PROMPT),),
+              extra_files=lambda model_dir, root: internvl.write_extra_files(model_dir, root),
+              runner=lambda model, _case, model_dir, root: internvl.run_internvl(model, model_dir, root),
+              derived=internvl.write_original_copy),
 )

@@ -26,16 +26,16 @@ struct RunCommand: ParsableCommand {
         "14.3x2.0" scales them; --scale-mlp "10-12x0" scales MLP outputs.
         """)
 
-    @Option(name: .long, help: "Hugging Face model folder (llama, qwen2, llava).") var model: String
+    @Option(name: .long, help: "Hugging Face model folder (model_type \(ModelRegistry.supportedTypes.joined(separator: ", "))).") var model: String
     @Option(name: .long, help: "Token ids, e.g. 1,2,3 (for LLaVA: with the image token already expanded).") var ids: String?
     @Option(name: .long, help: "Prompt text (see below); needs the folder's tokenizer.json.") var prompt: String?
     @Option(name: .long) var context: String?
     @Option(name: .long) var instruction: String?
     @Option(name: .long) var question: String?
     @Option(name: .long) var constraint: String?
-    @Option(name: .long, help: "PNG image (LLaVA, Qwen-VL); with --ids, the ids hold the image tokens already expanded.")
+    @Option(name: .long, help: "PNG image (image models: \(ModelRegistry.families.filter(\.takesImages).map(\.name).joined(separator: ", "))); with --ids, the ids hold the image tokens already expanded.")
     var image: String?
-    @Option(name: .long, help: "Prompt layout: a built-in name (llava-1.5, raw, qwen2-vl) or a JSON file.") var layout: String?
+    @Option(name: .long, help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file.") var layout: String?
     @Option(name: .long, help: "Attention knockout KEYS->QUERIES@LAYERS (repeatable).") var knockout: [String] = []
     @Option(name: .long, help: "Heads to block, LAYER.HEAD,…") var blockHeads: String?
     @Option(name: .long, help: "Heads to amplify, LAYER.HEADxFACTOR,…") var amplifyHeads: String?

@@ -29,7 +29,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Display name of each --model, in the same order (default: the folder's name).")
     var name: [String] = []
     @Option(name: .long, help: "Dataset folder (dataset.json + images); default: generated in memory from --seed.") var data: String?
-    @Option(name: .long, help: "Prompt layout: a built-in name (llava-1.5, raw, qwen2-vl) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
+    @Option(name: .long, help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
     var layout: String?
     @Option(name: .long, help: "Items to generate when no --data is given.") var count = 240
     @Option(name: .long, help: "Seed of the generated data and of every random choice in the analyses.") var seed: UInt64 = 2602_03677

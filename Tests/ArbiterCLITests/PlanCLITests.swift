@@ -22,7 +22,7 @@ struct PlanCLITests {
     }
 
     @Test("a 7B-shaped config alone (no weights, no tokenizer) gets a plan: passes, FLOPs before/after, time, memory",
-          arguments: ["llava-1.5-7b", "qwen2.5-vl-7b"])
+          arguments: ["llava-1.5-7b", "qwen2.5-vl-7b", "internvl3-8b"])
     func configAlone(_ name: String) throws {
         let folder = try Self.configAlone(name)
         let r = try CLI.run(["verify", "--plan", "--json", "--model", folder.url.path, "--count", "48",

@@ -521,12 +521,14 @@ struct ResourceGuardTests {
 
     @Test("every bundled model's configuration estimate fits in 1 GiB")
     func bundledEstimates() throws {
-        for id in ["tiny-llama", "tiny-qwen2", "tiny-llava", "arbiter-main", "tiny-qwen2-vl", "tiny-qwen2_5-vl"] {
+        for id in ["tiny-llama", "tiny-qwen2", "tiny-llava", "arbiter-main", "tiny-qwen2-vl", "tiny-qwen2_5-vl",
+                   "tiny-internvl"] {
             let directory = try ModelDirectory(Repository.model(id))
             let file = directory.configURL.path
             let terms: [MemoryTerm] = switch directory.modelType {
             case "llava": try directory.configuration(LlavaConfiguration.self).memoryTerms(file: file)
             case "qwen2_vl", "qwen2_5_vl": try directory.configuration(QwenVLConfiguration.self).memoryTerms(file: file)
+            case "internvl": try directory.configuration(InternVLConfiguration.self).memoryTerms(file: file)
             default: try directory.configuration(DecoderConfiguration.self).memoryTerms(file: file)
             }
             try ResourceGuard.check(configuration: terms, file: file, available: 1 << 30)

@@ -10,7 +10,7 @@ import Testing
 @Suite("Model families")
 struct ModelFamilyTests {
     /// Family folders (under Sources/ArbiterModels) whose every declared type is private to the folder.
-    static let familyFolders = ["Llava", "QwenVL"]
+    static let familyFolders = ["Llava", "QwenVL", "InternVL"]
 
     @Test("every model_type belongs to exactly one family; each family's default layout is built in")
     func registry() throws {
@@ -22,11 +22,12 @@ struct ModelFamilyTests {
             _ = try PromptLayout.builtin(family.defaultLayout)
             for type in family.modelTypes { #expect(ModelRegistry.family(of: type)?.name == family.name) }
         }
-        #expect(ModelRegistry.family(of: "internvl") == nil)
+        #expect(ModelRegistry.family(of: "mllama") == nil)
     }
 
     @Test("each bundled model loads through its family, an ImageModel when the family says so; its shape agrees",
-          arguments: ["tiny-llama", "tiny-qwen2", "tiny-llava", "tiny-llava-hub", "tiny-qwen2-vl", "tiny-qwen2_5-vl"])
+          arguments: ["tiny-llama", "tiny-qwen2", "tiny-llava", "tiny-llava-hub", "tiny-qwen2-vl", "tiny-qwen2_5-vl",
+                      "tiny-internvl", "tiny-internvl-hub"])
     func bundled(_ name: String) throws {
         let folder = Repository.models.appendingPathComponent(name)
         let model = try ModelRegistry.load(folder)

@@ -29,6 +29,7 @@ public enum ModelRegistry {
         .textDecoder,
         .llava,
         .qwenVL,
+        .internVL,
     ]
 
     public static var supportedTypes: [String] { families.flatMap(\.modelTypes).sorted() }
