@@ -1,4 +1,4 @@
-// `arbiter run --prompt … --image …` on the tiny Qwen3-VL checkpoint with the family's default layout (qwen2-vl).
+// `arbiter run --prompt … --image …` on the tiny Qwen3-VL checkpoint with the family's default layout (qwen3-vl).
 import Foundation
 import Testing
 
@@ -12,7 +12,7 @@ struct Qwen3VLCLITests {
         let r = try CLI.run(["run", "--model", Self.model, "--prompt", "What is shown in this picture?",
                              "--image", Self.image, "--top", "2", "--cache", "blocks.1.hook_deepstack"])
         #expect(r.status == 0 && !r.signalled, "\(r)")
-        #expect(r.stdout.contains("(layout qwen2-vl)"), "\(r)")
+        #expect(r.stdout.contains("(layout qwen3-vl)"), "\(r)")
         #expect(r.stdout.contains("span image: "), "\(r)")
         #expect(r.stdout.contains("next-token logits at position"), "\(r)")
     }

@@ -2,10 +2,11 @@
 // AutoImageProcessor gives a qwen3_vl folder: Qwen2VLImageProcessorPil without torchvision; checked against the
 // tower), the grid carried as `image_grid_thw`, and what `ImageModel` asks of it.
 //
-// Default prompt layout: `qwen2-vl`. Qwen3VLProcessor (processing_qwen3_vl.py) expands the same
+// Default prompt layout: `qwen3-vl`. Qwen3VLProcessor (processing_qwen3_vl.py) expands the same
 // `<|vision_start|><|image_pad|><|vision_end|>` placeholder inside the same `<|im_start|>role … <|im_end|>` turns
-// as Qwen2-VL's; the one difference is the system turn: Qwen3-VL's chat template writes none unless the
-// conversation has one, where the `qwen2-vl` layout writes Qwen2-VL's default system message.
+// as Qwen2-VL's, but Qwen3-VL's chat template (the hub's chat_template.json; not in transformers) writes a system
+// turn only when the conversation has one, where Qwen2-VL's writes a default system message: `qwen2-vl` with its
+// system piece left out.
 import ArbiterFormats
 import ArbiterTensor
 import Foundation
@@ -13,7 +14,7 @@ import Foundation
 extension ModelFamily {
     /// Qwen3-VL (vision tower with DeepStack mergers → Qwen3 decoder with interleaved 3-D rotary).
     public static let qwen3VL = ModelFamily(
-        name: "Qwen3VL", modelTypes: ["qwen3_vl"], takesImages: true, defaultLayout: "qwen2-vl",
+        name: "Qwen3VL", modelTypes: ["qwen3_vl"], takesImages: true, defaultLayout: "qwen3-vl",
         load: { try Qwen3VLModel(directory: $0) },
         shape: { directory in
             let c = try directory.configuration(Qwen3VLConfiguration.self)
