@@ -66,6 +66,27 @@ struct Qwen3VLParityTests {
         #expect(prepared.tokenCount == 24)
     }
 
+    @Test("transformers' defaults fill a minimal config (head_dim 128, not hidden_size / heads)")
+    func defaults() throws {
+        // transformers' own defaults disagree (vision out_hidden_size 3584, text hidden_size 4096): one is given.
+        let json = #"{"model_type": "qwen3_vl", "text_config": {"model_type": "qwen3_vl_text", "hidden_size": 3584}, "#
+            + #""vision_config": {}}"#
+        let c = try JSONFile.decode(Qwen3VLConfiguration.self, from: Data(json.utf8), file: "config.json")
+        try c.validate(file: "config.json")
+        #expect(c.textConfig.rope.theta == 500_000 && c.textConfig.headDim == 128 && c.textConfig.rope.dimension == 128)
+        #expect(c.textConfig.maxPositionEmbeddings == 128_000 && c.textConfig.mropeSection == [24, 20, 20])
+        #expect(c.textConfig.qkNorm && c.textConfig.mropeInterleaved && !c.textConfig.qkvBias)
+        #expect(c.textConfig.vocabularySize == 151_936 && c.textConfig.intermediateSize == 22_016)
+        let v = c.visionConfig
+        #expect(v.depth == 27 && v.width == 1152 && v.patchSize == 16 && v.positionGridSide == 48)
+        #expect(v.deepstackIndexes == [8, 16, 24] && v.hiddenAct == "gelu_pytorch_tanh" && v.outputSize == 3584)
+        // No text_config: Qwen3-VL configs always nest it.
+        let flat = #"{"model_type": "qwen3_vl", "vision_config": {}}"#
+        #expect(throws: (any Error).self) {
+            try JSONFile.decode(Qwen3VLConfiguration.self, from: Data(flat.utf8), file: "config.json")
+        }
+    }
+
     @Test("the interleaved rotary: frequencies 1, 4 on the height axis, 2, 5 on the width axis, the rest temporal")
     func interleavedRotary() throws {
         let positions = try PositionIDs(axes: [[100], [200], [300]])

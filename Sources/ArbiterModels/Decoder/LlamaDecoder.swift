@@ -1,13 +1,14 @@
-// Llama-family text decoder (Llama, Qwen2; the language model inside LLaVA and Qwen2-VL).
+// Llama-family text decoder (Llama, Qwen2; the language model inside LLaVA, Qwen2-VL and Qwen3-VL).
 // Mirrors transformers/models/llama/modeling_llama.py (LlamaAttention, LlamaMLP, LlamaDecoderLayer,
-// LlamaModel, LlamaForCausalLM) and qwen2/modeling_qwen2.py (q/k/v bias), eager attention, Float32.
+// LlamaModel, LlamaForCausalLM), qwen2/modeling_qwen2.py (q/k/v bias) and qwen3_vl/modeling_qwen3_vl.py
+// (Qwen3VLTextAttention: q_norm / k_norm), eager attention, Float32.
 //
 // Hook points (TransformerLens names; T tokens, H heads, D head_dim, d d_model, m intermediate size):
 //   hook_embed                      [T, d]     token (or merged multimodal) embeddings
 //   blocks.{l}.hook_resid_pre       [T, d]
 //   blocks.{l}.ln1.hook_normalized  [T, d]     input_layernorm output
-//   blocks.{l}.attn.hook_q          [T, H, D]  before rotary
-//   blocks.{l}.attn.hook_k          [T, KV, D] before rotary
+//   blocks.{l}.attn.hook_q          [T, H, D]  before rotary (Qwen3: after the per-head q_norm)
+//   blocks.{l}.attn.hook_k          [T, KV, D] before rotary (Qwen3: after k_norm)
 //   blocks.{l}.attn.hook_v          [T, KV, D]
 //   blocks.{l}.attn.hook_rot_q      [T, H, D]  after rotary
 //   blocks.{l}.attn.hook_rot_k      [T, KV, D] after rotary

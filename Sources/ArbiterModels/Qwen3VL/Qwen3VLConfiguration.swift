@@ -174,6 +174,8 @@ public struct Qwen3VLConfiguration: Decodable, Sendable {
     static let defaultRopeTheta = 500_000.0
     static let defaultHeadDim = 128
     static let defaultMaxPositions = 128_000
+    static let defaultVocabulary = 151_936
+    static let defaultIntermediate = 22_016
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: AnyKey.self)
@@ -211,6 +213,8 @@ public struct Qwen3VLConfiguration: Decodable, Sendable {
         if !text.contains(AnyKey("max_position_embeddings")) {
             textConfig.maxPositionEmbeddings = Self.defaultMaxPositions
         }
+        if !text.contains(AnyKey("vocab_size")) { textConfig.vocabularySize = Self.defaultVocabulary }
+        if !text.contains(AnyKey("intermediate_size")) { textConfig.intermediateSize = Self.defaultIntermediate }
         // transformers: the top-level tie_word_embeddings rules; a text_config that ties turns it on.
         let topTie = try c.decodeIfPresent(Bool.self, forKey: AnyKey("tie_word_embeddings")) ?? false
         textConfig.tieWordEmbeddings = topTie || textConfig.tieWordEmbeddings
