@@ -110,8 +110,11 @@ def check_patterns(patterns: list[torch.Tensor], attentions: tuple[torch.Tensor,
 
 
 def decoder_activations(recorder: Recorder, num_layers: int, logits: torch.Tensor,
-                        attentions: tuple[torch.Tensor, ...]) -> dict[str, np.ndarray]:
-    """Orders the recorded decoder tensors in the file layout, deriving resid_mid and checking consistency."""
+                        attentions: tuple[torch.Tensor, ...],
+                        added: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None) -> dict[str, np.ndarray]:
+    """Orders the recorded decoder tensors in the file layout, deriving resid_mid and checking consistency.
+    `added[l]` = (row mask, rows): what the model adds to the residual stream between layer l and l + 1
+    (Qwen3-VL's DeepStack features at the image rows)."""
     v = recorder.values
     out: dict[str, np.ndarray] = {"hook_embed": _drop_batch(v["hook_embed"], "hook_embed")}
     if not torch.equal(v["hook_embed"], v["blocks.0.hook_resid_pre"]):
@@ -123,7 +126,12 @@ def decoder_activations(recorder: Recorder, num_layers: int, logits: torch.Tenso
         mlp_out, resid_post = v[f"{p}.hook_mlp_out"], v[f"{p}.hook_resid_post"]
         if not torch.equal(resid_mid + mlp_out, resid_post):
             raise RuntimeError(f"{p}: resid_mid + mlp_out differs from resid_post")
-        if layer + 1 < num_layers and not torch.equal(resid_post, v[f"blocks.{layer + 1}.hook_resid_pre"]):
+        following = resid_post
+        if added is not None and layer in added:
+            mask, rows = added[layer]
+            following = resid_post.clone()
+            following[0, mask] = resid_post[0, mask] + rows
+        if layer + 1 < num_layers and not torch.equal(following, v[f"blocks.{layer + 1}.hook_resid_pre"]):
             raise RuntimeError(f"{p}: resid_post differs from the next layer's resid_pre")
         out[f"{p}.hook_resid_pre"] = _drop_batch(resid_pre, f"{p}.hook_resid_pre")
         out[f"{p}.hook_attn_out"] = _drop_batch(attn_out, f"{p}.hook_attn_out")

@@ -17,6 +17,7 @@ from torch import nn
 import golden_capture as capture
 import golden_internvl as internvl
 import golden_llava as llava
+import golden_qwen3_vl as qwen3_vl
 import golden_qwen_vl as qwen_vl
 
 # Recorded in manifest.json and GoldenData/README.md; change `INIT_RECIPE` whenever `init_parameters` changes.
@@ -229,6 +230,9 @@ MODELS: tuple[ModelSpec, ...] = (
               runner=run_llava_case, derived=write_llava_hub_copy),
     qwen_vl_spec(qwen_vl.QWEN25, qwen_vl.build_tiny_qwen2_5_vl, derived=write_qwen2_5_vl_t5_copy),
     qwen_vl_spec(qwen_vl.QWEN2, qwen_vl.build_tiny_qwen2_vl),
+    ModelSpec(qwen3_vl.SPEC["model_id"], seed=qwen3_vl.SPEC["seed"], build=qwen3_vl.build_tiny_qwen3_vl,
+              cases=(Case("image-prompt", prompt=qwen_vl.PROMPT),), extra_files=qwen3_vl.write_extra_files,
+              runner=lambda model, _case, model_dir, root: qwen3_vl.run_qwen3_vl(model, model_dir, root)),
     ModelSpec(internvl.MODEL_ID, seed=internvl.SEED, build=internvl.build_tiny_internvl,
               cases=(Case("image-prompt", prompt=internvl.PROMPT),),
               extra_files=lambda model_dir, root: internvl.write_extra_files(model_dir, root),

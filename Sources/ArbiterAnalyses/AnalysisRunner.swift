@@ -30,13 +30,16 @@ public struct BaselineRun: Sendable {
     /// when kept: they let interventions on late queries recompute only the positions they can change.
     public let keys: [Tensor]?
     public let values: [Tensor]?
+    /// The rows the pass added to the residual stream after layers (Qwen3-VL's DeepStack), which every pass
+    /// resumed from it adds too.
+    public var additions: ResidualAdditions? = nil
 
     /// This baseline with keys and values (`[T, KV·D]` per layer) it did not keep.
     func with(keys: [Tensor], values: [Tensor]) -> BaselineRun {
         BaselineRun(score: score, residPre: residPre, readout: readout, readoutPositions: readoutPositions,
                     patterns: patterns, attnOutLast: attnOutLast, mlpOutLast: mlpOutLast,
                     headResultsLast: headResultsLast, finalResidualLast: finalResidualLast, logitsLast: logitsLast,
-                    keys: keys, values: values)
+                    keys: keys, values: values, additions: additions)
     }
 }
 
@@ -101,7 +104,8 @@ public final class AnalysisRunner: @unchecked Sendable {
             finalResidualLast: Array(out.residual.row(last)),
             logitsLast: logits,
             keys: keepKeysValues ? (0..<l).map { flatRows(hooks.cache[HookName.block($0, .rotK)]!) } : nil,
-            values: keepKeysValues ? (0..<l).map { flatRows(hooks.cache[HookName.block($0, .v)]!) } : nil)
+            values: keepKeysValues ? (0..<l).map { flatRows(hooks.cache[HookName.block($0, .v)]!) } : nil,
+            additions: out.additions)
     }
 
     /// `body(0) … body(count − 1)` on all cores, one sample per worker with one BLAS thread each: for the small
@@ -156,10 +160,11 @@ public final class AnalysisRunner: @unchecked Sendable {
             let p = unchangedBefore
             out = try decoder.forward(residual: residual.rows(p..<t), positions: sample.input.positions.slice(p..<t),
                                       startLayer: start, logits: .last, hooks: hooks,
-                                      prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p))
+                                      prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p),
+                                      additions: baseline.additions)
         } else {
             out = try decoder.forward(residual: residual, positions: sample.input.positions,
-                                      startLayer: start, logits: .last, hooks: hooks)
+                                      startLayer: start, logits: .last, hooks: hooks, additions: baseline.additions)
         }
         return FollowingScore(logits: Array(out.logits!.row(0)), instructed: sample.instructed, competitor: sample.competitor)
     }
@@ -336,10 +341,11 @@ extension AnalysisRunner {
                 let first = planned.rows.lowerBound
                 guard planned.continues == nil, first > 0, let keys = baseline.keys, let values = baseline.values else {
                     return DecoderRun(residual: residual, positions: positions, hooks: hooks[i],
-                                      continues: planned.continues)
+                                      continues: planned.continues, additions: baseline.additions)
                 }
                 return DecoderRun(residual: residual, positions: positions, hooks: hooks[i],
-                                  prefix: PrefixKeyValues(prefixOf: keys, values: values, count: first))
+                                  prefix: PrefixKeyValues(prefixOf: keys, values: values, count: first),
+                                  additions: baseline.additions)
             }
             let logits = try decoder.forward(batch: runs, startLayer: start)
             return zip(batch, logits).compactMap { planned, l in

@@ -7,7 +7,7 @@ import Testing
 struct SchemaCheckCLITests {
     static let llava = Repository.model("tiny-llava").path
 
-    @Test("each built-in layout passes", arguments: ["llava-1.5", "qwen2-vl", "raw"])
+    @Test("each built-in layout passes", arguments: ["llava-1.5", "qwen2-vl", "qwen3-vl", "raw"])
     func builtin(_ name: String) throws {
         let r = try CLI.run(["layout", "check", name])
         #expect(r.status == 0, "\(r)")

@@ -99,7 +99,8 @@ struct HookNamesTests {
     }
 
     @Test("every bundled model, vision tower included: a run caching everything visits its hook names in order",
-          arguments: ["tiny-llava", "tiny-llava-hub", "tiny-qwen2-vl", "tiny-qwen2_5-vl", "tiny-internvl", "arbiter-main"])
+          arguments: ["tiny-llava", "tiny-llava-hub", "tiny-qwen2-vl", "tiny-qwen2_5-vl", "tiny-qwen3-vl",
+                      "tiny-internvl", "arbiter-main"])
     func visitOrderWithImages(_ name: String) throws {
         let folder = Repository.model(name)
         let session = try ModelSession(directory: folder)
@@ -112,8 +113,33 @@ struct HookNamesTests {
         let firstDifference = zip(hooks.visited, names).enumerated().first { $0.element.0 != $0.element.1 }
         #expect(hooks.visited == names, "\(name): first difference \(String(describing: firstDifference))")
         #expect(Set(hooks.cache.keys) == Set(names))
-        // The block hooks come from the one declaration: each decoder block visits every BlockHook.
-        #expect(names.filter { $0.hasPrefix("blocks.0.") } == BlockHook.allCases.map { HookName.block(0, $0) })
+        // The block hooks come from the one declaration: each decoder block visits every BlockHook (and, in a model
+        // with residual additions, its hook_deepstack).
+        let additions = session.model.decoder.additionLayers > 0 ? ["blocks.0.hook_deepstack"] : []
+        #expect(names.filter { $0.hasPrefix("blocks.0.") }
+                == BlockHook.allCases.map { HookName.block(0, $0) } + additions)
+    }
+
+    /// Vision blocks 0 and 2 feed the DeepStack mergers; decoder layers 0 and 1 get their features.
+    @Test("tiny-qwen3-vl's hook names: position embeddings, DeepStack mergers, hook_deepstack")
+    func qwen3VLNames() throws {
+        let model = try ModelRegistry.load(Repository.model("tiny-qwen3-vl"))
+        let visionBlock: [BlockHook] = [.residPre, .ln1, .q, .k, .v, .rotQ, .rotK, .attnScores, .pattern, .z, .attnOut,
+                                        .residMid, .ln2, .mlpPre, .mlpPost, .mlpOut, .residPost]
+        func deepstack(_ i: Int) -> [String] {
+            ["norm.hook_normalized", "hook_pre", "hook_features"].map { "vision.deepstack.\(i).\($0)" }
+        }
+        let vision = (0..<4).flatMap { l in
+            visionBlock.map { HookName.block(l, $0, prefix: "vision.") }
+                + (l == 0 ? deepstack(0) : l == 2 ? deepstack(1) : [])
+        }
+        let decoder = (0..<4).flatMap { l in
+            BlockHook.allCases.map { HookName.block(l, $0) } + (l < 2 ? ["blocks.\(l).hook_deepstack"] : [])
+        }
+        let expected = ["vision.hook_embed", "vision.hook_pos_embed"] + vision
+            + ["vision.merger.norm.hook_normalized", "vision.merger.hook_pre", HookName.imageFeatures, HookName.embed]
+            + decoder + [HookName.finalNorm, HookName.logits]
+        #expect(model.hookNames == expected)
     }
 
     @Test("documented shapes of the cached activations")

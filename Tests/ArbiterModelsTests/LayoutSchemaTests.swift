@@ -14,7 +14,8 @@ struct LayoutSchemaTests {
         }
     }
 
-    @Test("every built-in layout matches the schema and the layout rules", arguments: ["llava-1.5", "qwen2-vl", "raw"])
+    @Test("every built-in layout matches the schema and the layout rules",
+          arguments: ["llava-1.5", "qwen2-vl", "qwen3-vl", "raw"])
     func builtins(_ name: String) throws {
         #expect(PromptLayout.builtinNames.contains(name))
         let url = try #require(PromptLayout.builtinURL(name))

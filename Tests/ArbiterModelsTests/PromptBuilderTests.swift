@@ -18,7 +18,7 @@ struct PromptBuilderTests {
         try Tokenizer(url: Repository.model("tiny-llava").appendingPathComponent("tokenizer.json"))
     }
 
-    @Test("built-in layouts load", arguments: ["llava-1.5", "raw", "qwen2-vl"])
+    @Test("built-in layouts load", arguments: ["llava-1.5", "raw", "qwen2-vl", "qwen3-vl"])
     func builtinsLoad(_ name: String) throws {
         let layout = try PromptLayout.builtin(name)
         #expect(layout.name == name)

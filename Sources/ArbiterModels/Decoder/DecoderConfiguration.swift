@@ -26,6 +26,11 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
     public var rope: RopeParameters
     /// Multimodal rotary sections (Qwen2-VL `mrope_section`), when present.
     public var mropeSection: [Int]?
+    /// Qwen3-VL's `mrope_interleaved`: the sections' axes take turns frequency by frequency
+    /// (`PositionIDs.rotaryTables`).
+    public var mropeInterleaved: Bool
+    /// Qwen3's per-head RMSNorm of queries and keys (`q_norm`, `k_norm`); set by the families whose decoder has it.
+    public var qkNorm: Bool
 
     enum CodingKeys: String, CodingKey {
         case modelType = "model_type"
@@ -72,10 +77,13 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
         self.mlpBias = mlpBias
         self.rope = rope ?? RopeParameters(theta: 10000, dimension: hd, originalMaxPositions: maxPositionEmbeddings)
         self.mropeSection = nil
+        self.mropeInterleaved = false
+        self.qkNorm = false
     }
 
     /// The `model_type`s of the text decoders this configuration describes (top level or `text_config`).
-    static let decoderTypes = ["llama", "qwen2", "qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text"]
+    static let decoderTypes = ["llama", "qwen2", "qwen2_vl", "qwen2_5_vl", "qwen2_vl_text", "qwen2_5_vl_text",
+                               "qwen3_vl_text"]
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -156,6 +164,8 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
             throw corrupted(field == "rope_theta" ? thetaPath : sourcePath + [AnyKey(field)], problem)
         }
         mropeSection = source?.mropeSection
+        mropeInterleaved = source?.mropeInterleaved ?? false
+        qkNorm = false
         // Against the rotary dimension only when the sizes give one: a zero or negative size is reported by
         // `validate` as itself, not as an mrope_section that does not fit.
         if let section = mropeSection,
@@ -311,13 +321,14 @@ struct RopeJSON: Codable, Equatable {
     var originalMaxPositionEmbeddings: Int?
     var partialRotaryFactor: Double?
     var mropeSection: [Int]?
+    var mropeInterleaved: Bool?
 
     enum CodingKeys: String, CodingKey {
         case ropeType = "rope_type", type, ropeTheta = "rope_theta", factor
         case lowFreqFactor = "low_freq_factor", highFreqFactor = "high_freq_factor"
         case originalMaxPositionEmbeddings = "original_max_position_embeddings"
         case partialRotaryFactor = "partial_rotary_factor"
-        case mropeSection = "mrope_section"
+        case mropeSection = "mrope_section", mropeInterleaved = "mrope_interleaved"
     }
 
     init(_ p: RopeParameters) {

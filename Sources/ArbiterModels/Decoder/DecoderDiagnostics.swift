@@ -7,7 +7,7 @@ extension LlamaDecoder {
     /// The checks of one run's inputs; a batched run (`batchIndex`) must also have at least one token, and its
     /// errors name the run.
     func validateRun(residual: Tensor, positions: PositionIDs, prefix: PrefixKeyValues?, batchIndex: Int? = nil,
-                     parentTokens: Int = 0) throws {
+                     parentTokens: Int = 0, additions: ResidualAdditions? = nil) throws {
         let c = configuration, run = batchIndex.map { "batched run \($0): " } ?? ""
         guard residual.rank == 2, residual.columns == c.hiddenSize, batchIndex == nil || residual.rows > 0 else {
             let tokens = batchIndex == nil ? "tokens" : "tokens ≥ 1"
@@ -20,6 +20,14 @@ extension LlamaDecoder {
             throw ModelError.invalidInput("\(run)3-D position ids need a model with mrope_section")
         }
         if let prefix { try validate(prefix) }
+        if let additions {
+            guard additions.layers.count <= additionLayers,
+                  additions.layers.allSatisfy({ $0.columns == c.hiddenSize }) else {
+                throw ModelError.invalidInput("\(run)residual additions after \(additions.layers.count) layers of "
+                    + "\(additions.layers.map(\.shape)); the decoder takes them after at most \(additionLayers) "
+                    + "layers, \(c.hiddenSize) columns each")
+            }
+        }
         let tokens = parentTokens + residual.rows + (prefix?.count ?? 0)
         guard tokens <= c.maxPositionEmbeddings else {
             throw ModelError.invalidInput("\(run)a run of \(tokens) tokens is longer than the model's "

@@ -109,14 +109,17 @@ public struct DecoderRun: Sendable {
     public var hooks: HookRun?
     public var prefix: PrefixKeyValues?
     public var continues: Int?
+    /// Rows added after layers (`ResidualAdditions`: positions from the prompt's first token, not the run's).
+    public var additions: ResidualAdditions?
 
     public init(residual: Tensor, positions: PositionIDs, hooks: HookRun? = nil, prefix: PrefixKeyValues? = nil,
-                continues: Int? = nil) {
+                continues: Int? = nil, additions: ResidualAdditions? = nil) {
         self.residual = residual
         self.positions = positions
         self.hooks = hooks
         self.prefix = prefix
         self.continues = continues
+        self.additions = additions
     }
 }
 
@@ -128,6 +131,8 @@ public struct DecoderOutput: Sendable {
     public var logitPositions: [Int]
     /// Final residual stream `[T, d]` (before the final norm).
     public var residual: Tensor
+    /// The rows the run added after layers (`ResidualAdditions`), for runs that resume from its activations.
+    public var additions: ResidualAdditions? = nil
 }
 
 extension LlamaDecoder {
@@ -166,7 +171,8 @@ extension LlamaDecoder {
                 records[i] = record
                 let out = try forward(residual: run.residual, positions: run.positions, startLayer: startLayer,
                                       logits: .last, hooks: run.hooks, prefix: run.prefix,
-                                      parent: run.continues.flatMap { records[$0] }, record: record)
+                                      parent: run.continues.flatMap { records[$0] }, record: record,
+                                      additions: run.additions)
                 guard let logits = out.logits, logits.rows == 1 else {
                     throw ModelError.invalidInput("a batched run has no tokens")
                 }
@@ -180,18 +186,20 @@ extension LlamaDecoder {
             throw ModelError.invalidInput("start layer \(startLayer) outside 0...\(blocks.count)")
         }
         var segments: [DecoderSegment] = [], tables: [RotaryTables] = []
-        var stacked: [Float] = [], tokens: [Int] = []
+        var stacked: [Float] = [], tokens: [Int] = [], offsets: [Int] = []
         for (i, run) in runs.enumerated() {
             let parentTokens = run.continues.map { tokens[$0] } ?? 0
             try validateRun(residual: run.residual, positions: run.positions, prefix: run.prefix, batchIndex: i,
-                            parentTokens: parentTokens)
+                            parentTokens: parentTokens, additions: run.additions)
+            offsets.append(parentTokens + (run.prefix?.count ?? 0))
             tokens.append(parentTokens + (run.prefix?.count ?? 0) + run.residual.rows)
             let start = stacked.count / c.hiddenSize
             segments.append(DecoderSegment(rows: start..<(start + run.residual.rows), hooks: run.hooks,
                                            prefix: run.prefix,
                                            parent: run.continues.map { segments[$0].record! },
                                            record: continued.contains(i) ? KeyValueRecord(layers: blocks.count) : nil))
-            tables.append(run.positions.rotaryTables(c.rope, mropeSection: c.mropeSection))
+            tables.append(run.positions.rotaryTables(c.rope, mropeSection: c.mropeSection,
+                                                      interleaved: c.mropeInterleaved))
             stacked += run.residual.scalars
         }
         var x = Tensor(shape: [stacked.count / c.hiddenSize, c.hiddenSize], scalars: stacked)
@@ -201,11 +209,22 @@ extension LlamaDecoder {
         for l in startLayer..<max(startLayer, final) {
             x = try blocks[l](x, context: rotary, layer: l, names: layerNames[l], visits: segments)
             guard x.firstNonFiniteIndex == nil else { return try separately() }
+            for (i, run) in runs.enumerated() where l < run.additions?.layers.count ?? 0 {
+                let rows = segments[i].rows
+                try run.additions!.add(after: l, to: &x, base: rows.lowerBound, count: rows.count, offset: offsets[i],
+                                       name: additionNames[l], hooks: run.hooks)
+            }
         }
         var last = Tensor(shape: [segments.count, c.hiddenSize], scalars: segments.flatMap { x.row($0.rows.upperBound - 1) })
         if startLayer <= final {
             last = try finalLayerAtLastPositions(x, rotary: rotary, segments: segments)
             guard last.firstNonFiniteIndex == nil else { return try separately() }
+            // The final layer ran at the last rows only: so are its additions.
+            for (i, run) in runs.enumerated() where final < run.additions?.layers.count ?? 0 {
+                try run.additions!.add(after: final, to: &last, base: i, count: 1,
+                                       offset: offsets[i] + segments[i].rows.count - 1, name: additionNames[final],
+                                       hooks: run.hooks)
+            }
         }
         let logits = linear(rmsNorm(last, weight: finalNorm, eps: c.rmsNormEps), weight: lmHead)
         guard logits.firstNonFiniteIndex == nil else { return try separately() }
@@ -220,7 +239,7 @@ extension LlamaDecoder {
     func finalLayerAtLastPositions(_ x: Tensor, rotary: RotaryTables, segments: [DecoderSegment]) throws -> Tensor {
         let l = blocks.count - 1, block = blocks[l], a = block.attention, heads = a.heads
         let h = block.norm1(x)
-        var k = linear(h, weight: a.kProj, bias: a.kBias)
+        var k = a.headNormed(linear(h, weight: a.kProj, bias: a.kBias), a.kNorm)
         let v = linear(h, weight: a.vProj, bias: a.vBias)
         rotary.apply(to: &k, heads: heads.kvHeads, headDim: heads.headDim)
         let width = k.columns

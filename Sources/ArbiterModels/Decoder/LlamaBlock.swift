@@ -9,6 +9,9 @@ import Foundation
 struct LlamaAttention: @unchecked Sendable {
     let qProj: StoredTensor, kProj: StoredTensor, vProj: StoredTensor, oProj: StoredTensor
     let qBias: StoredTensor?, kBias: StoredTensor?, vBias: StoredTensor?, oBias: StoredTensor?
+    /// Qwen3's per-head RMSNorm of queries and keys (over head_dim, before the rotary), nil for other decoders.
+    let qNorm: StoredTensor?, kNorm: StoredTensor?
+    let normEps: Float
     let heads: AttentionHeads
     let scale: Float
 
@@ -22,6 +25,9 @@ struct LlamaAttention: @unchecked Sendable {
         kBias = c.qkvBias ? try w.take("\(prefix).k_proj.bias", shape: [kv]) : nil
         vBias = c.qkvBias ? try w.take("\(prefix).v_proj.bias", shape: [kv]) : nil
         oBias = c.outputBias ? try w.take("\(prefix).o_proj.bias", shape: [c.hiddenSize]) : nil
+        qNorm = c.qkNorm ? try w.take("\(prefix).q_norm.weight", shape: [c.headDim]) : nil
+        kNorm = c.qkNorm ? try w.take("\(prefix).k_norm.weight", shape: [c.headDim]) : nil
+        normEps = c.rmsNormEps
         heads = c.attentionHeadLayout
         scale = 1 / Float(c.headDim).squareRoot()
     }
@@ -31,8 +37,8 @@ struct LlamaAttention: @unchecked Sendable {
     func callAsFunction(_ x: Tensor, context rotary: RotaryTables, layer l: Int, names n: LayerHookNames,
                         visits segments: [DecoderSegment]) throws -> Tensor {
         let t = x.rows, d = heads.headDim
-        var q = linear(x, weight: qProj, bias: qBias).reshaped([t, heads.heads, d])
-        var k = linear(x, weight: kProj, bias: kBias).reshaped([t, heads.kvHeads, d])
+        var q = headNormed(linear(x, weight: qProj, bias: qBias), qNorm).reshaped([t, heads.heads, d])
+        var k = headNormed(linear(x, weight: kProj, bias: kBias), kNorm).reshaped([t, heads.kvHeads, d])
         var v = linear(x, weight: vProj, bias: vBias).reshaped([t, heads.kvHeads, d])
         try segments.visit(n.q, layer: l, &q)
         try segments.visit(n.k, layer: l, &k)
@@ -69,6 +75,14 @@ struct LlamaAttention: @unchecked Sendable {
         var out = linear(z.reshaped([t, heads.heads * d]), weight: oProj, bias: oBias)
         for e in edits { addHeadDelta(&out, rowOffset: e.rows.lowerBound, edited: e.edited, original: e.original) }
         return out
+    }
+
+    /// `x` (`[T, heads·D]`) with every head's D features RMS-normalized by `norm` (Qwen3's q_norm / k_norm);
+    /// `x` itself without one. `hook_q` / `hook_k` hold the normalized projections: what the rotary takes.
+    func headNormed(_ x: Tensor, _ norm: StoredTensor?) -> Tensor {
+        guard let norm else { return x }
+        let d = heads.headDim
+        return rmsNorm(x.reshaped([x.count / d, d]), weight: norm, eps: normEps).reshaped(x.shape)
     }
 
     /// One segment's attention: its queries (rows `rows` of the batch's q, k and v `[T, heads, D]`, read in

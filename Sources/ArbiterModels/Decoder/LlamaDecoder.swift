@@ -1,13 +1,14 @@
-// Llama-family text decoder (Llama, Qwen2; the language model inside LLaVA and Qwen2-VL).
+// Llama-family text decoder (Llama, Qwen2; the language model inside LLaVA, Qwen2-VL and Qwen3-VL).
 // Mirrors transformers/models/llama/modeling_llama.py (LlamaAttention, LlamaMLP, LlamaDecoderLayer,
-// LlamaModel, LlamaForCausalLM) and qwen2/modeling_qwen2.py (q/k/v bias), eager attention, Float32.
+// LlamaModel, LlamaForCausalLM), qwen2/modeling_qwen2.py (q/k/v bias) and qwen3_vl/modeling_qwen3_vl.py
+// (Qwen3VLTextAttention: q_norm / k_norm), eager attention, Float32.
 //
 // Hook points (TransformerLens names; T tokens, H heads, D head_dim, d d_model, m intermediate size):
 //   hook_embed                      [T, d]     token (or merged multimodal) embeddings
 //   blocks.{l}.hook_resid_pre       [T, d]
 //   blocks.{l}.ln1.hook_normalized  [T, d]     input_layernorm output
-//   blocks.{l}.attn.hook_q          [T, H, D]  before rotary
-//   blocks.{l}.attn.hook_k          [T, KV, D] before rotary
+//   blocks.{l}.attn.hook_q          [T, H, D]  before rotary (Qwen3: after the per-head q_norm)
+//   blocks.{l}.attn.hook_k          [T, KV, D] before rotary (Qwen3: after k_norm)
 //   blocks.{l}.attn.hook_v          [T, KV, D]
 //   blocks.{l}.attn.hook_rot_q      [T, H, D]  after rotary
 //   blocks.{l}.attn.hook_rot_k      [T, KV, D] after rotary
@@ -23,6 +24,7 @@
 //   blocks.{l}.mlp.hook_post        [T, m]     act(gate) · up
 //   blocks.{l}.hook_mlp_out         [T, d]     down_proj output
 //   blocks.{l}.hook_resid_post      [T, d]     resid_mid + mlp_out
+//   blocks.{l}.hook_deepstack       [K, d]     rows added after layer l (Qwen3-VL; ResidualAdditions.swift)
 //   ln_final.hook_normalized        [T, d]
 //   hook_logits                     [P, vocab] logits at the requested positions
 //
@@ -50,13 +52,23 @@ public final class LlamaDecoder: @unchecked Sendable {
     let layerNames: [LayerHookNames]
     /// Hook-name prefix: "" for a text model; LLaVA keeps the same names for its language model.
     public let hookPrefix: String
+    /// Layers after which a run may add rows to the residual stream (`ResidualAdditions`; Qwen3-VL's DeepStack
+    /// layers, 0 for every other model): each has the hook point `blocks.{l}.hook_deepstack`.
+    public let additionLayers: Int
+    let additionNames: [String]
 
     /// Loads weights named `<prefix>embed_tokens.weight`, `<prefix>layers.{i}.…`, `<prefix>norm.weight`
     /// and `lmHead` (or ties the head to the embeddings).
     public init(configuration c: DecoderConfiguration, weights w: inout WeightStore, modelPrefix: String = "model.",
-                lmHeadName: String = "lm_head.weight", hookPrefix: String = "") throws {
+                lmHeadName: String = "lm_head.weight", hookPrefix: String = "", additionLayers: Int = 0) throws {
         configuration = c
         self.hookPrefix = hookPrefix
+        guard (0...max(c.layers, 0)).contains(additionLayers) else {
+            throw ModelError.invalidInput("\(additionLayers) layers with residual additions, but the decoder has "
+                                          + "\(c.layers)")
+        }
+        self.additionLayers = additionLayers
+        additionNames = (0..<additionLayers).map { ResidualAdditions.hookName($0, prefix: hookPrefix) }
         embedTokens = try w.take("\(modelPrefix)embed_tokens.weight", shape: [c.vocabularySize, c.hiddenSize])
         var blocks: [LlamaBlock] = []
         for i in 0..<c.layers {
@@ -78,7 +90,10 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     /// Every hook name of the decoder in forward order.
     public var hookNames: [String] {
-        ["\(hookPrefix)\(HookName.embed)"] + zip(blocks, layerNames).flatMap { $0.hookNames($1) }
+        ["\(hookPrefix)\(HookName.embed)"]
+            + zip(blocks, layerNames).enumerated().flatMap { l, block in
+                block.0.hookNames(block.1) + (l < additionLayers ? [additionNames[l]] : [])
+            }
             + ["\(hookPrefix)\(HookName.finalNorm)", "\(hookPrefix)\(HookName.logits)"]
     }
 
@@ -131,28 +146,32 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// `blocks.{startLayer}.hook_resid_pre` to resume a run (only layers ≥ startLayer are computed).
     ///
     /// With `prefix`, `residual` and `positions` are those of the positions after the prefix only (see the
-    /// header: a suffix run); logit positions then count from the first suffix row.
+    /// header: a suffix run); logit positions then count from the first suffix row. `additions`: the run's rows
+    /// added after layers (`ResidualAdditions`, positions from the prompt's first token), as the run that
+    /// cached `residual` had them (its `DecoderOutput.additions`).
     public func forward(residual: Tensor, positions: PositionIDs, startLayer: Int = 0, logits: LogitPositions = .all,
-                        hooks: HookRun? = nil, prefix: PrefixKeyValues? = nil) throws -> DecoderOutput {
+                        hooks: HookRun? = nil, prefix: PrefixKeyValues? = nil,
+                        additions: ResidualAdditions? = nil) throws -> DecoderOutput {
         try forward(residual: residual, positions: positions, startLayer: startLayer, logits: logits, hooks: hooks,
-                    prefix: prefix, parent: nil, record: nil)
+                    prefix: prefix, parent: nil, record: nil, additions: additions)
     }
 
     /// `forward(residual:…)` continuing the run that recorded `parent` (when given), recording its own keys
     /// and values into `record` (when given).
     func forward(residual: Tensor, positions: PositionIDs, startLayer: Int, logits: LogitPositions, hooks: HookRun?,
-                 prefix: PrefixKeyValues?, parent: KeyValueRecord?, record: KeyValueRecord?) throws -> DecoderOutput {
+                 prefix: PrefixKeyValues?, parent: KeyValueRecord?, record: KeyValueRecord?,
+                 additions: ResidualAdditions? = nil) throws -> DecoderOutput {
         let final = try runLayers(residual: residual, positions: positions, startLayer: startLayer, hooks: hooks,
-                                  prefix: prefix, parent: parent, record: record)
+                                  prefix: prefix, parent: parent, record: record, additions: additions)
         guard let (rows, picked) = try finalNormalized(final, logits: logits, hooks: hooks) else {
-            return DecoderOutput(logits: nil, logitPositions: [], residual: final)
+            return DecoderOutput(logits: nil, logitPositions: [], residual: final, additions: additions)
         }
         var out = linear(picked, weight: lmHead)
         try hooks.visit("\(hookPrefix)\(HookName.logits)", &out)
         if let bad = out.firstNonFiniteIndex {
             throw ModelError.nonFinite(hook: "\(hookPrefix)\(HookName.logits)", layer: nil, position: rows[bad / out.columns], value: out.scalars[bad])
         }
-        return DecoderOutput(logits: out, logitPositions: rows, residual: final)
+        return DecoderOutput(logits: out, logitPositions: rows, residual: final, additions: additions)
     }
 
     /// Runs from token ids and hands the logits to `consume` in vocabulary blocks instead of returning one
@@ -195,13 +214,15 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// The layers from `startLayer` on: the final residual stream (before the final norm).
     func runLayers(residual: Tensor, positions: PositionIDs, startLayer: Int, hooks: HookRun?,
                            prefix: PrefixKeyValues?, parent: KeyValueRecord? = nil,
-                           record: KeyValueRecord? = nil) throws -> Tensor {
+                           record: KeyValueRecord? = nil, additions: ResidualAdditions? = nil) throws -> Tensor {
         let c = configuration
-        try validateRun(residual: residual, positions: positions, prefix: prefix, parentTokens: parent?.tokens ?? 0)
+        try validateRun(residual: residual, positions: positions, prefix: prefix, parentTokens: parent?.tokens ?? 0,
+                        additions: additions)
+        let offset = (parent?.tokens ?? 0) + (prefix?.count ?? 0)
         guard (0...blocks.count).contains(startLayer) else {
             throw ModelError.invalidInput("start layer \(startLayer) outside 0...\(blocks.count)")
         }
-        let rotary = positions.rotaryTables(c.rope, mropeSection: c.mropeSection)
+        let rotary = positions.rotaryTables(c.rope, mropeSection: c.mropeSection, interleaved: c.mropeInterleaved)
         var x = residual
         if let bad = x.firstNonFiniteIndex {
             throw ModelError.nonFinite(hook: startLayer == 0 ? "\(hookPrefix)\(HookName.embed)" : layerNames[startLayer].residPre,
@@ -214,6 +235,9 @@ public final class LlamaDecoder: @unchecked Sendable {
             if x.firstNonFiniteIndex != nil {
                 try diagnoseNonFinite(layer: l, input: input, rotary: rotary, hooks: hooks, prefix: prefix,
                                       parent: parent)
+            }
+            if let additions, l < additions.layers.count {
+                try additions.add(after: l, to: &x, count: x.rows, offset: offset, name: additionNames[l], hooks: hooks)
             }
         }
         return x

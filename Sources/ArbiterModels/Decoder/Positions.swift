@@ -37,18 +37,27 @@ public struct PositionIDs: Sendable, Equatable {
     }
 
     /// cos/sin tables. For three axes, frequency `i` uses the axis whose `mropeSection` block holds `i`
-    /// (transformers' `apply_multimodal_rotary_pos_emb`).
-    public func rotaryTables(_ rope: RopeParameters, mropeSection: [Int]?) -> RotaryTables {
+    /// (transformers' `apply_multimodal_rotary_pos_emb`), or with `interleaved` (Qwen3-VL's
+    /// `mrope_interleaved`) the axis of its place in the pattern T, H, W, T, H, W, …: H at 1, 4, … below
+    /// 3·section[1], W at 2, 5, … below 3·section[2], T everywhere else (`Qwen3VLTextRotaryEmbedding.
+    /// recomposition_frequencies`).
+    public func rotaryTables(_ rope: RopeParameters, mropeSection: [Int]?, interleaved: Bool = false) -> RotaryTables {
         if axes.count == 1 {
             return RotaryTables(parameters: rope, positions: axes[0])
         }
         let inv = rope.inverseFrequencies(maxPosition: axes.flatMap { $0 }.max() ?? 0)
         let section = mropeSection ?? [inv.count, 0, 0]
         var axisOfFrequency = [Int](repeating: 0, count: inv.count)
-        var start = 0
-        for (axis, width) in section.enumerated() {
-            for i in start..<min(start + width, inv.count) { axisOfFrequency[i] = axis }
-            start += width
+        if interleaved, section.count == 3 {
+            for axis in 1...2 {
+                for i in stride(from: axis, to: min(3 * section[axis], inv.count), by: 3) { axisOfFrequency[i] = axis }
+            }
+        } else {
+            var start = 0
+            for (axis, width) in section.enumerated() {
+                for i in start..<min(start + width, inv.count) { axisOfFrequency[i] = axis }
+                start += width
+            }
         }
         let axes = self.axes
         return RotaryTables(inverseFrequencies: inv, positionsPerFrequency: { i, t in axes[axisOfFrequency[i]][t] },

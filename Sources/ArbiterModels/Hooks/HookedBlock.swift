@@ -110,15 +110,19 @@ where MLP.Visits == Attention.Visits {
     }
 }
 
-/// fc1 → activation → fc2, with biases: the MLP of the CLIP and Qwen2-VL vision blocks.
+/// fc1 → activation → fc2, with biases: the MLP of the CLIP, Qwen2-VL and Qwen3-VL (`linear_fc1`, `linear_fc2`)
+/// vision blocks.
 struct FeedForwardMLP: BlockMLP, @unchecked Sendable {
     static let hookPoints: [BlockHook] = [.mlpPre, .mlpPost]
     let fc1: StoredTensor, fc1Bias: StoredTensor, fc2: StoredTensor, fc2Bias: StoredTensor
     let activation: Activation
 
-    init(_ w: inout WeightStore, prefix p: String, width d: Int, intermediate m: Int, activation: String) throws {
-        fc1 = try w.take("\(p).fc1.weight", shape: [m, d]); fc1Bias = try w.take("\(p).fc1.bias", shape: [m])
-        fc2 = try w.take("\(p).fc2.weight", shape: [d, m]); fc2Bias = try w.take("\(p).fc2.bias", shape: [d])
+    init(_ w: inout WeightStore, prefix p: String, width d: Int, intermediate m: Int, activation: String,
+         names: (fc1: String, fc2: String) = ("fc1", "fc2")) throws {
+        fc1 = try w.take("\(p).\(names.fc1).weight", shape: [m, d])
+        fc1Bias = try w.take("\(p).\(names.fc1).bias", shape: [m])
+        fc2 = try w.take("\(p).\(names.fc2).weight", shape: [d, m])
+        fc2Bias = try w.take("\(p).\(names.fc2).bias", shape: [d])
         self.activation = try Activation(named: activation)
     }
 

@@ -82,14 +82,22 @@ extension ArbiterModel {
         guard image == nil else { throw ModelError.invalidInput("\(identifier) (\(modelType)) takes no images") }
     }
 
+    /// The input embeddings and no residual additions: every family but Qwen3-VL's.
+    public func decoderInputs(ids: [Int], image: PreparedImage?, hooks: HookRun?) throws
+        -> (embeddings: Tensor, additions: ResidualAdditions?) {
+        (try inputEmbeddings(ids: ids, image: image, hooks: hooks), nil)
+    }
+
     /// Full forward: the decoder's inputs (positions first, so that an image that disagrees with the prompt
-    /// fails before the vision tower runs), `hook_embed`, then the decoder.
+    /// fails before the vision tower runs), `hook_embed`, then the decoder. The output's `additions` are what
+    /// runs resumed from its activations pass on.
     public func forward(ids: [Int], image: PreparedImage?, logits: LogitPositions = .all,
                         hooks: HookRun? = nil) throws -> DecoderOutput {
         let positions = try positions(ids: ids, image: image)
-        var x = try inputEmbeddings(ids: ids, image: image, hooks: hooks)
+        var (x, additions) = try decoderInputs(ids: ids, image: image, hooks: hooks)
         try hooks.visit(HookName.embed, &x)
-        return try decoder.forward(residual: x, positions: positions, logits: logits, hooks: hooks)
+        return try decoder.forward(residual: x, positions: positions, logits: logits, hooks: hooks,
+                                   additions: additions)
     }
 }
 

@@ -21,6 +21,10 @@ public protocol ArbiterModel: AnyObject, Sendable {
     /// The decoder's input embeddings (`hook_embed` before its hook): the image's features in place of the
     /// image tokens, running the vision tower with `hooks`.
     func inputEmbeddings(ids: [Int], image: PreparedImage?, hooks: HookRun?) throws -> Tensor
+    /// The decoder's inputs from one run of the vision tower: the input embeddings (`inputEmbeddings`) and the
+    /// rows the run adds to the residual stream after layers (Qwen3-VL's DeepStack; nil for other families).
+    func decoderInputs(ids: [Int], image: PreparedImage?, hooks: HookRun?) throws
+        -> (embeddings: Tensor, additions: ResidualAdditions?)
 }
 
 /// Maps `model_type` to its family's loader: one entry per family.
@@ -29,6 +33,7 @@ public enum ModelRegistry {
         .textDecoder,
         .llava,
         .qwenVL,
+        .qwen3VL,
         .internVL,
     ]
 

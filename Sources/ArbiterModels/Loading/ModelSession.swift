@@ -121,7 +121,8 @@ public final class ModelSession: @unchecked Sendable {
         try model.forward(ids: input.ids, image: input.image, logits: logits, hooks: hooks)
     }
 
-    /// The merged input embeddings (`hook_embed`) of a prepared input, so that sweeps can resume from them.
+    /// The merged input embeddings (`hook_embed`) of a prepared input, so that sweeps can resume from them (a
+    /// model whose runs add rows between layers, Qwen3-VL, needs those too: `model.decoderInputs`).
     public func embeddings(_ input: PreparedInput) throws -> Tensor {
         try model.inputEmbeddings(ids: input.ids, image: input.image, hooks: nil)
     }

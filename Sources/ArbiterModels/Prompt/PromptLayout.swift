@@ -141,7 +141,7 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         return files.filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
     }
 
-    /// A built-in layout by name (`builtinNames`: `llava-1.5`, `raw`, `qwen2-vl`, `internvl`, …).
+    /// A built-in layout by name (`builtinNames`: `llava-1.5`, `raw`, `qwen2-vl`, `qwen3-vl`, `internvl`, …).
     public static func builtin(_ name: String) throws -> PromptLayout {
         guard let url = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Layouts") else {
             throw ModelError.invalidInput("no built-in prompt layout '\(name)'; built-in: \(builtinNames.joined(separator: ", ")) (or give a layout file)")

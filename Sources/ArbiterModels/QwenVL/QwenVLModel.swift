@@ -90,9 +90,18 @@ public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
     /// current position on all three axes; a run of image tokens gets (t, h, w) of its merged grid, each offset by
     /// the current position; after an image the position continues from start + max(h, w) / merge.
     public func positionIDs(ids: [Int], grids: [VisionGrid]) throws -> PositionIDs {
-        let imageID = configuration.imageTokenID, m = configuration.visionConfig.spatialMergeSize
-        if ids.contains(configuration.videoTokenID) && configuration.videoTokenID != imageID {
-            throw ModelError.invalidInput("the prompt holds video tokens (id \(configuration.videoTokenID)); Arbiter runs images only")
+        try Self.positionIDs(ids: ids, grids: grids, imageTokenID: configuration.imageTokenID,
+                             videoTokenID: configuration.videoTokenID,
+                             mergeSize: configuration.visionConfig.spatialMergeSize)
+    }
+
+    /// `positionIDs(ids:grids:)` for any Qwen-VL generation (Qwen3-VL's `get_rope_index` gives the same
+    /// positions for images).
+    static func positionIDs(ids: [Int], grids: [VisionGrid], imageTokenID imageID: Int, videoTokenID: Int,
+                            mergeSize m: Int) throws -> PositionIDs {
+        if ids.contains(videoTokenID) && videoTokenID != imageID {
+            throw ModelError.invalidInput("the prompt holds video tokens (id \(videoTokenID)); Arbiter runs images "
+                                          + "only")
         }
         var axes: [[Int]] = [[], [], []]
         var current = 0

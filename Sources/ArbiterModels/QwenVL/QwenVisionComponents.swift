@@ -134,8 +134,13 @@ struct QwenPatchEmbedding: @unchecked Sendable {
 /// cos/sin of the 2-D vision rotary: frequencies `1 / θ^(2i / (D/2))` for i < D/4, the first D/4 angles from the
 /// height position, the next D/4 from the width position, the whole repeated (rotate-half over all D features).
 func qwenVisionRotary(layout: QwenVisionLayout, config c: QwenVisionConfiguration) -> RotaryTables {
-    let spatial = c.headDim / 2
-    let inv = RopeParameters(theta: c.ropeTheta, dimension: spatial, originalMaxPositions: 1).inverseFrequencies()
+    qwenVisionRotary(layout: layout, headDim: c.headDim, theta: c.ropeTheta)
+}
+
+/// The 2-D vision rotary of heads of `headDim` features (Qwen2-VL, Qwen2.5-VL and Qwen3-VL alike).
+func qwenVisionRotary(layout: QwenVisionLayout, headDim: Int, theta: Double) -> RotaryTables {
+    let spatial = headDim / 2
+    let inv = RopeParameters(theta: theta, dimension: spatial, originalMaxPositions: 1).inverseFrequencies()
     let quarter = inv.count
     let h = layout.heightPositions, w = layout.widthPositions
     return RotaryTables(inverseFrequencies: inv + inv,
@@ -152,11 +157,15 @@ struct QwenVisionAttention: @unchecked Sendable {
     let scale: Float
 
     init(_ w: inout WeightStore, prefix p: String, config c: QwenVisionConfiguration) throws {
-        let d = c.width
+        try self.init(&w, prefix: p, width: c.width, heads: c.heads)
+    }
+
+    /// The attention of a tower `d` wide with `heads` heads (Qwen3-VL's is the same module).
+    init(_ w: inout WeightStore, prefix p: String, width d: Int, heads: Int) throws {
         qkv = try w.take("\(p).qkv.weight", shape: [3 * d, d]); qkvBias = try w.take("\(p).qkv.bias", shape: [3 * d])
         proj = try w.take("\(p).proj.weight", shape: [d, d]); projBias = try w.take("\(p).proj.bias", shape: [d])
-        heads = AttentionHeads(heads: c.heads, kvHeads: c.heads, headDim: c.headDim)
-        scale = 1 / Float(c.headDim).squareRoot()
+        self.heads = AttentionHeads(heads: heads, kvHeads: heads, headDim: d / heads)
+        scale = 1 / Float(d / heads).squareRoot()
     }
 
     /// `segments`: boundaries (`cu_seqlens`) of the groups of rows that attend to each other.
