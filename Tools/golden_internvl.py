@@ -42,15 +42,7 @@ MAX_PATCHES = 6
 
 # --- tokenizer ------------------------------------------------------------------------------------------
 
-LEARNED_VOCAB = 560
-# The answer words of Arbiter's generated conflict sets (ArbiterData/Vocabulary.swift), each after a space as
-# "The answer is" leaves it, so that `arbiter verify` on tiny-internvl can tell its candidates apart by their
-# first token (with Qwen's small corpus alone most of them start with the same " " byte).
-ANSWER_WORDS = ("red crimson scarlet green emerald blue navy azure yellow golden orange tangerine purple violet pink "
-                "rose brown chocolate black ebony cyan turquoise teal circle disc round square box triangle triangular "
-                "diamond rhombus lozenge cross plus zero one two three four five single 1 2 3 4 left leftmost right "
-                "rightmost top upper above bottom lower below").split()
-ANSWER_CORPUS = "\n".join(f"The answer is {word}. The {word} one." for word in ANSWER_WORDS for _ in range(3))
+LEARNED_VOCAB = qwen_vl.ANSWER_VOCAB
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>"]
 SPECIAL_IDS = {token: LEARNED_VOCAB + index for index, token in enumerate(SPECIAL_TOKENS)}
 IMAGE_TOKEN_ID = SPECIAL_IDS["<IMG_CONTEXT>"]
@@ -59,22 +51,9 @@ PROMPT = "<|im_start|>user\n<IMG_CONTEXT>\nWhat is shown in this picture?<|im_en
 
 
 def build_tokenizer() -> Any:
-    """Qwen's byte-level BPE over the same corpus, with InternVL's chat and image special tokens."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=LEARNED_VOCAB, special_tokens=[], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(qwen_vl.CORPUS.splitlines() + ANSWER_CORPUS.splitlines(), trainer=trainer)
-    if tok.get_vocab_size() != LEARNED_VOCAB:
-        raise RuntimeError(f"tokenizer training gave {tok.get_vocab_size()} tokens, expected {LEARNED_VOCAB}")
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
-    for token, expected in SPECIAL_IDS.items():
-        if tok.token_to_id(token) != expected:
-            raise RuntimeError(f"{token} got id {tok.token_to_id(token)}, expected {expected}")
-    return tok
+    """Qwen's byte-level BPE over its corpus and the conflict sets' answer words, with InternVL's chat and image
+    special tokens."""
+    return qwen_vl.build_tokenizer(LEARNED_VOCAB, SPECIAL_TOKENS, qwen_vl.ANSWER_CORPUS)
 
 
 # --- image and processor --------------------------------------------------------------------------------

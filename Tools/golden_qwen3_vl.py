@@ -36,11 +36,19 @@ SPEC = dict(
     min_pixels=FACTOR * FACTOR * 4, max_pixels=FACTOR * FACTOR * 64,
 )
 DEEPSTACK = [0, 2]
+# golden_qwen_vl's tokenizer trained on the conflict sets' answer words as well, so that `arbiter verify` can
+# score tiny-qwen3-vl: Qwen's special tokens from id 560, a vocabulary of 640.
+SPECIAL_IDS = {token: qwen_vl.ANSWER_VOCAB + index for index, token in enumerate(qwen_vl.SPECIAL_TOKENS)}
+IMAGE_TOKEN_ID = SPECIAL_IDS["<|image_pad|>"]
+VOCAB_SIZE = 640
+TOKEN_IDS = dict(image_token_id=IMAGE_TOKEN_ID, video_token_id=SPECIAL_IDS["<|video_pad|>"],
+                 vision_start_token_id=SPECIAL_IDS["<|vision_start|>"],
+                 vision_end_token_id=SPECIAL_IDS["<|vision_end|>"])
 
-TEXT = dict(vocab_size=qwen_vl.VOCAB_SIZE, hidden_size=64, intermediate_size=160, num_hidden_layers=4,
+TEXT = dict(vocab_size=VOCAB_SIZE, hidden_size=64, intermediate_size=160, num_hidden_layers=4,
             num_attention_heads=4, num_key_value_heads=2, head_dim=16, hidden_act="silu",
-            max_position_embeddings=256, rms_norm_eps=1e-6, attention_bias=False,
-            bos_token_id=None, eos_token_id=qwen_vl.SPECIAL_IDS["<|im_end|>"], pad_token_id=None,
+            max_position_embeddings=1024, rms_norm_eps=1e-6, attention_bias=False,
+            bos_token_id=None, eos_token_id=SPECIAL_IDS["<|im_end|>"], pad_token_id=None,
             # head_dim 16: 8 rotary frequencies; interleaved: H at 1, 4; W at 2, 5; T at 0, 3, 6, 7
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 2, 2],
                              "mrope_interleaved": True})
@@ -54,7 +62,7 @@ def build_tiny_qwen3_vl() -> nn.Module:
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
     config = Qwen3VLConfig(text_config=dict(TEXT), vision_config=dict(VISION), tie_word_embeddings=False,
-                           **qwen_vl.TOKEN_IDS)
+                           **TOKEN_IDS)
     return Qwen3VLForConditionalGeneration(config)
 
 
@@ -78,7 +86,7 @@ def processor_config() -> dict[str, Any]:
 
 
 def write_extra_files(model_dir: str, root: str) -> list[str]:
-    qwen_vl.build_tokenizer().save(os.path.join(model_dir, "tokenizer.json"), pretty=True)
+    qwen_vl.build_tokenizer(qwen_vl.ANSWER_VOCAB, qwen_vl.SPECIAL_TOKENS, qwen_vl.ANSWER_CORPUS).save(os.path.join(model_dir, "tokenizer.json"), pretty=True)
     with open(os.path.join(model_dir, "preprocessor_config.json"), "w") as f:
         json.dump(processor_config(), f, indent=2, sort_keys=True)
         f.write("\n")
@@ -101,7 +109,7 @@ def run_qwen3_vl(model: nn.Module, model_dir: str, root: str) -> dict[str, np.nd
     grid = processed["image_grid_thw"]
     merge = model.config.vision_config.spatial_merge_size
     num_tokens = int(grid.prod(-1).item()) // (merge * merge)
-    input_ids = qwen_vl.prompt_ids(model_dir, num_tokens)
+    input_ids = qwen_vl.prompt_ids(model_dir, num_tokens, IMAGE_TOKEN_ID)
     ids = torch.from_numpy(input_ids)[None, :]
     mm_token_type_ids = (ids == model.config.image_token_id).to(torch.int32)
 
@@ -152,7 +160,7 @@ def run_qwen3_vl(model: nn.Module, model_dir: str, root: str) -> dict[str, np.nd
         datasets[f"{p}.hook_mlp_out"] = v[f"{p}.hook_mlp_out"].numpy()
         datasets[f"{p}.hook_resid_post"] = v[f"{p}.hook_resid_post"].numpy()
     image_features = v["image_features"]
-    image_rows = torch.from_numpy(input_ids == qwen_vl.IMAGE_TOKEN_ID)
+    image_rows = torch.from_numpy(input_ids == IMAGE_TOKEN_ID)
     if not torch.equal(v["hook_embed"][0, image_rows], image_features):
         raise RuntimeError("image features were not merged at the image token positions")
     datasets["image_features"] = image_features.numpy()

@@ -58,22 +58,37 @@ PROMPT = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_star
           "<|im_start|>assistant\n")
 
 
-def build_tokenizer() -> Any:
-    """A byte-level BPE tokenizer (GPT-2 / Qwen2 style) with Qwen's chat and vision special tokens."""
+# The answer words of Arbiter's generated conflict sets (ArbiterData/Vocabulary.swift), each after a space as
+# "The answer is" leaves it: with them in the corpus, `arbiter verify` on a tiny checkpoint can tell its candidates
+# apart by their first token (with CORPUS alone most of them start with the same " " byte). 560 learned tokens is
+# about all the merges this corpus has.
+ANSWER_WORDS = ("red crimson scarlet green emerald blue navy azure yellow golden orange tangerine purple violet pink "
+                "rose brown chocolate black ebony cyan turquoise teal circle disc round square box triangle triangular "
+                "diamond rhombus lozenge cross plus zero one two three four five single 1 2 3 4 left leftmost right "
+                "rightmost top upper above bottom lower below").split()
+ANSWER_CORPUS = "\n".join(f"The answer is {word}. The {word} one." for word in ANSWER_WORDS for _ in range(3))
+ANSWER_VOCAB = 560
+
+
+def build_tokenizer(learned_vocab: int = LEARNED_VOCAB, special_tokens: list[str] = SPECIAL_TOKENS,
+                    extra_corpus: str = "") -> Any:
+    """A byte-level BPE tokenizer (GPT-2 / Qwen2 style) trained on CORPUS (and `extra_corpus`), then
+    `special_tokens` from id `learned_vocab` on (Qwen's chat and vision tokens by default)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=LEARNED_VOCAB, special_tokens=[], show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=learned_vocab, special_tokens=[], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS.splitlines(), trainer=trainer)
-    if tok.get_vocab_size() != LEARNED_VOCAB:
-        raise RuntimeError(f"tokenizer training gave {tok.get_vocab_size()} tokens, expected {LEARNED_VOCAB}")
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
-    for token, expected in SPECIAL_IDS.items():
-        if tok.token_to_id(token) != expected:
-            raise RuntimeError(f"{token} got id {tok.token_to_id(token)}, expected {expected}")
+    lines = CORPUS.splitlines() + (extra_corpus.splitlines() if extra_corpus else [])
+    tok.train_from_iterator(lines, trainer=trainer)
+    if tok.get_vocab_size() != learned_vocab:
+        raise RuntimeError(f"tokenizer training gave {tok.get_vocab_size()} tokens, expected {learned_vocab}")
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in special_tokens])
+    for index, token in enumerate(special_tokens):
+        if tok.token_to_id(token) != learned_vocab + index:
+            raise RuntimeError(f"{token} got id {tok.token_to_id(token)}, expected {learned_vocab + index}")
     return tok
 
 
@@ -187,16 +202,16 @@ def write_extra_files(spec: dict[str, Any], model_dir: str, root: str) -> list[s
     return [spec["image"]]
 
 
-def prompt_ids(model_dir: str, num_image_tokens: int) -> np.ndarray:
+def prompt_ids(model_dir: str, num_image_tokens: int, image_token_id: int = IMAGE_TOKEN_ID) -> np.ndarray:
     """Tokenizes PROMPT and expands <|image_pad|> to one id per merged image token (as Qwen2VLProcessor does)."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(os.path.join(model_dir, "tokenizer.json"))
     ids = tok.encode(PROMPT, add_special_tokens=False).ids
-    if ids.count(IMAGE_TOKEN_ID) != 1:
-        raise RuntimeError(f"prompt has {ids.count(IMAGE_TOKEN_ID)} image tokens, expected 1")
-    at = ids.index(IMAGE_TOKEN_ID)
-    expanded = ids[:at] + [IMAGE_TOKEN_ID] * num_image_tokens + ids[at + 1:]
+    if ids.count(image_token_id) != 1:
+        raise RuntimeError(f"prompt has {ids.count(image_token_id)} image tokens, expected 1")
+    at = ids.index(image_token_id)
+    expanded = ids[:at] + [image_token_id] * num_image_tokens + ids[at + 1:]
     return np.asarray(expanded, dtype=np.int64)
 
 
