@@ -72,7 +72,8 @@ public final class AnalysisRunner: @unchecked Sendable {
     func embeddings(_ sample: AnalysisSample) throws -> Tensor { try session.embeddings(sample.input) }
 
     /// A baseline pass with everything the analyses read.
-    public func baseline(_ sample: AnalysisSample, keepPatterns: Bool = true, keepKeysValues: Bool = false) throws -> BaselineRun {
+    public func baseline(_ sample: AnalysisSample, keepPatterns: Bool = true,
+                         keepKeysValues: Bool = false) throws -> BaselineRun {
         let l = layers
         var hooked: [BlockHook] = [.residPre, .residPost, .attnOut, .mlpOut, .result]
         if keepPatterns { hooked.append(.pattern) }
@@ -90,7 +91,8 @@ public final class AnalysisRunner: @unchecked Sendable {
             residPre: (0..<l).map { hooks.cache[HookName.block($0, .residPre)]! },
             readout: (0..<l).map { layer in
                 let r = hooks.cache[HookName.block(layer, .residPost)]!
-                return Tensor(shape: [readoutPositions.count, r.columns], scalars: readoutPositions.flatMap { r.row($0) })
+                return Tensor(shape: [readoutPositions.count, r.columns],
+                              scalars: readoutPositions.flatMap { r.row($0) })
             },
             readoutPositions: readoutPositions,
             patterns: keepPatterns ? (0..<l).map { hooks.cache[HookName.block($0, .pattern)]! } : nil,
@@ -141,7 +143,8 @@ public final class AnalysisRunner: @unchecked Sendable {
     /// Memory the keys and values of `samples` would take if every baseline kept them.
     public func keyValueBytes(_ samples: [AnalysisSample]) -> Int {
         let c = decoder.configuration
-        return samples.reduce(0) { $0 + $1.input.ids.count } * layers * 2 * c.keyValueHeads * c.headDim * MemoryLayout<Float>.size
+        return samples.reduce(0) { $0 + $1.input.ids.count } * layers * 2 * c.keyValueHeads * c.headDim
+            * MemoryLayout<Float>.size
     }
 
     /// The following score under `interventions`, resuming from the baseline's residual at `startLayer`
@@ -166,7 +169,8 @@ public final class AnalysisRunner: @unchecked Sendable {
             out = try decoder.forward(residual: residual, positions: sample.input.positions,
                                       startLayer: start, logits: .last, hooks: hooks, additions: baseline.additions)
         }
-        return FollowingScore(logits: Array(out.logits!.row(0)), instructed: sample.instructed, competitor: sample.competitor)
+        return FollowingScore(logits: Array(out.logits!.row(0)), instructed: sample.instructed,
+                              competitor: sample.competitor)
     }
 }
 
@@ -232,7 +236,8 @@ extension AnalysisRunner {
     /// the requests, so the results — equal to one `score(…)` per request up to the last bits of the matrix
     /// products — are the same on any machine. Interventions are validated first, in request order: the first
     /// invalid request's error is thrown before anything runs.
-    public func scores(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) throws -> [FollowingScore] {
+    public func scores(_ requests: [ScoreRequest], samples: [AnalysisSample],
+                       baselines: [BaselineRun]) throws -> [FollowingScore] {
         if let observe = Self.requestObservers.withLock({ $0[ObjectIdentifier(session)] }) { observe(requests) }
         if let budget = keyValueBudget, Self.wantKeysValues(requests, samples: samples, baselines: baselines) {
             return try scoresRunningKeysValuesAgain(requests, samples: samples, baselines: baselines, budget: budget)
@@ -317,7 +322,8 @@ extension AnalysisRunner {
                        baselines: [BaselineRun]) throws -> [FollowingScore] {
         let hooks = try requests.map { r in
             try r.interventions.hooks(for: decoder, hookNames: hookNames,
-                                      tokenCount: samples[r.sample].input.ids.count, spans: samples[r.sample].input.spans)
+                                      tokenCount: samples[r.sample].input.ids.count,
+                                      spans: samples[r.sample].input.spans)
         }
         let plans = self.plans(requests, samples: samples, baselines: baselines)
         let batches = batchPlan(requests, plans: plans, samples: samples, baselines: baselines)

@@ -71,13 +71,15 @@ public struct AnalysisResults: Sendable, Codable {
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
+                                                                      nan: "nan")
         return try encoder.encode(self)
     }
 
     public static func decode(_ data: Data, file: String) throws -> AnalysisResults {
         let decoder = JSONDecoder()
-        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf",
+                                                                        negativeInfinity: "-inf", nan: "nan")
         do { return try decoder.decode(AnalysisResults.self, from: data) } catch let e as DecodingError {
             throw FormatError(.malformed, file: file, JSONFile.describe(e))
         }
@@ -143,14 +145,16 @@ public enum AnalysisSuite {
         for target in InstructionTarget.allCases {
             let n = samples.filter { $0.kind == "conflict" && $0.target == target }.count
             guard n >= 2 * c.minimumPerTarget else {
-                throw AnalysisError.tooFewSamples(what: "conflict items following the \(target.rawValue)", have: n, need: 2 * c.minimumPerTarget)
+                throw AnalysisError.tooFewSamples(what: "conflict items following the \(target.rawValue)", have: n,
+                                                  need: 2 * c.minimumPerTarget)
             }
         }
         // Seeded split of conflict items (per target, so both splits hold both targets); other kinds go to held-out.
         var rng = SeededRNG(seed: c.seed)
         var calibration: [Int] = [], heldOut: [Int] = []
         for target in InstructionTarget.allCases {
-            let members = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target == target }.shuffled(using: &rng)
+            let members = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target == target }
+                .shuffled(using: &rng)
             let k = Int((Double(members.count) * c.calibrationFraction).rounded())
             calibration += members.prefix(k)
             heldOut += members.dropFirst(k)
@@ -191,7 +195,9 @@ public enum AnalysisSuite {
         // Otherwise passes that could recompute a suffix run their items' keys and values again, in chunks.
         runner.keyValueBudget = keepKeysValues ? nil : keyValueBudget
         runner.progress = progress
-        let baselines = try runner.parallelMap(samples.count) { try runner.baseline(samples[$0], keepKeysValues: keepKeysValues) }
+        let baselines = try runner.parallelMap(samples.count) {
+            try runner.baseline(samples[$0], keepKeysValues: keepKeysValues)
+        }
         let following = ModalityFollowing.measure(samples, scores: baselines.map(\.score), seed: c.seed &+ 1)
         let flowIdx = heldOut + calibration
         let flow = try InformationFlow.measure(runner: runner, samples: flowIdx.map { samples[$0] },
@@ -203,10 +209,12 @@ public enum AnalysisSuite {
         progress("logit lens")
         let lens = try LogitLens.measure(runner: runner, samples: samples, baselines: baselines, seed: c.seed &+ 4)
         progress("direct logit attribution")
-        let attribution = try Attribution.measure(runner: runner, samples: samples, baselines: baselines, seed: c.seed &+ 5)
+        let attribution = try Attribution.measure(runner: runner, samples: samples, baselines: baselines,
+                                                  seed: c.seed &+ 5)
         let calAttribution = try Attribution.measure(runner: runner, samples: calibration.map { samples[$0] },
                                                      baselines: calibration.map { baselines[$0] }, seed: c.seed &+ 6)
-        let ranking = try Heads.rank(runner: runner, samples: calibration.map { samples[$0] }, baselines: calibration.map { baselines[$0] },
+        let ranking = try Heads.rank(runner: runner, samples: calibration.map { samples[$0] },
+                                     baselines: calibration.map { baselines[$0] },
                                      attribution: calAttribution.heads, method: c.headRanking,
                                      positions: c.headPositions, keyValueBudget: keyValueBudget,
                                      progress: progress)
@@ -234,7 +242,8 @@ public enum AnalysisSuite {
             model: session.model.identifier, modelType: session.model.modelType, dataset: dataset,
             layout: session.layout.name, layoutFingerprint: session.layout.fingerprint, configuration: c,
             layers: runner.layers, headsPerLayer: runner.heads,
-            calibrationIDs: calibration.map { samples[$0].id }, heldOutIDs: heldOut.map { samples[$0].id }, skipped: skipped,
+            calibrationIDs: calibration.map { samples[$0].id }, heldOutIDs: heldOut.map { samples[$0].id },
+            skipped: skipped,
             following: following, flow: flow, routing: routing, lens: lens, attribution: attribution, ranking: ranking,
             interventions: interventions, seconds: Date().timeIntervalSince(start))
     }

@@ -15,14 +15,16 @@ public struct AttentionRoutingResult: Sendable, Codable, Equatable {
 }
 
 public enum AttentionRouting {
-    public static func measure(samples: [AnalysisSample], baselines: [BaselineRun], seed: UInt64) throws -> AttentionRoutingResult {
+    public static func measure(samples: [AnalysisSample], baselines: [BaselineRun],
+                               seed: UInt64) throws -> AttentionRoutingResult {
         let conflict = samples.indices.filter {
             samples[$0].kind == "conflict" && samples[$0].target != nil && baselines[$0].patterns != nil
                 && (try? samples[$0].input.spans.positions("image"))?.isEmpty == false
                 && (try? samples[$0].input.spans.positions("context"))?.isEmpty == false
         }
         guard !conflict.isEmpty else {
-            throw AnalysisError.tooFewSamples(what: "attention routing (conflict samples with image and context)", have: 0, need: 1)
+            throw AnalysisError.tooFewSamples(what: "attention routing (conflict samples with image and context)",
+                                              have: 0, need: 1)
         }
         let layers = baselines[conflict[0]].patterns!.count
         var share: [String: [String: [Estimate]]] = [:], mass: [String: [String: [Estimate]]] = [:]
@@ -33,7 +35,8 @@ public enum AttentionRouting {
             var targets: [InstructionTarget] = []
             for i in conflict {
                 guard let queries = try? samples[i].input.spans.positions(querySpan), !queries.isEmpty else { continue }
-                let image = try samples[i].input.spans.positions("image"), context = try samples[i].input.spans.positions("context")
+                let image = try samples[i].input.spans.positions("image"),
+                    context = try samples[i].input.spans.positions("context")
                 targets.append(samples[i].target!)
                 for layer in 0..<layers {
                     let p = baselines[i].patterns![layer]
@@ -56,15 +59,19 @@ public enum AttentionRouting {
             for target in InstructionTarget.allCases {
                 let members = targets.indices.filter { targets[$0] == target }
                 byTargetShare[target.rawValue] = (0..<layers).map { l in
-                    Estimate.bootstrap(members.map { shares[l][$0] }, seed: seed &+ UInt64(qi * 10000 + l), resamples: 500)
+                    Estimate.bootstrap(members.map { shares[l][$0] }, seed: seed &+ UInt64(qi * 10000 + l),
+                                       resamples: 500)
                 }
                 byTargetMass[target.rawValue] = (0..<layers).map { l in
-                    Estimate.bootstrap(members.map { masses[l][$0] }, seed: seed &+ UInt64(qi * 10000 + 500 + l), resamples: 500)
+                    Estimate.bootstrap(members.map { masses[l][$0] }, seed: seed &+ UInt64(qi * 10000 + 500 + l),
+                                       resamples: 500)
                 }
             }
-            let img = targets.indices.filter { targets[$0] == .image }, txt = targets.indices.filter { targets[$0] == .text }
+            let img = targets.indices.filter { targets[$0] == .image },
+                txt = targets.indices.filter { targets[$0] == .text }
             selectivity[querySpan] = (0..<layers).map { l in
-                twoSampleDifference(img.map { shares[l][$0] }, txt.map { shares[l][$0] }, seed: seed &+ UInt64(qi * 10000 + 900 + l))
+                twoSampleDifference(img.map { shares[l][$0] }, txt.map { shares[l][$0] },
+                                    seed: seed &+ UInt64(qi * 10000 + 900 + l))
             }
             share[querySpan] = byTargetShare
             mass[querySpan] = byTargetMass
@@ -74,12 +81,16 @@ public enum AttentionRouting {
 
     /// mean(a) − mean(b) with a bootstrap that resamples each group independently.
     static func twoSampleDifference(_ a: [Double], _ b: [Double], seed: UInt64, resamples: Int = 500) -> Estimate {
-        guard !a.isEmpty, !b.isEmpty else { return Estimate(value: .nan, low: .nan, high: .nan, count: a.count + b.count) }
+        guard !a.isEmpty, !b.isEmpty else {
+            return Estimate(value: .nan, low: .nan, high: .nan, count: a.count + b.count)
+        }
         var rng = SeededRNG(seed: seed)
         var stats: [Double] = []
         for _ in 0..<resamples {
-            let ma = (0..<a.count).reduce(0.0) { acc, _ in acc + a[Int(rng.next() % UInt64(a.count))] } / Double(a.count)
-            let mb = (0..<b.count).reduce(0.0) { acc, _ in acc + b[Int(rng.next() % UInt64(b.count))] } / Double(b.count)
+            let ma = (0..<a.count).reduce(0.0) { acc, _ in acc + a[Int(rng.next() % UInt64(a.count))] }
+                / Double(a.count)
+            let mb = (0..<b.count).reduce(0.0) { acc, _ in acc + b[Int(rng.next() % UInt64(b.count))] }
+                / Double(b.count)
             stats.append(ma - mb)
         }
         stats.sort()

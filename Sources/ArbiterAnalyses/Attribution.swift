@@ -28,8 +28,11 @@ public enum Attribution {
         let gamma = runner.decoder.finalNormWeight.toTensor().scalars
         var g = [Double](repeating: 0, count: d)
         var row = [Float](repeating: 0, count: d)
-        for (k, weight) in FollowingScore.gradient(logits: baseline.logitsLast, instructed: sample.instructed, competitor: sample.competitor) {
-            row.withUnsafeMutableBufferPointer { runner.decoder.unembedding.widenRows(k..<(k + 1), into: $0.baseAddress!) }
+        for (k, weight) in FollowingScore.gradient(logits: baseline.logitsLast, instructed: sample.instructed,
+                                                   competitor: sample.competitor) {
+            row.withUnsafeMutableBufferPointer {
+                runner.decoder.unembedding.widenRows(k..<(k + 1), into: $0.baseAddress!)
+            }
             for j in 0..<d { g[j] += weight * Double(row[j]) }
         }
         for j in 0..<d { g[j] *= Double(gamma[j]) / rms }
@@ -71,8 +74,13 @@ public enum Attribution {
         var deepM: [String: Estimate] = [:], deepA: [String: Estimate] = [:]
         for (gi, group) in ["image", "text", "overall"].enumerated() {
             let members = targets.indices.filter { group == "overall" || targets[$0].rawValue == group }
-            attention[group] = (0..<layers).map { l in Estimate.bootstrap(members.map { attn[l][$0] }, seed: seed &+ UInt64(gi * 1000 + l), resamples: 500) }
-            mlpOut[group] = (0..<layers).map { l in Estimate.bootstrap(members.map { mlp[l][$0] }, seed: seed &+ UInt64(gi * 1000 + 500 + l), resamples: 500) }
+            attention[group] = (0..<layers).map { l in
+                Estimate.bootstrap(members.map { attn[l][$0] }, seed: seed &+ UInt64(gi * 1000 + l), resamples: 500)
+            }
+            mlpOut[group] = (0..<layers).map { l in
+                Estimate.bootstrap(members.map { mlp[l][$0] }, seed: seed &+ UInt64(gi * 1000 + 500 + l),
+                                   resamples: 500)
+            }
             deepM[group] = Estimate.bootstrap(members.map { deepMLP[$0] }, seed: seed &+ UInt64(gi * 1000 + 999))
             deepA[group] = Estimate.bootstrap(members.map { deepAttn[$0] }, seed: seed &+ UInt64(gi * 1000 + 998))
         }

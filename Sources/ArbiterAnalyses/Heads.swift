@@ -30,7 +30,9 @@ public struct HeadRanking: Sendable, Codable, Equatable {
     }
 
     /// ceil(fraction · total), at least 1.
-    public static func setSize(fraction: Double, total: Int) -> Int { max(1, Int((fraction * Double(total)).rounded(.up))) }
+    public static func setSize(fraction: Double, total: Int) -> Int {
+        max(1, Int((fraction * Double(total)).rounded(.up)))
+    }
 
     /// |top-k causal ∩ top-k attribution| / k.
     public func overlap(fraction: Double) -> Double {
@@ -153,7 +155,10 @@ public enum Heads {
                             positions: HeadPositions? = nil, keyValueBudget: Int = 1 << 30,
                             progress: (String) -> Void = { _ in }) throws -> HeadRanking {
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target != nil }
-        guard conflict.count >= 2 else { throw AnalysisError.tooFewSamples(what: "head identification (calibration conflict samples)", have: conflict.count, need: 2) }
+        guard conflict.count >= 2 else {
+            throw AnalysisError.tooFewSamples(what: "head identification (calibration conflict samples)",
+                                              have: conflict.count, need: 2)
+        }
         if let method {
             return try rankTwoStage(runner: runner, samples: samples, baselines: baselines, conflict: conflict,
                                     attribution: attribution, method: method, positions: positions,
@@ -178,8 +183,12 @@ public enum Heads {
         }
         let all = (0..<layers).flatMap { l in (0..<heads).map { HeadIndex(layer: l, head: $0) } }
         return HeadRanking(causal: causal, attribution: attribution,
-                           causalOrder: all.sorted { (causal[$0.layer][$0.head], $1) > (causal[$1.layer][$1.head], $0) },
-                           attributionOrder: all.sorted { (attribution[$0.layer][$0.head], $1) > (attribution[$1.layer][$1.head], $0) },
+                           causalOrder: all.sorted {
+                               (causal[$0.layer][$0.head], $1) > (causal[$1.layer][$1.head], $0)
+                           },
+                           attributionOrder: all.sorted {
+                               (attribution[$0.layer][$0.head], $1) > (attribution[$1.layer][$1.head], $0)
+                           },
                            calibrationCount: conflict.count)
     }
 
@@ -207,7 +216,8 @@ public enum Heads {
             fallbacks.append("layer \(l) has \(free[l]) heads outside the top set for \(wanted[l]): "
                              + moved.joined(separator: ", "))
         }
-        let layout = (0..<layers).filter { wanted[$0] > 0 }.map { "\(wanted[$0]) in layer \($0)" }.joined(separator: ", ")
+        let layout = (0..<layers).filter { wanted[$0] > 0 }.map { "\(wanted[$0]) in layer \($0)" }
+            .joined(separator: ", ")
         return (quota, "outside the top set, as many heads per layer as the top set (\(layout))"
                 + (fallbacks.isEmpty ? "" : "; fell back to the nearest layers: " + fallbacks.joined(separator: "; ")))
     }
@@ -216,7 +226,9 @@ public enum Heads {
     /// the top set), sorted; no sets when the heads outside the top set are too few.
     public static func randomSets(top: [HeadIndex], layers: Int, heads: Int, count: Int,
                                   seed: UInt64) -> (sets: [[HeadIndex]], matching: String) {
-        if mutation == .randomSetsAreTopSet { return ([[HeadIndex]](repeating: top, count: count), "mutated: the top set") }
+        if mutation == .randomSetsAreTopSet {
+            return ([[HeadIndex]](repeating: top, count: count), "mutated: the top set")
+        }
         guard let (quota, matching) = layerQuotas(top: top, layers: layers, heads: heads) else {
             return ([], "only \(layers * heads - Set(top).count) heads lie outside the top set of \(top.count): "
                     + "no random set can be drawn")
@@ -253,26 +265,35 @@ public enum Heads {
         guard !alphaGrid.isEmpty else { throw AnalysisError.invalidParameter("the α grid is empty") }
         let (samples, baselines) = heldOut
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target != nil }
-        guard conflict.count >= 2 else { throw AnalysisError.tooFewSamples(what: "head interventions (held-out conflict samples)", have: conflict.count, need: 2) }
+        guard conflict.count >= 2 else {
+            throw AnalysisError.tooFewSamples(what: "head interventions (held-out conflict samples)",
+                                              have: conflict.count, need: 2)
+        }
         let top = ranking.top(fraction: fraction)
-        func mfr(_ s: ArraySlice<FollowingScore>) -> Double { Double(s.filter(\.follows).count) / Double(max(s.count, 1)) }
+        func mfr(_ s: ArraySlice<FollowingScore>) -> Double {
+            Double(s.filter(\.follows).count) / Double(max(s.count, 1))
+        }
         func mfr(_ s: [FollowingScore]) -> Double { mfr(s[...]) }
         /// Scores of `indices` of `split` under each (heads, intervention) pass, all in one batched evaluation
         /// resuming at the heads' first layer: one slice of `indices.count` scores per pass, in order.
         func scores(_ passes: [([HeadIndex], Intervention)], _ indices: [Int],
-                    on split: (samples: [AnalysisSample], baselines: [BaselineRun])) throws -> [ArraySlice<FollowingScore>] {
+                    on split: (samples: [AnalysisSample], baselines: [BaselineRun]))
+            throws -> [ArraySlice<FollowingScore>] {
             let requests = setRequests(passes, indices)
             let all = try runner.scores(requests, samples: split.samples, baselines: split.baselines)
             return passes.indices.map { k in all[(k * indices.count)..<((k + 1) * indices.count)] }
         }
-        func blockingPasses(_ sets: [[HeadIndex]]) -> [([HeadIndex], Intervention)] { sets.map { ($0, blocking($0, at: positions)) } }
+        func blockingPasses(_ sets: [[HeadIndex]]) -> [([HeadIndex], Intervention)] {
+            sets.map { ($0, blocking($0, at: positions)) }
+        }
         let baseMFR = mfr(conflict.map { baselines[$0].score })
         func drop(_ blocked: Double) -> Double { baseMFR > 0 ? (baseMFR - blocked) / baseMFR : .nan }
 
         progress("blocking the top \(top.count) heads")
         let blockedScores = try scores(blockingPasses([top]), conflict, on: heldOut)[0]
         let blockedMFR = mfr(blockedScores)
-        let shift = Estimate.bootstrap(zip(conflict, blockedScores).map { $1.s - baselines[$0].score.s }, seed: seed &+ 1)
+        let shift = Estimate.bootstrap(zip(conflict, blockedScores).map { $1.s - baselines[$0].score.s },
+                                       seed: seed &+ 1)
         let (randomHeadSets, matching) = randomSets(top: top, layers: runner.layers, heads: runner.heads, count: count,
                                                     seed: seed)
         progress("blocking \(randomHeadSets.count) random head sets of \(top.count)")
@@ -282,14 +303,16 @@ public enum Heads {
         // General ability: held-out items of each kind, before and after blocking the top set.
         let kindIndices = abilityKinds.map { kind in samples.indices.filter { samples[$0].kind == kind } }
         let abilityIndices = kindIndices.flatMap { $0 }
-        let abilityScores = abilityIndices.isEmpty ? [] : Array(try scores(blockingPasses([top]), abilityIndices, on: heldOut)[0])
+        let abilityScores = abilityIndices.isEmpty ? []
+            : Array(try scores(blockingPasses([top]), abilityIndices, on: heldOut)[0])
         var offset = 0, ability: [AbilityChange] = []
         for (k, kind) in abilityKinds.enumerated() {
             let indices = kindIndices[k], after = abilityScores[offset..<(offset + indices.count)]
             offset += indices.count
             let beforeHits = indices.map { baselines[$0].score.follows ? 1.0 : 0.0 }
             let afterHits = after.map { $0.follows ? 1.0 : 0.0 }
-            ability.append(AbilityChange(kind: kind, count: indices.count, before: mean(beforeHits), after: mean(afterHits),
+            ability.append(AbilityChange(kind: kind, count: indices.count, before: mean(beforeHits),
+                                         after: mean(afterHits),
                                          change: .bootstrap(zip(afterHits, beforeHits).map { $0 - $1 },
                                                             seed: seed &+ 2 &+ UInt64(k))))
         }
@@ -302,8 +325,11 @@ public enum Heads {
         let sets = [top] + randomHeadSets
         var alphas = [Double](repeating: alphaGrid[0], count: sets.count)
         if !calFailed.isEmpty && alphaGrid.count > 1 {
-            progress("α for the top set and \(randomHeadSets.count) random sets on \(calFailed.count) calibration failures")
-            let passes = sets.flatMap { set in alphaGrid.map { (set, amplifying(set, factor: Float($0), at: positions)) } }
+            progress("α for the top set and \(randomHeadSets.count) random sets on \(calFailed.count) "
+                     + "calibration failures")
+            let passes = sets.flatMap { set in
+                alphaGrid.map { (set, amplifying(set, factor: Float($0), at: positions)) }
+            }
             let fixed = try scores(passes, calFailed, on: calibration).map(mfr)
             for k in sets.indices {
                 // The first α of the grid with the highest fix rate.
@@ -319,9 +345,12 @@ public enum Heads {
         let amplified = (samples: samples + extraFailed.samples, baselines: baselines + extraFailed.baselines)
         let failed = conflict.filter { !baselines[$0].score.follows }
             + extraFailed.samples.indices.map { samples.count + $0 }
-        progress("amplifying the top heads and \(randomHeadSets.count) random sets on \(failed.count) failed held-out samples")
+        progress("amplifying the top heads and \(randomHeadSets.count) random sets on \(failed.count) failed "
+                 + "held-out samples")
         let fixRates = failed.isEmpty ? [Double](repeating: .nan, count: sets.count)
-            : try scores(sets.indices.map { (sets[$0], amplifying(sets[$0], factor: Float(alphas[$0]), at: positions)) },
+            : try scores(sets.indices.map {
+                             (sets[$0], amplifying(sets[$0], factor: Float(alphas[$0]), at: positions))
+                         },
                          failed,
                          on: amplified).map(mfr)
         // Sharded runs: round 3 (amplification) ends here.
@@ -330,7 +359,8 @@ public enum Heads {
         return HeadInterventionResult(
             fraction: fraction, heads: top, baselineMFR: baseMFR, blockedMFR: blockedMFR, relativeDrop: relativeDrop,
             blockedScoreShift: shift, randomSets: randomHeadSets, randomSetMatching: matching,
-            randomRelativeDrops: randomDrops, blockingControl: RandomSetControl(observed: relativeDrop, random: randomDrops),
+            randomRelativeDrops: randomDrops,
+            blockingControl: RandomSetControl(observed: relativeDrop, random: randomDrops),
             ability: ability, alpha: alphas[0], alphaGrid: alphaGrid, calibrationFailedCount: calFailed.count,
             failedCount: failed.count, amplifiedFixRate: fix, randomAlphas: Array(alphas.dropFirst()),
             randomFixRates: randomFix, amplificationControl: RandomSetControl(observed: fix, random: randomFix),

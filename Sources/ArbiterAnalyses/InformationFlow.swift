@@ -89,10 +89,13 @@ public enum InformationFlow {
         let layers = runner.layers
         let width = window ?? defaultWindow(layers: layers)
         guard width >= 1 && width <= layers else {
-            throw AnalysisError.invalidParameter("knockout window \(width) must be between 1 and the model's \(layers) layers")
+            throw AnalysisError.invalidParameter("knockout window \(width) must be between 1 and the model's "
+                                                 + "\(layers) layers")
         }
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target != nil }
-        guard !conflict.isEmpty else { throw AnalysisError.tooFewSamples(what: "information flow (conflict samples)", have: 0, need: 1) }
+        guard !conflict.isEmpty else {
+            throw AnalysisError.tooFewSamples(what: "information flow (conflict samples)", have: 0, need: 1)
+        }
         var shift: [String: [String: [Estimate]]] = [:]
         var calibrationShift = shift, heldOutShift = shift
         let usables = edges.map { Self.usable(samples, conflict, edge: $0) }
@@ -101,7 +104,8 @@ public enum InformationFlow {
         }
         let scored = try runner.scores(calls: calls, samples: samples, baselines: baselines) { e in
             progress(e.map { "knockout \(edges[$0]) (\($0 + 1)/\(edges.count))" }
-                     ?? "knockouts of \(edges.count) edges at once (keys and values run again, a chunk of items at a time)")
+                     ?? "knockouts of \(edges.count) edges at once (keys and values run again, a chunk of "
+                        + "items at a time)")
         }
         for (e, edge) in edges.enumerated() {
             let usable = usables[e], requests = calls[e], knocked = scored[e]

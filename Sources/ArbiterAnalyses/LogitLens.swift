@@ -18,7 +18,8 @@ public enum LogitLens {
         let conflict = samples.indices.filter { samples[$0].kind == "conflict" && samples[$0].target != nil }
         guard !conflict.isEmpty else { throw AnalysisError.tooFewSamples(what: "logit lens", have: 0, need: 1) }
         let layers = runner.layers
-        var agree: [String: [[Double]]] = ["instruction": .init(repeating: [], count: layers), "last": .init(repeating: [], count: layers)]
+        var agree: [String: [[Double]]] = ["instruction": .init(repeating: [], count: layers),
+                                           "last": .init(repeating: [], count: layers)]
         var scores: [String: [[Double]]] = agree
         var targets: [String: [InstructionTarget]] = ["instruction": [], "last": []]
         for i in conflict {
@@ -27,7 +28,8 @@ public enum LogitLens {
             for layer in 0..<layers {
                 let logits = runner.decoder.unembed(b.readout[layer])   // [P, vocab]
                 let s = (0..<logits.rows).map {
-                    FollowingScore(logits: Array(logits.row($0)), instructed: samples[i].instructed, competitor: samples[i].competitor).s
+                    FollowingScore(logits: Array(logits.row($0)), instructed: samples[i].instructed,
+                                   competitor: samples[i].competitor).s
                 }
                 if instructionCount > 0 {
                     let anchor = mean(Array(s.prefix(instructionCount)))
@@ -42,12 +44,15 @@ public enum LogitLens {
         }
         var agreement: [String: [Estimate]] = [:], meanScore: [String: [String: [Estimate]]] = [:]
         for (r, readout) in ["instruction", "last"].enumerated() {
-            agreement[readout] = (0..<layers).map { Estimate.bootstrap(agree[readout]![$0], seed: seed &+ UInt64(r * 1000 + $0), resamples: 500) }
+            agreement[readout] = (0..<layers).map {
+                Estimate.bootstrap(agree[readout]![$0], seed: seed &+ UInt64(r * 1000 + $0), resamples: 500)
+            }
             var byTarget: [String: [Estimate]] = [:]
             for target in InstructionTarget.allCases {
                 let members = targets[readout]!.indices.filter { targets[readout]![$0] == target }
                 byTarget[target.rawValue] = (0..<layers).map { l in
-                    Estimate.bootstrap(members.map { scores[readout]![l][$0] }, seed: seed &+ UInt64(r * 1000 + 500 + l), resamples: 500)
+                    Estimate.bootstrap(members.map { scores[readout]![l][$0] },
+                                       seed: seed &+ UInt64(r * 1000 + 500 + l), resamples: 500)
                 }
             }
             meanScore[readout] = byTarget

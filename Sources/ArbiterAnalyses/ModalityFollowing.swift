@@ -29,7 +29,8 @@ public enum ModalityFollowing {
     }
 
     /// MFR, third answers and accuracies from scored samples.
-    public static func measure(_ samples: [AnalysisSample], scores: [FollowingScore], seed: UInt64) -> ModalityFollowingResult {
+    public static func measure(_ samples: [AnalysisSample], scores: [FollowingScore],
+                               seed: UInt64) -> ModalityFollowingResult {
         var ratio: [String: Estimate] = [:], counts: [String: [Int]] = [:], accuracy: [String: Estimate] = [:]
         var meanScore: [String: Estimate] = [:], thirdAnswers: [String: Estimate] = [:]
         var thirdCounts: [String: [Int]] = [:]
@@ -48,7 +49,8 @@ public enum ModalityFollowing {
         for (offset, kind) in ["consistent", "image_only", "text_only"].enumerated() {
             let group = samples.indices.filter { samples[$0].kind == kind }
             guard !group.isEmpty else { continue }
-            accuracy[kind] = Estimate.bootstrap(group.map { scores[$0].follows ? 1.0 : 0.0 }, seed: seed &+ UInt64(20 + offset))
+            accuracy[kind] = Estimate.bootstrap(group.map { scores[$0].follows ? 1.0 : 0.0 },
+                                                seed: seed &+ UInt64(20 + offset))
         }
         return ModalityFollowingResult(ratio: ratio, counts: counts, accuracy: accuracy, meanScore: meanScore,
                                        thirdAnswers: thirdAnswers, thirdCounts: thirdCounts, seed: seed)
@@ -77,7 +79,8 @@ extension ModalityFollowing {
         var groups: [String: InstructionFollowing] = [:]
         for sample in samples where sample.kind == "conflict" {
             guard let item = byID[sample.id], let id = item.instructionID else { continue }
-            var g = groups[id] ?? InstructionFollowing(id: id, split: item.instructionSplit?.rawValue, text: item.instruction ?? "",
+            var g = groups[id] ?? InstructionFollowing(id: id, split: item.instructionSplit?.rawValue,
+                                                       text: item.instruction ?? "",
                                                        target: item.target?.rawValue, follows: 0, total: 0)
             g.total += 1
             if sample.follows { g.follows += 1 }

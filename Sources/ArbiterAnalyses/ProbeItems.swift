@@ -32,7 +32,8 @@ public enum ProbeItems {
             case .consistent, .imageOnly, .textOnly:
                 let expected = item.kind == .textOnly ? item.answerText : item.answerImg
                 instructed = item.kind == .textOnly ? item.answerTextCandidates : item.answerImgCandidates
-                let others = (answers[item.task] ?? [:]).keys.filter { $0 != expected && $0 != item.answerText }.sorted()
+                let others = (answers[item.task] ?? [:]).keys.filter { $0 != expected && $0 != item.answerText }
+                    .sorted()
                 let other = item.kind == .imageOnly && item.answerText != expected ? item.answerText
                     : others.isEmpty ? nil : others[abs(item.id.hashValueStable) % others.count]
                 guard let other, let list = answers[item.task]?[other] else { continue }
@@ -40,7 +41,8 @@ public enum ProbeItems {
             case .noInstruction:
                 continue
             }
-            out.append(ProbeItem(id: item.id, kind: item.kind.rawValue, target: target, fields: item.fields, image: image,
+            out.append(ProbeItem(id: item.id, kind: item.kind.rawValue, target: target, fields: item.fields,
+                                 image: image,
                                  instructed: instructed, competitor: competitor))
         }
         return out

@@ -34,8 +34,8 @@ public enum SamplePreparation {
     /// Samples for `items`, and the items skipped. Throws `AnalysisError.meaninglessRun` for an unreadable
     /// item (unless `policy.keepGoing`) or when more than `ItemPolicy.maximumSkippedShare` of the items are
     /// skipped (unless `policy.keepGoing`), naming the items, the tokens and the reasons.
-    public static func prepare(_ items: [ProbeItem], session: ModelSession,
-                               policy: ItemPolicy = ItemPolicy()) throws -> (samples: [AnalysisSample], skipped: [SkippedItem]) {
+    public static func prepare(_ items: [ProbeItem], session: ModelSession, policy: ItemPolicy = ItemPolicy())
+        throws -> (samples: [AnalysisSample], skipped: [SkippedItem]) {
         guard !items.isEmpty else { throw AnalysisError.meaninglessRun("no items to run (the dataset is empty)") }
         var samples: [AnalysisSample] = [], skipped: [SkippedItem] = []
         for item in items {
@@ -43,7 +43,8 @@ public enum SamplePreparation {
                 let sample = try AnalysisSample(item, session: session)
                 if let problem = unreadable(sample, item: item, session: session) {
                     guard policy.keepGoing else {
-                        throw AnalysisError.meaninglessRun("item \(item.id): \(problem) (--keep-going skips such items)")
+                        throw AnalysisError.meaninglessRun("item \(item.id): \(problem) (--keep-going "
+                                                           + "skips such items)")
                     }
                     skipped.append(SkippedItem(id: item.id, reason: problem))
                     continue

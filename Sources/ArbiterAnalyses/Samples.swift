@@ -75,7 +75,8 @@ public struct AnalysisSample: Sendable {
         guard !instructed.isEmpty, !competitor.isEmpty else {
             throw AnalysisError.badSample(id: item.id, problem: a.isEmpty || b.isEmpty
                 ? "an answer candidate list is empty"
-                : "the instructed and competing candidates start with the same tokens (\(shared.sorted())); the first answer token cannot tell them apart")
+                : "the instructed and competing candidates start with the same tokens (\(shared.sorted())); the first "
+                  + "answer token cannot tell them apart")
         }
     }
 }

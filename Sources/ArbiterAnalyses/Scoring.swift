@@ -22,7 +22,8 @@ public struct FollowingScore: Sendable, Codable, Equatable {
     }
 
     /// From one row of logits over the vocabulary.
-    public init<C: Collection>(logits: C, instructed: [Int], competitor: [Int]) where C.Element == Float, C.Index == Int {
+    public init<C: Collection>(logits: C, instructed: [Int],
+                               competitor: [Int]) where C.Element == Float, C.Index == Int {
         let start = logits.startIndex
         var maximum = -Double.infinity, best = -Float.infinity, bestIndex = 0
         for (i, v) in logits.enumerated() {

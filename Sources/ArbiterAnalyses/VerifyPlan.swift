@@ -300,7 +300,9 @@ extension VerifyPlan {
         let calFailed = failed(a.calibrationFailed, of: calConflict)
         let grid = c.alphaGrid
         let alpha = calFailed.isEmpty || grid.count < 2 ? []
-            : Heads.setRequests(sets.flatMap { s in grid.map { (s, Heads.amplifying(s, factor: Float($0), at: positions)) } },
+            : Heads.setRequests(sets.flatMap { s in
+                                    grid.map { (s, Heads.amplifying(s, factor: Float($0), at: positions)) }
+                                },
                                 calFailed)
         out.append(counter.stage("α selection (\(sets.count) sets × \(grid.count) α)", alpha, calSamples,
                                  assumption: a.calibrationFailed == nil ? rateNote + "; " + layerNote : layerNote))

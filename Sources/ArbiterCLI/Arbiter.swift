@@ -7,7 +7,8 @@ import ArgumentParser
 struct Arbiter: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "arbiter",
-        abstract: "Run Hugging Face LLaVA-family models on the CPU with hook points, and test the claims of \"Instruction Anchors\".",
+        abstract: "Run Hugging Face LLaVA-family models on the CPU with hook points, and test the claims of "
+                  + "\"Instruction Anchors\".",
         version: ArbiterVersion.string,
         subcommands: [RunCommand.self, EvalCommand.self, VerifyCommand.self, DataCommand.self, LayoutCommand.self,
                       CompareCommand.self, HooksCommand.self, BenchForwardCommand.self, BenchSweepCommand.self,

@@ -57,7 +57,8 @@ struct BenchForwardCommand: ParsableCommand {
             try forward()
             times.append(now() - start)
         }
-        let json: [String: Any] = ["seconds": times, "seconds_best": times.min() ?? 0, "peak_rss_bytes": peakResidentBytes(),
+        let json: [String: Any] = ["seconds": times, "seconds_best": times.min() ?? 0,
+                                   "peak_rss_bytes": peakResidentBytes(),
                                    "tokens": tokens, "logits": logits]
         let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))

@@ -28,7 +28,8 @@ struct DataGenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Image side in pixels (16...1024).")
     var imageSize: Int = 32
 
-    @Option(name: .long, help: "Kind weights, e.g. conflict=0.65,consistent=0.15,no_instruction=0.1,image_only=0.05,text_only=0.05.")
+    @Option(name: .long,
+            help: "Kind weights, e.g. conflict=0.65,consistent=0.15,no_instruction=0.1,image_only=0.05,text_only=0.05.")
     var mix: String?
 
     @Option(name: .long, help: "Comma-separated tasks (color, shape, count, position); default all.")
@@ -140,9 +141,11 @@ struct DataCheckCommand: ParsableCommand {
             if let data {
                 set = try ConflictDataset.load(directory: URL(fileURLWithPath: data), options: options)
             } else if let paperSet {
-                set = try PaperConflictSet.load(json: URL(fileURLWithPath: paperSet), imageFolder: imageFolder, options: options)
+                set = try PaperConflictSet.load(json: URL(fileURLWithPath: paperSet), imageFolder: imageFolder,
+                                                options: options)
             } else {
-                set = try MC2Benchmark.load(json: URL(fileURLWithPath: mc2 ?? ""), imageFolder: imageFolder, options: options)
+                set = try MC2Benchmark.load(json: URL(fileURLWithPath: mc2 ?? ""), imageFolder: imageFolder,
+                                            options: options)
             }
             if let tokenizer {
                 try FileCheck.regularFile(URL(fileURLWithPath: tokenizer))  // a named pipe would block the read

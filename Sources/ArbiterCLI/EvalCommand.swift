@@ -8,19 +8,25 @@ import Foundation
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval",
-                                                    abstract: "Modality-following ratio per target, consistent and unimodal accuracy.")
+                                                    abstract: "Modality-following ratio per target, consistent and "
+                                                              + "unimodal accuracy.")
 
     @Option(name: .long, help: "Model folder.") var model: String
-    @Option(name: .long, help: "Dataset folder (dataset.json + images); default: generated from --seed.") var data: String?
+    @Option(name: .long, help: "Dataset folder (dataset.json + images); default: generated from --seed.")
+    var data: String?
     @Option(name: .long, help: "Items to generate when no --data is given.") var count = 240
     @Option(name: .long) var seed: UInt64 = 2602_03677
-    @Option(name: .long, help: "Only items whose instruction paraphrase is in this split (train | heldout).") var split: String?
-    @Flag(name: .long, help: "Skip bad items (and say how many) instead of stopping at the first.") var skipBadItems = false
+    @Option(name: .long, help: "Only items whose instruction paraphrase is in this split (train | heldout).")
+    var split: String?
+    @Flag(name: .long, help: "Skip bad items (and say how many) instead of stopping at the first.")
+    var skipBadItems = false
     @Flag(name: .long, help: "Also the modality-following ratio of each instruction paraphrase (id, split, counts).")
     var byInstruction = false
-    @Option(name: .long, help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
+    @Option(name: .long,
+            help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
     var layout: String?
-    @Flag(name: .long, help: "Score the items the model can read even when others are unreadable or more than 10% are skipped.")
+    @Flag(name: .long,
+          help: "Score the items the model can read even when others are unreadable or more than 10% are skipped.")
     var keepGoing = false
 
     func validate() throws {
@@ -31,17 +37,23 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let progress = Progress()
         do {
-            let session = try ModelSession(directory: URL(fileURLWithPath: model), layout: try layout.map(PromptLayout.named))
+            let session = try ModelSession(directory: URL(fileURLWithPath: model),
+                                           layout: try layout.map(PromptLayout.named))
             var set: ConflictSet
             if let data {
-                set = try ConflictDataset.load(directory: URL(fileURLWithPath: data), options: LoadOptions(skipBadItems: skipBadItems))
+                set = try ConflictDataset.load(directory: URL(fileURLWithPath: data),
+                                               options: LoadOptions(skipBadItems: skipBadItems))
             } else {
                 var g = GeneratorConfiguration()
                 if let size = session.imageSize { g.imageSize = size }
-                set = ConflictSet(source: "generated", items: ConflictGenerator(seed: seed, configuration: g).generate(count: count), imageRoot: nil)
+                set = ConflictSet(source: "generated",
+                                  items: ConflictGenerator(seed: seed, configuration: g).generate(count: count),
+                                  imageRoot: nil)
             }
             if let split {
-                guard let s = InstructionSplit(rawValue: split) else { throw ValidationError("--split must be train or heldout") }
+                guard let s = InstructionSplit(rawValue: split) else {
+                    throw ValidationError("--split must be train or heldout")
+                }
                 set.items = set.items.filter { $0.instructionSplit == nil || $0.instructionSplit == s }
             }
             let probes = try ProbeItems.make(set)
@@ -57,12 +69,14 @@ struct EvalCommand: ParsableCommand {
             var scores: [FollowingScore] = []
             for (i, s) in samples.enumerated() {
                 let out = try session.run(s.input, logits: .last)
-                scores.append(FollowingScore(logits: Array(out.logits!.row(0)), instructed: s.instructed, competitor: s.competitor))
+                scores.append(FollowingScore(logits: Array(out.logits!.row(0)), instructed: s.instructed,
+                                             competitor: s.competitor))
                 if (i + 1) % 10 == 0 || i + 1 == samples.count { progress.say("scored \(i + 1)/\(samples.count)") }
             }
             progress.finish()
             let r = ModalityFollowing.measure(samples, scores: scores, seed: seed)
-            print("\(session.model.identifier) on \(data ?? "generated (\(count) items, seed \(seed))")\(split.map { ", \($0) instructions" } ?? "")")
+            print("\(session.model.identifier) on \(data ?? "generated (\(count) items, seed \(seed))")"
+                  + "\(split.map { ", \($0) instructions" } ?? "")")
             for t in ["image", "text", "overall"] {
                 guard let e = r.ratio[t], let c = r.counts[t], c[1] > 0 else { continue }
                 print("  MFR follow-\(t): \(e)  (\(c[0])/\(c[1]))")
@@ -84,7 +98,8 @@ struct EvalCommand: ParsableCommand {
 
     /// The `--by-instruction` table: one line per paraphrase.
     private func printByInstruction(set: ConflictSet, samples: [AnalysisSample], scores: [FollowingScore]) {
-        let rows = ModalityFollowing.byInstruction(zip(samples, scores).map { ($0.id, $0.kind, $1.follows) }, items: set.items)
+        let rows = ModalityFollowing.byInstruction(zip(samples, scores).map { ($0.id, $0.kind, $1.follows) },
+                                                   items: set.items)
         guard !rows.isEmpty else {
             print("  (no conflict item names its instruction paraphrase)")
             return

@@ -3,7 +3,8 @@ import ArbiterModels
 import ArgumentParser
 
 struct HooksCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "hooks", abstract: "List a model's hook points in forward order.")
+    static let configuration = CommandConfiguration(commandName: "hooks",
+                                                    abstract: "List a model's hook points in forward order.")
 
     @Option(name: .long, help: "Hugging Face model folder.")
     var model: String

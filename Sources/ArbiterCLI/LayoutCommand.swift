@@ -47,7 +47,9 @@ struct LayoutCheckCommand: ParsableCommand {
               + "(\(checked.pieces.count) pieces; slots \(slots.joined(separator: ", ")))")
         guard let model else { return }
         let sample: ProbeItem
-        do { sample = try sampleItem() } catch let error as CLIError { throw error } catch { throw CLIError("\(error)") }
+        do { sample = try sampleItem() } catch let error as CLIError { throw error } catch {
+            throw CLIError("\(error)")
+        }
         do {
             let session = try ModelSession(directory: URL(fileURLWithPath: model), layout: checked)
             // The built-in sample takes a plain grey image of the model's size; a dataset item keeps its own.

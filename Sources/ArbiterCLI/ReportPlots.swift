@@ -29,13 +29,15 @@ enum ReportPlots {
             for edge in FlowEdge.paperEdges.map(\.description) {
                 let byTarget = r.flow.shift[edge] ?? [:]
                 let chart = LineChart(title: edge, xLabel: "layer", yLabel: "shift I(l)", x: x,
-                                      series: [series("follow-image", byTarget["image"]), series("follow-text", byTarget["text"], dashed: true)])
+                                      series: [series("follow-image", byTarget["image"]),
+                                               series("follow-text", byTarget["text"], dashed: true)])
                 panels.append(try chart.render(width: 420, height: 300))
             }
             try save(try Figure.grid(panels, columns: 3), "\(m)-knockout.png",
                      "\(m): knockout shift per layer (window \(r.flow.window)), by edge kind and instruction target")
             // 2. Routing selectivity.
-            let routing = LineChart(title: "attention routing selectivity (image share, follow-image minus follow-text)",
+            let routing = LineChart(title: "attention routing selectivity (image share, follow-image minus "
+                                           + "follow-text)",
                                     xLabel: "layer", yLabel: "selectivity index", x: x,
                                     series: [series("instruction tokens", r.routing.selectivity["instruction"]),
                                              series("last position", r.routing.selectivity["last"], dashed: true)])
@@ -53,29 +55,37 @@ enum ReportPlots {
                                         series: [series("attention", r.attribution.attention["overall"]),
                                                  series("MLP", r.attribution.mlp["overall"], dashed: true)],
                                         highlight: [Double(r.attribution.deepStart)...Double(r.layers - 1)])
-            try save(try attribution.render(), "\(m)-attribution.png", "\(m): attention vs MLP attribution by layer (deep half shaded)")
+            try save(try attribution.render(), "\(m)-attribution.png",
+                     "\(m): attention vs MLP attribution by layer (deep half shaded)")
             // 5. Head scores.
             let top = r.interventions.heads
             let heatmap = Heatmap(title: "causal head score (mean drop of s when blocked); top \(top.count) outlined",
                                   rowLabel: "layer", columnLabel: "head", values: r.ranking.causal,
-                                  marked: top.map { Heatmap.Cell(row: $0.layer, column: $0.head) }, valueLabel: "s drop")
+                                  marked: top.map { Heatmap.Cell(row: $0.layer, column: $0.head) },
+                                  valueLabel: "s drop")
             try save(try heatmap.render(), "\(m)-heads.png", "\(m): layer × head causal scores, top 5% marked")
             // 6. Blocking and amplification vs random sets.
             let h = r.interventions
             // Titles short enough for half a figure; the p-values are the claims' tests.
-            let blocking = BarChart(title: "MFR drop, \(top.count) heads blocked (p = \(VerifyReport.f(h.blockingControl.pValue)))",
+            let blocking = BarChart(title: "MFR drop, \(top.count) heads blocked (p = "
+                                           + "\(VerifyReport.f(h.blockingControl.pValue)))",
                                     yLabel: "relative drop",
                                     bars: [Bar(label: "top heads", value: h.relativeDrop, highlighted: true),
                                            Bar(label: "paper (~0.6)", value: Claims.Threshold.blockingDrop)],
-                                    reference: ReferenceDistribution(label: "random sets", values: h.randomRelativeDrops.filter { !$0.isNaN },
+                                    reference: ReferenceDistribution(label: "random sets",
+                                                                     values: h.randomRelativeDrops.filter { !$0.isNaN },
                                                                      quantile: RandomSetControl.percentile))
-            let amplification = BarChart(title: "failures fixed at x\(h.alpha) (p = \(VerifyReport.f(h.amplificationControl.pValue)))",
+            let amplification = BarChart(title: "failures fixed at x\(h.alpha) (p = "
+                                                + "\(VerifyReport.f(h.amplificationControl.pValue)))",
                                          yLabel: "fix rate",
                                          bars: [Bar(label: "top heads", value: h.amplifiedFixRate, highlighted: true),
                                                 Bar(label: "paper (~0.6)", value: Claims.Threshold.amplificationFix)],
-                                         reference: ReferenceDistribution(label: "random sets", values: h.randomFixRates.filter { !$0.isNaN },
+                                         reference: ReferenceDistribution(label: "random sets",
+                                                                          values: h.randomFixRates.filter { !$0.isNaN },
                                                                           quantile: RandomSetControl.percentile))
-            try save(try Figure.grid([try blocking.render(width: 560, height: 400), try amplification.render(width: 560, height: 400)], columns: 2),
+            try save(try Figure.grid([try blocking.render(width: 560, height: 400),
+                                      try amplification.render(width: 560, height: 400)],
+                                     columns: 2),
                      "\(m)-head-interventions.png", "\(m): blocking and amplifying the top heads vs random head sets")
         }
         return out

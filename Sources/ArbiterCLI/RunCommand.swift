@@ -26,23 +26,31 @@ struct RunCommand: ParsableCommand {
         "14.3x2.0" scales them; --scale-mlp "10-12x0" scales MLP outputs.
         """)
 
-    @Option(name: .long, help: "Hugging Face model folder (model_type \(ModelRegistry.supportedTypes.joined(separator: ", "))).") var model: String
-    @Option(name: .long, help: "Token ids, e.g. 1,2,3 (for LLaVA: with the image token already expanded).") var ids: String?
+    @Option(name: .long,
+            help: "Hugging Face model folder (model_type \(ModelRegistry.supportedTypes.joined(separator: ", "))).")
+    var model: String
+    @Option(name: .long, help: "Token ids, e.g. 1,2,3 (for LLaVA: with the image token already expanded).")
+    var ids: String?
     @Option(name: .long, help: "Prompt text (see below); needs the folder's tokenizer.json.") var prompt: String?
     @Option(name: .long) var context: String?
     @Option(name: .long) var instruction: String?
     @Option(name: .long) var question: String?
     @Option(name: .long) var constraint: String?
-    @Option(name: .long, help: "PNG image (image models: \(ModelRegistry.families.filter(\.takesImages).map(\.name).joined(separator: ", "))); with --ids, the ids hold the image tokens already expanded.")
+    @Option(name: .long,
+            help: "PNG image (image models: \(ModelRegistry.families.filter(\.takesImages).map(\.name).joined(separator: ", "))); with --ids, the ids hold the image tokens already expanded.")
     var image: String?
-    @Option(name: .long, help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file.") var layout: String?
+    @Option(name: .long,
+            help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file.")
+    var layout: String?
     @Option(name: .long, help: "Attention knockout KEYS->QUERIES@LAYERS (repeatable).") var knockout: [String] = []
     @Option(name: .long, help: "Heads to block, LAYER.HEAD,…") var blockHeads: String?
     @Option(name: .long, help: "Heads to amplify, LAYER.HEADxFACTOR,…") var amplifyHeads: String?
     @Option(name: .long, help: "MLP outputs to scale, LAYERSxFACTOR (repeatable).") var scaleMlp: [String] = []
-    @Option(name: .long, help: "Write input_ids, logits, per-layer hook_resid_post and attn.hook_pattern (and --cache hooks) to this HDF5 file.")
+    @Option(name: .long,
+            help: "Write input_ids, logits, per-layer hook_resid_post and attn.hook_pattern (and --cache hooks) to this HDF5 file.")
     var dump: String?
-    @Option(name: .long, parsing: .upToNextOption, help: "Extra hooks to dump: names or patterns with * (e.g. 'blocks.*.hook_mlp_out').")
+    @Option(name: .long, parsing: .upToNextOption,
+            help: "Extra hooks to dump: names or patterns with * (e.g. 'blocks.*.hook_mlp_out').")
     var cache: [String] = []
     @Option(name: .long, help: "How many top next tokens to print.") var top = 5
 
@@ -65,7 +73,10 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         // The destination is checked before any work starts (and again when the file is committed).
         let inputs = [model] + (image.map { [$0] } ?? [])
-        if let dump { try OutputSafety.checkFile(dump, kind: .dump, option: "--dump", inputs: inputs.map { URL(fileURLWithPath: $0) }) }
+        if let dump {
+            try OutputSafety.checkFile(dump, kind: .dump, option: "--dump",
+                                       inputs: inputs.map { URL(fileURLWithPath: $0) })
+        }
         // Each intervention with the option and text it came from, so that a message can name them.
         var given: [(option: String, text: String, intervention: Intervention)] = []
         func parse(_ option: String, _ text: String, _ read: () throws -> [Intervention]) throws {
@@ -98,7 +109,8 @@ struct RunCommand: ParsableCommand {
                 throw CLIError("--ids: token id \(tokenIDs[i]) at position \(i) is outside the vocabulary "
                                + "(0..<\(vocabulary)) of \(model)")
             }
-            input = PreparedInput(ids: tokenIDs, spans: try TokenSpans(tokenCount: tokenIDs.count), image: nil, text: "")
+            input = PreparedInput(ids: tokenIDs, spans: try TokenSpans(tokenCount: tokenIDs.count), image: nil,
+                                  text: "")
         } else {
             let chosen: PromptLayout?
             do { chosen = try layout.map(PromptLayout.named) } catch {
@@ -128,7 +140,9 @@ struct RunCommand: ParsableCommand {
                 }
                 session = s
                 m = s.model
-            } catch let e as CLIError { throw e } catch let e as ValidationError { throw e } catch { throw CLIError("\(error)") }
+            } catch let e as CLIError { throw e } catch let e as ValidationError { throw e } catch {
+                throw CLIError("\(error)")
+            }
         }
 
         let layers = m.decoder.layerCount
@@ -155,7 +169,8 @@ struct RunCommand: ParsableCommand {
         let output: DecoderOutput
         let hooks: HookRun
         do {
-            hooks = try InterventionSet(interventions).hooks(for: m.decoder, hookNames: m.hookNames, tokenCount: input.ids.count,
+            hooks = try InterventionSet(interventions).hooks(for: m.decoder, hookNames: m.hookNames,
+                                                             tokenCount: input.ids.count,
                                                              spans: input.spans, cache: .patterns(patterns))
             if let session {
                 output = try session.run(input, logits: .all, hooks: hooks)
@@ -168,7 +183,8 @@ struct RunCommand: ParsableCommand {
         if let session {
             print("prompt: \(input.ids.count) tokens (layout \(session.layout.name))")
             for name in input.spans.names {
-                let ranges = try input.spans.ranges(name).map { "\($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", ")
+                let ranges = try input.spans.ranges(name).map { "\($0.lowerBound)..<\($0.upperBound)" }
+                    .joined(separator: ", ")
                 print("  span \(name): \(ranges)")
             }
         }
@@ -182,9 +198,12 @@ struct RunCommand: ParsableCommand {
             print("next-token logits at position \(logits.rows - 1): " + shown.joined(separator: ", "))
         }
         if let dump {
-            let writer = try GoldenWriter(url: URL(fileURLWithPath: dump), modelID: m.identifier, modelType: m.modelType,
-                                          source: "arbiter run" + (interventions.isEmpty ? "" : "; \(InterventionSet(interventions))"),
-                                          seed: 0, caseName: "cli", prompt: input.text.isEmpty ? nil : input.text, output: .dump)
+            let writer = try GoldenWriter(url: URL(fileURLWithPath: dump), modelID: m.identifier,
+                                          modelType: m.modelType,
+                                          source: "arbiter run"
+                                              + (interventions.isEmpty ? "" : "; \(InterventionSet(interventions))"),
+                                          seed: 0, caseName: "cli", prompt: input.text.isEmpty ? nil : input.text,
+                                          output: .dump)
             try writer.writeInputIDs(input.ids)
             var inputs = 1
             if let image = input.image, let family = m.images {
@@ -220,9 +239,12 @@ struct RunCommand: ParsableCommand {
         case 2: f.question = lines[0]; f.constraint = lines[1]
         case 3: f.instruction = lines[0]; f.question = lines[1]; f.constraint = lines[2]
         case 4:
-            if lines[0].hasPrefix("Text context:") { lines[0] = String(lines[0].dropFirst("Text context:".count)).trimmingCharacters(in: .whitespaces) }
+            if lines[0].hasPrefix("Text context:") {
+                lines[0] = String(lines[0].dropFirst("Text context:".count)).trimmingCharacters(in: .whitespaces)
+            }
             f.context = lines[0]; f.instruction = lines[1]; f.question = lines[2]; f.constraint = lines[3]
-        default: throw CLIError("--prompt has \(lines.count) lines; want 1–4 (context, instruction, question, constraint)")
+        default: throw CLIError("--prompt has \(lines.count) lines; want 1–4 (context, instruction, "
+                                + "question, constraint)")
         }
         if let context { f.context = context }
         if let instruction { f.instruction = instruction }

@@ -28,20 +28,25 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Model folder (repeat to compare models side by side).") var model: [String]
     @Option(name: .long, help: "Display name of each --model, in the same order (default: the folder's name).")
     var name: [String] = []
-    @Option(name: .long, help: "Dataset folder (dataset.json + images); default: generated in memory from --seed.") var data: String?
-    @Option(name: .long, help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
+    @Option(name: .long, help: "Dataset folder (dataset.json + images); default: generated in memory from --seed.")
+    var data: String?
+    @Option(name: .long,
+            help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
     var layout: String?
     @Option(name: .long, help: "Items to generate when no --data is given.") var count = 240
-    @Option(name: .long, help: "Seed of the generated data and of every random choice in the analyses.") var seed: UInt64 = 2602_03677
+    @Option(name: .long, help: "Seed of the generated data and of every random choice in the analyses.")
+    var seed: UInt64 = 2602_03677
     @Option(name: .long, help: "Report folder: new, empty, or an earlier verify report (replaced atomically).")
     var out: String?
     @Flag(name: .long, help: "Print results as JSON instead of a table.") var json = false
     @Flag(name: .long, help: "Skip bad dataset items (and say how many) instead of stopping.") var skipBadItems = false
-    @Flag(name: .long, help: "Run on the items the model can read even when others are unreadable or more than 10% are skipped.")
+    @Flag(name: .long,
+          help: "Run on the items the model can read even when others are unreadable or more than 10% are skipped.")
     var keepGoing = false
     @Option(name: .long, help: "Exit 1 unless every claim reaches this verdict on every model: holds | directional.")
     var require: Requirement?
-    @Option(name: .long, help: "Random head sets for the blocking/amplification controls (fewer than 200: those claims are inconclusive).")
+    @Option(name: .long,
+            help: "Random head sets for the blocking/amplification controls (fewer than 200: those claims are inconclusive).")
     var randomSets = 200
     @Option(name: .long, help: """
         Head ranking: exact (default: single-head ablation of every head), dla:C or last-position:C (a screen by \
@@ -53,7 +58,8 @@ struct VerifyCommand: ParsableCommand {
         pass recomputes those positions alone; an approximation of the protocol, docs/metrics.md).
         """)
     var headPositions = "all"
-    @Option(name: .long, help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
+    @Option(name: .long,
+            help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
     var storeGolden: String?
     @Flag(name: .long, help: "Print what the run would cost (passes, FLOPs, time, memory per stage); run nothing.")
     var plan = false
@@ -134,7 +140,8 @@ struct VerifyCommand: ParsableCommand {
 
     /// The run's inputs: no output may be one of them or hold one.
     var inputs: [URL] {
-        (model + (data.map { [$0] } ?? []) + (layout.map { $0.contains("/") || $0.hasSuffix(".json") ? [$0] : [] } ?? []))
+        (model + (data.map { [$0] } ?? [])
+            + (layout.map { $0.contains("/") || $0.hasSuffix(".json") ? [$0] : [] } ?? []))
             .map { URL(fileURLWithPath: $0) }
     }
 
@@ -161,7 +168,9 @@ struct VerifyCommand: ParsableCommand {
             }
         }
         let promptLayout: PromptLayout?
-        do { promptLayout = try layout.map(PromptLayout.named) } catch { throw CLIError("--layout \(layout!): \(error)") }
+        do { promptLayout = try layout.map(PromptLayout.named) } catch {
+            throw CLIError("--layout \(layout!): \(error)")
+        }
         var all: [(AnalysisResults, [ClaimResult])] = []
         var settings = ClaimRunSettings()
         settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
@@ -190,7 +199,8 @@ struct VerifyCommand: ParsableCommand {
     func emit(_ all: [(AnalysisResults, [ClaimResult])], settings: ClaimRunSettings) throws {
         if let storeGolden {
             for (r, claims) in all {
-                let file = try OutputSafety.checkFile(try goldenFile(in: storeGolden, model: r.model), kind: .goldenClaims,
+                let file = try OutputSafety.checkFile(try goldenFile(in: storeGolden, model: r.model),
+                                                      kind: .goldenClaims,
                                                       option: "--store-golden", inputs: inputs, createFolder: true)
                 do {
                     try FileManager.default.createDirectory(at: file.deletingLastPathComponent(),

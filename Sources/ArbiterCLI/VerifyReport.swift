@@ -15,17 +15,22 @@ enum VerifyReport {
             let f = r.following
             let mfr = ["image", "text"].map { t in
                 var text = "follow-\(t) \(f.ratio[t].map(\.description) ?? "-")"
-                if let e = f.thirdAnswers[t], let c = f.thirdCounts[t] { text += ", third answers \(e) \(c[0])/\(c[1])" }
+                if let e = f.thirdAnswers[t], let c = f.thirdCounts[t] {
+                    text += ", third answers \(e) \(c[0])/\(c[1])"
+                }
                 return text
             }.joined(separator: "; ")
-            lines.append("\(r.model) (\(r.modelType), \(r.layers) layers × \(r.headsPerLayer) heads) on \(r.dataset) (layout \(r.layout)\(r.skipped.isEmpty ? "" : ", \(r.skipped.count) items skipped")): MFR \(mfr); \(String(format: "%.1f", r.seconds)) s")
+            lines.append("\(r.model) (\(r.modelType), \(r.layers) layers × \(r.headsPerLayer) heads) on \(r.dataset) "
+                         + "(layout \(r.layout)\(r.skipped.isEmpty ? "" : ", \(r.skipped.count) items skipped")): MFR "
+                         + "\(mfr); \(String(format: "%.1f", r.seconds)) s")
         }
         lines.append("")
         if all.count == 1 {
             let header = ["claim", "statistic", "CI", "threshold", "control", "n", "verdict"]
             var rows = [header]
             for c in all[0].1 {
-                rows.append([c.id, f(c.statistic), c.low.isNaN ? "-" : "[\(f(c.low)), \(f(c.high))]", f(c.threshold), f(c.control),
+                rows.append([c.id, f(c.statistic), c.low.isNaN ? "-" : "[\(f(c.low)), \(f(c.high))]", f(c.threshold),
+                             f(c.control),
                              "\(c.samples)", c.verdict.rawValue])
             }
             lines += render(rows)
@@ -63,7 +68,8 @@ enum VerifyReport {
         let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max() ?? 0 }
         var out: [String] = []
         for (i, row) in rows.enumerated() {
-            out.append(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
+            out.append(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }
+                .joined(separator: "  "))
             if i == 0 { out.append(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
         }
         return out
@@ -81,8 +87,10 @@ enum VerifyReport {
     static func jsonData(_ all: [Entry]) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return try encoder.encode(Payload(claimsVersion: Claims.version, models: all.map { ModelPayload(claims: $0.1, results: $0.0) }))
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf",
+                                                                      nan: "nan")
+        return try encoder.encode(Payload(claimsVersion: Claims.version,
+                                          models: all.map { ModelPayload(claims: $0.1, results: $0.0) }))
     }
 
     /// Writes the report into a staging folder beside `path`, then renames it into place (`OutputSafety`): an
@@ -102,14 +110,18 @@ enum VerifyReport {
 
     static func markdown(_ all: [Entry], plots: [(String, String)]) -> String {
         var s = "# Arbiter verify report\n\n"
-        s += "Claims of *Instruction Anchors: Dissecting the Causal Dynamics of Modality Arbitration* (arXiv 2602.03677), "
-        s += "specification version \(Claims.version). Verdicts: **holds** (full threshold), **holds directionally** (weaker threshold), **fails**, "
-        s += "**inconclusive** (cannot be decided on these items — too few, no failures, a NaN — and counted as neither; "
+        s += "Claims of *Instruction Anchors: Dissecting the Causal Dynamics of Modality Arbitration* (arXiv "
+             + "2602.03677), "
+        s += "specification version \(Claims.version). Verdicts: **holds** (full threshold), **holds directionally** "
+             + "(weaker threshold), **fails**, "
+        s += "**inconclusive** (cannot be decided on these items — too few, no failures, a NaN — and counted "
+             + "as neither; "
         s += "the reason is in the claim's line).\n\n"
         for (r, claims) in all {
             s += "## \(r.model)\n\n"
             s += "- model type `\(r.modelType)`, \(r.layers) layers × \(r.headsPerLayer) heads\n"
-            s += "- dataset: \(r.dataset); calibration \(r.calibrationIDs.count), held-out \(r.heldOutIDs.count) items; seed \(r.configuration.seed)\n"
+            s += "- dataset: \(r.dataset); calibration \(r.calibrationIDs.count), held-out \(r.heldOutIDs.count) "
+                 + "items; seed \(r.configuration.seed)\n"
             s += "- prompt layout `\(r.layout)` (fingerprint \(r.layoutFingerprint))\n"
             if let two = r.ranking.twoStage {
                 s += "- heads ranked in two stages (`--head-ranking \(two.screen.rawValue):\(two.candidates)`): exact "
@@ -137,12 +149,14 @@ enum VerifyReport {
             s += "answer of either modality (docs/metrics.md); the binary score cannot show them.\n"
             s += "\n| claim | statistic | CI | threshold | control | n | verdict |\n|---|---|---|---|---|---|---|\n"
             for c in claims {
-                s += "| \(c.id) | \(f(c.statistic)) | \(c.low.isNaN ? "–" : "[\(f(c.low)), \(f(c.high))]") | \(f(c.threshold)) | \(f(c.control)) | \(c.samples) | **\(c.verdict.rawValue)** |\n"
+                s += "| \(c.id) | \(f(c.statistic)) | \(c.low.isNaN ? "–" : "[\(f(c.low)), \(f(c.high))]") | "
+                     + "\(f(c.threshold)) | \(f(c.control)) | \(c.samples) | **\(c.verdict.rawValue)** |\n"
             }
             s += "\n\(tally(claims))\n\n"
             for c in claims {
                 let spec = Claims.specification(c.id)!
-                s += "- **\(c.id)** — \(spec.paper) *Statistic:* \(spec.statistic). *Threshold:* \(spec.threshold) (\(spec.thresholdSource)); directional: \(spec.directional). *Measured:* \(c.detail).\n"
+                s += "- **\(c.id)** — \(spec.paper) *Statistic:* \(spec.statistic). *Threshold:* \(spec.threshold) "
+                     + "(\(spec.thresholdSource)); directional: \(spec.directional). *Measured:* \(c.detail).\n"
             }
             s += "\n"
             if !r.skipped.isEmpty {
@@ -160,12 +174,19 @@ enum VerifyReport {
 
     static func html(_ all: [Entry], plots: [(String, String)], folder: URL) throws -> String {
         func esc(_ t: String) -> String {
-            t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            t.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;")
         }
-        var s = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Arbiter verify report</title><style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px;font-size:14px}img{max-width:100%}</style></head><body>"
-        s += "<h1>Arbiter verify report</h1><p>Claims of <i>Instruction Anchors</i> (arXiv 2602.03677), specification version \(Claims.version).</p>"
+        var s = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Arbiter verify report</title>"
+                + "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
+                + "td,th{border:1px solid #ccc;padding:3px 6px;font-size:14px}img{max-width:100%}</style>"
+                + "</head><body>"
+        s += "<h1>Arbiter verify report</h1><p>Claims of <i>Instruction Anchors</i> (arXiv 2602.03677), specification "
+             + "version \(Claims.version).</p>"
         for (r, claims) in all {
-            s += "<h2>\(esc(r.model))</h2><p>\(esc(r.modelType)), \(r.layers) layers × \(r.headsPerLayer) heads; dataset \(esc(r.dataset)); layout \(esc(r.layout)) (\(r.layoutFingerprint)); \(r.skipped.count) items skipped; seed \(r.configuration.seed)</p>"
+            s += "<h2>\(esc(r.model))</h2><p>\(esc(r.modelType)), \(r.layers) layers × \(r.headsPerLayer) heads; "
+                 + "dataset \(esc(r.dataset)); layout \(esc(r.layout)) (\(r.layoutFingerprint)); \(r.skipped.count) "
+                 + "items skipped; seed \(r.configuration.seed)</p>"
             s += "<table><tr><th>target</th><th>MFR</th><th>95% CI</th><th>n</th>"
             s += "<th>third answers</th><th>95% CI</th><th>third / n</th></tr>"
             for t in ["image", "text", "overall"] { if let e = r.following.ratio[t] {
@@ -173,15 +194,19 @@ enum VerifyReport {
                 let third = thirdCells(r.following, t).replacingOccurrences(of: " | ", with: "</td><td>")
                 s += "<td>\(third)</td></tr>"
             } }
-            s += "</table><br><table><tr><th>claim</th><th>statistic</th><th>CI</th><th>threshold</th><th>control</th><th>verdict</th><th>detail</th></tr>"
+            s += "</table><br><table><tr><th>claim</th><th>statistic</th><th>CI</th><th>threshold</th>"
+                 + "<th>control</th><th>verdict</th><th>detail</th></tr>"
             for c in claims {
-                s += "<tr><td>\(c.id)</td><td>\(f(c.statistic))</td><td>\(c.low.isNaN ? "–" : "[\(f(c.low)), \(f(c.high))]")</td><td>\(f(c.threshold))</td><td>\(f(c.control))</td><td><b>\(c.verdict.rawValue)</b></td><td>\(esc(c.detail))</td></tr>"
+                s += "<tr><td>\(c.id)</td><td>\(f(c.statistic))</td>"
+                     + "<td>\(c.low.isNaN ? "–" : "[\(f(c.low)), \(f(c.high))]")</td><td>\(f(c.threshold))</td>"
+                     + "<td>\(f(c.control))</td><td><b>\(c.verdict.rawValue)</b></td><td>\(esc(c.detail))</td></tr>"
             }
             s += "</table>"
         }
         for (file, caption) in plots {
             let data = try Data(contentsOf: folder.appendingPathComponent(file))
-            s += "<h3>\(esc(caption))</h3><img alt=\"\(esc(caption))\" src=\"data:image/png;base64,\(data.base64EncodedString())\">"
+            s += "<h3>\(esc(caption))</h3><img alt=\"\(esc(caption))\" "
+                 + "src=\"data:image/png;base64,\(data.base64EncodedString())\">"
         }
         return s + "</body></html>\n"
     }
@@ -197,12 +222,15 @@ enum VerifyReport {
         let object = try JSONSerialization.jsonObject(with: try jsonData(all))
         func number(_ v: Any) -> Double? {
             if let n = v as? NSNumber, String(cString: n.objCType) != "c" { return n.doubleValue }
-            if let s = v as? String { return s == "nan" ? .nan : s == "inf" ? .infinity : s == "-inf" ? -.infinity : nil }
+            if let s = v as? String {
+                return s == "nan" ? .nan : s == "inf" ? .infinity : s == "-inf" ? -.infinity : nil
+            }
             return nil
         }
         func walk(_ value: Any, _ path: String) throws {
             if let dict = value as? [String: Any] {
-                if let v = dict["value"].flatMap(number), let lo = dict["low"].flatMap(number), let hi = dict["high"].flatMap(number), dict.count <= 4 {
+                if let v = dict["value"].flatMap(number), let lo = dict["low"].flatMap(number),
+                   let hi = dict["high"].flatMap(number), dict.count <= 4 {
                     try writer.write(path, Tensor(shape: [3], scalars: [Float(v), Float(lo), Float(hi)]))
                     return
                 }
@@ -210,9 +238,13 @@ enum VerifyReport {
             } else if let array = value as? [Any] {
                 if !array.isEmpty, array.allSatisfy({ number($0) != nil }) {
                     try writer.write(path, Tensor(shape: [array.count], scalars: array.map { Float(number($0)!) }))
-                } else if !array.isEmpty, array.allSatisfy({ ($0 as? [String: Any])?["value"] != nil && ($0 as? [String: Any])?["low"] != nil }) {
+                } else if !array.isEmpty, array.allSatisfy({
+                    ($0 as? [String: Any])?["value"] != nil && ($0 as? [String: Any])?["low"] != nil
+                }) {
                     for key in ["value", "low", "high"] {
-                        try writer.write("\(path).\(key)", Tensor(shape: [array.count], scalars: array.map { Float(number(($0 as! [String: Any])[key]!) ?? .nan) }))
+                        try writer.write("\(path).\(key)", Tensor(shape: [array.count], scalars: array.map {
+                            Float(number(($0 as! [String: Any])[key]!) ?? .nan)
+                        }))
                     }
                 } else {
                     for (i, v) in array.enumerated() { try walk(v, "\(path).\(i)") }

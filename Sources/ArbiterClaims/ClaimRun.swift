@@ -52,8 +52,8 @@ public struct ClaimRunInput: Sendable {
 public enum ClaimRun {
     /// Runs every analysis on `input` and evaluates the claims. Dataset items skipped at load time are added
     /// to the results' skipped items (with their reasons).
-    public static func evaluate(_ input: ClaimRunInput,
-                                progress: @escaping (String) -> Void = { _ in }) throws -> (AnalysisResults, [ClaimResult]) {
+    public static func evaluate(_ input: ClaimRunInput, progress: @escaping (String) -> Void = { _ in })
+        throws -> (AnalysisResults, [ClaimResult]) {
         let session = try ModelSession(directory: input.model, layout: input.layout)
         let settings = input.settings
         let (set, dataset, more) = try items(input, imageSize: session.imageSize)
@@ -115,7 +115,8 @@ public enum ClaimRun {
 
     /// Generates the conflict set (at the model's image size), runs every analysis, evaluates the claims.
     public static func evaluate(modelDirectory: URL, settings: ClaimRunSettings = ClaimRunSettings(),
-                                progress: @escaping (String) -> Void = { _ in }) throws -> (AnalysisResults, [ClaimResult]) {
+                                progress: @escaping (String) -> Void = { _ in })
+        throws -> (AnalysisResults, [ClaimResult]) {
         try evaluate(ClaimRunInput(model: modelDirectory, settings: settings), progress: progress)
     }
 

@@ -93,7 +93,8 @@ public struct ClaimResult: Sendable, Codable, Equatable {
     public var measures: [ClaimMeasure] = []
 
     public var summary: String {
-        "\(id): \(verdict.rawValue) — statistic \(fmt(statistic)) [\(fmt(low)), \(fmt(high))], threshold \(fmt(threshold)), control \(fmt(control)), n=\(samples); \(detail)"
+        "\(id): \(verdict.rawValue) — statistic \(fmt(statistic)) [\(fmt(low)), \(fmt(high))], threshold "
+            + "\(fmt(threshold)), control \(fmt(control)), n=\(samples); \(detail)"
     }
 
     func with(_ measures: [ClaimMeasure]) -> ClaimResult {
@@ -239,9 +240,11 @@ public enum ClaimStatistics {
             return (image, text)
         }
         guard curves(r.flow.shift) != nil else {
-            return ClaimResult(id: id, verdict: .fails, statistic: .nan, low: .nan, high: .nan, threshold: t.nonSelectiveSI,
+            return ClaimResult(id: id, verdict: .fails, statistic: .nan, low: .nan, high: .nan,
+                               threshold: t.nonSelectiveSI,
                                control: .nan, samples: n,
-                               detail: "no cues→instruction knockout results (the prompts have no instruction or no cues)")
+                               detail: "no cues→instruction knockout results (the prompts have no "
+                                       + "instruction or no cues)")
         }
         let measures = splitCurves(r, [joint])
             + [ClaimMeasure.curve("selectivity.instruction", r.routing.selectivity["instruction"])]
@@ -253,7 +256,8 @@ public enum ClaimStatistics {
         }
         let peak = (calImage + calText).map(\.value).filter { !$0.isNaN }.min() ?? .nan
         guard peak < 0 else {
-            return ClaimResult(id: id, verdict: .fails, statistic: .nan, low: .nan, high: .nan, threshold: t.nonSelectiveSI,
+            return ClaimResult(id: id, verdict: .fails, statistic: .nan, low: .nan, high: .nan,
+                               threshold: t.nonSelectiveSI,
                                control: .nan, samples: n,
                                detail: "knocking both cues out of the instruction tokens never lowers following on the "
                                    + "calibration items: there is no transfer band").with(measures)
@@ -334,7 +338,8 @@ public enum ClaimStatistics {
         guard let curve = r.lens.agreement["instruction"], curve.count == r.layers, r.layers > 0 else {
             return ClaimResult(id: "deep-selective", verdict: .fails, statistic: .nan, low: .nan, high: .nan,
                                threshold: t.deepAgreement, control: .nan, samples: n,
-                               detail: "no logit-lens readout at the instruction tokens (the prompts have no instruction)")
+                               detail: "no logit-lens readout at the instruction tokens (the prompts have no "
+                                       + "instruction)")
         }
         let q = max(1, r.layers / 4)
         let deepLayers = Array(curve.suffix(q)), shallowLayers = Array(curve.prefix(q))
@@ -343,7 +348,8 @@ public enum ClaimStatistics {
         let riseLow = deep - shallow - 1.96 * (seDeep * seDeep + seShallow * seShallow).squareRoot()
         let rises = riseLow > 0
         // How much the anchors' readout says at all: the largest mean |s| over layers and targets.
-        let scores = (r.lens.meanScore["instruction"] ?? [:]).values.flatMap { $0.map { abs($0.value) } }.filter { !$0.isNaN }
+        let scores = (r.lens.meanScore["instruction"] ?? [:]).values.flatMap { $0.map { abs($0.value) } }
+            .filter { !$0.isNaN }
         let carries = (scores.max() ?? 0) > 1e-3
         let full = carries && deep >= t.deepAgreement && shallow <= t.shallowAgreementMax && rises
         let directional = carries && deep > shallow && rises
@@ -356,8 +362,11 @@ public enum ClaimStatistics {
                            statistic: deep, low: deep - 1.96 * seDeep, high: deep + 1.96 * seDeep,
                            threshold: t.deepAgreement, control: shallow, samples: n,
                            detail: carries
-                               ? "LDAR at the instruction tokens: deepest \(q) layers \(fmt(deep)), shallowest \(q) \(fmt(shallow)); rise \(fmt(deep - shallow)), 95% lower bound \(fmt(riseLow))\(rises ? "" : " (not above 0)")"
-                               : "the instruction tokens' logit lens never tells the answers apart (largest mean |s| \(fmt(scores.max() ?? 0))): they carry no decision")
+                               ? "LDAR at the instruction tokens: deepest \(q) layers \(fmt(deep)), shallowest \(q) "
+                                 + "\(fmt(shallow)); rise \(fmt(deep - shallow)), 95% lower bound "
+                                 + "\(fmt(riseLow))\(rises ? "" : " (not above 0)")"
+                               : "the instruction tokens' logit lens never tells the answers apart (largest mean |s| "
+                                 + "\(fmt(scores.max() ?? 0))): they carry no decision")
             .with(measures)
     }
 
@@ -458,7 +467,8 @@ public enum ClaimStatistics {
                 + "held-out failures)"
             : ""
         let detail = "α = \(fmt(h.alpha)) (grid \(h.alphaGrid.map(fmt)), chosen on \(h.calibrationFailedCount) "
-            + "calibration failures; random sets' α: \(alphas.isEmpty ? "-" : alphas)); fixed \(fmt(h.amplifiedFixRate)) "
+            + "calibration failures; random sets' α: \(alphas.isEmpty ? "-" : alphas)); fixed "
+            + "\(fmt(h.amplifiedFixRate)) "
             + "of \(h.failedCount) failed items\(topUp); \(describe(c))"
         var why: [String] = []
         let minimum = Claims.Threshold.minimumFailed
@@ -490,7 +500,8 @@ public enum ClaimStatistics {
         let significant = c.pValue < t.significance
         let full = significant && h.amplifiedFixRate >= t.amplificationFix
         let directional = significant && h.amplifiedFixRate > 0
-        return ClaimResult(id: "heads-amplification", verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
+        return ClaimResult(id: "heads-amplification",
+                           verdict: full ? .holds : directional ? .holdsDirectionally : .fails,
                            statistic: h.amplifiedFixRate, low: .nan, high: .nan, threshold: t.amplificationFix,
                            control: c.p95, samples: h.failedCount, detail: detail).with(measures)
     }
@@ -508,7 +519,9 @@ public enum ClaimStatistics {
         let margin = t.specificityMaxChange
         let detail = kinds.map { a in
             var text = "\(a.kind) \(fmt(a.before)) → \(fmt(a.after)), change \(a.change)"
-            if a.change.value > margin { text += ", a gain beyond the ±\(fmt(margin)) margin (ability changed, not lost)" }
+            if a.change.value > margin {
+                text += ", a gain beyond the ±\(fmt(margin)) margin (ability changed, not lost)"
+            }
             else if a.change.value < -margin { text += ", a loss beyond the ±\(fmt(margin)) margin" }
             return text
         }.joined(separator: "; ") + " (top heads blocked, held-out items)"
@@ -518,7 +531,8 @@ public enum ClaimStatistics {
             let count = kinds.first { $0.kind == kind }?.count ?? 0
             if count < minimum { why.append("\(count) held-out \(kind) items, fewer than \(minimum)") }
         }
-        if why.isEmpty, kinds.contains(where: { $0.change.value.isNaN || $0.change.low.isNaN || $0.change.high.isNaN }) {
+        if why.isEmpty,
+           kinds.contains(where: { $0.change.value.isNaN || $0.change.low.isNaN || $0.change.high.isNaN }) {
             why.append("NaN accuracy change")
         }
         let measures = [ClaimMeasure("top_heads", .exact, headMeasures(r)[0].values)] + kinds.map { a in

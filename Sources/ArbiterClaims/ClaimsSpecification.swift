@@ -86,27 +86,53 @@ public enum Claims {
     public static let all: [ClaimSpecification] = [
         ClaimSpecification(
             id: "anchors", title: "Instruction tokens are the structural anchors of arbitration",
-            paper: "Instruction tokens function as structural anchors for modality arbitration: cues reach the answer through them.",
-            statistic: "the held-out knockout shift I(ℓ) at the cell (edge, target, layer) where the calibration items' cue→instruction shift is most negative (cues→instruction, i.e. image and context together as in the paper's figures; context→instruction; image→instruction), vs the held-out |I(ℓ)| at the cell where the calibration items' direct cue→last shift is largest in magnitude (cues→last, context→last, image→last)",
-            threshold: "held-out anchor shift < 0 with CI below 0, and |anchor| − \(Threshold.anchorsRatio)·|direct| with a 95% lower bound above 0",
-            thresholdSource: "our choice; the paper's Qwen2.5-VL figures give −0.57/−0.81 vs ≈0 and −0.09 (ratio > 6)",
-            directional: "held-out anchor shift with CI below 0, and |anchor| − |direct| with a 95% lower bound above 0",
+            paper: "Instruction tokens function as structural anchors for modality arbitration: cues reach the answer "
+                   + "through them.",
+            statistic: "the held-out knockout shift I(ℓ) at the cell (edge, target, layer) where the calibration "
+                       + "items' cue→instruction shift is most negative (cues→instruction, i.e. image and context "
+                       + "together as in the paper's figures; context→instruction; image→instruction), vs the "
+                       + "held-out |I(ℓ)| at the cell where the calibration items' direct cue→last shift is "
+                       + "largest in magnitude (cues→last, context→last, image→last)",
+            threshold: "held-out anchor shift < 0 with CI below 0, and |anchor| − "
+                       + "\(Threshold.anchorsRatio)·|direct| with a 95% lower bound above 0",
+            thresholdSource: "our choice; the paper's Qwen2.5-VL figures give −0.57/−0.81 vs ≈0 and "
+                             + "−0.09 (ratio > 6)",
+            directional: "held-out anchor shift with CI below 0, and |anchor| − |direct| with a 95% lower "
+                         + "bound above 0",
             control: "direct cue→last knockout, picked the same way (an extreme against an extreme)",
-            split: "cells picked on the calibration conflict items, measured on the held-out ones; bootstrap seeds in results"),
+            split: "cells picked on the calibration conflict items, measured on the held-out ones; bootstrap "
+                   + "seeds in results"),
         ClaimSpecification(
-            id: "shallow-nonselective", title: "Shallow attention moves cues into the instruction tokens non-selectively",
-            paper: "Shallow attention layers perform non-selective information transfer, routing multimodal cues to the instruction anchors as a latent buffer.",
-            statistic: "on the joint cues→instruction edge, in its transfer band (picked on the calibration items: layers where either target's shift is ≥ 50% of the peak): each target's mean held-out shift, the difference of the two with its 95% CI, and the mean |selectivity index| of instruction-token attention to image vs context",
-            threshold: "both targets' band shifts < 0 with CIs below 0; their difference's CI within ±\(Threshold.nonSelectiveEquivalence) × their mean magnitude (equivalence); mean |SI| in the band ≤ \(Threshold.nonSelectiveSI) with its 95% interval inside ±\(Threshold.nonSelectiveSI); the band in the first half of the layers",
-            thresholdSource: "our choice (the paper gives no number for selectivity); the equivalence margin: an effect twice as large on one target is not 'alike'",
-            directional: "both targets' band shifts < 0 with CIs below 0, their difference's CI within ±\(Threshold.nonSelectiveEquivalenceDirectional) × their mean magnitude, and mean |SI| with its interval within ±\(Threshold.nonSelectiveSIDirectional)",
-            control: "the other instruction target (non-selective ⇔ both hurt alike, attention blind to the instruction)",
+            id: "shallow-nonselective",
+            title: "Shallow attention moves cues into the instruction tokens non-selectively",
+            paper: "Shallow attention layers perform non-selective information transfer, routing multimodal cues to "
+                   + "the instruction anchors as a latent buffer.",
+            statistic: "on the joint cues→instruction edge, in its transfer band (picked on the calibration items: "
+                       + "layers where either target's shift is ≥ 50% of the peak): each target's mean held-out "
+                       + "shift, the difference of the two with its 95% CI, and the mean |selectivity index| of "
+                       + "instruction-token attention to image vs context",
+            threshold: "both targets' band shifts < 0 with CIs below 0; their difference's CI within "
+                       + "±\(Threshold.nonSelectiveEquivalence) × their mean magnitude (equivalence); mean |SI| in "
+                       + "the band ≤ \(Threshold.nonSelectiveSI) with its 95% interval inside "
+                       + "±\(Threshold.nonSelectiveSI); the band in the first half of the layers",
+            thresholdSource: "our choice (the paper gives no number for selectivity); the equivalence margin: an "
+                             + "effect twice as large on one target is not 'alike'",
+            directional: "both targets' band shifts < 0 with CIs below 0, their difference's CI within "
+                         + "±\(Threshold.nonSelectiveEquivalenceDirectional) × their mean magnitude, and mean |SI| "
+                         + "with its interval within ±\(Threshold.nonSelectiveSIDirectional)",
+            control: "the other instruction target (non-selective ⇔ both hurt alike, attention blind to the "
+                     + "instruction)",
             split: "band picked on the calibration conflict items, tested on the held-out ones"),
         ClaimSpecification(
             id: "deep-selective", title: "Deep attention resolves the competition selectively",
-            paper: "Modality competition is resolved within deep attention layers guided by the instruction intent; deep-layer decisions at the instruction anchors agree with the final answer.",
-            statistic: "logit-lens decision agreement with the final answer (LDAR) at the instruction anchors (mean following score over the instruction tokens), mean over the deepest quarter of layers vs the shallowest quarter",
-            threshold: "deep LDAR ≥ \(Threshold.deepAgreement), shallow LDAR ≤ \(Threshold.shallowAgreementMax), the rise (deep − shallow) with its 95% CI above 0, and the anchors' readout carries a decision at all (some layer's mean |s| > 1e-3)",
+            paper: "Modality competition is resolved within deep attention layers guided by the instruction intent; "
+                   + "deep-layer decisions at the instruction anchors agree with the final answer.",
+            statistic: "logit-lens decision agreement with the final answer (LDAR) at the instruction anchors (mean "
+                       + "following score over the instruction tokens), mean over the deepest quarter of layers vs the "
+                       + "shallowest quarter",
+            threshold: "deep LDAR ≥ \(Threshold.deepAgreement), shallow LDAR ≤ \(Threshold.shallowAgreementMax), "
+                       + "the rise (deep − shallow) with its 95% CI above 0, and the anchors' readout carries a "
+                       + "decision at all (some layer's mean |s| > 1e-3)",
             thresholdSource: "paper (> 95% agreement in deep layers); shallow bound our choice",
             directional: "deep LDAR > shallow LDAR with the rise's CI above 0",
             control: "shallow layers",
@@ -114,7 +140,8 @@ public enum Claims {
         ClaimSpecification(
             id: "mlp-inertia", title: "MLP layers show semantic inertia",
             paper: "MLP layers exhibit semantic inertia, acting as an adversarial force against the instructed answer.",
-            statistic: "total direct logit attribution of the MLP outputs of the deep half of the layers to the following score s",
+            statistic: "total direct logit attribution of the MLP outputs of the deep half of the layers to the "
+                       + "following score s",
             threshold: "negative with 95% CI below 0, overall and for each instruction target",
             thresholdSource: "paper (sign); CI our choice",
             directional: "negative with 95% CI below 0 overall",
@@ -122,30 +149,45 @@ public enum Claims {
             split: "all conflict items"),
         ClaimSpecification(
             id: "heads-blocking", title: "Blocking 5% of heads cuts modality following",
-            paper: "Blocking a sparse set of about 5% of attention heads decreases the modality-following ratio by about 60%.",
-            statistic: "relative MFR drop (MFR_base − MFR_blocked)/MFR_base on held-out conflict items when the top 5% heads (ranked by causal single-head ablation on the calibration split) are zeroed; empirical p-value against random head sets p = (1 + #{random drop ≥ drop})/(1 + N)",
+            paper: "Blocking a sparse set of about 5% of attention heads decreases the modality-following ratio "
+                   + "by about 60%.",
+            statistic: "relative MFR drop (MFR_base − MFR_blocked)/MFR_base on held-out conflict items when the top "
+                       + "5% heads (ranked by causal single-head ablation on the calibration split) are zeroed; "
+                       + "empirical p-value against random head sets p = (1 + #{random drop ≥ drop})/(1 + N)",
             threshold: "drop ≥ \(Threshold.blockingDrop) and p < \(Threshold.significance)",
             thresholdSource: "paper v1 abstract (~60%); p-value level our choice",
             directional: "drop > 0 and p < \(Threshold.significance)",
-            control: "N ≥ \(Threshold.minimumRandomSets) random head sets (seeded) outside the top set, with as many heads in each layer as the top set (nearest layers when a layer has too few); inconclusive with fewer sets, fewer than \(Threshold.minimumHeldOutConflict) held-out conflict items, a baseline MFR of 0, or a NaN",
+            control: "N ≥ \(Threshold.minimumRandomSets) random head sets (seeded) outside the top set, with as many "
+                     + "heads in each layer as the top set (nearest layers when a layer has too few); inconclusive "
+                     + "with fewer sets, fewer than \(Threshold.minimumHeldOutConflict) held-out conflict items, a "
+                     + "baseline MFR of 0, or a NaN",
             split: "heads ranked on calibration, measured on held-out"),
         ClaimSpecification(
             id: "heads-amplification", title: "Amplifying those heads fixes failures",
-            paper: "Targeted amplification of the same heads on failed samples increases the modality-following ratio by about 60%.",
-            statistic: "fraction of failed held-out conflict items that follow after the top 5% heads are scaled by α (α chosen on calibration failures from a grid); empirical p-value against the random sets, each scaled by its own α chosen the same way",
+            paper: "Targeted amplification of the same heads on failed samples increases the modality-following ratio "
+                   + "by about 60%.",
+            statistic: "fraction of failed held-out conflict items that follow after the top 5% heads are scaled by α "
+                       + "(α chosen on calibration failures from a grid); empirical p-value against the random sets, "
+                       + "each scaled by its own α chosen the same way",
             threshold: "≥ \(Threshold.amplificationFix) and p < \(Threshold.significance)",
             thresholdSource: "paper v1 abstract (~60%); p-value level our choice",
             directional: "> 0 and p < \(Threshold.significance)",
-            control: "the blocking claim's random head sets, α chosen per set; inconclusive with fewer than \(Threshold.minimumFailed) failed held-out items (none: the model follows every instruction), fewer than \(Threshold.minimumRandomSets) sets, or a NaN",
+            control: "the blocking claim's random head sets, α chosen per set; inconclusive with fewer than "
+                     + "\(Threshold.minimumFailed) failed held-out items (none: the model follows every instruction), "
+                     + "fewer than \(Threshold.minimumRandomSets) sets, or a NaN",
             split: "α on calibration, measured on held-out"),
         ClaimSpecification(
             id: "specificity", title: "General ability is kept",
             paper: "Manipulating the critical heads changes modality following while general ability is kept.",
-            statistic: "per item kind (consistent, image_only, text_only): accuracy after blocking the top 5% heads − before, with a paired bootstrap 95% CI; the headline is the kind with the largest |change|",
-            threshold: "for every kind, the change and its CI within ±\(Threshold.specificityMaxChange) (two-sided equivalence; a gain beyond the margin is reported, and is not equivalence)",
+            statistic: "per item kind (consistent, image_only, text_only): accuracy after blocking the top 5% heads "
+                       + "− before, with a paired bootstrap 95% CI; the headline is the kind with the "
+                       + "largest |change|",
+            threshold: "for every kind, the change and its CI within ±\(Threshold.specificityMaxChange) (two-sided "
+                       + "equivalence; a gain beyond the margin is reported, and is not equivalence)",
             thresholdSource: "our choice, from the paper's 'general ability is kept'",
             directional: "for every kind, the change and its CI within ±\(Threshold.specificityMaxChangeDirectional)",
-            control: "the unblocked model; inconclusive with fewer than \(Threshold.minimumAbilityItems) held-out items of a kind, or a NaN",
+            control: "the unblocked model; inconclusive with fewer than \(Threshold.minimumAbilityItems) held-out "
+                     + "items of a kind, or a NaN",
             split: "held-out consistent, image_only and text_only items"),
     ]
 

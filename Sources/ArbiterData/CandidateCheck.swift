@@ -30,7 +30,8 @@ extension ConflictSet {
             func first(_ list: [String]) throws -> [Int: String] {
                 var out: [Int: String] = [:]
                 for c in list {
-                    if let id = try Self.firstToken(of: c, tokenizer: tokenizer, leadingSpace: leadingSpace), out[id] == nil {
+                    if let id = try Self.firstToken(of: c, tokenizer: tokenizer, leadingSpace: leadingSpace),
+                       out[id] == nil {
                         out[id] = c
                     }
                 }
@@ -46,7 +47,8 @@ extension ConflictSet {
                     let token = tokenizer.token(of: shared) ?? "?"
                     try collector.report(DatasetProblem(
                         id: item.id, index: index, kind: .candidateCollision,
-                        problem: "image candidate '\(image[shared]!)' and text candidate '\(text[shared]!)' both start with token \(shared) ('\(token)') of \(tokenizer.name)"))
+                        problem: "image candidate '\(image[shared]!)' and text candidate '\(text[shared]!)' both start "
+                                 + "with token \(shared) ('\(token)') of \(tokenizer.name)"))
                     continue
                 }
             } catch let error as DatasetError {

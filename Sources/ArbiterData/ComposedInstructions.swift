@@ -20,7 +20,8 @@ public enum ComposedInstructions {
             }
         },
         { a, b in
-            ["Ignore", "Do not rely on", "Do not trust", "Set aside", "Pay no attention to", "Do not use"].flatMap { neg in
+            ["Ignore", "Do not rely on", "Do not trust", "Set aside", "Pay no attention to",
+             "Do not use"].flatMap { neg in
                 ["", "; use \(a) instead", "; answer from \(a)", " and trust \(a)", " and rely on \(a) instead"].map {
                     "\(neg) \(b)\($0)."
                 }
@@ -28,7 +29,8 @@ public enum ComposedInstructions {
         },
         { a, b in
             ["conflict", "disagree"].flatMap { verb in
-                ["If \(a) and \(b) \(verb), answer according to \(a).", "If \(b) and \(a) \(verb), answer according to \(a).",
+                ["If \(a) and \(b) \(verb), answer according to \(a).",
+                 "If \(b) and \(a) \(verb), answer according to \(a).",
                  "When \(b) and \(a) \(verb), trust \(a).", "In case \(a) and \(b) \(verb), use \(a)."]
             }
         },
@@ -58,7 +60,9 @@ public enum ComposedInstructions {
         target == .image ? imageFamilies : textFamilies
     }
 
-    public static func all(for target: ConflictTarget) -> [InstructionParaphrase] { families(for: target).flatMap { $0 } }
+    public static func all(for target: ConflictTarget) -> [InstructionParaphrase] {
+        families(for: target).flatMap { $0 }
+    }
 
     private static let imageFamilies = make(.image)
     private static let textFamilies = make(.text)

@@ -48,7 +48,8 @@ public enum ConflictDataset {
     public static func encode(items: [ConflictItem], generator: GeneratorInfo? = nil) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-        var data = try encoder.encode(FileContents(format: formatName, version: version, generator: generator, items: items))
+        var data = try encoder.encode(FileContents(format: formatName, version: version, generator: generator,
+                                                   items: items))
         data.append(0x0A)
         return data
     }
@@ -115,9 +116,14 @@ public enum ConflictDataset {
         guard let format = top["format"] as? String else {
             throw DatasetError(file: file, "field 'format' is missing; expected \"\(formatName)\"")
         }
-        guard format == formatName else { throw DatasetError(file: file, "format is '\(format)', expected '\(formatName)'") }
-        guard let v = top["version"] as? NSNumber, !isJSONBoolean(v), v.intValue == version, v.doubleValue == Double(version) else {
-            throw DatasetError(file: file, "version is \(top["version"].map { "\($0)" } ?? "missing"); this reader knows version \(version)")
+        guard format == formatName else {
+            throw DatasetError(file: file, "format is '\(format)', expected '\(formatName)'")
+        }
+        guard let v = top["version"] as? NSNumber, !isJSONBoolean(v), v.intValue == version,
+              v.doubleValue == Double(version) else {
+            throw DatasetError(file: file,
+                               "version is \(top["version"].map { "\($0)" } ?? "missing"); this reader knows "
+                               + "version \(version)")
         }
         guard let rawItems = top["items"] as? [Any] else {
             throw DatasetError(file: file, "field 'items' is missing or not an array")
@@ -135,7 +141,8 @@ public enum ConflictDataset {
             do {
                 guard let object = raw as? [String: Any] else {
                     throw ItemFailure(problem: DatasetProblem(id: "#\(index)", index: index, kind: .wrongType,
-                                                             problem: "item must be an object, found \(ItemReader.typeName(raw))"))
+                                                             problem: "item must be an object, found "
+                                                                      + "\(ItemReader.typeName(raw))"))
                 }
                 let reader = ItemReader(object: object, index: index, idKey: "id")
                 let item = try readItem(reader)
@@ -174,7 +181,8 @@ public enum ConflictDataset {
     static func parseTopLevel(_ url: URL) throws -> [String: Any] {
         let any = try parseJSON(url)
         guard let object = any as? [String: Any] else {
-            throw DatasetError(file: url.path, "the top-level JSON value must be an object with 'format', 'version' and 'items'")
+            throw DatasetError(file: url.path,
+                               "the top-level JSON value must be an object with 'format', 'version' and 'items'")
         }
         return object
     }
@@ -199,10 +207,13 @@ public enum ConflictDataset {
     static func readItem(_ r: ItemReader) throws -> ConflictItem {
         let id = try r.string("id")
         var scene: Scene?
-        guard let rawScene = r.object["scene"] else { throw r.failure(.missingField, "field 'scene' is missing (write null for no value)") }
+        guard let rawScene = r.object["scene"] else {
+            throw r.failure(.missingField, "field 'scene' is missing (write null for no value)")
+        }
         if !(rawScene is NSNull) {
             guard rawScene is [String: Any] else {
-                throw r.failure(.wrongType, "field 'scene' must be an object or null, found \(ItemReader.typeName(rawScene))")
+                throw r.failure(.wrongType,
+                                "field 'scene' must be an object or null, found \(ItemReader.typeName(rawScene))")
             }
             do {
                 let data = try JSONSerialization.data(withJSONObject: rawScene)
@@ -238,27 +249,39 @@ public enum ConflictDataset {
     /// The rules every item obeys, whatever file it came from.
     static func check(_ item: ConflictItem, reader r: ItemReader, requireCandidates: Bool) throws {
         if requireCandidates {
-            if item.answerImgCandidates.isEmpty { throw r.failure(.emptyCandidates, "answer_img_candidate_list is empty") }
-            if item.answerTextCandidates.isEmpty { throw r.failure(.emptyCandidates, "answer_text_candidate_list is empty") }
+            if item.answerImgCandidates.isEmpty {
+                throw r.failure(.emptyCandidates, "answer_img_candidate_list is empty")
+            }
+            if item.answerTextCandidates.isEmpty {
+                throw r.failure(.emptyCandidates, "answer_text_candidate_list is empty")
+            }
         }
         let same = ConflictItem.sameAnswer(item.answerImg, item.answerText)
         switch item.kind {
         case .conflict, .noInstruction:
             if same {
-                throw r.failure(.sameAnswers, "answer_img and answer_text are both '\(item.answerImg)'; a \(item.kind.rawValue) item needs different answers")
+                throw r.failure(.sameAnswers,
+                                "answer_img and answer_text are both '\(item.answerImg)'; a \(item.kind.rawValue) item "
+                                + "needs different answers")
             }
         case .consistent:
             if !same {
-                throw r.failure(.differentAnswers, "a consistent item needs answer_img ('\(item.answerImg)') = answer_text ('\(item.answerText)')")
+                throw r.failure(.differentAnswers,
+                                "a consistent item needs answer_img ('\(item.answerImg)') = answer_text "
+                                + "('\(item.answerText)')")
             }
         case .imageOnly, .textOnly: break
         }
         let needsImage = item.kind != .textOnly, needsContext = item.kind != .imageOnly
         if needsImage != (item.image != nil) {
-            throw r.failure(.inconsistent, needsImage ? "a \(item.kind.rawValue) item needs an image" : "a text_only item must have image null")
+            throw r.failure(.inconsistent,
+                            needsImage ? "a \(item.kind.rawValue) item needs an image"
+                                       : "a text_only item must have image null")
         }
         if needsContext != (item.context != nil) {
-            throw r.failure(.inconsistent, needsContext ? "a \(item.kind.rawValue) item needs a context" : "an image_only item must have context null")
+            throw r.failure(.inconsistent,
+                            needsContext ? "a \(item.kind.rawValue) item needs a context"
+                                         : "an image_only item must have context null")
         }
         if item.kind == .conflict && (item.instruction == nil || item.target == nil) {
             throw r.failure(.inconsistent, "a conflict item needs an instruction and a target")
@@ -274,16 +297,23 @@ public enum ConflictDataset {
         }
         if let id = item.instructionID, let paraphrase = Instructions.paraphrase(id: id) {
             if paraphrase.target != item.target {
-                throw r.failure(.inconsistent, "instruction_id '\(id)' is a follow-\(paraphrase.target.rawValue) paraphrase but target is '\(item.target?.rawValue ?? "null")'")
+                throw r.failure(.inconsistent,
+                                "instruction_id '\(id)' is a follow-\(paraphrase.target.rawValue) paraphrase but "
+                                + "target is '\(item.target?.rawValue ?? "null")'")
             }
             if item.instructionSplit != nil && item.instructionSplit != paraphrase.split {
-                throw r.failure(.inconsistent, "instruction_id '\(id)' is in split '\(paraphrase.split.rawValue)', not '\(item.instructionSplit?.rawValue ?? "null")'")
+                throw r.failure(.inconsistent,
+                                "instruction_id '\(id)' is in split '\(paraphrase.split.rawValue)', not "
+                                + "'\(item.instructionSplit?.rawValue ?? "null")'")
             }
         }
         let expected = ConflictItem.expectedAnswer(kind: item.kind, target: item.target, answerImg: item.answerImg,
                                                    answerText: item.answerText)
         if expected != item.expected {
-            throw r.failure(.inconsistent, "expected is \(item.expected.map { "'\($0)'" } ?? "null"), but a \(item.kind.rawValue) item with target \(item.target?.rawValue ?? "null") expects \(expected.map { "'\($0)'" } ?? "null")")
+            throw r.failure(.inconsistent,
+                            "expected is \(item.expected.map { "'\($0)'" } ?? "null"), but a \(item.kind.rawValue) "
+                            + "item with target \(item.target?.rawValue ?? "null") expects "
+                            + "\(expected.map { "'\($0)'" } ?? "null")")
         }
     }
 }

@@ -73,7 +73,8 @@ public struct KindMix: Sendable, Equatable, Codable {
         var weights: [ItemKind: Double] = [:]
         for (k, v) in raw {
             guard let kind = ItemKind(rawValue: k) else {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown kind '\(k)'"))
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                        debugDescription: "unknown kind '\(k)'"))
             }
             weights[kind] = v
         }
@@ -132,12 +133,16 @@ public struct GeneratorConfiguration: Sendable, Equatable, Codable {
     }
 
     public func validate() throws {
-        guard (16...1024).contains(imageSize) else { throw GeneratorError("image size \(imageSize) is outside 16...1024") }
+        guard (16...1024).contains(imageSize) else {
+            throw GeneratorError("image size \(imageSize) is outside 16...1024")
+        }
         guard !tasks.isEmpty else { throw GeneratorError("no tasks selected") }
         guard (0...100).contains(noisyBackgroundPercent) else {
             throw GeneratorError("noisy background percentage \(noisyBackgroundPercent) is outside 0...100")
         }
-        guard (0...24).contains(noiseAmplitude) else { throw GeneratorError("noise amplitude \(noiseAmplitude) is outside 0...24") }
+        guard (0...24).contains(noiseAmplitude) else {
+            throw GeneratorError("noise amplitude \(noiseAmplitude) is outside 0...24")
+        }
         try mix.validate()
     }
 }
@@ -211,7 +216,8 @@ public struct ConflictGenerator: Sendable {
             answerImg: imageValue, answerText: textValue,
             answerImgCandidates: Vocabulary.candidates(task: task, value: imageValue) ?? [imageValue],
             answerTextCandidates: Vocabulary.candidates(task: task, value: textValue) ?? [textValue],
-            expected: ConflictItem.expectedAnswer(kind: kind, target: target, answerImg: imageValue, answerText: textValue),
+            expected: ConflictItem.expectedAnswer(kind: kind, target: target, answerImg: imageValue,
+                                                  answerText: textValue),
             scene: hasImage ? scene : nil)
     }
 
@@ -252,9 +258,11 @@ public struct ConflictGenerator: Sendable {
             let across = random.int(in: -(size / 16)...(size / 16))
             switch position {
             case .left: objects = [SceneObject(shape: shape, color: color, x: centre - along, y: centre + across, r: r)]
-            case .right: objects = [SceneObject(shape: shape, color: color, x: centre + along, y: centre + across, r: r)]
+            case .right: objects = [SceneObject(shape: shape, color: color, x: centre + along, y: centre + across,
+                                                r: r)]
             case .top: objects = [SceneObject(shape: shape, color: color, x: centre + across, y: centre - along, r: r)]
-            case .bottom: objects = [SceneObject(shape: shape, color: color, x: centre + across, y: centre + along, r: r)]
+            case .bottom: objects = [SceneObject(shape: shape, color: color, x: centre + across, y: centre + along,
+                                                 r: r)]
             }
         }
         return Scene(size: size, background: background, noise: noise, noiseSeed: noiseSeed, objects: objects)

@@ -124,7 +124,8 @@ struct ItemReader {
         if optional { raw = try optionalString(key, keyRequired: true) } else { raw = try string(key) }
         guard let raw else { return nil }
         guard let value = E(rawValue: raw) else {
-            throw failure(.invalidValue, "field '\(key)' is '\(raw)'; expected one of \(allowed)\(optional ? " or null" : "")")
+            throw failure(.invalidValue,
+                          "field '\(key)' is '\(raw)'; expected one of \(allowed)\(optional ? " or null" : "")")
         }
         return value
     }

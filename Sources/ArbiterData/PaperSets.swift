@@ -52,7 +52,8 @@ public enum ImageLocator {
             throw DatasetError(file: datasetFile, "image folder \(folder.path) does not exist or is not a folder")
         }
         do { return Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) } catch {
-            throw DatasetError(file: datasetFile, "cannot list image folder \(folder.path): \(error.localizedDescription)")
+            throw DatasetError(file: datasetFile,
+                               "cannot list image folder \(folder.path): \(error.localizedDescription)")
         }
     }
 
@@ -61,9 +62,14 @@ public enum ImageLocator {
         switch resolve(imageID, in: names) {
         case .png(let name): return name
         case .jpegOnly(let name):
-            throw reader.failure(.unsupportedImage, "image '\(imageID)' exists only as JPEG (\(folder.appendingPathComponent(name).path)); Arbiter reads PNG only: convert the folder to PNG (e.g. `mogrify -format png *.jpg`)")
+            throw reader.failure(.unsupportedImage,
+                                 "image '\(imageID)' exists only as JPEG "
+                                 + "(\(folder.appendingPathComponent(name).path)); Arbiter reads PNG only: convert the "
+                                 + "folder to PNG (e.g. `mogrify -format png *.jpg`)")
         case .missing(let tried):
-            throw reader.failure(.missingImage, "no image for image_id '\(imageID)' in \(folder.path) (tried \(tried.joined(separator: ", ")))")
+            throw reader.failure(.missingImage,
+                                 "no image for image_id '\(imageID)' in \(folder.path) (tried "
+                                 + "\(tried.joined(separator: ", ")))")
         }
     }
 }
@@ -121,7 +127,9 @@ enum Candidates {
     static func overlap(_ a: [String], _ b: [String], reader: ItemReader) -> DatasetProblem? {
         let shared = Set(a.map { $0.lowercased() }).intersection(b.map { $0.lowercased() })
         guard !shared.isEmpty else { return nil }
-        return reader.failure(.candidateCollision, "candidate(s) \(shared.sorted().map { "'\($0)'" }.joined(separator: ", ")) appear in both lists").problem
+        return reader.failure(.candidateCollision,
+                              "candidate(s) \(shared.sorted().map { "'\($0)'" }.joined(separator: ", ")) appear "
+                              + "in both lists").problem
     }
 }
 
@@ -148,7 +156,8 @@ enum ThirdPartyItems {
             do {
                 guard let object = raw as? [String: Any] else {
                     throw ItemFailure(problem: DatasetProblem(id: "#\(index)", index: index, kind: .wrongType,
-                                                             problem: "item must be an object, found \(ItemReader.typeName(raw))"))
+                                                             problem: "item must be an object, found "
+                                                                      + "\(ItemReader.typeName(raw))"))
                 }
                 let reader = ItemReader(object: object, index: index, imageIDKey: "image_id")
                 var warnings: [DatasetProblem] = []
@@ -189,7 +198,9 @@ public enum PaperConflictSet {
             throw DatasetError(file: file, "question variant \(questionVariant) is not 1, 2 or 3")
         }
         guard let target = target ?? self.target(fromFileName: json.lastPathComponent) else {
-            throw DatasetError(file: file, "cannot tell from the file name whether the set is follow-image or follow-text (no 'following_vision' / 'following_text'); pass the target")
+            throw DatasetError(file: file,
+                               "cannot tell from the file name whether the set is follow-image or follow-text (no "
+                               + "'following_vision' / 'following_text'); pass the target")
         }
         let questionKey = "question\(questionVariant)"
         return try ThirdPartyItems.load(json: json, imageFolder: imageFolder, options: options) {
@@ -204,7 +215,9 @@ public enum PaperConflictSet {
             let prompt = try reader.string(questionKey)
             let lines = prompt.components(separatedBy: "\n")
             guard lines.count == 3 else {
-                throw reader.failure(.invalidValue, "field '\(questionKey)' has \(lines.count) lines; expected 3 (instruction, question, output-format sentence)")
+                throw reader.failure(.invalidValue,
+                                     "field '\(questionKey)' has \(lines.count) lines; expected 3 (instruction, "
+                                     + "question, output-format sentence)")
             }
             for (name, line) in zip(["instruction", "question", "output-format sentence"], lines)
             where line.trimmingCharacters(in: .whitespaces).isEmpty {
@@ -218,7 +231,8 @@ public enum PaperConflictSet {
                 constraint: lines[2], answerImg: answerImg, answerText: answerText,
                 answerImgCandidates: try Candidates.list(imgList, answer: answerImg, field: "answer_img_candidate_list",
                                                          reader: reader, options: options, warnings: &warnings),
-                answerTextCandidates: try Candidates.list(textList, answer: answerText, field: "answer_text_candidate_list",
+                answerTextCandidates: try Candidates.list(textList, answer: answerText,
+                                                          field: "answer_text_candidate_list",
                                                           reader: reader, options: options, warnings: &warnings),
                 expected: target == .image ? answerImg : answerText)
             // Computed before the shared checks, reported only after them (both only build values).

@@ -35,7 +35,8 @@ enum Templates {
     ]
 
     /// The assertion that the scene's `task` value is `value` (the text-side answer).
-    static func assertion(task: ConflictTask, object: SceneObject, value: String, random: inout SeededRandom) -> String {
+    static func assertion(task: ConflictTask, object: SceneObject, value: String,
+                          random: inout SeededRandom) -> String {
         let s = object.shape.rawValue, k = object.color
         switch task {
         case .color:

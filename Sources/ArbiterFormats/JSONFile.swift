@@ -11,7 +11,8 @@ public enum JSONFile {
     public static func data(at url: URL) throws -> Data {
         let size = try FileCheck.regularFile(url)
         if size > maximumBytes {
-            throw FormatError(.tooLarge, file: url, "\(size) bytes is over the \(maximumBytes)-byte limit for JSON files")
+            throw FormatError(.tooLarge, file: url,
+                              "\(size) bytes is over the \(maximumBytes)-byte limit for JSON files")
         }
         do { return try Data(contentsOf: url) } catch {
             throw FormatError(.unreadable, file: url, "cannot read: \(error.localizedDescription)")

@@ -64,7 +64,9 @@ public struct SHA256: Sendable {
         var tail: [UInt8] = [0x80]
         let used = (filled + 1) % 64
         tail += [UInt8](repeating: 0, count: used <= 56 ? 56 - used : 120 - used)
-        for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+        for shift in stride(from: 56, through: 0, by: -8) {
+            tail.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift)))
+        }
         let saved = length
         update(tail)
         length = saved

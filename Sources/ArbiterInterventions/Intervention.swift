@@ -15,7 +15,8 @@ public enum PositionSelector: Sendable, Equatable, CustomStringConvertible {
             guard let spans else {
                 if name == "all" { return Array(0..<tokenCount) }
                 if name == "last" { return tokenCount > 0 ? [tokenCount - 1] : [] }
-                throw ModelError.invalidInput("span '\(name)' needs a prompt with spans (use --prompt, or give positions)")
+                throw ModelError.invalidInput("span '\(name)' needs a prompt with spans (use --prompt, or "
+                                              + "give positions)")
             }
             return try spans.positions(name)
         case .positions(let p):
@@ -62,15 +63,18 @@ public enum Intervention: Sendable, CustomStringConvertible {
     case amplifyHeadsAt([HeadIndex], factor: Float, queries: PositionSelector)
     /// Scales the MLP output of `layers` by `factor` (0 ablates).
     case scaleMLP(layers: [Int], factor: Float)
-    /// Replaces hook `hook`'s activation by `source` (same shape), at `positions` (rows of the first axis) or everywhere.
+    /// Replaces hook `hook`'s activation by `source` (same shape), at `positions` (rows of the first axis) or
+    /// everywhere.
     case patch(hook: String, source: Tensor, positions: [Int]?)
 
     public var description: String {
         switch self {
         case .knockout(let keys, let queries, let layers, let heads):
-            return "knockout \(keys)->\(queries)@\(layerText(layers))" + (heads.map { " heads \($0.map(String.init).joined(separator: ","))" } ?? "")
+            return "knockout \(keys)->\(queries)@\(layerText(layers))"
+                + (heads.map { " heads \($0.map(String.init).joined(separator: ","))" } ?? "")
         case .blockHeads(let heads, let means):
-            return "block heads \(heads.map(\.description).joined(separator: ","))" + (means == nil ? " (zero)" : " (mean)")
+            return "block heads \(heads.map(\.description).joined(separator: ","))"
+                + (means == nil ? " (zero)" : " (mean)")
         case .blockHeadsAt(let heads, let queries):
             return "block heads \(heads.map(\.description).joined(separator: ",")) at \(queries) (zero)"
         case .amplifyHeads(let heads, let factor):

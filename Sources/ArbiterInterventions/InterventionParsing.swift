@@ -23,7 +23,9 @@ public enum InterventionSyntax {
             heads = try integers(String(option.dropFirst(6)), text)
             body = body[..<slash]
         }
-        guard let at = body.lastIndex(of: "@") else { throw bad(text, "missing '@LAYERS' (e.g. image->instruction@10-16)") }
+        guard let at = body.lastIndex(of: "@") else {
+            throw bad(text, "missing '@LAYERS' (e.g. image->instruction@10-16)")
+        }
         let layers = try integers(String(body[body.index(after: at)...]), text)
         let edge = body[..<at]
         guard let arrow = edge.range(of: "->") else { throw bad(text, "missing '->' between keys and queries") }
@@ -63,7 +65,9 @@ public enum InterventionSyntax {
 
     static func head(_ part: String, _ whole: String) throws -> HeadIndex {
         let p = part.split(separator: ".")
-        guard p.count == 2, let l = Int(p[0]), let h = Int(p[1]) else { throw bad(whole, "want LAYER.HEAD, got '\(part)'") }
+        guard p.count == 2, let l = Int(p[0]), let h = Int(p[1]) else {
+            throw bad(whole, "want LAYER.HEAD, got '\(part)'")
+        }
         guard (0...maximumIndex).contains(l), (0...maximumIndex).contains(h) else {
             throw bad(whole, "'\(part)': layer and head must be in 0…\(maximumIndex)")
         }

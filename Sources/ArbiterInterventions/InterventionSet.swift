@@ -10,7 +10,9 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
     public init(_ interventions: [Intervention] = []) { self.interventions = interventions }
 
     public var isEmpty: Bool { interventions.isEmpty }
-    public var description: String { interventions.isEmpty ? "none" : interventions.map(\.description).joined(separator: "; ") }
+    public var description: String {
+        interventions.isEmpty ? "none" : interventions.map(\.description).joined(separator: "; ")
+    }
 
     /// A HookRun carrying these interventions (and caching `cache`), validated for `decoder` and a prompt
     /// of `tokenCount` tokens with `spans`.
@@ -100,7 +102,8 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
         }
         func checkHeads(_ heads: [HeadIndex], _ what: String) throws {
             for h in heads where h.layer < 0 || h.layer >= c.layers || h.head < 0 || h.head >= c.attentionHeads {
-                throw ModelError.invalidInput("\(what): head \(h) outside layers 0..<\(c.layers), heads 0..<\(c.attentionHeads)")
+                throw ModelError.invalidInput("\(what): head \(h) outside layers 0..<\(c.layers), heads "
+                                              + "0..<\(c.attentionHeads)")
             }
         }
         // Validate everything first.
@@ -138,7 +141,9 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 for l in Set(layers).sorted() {
                     let name = HookName.block(l, .attnScores, prefix: prefix)
                     installers.append {
-                        run.addEdit(at: name) { scores, _ in Self.knockOut(&scores, keys: keys, queries: queries, heads: headList) }
+                        run.addEdit(at: name) { scores, _ in
+                            Self.knockOut(&scores, keys: keys, queries: queries, heads: headList)
+                        }
                     }
                 }
             case .blockHeads(let heads, let means):
@@ -146,14 +151,17 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 if let means {
                     for h in heads {
                         guard let m = means[h], m.count == c.headDim, m.allSatisfy(\.isFinite) else {
-                            throw ModelError.invalidInput("block heads: no finite mean of length \(c.headDim) for head \(h)")
+                            throw ModelError.invalidInput("block heads: no finite mean of length \(c.headDim) "
+                                                          + "for head \(h)")
                         }
                     }
                 }
                 for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
                     let name = HookName.block(layer, .z, prefix: prefix)
                     let local = group.map(\.head)
-                    let layerMeans = means.map { m in Dictionary(uniqueKeysWithValues: group.map { ($0.head, m[$0]!) }) }
+                    let layerMeans = means.map { m in
+                        Dictionary(uniqueKeysWithValues: group.map { ($0.head, m[$0]!) })
+                    }
                     installers.append {
                         run.addEdit(at: name) { z, _ in Self.replaceHeads(&z, heads: local, means: layerMeans) }
                     }
@@ -163,7 +171,9 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                     Self.zeroHeads(&z, heads: local, at: queries, firstPosition: offset)
                 }
             case .amplifyHeads(let heads, let factor):
-                guard factor.isFinite else { throw ModelError.invalidInput("amplify heads: factor \(factor) is not finite") }
+                guard factor.isFinite else {
+                    throw ModelError.invalidInput("amplify heads: factor \(factor) is not finite")
+                }
                 try checkHeads(heads, "amplify heads")
                 for (layer, group) in Dictionary(grouping: heads, by: \.layer) {
                     let name = HookName.block(layer, .z, prefix: prefix)
@@ -180,7 +190,9 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                     Self.scaleHeads(&z, heads: local, factor: factor, at: queries, firstPosition: offset)
                 }
             case .scaleMLP(let layers, let factor):
-                guard factor.isFinite else { throw ModelError.invalidInput("scale MLP: factor \(factor) is not finite") }
+                guard factor.isFinite else {
+                    throw ModelError.invalidInput("scale MLP: factor \(factor) is not finite")
+                }
                 try checkLayers(layers, "scale MLP")
                 for l in Set(layers).sorted() {
                     let name = HookName.block(l, .mlpOut, prefix: prefix)
@@ -202,12 +214,15 @@ public struct InterventionSet: Sendable, CustomStringConvertible {
                 installers.append {
                     run.addEdit(at: hook) { tensor, point in
                         guard tensor.shape == source.shape else {
-                            throw ModelError.invalidInput("patch \(point.name): source shape \(source.shape) differs from the run's \(tensor.shape)")
+                            throw ModelError.invalidInput("patch \(point.name): source shape \(source.shape) differs "
+                                                          + "from the run's \(tensor.shape)")
                         }
                         guard let positions else { tensor = source; return }
                         let rowWidth = tensor.count / max(tensor.shape[0], 1)
                         for p in positions {
-                            for j in 0..<rowWidth { tensor.scalars[p * rowWidth + j] = source.scalars[p * rowWidth + j] }
+                            for j in 0..<rowWidth {
+                                tensor.scalars[p * rowWidth + j] = source.scalars[p * rowWidth + j]
+                            }
                         }
                     }
                 }
@@ -300,7 +315,8 @@ public struct PositionIndependentKey: Hashable, Sendable {
 
 /// Mean of each head's output (`attn.hook_z`) over every position of reference runs: the replacement
 /// value for mean-ablation.
-public func meanHeadOutputs(_ caches: [[String: Tensor]], heads: [HeadIndex], prefix: String = "") throws -> [HeadIndex: [Float]] {
+public func meanHeadOutputs(_ caches: [[String: Tensor]], heads: [HeadIndex],
+                            prefix: String = "") throws -> [HeadIndex: [Float]] {
     var sums: [HeadIndex: [Double]] = [:], counts: [HeadIndex: Int] = [:]
     for cache in caches {
         for head in heads {

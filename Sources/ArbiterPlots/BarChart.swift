@@ -79,10 +79,12 @@ public struct BarChart: Sendable {
         }
         let slots = bars.count + (reference == nil ? 0 : 1)
         let bottom = (Furniture.tickLength + 6 + 3 * 11 + 6) * u
-        let yAxis = Axis(lo: min(0, lo), hi: max(0, hi), maxTicks: max(2, (height - top - bottom) / (45 * u)), nice: true,
+        let yAxis = Axis(lo: min(0, lo), hi: max(0, hi), maxTicks: max(2, (height - top - bottom) / (45 * u)),
+                         nice: true,
                          pad: 0.03, keepZero: true)
         let left = (8 + (yLabel.isEmpty ? 0 : 17) + 4 + Furniture.tickLength) * u + Furniture.labelWidth(yAxis, unit: u)
-        let markerLabel = reference?.marker == nil ? "" : truncated(reference?.markerLabel ?? "", maxWidth: width / 5, scale: u)
+        let markerLabel = reference?.marker == nil ? ""
+            : truncated(reference?.markerLabel ?? "", maxWidth: width / 5, scale: u)
         let right = markerLabel.isEmpty ? 16 * u : 20 * u + canvas.textWidth(markerLabel)
         let plot = Rect(x: left, y: top, width: width - left - right, height: height - top - bottom)
         guard !plot.isEmpty else { return canvas.image }
@@ -101,7 +103,9 @@ public struct BarChart: Sendable {
                 c.fill(rect, b.highlighted ? Palette.vermillion : Palette.blue)
             }
         }
-        if yAxis.lo < 0, yAxis.hi > 0 { canvas.hLine(plot.x, plot.maxX - 1, Int(py(0).rounded(.down)), .axis, thickness: u) }
+        if yAxis.lo < 0, yAxis.hi > 0 {
+            canvas.hLine(plot.x, plot.maxX - 1, Int(py(0).rounded(.down)), .axis, thickness: u)
+        }
         canvas.clipped(to: plot) { c in
             for (k, b) in bars.enumerated() where b.value.isFinite {
                 guard let l = b.low, let h = b.high, l.isFinite, h.isFinite else { continue }
@@ -113,7 +117,8 @@ public struct BarChart: Sendable {
             if let reference {
                 let x = center(bars.count)
                 if let m = reference.marker, m.isFinite {
-                    c.stroke([(Double(plot.x), py(m)), (Double(plot.maxX), py(m))], .axis, lineWidth: du, dash: [6 * du, 4 * du])
+                    c.stroke([(Double(plot.x), py(m)), (Double(plot.maxX), py(m))], .axis, lineWidth: du,
+                             dash: [6 * du, 4 * du])
                 }
                 // Deterministic jitter: the golden-ratio sequence spreads points evenly across the strip.
                 let finite = reference.values.filter(\.isFinite)

@@ -33,7 +33,8 @@ public enum Figure {
             let y0 = titleHeight + spacing + (k / cols) * (cellH + spacing) + (cellH - panel.height) / 2
             for y in 0..<panel.height {
                 let src = 3 * y * panel.width, dst = 3 * ((y0 + y) * width + x0)
-                canvas.pixels.replaceSubrange(dst..<(dst + 3 * panel.width), with: panel.pixels[src..<(src + 3 * panel.width)])
+                canvas.pixels.replaceSubrange(dst..<(dst + 3 * panel.width),
+                                              with: panel.pixels[src..<(src + 3 * panel.width)])
             }
         }
         return canvas.image

@@ -45,7 +45,8 @@ public enum BitmapFont {
         for (ch, art) in source {
             var rows = [UInt8](repeating: 0, count: cellHeight)
             var minCol = 5, maxCol = -1
-            for (r, row) in art.split(separator: "|", omittingEmptySubsequences: false).enumerated() where r < cellHeight {
+            for (r, row) in art.split(separator: "|", omittingEmptySubsequences: false).enumerated()
+            where r < cellHeight {
                 for (c, px) in row.enumerated() where c < 5 && px == "#" {
                     rows[r] |= UInt8(1 << (4 - c))
                     minCol = min(minCol, c); maxCol = max(maxCol, c)

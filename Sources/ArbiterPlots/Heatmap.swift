@@ -66,7 +66,8 @@ public struct Heatmap: Sendable {
         var canvas = Canvas(width: width, height: height, unit: scale)
         let u = scale
         let top = Furniture.title(title, on: &canvas)
-        let rowText = rowNames.map { $0.map { truncated($0, maxWidth: width / 5, scale: u) } } ?? (0..<rows).map { String($0) }
+        let rowText = rowNames.map { $0.map { truncated($0, maxWidth: width / 5, scale: u) } }
+            ?? (0..<rows).map { String($0) }
         let columnText = columnNames ?? (0..<columns).map { String($0) }
         guard rows > 0, columns > 0, let (lo, hi) = finiteRange(values.joined()) else {
             canvas.noData(in: Rect(x: 0, y: top, width: width, height: height - top))
@@ -84,8 +85,10 @@ public struct Heatmap: Sendable {
 
         let cellW = Double(plot.width) / Double(columns), cellH = Double(plot.height) / Double(rows)
         func cellRect(_ r: Int, _ c: Int) -> Rect {
-            let x0 = plot.x + Int((Double(c) * cellW).rounded(.down)), x1 = plot.x + Int((Double(c + 1) * cellW).rounded(.down))
-            let y0 = plot.y + Int((Double(r) * cellH).rounded(.down)), y1 = plot.y + Int((Double(r + 1) * cellH).rounded(.down))
+            let x0 = plot.x + Int((Double(c) * cellW).rounded(.down)),
+                x1 = plot.x + Int((Double(c + 1) * cellW).rounded(.down))
+            let y0 = plot.y + Int((Double(r) * cellH).rounded(.down)),
+                y1 = plot.y + Int((Double(r + 1) * cellH).rounded(.down))
             return Rect(x: x0, y: y0, width: x1 - x0, height: y1 - y0)
         }
         for r in 0..<rows {
@@ -112,12 +115,14 @@ public struct Heatmap: Sendable {
                 canvas.fill(Rect(x: rect.maxX - t, y: rect.y, width: t, height: rect.height), .black)
             }
         }
-        canvas.strokeRect(Rect(x: plot.x - u, y: plot.y - u, width: plot.width + 2 * u, height: plot.height + 2 * u), .axis,
+        canvas.strokeRect(Rect(x: plot.x - u, y: plot.y - u, width: plot.width + 2 * u, height: plot.height + 2 * u),
+                          .axis,
                           thickness: u)
 
         // Index ticks: every k-th row/column so labels do not collide.
         func every(_ cell: Double, need: Double) -> Int {
-            for k in [1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256, 500, 1000] where Double(k) * cell >= need {
+            for k in [1, 2, 4, 5, 8, 10, 16, 20, 25, 32, 50, 64, 100, 128, 200, 256, 500, 1000]
+            where Double(k) * cell >= need {
                 return k
             }
             return max(1, Int((need / max(cell, 1e-9)).rounded(.up)))
@@ -143,7 +148,8 @@ public struct Heatmap: Sendable {
                         y: plot.maxY + (Furniture.tickLength + 4 + 9 + 8) * u, align: .center)
         }
         if !rowLabel.isEmpty {
-            canvas.verticalText(truncated(rowLabel, maxWidth: plot.height, scale: u), centerX: 12 * u, centerY: plot.midY)
+            canvas.verticalText(truncated(rowLabel, maxWidth: plot.height, scale: u), centerX: 12 * u,
+                                centerY: plot.midY)
         }
 
         // Colour bar.
@@ -153,7 +159,8 @@ public struct Heatmap: Sendable {
             canvas.fill(Rect(x: barRect.x, y: y, width: barRect.width, height: 1),
                         Heatmap.color(-scaleLimit + 2 * scaleLimit * fraction, limit: scaleLimit))
         }
-        canvas.strokeRect(Rect(x: barRect.x - u, y: barRect.y - u, width: barRect.width + 2 * u, height: barRect.height + 2 * u),
+        canvas.strokeRect(Rect(x: barRect.x - u, y: barRect.y - u, width: barRect.width + 2 * u,
+                               height: barRect.height + 2 * u),
                           .axis, thickness: u)
         for (t, label) in zip(bar.ticks, bar.labels) {
             let y = Int(bar.map(t, from: Double(barRect.maxY) - 0.5, to: Double(barRect.y) + 0.5).rounded(.down))

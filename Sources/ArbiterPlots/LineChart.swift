@@ -68,13 +68,16 @@ public struct LineChart: Sendable {
                 throw .invalidArgument("series '\(s.name)' needs both low and high for a band, or neither")
             }
             if let low = s.low, let high = s.high, low.count != s.y.count || high.count != s.y.count {
-                throw .invalidArgument("series '\(s.name)' band has \(low.count)/\(high.count) values for \(s.y.count) points")
+                throw .invalidArgument("series '\(s.name)' band has \(low.count)/\(high.count) values for "
+                                       + "\(s.y.count) points")
             }
         }
         if let r = yRange, !(r.lowerBound.isFinite && r.upperBound.isFinite) || r.lowerBound == r.upperBound {
             throw .invalidArgument("yRange \(r) must be finite and non-empty")
         }
-        guard lineWidth.isFinite, lineWidth > 0 else { throw .invalidArgument("lineWidth \(lineWidth) must be positive") }
+        guard lineWidth.isFinite, lineWidth > 0 else {
+            throw .invalidArgument("lineWidth \(lineWidth) must be positive")
+        }
 
         var canvas = Canvas(width: width, height: height, unit: scale)
         let u = scale, lw = lineWidth * Double(scale)
@@ -120,7 +123,8 @@ public struct LineChart: Sendable {
         let yTicks = max(2, plotHeightGuess / (45 * u))
         let yAxis = yRange.map { Axis(lo: $0.lowerBound, hi: $0.upperBound, maxTicks: yTicks, nice: false) }
             ?? Axis(lo: dataLo, hi: dataHi, maxTicks: yTicks, nice: true)
-        let left = (8 + (yLabel.isEmpty ? 0 : 7 + 10) + 4 + Furniture.tickLength) * u + Furniture.labelWidth(yAxis, unit: u)
+        let left = (8 + (yLabel.isEmpty ? 0 : 7 + 10) + 4 + Furniture.tickLength) * u
+            + Furniture.labelWidth(yAxis, unit: u)
         let plot = Rect(x: left, y: top, width: width - left - right, height: height - top - bottom)
         let integral = xValues.allSatisfy { $0 == $0.rounded() }
         let xAxis = Axis(lo: xLo, hi: xHi, maxTicks: max(2, plot.width / (50 * u) + 1), nice: false,
@@ -132,7 +136,8 @@ public struct LineChart: Sendable {
         canvas.clipped(to: plot) { c in
             for r in highlight where r.lowerBound.isFinite && r.upperBound.isFinite {
                 let a = Int(px(r.lowerBound).rounded()), b = Int(px(r.upperBound).rounded())
-                c.fill(Rect(x: min(a, b) - 3 * u, y: plot.y, width: abs(b - a) + 6 * u, height: plot.height), .highlight)
+                c.fill(Rect(x: min(a, b) - 3 * u, y: plot.y, width: abs(b - a) + 6 * u, height: plot.height),
+                       .highlight)
             }
         }
         Furniture.yAxis(yAxis, plot: plot, on: &canvas, inset: inset)
@@ -147,7 +152,8 @@ public struct LineChart: Sendable {
                 for run in runs(xs, low, high) {
                     if run.count == 1 {
                         let i = run[0]
-                        c.stroke([(px(xs[i]), py(low[i])), (px(xs[i]), py(high[i]))], color, lineWidth: 3 * Double(u), alpha: 0.25)
+                        c.stroke([(px(xs[i]), py(low[i])), (px(xs[i]), py(high[i]))], color, lineWidth: 3 * Double(u),
+                                 alpha: 0.25)
                         continue
                     }
                     let upper = run.map { (px(xs[$0]), py(high[$0])) }

@@ -70,7 +70,8 @@ public enum Activation: String, Sendable, Codable, CaseIterable {
 
     public init(named name: String) throws {
         guard let a = Activation(rawValue: name) else {
-            throw TensorError.unsupported("unsupported activation '\(name)'; supported: \(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TensorError.unsupported("unsupported activation '\(name)'; supported: "
+                                          + "\(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         self = a
     }

@@ -9,7 +9,8 @@ public struct AttentionHeads: Sendable, Equatable {
     public var headDim: Int
 
     public init(heads: Int, kvHeads: Int, headDim: Int) {
-        precondition(heads > 0 && kvHeads > 0 && heads % kvHeads == 0, "heads \(heads) not a multiple of kv heads \(kvHeads)")
+        precondition(heads > 0 && kvHeads > 0 && heads % kvHeads == 0,
+                     "heads \(heads) not a multiple of kv heads \(kvHeads)")
         self.heads = heads
         self.kvHeads = kvHeads
         self.headDim = headDim

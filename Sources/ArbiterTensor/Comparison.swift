@@ -59,8 +59,10 @@ public struct ComparisonReport: Sendable, CustomStringConvertible {
 /// Compares element by element. `label` should name model, layer and hook so failures say where.
 public func compare(_ actual: Tensor, to reference: Tensor, tolerance: Tolerance, label: String) -> ComparisonReport {
     guard actual.shape == reference.shape else {
-        return ComparisonReport(label: label, shapeMatches: false, actualShape: actual.shape, referenceShape: reference.shape,
-                                maxAbsoluteDifference: .infinity, nmse: .infinity, violations: max(actual.count, reference.count),
+        return ComparisonReport(label: label, shapeMatches: false, actualShape: actual.shape,
+                                referenceShape: reference.shape,
+                                maxAbsoluteDifference: .infinity, nmse: .infinity,
+                                violations: max(actual.count, reference.count),
                                 nanCount: 0, worst: [], tolerance: tolerance)
     }
     var maxDiff: Float = 0, violations = 0, nans = 0
@@ -88,9 +90,11 @@ public func compare(_ actual: Tensor, to reference: Tensor, tolerance: Tolerance
     }
     let nmse = refSum > 0 ? errSum / refSum : (errSum > 0 ? .infinity : 0)
     let worst = worstIdx.map { (i, _) in
-        ComparisonReport.Element(index: unravel(i, shape: actual.shape), actual: actual.scalars[i], reference: reference.scalars[i])
+        ComparisonReport.Element(index: unravel(i, shape: actual.shape), actual: actual.scalars[i],
+                                 reference: reference.scalars[i])
     }
-    return ComparisonReport(label: label, shapeMatches: true, actualShape: actual.shape, referenceShape: reference.shape,
+    return ComparisonReport(label: label, shapeMatches: true, actualShape: actual.shape,
+                            referenceShape: reference.shape,
                             maxAbsoluteDifference: maxDiff, nmse: nmse, violations: violations, nanCount: nans,
                             worst: worst, tolerance: tolerance)
 }

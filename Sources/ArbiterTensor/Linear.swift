@@ -19,7 +19,8 @@ public func linear(_ x: Tensor, weight: StoredTensor, bias: StoredTensor? = nil)
         }
     }
     if let bias {
-        precondition(bias.count == outFeatures, "linear: bias \(bias.name) has \(bias.count) elements, want \(outFeatures)")
+        precondition(bias.count == outFeatures,
+                     "linear: bias \(bias.name) has \(bias.count) elements, want \(outFeatures)")
         let b = bias.toTensor().scalars
         out.scalars.withUnsafeMutableBufferPointer { op in
             for r in 0..<n {

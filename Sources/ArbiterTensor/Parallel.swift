@@ -9,7 +9,9 @@ public enum Parallel {
     /// Worker count: the cores this process may use.
     /// `ARBITER_KERNEL_THREADS` overrides it (1 = serial).
     public static let workers: Int = {
-        if let text = ProcessInfo.processInfo.environment["ARBITER_KERNEL_THREADS"], let n = Int(text), n >= 1 { return n }
+        if let text = ProcessInfo.processInfo.environment["ARBITER_KERNEL_THREADS"], let n = Int(text), n >= 1 {
+            return n
+        }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
     }()
 

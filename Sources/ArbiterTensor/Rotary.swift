@@ -61,7 +61,8 @@ public struct RopeParameters: Sendable, Equatable {
                 let wavelen = (1 / freq) * Float(2 * Double.pi)
                 var scaled = wavelen > lowWavelen ? freq / f : freq
                 if !(wavelen < highWavelen) && !(wavelen > lowWavelen) {
-                    let smooth = ((1 / wavelen) * oldContext - Float(lowFreqFactor)) / Float(highFreqFactor - lowFreqFactor)
+                    let smooth = ((1 / wavelen) * oldContext - Float(lowFreqFactor))
+                        / Float(highFreqFactor - lowFreqFactor)
                     scaled = (1 - smooth) * scaled / f + smooth * scaled
                 }
                 return scaled
@@ -127,7 +128,8 @@ public struct RotaryTables: Sendable {
         let width = heads * headDim, half = dimension / 2, dim = dimension
         precondition(width > 0 && x.count % width == 0 && dim <= headDim, "rotary: bad shape \(x.shape)")
         let tokens = x.count / width  // x may be [T, H·D] or [T, H, D]
-        precondition(cos.count >= tokens * dim && sin.count >= tokens * dim, "rotary: \(tokens) rows but cos/sin tables for \(cos.count / max(dim, 1)) positions")
+        precondition(cos.count >= tokens * dim && sin.count >= tokens * dim,
+                     "rotary: \(tokens) rows but cos/sin tables for \(cos.count / max(dim, 1)) positions")
         guard half > 0 else { return }
         // In C (`arbiter_rotary`, AVX2 when the CPU has it): per feature a·cos − b·sin and b·cos + a·sin,
         // each product rounded, no fused multiply-add — the bits of the scalar formula.

@@ -101,7 +101,9 @@ final class FloatBox: @unchecked Sendable {
     init(_ values: [Float]) {
         count = values.count
         pointer = .allocate(capacity: max(values.count, 1))
-        values.withUnsafeBufferPointer { if let b = $0.baseAddress { pointer.initialize(from: b, count: values.count) } }
+        values.withUnsafeBufferPointer {
+            if let b = $0.baseAddress { pointer.initialize(from: b, count: values.count) }
+        }
     }
     deinit { pointer.deallocate() }
 }

@@ -73,7 +73,8 @@ public struct Tensor: Sendable, Equatable {
 
     /// Rows `range` of the rank-2 view as a new `[range.count, columns]` tensor.
     public func rows(_ range: Range<Int>) -> Tensor {
-        Tensor(shape: [range.count, columns], scalars: Array(scalars[(range.lowerBound * columns)..<(range.upperBound * columns)]))
+        Tensor(shape: [range.count, columns],
+               scalars: Array(scalars[(range.lowerBound * columns)..<(range.upperBound * columns)]))
     }
 
     /// Elements `range` of the first axis (tokens, for `[T, …]` tensors) as a new tensor of shape

@@ -31,7 +31,8 @@ public enum VectorExp {
     public static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
         // Clamp to [−110, 89]: beyond, e^x is 0 or +inf in float32 and the arithmetic below gives exactly that.
         // (Float compares with a scalar replacement vectorise; NaN compares false and flows through as NaN.)
-        let clamped = x.replacing(with: clampLow, where: x .< clampLow).replacing(with: clampHigh, where: x .> clampHigh)
+        let clamped = x.replacing(with: clampLow, where: x .< clampLow)
+            .replacing(with: clampHigh, where: x .> clampHigh)
         let shifted = clamped * log2e + magic          // round to nearest, n in the low mantissa bits
         let n = shifted - magic
         let r = (clamped - n * c1) - n * c2
@@ -67,7 +68,8 @@ public enum VectorExp {
     /// k = 1, quick_gelu for k = 1.702. In C like `expShifted`; bit-identical to the same formula over
     /// `exp(_: SIMD8)`.
     @inlinable
-    public static func sigmoidScaled(_ x: UnsafeMutablePointer<Float>, factor: UnsafePointer<Float>?, count: Int, k: Float) {
+    public static func sigmoidScaled(_ x: UnsafeMutablePointer<Float>, factor: UnsafePointer<Float>?, count: Int,
+                                     k: Float) {
         arbiter_sigmoid_scaled(x, factor, count, k)
     }
 

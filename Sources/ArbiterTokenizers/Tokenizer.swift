@@ -73,7 +73,8 @@ public final class Tokenizer: Sendable {
                     + "'\(token.content)')")
             }
             if let earlier = byContent[ExactString(token.content)] {
-                throw node.error(.inconsistent, "added token '\(token.content)' is given twice (ids \(earlier) and \(token.id))")
+                throw node.error(.inconsistent,
+                                 "added token '\(token.content)' is given twice (ids \(earlier) and \(token.id))")
             }
             byId[token.id] = token
             byContent[ExactString(token.content)] = token.id

@@ -48,18 +48,21 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
         self.reader = reader
         guard reader.hasAttribute("format_version") else {
             throw FormatError(.missing, file: url,
-                              "no root attribute 'format_version': not a golden activation file (version \(Self.formatVersion) expected); \(Self.regenerateHint)")
+                              "no root attribute 'format_version': not a golden activation file (version "
+                              + "\(Self.formatVersion) expected); \(Self.regenerateHint)")
         }
         let version = try reader.intAttribute("format_version")
         guard version == Self.formatVersion else {
             let upgrade = version == 1 ? " (or, for a version-1 file known intact, add its content digests: "
                 + "`python Tools/content_digests.py upgrade FILE`)" : ""
             throw FormatError(.unsupported, file: url,
-                              "golden format_version \(version) is not supported (this Arbiter reads version \(Self.formatVersion)); \(Self.regenerateHint)\(upgrade)")
+                              "golden format_version \(version) is not supported (this Arbiter reads version "
+                              + "\(Self.formatVersion)); \(Self.regenerateHint)\(upgrade)")
         }
         func required(_ name: String) throws -> String {
             guard reader.hasAttribute(name) else {
-                throw FormatError(.missing, file: url, "golden file lacks root attribute '\(name)'; \(Self.regenerateHint)")
+                throw FormatError(.missing, file: url,
+                                  "golden file lacks root attribute '\(name)'; \(Self.regenerateHint)")
             }
             return try reader.stringAttribute(name)
         }
@@ -75,7 +78,8 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
 
         let names = try reader.datasetNames()
         guard names.contains(Self.inputIDsName) else {
-            throw FormatError(.missing, file: url, "golden file has no '\(Self.inputIDsName)' dataset; \(Self.regenerateHint)")
+            throw FormatError(.missing, file: url,
+                              "golden file has no '\(Self.inputIDsName)' dataset; \(Self.regenerateHint)")
         }
         let floating = try names.filter { try reader.isFloatingPoint($0) }
         hookNames = floating
@@ -86,7 +90,8 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
         }
         guard !floating.contains(Self.inputIDsName) else {
             throw FormatError(.unsupported, file: url,
-                              "'\(Self.inputIDsName)' is \(try reader.dtype(of: Self.inputIDsName)), expected int64; \(Self.regenerateHint)")
+                              "'\(Self.inputIDsName)' is \(try reader.dtype(of: Self.inputIDsName)), expected int64; "
+                              + "\(Self.regenerateHint)")
         }
         let shape = try reader.shape(of: Self.inputIDsName)  // the declared shape: nothing is read yet
         guard shape.count == 1 else {
@@ -162,7 +167,8 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
     /// An integer dataset (`input_ids`, `image_grid_thw`, …) with its shape.
     public func integers(_ name: String) throws -> (shape: [Int], values: [Int]) {
         guard integerNames.contains(name) else {
-            throw FormatError(.missing, file: url, "no integer dataset '\(name)' in golden file\(HDF5Reader.listing(integerNames))")
+            throw FormatError(.missing, file: url,
+                              "no integer dataset '\(name)' in golden file\(HDF5Reader.listing(integerNames))")
         }
         try checkValues(name)
         let (shape, values) = try reader.readInt64(name)
@@ -171,7 +177,8 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
 
     private func requireHook(_ hook: String) throws {
         if integerNames.contains(hook) {
-            throw FormatError(.unsupported, file: url, "'\(hook)' is an integer dataset, not a float32 activation; use integers(_:)")
+            throw FormatError(.unsupported, file: url,
+                              "'\(hook)' is an integer dataset, not a float32 activation; use integers(_:)")
         }
         guard hookNames.contains(hook) else {
             throw FormatError(.missing, file: url, "no hook '\(hook)' in golden file\(HDF5Reader.listing(hookNames))")
@@ -194,13 +201,15 @@ public final class GoldenActivations: @unchecked Sendable {  // immutable after 
             return shape.count == 2 && shape[0] == tokens ? nil : "[\(tokens), *] (T = \(tokens) tokens)"
         }
         if isBlock && parts.count == 4 && parts[2] == "attn" && parts[3] == "hook_pattern" {
-            return shape.count == 3 && shape[1] == tokens && shape[2] == tokens ? nil : "[H, \(tokens), \(tokens)] (T = \(tokens) tokens)"
+            return shape.count == 3 && shape[1] == tokens && shape[2] == tokens
+                ? nil : "[H, \(tokens), \(tokens)] (T = \(tokens) tokens)"
         }
         return nil
     }
 }
 
-/// Writes a golden activation file (format version 2, content digests included) atomically: nothing appears until `commit()`.
+/// Writes a golden activation file (format version 2, content digests included) atomically: nothing appears until
+/// `commit()`.
 public final class GoldenWriter {
     private let writer: HDF5Writer
     public var url: URL { writer.url }

@@ -136,7 +136,9 @@ public enum HDF5ContentDigests {
                 problems.append("\(entry.label) was not in the file when it was written")
                 continue
             }
-            if entry.digest != nil, line != entry.line { problems.append("\(entry.label) differs from what was written") }
+            if entry.digest != nil, line != entry.line {
+                problems.append("\(entry.label) differs from what was written")
+            }
         }
         if complete {
             for key in record.lines.keys.sorted() where !seen.contains(key) {

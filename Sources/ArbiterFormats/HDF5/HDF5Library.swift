@@ -165,18 +165,22 @@ enum H5 {
             var info = H5G_info_t()
             try check(H5Gget_info(file.id, &info), path, "cannot read the root group")
             guard info.nlinks <= UInt64(HDF5Library.maximumEntries) else {
-                throw FormatError(.tooLarge, file: path, "root group claims \(info.nlinks) links (limit \(HDF5Library.maximumEntries))")
+                throw FormatError(.tooLarge, file: path,
+                                  "root group claims \(info.nlinks) links (limit \(HDF5Library.maximumEntries))")
             }
             var names: [String] = []
             for index in 0..<info.nlinks {
-                let length = H5Lget_name_by_idx(file.id, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, arbiter_H5P_DEFAULT())
+                let length = H5Lget_name_by_idx(file.id, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0,
+                                                arbiter_H5P_DEFAULT())
                 guard length >= 0, length < HDF5Library.maximumStringBytes else {
                     throw failure(.malformed, path, "cannot read the name of root link #\(index)")
                 }
                 var buffer = [CChar](repeating: 0, count: Int(length) + 1)
                 let written = H5Lget_name_by_idx(file.id, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count,
                                                  arbiter_H5P_DEFAULT())
-                guard written >= 0 else { throw failure(.malformed, path, "cannot read the name of root link #\(index)") }
+                guard written >= 0 else {
+                    throw failure(.malformed, path, "cannot read the name of root link #\(index)")
+                }
                 names.append(decodeCString(buffer))
             }
             return names
@@ -229,7 +233,8 @@ enum H5 {
 
     static func attributeLayout(_ attribute: H5Handle, _ path: String, _ label: String) throws -> H5Layout {
         try HDF5Library.locked {
-            let space = try handle(H5Aget_space(attribute.id), .dataspace, path, "cannot read the dataspace of \(label)")
+            let space = try handle(H5Aget_space(attribute.id), .dataspace, path,
+                                   "cannot read the dataspace of \(label)")
             let type = try handle(H5Aget_type(attribute.id), .datatype, path, "cannot read the datatype of \(label)")
             return try layout(space: space, type: type, path, label)
         }
@@ -247,7 +252,8 @@ enum H5 {
             guard rank >= 0, rank <= 32 else { throw failure(.malformed, path, "\(label) has an invalid rank \(rank)") }
             var dims = [hsize_t](repeating: 0, count: Int(rank))
             if rank > 0 {
-                try check(H5Sget_simple_extent_dims(space.id, &dims, nil), path, "cannot read the dimensions of \(label)")
+                try check(H5Sget_simple_extent_dims(space.id, &dims, nil), path,
+                          "cannot read the dimensions of \(label)")
             }
             guard dims.allSatisfy({ $0 <= UInt64(Int.max) }) else {
                 throw FormatError(.tooLarge, file: path, "\(label) has an absurd dimension in \(dims)")
@@ -341,7 +347,9 @@ enum H5 {
             let offset = H5Dget_offset(dataset.id)  // HADDR_UNDEF (all ones) when not contiguous
             _ = H5Eclear2(arbiter_H5E_DEFAULT())
             let size = H5Dget_storage_size(dataset.id)
-            guard offset != haddr_t.max, offset <= UInt64(Int.max), size <= UInt64(Int.max - Int(offset)) else { return nil }
+            guard offset != haddr_t.max, offset <= UInt64(Int.max), size <= UInt64(Int.max - Int(offset)) else {
+                return nil
+            }
             return Int(offset)..<(Int(offset) + Int(size))
         }
     }
@@ -366,7 +374,8 @@ enum H5 {
             // the same content gives the same bytes.
             let creation = try handle(H5Pcreate(arbiter_H5P_DATASET_CREATE()), .propertyList, path,
                                       "cannot create a dataset property list", failKind: .unreadable)
-            try check(H5Pset_obj_track_times(creation.id, false), path, "cannot turn off time tracking", kind: .unreadable)
+            try check(H5Pset_obj_track_times(creation.id, false), path, "cannot turn off time tracking",
+                      kind: .unreadable)
             let dataset = try handle(H5Dcreate2(file.id, name, fileType, space.id, arbiter_H5P_DEFAULT(),
                                                 creation.id, arbiter_H5P_DEFAULT()),
                                      .dataset, path, "cannot create dataset '\(name)'", failKind: .unreadable)
@@ -427,9 +436,11 @@ enum H5 {
     }
 
     /// Reads a one-element string attribute (fixed- or variable-length). `label` names it in errors.
-    static func readString(_ attribute: H5Handle, variableLength: Bool, _ path: String, _ label: String) throws -> String {
+    static func readString(_ attribute: H5Handle, variableLength: Bool, _ path: String,
+                           _ label: String) throws -> String {
         try HDF5Library.locked {
-            let fileType = try handle(H5Aget_type(attribute.id), .datatype, path, "cannot read the datatype of \(label)")
+            let fileType = try handle(H5Aget_type(attribute.id), .datatype, path,
+                                      "cannot read the datatype of \(label)")
             let bytes: [UInt8]
             if variableLength {
                 let memoryType = try handle(H5Tcopy(arbiter_H5T_C_S1()), .datatype, path, "cannot copy a string type")

@@ -81,7 +81,8 @@ final class HDF5FileBytes {
                 return pread(descriptor, start + done, count - done, off_t(offset + done))
             }
             guard got > 0 else {
-                throw HDF5PreflightFailure(kind: .unreadable, problem: "cannot read bytes \(offset)..<\(offset + count)")
+                throw HDF5PreflightFailure(kind: .unreadable,
+                                           problem: "cannot read bytes \(offset)..<\(offset + count)")
             }
             done += got
         }
@@ -162,12 +163,14 @@ struct HDF5Cursor {
     mutating func expect(_ bytes: [UInt8], _ field: String) throws {
         let found = try take(bytes.count, field)
         guard found == bytes else {
-            throw failure("bad \(field) \(Self.printable(found)) at byte \(offset - bytes.count), expected \(Self.printable(bytes))")
+            throw failure("bad \(field) \(Self.printable(found)) at byte \(offset - bytes.count), expected "
+                          + "\(Self.printable(bytes))")
         }
     }
 
     static func printable(_ bytes: [UInt8]) -> String {
-        "'" + bytes.map { (0x20..<0x7F).contains($0) ? String(UnicodeScalar($0)) : String(format: "\\x%02X", $0) }.joined() + "'"
+        "'" + bytes.map { (0x20..<0x7F).contains($0) ? String(UnicodeScalar($0)) : String(format: "\\x%02X", $0) }
+            .joined() + "'"
     }
 }
 
@@ -296,7 +299,8 @@ final class HDF5StructureWalk {
 
     /// The first `count` bytes of a structure that starts with a 4-byte signature ("GCOL", "TREE", "HEAP",
     /// "SNOD"), recorded under `name` for the tests and checked for its signature.
-    private func signed(_ signature: String, at address: UInt64, _ count: Int, _ label: String, name: String) throws -> HDF5Cursor {
+    private func signed(_ signature: String, at address: UInt64, _ count: Int, _ label: String,
+                        name: String) throws -> HDF5Cursor {
         var cursor = try read(address, count, label)
         note(name, cursor.origin)
         try cursor.expect(Array(signature.utf8), "signature")
@@ -306,11 +310,14 @@ final class HDF5StructureWalk {
     /// `count` bytes at relative `address`, refused unless they lie inside the file.
     private func read(_ address: UInt64, _ count: Int, _ label: String) throws -> HDF5Cursor {
         guard count >= 0, count <= Self.maximumStructureBytes else {
-            throw HDF5PreflightFailure(kind: .tooLarge, problem: "\(label): \(count) bytes of metadata (limit \(Self.maximumStructureBytes))")
+            throw HDF5PreflightFailure(kind: .tooLarge,
+                                       problem: "\(label): \(count) bytes of metadata (limit "
+                                                + "\(Self.maximumStructureBytes))")
         }
         guard let start = absolute(address), count <= end - start else {
             throw HDF5PreflightFailure(kind: .malformed,
-                                       problem: "\(label): bytes \(address)..<\(address &+ UInt64(count)) lie outside the file (\(end - base) bytes from the superblock)")
+                                       problem: "\(label): bytes \(address)..<\(address &+ UInt64(count)) lie outside "
+                                                + "the file (\(end - base) bytes from the superblock)")
         }
         return HDF5Cursor(try file.read(start, count), origin: start, label: label)
     }
@@ -355,19 +362,23 @@ final class HDF5StructureWalk {
         try cursor.skip(1, "reserved")
         let sharedHeaderVersion = try cursor.u8("shared header message format version")
         guard freeSpaceVersion == 0, rootEntryVersion == 0, sharedHeaderVersion == 0 else {
-            throw cursor.failure("unknown free-space/symbol-table/shared-header versions \(freeSpaceVersion)/\(rootEntryVersion)/\(sharedHeaderVersion), expected 0/0/0")
+            throw cursor.failure("unknown free-space/symbol-table/shared-header versions "
+                                 + "\(freeSpaceVersion)/\(rootEntryVersion)/\(sharedHeaderVersion), expected 0/0/0")
         }
         let offsetSize = try cursor.u8("size of offsets")
         let lengthSize = try cursor.u8("size of lengths")
         guard offsetSize == 8, lengthSize == 8 else {
-            throw cursor.failure("sizes of offsets and lengths are \(offsetSize) and \(lengthSize); Arbiter reads 8 and 8",
-                                 kind: [2, 4, 8, 16, 32].contains(offsetSize) && [2, 4, 8, 16, 32].contains(lengthSize) ? .unsupported : .malformed)
+            throw cursor.failure("sizes of offsets and lengths are \(offsetSize) and \(lengthSize); Arbiter "
+                                 + "reads 8 and 8",
+                                 kind: [2, 4, 8, 16, 32].contains(offsetSize) && [2, 4, 8, 16, 32].contains(lengthSize)
+                                     ? .unsupported : .malformed)
         }
         try cursor.skip(1, "reserved")
         groupLeafK = try cursor.u16("group leaf node K")
         groupInternalK = try cursor.u16("group internal node K")
         guard groupLeafK > 0, groupInternalK > 0 else {
-            throw cursor.failure("group B-tree K values must be positive, found leaf \(groupLeafK), internal \(groupInternalK)")
+            throw cursor.failure("group B-tree K values must be positive, found leaf \(groupLeafK), internal "
+                                 + "\(groupInternalK)")
         }
         try cursor.skip(4, "file consistency flags")
         if version == 1 {
@@ -388,7 +399,8 @@ final class HDF5StructureWalk {
         let available = UInt64(file.size - location)
         guard endAddress <= available else {
             throw HDF5PreflightFailure(kind: .truncated,
-                                       problem: "superblock declares \(endAddress) bytes but the file has \(available) after it (truncated?)")
+                                       problem: "superblock declares \(endAddress) bytes but the file has \(available) "
+                                                + "after it (truncated?)")
         }
         end = location + Int(endAddress)
         let entryStart = cursor.offset
@@ -403,7 +415,8 @@ final class HDF5StructureWalk {
         switch cacheType {
         case 0: break
         case 1:
-            guard let btree = try entry.address("cached B-tree address"), let heap = try entry.address("cached heap address") else {
+            guard let btree = try entry.address("cached B-tree address"),
+                  let heap = try entry.address("cached heap address") else {
                 throw entry.failure("cached symbol table addresses are undefined")
             }
             rootCache = (btree, heap)
@@ -421,7 +434,8 @@ final class HDF5StructureWalk {
         guard visitedHeaders.insert(address).inserted else { return }  // hard link to an object already checked
         try spend("object header of '\(path)'")
         guard depth <= Self.maximumGroupDepth else {
-            throw HDF5PreflightFailure(kind: .malformed, problem: "'\(path)': groups nested more than \(Self.maximumGroupDepth) deep")
+            throw HDF5PreflightFailure(kind: .malformed,
+                                       problem: "'\(path)': groups nested more than \(Self.maximumGroupDepth) deep")
         }
         let label = "object header of '\(path)' at byte \(base + Int(min(address, UInt64(Int.max / 2))))"
         var prefix = try read(address, 16, label)
@@ -436,7 +450,8 @@ final class HDF5StructureWalk {
         _ = try prefix.u32("object reference count")
         let chunkSize = try prefix.u32("object header size")
         guard chunkSize % 8 == 0, (declaredMessages == 0) == (chunkSize == 0) else {
-            throw prefix.failure("header size \(chunkSize) for \(declaredMessages) messages (must be a multiple of 8, zero only without messages)")
+            throw prefix.failure("header size \(chunkSize) for \(declaredMessages) messages (must be a multiple of 8, "
+                                 + "zero only without messages)")
         }
         var messages = HDF5ObjectMessages()
         var hasAttributes = false
@@ -458,12 +473,16 @@ final class HDF5StructureWalk {
                 try chunk.skip(3, "reserved")
                 parsed += 1
                 guard parsed <= declaredMessages else {
-                    throw chunk.failure("more messages than the \(declaredMessages) declared (message at byte \(messageStart))")
+                    throw chunk.failure("more messages than the \(declaredMessages) declared (message at byte "
+                                        + "\(messageStart))")
                 }
                 let name = Self.messageName(type)
-                let messageLabel = "\(label), message \(parsed - 1) (\(name), \(messageSize) bytes at byte \(messageStart))"
+                let messageLabel = "\(label), message \(parsed - 1) (\(name), \(messageSize) bytes at byte "
+                                   + "\(messageStart))"
                 guard messageSize % 8 == 0, messageSize <= chunk.remaining else {
-                    throw chunk.failure("message \(parsed - 1) (\(name)) at byte \(messageStart) has size \(messageSize): not a multiple of 8 or past the chunk's end (\(chunk.remaining) bytes left)")
+                    throw chunk.failure("message \(parsed - 1) (\(name)) at byte \(messageStart) has size "
+                                        + "\(messageSize): not a multiple of 8 or past the chunk's end "
+                                        + "(\(chunk.remaining) bytes left)")
                 }
                 var body = try chunk.sub(messageSize, "message data", label: messageLabel)
                 note("message:\(path):\(name)", messageStart)
@@ -512,32 +531,39 @@ final class HDF5StructureWalk {
                     let length = try body.length("continuation length")
                     guard length > 0, length % 8 == 0, length <= UInt64(Self.maximumStructureBytes),
                           inside(next, length) else {
-                        throw body.failure("continuation block \(next)..<\(next &+ length) is empty, unaligned or outside the file")
+                        throw body.failure("continuation block \(next)..<\(next &+ length) is empty, unaligned or "
+                                           + "outside the file")
                     }
                     let range = next..<(next + length)
                     guard !claimed.contains(where: { $0.overlaps(range) }) else {
-                        throw body.failure("continuation block \(next)..<\(next + length) overlaps the header's other chunks")
+                        throw body.failure("continuation block \(next)..<\(next + length) overlaps the header's "
+                                           + "other chunks")
                     }
                     guard chunks.count < 1024 else { throw body.failure("more than 1024 header chunks") }
                     claimed.append(range)
                     chunks.append((next, Int(length)))
                 case 0x11:
                     guard messages.symbolTable == nil else { throw body.failure("second symbol table message") }
-                    guard let btree = try body.address("v1 B-tree address"), let heap = try body.address("local heap address") else {
+                    guard let btree = try body.address("v1 B-tree address"),
+                          let heap = try body.address("local heap address") else {
                         throw body.failure("symbol table addresses are undefined")
                     }
                     messages.symbolTable = (btree, heap)
                 case 0x12:
                     let timeVersion = try body.u8("version")
-                    guard timeVersion == 1 else { throw body.failure("modification time version \(timeVersion), expected 1") }
+                    guard timeVersion == 1 else {
+                        throw body.failure("modification time version \(timeVersion), expected 1")
+                    }
                     try body.skip(7, "reserved and seconds")
                 default:
-                    throw body.failure("message type \(type) (\(name)) is not supported", kind: Self.knownMessageTypes.contains(type) ? .unsupported : .malformed)
+                    throw body.failure("message type \(type) (\(name)) is not supported",
+                                       kind: Self.knownMessageTypes.contains(type) ? .unsupported : .malformed)
                 }
             }
         }
         guard parsed == declaredMessages else {
-            throw HDF5PreflightFailure(kind: .malformed, problem: "\(label): declares \(declaredMessages) messages, holds \(parsed)")
+            throw HDF5PreflightFailure(kind: .malformed,
+                                       problem: "\(label): declares \(declaredMessages) messages, holds \(parsed)")
         }
         try object(messages, hasAttributes: hasAttributes, path: path, label: label, depth: depth, rootCache: rootCache)
     }
@@ -549,21 +575,26 @@ final class HDF5StructureWalk {
             || messages.fillValueSize != nil || messages.filters != nil
         if let table = messages.symbolTable {
             guard !datasetMessages else {
-                throw HDF5PreflightFailure(kind: .malformed, problem: "\(label): holds both a symbol table and dataset messages")
+                throw HDF5PreflightFailure(kind: .malformed,
+                                           problem: "\(label): holds both a symbol table and dataset messages")
             }
             if let cache = rootCache, cache.btree != table.btree || cache.heap != table.heap {
                 throw HDF5PreflightFailure(kind: .malformed,
-                                           problem: "root symbol table entry caches B-tree \(cache.btree) and heap \(cache.heap), but the root group's symbol table message says \(table.btree) and \(table.heap)")
+                                           problem: "root symbol table entry caches B-tree \(cache.btree) and heap "
+                                                    + "\(cache.heap), but the root group's symbol table message says "
+                                                    + "\(table.btree) and \(table.heap)")
             }
             try group(table, path: path, depth: depth)
             return
         }
         if depth == 0 {
-            throw HDF5PreflightFailure(kind: .malformed, problem: "\(label): the root object is not a group (no symbol table message)")
+            throw HDF5PreflightFailure(kind: .malformed,
+                                       problem: "\(label): the root object is not a group (no symbol table message)")
         }
         guard let space = messages.dataspace, let type = messages.datatype, let layout = messages.layout else {
             throw HDF5PreflightFailure(kind: datasetMessages || hasAttributes ? .malformed : .unsupported,
-                                       problem: "\(label): neither a group (symbol table) nor a dataset (dataspace, datatype and layout)")
+                                       problem: "\(label): neither a group (symbol table) nor a dataset (dataspace, "
+                                                + "datatype and layout)")
         }
         try dataset(space: space, type: type, layout: layout, fillValueSize: messages.fillValueSize,
                     filters: messages.filters ?? [], path: path, label: label)
@@ -588,7 +619,9 @@ final class HDF5StructureWalk {
         let rank = try body.u8("dimensionality")
         let flags = try body.u8("dataspace flags")
         guard rank <= 32 else { throw body.failure("rank \(rank) (limit 32)") }
-        guard flags & ~0x01 == 0 else { throw body.failure(String(format: "dataspace flags 0x%02X (permutation indices are not supported)", flags)) }
+        guard flags & ~0x01 == 0 else {
+            throw body.failure(String(format: "dataspace flags 0x%02X (permutation indices are not supported)", flags))
+        }
         var kind: HDF5Dataspace.Kind
         switch version {
         case 1:
@@ -602,7 +635,9 @@ final class HDF5StructureWalk {
             case 2: kind = .null
             default: throw body.failure("dataspace type \(type), expected 0, 1 or 2")
             }
-            guard (kind == .simple) == (rank > 0) else { throw body.failure("dataspace type \(type) with rank \(rank)") }
+            guard (kind == .simple) == (rank > 0) else {
+                throw body.failure("dataspace type \(type) with rank \(rank)")
+            }
         default:
             throw body.failure("dataspace version \(version), expected 1 or 2")
         }
@@ -630,7 +665,9 @@ final class HDF5StructureWalk {
         let version = classAndVersion >> 4
         let bits = Int(try body.unsigned(3, "class bit field"))
         let size = try body.u32("datatype size")
-        guard (1...3).contains(version) else { throw body.failure("datatype version \(version) at byte \(start), expected 1 to 3") }
+        guard (1...3).contains(version) else {
+            throw body.failure("datatype version \(version) at byte \(start), expected 1 to 3")
+        }
         switch typeClass {
         case 0:  // fixed-point: byte order, padding, sign; bit offset and precision
             guard [1, 2, 4, 8].contains(size), bits & ~0x0F == 0 else {
@@ -639,7 +676,9 @@ final class HDF5StructureWalk {
             let bitOffset = try body.u16("bit offset")
             let precision = try body.u16("bit precision")
             guard bitOffset == 0, precision == 8 * size else {
-                throw body.failure("integer datatype with bit offset \(bitOffset) and precision \(precision) for \(size) bytes", kind: .unsupported)
+                throw body.failure("integer datatype with bit offset \(bitOffset) and precision \(precision) for "
+                                   + "\(size) bytes",
+                                   kind: .unsupported)
             }
             return HDF5Datatype(kind: .integer, size: size)
         case 1:  // floating-point: only the IEEE half, single and double layouts
@@ -655,7 +694,8 @@ final class HDF5StructureWalk {
                   exponentLocation == expLocation, exponentSize == expSize, mantissaLocation == 0,
                   mantissaSize == manSize, bias == expBias,
                   bits & ~0xFF3F == 0, bits & 0x30 == 0x20, (bits >> 8) == 8 * size - 1 else {
-                throw body.failure("floating-point datatype of size \(size) is not IEEE 754 half, single or double", kind: .unsupported)
+                throw body.failure("floating-point datatype of size \(size) is not IEEE 754 half, single or double",
+                                   kind: .unsupported)
             }
             return HDF5Datatype(kind: .float, size: size)
         case 3:  // string: padding and character set, no properties
@@ -669,11 +709,13 @@ final class HDF5StructureWalk {
                 throw body.failure("variable-length sequences are not supported (only strings)", kind: .unsupported)
             }
             guard bits & ~0xFFF == 0, (bits >> 4) & 0x0F <= 2, bits >> 8 <= 1, size == 16 else {
-                throw body.failure("variable-length string datatype of size \(size) with bit field 0x\(String(bits, radix: 16))")
+                throw body.failure("variable-length string datatype of size \(size) with bit field "
+                                   + "0x\(String(bits, radix: 16))")
             }
             let baseType = try datatype(&body, nested: true)
             guard baseType.kind == .integer, baseType.size == 1 else {
-                throw body.failure("variable-length string with a base type of \(baseType.size) bytes, expected a 1-byte character")
+                throw body.failure("variable-length string with a base type of \(baseType.size) bytes, expected a "
+                                   + "1-byte character")
             }
             return HDF5Datatype(kind: .variableString, size: size)
         case 2, 4, 5, 6, 7, 8, 10:
@@ -717,7 +759,8 @@ final class HDF5StructureWalk {
     private func dataLayout(_ body: inout HDF5Cursor) throws -> HDF5DataLayout {
         let version = try body.u8("layout version")
         guard version == 3 else {
-            throw body.failure("data layout version \(version); Arbiter reads version 3", kind: (1...4).contains(version) ? .unsupported : .malformed)
+            throw body.failure("data layout version \(version); Arbiter reads version 3",
+                               kind: (1...4).contains(version) ? .unsupported : .malformed)
         }
         let layoutClass = try body.u8("layout class")
         switch layoutClass {
@@ -749,7 +792,9 @@ final class HDF5StructureWalk {
     /// Filter pipeline message (IV.A.2.l), versions 1 and 2; only deflate (1) and shuffle (2) are accepted.
     private func filterPipeline(_ body: inout HDF5Cursor) throws -> [HDF5Filter] {
         let version = try body.u8("filter pipeline version")
-        guard version == 1 || version == 2 else { throw body.failure("filter pipeline version \(version), expected 1 or 2") }
+        guard version == 1 || version == 2 else {
+            throw body.failure("filter pipeline version \(version), expected 1 or 2")
+        }
         let count = try body.u8("number of filters")
         guard (1...32).contains(count) else { throw body.failure("\(count) filters (1 to 32 allowed)") }
         if version == 1 { try body.skip(6, "reserved") }
@@ -760,17 +805,23 @@ final class HDF5StructureWalk {
             let flags = try body.u16("filter \(index) flags")
             let valueCount = try body.u16("filter \(index) client data count")
             guard flags & ~0x01 == 0, valueCount <= 16 else {
-                throw body.failure("filter \(index) has flags 0x\(String(flags, radix: 16)) and \(valueCount) client data values")
+                throw body.failure("filter \(index) has flags 0x\(String(flags, radix: 16)) and \(valueCount) "
+                                   + "client data values")
             }
             if nameLength > 0 {
                 let name = try body.take(version == 1 ? (nameLength + 7) / 8 * 8 : nameLength, "filter \(index) name")
-                guard name.prefix(nameLength).contains(0) else { throw body.failure("filter \(index) name is not NUL-terminated") }
+                guard name.prefix(nameLength).contains(0) else {
+                    throw body.failure("filter \(index) name is not NUL-terminated")
+                }
             }
             var values: [Int] = []
             for value in 0..<valueCount { values.append(try body.u32("filter \(index) client data \(value)")) }
             if version == 1, valueCount % 2 == 1 { try body.skip(4, "filter \(index) padding") }
             switch id {
-            case 1: guard values.count == 1, values[0] <= 9 else { throw body.failure("deflate filter with client data \(values)") }
+            case 1:
+                guard values.count == 1, values[0] <= 9 else {
+                    throw body.failure("deflate filter with client data \(values)")
+                }
             case 2: break
             default: throw body.failure("filter \(id) is not supported (only deflate and shuffle)", kind: .unsupported)
             }
@@ -793,7 +844,9 @@ final class HDF5StructureWalk {
         let dataspaceSize = try body.u16("dataspace size")
         if version == 3 {
             let encoding = try body.u8("name encoding")
-            guard encoding <= 1 else { throw body.failure("name encoding \(encoding), expected 0 (ASCII) or 1 (UTF-8)") }
+            guard encoding <= 1 else {
+                throw body.failure("name encoding \(encoding), expected 0 (ASCII) or 1 (UTF-8)")
+            }
         }
         let padded: (Int) -> Int = { version == 1 ? ($0 + 7) / 8 * 8 : $0 }
         let name = try body.take(padded(nameSize), "attribute name")
@@ -805,13 +858,18 @@ final class HDF5StructureWalk {
         note("attribute:\(path):\(attributeName)", body.origin - 8)
         var typeCursor = try body.sub(padded(datatypeSize), "attribute datatype", label: label)
         let type = try datatype(&typeCursor)
-        guard typeCursor.position <= datatypeSize else { throw typeCursor.failure("datatype runs past its \(datatypeSize) bytes") }
+        guard typeCursor.position <= datatypeSize else {
+            throw typeCursor.failure("datatype runs past its \(datatypeSize) bytes")
+        }
         var spaceCursor = try body.sub(padded(dataspaceSize), "attribute dataspace", label: label)
         let space = try dataspace(&spaceCursor)
-        guard spaceCursor.position <= dataspaceSize else { throw spaceCursor.failure("dataspace runs past its \(dataspaceSize) bytes") }
+        guard spaceCursor.position <= dataspaceSize else {
+            throw spaceCursor.failure("dataspace runs past its \(dataspaceSize) bytes")
+        }
         let (dataSize, overflow) = (space.elementCount ?? Int.max).multipliedReportingOverflow(by: type.size)
         guard !overflow, dataSize <= body.remaining else {
-            throw body.failure("attribute data of \(space.dimensions) × \(type.size) bytes does not fit in the message's \(body.remaining) remaining bytes")
+            throw body.failure("attribute data of \(space.dimensions) × \(type.size) bytes does not fit in the "
+                               + "message's \(body.remaining) remaining bytes")
         }
         var data = try body.sub(dataSize, "attribute data", label: label)
         if type.kind == .variableString {
@@ -827,10 +885,13 @@ final class HDF5StructureWalk {
         let collection = try data.address("global heap collection address")
         let index = try data.u32("global heap object index")
         guard length > 0 else { return }  // empty string: libhdf5 does not look at the heap
-        guard let collection else { throw data.failure("string of \(length) bytes in an undefined global heap collection") }
+        guard let collection else {
+            throw data.failure("string of \(length) bytes in an undefined global heap collection")
+        }
         let objects = try globalHeap(collection)
         guard index > 0, let size = objects[index] else {
-            throw data.failure("string refers to object \(index) of the global heap collection at byte \(collection), which has no such object")
+            throw data.failure("string refers to object \(index) of the global heap collection at byte \(collection), "
+                               + "which has no such object")
         }
         guard size == UInt64(length) else {
             throw data.failure("string of \(length) bytes refers to a global heap object of \(size) bytes")
@@ -846,7 +907,9 @@ final class HDF5StructureWalk {
         try header.version(1, of: "global heap")
         try header.skip(3, "reserved")
         let size = try header.length("collection size")
-        guard size >= 16, size <= UInt64(Self.maximumStructureBytes) else { throw header.failure("collection size \(size)") }
+        guard size >= 16, size <= UInt64(Self.maximumStructureBytes) else {
+            throw header.failure("collection size \(size)")
+        }
         var heap = try read(address, Int(size), label)
         try heap.skip(16, "header")
         var objects: [Int: UInt64] = [:]
@@ -860,13 +923,15 @@ final class HDF5StructureWalk {
             if index == 0 {
                 // Free space: its size counts its own 16-byte header (a smaller one would loop forever).
                 guard objectSize >= 16, objectSize - 16 <= UInt64(heap.remaining) else {
-                    throw heap.failure("free space object at byte \(start) has size \(objectSize) (\(heap.remaining + 16) bytes left)")
+                    throw heap.failure("free space object at byte \(start) has size \(objectSize) "
+                                       + "(\(heap.remaining + 16) bytes left)")
                 }
                 try heap.skip(Int(objectSize) - 16, "free space")
             } else {
                 let padded = objectSize <= UInt64(Int.max - 7) ? (objectSize + 7) / 8 * 8 : UInt64.max
                 guard padded <= UInt64(heap.remaining) else {
-                    throw heap.failure("object \(index) at byte \(start) has size \(objectSize), past the collection's end")
+                    throw heap.failure("object \(index) at byte \(start) has size \(objectSize), past the "
+                                       + "collection's end")
                 }
                 guard objects[index] == nil else { throw heap.failure("object index \(index) appears twice") }
                 objects[index] = objectSize
@@ -885,7 +950,9 @@ final class HDF5StructureWalk {
         func fail(_ problem: String, _ kind: FormatError.Kind = .malformed) -> HDF5PreflightFailure {
             HDF5PreflightFailure(kind: kind, problem: "\(label): \(problem)")
         }
-        guard type.kind != .variableString else { throw fail("variable-length string datasets are not supported", .unsupported) }
+        guard type.kind != .variableString else {
+            throw fail("variable-length string datasets are not supported", .unsupported)
+        }
         if let fillValueSize, fillValueSize != 0, fillValueSize != type.size {
             throw fail("fill value of \(fillValueSize) bytes for \(type.size)-byte elements")
         }
@@ -899,14 +966,17 @@ final class HDF5StructureWalk {
         case .compact(let size):
             guard size == bytes else { throw fail("compact data of \(size) bytes for \(bytes) bytes of elements") }
         case .contiguous(let address, let size):
-            guard size == UInt64(bytes) else { throw fail("contiguous data of \(size) bytes for \(bytes) bytes of elements") }
+            guard size == UInt64(bytes) else {
+                throw fail("contiguous data of \(size) bytes for \(bytes) bytes of elements")
+            }
             if let address, !inside(address, size) {
                 throw fail("contiguous data \(address)..<\(address &+ size) lies outside the file")
             }
         case .chunked(let btree, let dimensions):
             guard space.kind == .simple, dimensions.count == space.dimensions.count + 1,
                   dimensions.last == type.size else {
-                throw fail("chunk dimensions \(dimensions) do not fit dataspace \(space.dimensions) of \(type.size)-byte elements")
+                throw fail("chunk dimensions \(dimensions) do not fit dataspace \(space.dimensions) of "
+                           + "\(type.size)-byte elements")
             }
             var chunkBytes = 1
             for dimension in dimensions {
@@ -916,7 +986,8 @@ final class HDF5StructureWalk {
             }
             if let btree {
                 var visited: Set<UInt64> = []
-                try chunkNode(btree, level: nil, dimensions: dimensions, extent: space.dimensions, chunkBytes: chunkBytes,
+                try chunkNode(btree, level: nil, dimensions: dimensions, extent: space.dimensions,
+                              chunkBytes: chunkBytes,
                               filters: filters, path: path, label: label, visited: &visited)
             }
         }
@@ -938,7 +1009,8 @@ final class HDF5StructureWalk {
         let entries = try node.u16("entries used")
         guard nodeType == type else { throw node.failure("node type \(nodeType), expected \(type)") }
         guard level <= Self.maximumBTreeLevel, expected == nil || level == expected else {
-            throw node.failure("node level \(level), expected \(expected.map(String.init) ?? "at most \(Self.maximumBTreeLevel)")")
+            throw node.failure("node level \(level), expected "
+                               + "\(expected.map(String.init) ?? "at most \(Self.maximumBTreeLevel)")")
         }
         guard entries <= 2 * k else { throw node.failure("\(entries) entries used, capacity \(2 * k)") }
         for side in ["left", "right"] {
@@ -950,7 +1022,8 @@ final class HDF5StructureWalk {
     }
 
     /// A chunk B-tree node (type 1): keys are chunk size, filter mask and chunk offsets; leaves point at chunks.
-    private func chunkNode(_ address: UInt64, level expected: Int?, dimensions: [Int], extent: [UInt64], chunkBytes: Int,
+    private func chunkNode(_ address: UInt64, level expected: Int?, dimensions: [Int], extent: [UInt64],
+                           chunkBytes: Int,
                            filters: [HDF5Filter], path: String, label: String, visited: inout Set<UInt64>) throws {
         let nodeLabel = "\(label), chunk B-tree node at byte \(address)"
         let keyBytes = 8 + 8 * dimensions.count
@@ -965,7 +1038,8 @@ final class HDF5StructureWalk {
                     guard start == 0 else { throw node.failure("chunk \(entry) element offset \(start), expected 0") }
                 } else {
                     guard start % UInt64(dimension) == 0, start < max(extent[axis], 1) else {
-                        throw node.failure("chunk \(entry) offset \(start) on axis \(axis) is not a chunk boundary inside \(extent[axis])")
+                        throw node.failure("chunk \(entry) offset \(start) on axis \(axis) is not a chunk boundary "
+                                           + "inside \(extent[axis])")
                     }
                 }
             }
@@ -982,9 +1056,12 @@ final class HDF5StructureWalk {
                     throw node.failure("chunk \(entry) of \(chunkSize) bytes, expected \(chunkBytes)")
                 }
                 guard inside(child, UInt64(chunkSize)) else {
-                    throw node.failure("chunk \(entry) at \(child)..<\(child &+ UInt64(chunkSize)) lies outside the file")
+                    throw node.failure("chunk \(entry) at \(child)..<\(child &+ UInt64(chunkSize)) lies "
+                                       + "outside the file")
                 }
-                guard visited.insert(child).inserted else { throw node.failure("chunk \(entry) at \(child) is used twice") }
+                guard visited.insert(child).inserted else {
+                    throw node.failure("chunk \(entry) at \(child) is used twice")
+                }
             }
         }
     }
@@ -1010,20 +1087,25 @@ final class HDF5StructureWalk {
         guard let dataAddress = try header.address("data segment address") else {
             throw header.failure("data segment address is undefined")
         }
-        guard size > 0, size <= UInt64(Self.maximumStructureBytes) else { throw header.failure("data segment size \(size)") }
+        guard size > 0, size <= UInt64(Self.maximumStructureBytes) else {
+            throw header.failure("data segment size \(size)")
+        }
         let data = try read(dataAddress, Int(size), "\(label), data segment")
         // The free list is a chain of (next offset, size) blocks inside the segment; 1 ends it.
         var block = freeList
         var seen: Set<UInt64> = []
         while block != 1 {
             guard block <= size - min(size, 16), seen.insert(block).inserted, seen.count <= 1 << 16 else {
-                throw header.failure("free list block at offset \(block) lies outside the \(size)-byte data segment or repeats")
+                throw header.failure("free list block at offset \(block) lies outside the \(size)-byte data "
+                                     + "segment or repeats")
             }
-            var cursor = HDF5Cursor(Array(data.bytes[Int(block)..<(Int(block) + 16)]), origin: data.origin + Int(block), label: label)
+            var cursor = HDF5Cursor(Array(data.bytes[Int(block)..<(Int(block) + 16)]), origin: data.origin + Int(block),
+                                    label: label)
             let next = try cursor.length("next free block")
             let blockSize = try cursor.length("free block size")
             guard blockSize >= 16, blockSize <= size - block else {
-                throw header.failure("free block at offset \(block) has size \(blockSize) in a \(size)-byte data segment")
+                throw header.failure("free block at offset \(block) has size \(blockSize) in a \(size)-byte "
+                                     + "data segment")
             }
             block = next
         }
@@ -1036,20 +1118,26 @@ final class HDF5StructureWalk {
     private func name(at offset: UInt64, in heap: HDF5LocalHeap, _ what: String, label: String) throws -> String {
         guard offset < UInt64(heap.data.count), let nul = heap.data[Int(offset)...].firstIndex(of: 0) else {
             throw HDF5PreflightFailure(kind: .malformed,
-                                       problem: "\(label): \(what) at heap offset \(offset) is not a NUL-terminated name inside the \(heap.data.count)-byte heap of byte \(heap.dataOrigin)")
+                                       problem: "\(label): \(what) at heap offset \(offset) is not a NUL-terminated "
+                                                + "name inside the \(heap.data.count)-byte heap of byte "
+                                                + "\(heap.dataOrigin)")
         }
         return String(decoding: heap.data[Int(offset)..<nul], as: UTF8.self)
     }
 
     /// A group B-tree node (type 0): keys are heap offsets of names; leaves point at symbol table nodes.
-    private func groupNode(_ address: UInt64, level expected: Int?, heap: HDF5LocalHeap, path: String, depth: Int) throws {
+    private func groupNode(_ address: UInt64, level expected: Int?, heap: HDF5LocalHeap, path: String,
+                           depth: Int) throws {
         let label = "group '\(path)' B-tree node at byte \(address)"
-        var (node, level, entries) = try btreeNode(address, type: 0, k: groupInternalK, keyBytes: 8, level: expected, label: label,
+        var (node, level, entries) = try btreeNode(address, type: 0, k: groupInternalK, keyBytes: 8, level: expected,
+                                                   label: label,
                                                    structure: "btree:\(path)")
         for entry in 0...entries {
             _ = try name(at: try node.length("key \(entry)"), in: heap, "key \(entry)", label: label)
             guard entry < entries else { break }
-            guard let child = try node.address("child \(entry) address") else { throw node.failure("child \(entry) address is undefined") }
+            guard let child = try node.address("child \(entry) address") else {
+                throw node.failure("child \(entry) address is undefined")
+            }
             if level > 0 {
                 try groupNode(child, level: level - 1, heap: heap, path: path, depth: depth)
             } else {
@@ -1065,19 +1153,22 @@ final class HDF5StructureWalk {
         guard visitedNodes.insert(address).inserted else {
             throw HDF5PreflightFailure(kind: .malformed, problem: "\(label) is reached twice")
         }
-        var node = try signed("SNOD", at: address, 8 + 2 * groupLeafK * Self.symbolEntryBytes, label, name: "snod:\(path)")
+        var node = try signed("SNOD", at: address, 8 + 2 * groupLeafK * Self.symbolEntryBytes, label,
+                              name: "snod:\(path)")
         try node.version(1, of: "symbol table node")
         try node.skip(1, "reserved")
         let count = try node.u16("number of symbols")
         guard count <= 2 * groupLeafK else { throw node.failure("\(count) symbols, capacity \(2 * groupLeafK)") }
         for index in 0..<count {
-            let member = try name(at: try node.length("entry \(index) name offset"), in: heap, "entry \(index) name", label: label)
+            let member = try name(at: try node.length("entry \(index) name offset"), in: heap, "entry \(index) name",
+                                  label: label)
             guard !member.isEmpty, !member.contains("/") else {
                 throw node.failure("entry \(index) has an invalid name '\(member)'")
             }
             let memberPath = path == "/" ? "/\(member)" : "\(path)/\(member)"
             guard let header = try node.address("entry \(index) object header address"), inside(header, 16) else {
-                throw node.failure("entry \(index) ('\(member)') object header address is undefined or outside the file")
+                throw node.failure("entry \(index) ('\(member)') object header address is undefined or "
+                                   + "outside the file")
             }
             let cacheType = try node.u32("entry \(index) cache type")
             try node.skip(4, "reserved")

@@ -65,7 +65,8 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
             let (dataset, shape, element) = try open(name)
             guard case .float(let bytes) = element, [2, 4, 8].contains(bytes) else {
                 throw FormatError(.unsupported, file: url,
-                                  "dataset '\(name)' is \(element), expected a floating-point dataset (float32 or float64)")
+                                  "dataset '\(name)' is \(element), expected a floating-point dataset "
+                                  + "(float32 or float64)")
             }
             let count = try checkedCount(name, shape, bytesPerElement: 4)
             let values = try H5.readFloats(dataset, count: count, path, name)
@@ -199,7 +200,8 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
         var entries: [HDF5ContentDigests.Entry] = []
         let datasets = try datasetNames()
         for object in [String?.none] + datasets.map(Optional.some) {
-            for name in try attributeNames(of: object) where !(object == nil && name == HDF5ContentDigests.attributeName) {
+            for name in try attributeNames(of: object)
+            where !(object == nil && name == HDF5ContentDigests.attributeName) {
                 entries.append(try attributeEntry(name, of: object))
             }
         }
@@ -226,7 +228,9 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
     private func datasetEntry(_ name: String, readingValues: Bool) throws -> HDF5ContentDigests.Entry {
         try HDF5Library.locked {
             let (dataset, shape, element) = try open(name)
-            guard readingValues else { return .dataset(name: name, type: element.description, shape: shape, digest: nil) }
+            guard readingValues else {
+                return .dataset(name: name, type: element.description, shape: shape, digest: nil)
+            }
             var hasher = SHA256()
             switch element {
             case .float(let bytes) where bytes == 2 || bytes == 4:
@@ -272,7 +276,8 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
         if let storage = H5.contiguousStorage(dataset) {
             guard storage.upperBound <= fileSize else {
                 throw FormatError(.truncated, file: url,
-                                  "dataset '\(name)' claims bytes \(storage.lowerBound)..<\(storage.upperBound) of a \(fileSize)-byte file")
+                                  "dataset '\(name)' claims bytes \(storage.lowerBound)..<\(storage.upperBound) of a "
+                                  + "\(fileSize)-byte file")
             }
             let elementBytes: Int
             switch layout.element {
@@ -285,7 +290,8 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
             let stored = count.multipliedReportingOverflow(by: elementBytes)
             if elementBytes > 0, overflow || stored.overflow || stored.partialValue != storage.count {
                 throw FormatError(.inconsistent, file: url,
-                                  "dataset '\(name)': shape \(shape) of \(layout.element) does not match its \(storage.count) stored bytes")
+                                  "dataset '\(name)': shape \(shape) of \(layout.element) does not match its "
+                                  + "\(storage.count) stored bytes")
             }
         }
         return (dataset, shape, layout.element)
@@ -310,7 +316,8 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
 
     private func requireInteger(_ name: String, _ element: H5ElementType) throws {
         guard case .integer(let bytes, let signed) = element, bytes <= 8, signed || bytes < 8 else {
-            throw FormatError(.unsupported, file: url, "dataset '\(name)' is \(element), expected an integer dataset (int32 or int64)")
+            throw FormatError(.unsupported, file: url,
+                              "dataset '\(name)' is \(element), expected an integer dataset (int32 or int64)")
         }
     }
 
@@ -321,7 +328,8 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
             let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
             guard !overflow, product <= HDF5Library.maximumBytes / bytesPerElement else {
                 throw FormatError(.tooLarge, file: url,
-                                  "dataset '\(name)' with shape \(shape) is over the \(HDF5Library.maximumBytes)-byte limit")
+                                  "dataset '\(name)' with shape \(shape) is over the "
+                                  + "\(HDF5Library.maximumBytes)-byte limit")
             }
             count = product
         }

@@ -30,7 +30,8 @@ public final class HDF5Writer {
         if let output { try OutputSafety.checkFile(url.path, kind: output, option: "output file") }
         let folder = url.deletingLastPathComponent()
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory),
+              isDirectory.boolValue else {
             throw FormatError(.unreadable, file: url, "cannot write: folder \(folder.path) does not exist")
         }
         temporaryURL = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
@@ -145,7 +146,8 @@ public final class HDF5Writer {
     private func setAttribute(_ name: String, _ value: H5.AttributeValue, on object: String?) throws {
         let file = try openFile()
         guard !name.isEmpty, !name.contains("\t"), !name.contains("\n") else {
-            throw FormatError(.malformed, file: url, "invalid attribute name '\(name)' (empty, or with a tab or newline)")
+            throw FormatError(.malformed, file: url,
+                              "invalid attribute name '\(name)' (empty, or with a tab or newline)")
         }
         guard !(object == nil && name == HDF5ContentDigests.attributeName) else {
             throw FormatError(.unexpected, file: url, "attribute '\(name)' is reserved for the content digests")
@@ -192,12 +194,15 @@ public final class HDF5Writer {
         for dimension in shape {
             let (product, overflow) = expected.multipliedReportingOverflow(by: dimension)
             guard !overflow, product <= HDF5Library.maximumBytes / bytesPerElement else {
-                throw FormatError(.tooLarge, file: url, "dataset '\(name)' with shape \(shape) is over the \(HDF5Library.maximumBytes)-byte limit")
+                throw FormatError(.tooLarge, file: url,
+                                  "dataset '\(name)' with shape \(shape) is over the "
+                                  + "\(HDF5Library.maximumBytes)-byte limit")
             }
             expected = product
         }
         guard expected == count else {
-            throw FormatError(.inconsistent, file: url, "dataset '\(name)': shape \(shape) holds \(expected) elements, got \(count)")
+            throw FormatError(.inconsistent, file: url,
+                              "dataset '\(name)': shape \(shape) holds \(expected) elements, got \(count)")
         }
         return file
     }

@@ -27,7 +27,8 @@ public enum PNGImage {
     public static func read(url: URL) throws -> RGBImage {
         let size = try FileCheck.regularFile(url)
         if size > maximumFileBytes {
-            throw FormatError(.tooLarge, file: url, "\(size) bytes is over the \(maximumFileBytes)-byte limit for PNG files")
+            throw FormatError(.tooLarge, file: url,
+                              "\(size) bytes is over the \(maximumFileBytes)-byte limit for PNG files")
         }
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
@@ -52,7 +53,8 @@ public enum PNGImage {
         switch PNGLibrary.encode(width: image.width, height: image.height, channels: channels, samples: samples) {
         case .success(let bytes): return Data(bytes)
         case .failure(let error):
-            throw FormatError(.unsupported, file: "PNG encoder", "libpng cannot encode \(image.width)x\(image.height): \(error.message)")
+            throw FormatError(.unsupported, file: "PNG encoder",
+                              "libpng cannot encode \(image.width)x\(image.height): \(error.message)")
         }
     }
 
@@ -63,12 +65,14 @@ public enum PNGImage {
         let folder = url.deletingLastPathComponent()
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
         guard FileManager.default.createFile(atPath: temporary.path, contents: data) else {
-            throw FormatError(.unreadable, file: url, "cannot write: cannot create \(temporary.lastPathComponent) in \(folder.path)")
+            throw FormatError(.unreadable, file: url,
+                              "cannot write: cannot create \(temporary.lastPathComponent) in \(folder.path)")
         }
         guard rename(temporary.path, url.path) == 0 else {
             let reason = String(cString: strerror(errno))
             try? FileManager.default.removeItem(at: temporary)
-            throw FormatError(.unreadable, file: url, "cannot write: rename from \(temporary.lastPathComponent) failed (\(reason))")
+            throw FormatError(.unreadable, file: url,
+                              "cannot write: rename from \(temporary.lastPathComponent) failed (\(reason))")
         }
     }
 
@@ -180,8 +184,11 @@ public enum PNGImage {
         let stream = png.stream(header: header, palette: palette, transparency: transparency)
         switch PNGLibrary.decode(stream, format: .rgba8) {
         case .success(let result):
-            guard result.width == header.width, result.height == header.height, case .bytes(let bytes) = result.samples else {
-                throw FormatError(.inconsistent, file: source, "libpng decoded \(result.width)x\(result.height), IHDR declares \(header.width)x\(header.height)")
+            guard result.width == header.width, result.height == header.height,
+                  case .bytes(let bytes) = result.samples else {
+                throw FormatError(.inconsistent, file: source,
+                                  "libpng decoded \(result.width)x\(result.height), IHDR declares "
+                                  + "\(header.width)x\(header.height)")
             }
             return bytes
         case .failure(let error):
@@ -194,8 +201,11 @@ public enum PNGImage {
         let stream = png.stream(header: header, palette: false, transparency: false)
         switch PNGLibrary.decode(stream, format: format) {
         case .success(let result):
-            guard result.width == header.width, result.height == header.height, case .words(let words) = result.samples else {
-                throw FormatError(.inconsistent, file: source, "libpng decoded \(result.width)x\(result.height), IHDR declares \(header.width)x\(header.height)")
+            guard result.width == header.width, result.height == header.height,
+                  case .words(let words) = result.samples else {
+                throw FormatError(.inconsistent, file: source,
+                                  "libpng decoded \(result.width)x\(result.height), IHDR declares "
+                                  + "\(header.width)x\(header.height)")
             }
             return words
         case .failure(let error):
@@ -205,7 +215,8 @@ public enum PNGImage {
 
     private static func libraryError(_ error: PNGLibrary.LibraryError, source: String) -> FormatError {
         let lower = error.message.lowercased()
-        let kind: FormatError.Kind = lower.contains("not enough") || lower.contains("truncated") ? .truncated : .malformed
+        let kind: FormatError.Kind = lower.contains("not enough") || lower.contains("truncated")
+            ? .truncated : .malformed
         return FormatError(kind, file: source, "image data cannot be decoded (libpng: \(error.message))")
     }
 }

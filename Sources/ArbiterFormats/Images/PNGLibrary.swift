@@ -49,7 +49,8 @@ enum PNGLibrary {
     static var version: String { String(cString: png_get_libpng_ver(nil)) }
 
     /// Decodes a complete PNG byte stream into `format`. Returns the size and the samples, or libpng's message.
-    static func decode(_ stream: [UInt8], format: ReadFormat) -> Result<(width: Int, height: Int, samples: Samples), LibraryError> {
+    static func decode(_ stream: [UInt8],
+                       format: ReadFormat) -> Result<(width: Int, height: Int, samples: Samples), LibraryError> {
         var image = png_image()
         image.version = imageVersion
         return stream.withUnsafeBytes { raw -> Result<(width: Int, height: Int, samples: Samples), LibraryError> in

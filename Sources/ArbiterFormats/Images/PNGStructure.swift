@@ -70,28 +70,33 @@ struct PNGStructure {
 
         while offset < bytes.count {
             guard bytes.count - offset >= 8 else {
-                throw FormatError(.truncated, file: source, "chunk header at offset \(offset) is cut short (\(bytes.count - offset) bytes left)")
+                throw FormatError(.truncated, file: source,
+                                  "chunk header at offset \(offset) is cut short (\(bytes.count - offset) bytes left)")
             }
             let length = Int(readUInt32(bytes, at: offset))
             let typeBytes = Array(bytes[(offset + 4)..<(offset + 8)])
             let type = String(decoding: typeBytes, as: UTF8.self)
             guard typeBytes.allSatisfy({ (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
-                throw FormatError(.malformed, file: source, "invalid chunk type \(hex(typeBytes[...])) at offset \(offset)")
+                throw FormatError(.malformed, file: source,
+                                  "invalid chunk type \(hex(typeBytes[...])) at offset \(offset)")
             }
             guard length <= 0x7FFF_FFFF else {
-                throw FormatError(.malformed, file: source, "chunk '\(type)' at offset \(offset) declares length \(length) (over 2^31-1)")
+                throw FormatError(.malformed, file: source,
+                                  "chunk '\(type)' at offset \(offset) declares length \(length) (over 2^31-1)")
             }
             let dataStart = offset + 8
             guard bytes.count - dataStart >= length + 4 else {
                 throw FormatError(.truncated, file: source,
-                                  "chunk '\(type)' at offset \(offset) declares \(length) data bytes + 4 CRC bytes, only \(bytes.count - dataStart) remain")
+                                  "chunk '\(type)' at offset \(offset) declares \(length) data bytes + 4 CRC bytes, "
+                                  + "only \(bytes.count - dataStart) remain")
             }
             let data = bytes[dataStart..<(dataStart + length)]
             let stored = readUInt32(bytes, at: dataStart + length)
             let computed = crc32(bytes[(offset + 4)..<(dataStart + length)])
             guard stored == computed else {
                 throw FormatError(.malformed, file: source,
-                                  "CRC mismatch in chunk '\(type)' at offset \(offset) (stored 0x\(String(stored, radix: 16)), computed 0x\(String(computed, radix: 16)))")
+                                  "CRC mismatch in chunk '\(type)' at offset \(offset) (stored "
+                                  + "0x\(String(stored, radix: 16)), computed 0x\(String(computed, radix: 16)))")
             }
             let chunkOffset = offset
             offset = dataStart + length + 4
@@ -103,51 +108,70 @@ struct PNGStructure {
 
             switch type {
             case "IHDR":
-                guard header == nil else { throw FormatError(.malformed, file: source, "second IHDR chunk at offset \(chunkOffset)") }
+                guard header == nil else {
+                    throw FormatError(.malformed, file: source, "second IHDR chunk at offset \(chunkOffset)")
+                }
                 header = try parseHeader(data, source: source)
             case "PLTE":
-                guard palette == nil else { throw FormatError(.malformed, file: source, "second PLTE chunk at offset \(chunkOffset)") }
+                guard palette == nil else {
+                    throw FormatError(.malformed, file: source, "second PLTE chunk at offset \(chunkOffset)")
+                }
                 guard imageData.isEmpty else { throw FormatError(.malformed, file: source, "PLTE chunk after IDAT") }
                 guard let header, header.colorType != .gray, header.colorType != .grayAlpha else {
                     throw FormatError(.malformed, file: source, "PLTE chunk is not allowed in a grayscale image")
                 }
                 guard length > 0, length % 3 == 0, length / 3 <= 256 else {
-                    throw FormatError(.malformed, file: source, "PLTE chunk of \(length) bytes (must be 3 to 768 bytes, a multiple of 3)")
+                    throw FormatError(.malformed, file: source,
+                                      "PLTE chunk of \(length) bytes (must be 3 to 768 bytes, a multiple of 3)")
                 }
                 palette = Array(data)
             case "tRNS":
                 guard let header else { break }
-                guard transparency == nil else { throw FormatError(.malformed, file: source, "second tRNS chunk at offset \(chunkOffset)") }
+                guard transparency == nil else {
+                    throw FormatError(.malformed, file: source, "second tRNS chunk at offset \(chunkOffset)")
+                }
                 guard imageData.isEmpty else { throw FormatError(.malformed, file: source, "tRNS chunk after IDAT") }
                 switch header.colorType {
                 case .gray:
-                    guard length == 2 else { throw FormatError(.malformed, file: source, "grayscale tRNS chunk of \(length) bytes (must be 2)") }
+                    guard length == 2 else {
+                        throw FormatError(.malformed, file: source,
+                                          "grayscale tRNS chunk of \(length) bytes (must be 2)")
+                    }
                     transparency = Array(data)
                 case .rgb:
-                    guard length == 6 else { throw FormatError(.malformed, file: source, "RGB tRNS chunk of \(length) bytes (must be 6)") }
+                    guard length == 6 else {
+                        throw FormatError(.malformed, file: source, "RGB tRNS chunk of \(length) bytes (must be 6)")
+                    }
                     transparency = Array(data)
                 case .palette:
                     guard let palette else { throw FormatError(.malformed, file: source, "tRNS chunk before PLTE") }
                     guard length <= palette.count / 3 else {
-                        throw FormatError(.malformed, file: source, "tRNS has \(length) entries, the palette only \(palette.count / 3)")
+                        throw FormatError(.malformed, file: source,
+                                          "tRNS has \(length) entries, the palette only \(palette.count / 3)")
                     }
                     transparency = Array(data)
                 case .grayAlpha, .rgba:
                     break  // not allowed with an alpha channel; libpng and PIL ignore it, and so does Arbiter
                 }
             case "IDAT":
-                guard !idatEnded else { throw FormatError(.malformed, file: source, "IDAT chunks are not consecutive (second run at offset \(chunkOffset))") }
+                guard !idatEnded else {
+                    throw FormatError(.malformed, file: source,
+                                      "IDAT chunks are not consecutive (second run at offset \(chunkOffset))")
+                }
                 if header?.colorType == .palette && palette == nil {
                     throw FormatError(.missing, file: source, "palette image has no PLTE chunk before its image data")
                 }
                 imageData.append(data)
             case "IEND":
-                guard length == 0 else { throw FormatError(.malformed, file: source, "IEND chunk has \(length) data bytes (must be 0)") }
+                guard length == 0 else {
+                    throw FormatError(.malformed, file: source, "IEND chunk has \(length) data bytes (must be 0)")
+                }
                 sawEnd = true
             default:
                 // Bit 5 of the first type byte clear (uppercase) marks a critical chunk a decoder must understand.
                 if typeBytes[0] & 0x20 == 0 {
-                    throw FormatError(.unsupported, file: source, "unknown critical chunk '\(type)' at offset \(chunkOffset)")
+                    throw FormatError(.unsupported, file: source,
+                                      "unknown critical chunk '\(type)' at offset \(chunkOffset)")
                 }
             }
             if sawEnd { break }   // bytes after IEND are ignored, as PIL and libpng do
@@ -157,7 +181,9 @@ struct PNGStructure {
         guard !imageData.isEmpty else {
             throw FormatError(sawEnd ? .missing : .truncated, file: source, "no IDAT chunk (no image data)")
         }
-        guard sawEnd else { throw FormatError(.truncated, file: source, "no IEND chunk: the file ends after offset \(offset)") }
+        guard sawEnd else {
+            throw FormatError(.truncated, file: source, "no IEND chunk: the file ends after offset \(offset)")
+        }
         if header.colorType == .palette && palette == nil {
             throw FormatError(.missing, file: source, "palette image has no PLTE chunk")
         }
@@ -182,17 +208,21 @@ struct PNGStructure {
     }
 
     static func parseHeader(_ data: ArraySlice<UInt8>, source: String) throws -> PNGHeader {
-        guard data.count == 13 else { throw FormatError(.malformed, file: source, "IHDR chunk has \(data.count) bytes (must be 13)") }
+        guard data.count == 13 else {
+            throw FormatError(.malformed, file: source, "IHDR chunk has \(data.count) bytes (must be 13)")
+        }
         let base = data.startIndex
         let width = Int(readUInt32(Array(data), at: 0))
         let height = Int(readUInt32(Array(data), at: 4))
         let depth = data[base + 8], colorByte = data[base + 9]
         let compression = data[base + 10], filter = data[base + 11], interlace = data[base + 12]
         guard width > 0, height > 0 else {
-            throw FormatError(.malformed, file: source, "IHDR declares size \(width)x\(height): width and height must be positive")
+            throw FormatError(.malformed, file: source,
+                              "IHDR declares size \(width)x\(height): width and height must be positive")
         }
         guard width <= 0x7FFF_FFFF, height <= 0x7FFF_FFFF else {
-            throw FormatError(.malformed, file: source, "IHDR declares size \(width)x\(height): over the PNG limit of 2^31-1")
+            throw FormatError(.malformed, file: source,
+                              "IHDR declares size \(width)x\(height): over the PNG limit of 2^31-1")
         }
         try RGBImage.checkSize(width: width, height: height, source: source)
         guard let colorType = PNGColorType(rawValue: colorByte) else {
@@ -200,12 +230,20 @@ struct PNGStructure {
         }
         guard colorType.allowedBitDepths.contains(depth) else {
             throw FormatError(.malformed, file: source,
-                              "IHDR declares bit depth \(depth) for color type \(colorByte) (\(colorType.name)); allowed: \(colorType.allowedBitDepths.map(String.init).joined(separator: ", "))")
+                              "IHDR declares bit depth \(depth) for color type \(colorByte) (\(colorType.name)); "
+                              + "allowed: \(colorType.allowedBitDepths.map(String.init).joined(separator: ", "))")
         }
-        guard compression == 0 else { throw FormatError(.malformed, file: source, "IHDR declares compression method \(compression) (must be 0)") }
-        guard filter == 0 else { throw FormatError(.malformed, file: source, "IHDR declares filter method \(filter) (must be 0)") }
-        guard interlace <= 1 else { throw FormatError(.malformed, file: source, "IHDR declares interlace method \(interlace) (must be 0 or 1)") }
-        return PNGHeader(width: width, height: height, bitDepth: depth, colorType: colorType, interlaced: interlace == 1)
+        guard compression == 0 else {
+            throw FormatError(.malformed, file: source, "IHDR declares compression method \(compression) (must be 0)")
+        }
+        guard filter == 0 else {
+            throw FormatError(.malformed, file: source, "IHDR declares filter method \(filter) (must be 0)")
+        }
+        guard interlace <= 1 else {
+            throw FormatError(.malformed, file: source, "IHDR declares interlace method \(interlace) (must be 0 or 1)")
+        }
+        return PNGHeader(width: width, height: height, bitDepth: depth, colorType: colorType,
+                         interlaced: interlace == 1)
     }
 
     /// A minimal PNG stream for libpng: IHDR (`header`, which may re-declare the layout), PLTE and tRNS when
@@ -218,7 +256,9 @@ struct PNGStructure {
         // longer than the shortened palette, which PIL would use. Shorten both so libpng keeps the tRNS.
         let entries = header.colorType == .palette ? 1 << Int(header.bitDepth) : 256
         if includePalette, let palette { PNGStructure.appendChunk("PLTE", palette.prefix(3 * entries), to: &out) }
-        if includeTransparency, let transparency { PNGStructure.appendChunk("tRNS", transparency.prefix(entries), to: &out) }
+        if includeTransparency, let transparency {
+            PNGStructure.appendChunk("tRNS", transparency.prefix(entries), to: &out)
+        }
         for data in imageData { PNGStructure.appendChunk("IDAT", data, to: &out) }
         PNGStructure.appendChunk("IEND", [][...], to: &out)
         return out

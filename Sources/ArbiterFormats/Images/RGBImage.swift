@@ -20,7 +20,8 @@ public struct RGBImage: Sendable, Equatable {
     /// `init(validatingWidth:height:pixels:alpha:)` for data from outside).
     public init(width: Int, height: Int, pixels: [UInt8], alpha: [UInt8]? = nil) {
         precondition(width > 0 && height > 0, "image size \(width)x\(height) must be positive")
-        precondition(pixels.count == width * height * 3, "\(width)x\(height) RGB needs \(width * height * 3) bytes, got \(pixels.count)")
+        precondition(pixels.count == width * height * 3,
+                     "\(width)x\(height) RGB needs \(width * height * 3) bytes, got \(pixels.count)")
         precondition(alpha == nil || alpha?.count == width * height, "alpha plane must hold \(width * height) bytes")
         self.width = width
         self.height = height
@@ -64,7 +65,8 @@ public struct RGBImage: Sendable, Equatable {
         }
         guard width * height <= maximumPixels else {
             throw FormatError(.tooLarge, file: source,
-                              "declared size \(width)x\(height) = \(width * height) pixels exceeds the \(maximumPixels)-pixel limit")
+                              "declared size \(width)x\(height) = \(width * height) pixels exceeds the "
+                              + "\(maximumPixels)-pixel limit")
         }
     }
 

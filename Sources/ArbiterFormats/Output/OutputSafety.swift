@@ -132,7 +132,8 @@ public enum OutputSafety {
         let marker = try readMarker(url, kind: kind, refuse: refuse)
         let known = Set(marker.entries + [OutputMarker.fileName])
         if let stranger = contents.first(where: { !known.contains($0) }) {
-            throw refuse("holds '\(stranger)', which Arbiter did not write there; move it away or choose another folder")
+            throw refuse("holds '\(stranger)', which Arbiter did not write there; move it away or choose "
+                         + "another folder")
         }
         let parent = url.deletingLastPathComponent()
         guard FileManager.default.isWritableFile(atPath: parent.path) else {

@@ -47,7 +47,8 @@ public struct Checkpoint: Sendable {
         guard fileManager.fileExists(atPath: index.path) else {
             var isDirectory: ObjCBool = false
             let exists = fileManager.fileExists(atPath: directory.path, isDirectory: &isDirectory)
-            let problem = !exists ? "folder does not exist" : !isDirectory.boolValue ? "is not a folder" : "no checkpoint"
+            let problem = !exists ? "folder does not exist"
+                : !isDirectory.boolValue ? "is not a folder" : "no checkpoint"
             throw FormatError(.missing, file: directory,
                               "\(problem): looked for \(Self.singleFileName) and \(Self.indexFileName)")
         }
@@ -58,7 +59,8 @@ public struct Checkpoint: Sendable {
             let shard = directory.appendingPathComponent(shardName)
             guard fileManager.fileExists(atPath: shard.path) else {
                 let count = weightMap.values.filter { $0 == shardName }.count
-                throw FormatError(.missing, file: index, "shard file \(shardName) (\(count) tensors) is missing from \(directory.path)")
+                throw FormatError(.missing, file: index,
+                                  "shard file \(shardName) (\(count) tensors) is missing from \(directory.path)")
             }
             shards.append((shardName, try SafetensorsFile(url: shard, skipUnsupported: skipUnsupported)))
         }
@@ -67,14 +69,17 @@ public struct Checkpoint: Sendable {
         for shard in shards {
             for name in shard.file.names + shard.file.skipped {
                 if let other = location[name] {
-                    throw FormatError(.unexpected, file: shard.file.url, "tensor \"\(name)\" is in two shards: \(other) and \(shard.name)")
+                    throw FormatError(.unexpected, file: shard.file.url,
+                                      "tensor \"\(name)\" is in two shards: \(other) and \(shard.name)")
                 }
                 location[name] = shard.name
             }
         }
         for (name, shardName) in location.sorted(by: { $0.key < $1.key }) where weightMap[name] != shardName {
-            let problem = weightMap[name].map { "\(Self.indexFileName) maps it to \($0)" } ?? "it is not listed in \(Self.indexFileName)"
-            throw FormatError(.unexpected, file: directory.appendingPathComponent(shardName), "tensor \"\(name)\" is in this shard but \(problem)")
+            let problem = weightMap[name].map { "\(Self.indexFileName) maps it to \($0)" }
+                ?? "it is not listed in \(Self.indexFileName)"
+            throw FormatError(.unexpected, file: directory.appendingPathComponent(shardName),
+                              "tensor \"\(name)\" is in this shard but \(problem)")
         }
         for (name, shardName) in weightMap.sorted(by: { $0.key < $1.key }) where location[name] == nil {
             throw FormatError(.missing, file: directory.appendingPathComponent(shardName),
@@ -101,15 +106,20 @@ public struct Checkpoint: Sendable {
             throw FormatError(.malformed, file: index, "top-level JSON value is \(root.kindName), expected an object")
         }
         guard let entries = object["weight_map"]?.members else {
-            throw FormatError(.malformed, file: index, "\"weight_map\" is \(object["weight_map"]?.kindName ?? "missing"), expected an object of tensor name → shard file")
+            throw FormatError(.malformed, file: index,
+                              "\"weight_map\" is \(object["weight_map"]?.kindName ?? "missing"), expected an object of "
+                              + "tensor name → shard file")
         }
         var weightMap: [String: String] = [:]
         for (name, value) in entries {
             guard case .string(let shard) = value else {
-                throw FormatError(.malformed, file: index, "weight_map[\"\(name)\"] is \(value.kindName), expected a shard file name")
+                throw FormatError(.malformed, file: index,
+                                  "weight_map[\"\(name)\"] is \(value.kindName), expected a shard file name")
             }
             guard !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
-                throw FormatError(.malformed, file: index, "weight_map[\"\(name)\"] = \"\(shard)\" is not a file name inside the checkpoint folder")
+                throw FormatError(.malformed, file: index,
+                                  "weight_map[\"\(name)\"] = \"\(shard)\" is not a file name inside the "
+                                  + "checkpoint folder")
             }
             weightMap[name] = shard
         }

@@ -45,15 +45,20 @@ public struct SafetensorsFile: Sendable {
 
         // Header length and header bytes.
         guard map.count >= 8 else {
-            throw fail(.truncated, "file is \(map.count) bytes, shorter than the 8-byte header length; not a safetensors file")
+            throw fail(.truncated,
+                       "file is \(map.count) bytes, shorter than the 8-byte header length; not a safetensors file")
         }
         let declared = UInt64(littleEndian: map.bytes.loadUnaligned(as: UInt64.self))
         guard declared <= UInt64(Self.maximumHeaderBytes) else {
-            throw fail(.tooLarge, "header length \(declared) is over the \(Self.maximumHeaderBytes)-byte limit; not a safetensors file or corrupt")
+            throw fail(.tooLarge,
+                       "header length \(declared) is over the \(Self.maximumHeaderBytes)-byte limit; not a safetensors "
+                       + "file or corrupt")
         }
         let headerLength = Int(declared)
         guard headerLength <= map.count - 8 else {
-            throw fail(.truncated, "header length \(headerLength) runs past the end of the file (\(map.count) bytes); file is truncated")
+            throw fail(.truncated,
+                       "header length \(headerLength) runs past the end of the file (\(map.count) bytes); file "
+                       + "is truncated")
         }
         dataOffset = 8 + headerLength
         let dataSize = map.count - dataOffset
@@ -97,7 +102,9 @@ public struct SafetensorsFile: Sendable {
             guard !name.isEmpty else { throw fail(.malformed, "empty tensor name in the header") }
             let tensor = "tensor \"\(name)\""
             guard let fields = entries[name]?.members else {
-                throw fail(.malformed, "\(tensor): entry is \(entries[name]?.kindName ?? "null"), expected an object with dtype, shape, data_offsets")
+                throw fail(.malformed,
+                           "\(tensor): entry is \(entries[name]?.kindName ?? "null"), expected an object with dtype, "
+                           + "shape, data_offsets")
             }
             for key in ["dtype", "shape", "data_offsets"] where fields[key] == nil {
                 throw fail(.malformed, "\(tensor): missing \"\(key)\"")
@@ -123,15 +130,22 @@ public struct SafetensorsFile: Sendable {
                 throw fail(.malformed, "\(tensor): data_offsets is not two integers (\(offsets.count) given)")
             }
             let (begin, end) = (offsets[0], offsets[1])
-            guard begin >= 0, end >= 0 else { throw fail(.malformed, "\(tensor): negative data_offsets [\(begin), \(end)]") }
+            guard begin >= 0, end >= 0 else {
+                throw fail(.malformed, "\(tensor): negative data_offsets [\(begin), \(end)]")
+            }
             guard begin <= end else { throw fail(.malformed, "\(tensor): data_offsets begin \(begin) > end \(end)") }
             guard end <= dataSize else {
-                throw fail(.truncated, "\(tensor): data_offsets end \(end) is past the end of the data buffer (\(dataSize) bytes); file is truncated")
+                throw fail(.truncated,
+                           "\(tensor): data_offsets end \(end) is past the end of the data buffer (\(dataSize) bytes); "
+                           + "file is truncated")
             }
             let (totalBits, bitsOverflow) = count.multipliedReportingOverflow(by: bits)
             guard !bitsOverflow, totalBits % 8 == 0, totalBits / 8 == end - begin else {
-                let needed = bitsOverflow ? "more than Int.max" : (totalBits % 8 == 0 ? "\(totalBits / 8)" : "\(totalBits) bits, not whole")
-                throw fail(.inconsistent, "\(tensor): shape \(shape) of \(dtype) needs \(needed) bytes but data_offsets span \(end - begin) bytes")
+                let needed = bitsOverflow ? "more than Int.max"
+                    : (totalBits % 8 == 0 ? "\(totalBits / 8)" : "\(totalBits) bits, not whole")
+                throw fail(.inconsistent,
+                           "\(tensor): shape \(shape) of \(dtype) needs \(needed) bytes but data_offsets span "
+                           + "\(end - begin) bytes")
             }
             parsed.append(Entry(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
         }
@@ -178,7 +192,9 @@ public struct SafetensorsFile: Sendable {
             guard let dtype = DType(rawValue: entry.dtype) else {
                 if skipUnsupported { skipped.append(entry.name); continue }
                 let supported = DType.allCases.map(\.rawValue).joined(separator: ", ")
-                throw fail(.unsupported, "tensor \"\(entry.name)\" has dtype \(entry.dtype); Arbiter reads \(supported) (open with skipUnsupported to leave such tensors out)")
+                throw fail(.unsupported,
+                           "tensor \"\(entry.name)\" has dtype \(entry.dtype); Arbiter reads \(supported) (open with "
+                           + "skipUnsupported to leave such tensors out)")
             }
             tensors[entry.name] = StoredTensor(name: entry.name, dtype: dtype, shape: entry.shape,
                                                bytes: map.bytes + dataOffset + entry.begin, owner: map)
@@ -239,7 +255,9 @@ public struct SafetensorsFile: Sendable {
         }
         return try items.map { item in
             guard case .integer(let number) = item else {
-                throw fail(.malformed, "\(tensor): \(what) holds \(item.kindName) that is not an integer; expected an array of integers")
+                throw fail(.malformed,
+                           "\(tensor): \(what) holds \(item.kindName) that is not an integer; expected an "
+                           + "array of integers")
             }
             return number
         }

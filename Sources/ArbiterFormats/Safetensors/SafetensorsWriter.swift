@@ -12,7 +12,8 @@ public enum SafetensorsWriter {
     /// Writes `tensors` (raw little-endian element bytes) and `metadata` to `url`.
     ///
     /// Layout as the reference writer: tensors ordered by dtype (the reference's `Dtype` order, descending:
-    /// F32, BF16, F16) then by name (UTF-8 bytes), laid out back to back in that order; the header lists `__metadata__` first (keys sorted here;
+    /// F32, BF16, F16) then by name (UTF-8 bytes), laid out back to back in that order; the header lists `__metadata__`
+    /// first (keys sorted here;
     /// omitted when empty), then the tensors in data order, each as `{"dtype","shape","data_offsets"}`, compact
     /// JSON padded with spaces to a multiple of 8 bytes. Throws `FormatError` for invalid input (empty or
     /// duplicate names, byte count not matching the shape) or when the file cannot be written.
@@ -27,17 +28,23 @@ public enum SafetensorsWriter {
                 throw FormatError(.unexpected, file: url, "duplicate tensor name \"\(tensor.name)\"")
             }
             guard tensor.shape.allSatisfy({ $0 >= 0 }) else {
-                throw FormatError(.malformed, file: url, "tensor \"\(tensor.name)\": negative dimension in shape \(tensor.shape)")
+                throw FormatError(.malformed, file: url,
+                                  "tensor \"\(tensor.name)\": negative dimension in shape \(tensor.shape)")
             }
             var count = 1
             for dimension in tensor.shape {
                 let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
-                guard !overflow else { throw FormatError(.malformed, file: url, "tensor \"\(tensor.name)\": shape \(tensor.shape) overflows") }
+                guard !overflow else {
+                    throw FormatError(.malformed, file: url,
+                                      "tensor \"\(tensor.name)\": shape \(tensor.shape) overflows")
+                }
                 count = product
             }
             guard count.multipliedReportingOverflow(by: tensor.dtype.byteSize) == (tensor.bytes.count, false) else {
                 throw FormatError(.inconsistent, file: url,
-                                  "tensor \"\(tensor.name)\": shape \(tensor.shape) of \(tensor.dtype.rawValue) needs \(count) elements × \(tensor.dtype.byteSize) bytes, got \(tensor.bytes.count) bytes")
+                                  "tensor \"\(tensor.name)\": shape \(tensor.shape) of \(tensor.dtype.rawValue) needs "
+                                  + "\(count) elements × \(tensor.dtype.byteSize) bytes, got "
+                                  + "\(tensor.bytes.count) bytes")
             }
         }
         let ordered = tensors.sorted { a, b in
@@ -55,7 +62,8 @@ public enum SafetensorsWriter {
         var offset = 0
         for tensor in ordered {
             let shape = tensor.shape.map(String.init).joined(separator: ",")
-            fields.append("\(jsonString(tensor.name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],\"data_offsets\":[\(offset),\(offset + tensor.bytes.count)]}")
+            fields.append("\(jsonString(tensor.name)):{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],"
+                          + "\"data_offsets\":[\(offset),\(offset + tensor.bytes.count)]}")
             offset += tensor.bytes.count
         }
         header += fields.joined(separator: ",") + "}"
@@ -135,10 +143,13 @@ public enum SafetensorsWriter {
     /// Writes `chunks` to a temporary file next to `url`, flushes it, then renames it over `url`.
     static func writeAtomically(to url: URL, chunks: [[UInt8]]) throws {
         let folder = url.deletingLastPathComponent()
-        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-"
+                                                      + "\(UInt32.random(in: 0...UInt32.max))")
         let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
-            throw FormatError(.unreadable, file: url, "cannot create temporary file \(temporary.lastPathComponent) in \(folder.path): \(String(cString: strerror(errno)))")
+            throw FormatError(.unreadable, file: url,
+                              "cannot create temporary file \(temporary.lastPathComponent) in \(folder.path): "
+                              + "\(String(cString: strerror(errno)))")
         }
         var closed = false
         var renamed = false
@@ -167,7 +178,8 @@ public enum SafetensorsWriter {
             throw FormatError(.unreadable, file: url, "cannot close: \(String(cString: strerror(errno)))")
         }
         guard rename(temporary.path, url.path) == 0 else {
-            throw FormatError(.unreadable, file: url, "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
+            throw FormatError(.unreadable, file: url,
+                              "cannot rename the temporary file into place: \(String(cString: strerror(errno)))")
         }
         renamed = true
     }

@@ -62,7 +62,8 @@ public struct WeightStore: Sendable {
         var list = unused.prefix(Self.listedUnusedLimit).joined(separator: ", ")
         if unused.count > Self.listedUnusedLimit { list += " … and \(unused.count - Self.listedUnusedLimit) more" }
         throw FormatError(.unexpected, file: source,
-                          "\(unused.count) checkpoint tensor\(unused.count == 1 ? " was" : "s were") never used by the model: \(list)")
+                          "\(unused.count) checkpoint tensor\(unused.count == 1 ? " was" : "s were") never used by the "
+                          + "model: \(list)")
     }
 
     /// Drops every remaining tensor whose name starts with `prefix`; returns the dropped names, sorted.
@@ -86,7 +87,8 @@ public struct WeightStore: Sendable {
             throw FormatError(.missing, file: source, "cannot rename: \(missingMessage(from))")
         }
         guard remaining[to] == nil, !taken.contains(to) else {
-            throw FormatError(.unexpected, file: source, "cannot rename \"\(from)\" to \"\(to)\": that name is already used")
+            throw FormatError(.unexpected, file: source,
+                              "cannot rename \"\(from)\" to \"\(to)\": that name is already used")
         }
         remaining[from] = nil
         storedNames[to] = storedNames[from] ?? from

@@ -41,7 +41,9 @@ extension ReferenceKernels {
             for i in 0..<t {
                 for e in 0..<d {
                     var sum = 0.0
-                    for j in 0..<s { sum += pattern[(h * t + i) * s + j] * Double(v.scalars[j * heads.kvHeads * d + kv * d + e]) }
+                    for j in 0..<s {
+                        sum += pattern[(h * t + i) * s + j] * Double(v.scalars[j * heads.kvHeads * d + kv * d + e])
+                    }
                     z[i * heads.heads * d + h * d + e] = Float(sum)
                 }
             }
@@ -61,7 +63,8 @@ extension ReferenceKernels {
                 for j in 0..<s {
                     var dot = 0.0
                     for e in 0..<d {
-                        dot += Double(q.scalars[i * heads.heads * d + h * d + e]) * Double(k.scalars[j * heads.kvHeads * d + kv * d + e])
+                        dot += Double(q.scalars[i * heads.heads * d + h * d + e])
+                            * Double(k.scalars[j * heads.kvHeads * d + kv * d + e])
                     }
                     scores[(h * t + i) * s + j] = scale * dot
                 }

@@ -9,7 +9,8 @@ public enum ReferenceKernels {}
 extension ReferenceKernels {
     /// C[m, n] = Σ_p A[m, p] · B[p, n] for `a` `[m, k]` and `b` `[k, n]` (triple loop).
     public static func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
-        precondition(a.rank == 2 && b.rank == 2 && a.shape[1] == b.shape[0], "reference matmul: \(a.shape) × \(b.shape)")
+        precondition(a.rank == 2 && b.rank == 2 && a.shape[1] == b.shape[0],
+                     "reference matmul: \(a.shape) × \(b.shape)")
         let m = a.shape[0], k = a.shape[1], n = b.shape[1]
         var c = [Float](repeating: 0, count: m * n)
         for i in 0..<m {
@@ -32,7 +33,9 @@ extension ReferenceKernels {
         for r in 0..<n {
             for o in 0..<outFeatures {
                 var sum = bias.map { Double($0[o]) } ?? 0
-                for i in 0..<inFeatures { sum += Double(x.scalars[r * inFeatures + i]) * Double(weight[o * inFeatures + i]) }
+                for i in 0..<inFeatures {
+                    sum += Double(x.scalars[r * inFeatures + i]) * Double(weight[o * inFeatures + i])
+                }
                 y[r * outFeatures + o] = Float(sum)
             }
         }

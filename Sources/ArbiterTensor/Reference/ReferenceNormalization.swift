@@ -10,7 +10,9 @@ extension ReferenceKernels {
             var sumSquares = 0.0
             for j in 0..<columns { let v = Double(x.scalars[r * columns + j]); sumSquares += v * v }
             let rms = (sumSquares / Double(columns) + eps).squareRoot()
-            for j in 0..<columns { y[r * columns + j] = Float(Double(weight[j]) * Double(x.scalars[r * columns + j]) / rms) }
+            for j in 0..<columns {
+                y[r * columns + j] = Float(Double(weight[j]) * Double(x.scalars[r * columns + j]) / rms)
+            }
         }
         return Tensor(shape: x.shape, scalars: y)
     }
@@ -18,7 +20,8 @@ extension ReferenceKernels {
     /// LayerNorm (`torch.nn.LayerNorm`): y = (x − mean) / sqrt(var + eps) · w + b, biased variance.
     public static func layerNorm(_ x: Tensor, weight: [Float], bias: [Float]?, eps: Double) -> Tensor {
         let columns = x.columns
-        precondition(weight.count == columns && (bias.map { $0.count == columns } ?? true), "reference layerNorm: sizes")
+        precondition(weight.count == columns && (bias.map { $0.count == columns } ?? true),
+                     "reference layerNorm: sizes")
         var y = [Float](repeating: 0, count: x.count)
         for r in 0..<x.rows {
             var mean = 0.0

@@ -54,8 +54,10 @@ extension ReferenceKernels {
 
     /// Rotates the first `p.dimension` features of every head of `x` `[tokens, heads · headDim]`:
     /// x·cos + rotate_half(x)·sin with rotate_half(x) = cat(−x₂, x₁); the remaining features pass through.
-    public static func rotary(_ x: Tensor, heads: Int, headDim: Int, parameters p: RopeParameters, positions: [Int]) -> Tensor {
-        precondition(x.rows == positions.count && x.columns == heads * headDim && p.dimension <= headDim, "reference rotary: shapes")
+    public static func rotary(_ x: Tensor, heads: Int, headDim: Int, parameters p: RopeParameters,
+                              positions: [Int]) -> Tensor {
+        precondition(x.rows == positions.count && x.columns == heads * headDim && p.dimension <= headDim,
+                     "reference rotary: shapes")
         let (c, s) = rotaryTables(p, positions: positions)
         let dim = p.dimension, half = dim / 2
         var y = x.scalars
