@@ -1,5 +1,6 @@
 // The paper's conflict prompt on each image family added after LLaVA and Qwen-VL, through the CLI a user runs:
-// `arbiter run --prompt --image` with the family's default layout, and `verify` on its tiny checkpoint.
+// `arbiter run --prompt --image` with the family's default layout (Qwen3-VL's: Qwen3VLCLITests), and `verify` on
+// each tiny checkpoint.
 import ArbiterFormats
 import Foundation
 import Testing
@@ -25,18 +26,20 @@ struct NewFamilyCLITests {
         #expect(try dump.tensor("pixel_values").shape == [7, 3, 16, 16])
     }
 
-    @Test("verify runs every claim on tiny-internvl and writes its report")
-    func internVLVerify() throws {
+    @Test("verify runs every claim on each newer family's tiny checkpoint and writes its report",
+          arguments: [("tiny-internvl", "internvl, 3 layers × 4 heads"),
+                      ("tiny-qwen3-vl", "qwen3_vl, 4 layers × 4 heads")])
+    func verify(_ model: String, _ shape: String) throws {
         let folder = try TemporaryFolder()
-        let r = try CLI.run(["verify", "--model", Repository.model("tiny-internvl").path, "--count", "40",
+        let r = try CLI.run(["verify", "--model", Repository.model(model).path, "--count", "40",
                              "--random-sets", "20", "--out", "report"], in: folder.url)
         #expect(r.status == 0, "\(r)")
-        #expect(r.stdout.contains("tiny-internvl (internvl, 3 layers × 4 heads)"), "\(r.stdout.prefix(400))")
+        #expect(r.stdout.contains("\(model) (\(shape))"), "\(r.stdout.prefix(400))")
         for claim in ["anchors", "shallow-nonselective", "deep-selective", "mlp-inertia", "heads-blocking",
                       "heads-amplification", "specificity"] {
             #expect(r.stdout.contains("\n\(claim) "), "no verdict row for \(claim)")
         }
         let json = try String(contentsOf: folder.file("report/results.json"), encoding: .utf8)
-        #expect(json.contains("\"internvl\""), "results.json does not name the model type")
+        #expect(json.contains(model), "results.json does not name the model")
     }
 }

@@ -34,13 +34,19 @@ struct QwenVLInterventionTests {
         let model = try QwenVLFixtures.load("tiny-qwen2-vl")
         let ids = try golden.inputIDs(), pixels = try golden.tensor("pixel_values"), grids = try QwenVLFixtures.grids(golden)
         let hooks = HookRun(cache: .names(["blocks.1.hook_resid_pre"]))
-        let full = try #require(try model.forward(ids: ids, pixelValues: pixels, grids: grids, hooks: hooks).logits)
-        let (embeddings, positions) = try model.decoderInputs(ids: ids, pixelValues: pixels, grids: grids)
+        // OpenBLAS's last bits depend on its (process-wide) thread count, which tests running in parallel change:
+        // the runs compared exactly are pinned to one thread (a CI run failed on one logit's last bit without).
+        let (full, embeddings, positions, fromEmbeddings) = try BLAS.withSingleThread {
+            let full = try #require(try model.forward(ids: ids, pixelValues: pixels, grids: grids, hooks: hooks).logits)
+            let (embeddings, positions) = try model.decoderInputs(ids: ids, pixelValues: pixels, grids: grids)
+            return (full, embeddings, positions, try model.decoder.forward(residual: embeddings, positions: positions).logits)
+        }
         #expect(positions.isMultimodal)
-        let fromEmbeddings = try model.decoder.forward(residual: embeddings, positions: positions).logits
         #expect(fromEmbeddings == full)
         let resid = try #require(hooks.cache["blocks.1.hook_resid_pre"])
-        let resumed = try model.decoder.forward(residual: resid, positions: positions, startLayer: 1).logits
+        let resumed = try BLAS.withSingleThread {
+            try model.decoder.forward(residual: resid, positions: positions, startLayer: 1).logits
+        }
         #expect(resumed == full)
         // 1-D positions give different logits: the 3-D positions matter.
         let sequential = try #require(try model.decoder.forward(residual: embeddings, positions: .sequential(ids.count)).logits)
