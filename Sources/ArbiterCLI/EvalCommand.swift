@@ -23,7 +23,7 @@ struct EvalCommand: ParsableCommand {
     @Flag(name: .long, help: "Also the modality-following ratio of each instruction paraphrase (id, split, counts).")
     var byInstruction = false
     @Option(name: .long,
-            help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
+            help: ArgumentHelp(OptionHelp.layoutWithDefault))
     var layout: String?
     @Flag(name: .long,
           help: "Score the items the model can read even when others are unreadable or more than 10% are skipped.")

@@ -37,17 +37,18 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long) var question: String?
     @Option(name: .long) var constraint: String?
     @Option(name: .long,
-            help: "PNG image (image models: \(ModelRegistry.families.filter(\.takesImages).map(\.name).joined(separator: ", "))); with --ids, the ids hold the image tokens already expanded.")
+            help: ArgumentHelp(OptionHelp.image))
     var image: String?
     @Option(name: .long,
-            help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file.")
+            help: ArgumentHelp(OptionHelp.layout))
     var layout: String?
     @Option(name: .long, help: "Attention knockout KEYS->QUERIES@LAYERS (repeatable).") var knockout: [String] = []
     @Option(name: .long, help: "Heads to block, LAYER.HEAD,…") var blockHeads: String?
     @Option(name: .long, help: "Heads to amplify, LAYER.HEADxFACTOR,…") var amplifyHeads: String?
     @Option(name: .long, help: "MLP outputs to scale, LAYERSxFACTOR (repeatable).") var scaleMlp: [String] = []
     @Option(name: .long,
-            help: "Write input_ids, logits, per-layer hook_resid_post and attn.hook_pattern (and --cache hooks) to this HDF5 file.")
+            help: ArgumentHelp("Write input_ids, logits, per-layer hook_resid_post and attn.hook_pattern (and --cache "
+                               + "hooks) to this HDF5 file."))
     var dump: String?
     @Option(name: .long, parsing: .upToNextOption,
             help: "Extra hooks to dump: names or patterns with * (e.g. 'blocks.*.hook_mlp_out').")

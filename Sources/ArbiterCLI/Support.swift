@@ -43,3 +43,15 @@ func now() -> Double {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
+
+/// Help texts shared by several commands, or built from the registry (so that a new family or layout shows up
+/// without a CLI edit).
+enum OptionHelp {
+    static let builtinLayouts = PromptLayout.builtinNames.joined(separator: ", ")
+    static let layout = "Prompt layout: a built-in name (\(builtinLayouts)) or a JSON file."
+    static let layoutWithDefault = "Prompt layout: a built-in name (\(builtinLayouts)) or a JSON file (default: the "
+        + "model folder's prompt_layout.json, else the model type's)."
+    static let image = "PNG image (image models: "
+        + "\(ModelRegistry.families.filter(\.takesImages).map(\.name).joined(separator: ", "))); with --ids, the ids "
+        + "hold the image tokens already expanded."
+}

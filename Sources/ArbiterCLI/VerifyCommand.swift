@@ -15,7 +15,8 @@ struct VerifyCommand: ParsableCommand {
         discussion: """
         Exits 0 when the run completed, whatever the verdicts (a claim that fails on a model is a finding, not \
         an error), and nonzero on errors. --require holds|directional exits 1 unless every claim reaches that \
-        verdict, for CI gates (an inconclusive claim, one that cannot be decided on the items, meets neither). Runs whose numbers would mean nothing are refused: more than 10% of the items \
+        verdict, for CI gates (an inconclusive claim, one that cannot be decided on the items, meets neither). \
+        Runs whose numbers would mean nothing are refused: more than 10% of the items \
         skipped, prompts mostly unknown to the tokenizer, answers starting with the unknown token \
         (--keep-going runs on the readable items and lists the others in the report).
         """)
@@ -31,7 +32,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Dataset folder (dataset.json + images); default: generated in memory from --seed.")
     var data: String?
     @Option(name: .long,
-            help: "Prompt layout: a built-in name (\(PromptLayout.builtinNames.joined(separator: ", "))) or a JSON file (default: the model folder's prompt_layout.json, else the model type's).")
+            help: ArgumentHelp(OptionHelp.layoutWithDefault))
     var layout: String?
     @Option(name: .long, help: "Items to generate when no --data is given.") var count = 240
     @Option(name: .long, help: "Seed of the generated data and of every random choice in the analyses.")
@@ -46,7 +47,8 @@ struct VerifyCommand: ParsableCommand {
     @Option(name: .long, help: "Exit 1 unless every claim reaches this verdict on every model: holds | directional.")
     var require: Requirement?
     @Option(name: .long,
-            help: "Random head sets for the blocking/amplification controls (fewer than 200: those claims are inconclusive).")
+            help: ArgumentHelp("Random head sets for the blocking/amplification controls (fewer than 200: those "
+                               + "claims are inconclusive)."))
     var randomSets = 200
     @Option(name: .long, help: """
         Head ranking: exact (default: single-head ablation of every head), dla:C or last-position:C (a screen by \
@@ -59,7 +61,8 @@ struct VerifyCommand: ParsableCommand {
         """)
     var headPositions = "all"
     @Option(name: .long,
-            help: "Also store each model's verdicts and statistics as golden claim results in this folder (<model>.h5).")
+            help: ArgumentHelp("Also store each model's verdicts and statistics as golden claim results in this folder "
+                               + "(<model>.h5)."))
     var storeGolden: String?
     @Flag(name: .long, help: "Print what the run would cost (passes, FLOPs, time, memory per stage); run nothing.")
     var plan = false

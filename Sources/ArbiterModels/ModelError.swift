@@ -19,7 +19,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             return "unknown hook name\(names.count > 1 ? "s" : "") \(names.joined(separator: ", ")) for \(model); "
                 + "did you mean \(suggestions.joined(separator: ", "))?"
         case .nonFinite(let hook, let layer, let position, let value):
-            return "non-finite value \(value) first appeared at \(hook)\(layer.map { " (layer \($0))" } ?? ""), position \(position)"
+            return "non-finite value \(value) first appeared at \(hook)\(layer.map { " (layer \($0))" } ?? ""), "
+                   + "position \(position)"
         }
     }
 }

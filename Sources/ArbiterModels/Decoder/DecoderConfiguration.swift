@@ -108,7 +108,8 @@ public struct DecoderConfiguration: Codable, Sendable, Equatable {
             ?? (attentionHeads > 0 ? hiddenSize / attentionHeads : 0)
         rmsNormEps = Float(try c.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6)
         hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
-        maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? (isQwen ? 32768 : 2048)
+        maxPositionEmbeddings = try c.decodeIfPresent(Int.self,
+                                                      forKey: .maxPositionEmbeddings) ?? (isQwen ? 32768 : 2048)
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
         let attentionBias = try c.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         qkvBias = isQwen ? true : attentionBias

@@ -11,7 +11,8 @@ extension LlamaDecoder {
         let c = configuration, run = batchIndex.map { "batched run \($0): " } ?? ""
         guard residual.rank == 2, residual.columns == c.hiddenSize, batchIndex == nil || residual.rows > 0 else {
             let tokens = batchIndex == nil ? "tokens" : "tokens ≥ 1"
-            throw ModelError.invalidInput("\(run)residual stream has shape \(residual.shape); want [\(tokens), \(c.hiddenSize)]")
+            throw ModelError.invalidInput("\(run)residual stream has shape \(residual.shape); want [\(tokens), "
+                                          + "\(c.hiddenSize)]")
         }
         guard positions.count == residual.rows else {
             throw ModelError.invalidInput("\(run)\(positions.count) position ids for \(residual.rows) tokens")
@@ -38,8 +39,11 @@ extension LlamaDecoder {
     func validate(_ prefix: PrefixKeyValues) throws {
         let width = configuration.keyValueHeads * configuration.headDim
         guard prefix.keys.count == blocks.count, prefix.values.count == blocks.count, prefix.count >= 0,
-              (prefix.keys + prefix.values).allSatisfy({ $0.rank == 2 && $0.rows >= prefix.count && $0.columns == width }) else {
-            throw ModelError.invalidInput("prefix keys/values must be \(blocks.count) layers of [≥ \(prefix.count), \(width)]")
+              (prefix.keys + prefix.values).allSatisfy({
+                  $0.rank == 2 && $0.rows >= prefix.count && $0.columns == width
+              }) else {
+            throw ModelError.invalidInput("prefix keys/values must be \(blocks.count) layers of [≥ "
+                                          + "\(prefix.count), \(width)]")
         }
     }
 
@@ -56,7 +60,11 @@ extension LlamaDecoder {
             }
             probe.addEdit(at: name) { tensor, point in
                 let isScores = point.name.hasSuffix("attn.hook_attn_scores")
-                guard let bad = tensor.scalars.firstIndex(where: { isScores ? ($0.isNaN || $0 == .infinity) : !$0.isFinite }) else { return }
+                guard let bad = tensor.scalars.firstIndex(where: {
+                    isScores ? ($0.isNaN || $0 == .infinity) : !$0.isFinite
+                }) else {
+                    return
+                }
                 // Token position: axis 0 for [T, …] tensors, axis 1 for [H, T, T] scores and patterns.
                 let index = unravel(bad, shape: tensor.shape)
                 let position = point.name.hasSuffix("hook_pattern") || isScores ? index[1] : index[0]

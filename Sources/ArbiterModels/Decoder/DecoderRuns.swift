@@ -215,7 +215,8 @@ extension LlamaDecoder {
                                        name: additionNames[l], hooks: run.hooks)
             }
         }
-        var last = Tensor(shape: [segments.count, c.hiddenSize], scalars: segments.flatMap { x.row($0.rows.upperBound - 1) })
+        var last = Tensor(shape: [segments.count, c.hiddenSize],
+                          scalars: segments.flatMap { x.row($0.rows.upperBound - 1) })
         if startLayer <= final {
             last = try finalLayerAtLastPositions(x, rotary: rotary, segments: segments)
             guard last.firstNonFiniteIndex == nil else { return try separately() }
@@ -263,7 +264,8 @@ extension LlamaDecoder {
                 record.layers[l] = (Tensor(shape: [rows, width], scalars: keys.scalars + k.rows(last).scalars),
                                     Tensor(shape: [rows, width], scalars: values.scalars + v.rows(last).scalars))
             }
-            lastSegments.append(DecoderSegment(rows: i..<(i + 1), hooks: segment.hooks, prefix: nil, layerPrefix: (l, keys, values)))
+            lastSegments.append(DecoderSegment(rows: i..<(i + 1), hooks: segment.hooks, prefix: nil,
+                                               layerPrefix: (l, keys, values)))
             lastRows.append(segment.rows.upperBound - 1)
         }
         let input = Tensor(shape: [segments.count, x.columns], scalars: lastRows.flatMap { x.row($0) })

@@ -104,7 +104,8 @@ public final class LlamaDecoder: @unchecked Sendable {
         var out = [Float](repeating: 0, count: ids.count * d)
         for (t, id) in ids.enumerated() {
             guard id >= 0 && id < configuration.vocabularySize else {
-                throw ModelError.invalidInput("token id \(id) at position \(t) is outside the vocabulary (0..<\(configuration.vocabularySize))")
+                throw ModelError.invalidInput("token id \(id) at position \(t) is outside the vocabulary "
+                                              + "(0..<\(configuration.vocabularySize))")
             }
             out.withUnsafeMutableBufferPointer { embedTokens.widenRows(id..<(id + 1), into: $0.baseAddress! + t * d) }
         }
@@ -114,7 +115,8 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// Runs from token ids.
     public func forward(ids: [Int], positions: PositionIDs? = nil, logits: LogitPositions = .all,
                         hooks: HookRun? = nil) throws -> DecoderOutput {
-        try forward(residual: try embedded(ids, hooks: hooks), positions: positions ?? .sequential(ids.count), logits: logits,
+        try forward(residual: try embedded(ids, hooks: hooks), positions: positions ?? .sequential(ids.count),
+                    logits: logits,
                     hooks: hooks)
     }
 
@@ -124,7 +126,8 @@ public final class LlamaDecoder: @unchecked Sendable {
     public func embed(_ ids: [Int], replacing imageTokenID: Int, with features: Tensor) throws -> Tensor {
         let imagePositions = ids.indices.filter { ids[$0] == imageTokenID }
         guard imagePositions.count == features.rows else {
-            throw ModelError.invalidInput("the prompt has \(imagePositions.count) image tokens (id \(imageTokenID)) but "
+            throw ModelError.invalidInput("the prompt has \(imagePositions.count) image tokens (id "
+                                          + "\(imageTokenID)) but "
                                           + "the image gives \(features.rows) features; expand the image token to "
                                           + "\(features.rows) tokens")
         }
@@ -169,7 +172,8 @@ public final class LlamaDecoder: @unchecked Sendable {
         var out = linear(picked, weight: lmHead)
         try hooks.visit("\(hookPrefix)\(HookName.logits)", &out)
         if let bad = out.firstNonFiniteIndex {
-            throw ModelError.nonFinite(hook: "\(hookPrefix)\(HookName.logits)", layer: nil, position: rows[bad / out.columns], value: out.scalars[bad])
+            throw ModelError.nonFinite(hook: "\(hookPrefix)\(HookName.logits)", layer: nil,
+                                       position: rows[bad / out.columns], value: out.scalars[bad])
         }
         return DecoderOutput(logits: out, logitPositions: rows, residual: final, additions: additions)
     }
@@ -182,12 +186,17 @@ public final class LlamaDecoder: @unchecked Sendable {
     /// once). The values equal `forward(ids:logits:)`'s columns. A `hook_logits` hook needs the whole tensor
     /// and is refused; non-finite logits are reported with their position as there.
     public func forward(ids: [Int], positions: PositionIDs? = nil, logits: LogitPositions = .all, hooks: HookRun? = nil,
-                        blockColumns: Int = 4096, consume: (_ vocab: Range<Int>, _ block: Tensor) throws -> Void) throws -> DecoderOutput {
-        guard blockColumns > 0 else { throw ModelError.invalidInput("logit block width \(blockColumns) must be positive") }
-        guard !hooks.wants("\(hookPrefix)\(HookName.logits)") else {
-            throw ModelError.invalidInput("\(hookPrefix)hook_logits needs the whole logits tensor; streamed logits come in vocabulary blocks")
+                        blockColumns: Int = 4096, consume: (_ vocab: Range<Int>,
+                                                            _ block: Tensor) throws -> Void) throws -> DecoderOutput {
+        guard blockColumns > 0 else {
+            throw ModelError.invalidInput("logit block width \(blockColumns) must be positive")
         }
-        let final = try runLayers(residual: try embedded(ids, hooks: hooks), positions: positions ?? .sequential(ids.count),
+        guard !hooks.wants("\(hookPrefix)\(HookName.logits)") else {
+            throw ModelError.invalidInput("\(hookPrefix)hook_logits needs the whole logits tensor; streamed logits "
+                                          + "come in vocabulary blocks")
+        }
+        let final = try runLayers(residual: try embedded(ids, hooks: hooks),
+                                  positions: positions ?? .sequential(ids.count),
                                   startLayer: 0, hooks: hooks, prefix: nil)
         guard let (rows, picked) = try finalNormalized(final, logits: logits, hooks: hooks) else {
             return DecoderOutput(logits: nil, logitPositions: [], residual: final)
@@ -198,11 +207,13 @@ public final class LlamaDecoder: @unchecked Sendable {
             let range = first..<min(first + blockColumns, vocabulary)
             let block = Tensor(shape: [rows.count, range.count]) { op in
                 picked.scalars.withUnsafeBufferPointer { xp in
-                    linearInto(x: xp.baseAddress!, n: rows.count, weight: lmHead, outputs: range, out: op, ldo: range.count)
+                    linearInto(x: xp.baseAddress!, n: rows.count, weight: lmHead, outputs: range, out: op,
+                               ldo: range.count)
                 }
             }
             if let bad = block.firstNonFiniteIndex {
-                throw ModelError.nonFinite(hook: "\(hookPrefix)\(HookName.logits)", layer: nil, position: rows[bad / block.columns],
+                throw ModelError.nonFinite(hook: "\(hookPrefix)\(HookName.logits)", layer: nil,
+                                           position: rows[bad / block.columns],
                                            value: block.scalars[bad])
             }
             try consume(range, block)
@@ -225,8 +236,9 @@ public final class LlamaDecoder: @unchecked Sendable {
         let rotary = positions.rotaryTables(c.rope, mropeSection: c.mropeSection, interleaved: c.mropeInterleaved)
         var x = residual
         if let bad = x.firstNonFiniteIndex {
-            throw ModelError.nonFinite(hook: startLayer == 0 ? "\(hookPrefix)\(HookName.embed)" : layerNames[startLayer].residPre,
-                                       layer: startLayer == 0 ? nil : startLayer, position: bad / x.columns, value: x.scalars[bad])
+            let hook = startLayer == 0 ? "\(hookPrefix)\(HookName.embed)" : layerNames[startLayer].residPre
+            throw ModelError.nonFinite(hook: hook, layer: startLayer == 0 ? nil : startLayer,
+                                       position: bad / x.columns, value: x.scalars[bad])
         }
         let segments = [DecoderSegment(rows: 0..<x.rows, hooks: hooks, prefix: prefix, parent: parent, record: record)]
         for l in startLayer..<blocks.count {
@@ -245,7 +257,8 @@ public final class LlamaDecoder: @unchecked Sendable {
 
     /// The logit rows and the final-normed residual at those rows (`ln_final.hook_normalized` visited on every
     /// row), or nil when no logits are wanted.
-    func finalNormalized(_ x: Tensor, logits: LogitPositions, hooks: HookRun?) throws -> (rows: [Int], picked: Tensor)? {
+    func finalNormalized(_ x: Tensor, logits: LogitPositions,
+                         hooks: HookRun?) throws -> (rows: [Int], picked: Tensor)? {
         let c = configuration
         let rows: [Int]
         switch logits {
@@ -263,7 +276,8 @@ public final class LlamaDecoder: @unchecked Sendable {
         var normalized = rmsNorm(x, weight: finalNorm, eps: c.rmsNormEps)
         try hooks.visit("\(hookPrefix)\(HookName.finalNorm)", &normalized)
         if let bad = normalized.firstNonFiniteIndex {
-            throw ModelError.nonFinite(hook: "\(hookPrefix)\(HookName.finalNorm)", layer: nil, position: bad / normalized.columns,
+            throw ModelError.nonFinite(hook: "\(hookPrefix)\(HookName.finalNorm)", layer: nil,
+                                       position: bad / normalized.columns,
                                        value: normalized.scalars[bad])
         }
         guard !rows.isEmpty else { return nil }

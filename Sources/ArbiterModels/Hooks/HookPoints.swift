@@ -181,7 +181,8 @@ public final class HookRun: @unchecked Sendable {
             unknown += patterns.filter { p in !known.contains { wildcardMatch(pattern: p, $0) } }
         }
         guard unknown.isEmpty else {
-            throw ModelError.unknownHook(names: unknown.sorted(), model: model, suggestions: suggestions(for: unknown[0], in: known))
+            throw ModelError.unknownHook(names: unknown.sorted(), model: model,
+                                         suggestions: suggestions(for: unknown[0], in: known))
         }
     }
 }

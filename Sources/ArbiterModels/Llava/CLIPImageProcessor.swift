@@ -127,7 +127,9 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
         }
         if let list = try? c.decode([Int].self, forKey: key) {
             guard list.count == 2 else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "a size list must be [height, width], got \(list)")
+                throw DecodingError.dataCorruptedError(forKey: key, in: c,
+                                                       debugDescription: "a size list must be [height, "
+                                                                         + "width], got \(list)")
             }
             return .exact(height: list[0], width: list[1])
         }
@@ -175,7 +177,8 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
     public func validate(source: String) throws {
         guard Self.supportedTypes.contains(imageProcessorType) else {
             throw FormatError(.unsupported, file: source,
-                              "image_processor_type '\(imageProcessorType)' is not supported (Arbiter implements \(Self.supportedTypes.joined(separator: ", ")))")
+                              "image_processor_type '\(imageProcessorType)' is not supported (Arbiter implements "
+                              + "\(Self.supportedTypes.joined(separator: ", ")))")
         }
         if doResize {
             guard PILResampleFilter(rawValue: resample) != nil else {
@@ -185,10 +188,13 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
             switch size {
             case .shortestEdge(let n):
                 guard n > 0, n <= RGBImage.maximumSide else {
-                    throw FormatError(.malformed, file: source, "size.shortest_edge \(n) must be in 1...\(RGBImage.maximumSide)")
+                    throw FormatError(.malformed, file: source,
+                                      "size.shortest_edge \(n) must be in 1...\(RGBImage.maximumSide)")
                 }
             case .exact(let h, let w):
-                guard h > 0, w > 0 else { throw FormatError(.malformed, file: source, "size \(h)x\(w) must be positive") }
+                guard h > 0, w > 0 else {
+                    throw FormatError(.malformed, file: source, "size \(h)x\(w) must be positive")
+                }
                 do { try RGBImage.checkSize(width: w, height: h, source: source) } catch let e as FormatError {
                     throw FormatError(e.kind, file: e.file, "size: \(e.problem)")
                 }
@@ -198,7 +204,9 @@ public struct CLIPImageProcessorConfig: Codable, Sendable, Equatable {
             guard cropHeight > 0, cropWidth > 0 else {
                 throw FormatError(.malformed, file: source, "crop_size \(cropHeight)x\(cropWidth) must be positive")
             }
-            do { try RGBImage.checkSize(width: cropWidth, height: cropHeight, source: source) } catch let e as FormatError {
+            do {
+                try RGBImage.checkSize(width: cropWidth, height: cropHeight, source: source)
+            } catch let e as FormatError {
                 throw FormatError(e.kind, file: e.file, "crop_size: \(e.problem)")
             }
         }
@@ -248,7 +256,8 @@ public struct CLIPImageProcessor: Sendable {
             let (h, w) = resizedSize(height: current.height, width: current.width)
             guard h > 0, w > 0 else {
                 throw FormatError(.unsupported, file: "image \(image.width)x\(image.height)",
-                                  "resizing to \(w)x\(h) leaves no pixels (aspect ratio too extreme for size \(config.size))")
+                                  "resizing to \(w)x\(h) leaves no pixels (aspect ratio too extreme for size "
+                                  + "\(config.size))")
             }
             try RGBImage.checkSize(width: w, height: h, source: "image \(image.width)x\(image.height) resized")
             // validate() guaranteed the filter exists.

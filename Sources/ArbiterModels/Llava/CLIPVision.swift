@@ -125,7 +125,8 @@ public final class CLIPVisionTower: @unchecked Sendable {
     public func hiddenState(pixelValues: Tensor, index: Int, hooks: HookRun?) throws -> Tensor {
         let c = configuration
         guard pixelValues.shape == [c.numChannels, c.imageSize, c.imageSize] else {
-            throw ModelError.invalidInput("pixel values have shape \(pixelValues.shape); the vision tower wants [\(c.numChannels), \(c.imageSize), \(c.imageSize)]")
+            throw ModelError.invalidInput("pixel values have shape \(pixelValues.shape); the vision tower wants "
+                                          + "[\(c.numChannels), \(c.imageSize), \(c.imageSize)]")
         }
         guard (0...layers.count).contains(index) else {
             throw ModelError.invalidInput("vision feature index \(index) outside 0...\(layers.count)")
@@ -213,7 +214,8 @@ public struct CLIPVisionConfiguration: Codable, Sendable, Equatable {
     public func validate(file: String) throws {
         func fail(_ p: String) -> ModelError { .invalidConfiguration(file: file, problem: "vision_config.\(p)") }
         guard modelType == "clip_vision_model" else {
-            throw ModelError.unsupportedModelType(modelType, file: file, supported: ["clip_vision_model (vision_config)"])
+            throw ModelError.unsupportedModelType(modelType, file: file,
+                                                  supported: ["clip_vision_model (vision_config)"])
         }
         for (name, value) in [("hidden_size", hiddenSize), ("intermediate_size", intermediateSize),
                               ("num_hidden_layers", layers), ("num_attention_heads", attentionHeads),

@@ -49,7 +49,8 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
         try ResourceGuard.check(configuration: config.memoryTerms(file: directory.configURL.path),
                                 file: directory.configURL.path)
         let checkpoint = try directory.checkpoint()
-        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config.textConfig, model: directory.url.path)
+        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config.textConfig,
+                                model: directory.url.path)
         let tensors = try directory.weights(of: checkpoint)
         var weights = WeightStore(Self.sanitize(tensors), source: directory.url.path)
         try self.init(configuration: config, weights: &weights, identifier: directory.url.lastPathComponent,
@@ -57,7 +58,8 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
         try weights.finish()
     }
 
-    init(configuration c: LlavaConfiguration, weights w: inout WeightStore, identifier: String, checkpoint: Checkpoint?) throws {
+    init(configuration c: LlavaConfiguration, weights w: inout WeightStore, identifier: String,
+         checkpoint: Checkpoint?) throws {
         configuration = c
         self.identifier = identifier
         self.checkpoint = checkpoint
@@ -208,7 +210,8 @@ public struct LlavaConfiguration: Decodable, Sendable {
         let count = visionConfig.layers + 1
         let index = layer < 0 ? count + layer : layer
         guard (0..<count).contains(index) else {
-            throw ModelError.invalidInput("vision_feature_layer \(layer) outside the \(count) hidden states of the vision tower")
+            throw ModelError.invalidInput("vision_feature_layer \(layer) outside the \(count) hidden states of the "
+                                          + "vision tower")
         }
         return index
     }
@@ -221,7 +224,9 @@ public struct LlavaConfiguration: Decodable, Sendable {
         }
         for layer in visionFeatureLayers {
             do { _ = try hiddenStateIndex(layer) } catch {
-                throw ModelError.invalidConfiguration(file: file, problem: "vision_feature_layer \(layer) outside -\(visionConfig.layers + 1)...\(visionConfig.layers)")
+                throw ModelError.invalidConfiguration(file: file,
+                                                      problem: "vision_feature_layer \(layer) outside "
+                                                               + "-\(visionConfig.layers + 1)...\(visionConfig.layers)")
             }
         }
         guard imageTokenID >= 0 && imageTokenID < textConfig.vocabularySize else {
@@ -229,7 +234,8 @@ public struct LlavaConfiguration: Decodable, Sendable {
                 + "vocabulary (0..<text_config.vocab_size \(textConfig.vocabularySize))")
         }
         guard Activation(rawValue: projectorHiddenAct) != nil else {
-            throw ModelError.invalidConfiguration(file: file, problem: "unsupported projector_hidden_act '\(projectorHiddenAct)'")
+            throw ModelError.invalidConfiguration(file: file,
+                                                  problem: "unsupported projector_hidden_act '\(projectorHiddenAct)'")
         }
     }
 

@@ -97,7 +97,8 @@ public struct ModelDirectory: Sendable {
         }
         let probe = try JSONFile.decode(TypeProbe.self, from: configData, file: configURL.path)
         guard let type = probe.type else {
-            throw FormatError(.missing, file: configURL, "no \"model_type\" string; cannot tell which architecture to load")
+            throw FormatError(.missing, file: configURL,
+                              "no \"model_type\" string; cannot tell which architecture to load")
         }
         modelType = type
     }

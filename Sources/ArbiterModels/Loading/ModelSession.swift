@@ -44,7 +44,8 @@ public final class ModelSession: @unchecked Sendable {
         guard let tokenizerURL = Optional(directory.appendingPathComponent("tokenizer.json")),
               FileManager.default.fileExists(atPath: tokenizerURL.path) else {
             throw FormatError(.missing, file: directory.appendingPathComponent("tokenizer.json"),
-                              "the model folder has no tokenizer.json; prompts cannot be tokenized (give token ids instead)")
+                              "the model folder has no tokenizer.json; prompts cannot be tokenized (give token "
+                              + "ids instead)")
         }
         try FileCheck.regularFile(tokenizerURL)  // a named pipe would block the tokenizer's read
         tokenizer = try Tokenizer(url: tokenizerURL)
@@ -55,7 +56,8 @@ public final class ModelSession: @unchecked Sendable {
             let last = tokenizer.vocabularySize - 1
             let token = tokenizer.token(of: last).map { " ('\($0)')" } ?? ""
             throw FormatError(.inconsistent, file: tokenizerURL, "the tokenizer's ids reach \(last)\(token) "
-                              + "but the model's vocab_size (config.json) is \(rows): tokenizer and checkpoint do not match")
+                              + "but the model's vocab_size (config.json) is \(rows): tokenizer and checkpoint "
+                              + "do not match")
         }
         let folderLayout = directory.appendingPathComponent("prompt_layout.json")
         if let layout {
@@ -69,7 +71,8 @@ public final class ModelSession: @unchecked Sendable {
         // The layout's image token must be the id the model replaces with image features.
         if let configured = model.images?.imageToken, let id = tokenizer.id(of: self.layout.imageToken),
            id != configured.id {
-            throw FormatError(.inconsistent, file: tokenizerURL, "'\(self.layout.imageToken)' is id \(id) in the tokenizer "
+            throw FormatError(.inconsistent, file: tokenizerURL,
+                              "'\(self.layout.imageToken)' is id \(id) in the tokenizer "
                               + "but config.json's \(configured.field) is \(configured.id): images would never reach "
                               + "the model; tokenizer.json and config.json do not match")
         }
@@ -102,7 +105,8 @@ public final class ModelSession: @unchecked Sendable {
     /// transformers reference run), with the image as its family prepares it. The count of image tokens in
     /// `ids` must equal what the image gives.
     public func prepare(ids: [Int], image: RGBImage?) throws -> PreparedInput {
-        try ResourceGuard.checkRun(tokens: ids.count, configuration: model.decoder.configuration, model: model.identifier)
+        try ResourceGuard.checkRun(tokens: ids.count, configuration: model.decoder.configuration,
+                                   model: model.identifier)
         let spans = try TokenSpans(tokenCount: ids.count)
         let prepared = try image.map { try processor().prepare($0) }
         if let imageID = model.images?.imageToken.id {
@@ -117,7 +121,8 @@ public final class ModelSession: @unchecked Sendable {
     }
 
     /// One forward pass.
-    public func run(_ input: PreparedInput, logits: LogitPositions = .last, hooks: HookRun? = nil) throws -> DecoderOutput {
+    public func run(_ input: PreparedInput, logits: LogitPositions = .last,
+                    hooks: HookRun? = nil) throws -> DecoderOutput {
         try model.forward(ids: input.ids, image: input.image, logits: logits, hooks: hooks)
     }
 
@@ -139,7 +144,10 @@ public final class ModelSession: @unchecked Sendable {
                 id = encoded.ids[span.lowerBound]
             } else {
                 // The boundary merged into the prompt's last token: fall back to the answer on its own.
-                guard let first = try tokenizer.encode(layout.answerPrefix + answer, addSpecialTokens: false).first else { continue }
+                guard let first = try tokenizer.encode(layout.answerPrefix + answer,
+                                                       addSpecialTokens: false).first else {
+                    continue
+                }
                 id = first
             }
             if !out.contains(id) { out.append(id) }

@@ -92,7 +92,9 @@ public enum ResourceGuard {
         let needed = Checked.saturatingSum(weights, activationBytes(c))
         guard needed <= available else {
             throw FormatError(.tooLarge, file: model,
-                              "the model needs about \(gib(needed)) (\(gib(weights)) of weights + \(gib(needed - weights)) of activations for 2048 tokens) but only \(gib(available)) of memory is available")
+                              "the model needs about \(gib(needed)) (\(gib(weights)) of weights + "
+                              + "\(gib(needed - weights)) of activations for 2048 tokens) but only \(gib(available)) "
+                              + "of memory is available")
         }
     }
 

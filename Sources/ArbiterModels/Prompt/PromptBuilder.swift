@@ -70,7 +70,8 @@ public struct PromptBuilder: Sendable {
         let image = layout.imageToken
         for slot in ["context", "instruction", "question", "constraint"] {
             if let v = fields.value(slot), v.contains(image) {
-                throw ModelError.invalidInput("the \(slot) text contains the image marker '\(image)'; the image slot is the only place for it")
+                throw ModelError.invalidInput("the \(slot) text contains the image marker '\(image)'; the image slot "
+                                              + "is the only place for it")
             }
         }
         func present(_ slot: String) -> Bool {
@@ -107,16 +108,19 @@ public struct PromptBuilder: Sendable {
         guard imagePositions.count == imageTokens else {
             var cause: String
             if imageID == nil {
-                cause = "the tokenizer (\(tokenizer.name)) has no token '\(image)': add it to tokenizer.json or set the "
+                cause = "the tokenizer (\(tokenizer.name)) has no token '\(image)': add it to "
+                        + "tokenizer.json or set the "
                     + "layout's \"image_token\" to the model's image token"
             } else if !tokenizer.addedTokens.contains(where: { $0.content == image }) && layout.imageSeparator.isEmpty {
-                cause = "'\(image)' is not an added token of \(tokenizer.name), so \(imageTokens) of them written without "
+                cause = "'\(image)' is not an added token of \(tokenizer.name), so \(imageTokens) of them "
+                        + "written without "
                     + "a separator read as other tokens: make it an added token, or set \"image_separator\": \" \" in "
                     + "the layout '\(layout.name)'"
             } else {
                 cause = "the text around the image slot merges with '\(image)'; check the layout's pieces around it"
             }
-            throw ModelError.invalidInput("prompt has \(imagePositions.count) '\(image)' tokens, expected \(imageTokens) "
+            throw ModelError.invalidInput("prompt has \(imagePositions.count) '\(image)' tokens, expected "
+                                          + "\(imageTokens) "
                                           + "(one per image feature): \(cause)")
         }
         return BuiltPrompt(ids: encoded.ids, spans: try TokenSpans(tokenCount: encoded.ids.count, spans: spans),

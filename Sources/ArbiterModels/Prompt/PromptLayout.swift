@@ -144,7 +144,8 @@ public struct PromptLayout: Codable, Sendable, Equatable {
     /// A built-in layout by name (`builtinNames`: `llava-1.5`, `raw`, `qwen2-vl`, `qwen3-vl`, `internvl`, …).
     public static func builtin(_ name: String) throws -> PromptLayout {
         guard let url = Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Layouts") else {
-            throw ModelError.invalidInput("no built-in prompt layout '\(name)'; built-in: \(builtinNames.joined(separator: ", ")) (or give a layout file)")
+            throw ModelError.invalidInput("no built-in prompt layout '\(name)'; built-in: "
+                                          + "\(builtinNames.joined(separator: ", ")) (or give a layout file)")
         }
         return try PromptLayout(url: url)
     }
@@ -166,13 +167,17 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         guard !pieces.isEmpty else { throw fail("no pieces") }
         var slots = Set<String>()
         for (i, p) in pieces.enumerated() {
-            guard (p.text == nil) != (p.slot == nil) else { throw fail("piece \(i) must have exactly one of \"text\" and \"slot\"") }
+            guard (p.text == nil) != (p.slot == nil) else {
+                throw fail("piece \(i) must have exactly one of \"text\" and \"slot\"")
+            }
             if let slot = p.slot {
                 guard !slot.trimmingCharacters(in: .whitespaces).isEmpty else {
                     throw fail("piece \(i): the slot name is empty")
                 }
                 guard slots.insert(slot).inserted else { throw fail("slot '\(slot)' appears twice") }
-                guard p.span == nil, p.with == nil else { throw fail("piece \(i): \"span\" and \"with\" apply to text pieces only") }
+                guard p.span == nil, p.with == nil else {
+                    throw fail("piece \(i): \"span\" and \"with\" apply to text pieces only")
+                }
             } else if p.prefix != nil {
                 throw fail("piece \(i): \"prefix\" applies to slots only")
             }
@@ -184,7 +189,8 @@ public struct PromptLayout: Codable, Sendable, Equatable {
         // treat that text as image, question, …).
         for (i, p) in pieces.enumerated() {
             guard let span = p.span else { continue }
-            if span.isEmpty || slots.contains(span) || ["image", "last", "text", "after-image", "cues", "all"].contains(span) {
+            if span.isEmpty || slots.contains(span) || ["image", "last", "text", "after-image", "cues",
+                                                        "all"].contains(span) {
                 throw fail("piece \(i): \"span\": '\(span)' is empty, a slot or a reserved span name "
                            + "(image, last, text, after-image, cues, all)")
             }

@@ -45,7 +45,8 @@ public struct TokenSpans: Sendable, Equatable, Codable {
         case "after-image":
             return Array(((positionsByName["image"]?.last).map { $0 + 1 } ?? 0)..<tokenCount)
         default:
-            throw ModelError.invalidInput("the prompt has no span '\(name)'; it has: \((names + ["text", "after-image", "cues", "all"]).joined(separator: ", "))")
+            let known = (names + ["text", "after-image", "cues", "all"]).joined(separator: ", ")
+            throw ModelError.invalidInput("the prompt has no span '\(name)'; it has: \(known)")
         }
     }
 

@@ -1,5 +1,6 @@
 // The Qwen3-VL vision transformer: patch embedding (with bias) + learned position embeddings interpolated to
-// the image's grid → blocks (LayerNorm, full attention with the 2-D rotary, LayerNorm, linear_fc1 → gelu_pytorch_tanh →
+// the image's grid → blocks (LayerNorm, full attention with the 2-D rotary, LayerNorm, linear_fc1 →
+// gelu_pytorch_tanh →
 // linear_fc2) → the patch merger; after each block of `deepstack_visual_indexes` a DeepStack merger (LayerNorm after
 // the merge-unit shuffle) reads the tower. Mirrors transformers/models/qwen3_vl/modeling_qwen3_vl.py
 // (Qwen3VLVisionModel.forward, Qwen3VLVisionPatchEmbed, Qwen3VLVisionPatchMerger, Qwen3VLVisionBlock) and

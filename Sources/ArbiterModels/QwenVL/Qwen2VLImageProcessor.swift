@@ -68,7 +68,8 @@ public struct Qwen2VLImageProcessorConfig: Codable, Sendable, Equatable {
     public var temporalPatchSize: Int
     public var mergeSize: Int
 
-    public static let supportedTypes = ["Qwen2VLImageProcessor", "Qwen2VLImageProcessorFast", "Qwen2VLImageProcessorPil"]
+    public static let supportedTypes = ["Qwen2VLImageProcessor", "Qwen2VLImageProcessorFast",
+                                        "Qwen2VLImageProcessorPil"]
 
     public init(imageProcessorType: String = "Qwen2VLImageProcessor", doResize: Bool = true, resample: Int = 3,
                 doRescale: Bool = true, rescaleFactor: Double = 1.0 / 255.0, doNormalize: Bool = true,
@@ -153,7 +154,8 @@ public struct Qwen2VLImageProcessorConfig: Codable, Sendable, Equatable {
     public func validate(source: String) throws {
         guard Self.supportedTypes.contains(imageProcessorType) else {
             throw FormatError(.unsupported, file: source,
-                              "image_processor_type '\(imageProcessorType)' is not supported (Arbiter implements \(Self.supportedTypes.joined(separator: ", ")))")
+                              "image_processor_type '\(imageProcessorType)' is not supported (Arbiter implements "
+                              + "\(Self.supportedTypes.joined(separator: ", ")))")
         }
         for (name, value) in [("patch_size", patchSize), ("temporal_patch_size", temporalPatchSize),
                               ("merge_size", mergeSize)] where value <= 0 || value > 1024 {
@@ -161,7 +163,8 @@ public struct Qwen2VLImageProcessorConfig: Codable, Sendable, Equatable {
         }
         if doResize {
             guard PILResampleFilter(rawValue: resample) != nil else {
-                throw FormatError(.unsupported, file: source, "resample \(resample) is not supported (2 = bilinear, 3 = bicubic)")
+                throw FormatError(.unsupported, file: source,
+                                  "resample \(resample) is not supported (2 = bilinear, 3 = bicubic)")
             }
             // Above the image cap the resized image would be refused anyway; here it also keeps smart_resize's
             // arithmetic (which upsizes small images to min_pixels) far from Int's range.
@@ -171,7 +174,8 @@ public struct Qwen2VLImageProcessorConfig: Codable, Sendable, Equatable {
             }
             guard minPixels >= 0, maxPixels >= factor * factor, minPixels <= maxPixels else {
                 throw FormatError(.malformed, file: source,
-                                  "min_pixels \(minPixels) / max_pixels \(maxPixels) must satisfy 0 ≤ min_pixels ≤ max_pixels and max_pixels ≥ (patch_size·merge_size)² = \(factor * factor)")
+                                  "min_pixels \(minPixels) / max_pixels \(maxPixels) must satisfy 0 ≤ min_pixels ≤ "
+                                  + "max_pixels and max_pixels ≥ (patch_size·merge_size)² = \(factor * factor)")
             }
         }
         try PixelNormalization.validate(doRescale: doRescale, rescaleFactor: rescaleFactor, doNormalize: doNormalize,
@@ -204,7 +208,8 @@ public struct Qwen2VLImageProcessor: Sendable {
         let label = "\(source) \(width)x\(height)"
         guard height >= factor, width >= factor else {
             throw FormatError(.unsupported, file: label,
-                              "the image is smaller than one merged patch: height \(height) and width \(width) must both be at least patch_size·merge_size = \(factor)")
+                              "the image is smaller than one merged patch: height \(height) and width \(width) must "
+                              + "both be at least patch_size·merge_size = \(factor)")
         }
         let h = Double(height), w = Double(width), f = Double(factor)
         let ratio = max(h, w) / min(h, w)
@@ -225,7 +230,8 @@ public struct Qwen2VLImageProcessor: Sendable {
         }
         guard hBar * wBar <= config.maxPixels else {
             throw FormatError(.tooLarge, file: label,
-                              "no size with sides multiple of \(factor) keeps this aspect ratio within max_pixels \(config.maxPixels): smart_resize gives \(wBar)x\(hBar) = \(hBar * wBar) pixels")
+                              "no size with sides multiple of \(factor) keeps this aspect ratio within max_pixels "
+                              + "\(config.maxPixels): smart_resize gives \(wBar)x\(hBar) = \(hBar * wBar) pixels")
         }
         return (hBar, wBar)
     }
@@ -243,7 +249,8 @@ public struct Qwen2VLImageProcessor: Sendable {
         let p = config.patchSize, m = config.mergeSize, temporal = config.temporalPatchSize
         guard current.height % (p * m) == 0, current.width % (p * m) == 0 else {
             throw FormatError(.inconsistent, file: "\(source) \(current.width)x\(current.height)",
-                              "with do_resize false the image sides must be multiples of patch_size·merge_size = \(p * m)")
+                              "with do_resize false the image sides must be multiples of "
+                              + "patch_size·merge_size = \(p * m)")
         }
         let table = PixelNormalization(rescaleFactor: config.doRescale ? config.rescaleFactor : nil,
                                        mean: config.doNormalize ? config.imageMean : nil,

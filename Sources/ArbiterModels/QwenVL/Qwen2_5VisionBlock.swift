@@ -14,9 +14,11 @@ struct Qwen2_5VisionMLP: @unchecked Sendable {
 
     init(_ w: inout WeightStore, prefix p: String, config c: QwenVisionConfiguration) throws {
         let d = c.width, m = c.intermediateSize
-        gate = try w.take("\(p).gate_proj.weight", shape: [m, d]); gateBias = try w.take("\(p).gate_proj.bias", shape: [m])
+        gate = try w.take("\(p).gate_proj.weight", shape: [m, d]); gateBias = try w.take("\(p).gate_proj.bias",
+                                                                                         shape: [m])
         up = try w.take("\(p).up_proj.weight", shape: [m, d]); upBias = try w.take("\(p).up_proj.bias", shape: [m])
-        down = try w.take("\(p).down_proj.weight", shape: [d, m]); downBias = try w.take("\(p).down_proj.bias", shape: [d])
+        down = try w.take("\(p).down_proj.weight", shape: [d, m]); downBias = try w.take("\(p).down_proj.bias",
+                                                                                         shape: [d])
         activation = try Activation(named: c.hiddenAct)
     }
 

@@ -1,4 +1,5 @@
-// Configuration of Qwen2-VL and Qwen2.5-VL checkpoints, mirroring transformers/models/qwen2_vl/configuration_qwen2_vl.py
+// Configuration of Qwen2-VL and Qwen2.5-VL checkpoints, mirroring
+// transformers/models/qwen2_vl/configuration_qwen2_vl.py
 // and qwen2_5_vl/configuration_qwen2_5_vl.py (transformers 5.24), in both shapes found in the wild:
 // transformers 5 (`text_config` nested, `rope_parameters`) and Qwen's hub files (text settings at the top level,
 // `rope_theta` + `rope_scaling: {type: mrope, mrope_section}`, vision `in_chans`).
@@ -98,7 +99,8 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
         ropeTheta = rope?["rope_theta"]?.double ?? 10000
         if let type = rope?["rope_type"]?.string, type != "axial" {
             throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AnyKey("rope_parameters")],
-                                                    debugDescription: "the vision rotary supports only rope_type 'axial', got '\(type)'"))
+                                                    debugDescription: "the vision rotary supports only rope_type "
+                                                                      + "'axial', got '\(type)'"))
         }
     }
 
@@ -115,10 +117,11 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
 
     public func validate(file: String) throws {
         func fail(_ p: String) -> ModelError { .invalidConfiguration(file: file, problem: "vision_config.\(p)") }
-        let accepted: [String] = kind == .qwen2VL ? ["qwen2_vl_vision", "qwen2_vl"] : ["qwen2_5_vl_vision", "qwen2_5_vl"]
+        let accepted: [String] = kind == .qwen2VL ? ["qwen2_vl_vision", "qwen2_vl"] : ["qwen2_5_vl_vision",
+                                                                                       "qwen2_5_vl"]
         if let modelType, !accepted.contains(modelType) {
-            throw ModelError.unsupportedModelType(modelType, file: file,
-                                                  supported: accepted.map { "\($0) (vision_config of \(kind.rawValue))" })
+            let supported = accepted.map { "\($0) (vision_config of \(kind.rawValue))" }
+            throw ModelError.unsupportedModelType(modelType, file: file, supported: supported)
         }
         for (name, value) in [("depth", depth), (widthField, width), (outputField, outputSize),
                               (intermediateField, intermediateSize), ("num_heads", heads),
@@ -164,7 +167,9 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
                                          [width, spatialMergeSize, spatialMergeSize], file: file)
         let merger = try Checked.product("the merger's (\(widthField) × spatial_merge_size²) × "
                                          + "(\(widthField) × spatial_merge_size² + \(outputField))",
-                                         [merged, Checked.sum("the merger width (vision_config.\(widthField) × spatial_merge_size² + \(outputField))",
+                                         [merged,
+                                          Checked.sum("the merger width (vision_config.\(widthField) × "
+                                                      + "spatial_merge_size² + \(outputField))",
                                                               [merged, outputSize], file: file)],
                                          file: file)
         return try Checked.sum("the vision parameter count", [patch, merger, width], file: file)
@@ -178,7 +183,8 @@ public struct QwenVisionConfiguration: Sendable, Equatable {
 
     /// Weights of the tower, computed with overflow checks.
     public func parameterCount(file: String) throws -> Int {
-        let blocks = try Checked.product("vision_config.depth × weights per block (\(widthField), \(intermediateField))",
+        let blocks = try Checked.product("vision_config.depth × weights per block (\(widthField), "
+                                         + "\(intermediateField))",
                                          [depth, parametersPerBlock(file: file)], file: file)
         return try Checked.sum("the vision parameter count", [blocks, parametersOutsideBlocks(file: file)], file: file)
     }
@@ -219,7 +225,8 @@ public struct QwenVLConfiguration: Decodable, Sendable {
         modelType = try c.decodeIfPresent(String.self, forKey: AnyKey("model_type")) ?? "qwen2_5_vl"
         guard let kind = QwenVisionKind(rawValue: modelType) else {
             throw DecodingError.dataCorrupted(.init(codingPath: [AnyKey("model_type")],
-                                                    debugDescription: "model_type '\(modelType)' is neither qwen2_vl nor qwen2_5_vl"))
+                                                    debugDescription: "model_type '\(modelType)' is neither qwen2_vl "
+                                                                      + "nor qwen2_5_vl"))
         }
         // Nested text_config (transformers 5) or text settings at the top level (Qwen's hub files).
         if c.contains(AnyKey("text_config")), try !c.decodeNil(forKey: AnyKey("text_config")) {

@@ -72,7 +72,8 @@ extension QwenVLModel: ImageModel {
         guard let pixels = try pixelValues(in: golden) else { return nil }
         let (shape, values) = try golden.integers(Self.gridInput)
         guard shape.count == 2, shape[1] == 3 else {
-            throw FormatError(.inconsistent, file: golden.url, "'\(Self.gridInput)' has shape \(shape), expected [images, 3]")
+            throw FormatError(.inconsistent, file: golden.url,
+                              "'\(Self.gridInput)' has shape \(shape), expected [images, 3]")
         }
         let grids = (0..<shape[0]).map { VisionGrid(t: values[3 * $0], h: values[3 * $0 + 1], w: values[3 * $0 + 2]) }
         return Self.image(pixels, grids: grids, tokens: grids.map(imageTokenCount).reduce(0, +))
@@ -139,6 +140,8 @@ extension QwenVLModel: ImageModel {
               g.values.count == g.shape[0] * 3 else {
             throw ModelError.invalidInput("the image has no '\(gridInput)' [images, 3]: Qwen-VL needs its patch grid")
         }
-        return (0..<g.shape[0]).map { VisionGrid(t: g.values[3 * $0], h: g.values[3 * $0 + 1], w: g.values[3 * $0 + 2]) }
+        return (0..<g.shape[0]).map {
+            VisionGrid(t: g.values[3 * $0], h: g.values[3 * $0 + 1], w: g.values[3 * $0 + 2])
+        }
     }
 }

@@ -57,7 +57,8 @@ public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
         for (name, tensor) in tensors {
             if name.hasSuffix("rotary_emb.inv_freq") || name.hasSuffix("rotary_pos_emb.inv_freq") { continue }
             let mapped: String
-            if name.hasPrefix("model.visual.") || name.hasPrefix("model.language_model.") || name.hasPrefix("lm_head.") {
+            if name.hasPrefix("model.visual.") || name.hasPrefix("model.language_model.")
+                || name.hasPrefix("lm_head.") {
                 mapped = name
             } else if name.hasPrefix("visual.") {
                 mapped = "model." + name
@@ -116,16 +117,20 @@ public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
                 current += end - start
             } else {
                 guard nextGrid < grids.count else {
-                    throw ModelError.invalidInput("the prompt has more runs of image tokens (id \(imageID)) than the \(grids.count) image grid(s) given")
+                    throw ModelError.invalidInput("the prompt has more runs of image tokens (id \(imageID)) than the "
+                                                  + "\(grids.count) image grid(s) given")
                 }
                 let g = grids[nextGrid]
                 guard g.t > 0, g.h > 0, g.w > 0, g.h % m == 0, g.w % m == 0 else {
-                    throw ModelError.invalidInput("image grid \(nextGrid) is \(g); t, h, w must be positive and h, w multiples of spatial_merge_size \(m)")
+                    throw ModelError.invalidInput("image grid \(nextGrid) is \(g); t, h, w must be positive and h, w "
+                                                  + "multiples of spatial_merge_size \(m)")
                 }
                 nextGrid += 1
                 let (lt, lh, lw) = (g.t, g.h / m, g.w / m)
                 guard end - start == lt * lh * lw else {
-                    throw ModelError.invalidInput("image tokens at positions \(start)..<\(end) number \(end - start), but image grid \(nextGrid - 1) \(g) gives \(lt * lh * lw) merged tokens (t · h/\(m) · w/\(m))")
+                    throw ModelError.invalidInput("image tokens at positions \(start)..<\(end) number \(end - start), "
+                                                  + "but image grid \(nextGrid - 1) \(g) gives \(lt * lh * lw) merged "
+                                                  + "tokens (t · h/\(m) · w/\(m))")
                 }
                 for t in 0..<lt { for y in 0..<lh { for x in 0..<lw {
                     axes[0].append(current + t); axes[1].append(current + y); axes[2].append(current + x)
@@ -135,7 +140,8 @@ public final class QwenVLModel: ArbiterModel, @unchecked Sendable {
             start = end
         }
         guard nextGrid == grids.count else {
-            throw ModelError.invalidInput("\(grids.count) image grid(s) given but the prompt has \(nextGrid) run(s) of image tokens (id \(imageID))")
+            throw ModelError.invalidInput("\(grids.count) image grid(s) given but the prompt has \(nextGrid) run(s) of "
+                                          + "image tokens (id \(imageID))")
         }
         return try PositionIDs(axes: axes)
     }

@@ -26,7 +26,8 @@ public struct QwenVisionLayout: Sendable, Equatable {
     /// `windowSide`: merged patches per window side, or nil for no windows (Qwen2-VL). Grids must have positive
     /// sides that are multiples of `m` (`QwenVisionTower.validate` checks inputs from outside).
     public init(grids: [VisionGrid], mergeSize m: Int, windowSide: Int?) {
-        precondition(m > 0 && (windowSide ?? 1) > 0, "merge size \(m) and window side \(String(describing: windowSide)) must be positive")
+        precondition(m > 0 && (windowSide ?? 1) > 0,
+                     "merge size \(m) and window side \(String(describing: windowSide)) must be positive")
         precondition(grids.allSatisfy { $0.t > 0 && $0.h > 0 && $0.w > 0 && $0.h % m == 0 && $0.w % m == 0 },
                      "grids \(grids) must be positive multiples of the merge size \(m)")
         let unit = m * m
@@ -124,7 +125,8 @@ struct QwenPatchEmbedding: @unchecked Sendable {
     let weight: StoredTensor  // [width, C·T·P·P]
 
     init(_ w: inout WeightStore, prefix p: String, config c: QwenVisionConfiguration) throws {
-        let conv = try w.take("\(p).proj.weight", shape: [c.width, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize])
+        let conv = try w.take("\(p).proj.weight",
+                              shape: [c.width, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize])
         weight = StoredTensor(name: conv.name, conv.toTensor().reshaped([c.width, c.patchFeatures]))
     }
 
@@ -194,7 +196,8 @@ struct QwenVisionAttention: @unchecked Sendable {
         var z: Tensor
         if hooks.wants(n.attnScores) || hooks.wants(n.pattern) {
             // Dense [H, T, T] with the block-diagonal mask, so hooks see (and may edit) the whole pattern.
-            var scores = attentionScores(q: q.reshaped([t, width]), k: k.reshaped([t, width]), heads: heads, scale: scale)
+            var scores = attentionScores(q: q.reshaped([t, width]), k: k.reshaped([t, width]), heads: heads,
+                                         scale: scale)
             applySegmentMask(&scores, segments: segments)
             try hooks.visit(n.attnScores, layer: l, &scores)
             var pattern = attentionPattern(scores: scores)
@@ -249,8 +252,10 @@ struct QwenPatchMerger: @unchecked Sendable {
         let merged = c.width * unit
         norm = try w.take("\(p).ln_q.weight", shape: [c.width])
         normBias = c.kind == .qwen2VL ? try w.take("\(p).ln_q.bias", shape: [c.width]) : nil
-        fc1 = try w.take("\(p).mlp.0.weight", shape: [merged, merged]); fc1Bias = try w.take("\(p).mlp.0.bias", shape: [merged])
-        fc2 = try w.take("\(p).mlp.2.weight", shape: [c.outputSize, merged]); fc2Bias = try w.take("\(p).mlp.2.bias", shape: [c.outputSize])
+        fc1 = try w.take("\(p).mlp.0.weight",
+                         shape: [merged, merged]); fc1Bias = try w.take("\(p).mlp.0.bias", shape: [merged])
+        fc2 = try w.take("\(p).mlp.2.weight",
+                         shape: [c.outputSize, merged]); fc2Bias = try w.take("\(p).mlp.2.bias", shape: [c.outputSize])
     }
 
     func callAsFunction(_ x: Tensor, hooks: HookRun?) throws -> Tensor {
