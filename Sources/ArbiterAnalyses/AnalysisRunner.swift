@@ -158,17 +158,12 @@ public final class AnalysisRunner: @unchecked Sendable {
         let start = startLayer < layers ? startLayer : 0
         let residual = baseline.residPre[start]
         let t = residual.rows
-        let out: DecoderOutput
-        if unchangedBefore > 0, unchangedBefore < t, let keys = baseline.keys, let values = baseline.values {
-            let p = unchangedBefore
-            out = try decoder.forward(residual: residual.rows(p..<t), positions: sample.input.positions.slice(p..<t),
-                                      startLayer: start, logits: .last, hooks: hooks,
-                                      prefix: PrefixKeyValues(prefixOf: keys, values: values, count: p),
-                                      additions: baseline.additions)
-        } else {
-            out = try decoder.forward(residual: residual, positions: sample.input.positions,
-                                      startLayer: start, logits: .last, hooks: hooks, additions: baseline.additions)
-        }
+        let first = DecoderRun.firstRecomputed(unchangedBefore: unchangedBefore, tokens: t,
+                                               keysValuesKept: baseline.keys != nil && baseline.values != nil)
+        let run = DecoderRun.resumed(rows: first..<t, of: residual, positions: sample.input.positions,
+                                     keys: baseline.keys, values: baseline.values, hooks: hooks,
+                                     additions: baseline.additions)
+        let out = try decoder.forward(run, startLayer: start, logits: .last)
         return FollowingScore(logits: Array(out.logits!.row(0)), instructed: sample.instructed,
                               competitor: sample.competitor)
     }
@@ -342,16 +337,10 @@ extension AnalysisRunner {
             }
             let runs = batch.map { planned -> DecoderRun in
                 let i = planned.source, sample = samples[requests[i].sample], baseline = baselines[requests[i].sample]
-                let residual = baseline.residPre[start].rows(planned.rows)
-                let positions = sample.input.positions.slice(planned.rows)
-                let first = planned.rows.lowerBound
-                guard planned.continues == nil, first > 0, let keys = baseline.keys, let values = baseline.values else {
-                    return DecoderRun(residual: residual, positions: positions, hooks: hooks[i],
-                                      continues: planned.continues, additions: baseline.additions)
-                }
-                return DecoderRun(residual: residual, positions: positions, hooks: hooks[i],
-                                  prefix: PrefixKeyValues(prefixOf: keys, values: values, count: first),
-                                  additions: baseline.additions)
+                return DecoderRun.resumed(rows: planned.rows, of: baseline.residPre[start],
+                                          positions: sample.input.positions, keys: baseline.keys,
+                                          values: baseline.values, hooks: hooks[i], continues: planned.continues,
+                                          additions: baseline.additions)
             }
             let logits = try decoder.forward(batch: runs, startLayer: start)
             return zip(batch, logits).compactMap { planned, l in
@@ -414,8 +403,8 @@ extension AnalysisRunner {
         requests.map { r in
             let t = samples[r.sample].input.ids.count, p = r.firstRecomputed(in: samples[r.sample])
             let start = r.startLayer < layers ? r.startLayer : 0
-            let suffix = p > 0 && p < t && baselines[r.sample].keys != nil
-            return (start, suffix ? p : 0)
+            return (start, DecoderRun.firstRecomputed(unchangedBefore: p, tokens: t,
+                                                      keysValuesKept: baselines[r.sample].keys != nil))
         }
     }
 

@@ -123,6 +123,43 @@ public struct DecoderRun: Sendable {
     }
 }
 
+extension DecoderRun {
+    /// The first row a run resumed from a cached pass recomputes: `unchangedBefore` (the interventions change
+    /// nothing before it) when it is inside the prompt's `tokens` and the pass kept its keys and values — a suffix
+    /// run over them — else 0 (every row again). The one decision the analyses' single and batched runs share.
+    public static func firstRecomputed(unchangedBefore p: Int, tokens t: Int, keysValuesKept: Bool) -> Int {
+        p > 0 && p < t && keysValuesKept ? p : 0
+    }
+
+    /// Rows `rows` of a cached pass (its residual stream `residual` entering the start layer, its positions, its
+    /// keys and values `[T, KV·D]` per layer when kept), resumed: a suffix run over the cached keys and values of
+    /// the rows before when `rows` starts after 0 and the run continues no other run of its batch (`continues`),
+    /// which then provides those rows. Rows from p > 0 need the keys and values or a run to continue.
+    public static func resumed(rows: Range<Int>, of residual: Tensor, positions: PositionIDs, keys: [Tensor]?,
+                               values: [Tensor]?, hooks: HookRun?, continues: Int? = nil,
+                               additions: ResidualAdditions?) -> DecoderRun {
+        var run = DecoderRun(residual: residual.rows(rows), positions: positions.slice(rows), hooks: hooks,
+                             continues: continues, additions: additions)
+        if continues == nil, rows.lowerBound > 0, let keys, let values {
+            run.prefix = PrefixKeyValues(prefixOf: keys, values: values, count: rows.lowerBound)
+        }
+        return run
+    }
+}
+
+extension LlamaDecoder {
+    /// One run alone (`forward(residual:…)` with the run's arguments); a run that continues another needs its
+    /// batch (`forward(batch:startLayer:)`).
+    public func forward(_ run: DecoderRun, startLayer: Int = 0, logits: LogitPositions = .all) throws
+        -> DecoderOutput {
+        guard run.continues == nil else {
+            throw ModelError.invalidInput("a run that continues run \(run.continues!) of a batch runs in its batch")
+        }
+        return try forward(residual: run.residual, positions: run.positions, startLayer: startLayer, logits: logits,
+                           hooks: run.hooks, prefix: run.prefix, additions: run.additions)
+    }
+}
+
 /// What a decoder run returns.
 public struct DecoderOutput: Sendable {
     /// `[P, vocab]` for the requested positions, or nil for `.none`.
