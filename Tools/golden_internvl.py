@@ -110,6 +110,34 @@ def build_tiny_internvl() -> nn.Module:
     return InternVLForConditionalGeneration(config)
 
 
+# tiny-internvl-rms: the other InternViT variants' code paths — RMSNorm blocks (InternViT-6B), no q/k norm and
+# no attention biases (InternViT-300M), use_mean_pooling false (the tower's LayerNorm before the features), a
+# Llama-shaped text model with tied embeddings.
+VARIANT_ID = "tiny-internvl-rms"
+VARIANT_SEED = 1008
+VARIANT_VISION = dict(VISION, norm_type="rms_norm", use_qk_norm=False, attention_bias=False, use_mean_pooling=False)
+VARIANT_TEXT = dict(TEXT, model_type="llama", head_dim=16, attention_bias=False, mlp_bias=False)
+
+
+def build_tiny_internvl_rms() -> nn.Module:
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+    config = InternVLConfig(vision_config=dict(VARIANT_VISION), text_config=dict(VARIANT_TEXT),
+                            image_token_id=IMAGE_TOKEN_ID, image_seq_length=IMAGE_SEQ_LENGTH, downsample_ratio=0.5,
+                            projector_hidden_act="gelu", vision_feature_layer=-1,
+                            vision_feature_select_strategy="default", tie_word_embeddings=True)
+    return InternVLForConditionalGeneration(config)
+
+
+def write_variant_files(model_dir: str, _root: str) -> list[str]:
+    """tokenizer.json and preprocessor_config.json (the test image is tiny-internvl's)."""
+    build_tokenizer().save(os.path.join(model_dir, "tokenizer.json"), pretty=True)
+    with open(os.path.join(model_dir, "preprocessor_config.json"), "w") as f:
+        json.dump(processor_config(), f, indent=2, sort_keys=True)
+        f.write("\n")
+    return []
+
+
 def write_extra_files(model_dir: str, root: str) -> list[str]:
     """tokenizer.json and preprocessor_config.json in the checkpoint, the test image under images/."""
     build_tokenizer().save(os.path.join(model_dir, "tokenizer.json"), pretty=True)
@@ -161,6 +189,9 @@ def run_internvl(model: nn.Module, model_dir: str, root: str) -> dict[str, np.nd
     recorder = capture.Recorder()
     try:
         recorder.on_output(tower.embeddings, "vision.hook_embed")
+        post_norm = not model.config.vision_config.use_mean_pooling
+        if post_norm:
+            recorder.on_output(tower.layernorm, "vision.ln_post.hook_normalized")
         for index, layer in enumerate(tower.encoder.layer):
             recorder.on_output(layer, f"vision.blocks.{index}.hook_resid_post")
             recorder.on_output(layer.attention, f"vision.blocks.{index}.attn.hook_pattern", index=1)
@@ -180,7 +211,8 @@ def run_internvl(model: nn.Module, model_dir: str, root: str) -> dict[str, np.nd
     def rows(t: torch.Tensor, columns: int) -> np.ndarray:
         return t.reshape(-1, columns).contiguous().numpy()
 
-    last = v[f"vision.blocks.{layers - 1}.hook_resid_post"]
+    # vision_feature_layer -1: last_hidden_state, through the tower's LayerNorm when it has one.
+    last = v["vision.ln_post.hook_normalized"] if post_norm else v[f"vision.blocks.{layers - 1}.hook_resid_post"]
     selected = last[:, 1:, :]
     # The pixel shuffle of transformers, checked against the documented index map that Arbiter implements.
     side, f = int(round(selected.shape[1] ** 0.5)), 2
@@ -200,6 +232,8 @@ def run_internvl(model: nn.Module, model_dir: str, root: str) -> dict[str, np.nd
         datasets[name] = rows(v[name], width)
         pattern = f"vision.blocks.{index}.attn.hook_pattern"
         datasets[pattern] = v[pattern].contiguous().numpy()
+    if post_norm:
+        datasets["vision.ln_post.hook_normalized"] = rows(v["vision.ln_post.hook_normalized"], width)
     datasets["vision.hook_selected"] = rows(selected, width)
     datasets["vision.hook_shuffled"] = rows(v["vision.hook_shuffled"], f * f * width)
     datasets["image_features"] = features.contiguous().numpy()

@@ -238,4 +238,7 @@ MODELS: tuple[ModelSpec, ...] = (
               extra_files=lambda model_dir, root: internvl.write_extra_files(model_dir, root),
               runner=lambda model, _case, model_dir, root: internvl.run_internvl(model, model_dir, root),
               derived=internvl.write_original_copy),
+    ModelSpec(internvl.VARIANT_ID, seed=internvl.VARIANT_SEED, build=internvl.build_tiny_internvl_rms,
+              cases=(Case("image-prompt", prompt=internvl.PROMPT),), extra_files=internvl.write_variant_files,
+              runner=lambda model, _case, model_dir, root: internvl.run_internvl(model, model_dir, root)),
 )

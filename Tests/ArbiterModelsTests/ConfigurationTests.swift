@@ -522,7 +522,7 @@ struct ResourceGuardTests {
     @Test("every bundled model's configuration estimate fits in 1 GiB")
     func bundledEstimates() throws {
         for id in ["tiny-llama", "tiny-qwen2", "tiny-llava", "arbiter-main", "tiny-qwen2-vl", "tiny-qwen2_5-vl",
-                   "tiny-internvl"] {
+                   "tiny-internvl", "tiny-internvl-rms"] {
             let directory = try ModelDirectory(Repository.model(id))
             let file = directory.configURL.path
             let terms: [MemoryTerm] = switch directory.modelType {

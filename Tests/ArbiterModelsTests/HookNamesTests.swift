@@ -100,7 +100,7 @@ struct HookNamesTests {
 
     @Test("every bundled model, vision tower included: a run caching everything visits its hook names in order",
           arguments: ["tiny-llava", "tiny-llava-hub", "tiny-qwen2-vl", "tiny-qwen2_5-vl", "tiny-qwen3-vl",
-                      "tiny-internvl", "arbiter-main"])
+                      "tiny-internvl", "tiny-internvl-rms", "arbiter-main"])
     func visitOrderWithImages(_ name: String) throws {
         let folder = Repository.model(name)
         let session = try ModelSession(directory: folder)

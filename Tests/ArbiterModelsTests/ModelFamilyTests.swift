@@ -30,7 +30,7 @@ struct ModelFamilyTests {
 
     @Test("each bundled model loads through its family, an ImageModel when the family says so; its shape agrees",
           arguments: ["tiny-llama", "tiny-qwen2", "tiny-llava", "tiny-llava-hub", "tiny-qwen2-vl", "tiny-qwen2_5-vl",
-                      "tiny-internvl", "tiny-internvl-hub", "tiny-qwen3-vl"])
+                      "tiny-internvl", "tiny-internvl-hub", "tiny-internvl-rms", "tiny-qwen3-vl"])
     func bundled(_ name: String) throws {
         let folder = Repository.models.appendingPathComponent(name)
         let model = try ModelRegistry.load(folder)

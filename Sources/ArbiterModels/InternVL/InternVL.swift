@@ -186,7 +186,10 @@ public final class InternVLModel: ArbiterModel, @unchecked Sendable {
     public func imageFeatures(tiles pixels: Tensor, hooks: HookRun? = nil) throws -> Tensor {
         let c = configuration, v = c.visionConfig
         let index = c.hiddenStateIndex
-        let states = try vision.features(tiles: pixels, index: index, lastHiddenState: index == v.layers, hooks: hooks)
+        // transformers reads `last_hidden_state` (through the tower's LayerNorm when it has one) for -1 only, and
+        // `hidden_states[k]` (never normalized) for any other layer, the last one written as a positive index too.
+        let states = try vision.features(tiles: pixels, index: index, lastHiddenState: c.visionFeatureLayer == -1,
+                                         hooks: hooks)
         let tiles = pixels.shape[0], n = v.positions
         // Drop each tile's class token (vision_feature_select_strategy "default").
         var rows: [Float] = []
