@@ -30,16 +30,15 @@ extension ModelFamily {
         })
 }
 
-/// Qwen2-VL's processor for a Qwen-VL model: pixel patches `[patches, C·T·P·P]` and the grid as
-/// `image_grid_thw` `[1, 3]`.
+/// Qwen2-VL's processor for a model of patch grids (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): pixel patches
+/// `[patches, C·T·P·P]` and the grid as `image_grid_thw` `[1, 3]`, with the model's image tokens per grid.
 struct QwenVLImageProcessor: ImagePreparing {
     let processor: Qwen2VLImageProcessor
-    let model: QwenVLModel
+    let tokenCount: @Sendable (VisionGrid) -> Int
 
     func prepare(_ image: RGBImage) throws -> PreparedImage {
         let processed = try processor.preprocess(image, source: "image")
-        return QwenVLModel.image(processed.pixelValues, grids: [processed.grid],
-                                 tokens: model.imageTokenCount(processed.grid))
+        return QwenVLModel.image(processed.pixelValues, grids: [processed.grid], tokens: tokenCount(processed.grid))
     }
 }
 
@@ -55,42 +54,21 @@ extension QwenVLModel: ImageModel {
     /// The processor must patch and merge as the tower does: otherwise every image fails later with a shape
     /// error that names neither file.
     public func imageProcessor(contentsOf file: URL) throws -> any ImagePreparing {
-        let processor = try Qwen2VLImageProcessor(contentsOf: file)
-        let p = processor.config, v = configuration.visionConfig
-        for (field, mine, theirs, key) in [("patch_size", p.patchSize, v.patchSize, "patch_size"),
-                                           ("merge_size", p.mergeSize, v.spatialMergeSize, "spatial_merge_size"),
-                                           ("temporal_patch_size", p.temporalPatchSize, v.temporalPatchSize,
-                                            "temporal_patch_size")] where mine != theirs {
-            throw FormatError(.inconsistent, file: file, "\(field) is \(mine) but vision_config.\(key) is \(theirs): "
-                              + "preprocessor_config.json and config.json do not match")
-        }
-        return QwenVLImageProcessor(processor: processor, model: self)
+        let v = configuration.visionConfig
+        return QwenVLImageProcessor(processor: try QwenGridImages.processor(
+            contentsOf: file, patchSize: v.patchSize, mergeSize: v.spatialMergeSize,
+            temporalPatchSize: v.temporalPatchSize), tokenCount: imageTokenCount)
     }
 
     /// Pixel patches `[N, C·T·P·P]` and `image_grid_thw` `[images, 3]`.
     public func goldenImage(_ golden: GoldenActivations) throws -> PreparedImage? {
-        guard let pixels = try pixelValues(in: golden) else { return nil }
-        let (shape, values) = try golden.integers(Self.gridInput)
-        guard shape.count == 2, shape[1] == 3 else {
-            throw FormatError(.inconsistent, file: golden.url,
-                              "'\(Self.gridInput)' has shape \(shape), expected [images, 3]")
-        }
-        let grids = (0..<shape[0]).map { VisionGrid(t: values[3 * $0], h: values[3 * $0 + 1], w: values[3 * $0 + 2]) }
-        return Self.image(pixels, grids: grids, tokens: grids.map(imageTokenCount).reduce(0, +))
+        try QwenGridImages.goldenImage(golden, pixels: try pixelValues(in: golden), tokenCount: imageTokenCount)
     }
 
     /// The 3-D `position_ids` `[3, T]` of a golden file, compared exactly with `positions(ids:image:)`.
     public func goldenChecks(_ golden: GoldenActivations, ids: [Int], image: PreparedImage?) throws
         -> [ComparisonReport] {
-        guard golden.integerNames.contains("position_ids") else { return [] }
-        let (shape, values) = try golden.integers("position_ids")
-        let positions = try positions(ids: ids, image: image)
-        let axes = positions.axes.count == 3 ? positions.axes : Array(repeating: positions.axes[0], count: 3)
-        let actual = Tensor(shape: [3, ids.count], scalars: axes.flatMap { $0.map(Float.init) })
-        let reference = Tensor(shape: shape, scalars: values.map { Float($0) })
-        return [compare(actual, to: reference,
-                        tolerance: Tolerance(atol: 0, rtol: 0, nmse: 0, reason: "integer positions are exact"),
-                        label: "\(golden.modelID)/\(golden.caseName) position_ids")]
+        try QwenGridImages.positionCheck(golden, ids: ids) { try positions(ids: ids, image: image) }
     }
 
     /// 3-D positions (`get_rope_index`) with an image, sequential without.
@@ -143,5 +121,52 @@ extension QwenVLModel: ImageModel {
         return (0..<g.shape[0]).map {
             VisionGrid(t: g.values[3 * $0], h: g.values[3 * $0 + 1], w: g.values[3 * $0 + 2])
         }
+    }
+}
+
+/// What every model whose images are Qwen2-VL patch grids shares (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): the
+/// processor's check against the tower, the golden file's image inputs and its exact 3-D position check.
+enum QwenGridImages {
+    /// Qwen2-VL's processor from `file`, refused when it patches or merges otherwise than the tower
+    /// (`vision`: its patch, merge and temporal patch sizes).
+    static func processor(contentsOf file: URL, patchSize: Int, mergeSize: Int, temporalPatchSize: Int) throws
+        -> Qwen2VLImageProcessor {
+        let processor = try Qwen2VLImageProcessor(contentsOf: file)
+        let p = processor.config
+        for (field, mine, theirs, key) in [("patch_size", p.patchSize, patchSize, "patch_size"),
+                                           ("merge_size", p.mergeSize, mergeSize, "spatial_merge_size"),
+                                           ("temporal_patch_size", p.temporalPatchSize, temporalPatchSize,
+                                            "temporal_patch_size")] where mine != theirs {
+            throw FormatError(.inconsistent, file: file, "\(field) is \(mine) but vision_config.\(key) is \(theirs): "
+                              + "preprocessor_config.json and config.json do not match")
+        }
+        return processor
+    }
+
+    /// Pixel patches `[N, C·T·P·P]` and `image_grid_thw` `[images, 3]` of a golden file, nil without pixels.
+    static func goldenImage(_ golden: GoldenActivations, pixels: Tensor?,
+                            tokenCount: (VisionGrid) -> Int) throws -> PreparedImage? {
+        guard let pixels else { return nil }
+        let (shape, values) = try golden.integers(QwenVLModel.gridInput)
+        guard shape.count == 2, shape[1] == 3 else {
+            throw FormatError(.inconsistent, file: golden.url,
+                              "'\(QwenVLModel.gridInput)' has shape \(shape), expected [images, 3]")
+        }
+        let grids = (0..<shape[0]).map { VisionGrid(t: values[3 * $0], h: values[3 * $0 + 1], w: values[3 * $0 + 2]) }
+        return QwenVLModel.image(pixels, grids: grids, tokens: grids.map(tokenCount).reduce(0, +))
+    }
+
+    /// The golden file's 3-D `position_ids` `[3, T]` against `positions`, exactly (none when it has none).
+    static func positionCheck(_ golden: GoldenActivations, ids: [Int],
+                              positions: () throws -> PositionIDs) throws -> [ComparisonReport] {
+        guard golden.integerNames.contains("position_ids") else { return [] }
+        let (shape, values) = try golden.integers("position_ids")
+        let positions = try positions()
+        let axes = positions.axes.count == 3 ? positions.axes : Array(repeating: positions.axes[0], count: 3)
+        let actual = Tensor(shape: [3, ids.count], scalars: axes.flatMap { $0.map(Float.init) })
+        let reference = Tensor(shape: shape, scalars: values.map { Float($0) })
+        return [compare(actual, to: reference,
+                        tolerance: Tolerance(atol: 0, rtol: 0, nmse: 0, reason: "integer positions are exact"),
+                        label: "\(golden.modelID)/\(golden.caseName) position_ids")]
     }
 }
