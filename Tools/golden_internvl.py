@@ -186,6 +186,7 @@ def run_internvl(model: nn.Module, model_dir: str, root: str) -> dict[str, np.nd
     if int((input_ids == IMAGE_TOKEN_ID).sum()) != tiles * IMAGE_SEQ_LENGTH:
         raise RuntimeError("image token count disagrees with the tiles")
     tower = model.model.vision_tower
+    use_qk_norm = model.config.vision_config.use_qk_norm
     recorder = capture.Recorder()
     try:
         recorder.on_output(tower.embeddings, "vision.hook_embed")
@@ -193,8 +194,22 @@ def run_internvl(model: nn.Module, model_dir: str, root: str) -> dict[str, np.nd
         if post_norm:
             recorder.on_output(tower.layernorm, "vision.ln_post.hook_normalized")
         for index, layer in enumerate(tower.encoder.layer):
-            recorder.on_output(layer, f"vision.blocks.{index}.hook_resid_post")
-            recorder.on_output(layer.attention, f"vision.blocks.{index}.attn.hook_pattern", index=1)
+            b = f"vision.blocks.{index}"
+            recorder.on_input(layer, f"{b}.hook_resid_pre", "hidden_states")
+            recorder.on_output(layer.layernorm_before, f"{b}.ln1.hook_normalized")
+            attention = layer.attention
+            # q and k as the attention takes them (after q_norm / k_norm when the tower has them), v, z.
+            recorder.on_output(attention.q_norm if use_qk_norm else attention.q_proj, f"{b}.attn.hook_q")
+            recorder.on_output(attention.k_norm if use_qk_norm else attention.k_proj, f"{b}.attn.hook_k")
+            recorder.on_output(attention.v_proj, f"{b}.attn.hook_v")
+            recorder.on_output(attention, f"{b}.attn.hook_pattern", index=1)
+            recorder.on_input(attention.projection_layer, f"{b}.attn.hook_z", "input")
+            recorder.on_output(attention, f"{b}.attention_output", index=0)
+            recorder.on_output(layer.layernorm_after, f"{b}.ln2.hook_normalized")
+            recorder.on_output(layer.mlp.fc1, f"{b}.mlp.hook_pre")
+            recorder.on_output(layer.mlp.activation_fn, f"{b}.mlp.hook_post")
+            recorder.on_output(layer.mlp, f"{b}.mlp_output")
+            recorder.on_output(layer, f"{b}.hook_resid_post")
         recorder.on_input(model.model.multi_modal_projector, "vision.hook_shuffled", "image_features")
         recorder.on_output(model.model.multi_modal_projector, "image_features")
         recorder.attach_decoder(model.model.language_model, embed_from_inputs=True)
@@ -227,11 +242,29 @@ def run_internvl(model: nn.Module, model_dir: str, root: str) -> dict[str, np.nd
     datasets: dict[str, np.ndarray] = {"input_ids": input_ids}
     datasets["pixel_values"] = pixel_values.contiguous().numpy()
     datasets["vision.hook_embed"] = rows(v["vision.hook_embed"], width)
+    heads = model.config.vision_config.num_attention_heads
+    intermediate = model.config.vision_config.intermediate_size
     for index in range(layers):
-        name = f"vision.blocks.{index}.hook_resid_post"
-        datasets[name] = rows(v[name], width)
-        pattern = f"vision.blocks.{index}.attn.hook_pattern"
-        datasets[pattern] = v[pattern].contiguous().numpy()
+        b = f"vision.blocks.{index}"
+        layer = tower.encoder.layer[index]
+        # What the block adds, as InternVLVisionLayer computes it: lambda_1 · attention, lambda_2 · mlp.
+        attn_out = layer.lambda_1.detach() * v[f"{b}.attention_output"]
+        resid_mid = attn_out + v[f"{b}.hook_resid_pre"]
+        mlp_out = layer.lambda_2.detach() * v[f"{b}.mlp_output"]
+        if not torch.equal(mlp_out + resid_mid, v[f"{b}.hook_resid_post"]):
+            raise RuntimeError(f"{b}: resid_mid + lambda_2 · mlp differs from the layer's output")
+        datasets[f"{b}.hook_resid_pre"] = rows(v[f"{b}.hook_resid_pre"], width)
+        datasets[f"{b}.ln1.hook_normalized"] = rows(v[f"{b}.ln1.hook_normalized"], width)
+        for name in ("q", "k", "v", "z"):
+            datasets[f"{b}.attn.hook_{name}"] = v[f"{b}.attn.hook_{name}"].reshape(-1, heads, width // heads).numpy()
+        datasets[f"{b}.attn.hook_pattern"] = v[f"{b}.attn.hook_pattern"].contiguous().numpy()
+        datasets[f"{b}.hook_attn_out"] = rows(attn_out, width)
+        datasets[f"{b}.hook_resid_mid"] = rows(resid_mid, width)
+        datasets[f"{b}.ln2.hook_normalized"] = rows(v[f"{b}.ln2.hook_normalized"], width)
+        datasets[f"{b}.mlp.hook_pre"] = rows(v[f"{b}.mlp.hook_pre"], intermediate)
+        datasets[f"{b}.mlp.hook_post"] = rows(v[f"{b}.mlp.hook_post"], intermediate)
+        datasets[f"{b}.hook_mlp_out"] = rows(mlp_out, width)
+        datasets[f"{b}.hook_resid_post"] = rows(v[f"{b}.hook_resid_post"], width)
     if post_norm:
         datasets["vision.ln_post.hook_normalized"] = rows(v["vision.ln_post.hook_normalized"], width)
     datasets["vision.hook_selected"] = rows(selected, width)
