@@ -26,12 +26,9 @@ public final class CausalLanguageModel: ArbiterModel, @unchecked Sendable {
     public init(directory: ModelDirectory) throws {
         let config = try directory.configuration(DecoderConfiguration.self)
         try config.validate(file: directory.configURL.path)
-        try ResourceGuard.check(configuration: config.memoryTerms(file: directory.configURL.path),
-                                file: directory.configURL.path)
-        checkpoint = try directory.checkpoint()
-        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config, model: directory.url.path)
-        let tensors = try directory.weights(of: checkpoint)
-        var weights = WeightStore(Self.sanitize(tensors), source: directory.url.path)
+        var (weights, checkpoint) = try directory.weightStore(
+            memory: config.memoryTerms(file: directory.configURL.path), text: config, sanitize: Self.sanitize)
+        self.checkpoint = checkpoint
         decoder = try LlamaDecoder(configuration: config, weights: &weights)
         try weights.finish()
         modelType = directory.modelType

@@ -77,14 +77,9 @@ public final class InternVLModel: ArbiterModel, @unchecked Sendable {
     public convenience init(directory: ModelDirectory) throws {
         let config = try directory.configuration(InternVLConfiguration.self)
         try config.validate(file: directory.configURL.path)
-        try ResourceGuard.check(configuration: config.memoryTerms(file: directory.configURL.path),
-                                file: directory.configURL.path)
-        let checkpoint = try directory.checkpoint()
-        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config.textConfig,
-                                model: directory.url.path)
-        let tensors = try directory.weights(of: checkpoint)
-        var weights = WeightStore(try Self.sanitize(tensors, config: config, source: directory.url.path),
-                                  source: directory.url.path)
+        var (weights, _) = try directory.weightStore(
+            memory: config.memoryTerms(file: directory.configURL.path), text: config.textConfig,
+            sanitize: { try Self.sanitize($0, config: config, source: directory.url.path) })
         try self.init(configuration: config, weights: &weights, identifier: directory.url.lastPathComponent)
         try weights.finish()
     }

@@ -46,13 +46,9 @@ public final class LlavaModel: ArbiterModel, @unchecked Sendable {
     public convenience init(directory: ModelDirectory) throws {
         let config = try directory.configuration(LlavaConfiguration.self)
         try config.validate(file: directory.configURL.path)
-        try ResourceGuard.check(configuration: config.memoryTerms(file: directory.configURL.path),
-                                file: directory.configURL.path)
-        let checkpoint = try directory.checkpoint()
-        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config.textConfig,
-                                model: directory.url.path)
-        let tensors = try directory.weights(of: checkpoint)
-        var weights = WeightStore(Self.sanitize(tensors), source: directory.url.path)
+        var (weights, checkpoint) = try directory.weightStore(
+            memory: config.memoryTerms(file: directory.configURL.path), text: config.textConfig,
+            sanitize: Self.sanitize)
         try self.init(configuration: config, weights: &weights, identifier: directory.url.lastPathComponent,
                       checkpoint: checkpoint)
         try weights.finish()

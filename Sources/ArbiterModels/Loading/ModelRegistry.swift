@@ -113,6 +113,18 @@ public struct ModelDirectory: Sendable {
         try Checkpoint(directory: url)
     }
 
+    /// The checkpoint's tensors in a `WeightStore`, after the memory checks every loader makes first: the
+    /// configuration's estimate (`memory`, from config.json alone), then the checkpoint's size against the decoder
+    /// (`text`). `sanitize` maps the family's weight-name layouts onto one.
+    public func weightStore(memory: [MemoryTerm], text: DecoderConfiguration,
+                            sanitize: ([String: StoredTensor]) throws -> [String: StoredTensor]) throws
+        -> (store: WeightStore, checkpoint: Checkpoint) {
+        try ResourceGuard.check(configuration: memory, file: configURL.path)
+        let checkpoint = try checkpoint()
+        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: text, model: url.path)
+        return (WeightStore(try sanitize(try weights(of: checkpoint)), source: url.path), checkpoint)
+    }
+
     /// The tensors of `checkpoint` as the model takes them for `compute` (rounded to bf16 for `.bfloat16`).
     public func weights(of checkpoint: Checkpoint) throws -> [String: StoredTensor] {
         try compute.tensors(checkpoint.tensors, source: url.path)

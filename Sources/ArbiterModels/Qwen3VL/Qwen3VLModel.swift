@@ -26,16 +26,12 @@ public final class Qwen3VLModel: ArbiterModel, @unchecked Sendable {
     public convenience init(directory: ModelDirectory) throws {
         let config = try directory.configuration(Qwen3VLConfiguration.self)
         try config.validate(file: directory.configURL.path)
-        try ResourceGuard.check(configuration: config.memoryTerms(file: directory.configURL.path),
-                                file: directory.configURL.path)
-        let checkpoint = try directory.checkpoint()
-        try ResourceGuard.check(weights: checkpoint.totalBytes, configuration: config.textConfig,
-                                model: directory.url.path)
-        let tensors = try directory.weights(of: checkpoint)
         // Qwen3-VL's hub files and transformers 5.24's save_pretrained both write the in-memory layout
         // (`model.visual.…`, `model.language_model.…`, `lm_head.…`); QwenVLModel.sanitize also maps the older
         // Qwen2-VL hub layout and drops derived rotary buffers.
-        var weights = WeightStore(QwenVLModel.sanitize(tensors), source: directory.url.path)
+        var (weights, checkpoint) = try directory.weightStore(
+            memory: config.memoryTerms(file: directory.configURL.path), text: config.textConfig,
+            sanitize: QwenVLModel.sanitize)
         try self.init(configuration: config, weights: &weights, identifier: directory.url.lastPathComponent,
                       checkpoint: checkpoint)
         try weights.finish()

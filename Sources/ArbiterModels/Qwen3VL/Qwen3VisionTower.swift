@@ -192,21 +192,8 @@ public final class Qwen3VisionTower: @unchecked Sendable {
 
     /// Checks that `pixelValues` (`[patches, C·T·P·P]`) holds exactly the patches of `grids`.
     public func validate(pixelValues: Tensor, grids: [VisionGrid]) throws {
-        let c = configuration, m = c.spatialMergeSize
-        guard !grids.isEmpty else {
-            throw ModelError.invalidInput("pixel values were given without any image grid (image_grid_thw)")
-        }
-        for (i, g) in grids.enumerated() {
-            guard g.t > 0, g.h > 0, g.w > 0, g.h % m == 0, g.w % m == 0 else {
-                throw ModelError.invalidInput("image grid \(i) is \(g); t, h, w must be positive and h, w multiples "
-                                              + "of spatial_merge_size \(m)")
-            }
-        }
-        let patches = grids.reduce(0) { $0 + $1.patches }
-        guard pixelValues.rank == 2, pixelValues.shape == [patches, c.patchFeatures] else {
-            throw ModelError.invalidInput("pixel values have shape \(pixelValues.shape); the grids \(grids) need "
-                                          + "[\(patches), \(c.patchFeatures)] (patches × channels·temporal·patch²)")
-        }
+        try QwenVisionTower.validate(pixelValues: pixelValues, grids: grids, mergeSize: configuration.spatialMergeSize,
+                                     patchFeatures: configuration.patchFeatures)
     }
 
     /// Merged image features `[patches / merge², output size]` (one row per image token) and the DeepStack

@@ -82,7 +82,13 @@ public final class QwenVisionTower: @unchecked Sendable {
 
     /// Checks that `pixelValues` (`[patches, C·T·P·P]`) holds exactly the patches of `grids`.
     public func validate(pixelValues: Tensor, grids: [VisionGrid]) throws {
-        let c = configuration, m = c.spatialMergeSize
+        try Self.validate(pixelValues: pixelValues, grids: grids, mergeSize: configuration.spatialMergeSize,
+                          patchFeatures: configuration.patchFeatures)
+    }
+
+    /// The checks of any tower of Qwen2-VL patch grids (Qwen3-VL's too): grids given, positive, multiples of the
+    /// merge size, and pixel values of one row of `patchFeatures` per patch.
+    static func validate(pixelValues: Tensor, grids: [VisionGrid], mergeSize m: Int, patchFeatures: Int) throws {
         guard !grids.isEmpty else {
             throw ModelError.invalidInput("pixel values were given without any image grid (image_grid_thw)")
         }
@@ -93,9 +99,9 @@ public final class QwenVisionTower: @unchecked Sendable {
             }
         }
         let patches = grids.reduce(0) { $0 + $1.patches }
-        guard pixelValues.rank == 2, pixelValues.shape == [patches, c.patchFeatures] else {
+        guard pixelValues.rank == 2, pixelValues.shape == [patches, patchFeatures] else {
             throw ModelError.invalidInput("pixel values have shape \(pixelValues.shape); the grids \(grids) need "
-                                          + "[\(patches), \(c.patchFeatures)] (patches × channels·temporal·patch²)")
+                                          + "[\(patches), \(patchFeatures)] (patches × channels·temporal·patch²)")
         }
     }
 
