@@ -9,23 +9,25 @@ without it a temporary folder that this script deletes, on an error or a signal 
 
 1. builds the checkpoint with Tools/make_7b_shaped.py (~14.1 GB; refused below 20 GB free), timed, with its
    peak RSS; --model DIR uses an existing folder instead (nothing is built, nothing of it deleted);
-2. runs `arbiter verify --count 4` on it, which `verify` refuses (fewer than 2 × minimumPerTarget conflict items
-   per target), and records the message. Every verify here runs with --keep-going: the stand-in tokenizer (500
-   BPE pieces, Tools/make_7b_shaped.py) splits some answer words so that both candidates begin with the same
-   token ("▁"), and verify refuses a run where more than 10% of the items cannot be scored;
-3. plans the smallest generated run `verify` accepts (`verify --plan --json --count N --random-sets 1`, N the
-   smallest count whose generated items hold 8 conflict items per target) and runs it for real only when its
-   predicted time is within --budget-minutes (on 2 cores it is days: the plan's figure is printed instead);
-4. runs `arbiter bench-forward --model M --tokens T --repeats 1 --logits last` (load, one warm-up and one timed
+2. runs `arbiter bench-forward --model M --tokens T --repeats 1 --logits last` (load, one warm-up and one timed
    forward of the decoder over T random ids) with f32 compute (bf16 weights widened block by block) and with
-   ARBITER_COMPUTE=bf16, each under /usr/bin/time for the process's peak RSS;
-5. predicts one such forward from the plan's calibration (the baselines stage's formula, `PlanCounter.
-   baselineStage`, at T tokens without the vision tower: layers × (T·s_row + T²·s_pair + s_run) + the logits'
-   FLOPs at the calibrated rate, over the workers) and prints a table.
+   ARBITER_COMPUTE=bf16, each under /usr/bin/time for the process's peak RSS, and predicts one such forward from
+   the plan's calibration (the baselines stage's formula, `PlanCounter.baselineStage`, at T tokens without the
+   vision tower: layers × (T·s_row + T²·s_pair + s_run) + the logits' FLOPs at the calibrated rate, over the
+   workers);
+3. plans `verify --count 4` as a trial run (TRIAL below: four generated conflict items, `--minimum-per-target 1`
+   so that verify accepts them — its flow, routing and MLP claims then say they are inconclusive —, no top-up,
+   one random head set, the two-stage DLA ranking of 4 candidates, head interventions after the image, and 4 GiB
+   for keys and values so that no pass runs them again); the plan pilots the model itself (its own cost is
+   printed). Then runs the trial for real when the plan predicts it within --budget-minutes, under /usr/bin/time,
+   and compares the measured time with the prediction, in all and per stage (each stage's time measured from
+   verify's progress lines, from the stage's first line to the next stage's);
+4. plans the default protocol (240 items, every option at its default) from the shape alone (`--prompt-tokens
+   650`, LLaVA-1.5's prompt length, no pilot), to print what a real run on this host would take.
 
-Exits 1 when a peak RSS exceeds 1.15 × the checkpoint's bytes or the f32 forward's prediction is off by more than
-25% (the plan calibrates f32 layers: the bf16 row's error is shown, not checked); 2 when it cannot run (disk,
-build). Timings need an idle host (the load average is printed). Standard library only; --python runs the
+Exits 1 when a peak RSS of the load and forward exceeds 1.15 × the checkpoint's bytes, or the f32 forward's or the
+trial run's prediction is off by more than 25% (the plan calibrates f32 layers: the bf16 row's error is shown, not
+checked); 2 when it cannot run (disk, build, a verify that fails). Timings need an idle host (the load average is printed). Standard library only; --python runs the
 generator (torch, transformers).
 """
 import argparse
@@ -44,7 +46,17 @@ RSS_LIMIT = 1.15
 TOLERANCE = 0.25
 MIN_FREE_BYTES = 20 * 10**9
 SEED = 260203677          # verify's default seed, given explicitly to every command
-MIN_PER_TARGET = 4        # AnalysisConfiguration.minimumPerTarget: verify needs 2× this per target
+# The trial run (with --count): a few items through every stage, cut as a 7B needs it (docs/verify-plan.md).
+TRIAL = ["--mix", "conflict=1", "--minimum-per-target", "1", "--top-up", "0", "--random-sets", "1",
+         "--head-ranking", "dla:4", "--head-positions", "after-image", "--key-value-memory", "4", "--keep-going",
+         "--seed", str(SEED)]
+# The plan's stages (name prefix) and the progress line verify prints as each begins.
+STAGE_MARKERS = [("baselines", "baseline passes over"), ("information flow", "knockout "),
+                 ("logit lens", "attention routing"), ("head ranking", "single-head ablation"),
+                 ("item top-up", "amplification: "), ("head blocking", "blocking the top"),
+                 ("specificity", "general ability:"), ("α selection", "α for the top set"),
+                 ("amplification", "amplifying the top heads")]
+PROGRESS = re.compile(r"^\[\s*([0-9.]+)s\] (.*)$")
 
 
 class BenchError(Exception):
@@ -87,43 +99,67 @@ def build(python, folder):
     return {"seconds": seconds, "rss": rss, "parameters": info["parameters"], "shards": info["shards"]}
 
 
-def verify_count4(arbiter, model, work):
-    cmd = [arbiter, "verify", "--model", model, "--count", "4", "--seed", str(SEED), "--keep-going", "--out",
-           os.path.join(work, "report-count-4")]
+def plan(arbiter, model, options):
+    """`verify --plan --json` with `options`: (the plan, wall seconds)."""
+    cmd = [arbiter, "verify", "--plan", "--json", "--model", model] + options
     start = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.monotonic() - start
-    message = (proc.stderr.strip().splitlines() or [""])[-1]
-    return {"status": proc.returncode, "seconds": seconds, "message": message}
-
-
-def smallest_count(arbiter, work):
-    """The smallest --count whose generated items (seed SEED, 336-pixel images) hold 2 × MIN_PER_TARGET
-    conflict items following each target."""
-    for count in range(8, 200, 2):
-        out = os.path.join(work, f"data-{count}")
-        subprocess.run([arbiter, "data", "generate", "--count", str(count), "--seed", str(SEED), "--image-size",
-                        "336", "--out", out], check=True, capture_output=True, text=True)
-        with open(os.path.join(out, "dataset.json")) as f:
-            data = json.load(f)
-        shutil.rmtree(out)
-        items = data["items"]
-        targets = {"image": 0, "text": 0}
-        for item in items:
-            if item.get("kind") == "conflict" and item.get("target") in targets:
-                targets[item["target"]] += 1
-        if min(targets.values()) >= 2 * MIN_PER_TARGET:
-            return count
-    raise BenchError("no --count up to 200 gives 8 conflict items per target")
-
-
-def plan(arbiter, model, count, random_sets, env=None):
-    cmd = [arbiter, "verify", "--plan", "--json", "--model", model, "--count", str(count), "--seed", str(SEED),
-           "--random-sets", str(random_sets), "--keep-going"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        return None, proc.stderr.strip()
-    return json.loads(proc.stdout)[0], ""
+        raise BenchError(f"{' '.join(cmd[1:])} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout)[0], seconds
+
+
+def trial_count(arbiter, model):
+    """The smallest --count from 4 whose trial verify accepts (two conflict items of each target), with its plan."""
+    for count in range(4, 17):
+        try:
+            log(f"plan of the trial run, --count {count} (pilots the model: minutes) …")
+            return count, plan(arbiter, model, ["--count", str(count)] + TRIAL)
+        except BenchError as e:
+            if "conflict items following" not in str(e):
+                raise
+    raise BenchError("no --count from 4 to 16 gives two conflict items of each instruction target")
+
+
+def stage_times(progress_lines, total):
+    """Seconds per plan stage from verify's timestamped progress lines: each marked stage runs from its first
+    line to the next marked stage's (the last to `total`); what comes before the baselines is the preparation."""
+    starts = []
+    for line in progress_lines:
+        m = PROGRESS.match(line)
+        if not m:
+            continue
+        at, text = float(m.group(1)), m.group(2)
+        message = text.split(": ", 1)[1] if ": " in text else text
+        for stage, marker in STAGE_MARKERS:
+            if message.startswith(marker) and stage not in [s for s, _ in starts]:
+                starts.append((stage, at))
+    times = {"model and items": starts[0][1] if starts else total}
+    for k, (stage, at) in enumerate(starts):
+        end = starts[k + 1][1] if k + 1 < len(starts) else total
+        times[stage] = end - at
+    return times
+
+
+def run_trial(arbiter, model, count, work):
+    """Runs the trial verify, echoing its progress; (wall seconds, peak RSS, exit status, progress lines)."""
+    cmd = ["/usr/bin/time", "-f", "%M", "-o", os.path.join(work, "trial.time"), arbiter, "verify", "--model",
+           model, "--count", str(count), "--out", os.path.join(work, "trial-report")] + TRIAL
+    start = time.monotonic()
+    lines = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            lines.append(line)
+            log("  verify: " + line)
+        proc.stdout.read()
+        status = proc.wait()
+    seconds = time.monotonic() - start
+    with open(os.path.join(work, "trial.time")) as f:
+        recorded = [x for x in f.read().split() if x.isdigit()]
+    rss = int(recorded[-1]) * 1024 if recorded else 0
+    return seconds, rss, status, lines
 
 
 def predicted_forward_seconds(p, tokens):
@@ -191,35 +227,22 @@ def run(args, work):
         model = os.path.abspath(args.model)
     size = folder_bytes(model)
 
-    log("verify --count 4 …")
-    count4 = verify_count4(args.arbiter, model, work)
-    count = smallest_count(args.arbiter, work)
-    for _ in range(12):  # items the model cannot score lower the count: a few more, then give up
-        log(f"plan of verify --count {count} --random-sets 1 …")
-        reduced, plan_error = plan(args.arbiter, model, count, 1)
-        if reduced is not None or "conflict items following" not in plan_error:
-            break
-        count += 2
-    if reduced is None:
-        raise BenchError(f"verify --plan --count {count} failed: {plan_error}")
-    budget = args.budget_minutes * 60
-    ran = None
-    if reduced["seconds"] <= budget:
-        log(f"running verify --count {count} --random-sets 1 (planned {duration(reduced['seconds'])}) …")
-        cmd = [args.arbiter, "verify", "--model", model, "--count", str(count), "--seed", str(SEED),
-               "--random-sets", "1", "--keep-going", "--out", os.path.join(work, "report")]
-        start = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        ran = {"seconds": time.monotonic() - start, "status": proc.returncode,
-               "message": (proc.stderr.strip().splitlines() or [""])[-1]}
-
     rows = []
     for compute in ("f32", "bf16"):
         log(f"bench-forward --tokens {args.tokens} ({compute}) …")
         rows.append(forward(args.arbiter, model, args.tokens, compute))
-    predicted = predicted_forward_seconds(reduced, args.tokens)
-    baseline = next(s for s in reduced["stages"] if s["name"].startswith("baselines"))
-    per_baseline = baseline["seconds"] / max(baseline["passes"], 1)
+
+    count, (trial, plan_seconds) = trial_count(args.arbiter, model)
+    budget = args.budget_minutes * 60
+    ran = None
+    if trial["seconds"] <= budget:
+        log(f"running the trial verify --count {count} (planned {duration(trial['seconds'])}) …")
+        seconds, rss, status, lines = run_trial(args.arbiter, model, count, work)
+        if status != 0:
+            raise BenchError(f"the trial verify failed ({status}): {lines[-1] if lines else ''}")
+        ran = {"seconds": seconds, "rss": rss, "stages": stage_times(lines, seconds)}
+    log("plan of the default protocol from the shape (240 items, --prompt-tokens 650) …")
+    default, _ = plan(args.arbiter, model, ["--prompt-tokens", "650", "--seed", str(SEED)])
 
     failures = []
     print(f"bench-7b: LLaVA-1.5-7B-shaped checkpoint, random bf16 weights (load average {load:.1f} at the start, "
@@ -230,23 +253,7 @@ def run(args, work):
     if built:
         print(f"  build            {built['seconds']:.1f} s, generator's peak RSS {gb(built['rss'])} "
               f"({built['rss'] / size:.2f}× the checkpoint)")
-    print(f"  verify --count 4 exit {count4['status']} after {count4['seconds']:.1f} s: {count4['message']}")
-    c = reduced["calibration"]
-    memory = sum(reduced["memory"].values())
-    print(f"  plan             verify --count {count} --random-sets 1: {reduced['items']} items of "
-          f"{reduced['meanTokens']:.0f} tokens (mean), {reduced['passes']} passes, {reduced['flops'] / 1e12:.0f} "
-          f"TFLOP, predicted {duration(reduced['seconds'])} (worst case {duration(reduced['worstCaseSeconds'])}), "
-          f"peak memory {gb(memory)}; calibration {c['seconds']:.1f} s on {c['workers']} workers")
-    if ran is None:
-        print(f"                   not run: over the {args.budget_minutes:g}-minute budget")
-    else:
-        error = reduced["seconds"] / max(ran["seconds"], 1e-9) - 1
-        print(f"                   ran: exit {ran['status']} after {duration(ran['seconds'])} ({error:+.0%} "
-              f"predicted vs measured) {ran['message']}")
-        if ran["status"] == 0 and abs(error) > TOLERANCE:
-            failures.append(f"reduced verify predicted {error:+.0%}")
-    print(f"  plan's baselines stage: {per_baseline:.1f} s per pass ({baseline['passes']} passes, vision tower "
-          f"included, prompts of {reduced['meanTokens']:.0f} tokens)")
+    predicted = predicted_forward_seconds(trial, args.tokens)
     print()
     print(f"  {'compute':8} {'load+forward':>12} {'forward':>9} {'predicted':>10} {'error':>7} {'peak RSS':>10} "
           f"{'RSS/file':>9}")
@@ -266,7 +273,35 @@ def run(args, work):
           + ("the AVX512-BF16 kernel ran" if kernel else "this CPU has no AVX512-BF16 (/proc/cpuinfo), so bf16 "
              "compute took f32's widening path: the difference is the host's noise"))
     print(f"  tokens {args.tokens}, logits at the last position; load+forward = the process (mapping, one warm-up "
-          f"and one timed forward); the plan calibrates on batches of {c['rows']} rows")
+          f"and one timed forward); the plan calibrates on batches of {trial['calibration']['rows']} rows")
+    print()
+    memory = sum(trial["memory"].values())
+    print(f"  trial run: verify --count {count} {' '.join(TRIAL)}")
+    print(f"  plan: {trial['items']} items of {trial['meanTokens']:.0f} tokens (mean), {trial['passes']} passes, "
+          f"{trial['flops'] / 1e12:.0f} TFLOP, predicted {duration(trial['seconds'])}, peak memory {gb(memory)}; "
+          f"planning took {duration(plan_seconds)} (its pilot {duration(trial.get('pilotSeconds') or 0)})")
+    if ran is None:
+        print(f"  not run: the plan predicts more than the {args.budget_minutes:g}-minute budget")
+    else:
+        error = trial["seconds"] / max(ran["seconds"], 1e-9) - 1
+        print(f"  ran in {duration(ran['seconds'])}: predicted {error:+.0%}; peak RSS {gb(ran['rss'])} "
+              f"({ran['rss'] / size:.2f}× the checkpoint: weights mapped + baselines + keys and values)")
+        print(f"    {'stage':44} {'passes':>7} {'TFLOP':>8} {'predicted':>10} {'measured':>10} {'error':>7}")
+        for stage in trial["stages"]:
+            name = stage["name"]
+            key = next((k for k in ran["stages"] if name.startswith(k)), None)
+            measured = ran["stages"].get(key) if key else None
+            shown = f"{duration(measured):>10}" if measured is not None else f"{'–':>10}"
+            err = (f"{stage['seconds'] / measured - 1:+6.0%}" if measured and measured > 0.5 and stage["seconds"] > 0
+                   else f"{'–':>7}")
+            print(f"    {name[:44]:44} {stage['passes']:7d} {stage['flops'] / 1e12:8.2f} "
+                  f"{duration(stage['seconds']):>10} {shown} {err}")
+        if abs(error) > TOLERANCE:
+            failures.append(f"the trial run predicted {error:+.0%} (limit ±{TOLERANCE:.0%})")
+    print()
+    print(f"  the default protocol (240 items of 650 tokens, from the shape): {default['passes']} passes, "
+          f"{default['flops'] / 1e12:,.0f} TFLOP, predicted {duration(default['seconds'])} on this host, peak memory "
+          f"{gb(sum(default['memory'].values()))}")
     if failures:
         print("FAILED: " + "; ".join(failures))
         return 1
@@ -280,7 +315,8 @@ def main():
     parser.add_argument("--work", help="an existing empty folder to work in (the caller deletes it)")
     parser.add_argument("--model", help="an existing 7B-shaped folder (skip the build)")
     parser.add_argument("--tokens", type=int, default=650, help="tokens of the timed forward (LLaVA-1.5: 650)")
-    parser.add_argument("--budget-minutes", type=float, default=20, help="run the reduced verify within this")
+    parser.add_argument("--budget-minutes", type=float, default=120,
+                        help="run the trial verify when the plan predicts it within this")
     args = parser.parse_args()
     if not os.access(args.arbiter, os.X_OK):
         log(f"error: {args.arbiter}: no arbiter executable (make build)")

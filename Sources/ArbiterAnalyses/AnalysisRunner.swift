@@ -16,7 +16,9 @@ public struct BaselineRun: Sendable {
     /// `blocks.{l}.hook_resid_post` rows at the readout positions (instruction positions, then last), `[P, d]`.
     public let readout: [Tensor]
     public let readoutPositions: [Int]
-    /// Attention patterns `[H, T, T]` per layer (when requested).
+    /// Attention pattern rows of the readout positions' queries, `[H, P, T]` per layer (when requested): the
+    /// rows attention routing reads (instruction tokens and the last position), a 7B item's ~50 MB per layer of
+    /// `[H, T, T]` patterns cut to ~1 MB, with the same values.
     public let patterns: [Tensor]?
     /// Per-layer attention and MLP outputs at the last position `[d]`, and per-head results `[H, d]`.
     public let attnOutLast: [[Float]]
@@ -40,6 +42,52 @@ public struct BaselineRun: Sendable {
                     patterns: patterns, attnOutLast: attnOutLast, mlpOutLast: mlpOutLast,
                     headResultsLast: headResultsLast, finalResidualLast: finalResidualLast, logitsLast: logitsLast,
                     keys: keys, values: values, additions: additions)
+    }
+}
+
+/// The rows a baseline keeps of the activations it does not keep whole, copied as the pass visits each hook point
+/// (the observing edits leave the activations as they are): a 7B item's per-head results alone are ~15 GB over
+/// its 32 layers, of which the analyses read one row.
+final class KeptRows: @unchecked Sendable {
+    private var kept: [String: Tensor] = [:]
+
+    /// Rows `rows` of `tensor` along its first axis, `[rows.count] + shape[1...]`.
+    func keep(_ name: String, _ tensor: Tensor, rows: [Int], sample: String) throws {
+        let t = tensor.shape[0], width = tensor.scalars.count / max(t, 1)
+        var out = [Float](repeating: 0, count: rows.count * width)
+        for (j, r) in rows.enumerated() {
+            guard r < t else {
+                throw AnalysisError.badSample(id: sample, problem: "\(name) has \(t) rows, no row \(r) to keep")
+            }
+            for k in 0..<width { out[j * width + k] = tensor.scalars[r * width + k] }
+        }
+        kept[name] = Tensor(shape: [rows.count] + tensor.shape.dropFirst(), scalars: out)
+    }
+
+    /// Rows of the query positions `queries` of an attention pattern `[H, Tq, Tk]` whose first row is query
+    /// `queryOffset`, as `[H, queries.count, Tk]`.
+    func keepPattern(_ name: String, _ pattern: Tensor, queries: [Int], queryOffset: Int, sample: String) throws {
+        let h = pattern.shape[0], tq = pattern.shape[1], tk = pattern.shape[2]
+        var out = [Float](repeating: 0, count: h * queries.count * tk)
+        for (j, q) in queries.enumerated() {
+            guard q >= queryOffset && q - queryOffset < tq else {
+                throw AnalysisError.badSample(id: sample, problem: "\(name) holds queries \(queryOffset)..<"
+                                              + "\(queryOffset + tq), not query \(q)")
+            }
+            for head in 0..<h {
+                let from = (head * tq + q - queryOffset) * tk, to = (head * queries.count + j) * tk
+                for k in 0..<tk { out[to + k] = pattern.scalars[from + k] }
+            }
+        }
+        kept[name] = Tensor(shape: [h, queries.count, tk], scalars: out)
+    }
+
+    /// The rows kept at `name`; throws when the pass never visited it.
+    func rows(_ name: String, sample: String) throws -> Tensor {
+        guard let tensor = kept[name] else {
+            throw AnalysisError.badSample(id: sample, problem: "the baseline pass never visited \(name)")
+        }
+        return tensor
     }
 }
 
@@ -71,37 +119,49 @@ public final class AnalysisRunner: @unchecked Sendable {
     /// The embeddings (hook_embed) of a sample.
     func embeddings(_ sample: AnalysisSample) throws -> Tensor { try session.embeddings(sample.input) }
 
-    /// A baseline pass with everything the analyses read.
+    /// A baseline pass with everything the analyses read. Only the residual streams entering each layer (and
+    /// keys and values, when asked) are kept whole; of the other activations the pass keeps the rows the analyses
+    /// read — readout rows of `hook_resid_post` and of the patterns, the last row of the attention and MLP outputs
+    /// and of the per-head results — so a 7B item holds ~0.5 GB instead of ~18 GB.
     public func baseline(_ sample: AnalysisSample, keepPatterns: Bool = true,
                          keepKeysValues: Bool = false) throws -> BaselineRun {
         let l = layers
-        var hooked: [BlockHook] = [.residPre, .residPost, .attnOut, .mlpOut, .result]
-        if keepPatterns { hooked.append(.pattern) }
-        if keepKeysValues { hooked += [.rotK, .v] }
-        let patterns = hooked.map(HookName.everyBlock)
-        let hooks = HookRun(cache: .patterns(patterns))
-        let out = try session.run(sample.input, logits: .last, hooks: hooks)
-        let logits = Array(out.logits!.row(0))
-        let t = sample.input.ids.count, last = t - 1
+        let cached: [BlockHook] = [.residPre] + (keepKeysValues ? [.rotK, .v] : [])
+        let hooks = HookRun(cache: .patterns(cached.map(HookName.everyBlock)))
+        let t = sample.input.ids.count, last = t - 1, id = sample.id
         let instruction = (try? sample.input.spans.positions("instruction")) ?? []
         let readoutPositions = instruction + [last]
-        func lastRow(_ name: String) -> [Float] { Array(hooks.cache[name]!.row(last)) }
+        let kept = KeptRows()
+        for layer in 0..<l {
+            for (hook, rows) in [(BlockHook.residPost, readoutPositions), (.attnOut, [last]), (.mlpOut, [last]),
+                                 (.result, [last])] {
+                let name = HookName.block(layer, hook)
+                hooks.addEdit(at: name) { tensor, _ in try kept.keep(name, tensor, rows: rows, sample: id) }
+            }
+            if keepPatterns {
+                let name = HookName.block(layer, .pattern)
+                hooks.addEdit(at: name) { pattern, point in
+                    try kept.keepPattern(name, pattern, queries: readoutPositions, queryOffset: point.queryOffset ?? 0,
+                                         sample: id)
+                }
+            }
+        }
+        let out = try session.run(sample.input, logits: .last, hooks: hooks)
+        let logits = Array(out.logits!.row(0))
+        func rows(_ layer: Int, _ hook: BlockHook) throws -> Tensor {
+            try kept.rows(HookName.block(layer, hook), sample: id)
+        }
         return BaselineRun(
             score: FollowingScore(logits: logits, instructed: sample.instructed, competitor: sample.competitor),
             residPre: (0..<l).map { hooks.cache[HookName.block($0, .residPre)]! },
-            readout: (0..<l).map { layer in
-                let r = hooks.cache[HookName.block(layer, .residPost)]!
-                return Tensor(shape: [readoutPositions.count, r.columns],
-                              scalars: readoutPositions.flatMap { r.row($0) })
-            },
+            readout: try (0..<l).map { try rows($0, .residPost) },
             readoutPositions: readoutPositions,
-            patterns: keepPatterns ? (0..<l).map { hooks.cache[HookName.block($0, .pattern)]! } : nil,
-            attnOutLast: (0..<l).map { lastRow(HookName.block($0, .attnOut)) },
-            mlpOutLast: (0..<l).map { lastRow(HookName.block($0, .mlpOut)) },
-            headResultsLast: (0..<l).map { layer in
-                let r = hooks.cache[HookName.block(layer, .result)]!
-                let h = r.shape[1], d = r.shape[2]
-                return Tensor(shape: [h, d], scalars: Array(r.scalars[(last * h * d)..<((last + 1) * h * d)]))
+            patterns: keepPatterns ? try (0..<l).map { try rows($0, .pattern) } : nil,
+            attnOutLast: try (0..<l).map { try rows($0, .attnOut).scalars },
+            mlpOutLast: try (0..<l).map { try rows($0, .mlpOut).scalars },
+            headResultsLast: try (0..<l).map { layer in
+                let r = try rows(layer, .result)
+                return Tensor(shape: [r.shape[1], r.shape[2]], scalars: r.scalars)
             },
             finalResidualLast: Array(out.residual.row(last)),
             logitsLast: logits,

@@ -38,13 +38,20 @@ public enum AttentionRouting {
                 let image = try samples[i].input.spans.positions("image"),
                     context = try samples[i].input.spans.positions("context")
                 targets.append(samples[i].target!)
+                // The baseline keeps the pattern rows of its readout positions (instruction tokens, then last).
+                let rowOf = Dictionary(baselines[i].readoutPositions.enumerated().map { ($1, $0) },
+                                       uniquingKeysWith: { first, _ in first })
+                if let missing = queries.first(where: { rowOf[$0] == nil }) {
+                    throw AnalysisError.badSample(id: samples[i].id, problem: "attention routing reads query "
+                                                  + "\(missing), whose pattern row the baseline did not keep")
+                }
                 for layer in 0..<layers {
                     let p = baselines[i].patterns![layer]
-                    let h = p.shape[0], t = p.shape[1]
+                    let h = p.shape[0], kept = p.shape[1], t = p.shape[2]
                     var mImage = 0.0, mContext = 0.0
                     for head in 0..<h {
                         for q in queries {
-                            let row = (head * t + q) * t
+                            let row = (head * kept + rowOf[q]!) * t
                             for k in image where k <= q { mImage += Double(p.scalars[row + k]) }
                             for k in context where k <= q { mContext += Double(p.scalars[row + k]) }
                         }

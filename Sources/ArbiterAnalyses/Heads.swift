@@ -303,6 +303,9 @@ public enum Heads {
         // General ability: held-out items of each kind, before and after blocking the top set.
         let kindIndices = abilityKinds.map { kind in samples.indices.filter { samples[$0].kind == kind } }
         let abilityIndices = kindIndices.flatMap { $0 }
+        if !abilityIndices.isEmpty {
+            progress("general ability: blocking the top heads on \(abilityIndices.count) held-out items")
+        }
         let abilityScores = abilityIndices.isEmpty ? []
             : Array(try scores(blockingPasses([top]), abilityIndices, on: heldOut)[0])
         var offset = 0, ability: [AbilityChange] = []

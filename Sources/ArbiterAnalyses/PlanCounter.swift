@@ -198,20 +198,22 @@ final class PlanCounter {
     }
 
     /// Bytes a baseline keeps for the whole run (keys and values apart): residual streams entering every layer,
-    /// attention patterns, readout rows, per-layer outputs and per-head results at the last position, logits.
+    /// attention pattern rows and residual rows at the readout positions, per-layer outputs and per-head results
+    /// at the last position, logits.
     func baselineBytes(_ sample: AnalysisSample) -> Int {
         let t = sample.input.ids.count, s = shape
         let readout = ((try? sample.input.spans.positions("instruction").count) ?? 0) + 1
-        let perLayer = t * s.hidden + s.heads * t * t + readout * s.hidden + 2 * s.hidden + s.heads * s.hidden
+        let perLayer = t * s.hidden + s.heads * readout * t + readout * s.hidden + 2 * s.hidden + s.heads * s.hidden
         let floats = s.layers * perLayer
             + s.hidden + s.vocabulary
         return floats * MemoryLayout<Float>.size
     }
 
-    /// Bytes of one batch's activations: its rows through one layer's products, and one run's attention scores.
+    /// Bytes of one batch's activations: its rows through one layer's products, one run's attention scores, and
+    /// a baseline pass's per-head results of one layer (`[T, H, d]`, as computed and as its observer saw them).
     func batchActivationBytes(maxTokens t: Int) -> Int {
         let s = shape, rows = max(AnalysisRunner.rowsPerBatch, t)
         let perRow = 4 * s.hidden + (s.heads + 2 * s.keyValueHeads) * s.headDim + 3 * s.intermediate
-        return (rows * perRow + s.heads * t * t) * MemoryLayout<Float>.size
+        return (rows * perRow + s.heads * t * t + 2 * t * s.heads * s.hidden) * MemoryLayout<Float>.size
     }
 }

@@ -1,6 +1,7 @@
 // Ranges of the CLI's numeric options, checked at parse time (ArgumentParser's `validate`), so that no number
 // typed on the command line can reach an allocation, a loop bound or an index unchecked.
 import ArbiterAnalyses
+import ArbiterData
 import ArgumentParser
 import Foundation
 
@@ -40,6 +41,33 @@ enum CLILimits {
                                   + HeadPositions.allCases.map(\.rawValue).joined(separator: ", "))
         }
         return positions == .all ? nil : positions
+    }
+
+    /// Conflict items per instruction target and split (`--minimum-per-target`): 1 lets a few-item run through
+    /// (its claims inconclusive); above 10,000 no generated run could meet it.
+    static let perTarget = 1...10_000
+    /// Conflict items generated for amplification's failures (`--top-up`); 0 generates none.
+    static let topUp = 0...100_000
+    /// `--key-value-memory` in GiB: up to 4 TiB; 0 keeps none.
+    static let keyValueGiB = 0.0...4096.0
+
+    /// `--mix`: kind=weight pairs (`KindMix(parsing:)`), nil when not given.
+    static func mix(_ text: String?) throws -> KindMix? {
+        guard let text else { return nil }
+        do {
+            let mix = try KindMix(parsing: text)
+            try mix.validate()
+            return mix
+        } catch { throw ValidationError("--mix '\(text)': \(error)") }
+    }
+
+    /// `--key-value-memory` GiB as bytes.
+    static func keyValueBytes(_ gib: Double) throws -> Int {
+        guard keyValueGiB.contains(gib) else {
+            throw ValidationError("--key-value-memory \(gib) is out of range: give \(Int(keyValueGiB.lowerBound))…"
+                                  + "\(Int(keyValueGiB.upperBound)) (GiB)")
+        }
+        return Int((gib * Double(1 << 30)).rounded())
     }
 
     static func check(_ option: String, _ value: Int, _ range: ClosedRange<Int>) throws {

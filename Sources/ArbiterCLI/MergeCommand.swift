@@ -56,6 +56,10 @@ struct MergeCommand: ParsableCommand {
         // Recorded since these options existed in sharded runs (absent: the defaults).
         if let ranking = recorded["head-ranking"] { arguments += ["--head-ranking", ranking] }
         if let positions = recorded["head-positions"] { arguments += ["--head-positions", positions] }
+        if let mix = recorded["mix"], !mix.isEmpty { arguments += ["--mix", mix] }
+        for option in ["minimum-per-target", "top-up", "key-value-memory"] {
+            if let value = recorded[option] { arguments += ["--\(option)", value] }
+        }
         if let out { arguments += ["--out", out] }
         if json { arguments.append("--json") }
         if let require { arguments += ["--require", require.rawValue] }
@@ -66,12 +70,12 @@ struct MergeCommand: ParsableCommand {
                            + VerifyCommand.message(for: error))
         }
         if let out { try OutputSafety.checkFolder(out, kind: .verifyReport, option: "--out", inputs: verify.inputs) }
-        var settings = ClaimRunSettings()
-        settings.seed = verify.seed; settings.count = verify.count; settings.randomHeadSets = verify.randomSets
+        let settings = try verify.claimSettings()
         let model = URL(fileURLWithPath: verify.model[0])
         FileHandle.standardError.write(Data("fingerprinting \(model.path)\n".utf8))
         let identity = ShardRunIdentity(modelFingerprint: try ContentFingerprint.folder(model),
-                                        configuration: ClaimRun.configuration(settings), inputs: verify.shardInputs)
+                                        configuration: ClaimRun.configuration(settings),
+                                        keyValueBudget: settings.keyValueBudget, inputs: verify.shardInputs)
         let merging = try PassSharding.merge(collected, identity: identity)
         try verify.run(merging: merging)
     }

@@ -60,6 +60,26 @@ struct VerifyCommand: ParsableCommand {
         pass recomputes those positions alone; an approximation of the protocol, docs/metrics.md).
         """)
     var headPositions = "all"
+    @Option(name: .long, help: """
+        Kinds of the generated items as kind=weight pairs (default \(KindMix.standard.text)); e.g. conflict=1 \
+        for a few-item trial run.
+        """)
+    var mix: String?
+    @Option(name: .long, help: """
+        Conflict items per instruction target in each split (calibration, held-out) below which the run is \
+        refused. Below 4, a trial run completes but its flow, routing and MLP claims are inconclusive.
+        """)
+    var minimumPerTarget = 4
+    @Option(name: .long, help: """
+        Conflict items generated at most when amplification has fewer than 30 failed held-out items (0: none; \
+        the amplification claim is then inconclusive on a small run).
+        """)
+    var topUp = 1000
+    @Option(name: .long, help: """
+        GiB the baselines may keep of keys and values, which let passes recompute only the positions they can \
+        change; over it, those passes compute them again, a chunk of items at a time.
+        """)
+    var keyValueMemory = 1.0
     @Option(name: .long,
             help: ArgumentHelp("Also store each model's verdicts and statistics as golden claim results in this folder "
                                + "(<model>.h5)."))
@@ -96,12 +116,29 @@ struct VerifyCommand: ParsableCommand {
         }
         try CLILimits.check("--count", count, CLILimits.items)
         try CLILimits.check("--random-sets", randomSets, CLILimits.randomSets)
-        _ = try CLILimits.headPositions(headPositions)
-        _ = try CLILimits.headRanking(headRanking)
+        _ = try claimSettings()
+        if mix != nil && data != nil {
+            throw ValidationError("--mix chooses the kinds of generated items; a --data folder's items are its own")
+        }
         for m in model { try CLIPaths.checkNotEmpty(["--model": m]) }
         try CLIPaths.checkNotEmpty(["--data": data])
         try validatePlanOptions()
         try validateShardOptions()
+    }
+
+    /// The claim run's settings from the options (every run, plan, shard and merge takes them from here).
+    func claimSettings() throws -> ClaimRunSettings {
+        var settings = ClaimRunSettings()
+        settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
+        settings.headRanking = try CLILimits.headRanking(headRanking)
+        settings.headPositions = try CLILimits.headPositions(headPositions)
+        settings.mix = try CLILimits.mix(mix)
+        try CLILimits.check("--minimum-per-target", minimumPerTarget, CLILimits.perTarget)
+        settings.minimumPerTarget = minimumPerTarget
+        try CLILimits.check("--top-up", topUp, CLILimits.topUp)
+        settings.topUpCap = topUp
+        settings.keyValueBudget = try CLILimits.keyValueBytes(keyValueMemory)
+        return settings
     }
 
     /// --shard needs --partials (and the reverse), one model, and nothing that acts on finished results.
@@ -175,10 +212,7 @@ struct VerifyCommand: ParsableCommand {
             throw CLIError("--layout \(layout!): \(error)")
         }
         var all: [(AnalysisResults, [ClaimResult])] = []
-        var settings = ClaimRunSettings()
-        settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
-        settings.headRanking = try CLILimits.headRanking(headRanking)
-        settings.headPositions = try CLILimits.headPositions(headPositions)
+        let settings = try claimSettings()
         for (i, path) in model.enumerated() {
             progress.say("loading \(path)")
             let shown = displayName(i)
@@ -243,7 +277,8 @@ extension VerifyCommand {
         return ["model": absolute(model[0]), "data": data.map(absolute) ?? "", "layout": layoutText,
                 "count": "\(count)", "seed": "\(seed)", "random-sets": "\(randomSets)", "name": displayName(0),
                 "keep-going": "\(keepGoing)", "skip-bad-items": "\(skipBadItems)", "head-ranking": headRanking,
-                "head-positions": headPositions]
+                "head-positions": headPositions, "mix": mix ?? "", "minimum-per-target": "\(minimumPerTarget)",
+                "top-up": "\(topUp)", "key-value-memory": "\(keyValueMemory)"]
     }
 
     /// `--shard K/N --partials DIR`: this shard's next round (docs/slurm.md).
@@ -251,11 +286,11 @@ extension VerifyCommand {
         let progress = Progress()
         let folder = try OutputSafety.prepareGrowingFolder(partials, kind: .shardPartials, option: "--partials",
                                                            inputs: inputs) { ShardPartial.parseFileName($0) != nil }
-        var settings = ClaimRunSettings()
-        settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
+        let settings = try claimSettings()
         progress.say("fingerprinting \(model[0])")
         let identity = ShardRunIdentity(modelFingerprint: try ContentFingerprint.folder(URL(fileURLWithPath: model[0])),
-                                        configuration: ClaimRun.configuration(settings), inputs: shardInputs)
+                                        configuration: ClaimRun.configuration(settings),
+                                        keyValueBudget: settings.keyValueBudget, inputs: shardInputs)
         guard let sharding = try PassSharding.shard(spec, folder: folder, identity: identity) else {
             progress.finish()
             print("shard \(spec): all \(ShardPartial.rounds) rounds done in \(folder.path); when every shard's are, "
@@ -288,10 +323,7 @@ extension VerifyCommand {
     /// `--plan`: one plan per model, as a table or (`--json`) a JSON array of plans (docs/verify-plan.md).
     func runPlan() throws {
         let progress = Progress()
-        var settings = ClaimRunSettings()
-        settings.seed = seed; settings.count = count; settings.randomHeadSets = randomSets
-        settings.headRanking = try CLILimits.headRanking(headRanking)
-        settings.headPositions = try CLILimits.headPositions(headPositions)
+        let settings = try claimSettings()
         var assumptions = PlanAssumptions()
         if let failureRate { assumptions.failureRate = failureRate }
         let promptLayout: PromptLayout?

@@ -15,6 +15,19 @@ public struct ClaimRunSettings: Sendable, Equatable {
     public var headRanking: TwoStageRanking? = nil
     /// `AnalysisConfiguration.headPositions` (nil: every position, the default protocol).
     public var headPositions: HeadPositions? = nil
+    /// The kinds of generated items (nil: `KindMix.standard`); a dataset folder's items are what they are.
+    public var mix: KindMix? = nil
+    /// `AnalysisConfiguration.minimumPerTarget`: conflict items per instruction target in each split, below which
+    /// the run is refused. Below the claims' own minimum (`Claims.Threshold.minimumPerTargetSplit`) a run
+    /// completes — to time it, or to try the pipeline on a model — but its flow, routing and MLP claims are
+    /// inconclusive.
+    public var minimumPerTarget = 4
+    /// `AnalysisConfiguration.extraConflictCap`: at most this many conflict items generated for amplification's
+    /// failures (0: none).
+    public var topUpCap = 1000
+    /// Bytes the baselines may keep of keys and values (`AnalysisSuite.run`); over it, passes that recompute a
+    /// suffix run their items' keys and values again in chunks of this size.
+    public var keyValueBudget = 1 << 30
     public init() {}
 }
 
@@ -59,6 +72,7 @@ public enum ClaimRun {
         let (set, dataset, more) = try items(input, imageSize: session.imageSize)
         var results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set), dataset: dataset,
                                             configuration: configuration(settings), policy: input.policy,
+                                            keyValueBudget: settings.keyValueBudget,
                                             moreConflictItems: more, sharding: input.sharding,
                                             progress: progress)
         results.model = input.name ?? displayName(of: input.model)
@@ -74,6 +88,8 @@ public enum ClaimRun {
         c.headRanking = settings.headRanking
         c.headPositions = settings.headPositions
         c.minimumFailed = Claims.Threshold.minimumFailed
+        c.minimumPerTarget = settings.minimumPerTarget
+        c.extraConflictCap = settings.topUpCap
         return c
     }
 
@@ -93,9 +109,11 @@ public enum ClaimRun {
         } else {
             var g = GeneratorConfiguration()
             if let imageSize { g.imageSize = imageSize }
+            if let mix = settings.mix { g.mix = mix }
             set = ConflictSet(source: "generated", items: ConflictGenerator(seed: settings.seed, configuration: g)
                 .generate(count: settings.count), imageRoot: nil)
             dataset = "generated: \(settings.count) items, seed \(settings.seed), image \(g.imageSize)px"
+                + (settings.mix.map { ", kinds \($0.text)" } ?? "")
             var conflictOnly = g
             conflictOnly.mix = KindMix([.conflict: 1])
             more = { round, count in

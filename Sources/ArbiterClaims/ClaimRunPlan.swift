@@ -48,7 +48,8 @@ public enum ClaimRunPlan {
         return try VerifyPlan.make(model: input.name ?? ClaimRun.displayName(of: folder), shape: shape,
                                    samples: samples, dataset: dataset,
                                    configuration: ClaimRun.configuration(input.settings), assumptions: a,
-                                   calibration: calibration, preparationSeconds: preparation, pilot: pilot)
+                                   calibration: calibration, keyValueBudget: input.settings.keyValueBudget,
+                                   preparationSeconds: preparation, pilot: pilot)
     }
 
     /// The side of the images the generator draws for the model (`ImageModel.defaultImageSide`, from

@@ -116,9 +116,32 @@ public enum ClaimStatistics {
 
     /// Every claim's result, in specification order, with `thresholds` (the specification's by default).
     public static func evaluate(_ r: AnalysisResults, thresholds t: ClaimThresholds = .standard) -> [ClaimResult] {
-        [anchors(r, thresholds: t), shallowNonselective(r, thresholds: t), deepSelective(r, thresholds: t),
-         mlpInertia(r, thresholds: t), headsBlocking(r, thresholds: t), headsAmplification(r, thresholds: t),
-         specificity(r, thresholds: t)]
+        let shortfall = perTargetShortfall(r)
+        let splitClaims = [anchors(r, thresholds: t), shallowNonselective(r, thresholds: t),
+                           deepSelective(r, thresholds: t), mlpInertia(r, thresholds: t)].map { c in
+            shortfall.isEmpty || c.verdict == .inconclusive ? c : undecided(c, shortfall)
+        }
+        return splitClaims + [headsBlocking(r, thresholds: t), headsAmplification(r, thresholds: t),
+                              specificity(r, thresholds: t)]
+    }
+
+    /// Why the claims decided on the per-target split (flow, routing, MLP attribution) cannot be: fewer conflict
+    /// items of an instruction target than `Claims.Threshold.minimumPerTargetSplit` in each split — possible only
+    /// in a run made with a lower `--minimum-per-target` (at the analyses' default such a run is refused).
+    static func perTargetShortfall(_ r: AnalysisResults) -> [String] {
+        guard r.configuration.minimumPerTarget < Claims.Threshold.minimumPerTargetSplit else { return [] }
+        let minimum = 2 * Claims.Threshold.minimumPerTargetSplit
+        return targets.compactMap { target in
+            let n = r.following.counts[target]?[1] ?? 0
+            return n < minimum ? "\(n) conflict items instructed to follow the \(target), fewer than \(minimum) "
+                + "(\(Claims.Threshold.minimumPerTargetSplit) per split)" : nil
+        }
+    }
+
+    /// `c` made inconclusive for `reasons`, its statistic and measures kept.
+    static func undecided(_ c: ClaimResult, _ reasons: [String]) -> ClaimResult {
+        inconclusive(c.id, reasons, statistic: c.statistic, low: c.low, high: c.high, threshold: c.threshold,
+                     control: c.control, samples: c.samples, detail: c.detail).with(c.measures)
     }
 
     static let targets = InstructionTarget.allCases.map(\.rawValue)
@@ -473,7 +496,7 @@ public enum ClaimStatistics {
         var why: [String] = []
         let minimum = Claims.Threshold.minimumFailed
         let search = h.extraConflictCap == 0
-            ? "the items are a fixed dataset, so no more could be generated"
+            ? "no more could be generated: the items are a fixed dataset, or the run's top-up was 0"
             : "after generating \(h.extraConflictItems) more conflict items (cap \(h.extraConflictCap))"
         if h.failedCount == 0 {
             why.append("no failed held-out conflict items to fix (the model follows every instruction; \(search))")

@@ -63,6 +63,11 @@ public enum Claims {
         public static let significance = 0.05
 
         // Minimum sizes below which a claim is inconclusive (never holds or fails).
+        /// anchors, shallow-nonselective, deep-selective, mlp-inertia: conflict items of each instruction target
+        /// in each split (calibration, held-out). Their bootstrap intervals over 1–3 items are too narrow to mean
+        /// anything (one item has a zero-width interval); 4 is the analyses' default minimum, so only a run made
+        /// with a lower `--minimum-per-target` (a trial run) reaches this.
+        public static let minimumPerTargetSplit = 4
         /// Random head sets: the p-value's resolution 1/(1 + N) must be far below the 0.05 level (1/201 ≈ 0.005),
         /// so that the verdict is not decided by the p-value's granularity (20 sets cannot give p < 0.05).
         public static let minimumRandomSets = 200

@@ -49,6 +49,35 @@ struct FlowClaimTests {
         #expect(between.verdict == .holdsDirectionally, "\(between.summary)")
     }
 
+    @Test("""
+          a trial run (--minimum-per-target below 4) with fewer than 8 items of a target: the split claims are \
+          inconclusive, their statistics kept; the same numbers at the default minimum decide
+          """)
+    func trialRunUndecided() {
+        var r = Self.results(calibration: -1, heldOut: -1)
+        r.following.counts["image"] = [2, 3]
+        r.following.counts["text"] = [9, 9]
+        let decided = ClaimStatistics.evaluate(r)
+        #expect(decided.first { $0.id == "anchors" }?.verdict == .holds)
+        r.configuration.minimumPerTarget = 1
+        let trial = ClaimStatistics.evaluate(r)
+        for id in ["anchors", "shallow-nonselective", "deep-selective", "mlp-inertia"] {
+            let c = trial.first { $0.id == id }!, before = decided.first { $0.id == id }!
+            #expect(c.verdict == .inconclusive, "\(id): \(c.summary)")
+            #expect(c.detail.contains("3 conflict items instructed to follow the image, fewer than 8 (4 per split)")
+                    && !c.detail.contains("follow the text"), "\(c.detail)")
+            #expect(c.statistic.bitPattern == before.statistic.bitPattern
+                    && c.measures.map(\.name) == before.measures.map(\.name))
+        }
+        // The head claims keep their own minimums, so they are as before.
+        for id in ["heads-blocking", "heads-amplification", "specificity"] {
+            #expect(trial.first { $0.id == id }?.verdict == decided.first { $0.id == id }?.verdict, "\(id)")
+        }
+        // Enough items of both targets: a lowered minimum changes nothing.
+        r.following.counts["image"] = [8, 8]
+        #expect(ClaimStatistics.evaluate(r).map(\.verdict) == decided.map(\.verdict))
+    }
+
     @Test("anchors: an extreme found on calibration that is absent on held-out does not hold")
     func anchorsSelectionCorrected() {
         // On all items (the average) the dip is −0.5, enough for the v2 test; the held-out half shows nothing.

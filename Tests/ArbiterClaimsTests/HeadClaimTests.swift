@@ -86,8 +86,8 @@ struct HeadClaimTests {
         check(ClaimStatistics.headsAmplification(Self.results(failed: 9)),
               "9 failed held-out conflict items, fewer than \(Claims.Threshold.minimumFailed)")
         check(ClaimStatistics.headsAmplification(Self.results(fix: .nan, failed: 0)),
-              "no failed held-out conflict items to fix (the model follows every instruction; the items are a fixed "
-                + "dataset, so no more could be generated)")
+              "no failed held-out conflict items to fix (the model follows every instruction; no more could be "
+                + "generated: the items are a fixed dataset, or the run's top-up was 0)")
         // A generated run that topped up its failures to the cap and is still short says so.
         var topped = Self.results(failed: 12)
         topped.interventions.extraConflictItems = 1000
