@@ -75,6 +75,7 @@ tools-check: $(PYTHON)
 	$(PYTHON) Tools/make_own_model.py check
 	$(PYTHON) Tools/make_controls.py check
 	$(PYTHON) Tools/make_7b_shaped.py --self-test
+	$(PYTHON) Tools/bench_7b.py --self-test
 
 ## goldens: (re)write the golden files; refuses to overwrite files whose manifest hash differs unless FORCE=1.
 goldens: $(PYTHON)
@@ -113,10 +114,11 @@ slurm-test: slurm-deps
 ## bench-7b: Arbiter on a LLaVA-1.5-7B-shaped checkpoint (random bf16 weights, ~14.1 GB, built by
 ## Tools/make_7b_shaped.py in a temp folder under $TMPDIR that the trap always deletes): peak RSS of a memory-mapped
 ## load and one 650-token forward against the file's size, the forward in f32 and bf16 compute against the time the
-## plan predicts, `verify --count 4` (refused: too few items) and the plan of the smallest run verify accepts (Tools/
-## bench_7b.py prints the table). Fails when a peak RSS exceeds 1.15x the checkpoint or the f32 prediction is off by
-## more than 25%, so it needs an idle host (timings shift with every other job), ~20 GB of free disk (refused below),
-## ~16 GB of RAM and ~15 minutes.
+## plan predicts, then the trial run `verify --count 4` (four conflict items, --minimum-per-target 1, the 7B cuts:
+## Tools/bench_7b.py's TRIAL) planned, run and timed against its plan in all and per stage, and the default
+## protocol's plan. Fails when a peak RSS exceeds 1.15x the checkpoint or the f32 forward's or the trial's
+## prediction is off by more than 25%, so it needs an idle host (timings shift with every other job), ~20 GB of
+## free disk (refused below), ~16 GB of RAM and about 2 hours (the trial run ~80 min, its plan's pilot ~15 min).
 bench-7b: build $(PYTHON)
 	@dir=$$(mktemp -d "$${TMPDIR:-/tmp}/arbiter-bench-7b.XXXXXX") || exit 2; \
 	trap 'rm -rf "$$dir"' EXIT; trap 'exit 130' INT TERM HUP; \

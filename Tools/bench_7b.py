@@ -142,6 +142,24 @@ def stage_times(progress_lines, total):
     return times
 
 
+def self_test():
+    """stage_times on progress lines as verify prints them (a trial run on arbiter-main, times made up)."""
+    lines = ["[   0.0s] loading m", "[   1.5s] m: baseline passes over 4 samples",
+             "[  10.0s] m: knockout image->text (1/9)", "[  20.0s] m: knockout cues->last (9/9)",
+             "[  40.0s] m: attention routing", "[  41.0s] m: logit lens", "[  42.0s] m: direct logit attribution",
+             "[  45.0s] m: single-head ablation of 4 candidates, layer 1/32",
+             "[  60.0s] m: single-head ablation of 4 candidates, layer 32/32", "[  70.0s] m: blocking the top 52 heads",
+             "[  80.0s] m: blocking 1 random head sets of 52",
+             "[  90.0s] m: α for the top set and 1 random sets on 1 calibration failures",
+             "[ 100.0s] m: amplifying the top heads and 1 random sets on 1 failed held-out samples", "not a line"]
+    got = stage_times(lines, 130.0)
+    want = {"model and items": 1.5, "baselines": 8.5, "information flow": 30.0, "logit lens": 5.0,
+            "head ranking": 25.0, "head blocking": 20.0, "α selection": 10.0, "amplification": 30.0}
+    if got != want:
+        raise SystemExit(f"bench_7b.py --self-test: stage_times gave {got}, expected {want}")
+    print("bench_7b.py --self-test: stage times from progress lines as expected")
+
+
 def run_trial(arbiter, model, count, work):
     """Runs the trial verify, echoing its progress; (wall seconds, peak RSS, exit status, progress lines)."""
     cmd = ["/usr/bin/time", "-f", "%M", "-o", os.path.join(work, "trial.time"), arbiter, "verify", "--model",
@@ -317,7 +335,11 @@ def main():
     parser.add_argument("--tokens", type=int, default=650, help="tokens of the timed forward (LLaVA-1.5: 650)")
     parser.add_argument("--budget-minutes", type=float, default=120,
                         help="run the trial verify when the plan predicts it within this")
+    parser.add_argument("--self-test", action="store_true", help="check the progress-line parsing and exit")
     args = parser.parse_args()
+    if args.self_test:
+        self_test()
+        return 0
     if not os.access(args.arbiter, os.X_OK):
         log(f"error: {args.arbiter}: no arbiter executable (make build)")
         return 2
