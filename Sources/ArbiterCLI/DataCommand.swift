@@ -61,12 +61,7 @@ struct DataGenerateCommand: ParsableCommand {
                                                    includeHeldoutInstructions: !trainInstructionsOnly,
                                                    composedInstructions: composedInstructions)
         do {
-            if let mix {
-                do {
-                    configuration.mix = try KindMix(parsing: mix)
-                    try configuration.mix.validate()
-                } catch { throw ValidationError("--mix '\(mix)': \(error)") }
-            }
+            if let mix = try CLILimits.mix(mix) { configuration.mix = mix }
             if let tasks {
                 configuration.tasks = try tasks.split(separator: ",").map { name in
                     let trimmed = name.trimmingCharacters(in: .whitespaces)

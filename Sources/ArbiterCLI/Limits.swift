@@ -51,14 +51,11 @@ enum CLILimits {
     /// `--key-value-memory` in GiB: up to 4 TiB; 0 keeps none.
     static let keyValueGiB = 0.0...4096.0
 
-    /// `--mix`: kind=weight pairs (`KindMix(parsing:)`), nil when not given.
+    /// `--mix` (`data generate`, `verify`): kind=weight pairs (`KindMix(parsing:)`, which validates them), nil
+    /// when not given.
     static func mix(_ text: String?) throws -> KindMix? {
         guard let text else { return nil }
-        do {
-            let mix = try KindMix(parsing: text)
-            try mix.validate()
-            return mix
-        } catch { throw ValidationError("--mix '\(text)': \(error)") }
+        do { return try KindMix(parsing: text) } catch { throw ValidationError("--mix '\(text)': \(error)") }
     }
 
     /// `--key-value-memory` GiB as bytes.
