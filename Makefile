@@ -113,10 +113,11 @@ slurm-test: slurm-deps
 
 ## bench-7b: Arbiter on a LLaVA-1.5-7B-shaped checkpoint (random bf16 weights, ~14.1 GB, built by
 ## Tools/make_7b_shaped.py in a temp folder under $TMPDIR that the trap always deletes): peak RSS of a memory-mapped
-## load and one 650-token forward against the file's size, the forward in f32 and bf16 compute against the time the
-## plan predicts, then the trial run `verify --count 4` (four conflict items, --minimum-per-target 1, the 7B cuts:
-## Tools/bench_7b.py's TRIAL) planned, run and timed against its plan in all and per stage, and the default
-## protocol's plan. Fails when a peak RSS exceeds 1.15x the checkpoint or the f32 forward's or the trial's
+## load and one 650-token forward against the file's size (f32 and bf16 compute), two f32 forwards side by side (as
+## verify runs its items) against the time the plan predicts, then the trial run `verify --count 4` (four conflict
+## items, --minimum-per-target 1, the 7B cuts: Tools/bench_7b.py's TRIAL) planned, run and timed against its plan in
+## all and per stage, and the default protocol's plan. Fails when a peak RSS exceeds 1.15x the checkpoint or the
+## side-by-side forward's or the trial's
 ## prediction is off by more than 25%, so it needs an idle host (timings shift with every other job), ~20 GB of
 ## free disk (refused below), ~16 GB of RAM and about 2 hours (the trial run ~80 min, its plan's pilot ~15 min).
 bench-7b: build $(PYTHON)

@@ -11,15 +11,20 @@ import Foundation
 /// What a baseline pass keeps of one sample.
 public struct BaselineRun: Sendable {
     public let score: FollowingScore
-    /// `blocks.{l}.hook_resid_pre` for every layer, `[T, d]`.
+    /// `blocks.{l}.hook_resid_pre` for every layer, `[T, d]`; only layer 0's (the embeddings) when the run keeps
+    /// no residual streams (a 7B item's are ~0.34 GB: over `AnalysisRunner.streamBudget`), and `scores` computes
+    /// a chunk of items' again or runs its passes from layer 0.
     public let residPre: [Tensor]
+    /// Whether `residPre` holds every layer's stream (else layer 0's alone).
+    public let keepsStreams: Bool
     /// `blocks.{l}.hook_resid_post` rows at the readout positions (instruction positions, then last), `[P, d]`.
     public let readout: [Tensor]
     public let readoutPositions: [Int]
-    /// Attention pattern rows of the readout positions' queries, `[H, P, T]` per layer (when requested): the
-    /// rows attention routing reads (instruction tokens and the last position), a 7B item's ~50 MB per layer of
-    /// `[H, T, T]` patterns cut to ~1 MB, with the same values.
-    public let patterns: [Tensor]?
+    /// What attention routing reads of the attention patterns (when requested): per layer, for every head and
+    /// readout query q (instruction tokens, then last), the attention mass on the image keys and on the context
+    /// keys up to q, summed in key order in Double — `[H · P · 2]`, head-major, (image, context) innermost. A
+    /// 7B item's `[H, T, T]` patterns are ~50 MB per layer; their readout rows were ~1.3 MB; these ~8 KB.
+    public let cueMass: [[Double]]?
     /// Per-layer attention and MLP outputs at the last position `[d]`, and per-head results `[H, d]`.
     public let attnOutLast: [[Float]]
     public let mlpOutLast: [[Float]]
@@ -36,10 +41,11 @@ public struct BaselineRun: Sendable {
     /// resumed from it adds too.
     public var additions: ResidualAdditions? = nil
 
-    /// This baseline with keys and values (`[T, KV·D]` per layer) it did not keep.
-    func with(keys: [Tensor], values: [Tensor]) -> BaselineRun {
-        BaselineRun(score: score, residPre: residPre, readout: readout, readoutPositions: readoutPositions,
-                    patterns: patterns, attnOutLast: attnOutLast, mlpOutLast: mlpOutLast,
+    /// This baseline with the residual streams and keys and values (`[T, KV·D]` per layer) it did not keep.
+    func with(residPre streams: [Tensor]? = nil, keys: [Tensor]?, values: [Tensor]?) -> BaselineRun {
+        BaselineRun(score: score, residPre: streams ?? residPre, keepsStreams: streams != nil || keepsStreams,
+                    readout: readout, readoutPositions: readoutPositions,
+                    cueMass: cueMass, attnOutLast: attnOutLast, mlpOutLast: mlpOutLast,
                     headResultsLast: headResultsLast, finalResidualLast: finalResidualLast, logitsLast: logitsLast,
                     keys: keys, values: values, additions: additions)
     }
@@ -50,6 +56,7 @@ public struct BaselineRun: Sendable {
 /// its 32 layers, of which the analyses read one row.
 final class KeptRows: @unchecked Sendable {
     private var kept: [String: Tensor] = [:]
+    private var masses: [String: [Double]] = [:]
 
     /// Rows `rows` of `tensor` along its first axis, `[rows.count] + shape[1...]`.
     func keep(_ name: String, _ tensor: Tensor, rows: [Int], sample: String) throws {
@@ -64,22 +71,41 @@ final class KeptRows: @unchecked Sendable {
         kept[name] = Tensor(shape: [rows.count] + tensor.shape.dropFirst(), scalars: out)
     }
 
-    /// Rows of the query positions `queries` of an attention pattern `[H, Tq, Tk]` whose first row is query
-    /// `queryOffset`, as `[H, queries.count, Tk]`.
-    func keepPattern(_ name: String, _ pattern: Tensor, queries: [Int], queryOffset: Int, sample: String) throws {
+    /// Of an attention pattern `[H, Tq, Tk]` whose first row is query `queryOffset`: per head and query q of
+    /// `queries`, the mass on the keys of each of `spans` up to q (keys ≤ q), summed in key order in Double —
+    /// `[H · queries.count · spans.count]`, head-major.
+    func keepMass(_ name: String, _ pattern: Tensor, queries: [Int], queryOffset: Int, spans: [[Int]],
+                  sample: String) throws {
         let h = pattern.shape[0], tq = pattern.shape[1], tk = pattern.shape[2]
-        var out = [Float](repeating: 0, count: h * queries.count * tk)
+        var out = [Double](repeating: 0, count: h * queries.count * spans.count)
         for (j, q) in queries.enumerated() {
             guard q >= queryOffset && q - queryOffset < tq else {
                 throw AnalysisError.badSample(id: sample, problem: "\(name) holds queries \(queryOffset)..<"
                                               + "\(queryOffset + tq), not query \(q)")
             }
             for head in 0..<h {
-                let from = (head * tq + q - queryOffset) * tk, to = (head * queries.count + j) * tk
-                for k in 0..<tk { out[to + k] = pattern.scalars[from + k] }
+                let from = (head * tq + q - queryOffset) * tk
+                for (s, keys) in spans.enumerated() {
+                    var mass = 0.0
+                    for k in keys where k <= q {
+                        guard k >= 0 && k < tk else {
+                            throw AnalysisError.badSample(id: sample, problem: "\(name) has \(tk) keys, no key \(k)")
+                        }
+                        mass += Double(pattern.scalars[from + k])
+                    }
+                    out[(head * queries.count + j) * spans.count + s] = mass
+                }
             }
         }
-        kept[name] = Tensor(shape: [h, queries.count, tk], scalars: out)
+        masses[name] = out
+    }
+
+    /// The masses kept at `name`; throws when the pass never visited it.
+    func mass(_ name: String, sample: String) throws -> [Double] {
+        guard let mass = masses[name] else {
+            throw AnalysisError.badSample(id: sample, problem: "the baseline pass never visited \(name)")
+        }
+        return mass
     }
 
     /// The rows kept at `name`; throws when the pass never visited it.
@@ -104,9 +130,15 @@ public final class AnalysisRunner: @unchecked Sendable {
     public var sharding: PassSharding?
     /// Bytes of keys and values `scores` may hold at once when the baselines did not keep theirs (a model too
     /// big to keep them for every item): requests that could recompute a suffix then run a chunk of items at a
-    /// time, each chunk's keys and values computed again first (`scoresRunningKeysValuesAgain`). nil: such
-    /// requests recompute every position.
+    /// time, each chunk's keys and values computed again first (`scoresRunningAgain`). nil: such requests
+    /// recompute every position.
     public var keyValueBudget: Int?
+    /// Bytes of residual streams `scores` may hold at once when the baselines kept none (`baseline(…,
+    /// keepStreams: false)`, the run's items' streams over this budget): every call then runs its items in
+    /// chunks within it, each chunk's streams (and keys and values, when wanted) computed again first.
+    public var streamBudget = AnalysisRunner.defaultStreamBudget
+    /// `streamBudget`'s default: 4 GiB.
+    public static let defaultStreamBudget = 4 << 30
     /// Where `scores` reports each chunk of items whose keys and values it runs again (a 7B model's run spends
     /// hours per chunk; nil: silent).
     public var progress: ((String) -> Void)?
@@ -121,16 +153,21 @@ public final class AnalysisRunner: @unchecked Sendable {
 
     /// A baseline pass with everything the analyses read. Only the residual streams entering each layer (and
     /// keys and values, when asked) are kept whole; of the other activations the pass keeps the rows the analyses
-    /// read — readout rows of `hook_resid_post` and of the patterns, the last row of the attention and MLP outputs
-    /// and of the per-head results — so a 7B item holds ~0.5 GB instead of ~18 GB.
+    /// read — readout rows of `hook_resid_post`, the readout queries' attention mass on the image and context (of
+    /// the patterns; `keepPatterns`), the last row of the attention and MLP outputs and of the per-head results —
+    /// so a 7B item holds ~0.35 GB instead of ~18 GB, or ~20 MB without its residual streams beyond layer 0's
+    /// (`keepStreams: false`: `scores` computes them again when a call's passes resume from them, or runs its
+    /// passes from layer 0).
     public func baseline(_ sample: AnalysisSample, keepPatterns: Bool = true,
-                         keepKeysValues: Bool = false) throws -> BaselineRun {
+                         keepKeysValues: Bool = false, keepStreams: Bool = true) throws -> BaselineRun {
         let l = layers
-        let cached: [BlockHook] = [.residPre] + (keepKeysValues ? [.rotK, .v] : [])
-        let hooks = HookRun(cache: .patterns(cached.map(HookName.everyBlock)))
+        let cached = (keepStreams ? [HookName.everyBlock(.residPre)] : [HookName.block(0, .residPre)])
+            + (keepKeysValues ? [HookName.everyBlock(.rotK), HookName.everyBlock(.v)] : [])
+        let hooks = HookRun(cache: .patterns(cached))
         let t = sample.input.ids.count, last = t - 1, id = sample.id
         let instruction = (try? sample.input.spans.positions("instruction")) ?? []
         let readoutPositions = instruction + [last]
+        let cueSpans = ["image", "context"].map { (try? sample.input.spans.positions($0)) ?? [] }
         let kept = KeptRows()
         for layer in 0..<l {
             for (hook, rows) in [(BlockHook.residPost, readoutPositions), (.attnOut, [last]), (.mlpOut, [last]),
@@ -141,8 +178,8 @@ public final class AnalysisRunner: @unchecked Sendable {
             if keepPatterns {
                 let name = HookName.block(layer, .pattern)
                 hooks.addEdit(at: name) { pattern, point in
-                    try kept.keepPattern(name, pattern, queries: readoutPositions, queryOffset: point.queryOffset ?? 0,
-                                         sample: id)
+                    try kept.keepMass(name, pattern, queries: readoutPositions, queryOffset: point.queryOffset ?? 0,
+                                      spans: cueSpans, sample: id)
                 }
             }
         }
@@ -153,10 +190,11 @@ public final class AnalysisRunner: @unchecked Sendable {
         }
         return BaselineRun(
             score: FollowingScore(logits: logits, instructed: sample.instructed, competitor: sample.competitor),
-            residPre: (0..<l).map { hooks.cache[HookName.block($0, .residPre)]! },
+            residPre: (0..<(keepStreams ? l : min(l, 1))).map { hooks.cache[HookName.block($0, .residPre)]! },
+            keepsStreams: keepStreams,
             readout: try (0..<l).map { try rows($0, .residPost) },
             readoutPositions: readoutPositions,
-            patterns: keepPatterns ? try (0..<l).map { try rows($0, .pattern) } : nil,
+            cueMass: keepPatterns ? try (0..<l).map { try kept.mass(HookName.block($0, .pattern), sample: id) } : nil,
             attnOutLast: try (0..<l).map { try rows($0, .attnOut).scalars },
             mlpOutLast: try (0..<l).map { try rows($0, .mlpOut).scalars },
             headResultsLast: try (0..<l).map { layer in
@@ -200,6 +238,12 @@ public final class AnalysisRunner: @unchecked Sendable {
         return results.map { $0! }
     }
 
+    /// Memory the residual streams entering every layer of `samples` take in their baselines.
+    public func streamBytes(_ samples: [AnalysisSample]) -> Int {
+        samples.reduce(0) { $0 + $1.input.ids.count } * layers * decoder.configuration.hiddenSize
+            * MemoryLayout<Float>.size
+    }
+
     /// Memory the keys and values of `samples` would take if every baseline kept them.
     public func keyValueBytes(_ samples: [AnalysisSample]) -> Int {
         let c = decoder.configuration
@@ -213,6 +257,9 @@ public final class AnalysisRunner: @unchecked Sendable {
     /// its keys and values, only positions p..<T are recomputed (a suffix run); otherwise all of them.
     public func score(_ sample: AnalysisSample, baseline: BaselineRun, interventions: InterventionSet,
                       startLayer: Int, unchangedBefore: Int = 0) throws -> FollowingScore {
+        let baseline = baseline.keepsStreams || startLayer == 0 || startLayer >= layers ? baseline
+            : baseline.with(residPre: try rerun(sample, streams: true, keysValues: false).streams, keys: baseline.keys,
+                            values: baseline.values)
         let hooks = try interventions.hooks(for: decoder, hookNames: hookNames,
                                             tokenCount: sample.input.ids.count, spans: sample.input.spans)
         let start = startLayer < layers ? startLayer : 0
@@ -294,20 +341,21 @@ extension AnalysisRunner {
     public func scores(_ requests: [ScoreRequest], samples: [AnalysisSample],
                        baselines: [BaselineRun]) throws -> [FollowingScore] {
         if let observe = Self.requestObservers.withLock({ $0[ObjectIdentifier(session)] }) { observe(requests) }
-        if let budget = keyValueBudget, Self.wantKeysValues(requests, samples: samples, baselines: baselines) {
-            return try scoresRunningKeysValuesAgain(requests, samples: samples, baselines: baselines, budget: budget)
+        if runsAgain(requests, samples: samples, baselines: baselines) {
+            return try scoresRunningAgain(requests, samples: samples, baselines: baselines)
         }
         return try computeScores(requests, samples: samples, baselines: baselines)
     }
 
     /// `scores` of several request lists, in order: one call each (`progress(k)` before call k), or — when the
-    /// keys and values run again (`keyValueBudget`) — one call for all, so that each item's are computed once
-    /// rather than once per list (`progress(nil)` before it). The batches are the same either way (a batch
-    /// never mixes start layers or samples' kinds across lists that differ in them).
+    /// residual streams or keys and values run again (`streamBudget`, `keyValueBudget`) — one call for all, so
+    /// that each item's are computed once rather than once per list (`progress(nil)` before it). The batches
+    /// are the same either way (a batch never mixes start layers or samples' kinds across lists that differ in
+    /// them).
     func scores(calls: [[ScoreRequest]], samples: [AnalysisSample], baselines: [BaselineRun],
                 progress: (Int?) -> Void) throws -> [[FollowingScore]] {
         let all = calls.flatMap { $0 }
-        guard keyValueBudget != nil, Self.wantKeysValues(all, samples: samples, baselines: baselines) else {
+        guard runsAgain(all, samples: samples, baselines: baselines) else {
             return try calls.indices.map { k in
                 progress(k)
                 return try scores(calls[k], samples: samples, baselines: baselines)
@@ -332,22 +380,56 @@ extension AnalysisRunner {
         }
     }
 
-    /// `scores` over baselines without keys and values: the requests' items in chunks whose keys and values fit
-    /// `budget` (`Heads.keyValueChunks`, at least one item each), in item order; per chunk, the items' keys and
-    /// values are computed again (one pass each, all workers) and the chunk's requests run as `scores` runs
-    /// them with kept keys and values. The batches are those of each chunk alone (the results equal one
-    /// `score(…)` per request up to the last bits of the products, as any batching).
-    func scoresRunningKeysValuesAgain(_ requests: [ScoreRequest], samples: [AnalysisSample],
-                                      baselines: [BaselineRun], budget: Int) throws -> [FollowingScore] {
+    /// Whether `scores` must compute some of its items' residual streams (baselines that kept none) or keys and
+    /// values (a request that could recompute a suffix, its baseline without them, within a `keyValueBudget`).
+    func runsAgain(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) -> Bool {
+        requests.contains { !baselines[$0.sample].keepsStreams && $0.startLayer > 0 && $0.startLayer < layers }
+            || (keyValueBudget != nil && Self.wantKeysValues(requests, samples: samples, baselines: baselines))
+    }
+
+    /// `scores` over baselines without residual streams or keys and values: the requests' items in chunks whose
+    /// streams and keys and values (those that are wanted) fit `streamBudget` plus `keyValueBudget`
+    /// (`Heads.keyValueChunks`, at least one item each), in item order; per chunk, the items' are computed again
+    /// (one pass each, all workers) and the chunk's requests run as `scores` runs them with kept ones. The
+    /// batches are those of each chunk alone (the results equal one `score(…)` per request up to the last bits
+    /// of the products, as any batching).
+    func scoresRunningAgain(_ requests: [ScoreRequest], samples: [AnalysisSample],
+                            baselines: [BaselineRun]) throws -> [FollowingScore] {
         let touched = Array(Set(requests.map(\.sample))).sorted()
         let bySample = Dictionary(grouping: requests.indices, by: { requests[$0].sample })
+        let streams = requests.contains {
+            !baselines[$0.sample].keepsStreams && $0.startLayer > 0 && $0.startLayer < layers
+        }
+        let keysValues = keyValueBudget != nil && Self.wantKeysValues(requests, samples: samples, baselines: baselines)
+        // Streams wanted alone: a call whose resumes would save less than its items' passes run again cost runs
+        // every pass from layer 0 instead, on the embeddings its baselines keep (the same scores, bit for bit,
+        // as resuming at layer 0; a resume is an optimization).
+        if streams && !keysValues
+            && !Self.resumesFromStreams(requests, tokens: { samples[$0].input.ids.count }, layers: layers) {
+            progress?("\(requests.count) passes from layer 0 (their \(touched.count) items' residual streams not "
+                      + "kept; running them again would cost more)")
+            return try computeScores(requests.map { r in
+                var r = r
+                r.startLayer = 0
+                return r
+            }, samples: samples, baselines: baselines)
+        }
+        let budget = (streams ? streamBudget : 0) + (keysValues ? keyValueBudget ?? 0 : 0)
+        let what = [streams ? "residual streams" : nil, keysValues ? "keys and values" : nil].compactMap { $0 }
+            .joined(separator: " and ")
         var out = [FollowingScore?](repeating: nil, count: requests.count)
-        let chunks = Heads.keyValueChunks(touched.map { keyValueBytes([samples[$0]]) }, budget: budget)
+        let chunks = Heads.keyValueChunks(touched.map { s -> Int in
+            (streams ? streamBytes([samples[s]]) : 0) + (keysValues ? keyValueBytes([samples[s]]) : 0)
+        }, budget: budget)
         for (c, chunk) in chunks.enumerated() {
             let members = Array(touched[chunk])
-            progress?("keys and values run again: chunk \(c + 1)/\(chunks.count) (items \(chunk.lowerBound + 1)–"
+            progress?("\(what) run again: chunk \(c + 1)/\(chunks.count) (items \(chunk.lowerBound + 1)–"
                       + "\(chunk.upperBound) of \(touched.count)) and its passes")
-            let kept = try parallelMap(members.count) { try keysValues(samples[members[$0]]) }
+            typealias Again = (streams: [Tensor]?, keys: [Tensor]?, values: [Tensor]?)
+            let again = try parallelMap(members.count) { k -> Again in
+                let b = baselines[members[k]]
+                return try rerun(samples[members[k]], streams: !b.keepsStreams, keysValues: keysValues && b.keys == nil)
+            }
             let local = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1, $0) })
             let indices = members.flatMap { bySample[$0] ?? [] }.sorted()
             let chunkRequests = indices.map { i -> ScoreRequest in
@@ -356,7 +438,8 @@ extension AnalysisRunner {
                 return r
             }
             let chunkBaselines = members.enumerated().map { k, s in
-                baselines[s].with(keys: kept[k].keys, values: kept[k].values)
+                baselines[s].with(residPre: again[k].streams, keys: again[k].keys ?? baselines[s].keys,
+                                  values: again[k].values ?? baselines[s].values)
             }
             let scored = try computeScores(chunkRequests, samples: members.map { samples[$0] },
                                            baselines: chunkBaselines)
@@ -365,16 +448,48 @@ extension AnalysisRunner {
         return out.map { $0! }
     }
 
-    /// The keys after rotary and the values of every layer of a sample's baseline pass, `[T, KV·D]` each.
-    func keysValues(_ sample: AnalysisSample) throws -> (keys: [Tensor], values: [Tensor]) {
-        let hooks = HookRun(cache: .patterns([HookName.everyBlock(.rotK), HookName.everyBlock(.v)]))
+    /// Whether a call whose baselines kept no residual streams (and wants no keys and values) resumes its passes
+    /// from streams computed again — one baseline pass per distinct item — rather than running every pass from
+    /// layer 0: when the row·layers the resumes skip exceed those of the passes run again. (A single-head
+    /// ablation sweep resumes; a few passes per item from the first layers, such as specificity's, do not.)
+    /// `VerifyPlan` decides the same way.
+    static func resumesFromStreams(_ requests: [ScoreRequest], tokens: (Int) -> Int, layers: Int) -> Bool {
+        var again = 0.0, skipped = 0.0
+        for s in Set(requests.map(\.sample)) { again += Double(tokens(s) * layers) }
+        for r in requests where r.startLayer < layers { skipped += Double(tokens(r.sample) * r.startLayer) }
+        return skipped > again
+    }
+
+    /// A sample's baseline pass again for what its baseline did not keep: the residual streams entering every
+    /// layer (`[T, d]` each) and/or the keys after rotary and the values of every layer (`[T, KV·D]` each). The
+    /// same pass, so the same values (tests compare them).
+    func rerun(_ sample: AnalysisSample, streams: Bool, keysValues: Bool)
+        throws -> (streams: [Tensor]?, keys: [Tensor]?, values: [Tensor]?) {
+        let cached = (streams ? [BlockHook.residPre] : []) + (keysValues ? [BlockHook.rotK, .v] : [])
+        guard !cached.isEmpty else { return (nil, nil, nil) }
+        let hooks = HookRun(cache: .patterns(cached.map(HookName.everyBlock)))
         _ = try session.run(sample.input, logits: .last, hooks: hooks)
-        return ((0..<layers).map { flatRows(hooks.cache[HookName.block($0, .rotK)]!) },
-                (0..<layers).map { flatRows(hooks.cache[HookName.block($0, .v)]!) })
+        func all(_ hook: BlockHook) throws -> [Tensor] {
+            try (0..<layers).map { layer in
+                guard let t = hooks.cache[HookName.block(layer, hook)] else {
+                    throw AnalysisError.badSample(id: sample.id,
+                                                  problem: "the pass cached no \(HookName.block(layer, hook))")
+                }
+                return hook == .residPre ? t : flatRows(t)
+            }
+        }
+        return (streams ? try all(.residPre) : nil, keysValues ? try all(.rotK) : nil,
+                keysValues ? try all(.v) : nil)
     }
 
     func computeScores(_ requests: [ScoreRequest], samples: [AnalysisSample],
                        baselines: [BaselineRun]) throws -> [FollowingScore] {
+        if let r = requests.first(where: {
+            !baselines[$0.sample].keepsStreams && $0.startLayer > 0 && $0.startLayer < layers
+        }) {
+            throw AnalysisError.badSample(id: samples[r.sample].id,
+                                          problem: "its baseline kept no residual streams to resume from")
+        }
         let hooks = try requests.map { r in
             try r.interventions.hooks(for: decoder, hookNames: hookNames,
                                       tokenCount: samples[r.sample].input.ids.count,

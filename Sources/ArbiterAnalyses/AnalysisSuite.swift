@@ -89,12 +89,15 @@ public struct AnalysisResults: Sendable, Codable {
 public enum AnalysisSuite {
     /// Prepares the items (skipping bad ones only when `skipBad`), splits them, and runs analyses 1–7.
     /// `keyValueBudget`: bytes the baselines may spend on cached keys and values (a speed-up only; the
-    /// results are the same without it).
+    /// results are the same without it). `streamBudget`: bytes they may keep of the residual streams entering
+    /// each layer; over it, none are kept and every stage computes its items' again, a chunk within it at a time
+    /// (the same values; memory bounded whatever the item count).
     /// `moreConflictItems(round, count)`: `count` new conflict items (ids unique across rounds), for runs that
     /// can generate them (nil for a fixed dataset): used only when amplification has too few failures.
     public static func run(session: ModelSession, items: [ProbeItem], dataset: String,
                            configuration c: AnalysisConfiguration = AnalysisConfiguration(),
                            policy: ItemPolicy = ItemPolicy(), keyValueBudget: Int = 1 << 30,
+                           streamBudget: Int = AnalysisRunner.defaultStreamBudget,
                            moreConflictItems: ((Int, Int) throws -> [ProbeItem])? = nil,
                            sharding: PassSharding? = nil,
                            progress: @escaping (String) -> Void = { _ in }) throws -> AnalysisResults {
@@ -106,15 +109,15 @@ public enum AnalysisSuite {
         // the machine's cores and of other BLAS users in the process.
         return try BLAS.withSingleThread {
             try runSingleThreaded(session: session, items: items, dataset: dataset, configuration: c, policy: policy,
-                                  keyValueBudget: keyValueBudget, moreConflictItems: moreConflictItems,
-                                  sharding: sharding, progress: progress)
+                                  keyValueBudget: keyValueBudget, streamBudget: streamBudget,
+                                  moreConflictItems: moreConflictItems, sharding: sharding, progress: progress)
         }
     }
 
     /// Failed conflict items from newly generated ones, until `have` + their count reaches the minimum or the
     /// cap is spent: the samples, their baselines, and how many conflict items were generated.
     static func extraFailures(have: Int, runner: AnalysisRunner, configuration c: AnalysisConfiguration,
-                              policy: ItemPolicy, more: (Int, Int) throws -> [ProbeItem],
+                              policy: ItemPolicy, keepStreams: Bool, more: (Int, Int) throws -> [ProbeItem],
                               progress: (String) -> Void) throws
         -> (samples: [AnalysisSample], baselines: [BaselineRun], generated: Int) {
         var samples: [AnalysisSample] = [], baselines: [BaselineRun] = [], generated = 0, round = 0
@@ -128,7 +131,9 @@ public enum AnalysisSuite {
                      + "generating \(items.count) more conflict items (\(generated) of at most \(c.extraConflictCap))")
             let prepared = try SamplePreparation.prepare(items, session: runner.session, policy: policy).samples
                 .filter { $0.kind == "conflict" && $0.target != nil }
-            let runs = try runner.parallelMap(prepared.count) { try runner.baseline(prepared[$0], keepPatterns: false) }
+            let runs = try runner.parallelMap(prepared.count) {
+                try runner.baseline(prepared[$0], keepPatterns: false, keepStreams: keepStreams)
+            }
             for (sample, run) in zip(prepared, runs) where !run.score.follows {
                 samples.append(sample)
                 baselines.append(run)
@@ -166,6 +171,7 @@ public enum AnalysisSuite {
 
     static func runSingleThreaded(session: ModelSession, items: [ProbeItem], dataset: String,
                                   configuration c: AnalysisConfiguration, policy: ItemPolicy, keyValueBudget: Int,
+                                  streamBudget: Int = AnalysisRunner.defaultStreamBudget,
                                   moreConflictItems: ((Int, Int) throws -> [ProbeItem])?,
                                   sharding: PassSharding? = nil,
                                   progress: @escaping (String) -> Void) throws -> AnalysisResults {
@@ -194,9 +200,18 @@ public enum AnalysisSuite {
         let keepKeysValues = runner.keyValueBytes(samples) <= keyValueBudget
         // Otherwise passes that could recompute a suffix run their items' keys and values again, in chunks.
         runner.keyValueBudget = keepKeysValues ? nil : keyValueBudget
+        // The residual streams every pass resumes from: kept when they fit their budget (a 7B item's are ~0.34 GB,
+        // 240 items' ~80 GB); otherwise each stage computes them again, a chunk of items at a time.
+        let keepStreams = runner.streamBytes(samples) <= streamBudget
+        runner.streamBudget = streamBudget
+        if !keepStreams {
+            let gib = String(format: "%.2f GiB", Double(runner.streamBytes(samples)) / Double(1 << 30))
+            progress("residual streams over --stream-memory (\(gib) for "
+                     + "\(samples.count) items): each stage runs them again, a chunk of items at a time")
+        }
         runner.progress = progress
         let baselines = try runner.parallelMap(samples.count) {
-            try runner.baseline(samples[$0], keepKeysValues: keepKeysValues)
+            try runner.baseline(samples[$0], keepKeysValues: keepKeysValues, keepStreams: keepStreams)
         }
         let following = ModalityFollowing.measure(samples, scores: baselines.map(\.score), seed: c.seed &+ 1)
         let flowIdx = heldOut + calibration
@@ -226,8 +241,8 @@ public enum AnalysisSuite {
             && !baselines[$0].score.follows }.count
         var extra: (samples: [AnalysisSample], baselines: [BaselineRun], generated: Int) = ([], [], 0)
         if heldOutFailed < c.minimumFailed, let more = moreConflictItems {
-            extra = try extraFailures(have: heldOutFailed, runner: runner, configuration: c, policy: policy, more: more,
-                                      progress: progress)
+            extra = try extraFailures(have: heldOutFailed, runner: runner, configuration: c, policy: policy,
+                                      keepStreams: keepStreams, more: more, progress: progress)
         }
         var interventions = try Heads.intervene(
             runner: runner, ranking: ranking,

@@ -18,7 +18,7 @@ public enum AttentionRouting {
     public static func measure(samples: [AnalysisSample], baselines: [BaselineRun],
                                seed: UInt64) throws -> AttentionRoutingResult {
         let conflict = samples.indices.filter {
-            samples[$0].kind == "conflict" && samples[$0].target != nil && baselines[$0].patterns != nil
+            samples[$0].kind == "conflict" && samples[$0].target != nil && baselines[$0].cueMass != nil
                 && (try? samples[$0].input.spans.positions("image"))?.isEmpty == false
                 && (try? samples[$0].input.spans.positions("context"))?.isEmpty == false
         }
@@ -26,7 +26,7 @@ public enum AttentionRouting {
             throw AnalysisError.tooFewSamples(what: "attention routing (conflict samples with image and context)",
                                               have: 0, need: 1)
         }
-        let layers = baselines[conflict[0]].patterns!.count
+        let layers = baselines[conflict[0]].cueMass!.count
         var share: [String: [String: [Estimate]]] = [:], mass: [String: [String: [Estimate]]] = [:]
         var selectivity: [String: [Estimate]] = [:]
         for (qi, querySpan) in ["instruction", "last"].enumerated() {
@@ -35,25 +35,24 @@ public enum AttentionRouting {
             var targets: [InstructionTarget] = []
             for i in conflict {
                 guard let queries = try? samples[i].input.spans.positions(querySpan), !queries.isEmpty else { continue }
-                let image = try samples[i].input.spans.positions("image"),
-                    context = try samples[i].input.spans.positions("context")
                 targets.append(samples[i].target!)
-                // The baseline keeps the pattern rows of its readout positions (instruction tokens, then last).
+                // The baseline keeps, per head and readout position (instruction tokens, then last), the query's
+                // mass on the image and on the context keys up to it.
                 let rowOf = Dictionary(baselines[i].readoutPositions.enumerated().map { ($1, $0) },
                                        uniquingKeysWith: { first, _ in first })
                 if let missing = queries.first(where: { rowOf[$0] == nil }) {
                     throw AnalysisError.badSample(id: samples[i].id, problem: "attention routing reads query "
-                                                  + "\(missing), whose pattern row the baseline did not keep")
+                                                  + "\(missing), whose attention mass the baseline did not keep")
                 }
                 for layer in 0..<layers {
-                    let p = baselines[i].patterns![layer]
-                    let h = p.shape[0], kept = p.shape[1], t = p.shape[2]
+                    let p = baselines[i].cueMass![layer], kept = baselines[i].readoutPositions.count
+                    let h = p.count / max(2 * kept, 1)
                     var mImage = 0.0, mContext = 0.0
                     for head in 0..<h {
                         for q in queries {
-                            let row = (head * kept + rowOf[q]!) * t
-                            for k in image where k <= q { mImage += Double(p.scalars[row + k]) }
-                            for k in context where k <= q { mContext += Double(p.scalars[row + k]) }
+                            let row = (head * kept + rowOf[q]!) * 2
+                            mImage += p[row]
+                            mContext += p[row + 1]
                         }
                     }
                     let n = Double(h * queries.count)

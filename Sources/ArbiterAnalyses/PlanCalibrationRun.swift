@@ -1,7 +1,7 @@
 // The calibration of `VerifyPlan`: a decoder layer of the model's own shapes with random weights (the weights
 // are not needed, so a config.json alone will do) timed on batches like the ones `AnalysisRunner.scores`
 // forms at the data's prompt lengths, on every worker at once (as a run keeps them busy), then fitted to
-// seconds per row, per attention pair and per run.
+// seconds per row, per attention pair and per run; a big model's per-row rate timed again on full batches.
 import ArbiterData
 import ArbiterFormats
 import ArbiterModels
@@ -21,7 +21,7 @@ extension PlanCalibration {
         // (at a conservative 20 GFLOP/s per worker).
         let affordable = Int(budget * 20e9 / max(shape.linearFLOPsPerRow, 1))
         let rows = max(8, min(AnalysisRunner.rowsPerBatch, affordable))
-        let decoder = try calibrationDecoder(shape, maxTokens: 2 * t + rows + 2)
+        let decoder = try calibrationDecoder(shape, maxTokens: 2 * t + max(rows, AnalysisRunner.rowsPerBatch) + 2)
         let d = shape.hidden, kv = shape.keyValueHeads * shape.headDim
 
         // Four batch shapes of the same rows: whole, half and quarter prompts (more runs, shorter attention) and
@@ -66,9 +66,29 @@ extension PlanCalibration {
         let suffix = shapes[shapes.count - 1], cachedRows = suffix.count * Double(t)
         let perCached = max(0, (times[times.count - 1] - perPair * suffix.pairs - fit[0] * suffix.rows
                                 - fit[1] * suffix.count) / cachedRows)
+        // The per-row and per-run rates at the rows a pass multiplies. A big model's batches above are small (the
+        // budget), and there sgemm is bound by reading the weights: a 7B's layer at 12 rows ran ~3× slower per row
+        // than a 650-token forward (`make bench-7b`, 2026-12-03), and the fit put weight reads in the run term
+        // (~5 ms per run·layer). So the products are timed again on one layer over two full batches of
+        // `rowsPerBatch` rows — one run, and four runs of a quarter — each twice, the faster counting; with the
+        // attention term measured above taken out, the two give seconds per row and per run.
+        var perRow = fit[0], perRun = fit[1], productRows = rows
+        if rows < AnalysisRunner.rowsPerBatch {
+            let n = AnalysisRunner.rowsPerBatch
+            let one = batch(count: 1, length: n, residual: residual), four = batch(count: 4, length: n / 4,
+                                                                                residual: residual)
+            func products(_ b: (runs: [DecoderRun], rows: Double, pairs: Double, count: Double)) throws -> Double {
+                try (0..<2).map { _ in
+                    try timed(workers: workers, budget: 0) { try decoder.forward(batch: b.runs, startLayer: 2) }
+                }.min()! - perPair * b.pairs
+            }
+            let a = try products(one), b = try products(four)
+            let run = max(0, (b - a) / 3)
+            if a - run > 0 { perRow = (a - run) / Double(n); perRun = run; productRows = n }
+        }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
-        return PlanCalibration(workers: workers, secondsPerRow: fit[0], secondsPerPair: perPair, secondsPerRun: fit[1],
-                               secondsPerCachedRow: perCached, seconds: seconds, rows: rows)
+        return PlanCalibration(workers: workers, secondsPerRow: perRow, secondsPerPair: perPair, secondsPerRun: perRun,
+                               secondsPerCachedRow: perCached, seconds: seconds, rows: rows, productRows: productRows)
     }
 
     /// Seconds per (query, key) pair of one layer's attention, all heads: queries against `keys` prompt-long keys.
@@ -128,8 +148,15 @@ extension PlanCalibration {
     }
 
     /// A 3-layer decoder of `shape`'s layer shapes with random weights, every layer sharing one layer's weights
-    /// (one layer of memory) and a vocabulary of 8 (logits are timed through the product rate instead).
+    /// (one layer of memory) and a vocabulary of 8 (logits are timed through the product rate instead). Its
+    /// matrices are stored as the run's are multiplied: bf16, widened to f32 in blocks, for a 16-bit checkpoint
+    /// (a float16 one's widening is timed as bf16's); marked for bf16 compute under `ARBITER_COMPUTE=bf16`; f32
+    /// otherwise. (Timed on f32 matrices, a bf16 7B's forward was predicted 25–30% fast: the widening is part of
+    /// each product.)
     static func calibrationDecoder(_ shape: PlanModelShape, maxTokens: Int) throws -> LlamaDecoder {
+        let bf16Compute = (try? ComputePrecision.fromEnvironment()) == .bfloat16
+        let sixteenBit = bf16Compute
+            || (shape.weightBytes > 0 && Double(shape.weightBytes) < 3 * shape.parameterCount)
         var c = shape.decoder
         c.layers = 3
         c.vocabularySize = 8
@@ -144,7 +171,13 @@ extension PlanCalibration {
         func tensor(_ name: String, _ dims: [Int], fill: Float? = nil) -> StoredTensor {
             let n = dims.reduce(1, *)
             let scalars = fill.map { [Float](repeating: $0, count: n) } ?? (0..<n).map { block[$0 % block.count] }
-            return StoredTensor(name: name, Tensor(shape: dims, scalars: scalars))
+            let values = Tensor(shape: dims, scalars: scalars)
+            // Matrices as the checkpoint stores them (the values are small: bf16 always holds them).
+            if fill == nil, dims.count == 2, sixteenBit,
+               let stored = StoredTensor.bfloat16(name: name, values, computesInBFloat16: bf16Compute) {
+                return stored
+            }
+            return StoredTensor(name: name, values)
         }
         var layer: [String: StoredTensor] = [
             "input_layernorm.weight": tensor("norm", [d], fill: 1),

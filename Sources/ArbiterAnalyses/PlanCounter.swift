@@ -9,6 +9,9 @@ final class PlanCounter {
     let calibration: PlanCalibration
     /// Whether the baselines keep keys and values (suffix runs need them).
     var keysKept = true
+    /// Whether the baselines keep the residual streams entering each layer (else every call runs its items again
+    /// for them, `AnalysisRunner.scoresRunningAgain`).
+    var streamsKept = true
     /// Times a few of each stage's passes on the model itself, when it can run (`PlanPilot`).
     var pilot: PlanPilot?
     /// Measured / predicted seconds of the pilot's baselines (nil before the pilot ran them, or without one).
@@ -65,8 +68,9 @@ final class PlanCounter {
     /// their own (stand-ins for generated items). `keysKept` overrides the run's for a stage that gets keys and
     /// values of its own (the last-position screen).
     /// When the keys and values are not kept, requests that could recompute a suffix still do: `scores` runs
-    /// their items' keys and values again, once per call (`AnalysisRunner.scoresRunningKeysValuesAgain`), so
-    /// the stage's `calls` calls each add one baseline pass per distinct item of the stage.
+    /// their items' keys and values again, once per call (`AnalysisRunner.scoresRunningAgain`), so the stage's
+    /// `calls` calls each add one baseline pass per distinct item of the stage; so do all calls when the
+    /// residual streams are not kept.
     func stage(_ name: String, _ requests: [ScoreRequest], _ samples: [AnalysisSample], assumption: String,
                distinctFrom: Int = .max, keysKept: Bool? = nil, calls: Int = 1) -> PlanStage {
         let layers = shape.layers
@@ -76,11 +80,18 @@ final class PlanCounter {
         }
         // Keys and values run again: only where the run has a budget for them (the last-position screen's
         // stage says `keysKept` itself).
-        let again = keysKept == nil && !self.keysKept && wantSuffix
-        let kept = keysKept ?? (self.keysKept || again)
+        let keysAgain = keysKept == nil && !self.keysKept && wantSuffix
+        var streamsAgain = keysKept == nil && !streamsKept
+            && requests.contains { $0.startLayer > 0 && $0.startLayer < layers }
+        // As the runner: streams wanted alone, and resuming costs more than it saves → every pass from layer 0.
+        let fromEmbeddings = streamsAgain && !keysAgain
+            && !AnalysisRunner.resumesFromStreams(requests, tokens: { samples[$0].input.ids.count }, layers: layers)
+        if fromEmbeddings { streamsAgain = false }
+        let again = keysAgain || streamsAgain
+        let kept = keysKept ?? (self.keysKept || keysAgain)
         let plans = requests.map { r -> (start: Int, from: Int) in
             let t = samples[r.sample].input.ids.count, p = r.firstRecomputed(in: samples[r.sample])
-            let start = r.startLayer < layers ? r.startLayer : 0
+            let start = r.startLayer < layers && !fromEmbeddings ? r.startLayer : 0
             let suffix = p > 0 && p < t && kept
             return (start, suffix ? p : 0)
         }
@@ -112,8 +123,14 @@ final class PlanCounter {
             flops += kv.flops
             seconds += kv.seconds
             layerRows += kv.layerRows
-            note = (note.isEmpty ? "" : note + "; ") + "keys and values over the budget: each call's items run "
+            let what = [streamsAgain ? "residual streams" : nil, keysAgain ? "keys and values" : nil]
+                .compactMap { $0 }.joined(separator: " and ")
+            note = (note.isEmpty ? "" : note + "; ") + "\(what) over the budget: each call's items run "
                 + "again for them (\(kv.passes) passes)"
+        }
+        if fromEmbeddings {
+            note = (note.isEmpty ? "" : note + "; ") + "residual streams over the budget: running them again would "
+                + "cost more than resuming saves, so every pass runs from layer 0 (on the kept embeddings)"
         }
         var out = PlanStage(name: name, passes: requests.count, layerRows: layerRows, flops: flops,
                             flopsBefore: before, seconds: seconds, assumption: note)
@@ -128,7 +145,8 @@ final class PlanCounter {
             self.pilot = pilot
             // Baselines as the run keeps them (keys and values run again by the pilot's runner, as by the run's).
             let keep = keysKept ?? self.keysKept
-            if predicted > 0, let measured = try? pilot.time(subset, samples: samples, keepKeysValues: keep) {
+            if predicted > 0, let measured = try? pilot.time(subset, samples: samples, keepKeysValues: keep,
+                                                             keepStreams: keysKept != nil || streamsKept) {
                 out.pilotScale = measured / predicted
                 out.seconds *= measured / predicted
             }
@@ -169,7 +187,8 @@ final class PlanCounter {
             self.pilot = nil
             let predicted = baselineStage(count: first.count, like: first).seconds
             self.pilot = pilot
-            if predicted > 0, let measured = try? pilot.computeBaselines(first, keepKeysValues: keysKept) {
+            if predicted > 0, let measured = try? pilot.computeBaselines(first, keepKeysValues: keysKept,
+                                                                         keepStreams: streamsKept) {
                 baselineScale = measured / predicted
                 let perItem = measured / Double(max(first.count, 1))
                 pilotItems = max(PlanPilot.itemsPerStage,
@@ -197,16 +216,21 @@ final class PlanCounter {
                          flopsBefore: flops, seconds: flops / flopRate, assumption: "")
     }
 
-    /// Bytes a baseline keeps for the whole run (keys and values apart): residual streams entering every layer,
-    /// attention pattern rows and residual rows at the readout positions, per-layer outputs and per-head results
-    /// at the last position, logits.
+    /// Bytes a baseline keeps for the whole run (keys and values and residual streams apart): the readout
+    /// queries' attention mass on image and context per head (two Doubles) and their residual rows, per-layer
+    /// outputs and per-head results at the last position, logits.
     func baselineBytes(_ sample: AnalysisSample) -> Int {
-        let t = sample.input.ids.count, s = shape
+        let s = shape
         let readout = ((try? sample.input.spans.positions("instruction").count) ?? 0) + 1
-        let perLayer = t * s.hidden + s.heads * readout * t + readout * s.hidden + 2 * s.hidden + s.heads * s.hidden
+        let perLayer = s.heads * readout * 4 + readout * s.hidden + 2 * s.hidden + s.heads * s.hidden
         let floats = s.layers * perLayer
             + s.hidden + s.vocabulary
         return floats * MemoryLayout<Float>.size
+    }
+
+    /// Bytes of the residual streams entering every layer of a sample.
+    func streamBytes(_ sample: AnalysisSample) -> Int {
+        sample.input.ids.count * shape.layers * shape.hidden * MemoryLayout<Float>.size
     }
 
     /// Bytes of one batch's activations: its rows through one layer's products, one run's attention scores, and

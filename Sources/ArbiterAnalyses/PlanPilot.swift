@@ -33,10 +33,13 @@ public final class PlanPilot {
 
     /// Baselines of `samples` not computed yet (all workers, as the run computes them); their wall seconds.
     @discardableResult
-    func computeBaselines(_ samples: [AnalysisSample], keepKeysValues: Bool) throws -> Double {
+    func computeBaselines(_ samples: [AnalysisSample], keepKeysValues: Bool,
+                          keepStreams: Bool = true) throws -> Double {
         let missing = samples.filter { baselines[$0.id] == nil }
         let (runs, time) = try elapsed {
-            try runner.parallelMap(missing.count) { try runner.baseline(missing[$0], keepKeysValues: keepKeysValues) }
+            try runner.parallelMap(missing.count) {
+                try runner.baseline(missing[$0], keepKeysValues: keepKeysValues, keepStreams: keepStreams)
+            }
         }
         for (s, run) in zip(missing, runs) { baselines[s.id] = run }
         seconds += time
@@ -44,12 +47,13 @@ public final class PlanPilot {
     }
 
     /// Wall seconds of `requests` (indices into `samples`) through `scores`, as the run computes them.
-    func time(_ requests: [ScoreRequest], samples: [AnalysisSample], keepKeysValues: Bool) throws -> Double {
+    func time(_ requests: [ScoreRequest], samples: [AnalysisSample], keepKeysValues: Bool,
+              keepStreams: Bool = true) throws -> Double {
         // The touched samples, in their order, and the requests renumbered onto them.
         let touched = Array(Set(requests.map(\.sample))).sorted()
         let index = Dictionary(uniqueKeysWithValues: touched.enumerated().map { ($1, $0) })
         let local = touched.map { samples[$0] }
-        try computeBaselines(local, keepKeysValues: keepKeysValues)
+        try computeBaselines(local, keepKeysValues: keepKeysValues, keepStreams: keepStreams)
         let renumbered = requests.map { r in
             ScoreRequest(sample: index[r.sample]!, interventions: r.interventions, startLayer: r.startLayer,
                          unchangedBefore: r.unchangedBefore)

@@ -57,16 +57,19 @@ public struct ShardRunIdentity: Sendable, Codable, Equatable {
     public var modelFingerprint: String
     public var configuration: AnalysisConfiguration
     public var keyValueBudget: Int
+    /// `AnalysisRunner.streamBudget` (absent in partials written before it: the default).
+    public var streamBudget: Int?
     /// What a merge needs to replay the run (the caller's options: model and data folders, layout, seed, …).
     public var inputs: [String: String]
     /// The prepared samples' fingerprint (ids, token ids, pixel values, positions, answers), set by the analysis.
     public var dataFingerprint: String?
 
     public init(modelFingerprint: String, configuration: AnalysisConfiguration, keyValueBudget: Int = 1 << 30,
-                inputs: [String: String]) {
+                streamBudget: Int = AnalysisRunner.defaultStreamBudget, inputs: [String: String]) {
         self.modelFingerprint = modelFingerprint
         self.configuration = configuration
         self.keyValueBudget = keyValueBudget
+        self.streamBudget = streamBudget
         self.inputs = inputs
     }
 
@@ -82,6 +85,9 @@ public struct ShardRunIdentity: Sendable, Codable, Equatable {
         if keyValueBudget != other.keyValueBudget {
             return "key/value budget \(other.keyValueBudget), expected \(keyValueBudget)"
         }
+        let streams = streamBudget ?? AnalysisRunner.defaultStreamBudget
+        let theirs = other.streamBudget ?? AnalysisRunner.defaultStreamBudget
+        if streams != theirs { return "residual stream budget \(theirs), expected \(streams)" }
         for key in Set(inputs.keys).union(other.inputs.keys).sorted() where inputs[key] != other.inputs[key] {
             return "\(key) '\(other.inputs[key] ?? "(none)")', expected '\(inputs[key] ?? "(none)")'"
         }

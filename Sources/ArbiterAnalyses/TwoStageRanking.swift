@@ -150,8 +150,14 @@ extension Heads {
     /// else chunks within `keyValueBudget` (`keyValueChunks`).
     static func screenChunks(runner: AnalysisRunner, samples: [AnalysisSample], baselines: [BaselineRun],
                              conflict: [Int], keyValueBudget: Int) -> [[Int]] {
-        guard conflict.contains(where: { baselines[$0].keys == nil }) else { return [conflict] }
-        return keyValueChunks(conflict.map { runner.keyValueBytes([samples[$0]]) }, budget: keyValueBudget)
+        guard conflict.contains(where: { baselines[$0].keys == nil || !baselines[$0].keepsStreams }) else {
+            return [conflict]
+        }
+        // Baselines without streams: the chunk's are computed again with its keys and values, within both budgets.
+        let streams = conflict.contains { !baselines[$0].keepsStreams }
+        return keyValueChunks(conflict.map {
+            runner.keyValueBytes([samples[$0]]) + (streams ? runner.streamBytes([samples[$0]]) : 0)
+        }, budget: keyValueBudget + (streams ? runner.streamBudget : 0))
             .map { Array(conflict[$0]) }
     }
 
@@ -171,7 +177,7 @@ extension Heads {
         for (c, chunk) in chunks.enumerated() {
             let chunkSamples = chunk.map { samples[$0] }
             var chunkBaselines = chunk.map { baselines[$0] }
-            if chunkBaselines.contains(where: { $0.keys == nil }) {
+            if chunkBaselines.contains(where: { $0.keys == nil || !$0.keepsStreams }) {
                 progress("last-position screen: keys and values of \(chunk.count) items "
                          + "(chunk \(c + 1)/\(chunks.count))")
                 chunkBaselines = try runner.parallelMap(chunk.count) {
@@ -261,10 +267,11 @@ extension VerifyPlan {
         let layers = counter.shape.layers, heads = counter.shape.heads
         var out: [PlanStage] = []
         if method.screen == .lastPosition {
-            if !counter.keysKept {
+            if !counter.keysKept || !counter.streamsKept {
                 var again = counter.baselineStage(count: conflict.count, like: conflict.map { samples[$0] })
                 again.name = "head ranking screen: keys and values (items run again)"
-                again.assumption = "keys and values over the budget: the screen's items run again, a chunk at a time"
+                again.assumption = "keys and values or residual streams over the budget: the screen's items run "
+                    + "again, a chunk at a time"
                 out.append(again)
             }
             let screen = (0..<layers).flatMap {

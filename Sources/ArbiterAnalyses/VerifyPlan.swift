@@ -53,14 +53,18 @@ public struct PlanStage: Sendable, Codable, Equatable {
 public struct PlanMemory: Sendable, Codable, Equatable {
     /// Weights (memory-mapped, counted once).
     public var weights: Int
-    /// What the baselines keep for the whole run (residual streams, attention patterns, readouts, per-head results).
+    /// What the baselines keep for the whole run (readout rows and their attention mass on image and context,
+    /// last-position outputs and per-head results).
     public var baselines: Int
+    /// Residual streams entering each layer: every item's, kept for the whole run, or over the budget every
+    /// item's layer-0 stream (the embeddings) plus the largest chunk of items whose streams a call runs again.
+    public var streams: Int
     /// Keys and values the baselines keep (when over the budget: the largest chunk of items whose keys and values
     /// a stage runs again for its suffix runs, or a last-position head screen's).
     public var keysValues: Int
     /// Activations of the batches running side by side (one per worker).
     public var activations: Int
-    public var peak: Int { weights + baselines + keysValues + activations }
+    public var peak: Int { weights + baselines + streams + keysValues + activations }
 }
 
 /// Seconds per unit of work of the model's layer shapes on this machine, with every worker busy (so memory
@@ -80,9 +84,13 @@ public struct PlanCalibration: Sendable, Codable, Equatable {
     public var seconds: Double
     /// The rows of the timed batches (small for big models, to stay within seconds).
     public var rows: Int
+    /// The rows of the batch `secondsPerRow` was timed on: `rows`, or for a big model (`rows` below
+    /// `AnalysisRunner.rowsPerBatch`) one layer over a full batch, timed apart.
+    public var productRows: Int
 
     public init(workers: Int, secondsPerRow: Double, secondsPerPair: Double, secondsPerRun: Double,
-                secondsPerCachedRow: Double = 0, seconds: Double = 0, rows: Int = 0) {
+                secondsPerCachedRow: Double = 0, seconds: Double = 0, rows: Int = 0, productRows: Int? = nil) {
+        self.productRows = productRows ?? rows
         self.secondsPerCachedRow = secondsPerCachedRow
         self.workers = workers
         self.secondsPerRow = secondsPerRow
@@ -95,7 +103,7 @@ public struct PlanCalibration: Sendable, Codable, Equatable {
 
 public struct VerifyPlan: Sendable, Codable, Equatable {
     /// The JSON schema's name and version (`docs/verify-plan.md`); bumped on any change of the fields.
-    public static let schema = "arbiter-verify-plan/3"
+    public static let schema = "arbiter-verify-plan/4"
     public var schema = VerifyPlan.schema
     public var model: String
     public var shape: PlanModelShape
@@ -106,6 +114,8 @@ public struct VerifyPlan: Sendable, Codable, Equatable {
     public var maxTokens: Int
     public var meanImageTokens: Double
     public var keepsKeysValues: Bool
+    /// Whether the baselines keep the residual streams (within `--stream-memory`; else run again per call).
+    public var keepsStreams: Bool = true
     public var configuration: AnalysisConfiguration
     public var assumptions: PlanAssumptions
     public var calibration: PlanCalibration
@@ -140,7 +150,8 @@ extension VerifyPlan {
     public static func make(model: String, shape: PlanModelShape, samples: [AnalysisSample], dataset: String,
                             configuration c: AnalysisConfiguration = AnalysisConfiguration(),
                             assumptions a: PlanAssumptions = PlanAssumptions(), calibration: PlanCalibration,
-                            keyValueBudget: Int = 1 << 30, preparationSeconds: Double = 0,
+                            keyValueBudget: Int = 1 << 30,
+                            streamBudget: Int = AnalysisRunner.defaultStreamBudget, preparationSeconds: Double = 0,
                             pilot: PlanPilot? = nil) throws -> VerifyPlan {
         guard !samples.isEmpty else { throw AnalysisError.meaninglessRun("no items to plan (the dataset is empty)") }
         let counter = PlanCounter(shape: shape, samples: samples, calibration: calibration)
@@ -151,6 +162,11 @@ extension VerifyPlan {
         counter.keysKept = keepKV
         // As the run's runner: keys and values run again, in chunks, for passes that recompute a suffix.
         pilot?.runner.keyValueBudget = keepKV ? nil : keyValueBudget
+        // Residual streams: kept within their budget, else run again per call, a chunk of items at a time.
+        let streamBytes = samples.reduce(0) { $0 + counter.streamBytes($1) }
+        let keepStreams = streamBytes <= streamBudget
+        counter.streamsKept = keepStreams
+        pilot?.runner.streamBudget = streamBudget
         let preparation = PlanStage(name: "model and items (measured while planning)", passes: 0, layerRows: 0,
                                     flops: 0, flopsBefore: 0, seconds: preparationSeconds, assumption: "")
         let perItem = preparationSeconds / Double(samples.count)
@@ -192,16 +208,26 @@ extension VerifyPlan {
         }
         let chunkKV = Heads.keyValueChunks(perItemKV, budget: keyValueBudget).map { perItemKV[$0].reduce(0, +) }
             .max() ?? 0
+        // Not kept: every baseline keeps layer 0's (the embeddings), and a call holds the streams (and the keys and
+        // values, when over their budget too) of a chunk.
+        let chunkStreams = keepStreams ? streamBytes
+            : streamBytes / max(shape.layers, 1)
+                + (Heads.keyValueChunks(samples.indices.map {
+                    counter.streamBytes(samples[$0]) + (keepKV ? 0 : perItemKV[$0])
+                }, budget: streamBudget + (keepKV ? 0 : keyValueBudget))
+                    .map { chunk in chunk.reduce(0) { $0 + counter.streamBytes(samples[$1]) } }.max() ?? 0)
         let imageTokens = samples.map { (try? $0.input.spans.positions("image").count) ?? 0 }
         let memory = PlanMemory(
             weights: shape.weightBytes,
             baselines: samples.reduce(0) { $0 + counter.baselineBytes($1) },
+            streams: chunkStreams,
             keysValues: keepKV ? kvBytes : max(screenKV, chunkKV),
             activations: calibration.workers * counter.batchActivationBytes(maxTokens: tokens.max() ?? 0))
         var made = VerifyPlan(
             model: model, shape: shape, dataset: dataset, items: samples.count,
             meanTokens: Double(tokens.reduce(0, +)) / Double(tokens.count), maxTokens: tokens.max() ?? 0,
             meanImageTokens: Double(imageTokens.reduce(0, +)) / Double(samples.count), keepsKeysValues: keepKV,
+            keepsStreams: keepStreams,
             configuration: c, assumptions: a, calibration: calibration, stages: plan, memory: memory,
             passes: plan.reduce(0) { $0 + $1.passes }, flops: plan.reduce(0) { $0 + $1.flops },
             flopsBefore: plan.reduce(0) { $0 + $1.flopsBefore }, seconds: plan.reduce(0) { $0 + $1.seconds },

@@ -3,6 +3,7 @@ import ArbiterData
 import ArbiterModels
 import ArbiterTensor
 import ArgumentParser
+import Dispatch
 import Foundation
 
 struct BenchForwardCommand: ParsableCommand {
@@ -19,6 +20,11 @@ struct BenchForwardCommand: ParsableCommand {
         last (the last position, as the analyses do).
         """)
     var logits = "all"
+    @Flag(name: .long, help: """
+        Run one forward per worker at once, each on one BLAS thread, as verify runs its items (and as its plan's \
+        calibration times layers); report the wall time over the workers, seconds per forward.
+        """)
+    var sideBySide = false
 
     func validate() throws {
         guard ["all", "streamed", "last"].contains(logits) else {
@@ -50,16 +56,28 @@ struct BenchForwardCommand: ParsableCommand {
         case "last": forward = { _ = try decoder.forward(ids: ids, logits: .last) }
         default: forward = { _ = try decoder.forward(ids: ids, logits: .all) }
         }
-        try forward()
+        let workers = sideBySide ? Parallel.workers : 1
+        nonisolated(unsafe) let each = forward  // each worker runs its own forward (the decoder is read-only)
+        let pass: () throws -> Void = sideBySide ? {
+            let failure = NSLock()
+            nonisolated(unsafe) var error: Error?
+            BLAS.withSingleThread {
+                DispatchQueue.concurrentPerform(iterations: workers) { _ in
+                    do { try Parallel.serially { try each() } } catch let e { failure.withLock { error = e } }
+                }
+            }
+            if let error { throw error }
+        } : forward
+        try pass()
         var times: [Double] = []
         for _ in 0..<repeats {
             let start = now()
-            try forward()
-            times.append(now() - start)
+            try pass()
+            times.append((now() - start) / Double(workers))
         }
         let json: [String: Any] = ["seconds": times, "seconds_best": times.min() ?? 0,
                                    "peak_rss_bytes": peakResidentBytes(),
-                                   "tokens": tokens, "logits": logits]
+                                   "tokens": tokens, "logits": logits, "workers": workers]
         let data = try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }

@@ -48,7 +48,7 @@ enum CLILimits {
     static let perTarget = 1...10_000
     /// Conflict items generated for amplification's failures (`--top-up`); 0 generates none.
     static let topUp = 0...100_000
-    /// `--key-value-memory` in GiB: up to 4 TiB; 0 keeps none.
+    /// `--key-value-memory` and `--stream-memory` in GiB: up to 4 TiB; 0 keeps none.
     static let keyValueGiB = 0.0...4096.0
 
     /// `--mix` (`data generate`, `verify`): kind=weight pairs (`KindMix(parsing:)`, which validates them), nil
@@ -58,10 +58,10 @@ enum CLILimits {
         do { return try KindMix(parsing: text) } catch { throw ValidationError("--mix '\(text)': \(error)") }
     }
 
-    /// `--key-value-memory` GiB as bytes.
-    static func keyValueBytes(_ gib: Double) throws -> Int {
+    /// `--key-value-memory` (or `option`, e.g. `--stream-memory`) GiB as bytes.
+    static func keyValueBytes(_ gib: Double, option: String = "--key-value-memory") throws -> Int {
         guard keyValueGiB.contains(gib) else {
-            throw ValidationError("--key-value-memory \(gib) is out of range: give \(Int(keyValueGiB.lowerBound))…"
+            throw ValidationError("\(option) \(gib) is out of range: give \(Int(keyValueGiB.lowerBound))…"
                                   + "\(Int(keyValueGiB.upperBound)) (GiB)")
         }
         return Int((gib * Double(1 << 30)).rounded())

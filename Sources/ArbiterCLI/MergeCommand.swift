@@ -57,7 +57,7 @@ struct MergeCommand: ParsableCommand {
         if let ranking = recorded["head-ranking"] { arguments += ["--head-ranking", ranking] }
         if let positions = recorded["head-positions"] { arguments += ["--head-positions", positions] }
         if let mix = recorded["mix"], !mix.isEmpty { arguments += ["--mix", mix] }
-        for option in ["minimum-per-target", "top-up", "key-value-memory"] {
+        for option in ["minimum-per-target", "top-up", "key-value-memory", "stream-memory"] {
             if let value = recorded[option] { arguments += ["--\(option)", value] }
         }
         if let out { arguments += ["--out", out] }
@@ -75,7 +75,8 @@ struct MergeCommand: ParsableCommand {
         FileHandle.standardError.write(Data("fingerprinting \(model.path)\n".utf8))
         let identity = ShardRunIdentity(modelFingerprint: try ContentFingerprint.folder(model),
                                         configuration: ClaimRun.configuration(settings),
-                                        keyValueBudget: settings.keyValueBudget, inputs: verify.shardInputs)
+                                        keyValueBudget: settings.keyValueBudget, streamBudget: settings.streamBudget,
+                                        inputs: verify.shardInputs)
         let merging = try PassSharding.merge(collected, identity: identity)
         try verify.run(merging: merging)
     }

@@ -34,12 +34,16 @@ enum PlanTable {
         lines += rows.map(line)
         let m = p.memory
         lines.append("peak memory: \(bytes(m.peak)) = weights \(bytes(m.weights)) (mapped) + baselines "
-                     + "\(bytes(m.baselines)) + keys/values \(bytes(m.keysValues))"
+                     + "\(bytes(m.baselines)) + residual streams \(bytes(m.streams))"
+                     + (p.keepsStreams ? "" : " (over --stream-memory: not kept; each call holds a chunk of items', "
+                        + "run again)")
+                     + " + keys/values \(bytes(m.keysValues))"
                      + (p.keepsKeysValues ? "" : " (over the budget: not kept; suffix runs hold a chunk of "
                         + "items' at a time, run again)")
                      + " + activations \(bytes(m.activations)) (\(p.calibration.workers) batches side by side)")
         let c = p.calibration
-        lines.append("calibration: \(format(c.seconds, 1)) s on \(c.workers) workers, batches of \(c.rows) rows: "
+        lines.append("calibration: \(format(c.seconds, 1)) s on \(c.workers) workers, batches of \(c.rows) rows"
+                     + (c.productRows != c.rows ? " (products: \(c.productRows))" : "") + ": "
                      + "\(format(c.secondsPerRow * 1e6, 2)) µs per row·layer, "
                      + "\(format(c.secondsPerPair * 1e9, 3)) ns "
                      + "per attention pair·layer, \(format(c.secondsPerRun * 1e6, 1)) µs per run·layer, "

@@ -80,6 +80,11 @@ struct VerifyCommand: ParsableCommand {
         change; over it, those passes compute them again, a chunk of items at a time.
         """)
     var keyValueMemory = 1.0
+    @Option(name: .long, help: """
+        GiB the baselines may keep of the residual streams entering each layer (a 7B item's: ~0.34 GB), from \
+        which every pass resumes; over it, each stage computes them again, a chunk of items within it at a time.
+        """)
+    var streamMemory = 4.0
     @Option(name: .long,
             help: ArgumentHelp("Also store each model's verdicts and statistics as golden claim results in this folder "
                                + "(<model>.h5)."))
@@ -138,6 +143,7 @@ struct VerifyCommand: ParsableCommand {
         try CLILimits.check("--top-up", topUp, CLILimits.topUp)
         settings.topUpCap = topUp
         settings.keyValueBudget = try CLILimits.keyValueBytes(keyValueMemory)
+        settings.streamBudget = try CLILimits.keyValueBytes(streamMemory, option: "--stream-memory")
         return settings
     }
 
@@ -278,7 +284,8 @@ extension VerifyCommand {
                 "count": "\(count)", "seed": "\(seed)", "random-sets": "\(randomSets)", "name": displayName(0),
                 "keep-going": "\(keepGoing)", "skip-bad-items": "\(skipBadItems)", "head-ranking": headRanking,
                 "head-positions": headPositions, "mix": mix ?? "", "minimum-per-target": "\(minimumPerTarget)",
-                "top-up": "\(topUp)", "key-value-memory": "\(keyValueMemory)"]
+                "top-up": "\(topUp)", "key-value-memory": "\(keyValueMemory)",
+                "stream-memory": "\(streamMemory)"]
     }
 
     /// `--shard K/N --partials DIR`: this shard's next round (docs/slurm.md).
@@ -290,7 +297,8 @@ extension VerifyCommand {
         progress.say("fingerprinting \(model[0])")
         let identity = ShardRunIdentity(modelFingerprint: try ContentFingerprint.folder(URL(fileURLWithPath: model[0])),
                                         configuration: ClaimRun.configuration(settings),
-                                        keyValueBudget: settings.keyValueBudget, inputs: shardInputs)
+                                        keyValueBudget: settings.keyValueBudget, streamBudget: settings.streamBudget,
+                                        inputs: shardInputs)
         guard let sharding = try PassSharding.shard(spec, folder: folder, identity: identity) else {
             progress.finish()
             print("shard \(spec): all \(ShardPartial.rounds) rounds done in \(folder.path); when every shard's are, "

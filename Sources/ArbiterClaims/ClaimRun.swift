@@ -28,6 +28,9 @@ public struct ClaimRunSettings: Sendable, Equatable {
     /// Bytes the baselines may keep of keys and values (`AnalysisSuite.run`); over it, passes that recompute a
     /// suffix run their items' keys and values again in chunks of this size.
     public var keyValueBudget = 1 << 30
+    /// Bytes the baselines may keep of the residual streams entering each layer (`AnalysisSuite.run`); over it,
+    /// every stage computes its items' again, a chunk of items within this at a time.
+    public var streamBudget = AnalysisRunner.defaultStreamBudget
     public init() {}
 }
 
@@ -73,7 +76,8 @@ public enum ClaimRun {
         var results = try AnalysisSuite.run(session: session, items: try ProbeItems.make(set), dataset: dataset,
                                             configuration: configuration(settings), policy: input.policy,
                                             keyValueBudget: settings.keyValueBudget,
-                                            moreConflictItems: more, sharding: input.sharding,
+                                            streamBudget: settings.streamBudget, moreConflictItems: more,
+                                            sharding: input.sharding,
                                             progress: progress)
         results.model = input.name ?? displayName(of: input.model)
         results.skipped = set.skipped.map { "\($0)" } + results.skipped

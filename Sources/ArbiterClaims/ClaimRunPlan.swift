@@ -49,7 +49,8 @@ public enum ClaimRunPlan {
                                    samples: samples, dataset: dataset,
                                    configuration: ClaimRun.configuration(input.settings), assumptions: a,
                                    calibration: calibration, keyValueBudget: input.settings.keyValueBudget,
-                                   preparationSeconds: preparation, pilot: pilot)
+                                   streamBudget: input.settings.streamBudget, preparationSeconds: preparation,
+                                   pilot: pilot)
     }
 
     /// The side of the images the generator draws for the model (`ImageModel.defaultImageSide`, from

@@ -84,6 +84,17 @@ extension StoredTensor {
     }
 }
 
+extension StoredTensor {
+    /// `tensor` rounded to bf16 (nearest even) into a heap copy: a BF16 weight as a checkpoint stores it, widened
+    /// when used unless `computesInBFloat16` (for timing the products of a 16-bit checkpoint, `VerifyPlan`'s
+    /// calibration). Nil when a finite value rounds to infinity.
+    public static func bfloat16(name: String, _ tensor: Tensor, computesInBFloat16: Bool = false) -> StoredTensor? {
+        guard let rounded = StoredTensor(name: name, tensor).forBFloat16Compute() else { return nil }
+        return StoredTensor(name: name, dtype: .bfloat16, shape: rounded.shape, bytes: rounded.bytes,
+                            owner: rounded.owner, computesInBFloat16: computesInBFloat16)
+    }
+}
+
 /// Owns bf16 data rounded at load (`forBFloat16Compute`) at a stable address.
 final class BFloat16Box: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<UInt16>

@@ -29,7 +29,7 @@ struct PlanCLITests {
                              "--random-sets", "20"], timeout: 600)
         #expect(r.status == 0 && !r.signalled, "\(r)")
         let plan = try #require(try Self.plans(r).first)
-        #expect(plan["schema"] as? String == "arbiter-verify-plan/3")
+        #expect(plan["schema"] as? String == "arbiter-verify-plan/4")
         let shape = try #require(plan["shape"] as? [String: Any])
         #expect(shape["layers"] as? Int == (name.hasPrefix("llava") ? 32 : 28))
         let stages = try #require(plan["stages"] as? [[String: Any]])
@@ -82,6 +82,16 @@ struct PlanCLITests {
         let stages = try #require(plan["stages"] as? [[String: Any]])
         let flow = try #require(stages.first { ($0["name"] as? String ?? "").hasPrefix("information flow") })
         #expect((flow["assumption"] as? String ?? "").contains("run again"), "\(flow)")
+        // 240 items' residual streams (~80 GB) are over --stream-memory's 4 GiB: not kept, one chunk's held; the
+        // peak was 99.8 GB with every item's streams kept (the rest: weights 14.1 GB, pattern and readout rows).
+        #expect(plan["keepsStreams"] as? Bool == false)
+        let memory = try #require(plan["memory"] as? [String: Any])
+        #expect((memory["streams"] as? Int ?? .max) <= 4 << 30, "\(memory)")
+        let peak = ["weights", "baselines", "streams", "keysValues", "activations"].reduce(0) {
+            $0 + (memory[$1] as? Int ?? 1 << 40)
+        }
+        #expect(peak < 40_000_000_000, "\(memory)")
+        #expect((flow["assumption"] as? String ?? "").contains("residual streams and keys and values"), "\(flow)")
         try CLI.refuses(["verify", "--plan", "--model", folder.url.path, "--head-positions", "image"],
                         "--head-positions 'image' is not one of: all, after-image")
     }
@@ -106,7 +116,10 @@ struct PlanCLITests {
         // 5% of the 32 × 32 heads is 52: a top set in layers 20–21, where every head-set pass then resumes.
         let deep = (0..<52).map { (20 + $0 / 32, $0 % 32) }
         let good = try write("results.json", Self.results(model: "llava-1.5-7b", heads: deep))
-        let base = ["verify", "--plan", "--json", "--model", folder.url.path, "--count", "48", "--random-sets", "20"]
+        // Streams kept (48 items' are ~16 GB): the blocking stage then resumes at the top set's first layer alone,
+        // without calls running their items again for them (StreamBudgetTests), which this test is not about.
+        let base = ["verify", "--plan", "--json", "--model", folder.url.path, "--count", "48", "--random-sets", "20",
+                    "--stream-memory", "64"]
         let r = try CLI.run(base + ["--assume-from", good], timeout: 600)
         #expect(r.status == 0 && !r.signalled, "\(r)")
         let plan = try #require(try Self.plans(r).first)

@@ -1,6 +1,7 @@
 // A trial run — a few generated items to try the whole pipeline on a model (or time it on a 7B) before a real
-// run: `--mix`, `--minimum-per-target`, `--top-up` and `--key-value-memory`, their refusals, the claims a
-// trial run cannot decide, the plan that honours them, and a sharded trial run merged into the unsharded one.
+// run: `--mix`, `--minimum-per-target`, `--top-up`, `--key-value-memory` and `--stream-memory`, their refusals,
+// the claims a trial run cannot decide, the plan that honours them, a run whose residual streams and keys and
+// values run again, and a sharded trial run merged into the unsharded one.
 import Foundation
 import Testing
 
@@ -21,6 +22,8 @@ struct TrialRunCLITests {
             (["--top-up=-1"], "--top-up -1 is out of range"),
             (["--key-value-memory=-1"], "--key-value-memory -1.0 is out of range"),
             (["--key-value-memory", "nan"], "--key-value-memory nan is out of range"),
+            (["--stream-memory=-2"], "--stream-memory -2.0 is out of range"),
+            (["--stream-memory", "inf"], "--stream-memory inf is out of range"),
             (["--mix", "conflict=1", "--data", "somewhere"], "a --data folder's items are its own"),
         ]
         for (options, fragment) in cases {
@@ -66,6 +69,7 @@ struct TrialRunCLITests {
         }
         let small = try plan([]), large = try plan(["--key-value-memory", "4"])
         #expect(small["keepsKeysValues"] as? Bool == false && large["keepsKeysValues"] as? Bool == true)
+        #expect(small["keepsStreams"] as? Bool == true, "four items' streams (~1.4 GB) fit --stream-memory's 4 GiB")
         let flops = { (p: [String: Any]) in p["flops"] as? Double ?? .nan }
         #expect(flops(large) < flops(small), "kept keys and values spare the passes that ran them again")
         #expect(small["items"] as? Int == 4, "\(small["items"] ?? "")")
@@ -87,6 +91,36 @@ struct TrialRunCLITests {
         let merged = try CLI.run(["merge", "--partials", home.file("partials").path, "--json"], timeout: 600)
         #expect(merged.status == 0, "\(merged)")
         #expect(try Self.withoutTimings(merged.stdout) == Self.withoutTimings(whole.stdout))
+    }
+
+    @Test("--stream-memory 0 --key-value-memory 0: both run again per stage; the same verdicts and statistics")
+    func streamsRunAgain() throws {
+        let home = try TemporaryFolder()
+        let options = Self.trial + ["--head-positions", "after-image"]
+        let kept = try CLI.run(["verify", "--model", Self.model, "--json"] + options, timeout: 600)
+        let again = try CLI.run(["verify", "--model", Self.model, "--json", "--stream-memory", "0",
+                                 "--key-value-memory", "0", "--out", home.file("report").path] + options, timeout: 600)
+        #expect(kept.status == 0 && again.status == 0, "\(kept)\n\(again)")
+        #expect(again.stderr.contains("residual streams over --stream-memory"), "\(again.stderr.suffix(2000))")
+        #expect(again.stderr.contains("residual streams and keys and values run again: chunk 1/"),
+                "\(again.stderr.suffix(2000))")
+        func claims(_ text: String) throws -> [[String: Any]] {
+            let value = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            let models = try #require(value?["models"] as? [[String: Any]])
+            return try #require(models.first?["claims"] as? [[String: Any]])
+        }
+        let a = try claims(kept.stdout), b = try claims(again.stdout)
+        #expect(a.count == 7 && b.count == 7)
+        for (x, y) in zip(a, b) {
+            #expect(x["id"] as? String == y["id"] as? String && x["verdict"] as? String == y["verdict"] as? String,
+                    "\(x)\n\(y)")
+            let u = x["statistic"] as? Double ?? .nan, v = y["statistic"] as? Double ?? .nan
+            #expect(u == v || (u.isNaN && v.isNaN) || abs(u - v) <= 1e-4 * max(1, abs(u)), "\(x["id"] ?? ""): \(u) vs \(v)")
+        }
+        // The report says the head interventions acted after the image only.
+        let report = try String(contentsOf: home.file("report").appendingPathComponent("report.md"), encoding: .utf8)
+        #expect(report.contains("head interventions (ranking, blocking, α, amplification) after the image only "
+                                + "(`--head-positions after-image`"), "\(report.prefix(1500))")
     }
 
     /// The JSON text with every "seconds" field removed, re-serialized with sorted keys.
