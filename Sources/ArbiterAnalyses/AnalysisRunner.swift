@@ -380,10 +380,15 @@ extension AnalysisRunner {
         }
     }
 
+    /// Whether `r` resumes past layer 0 from a baseline that kept only layer 0's stream.
+    func wantsStreams(_ r: ScoreRequest, _ baselines: [BaselineRun]) -> Bool {
+        !baselines[r.sample].keepsStreams && r.startLayer > 0 && r.startLayer < layers
+    }
+
     /// Whether `scores` must compute some of its items' residual streams (baselines that kept none) or keys and
     /// values (a request that could recompute a suffix, its baseline without them, within a `keyValueBudget`).
     func runsAgain(_ requests: [ScoreRequest], samples: [AnalysisSample], baselines: [BaselineRun]) -> Bool {
-        requests.contains { !baselines[$0.sample].keepsStreams && $0.startLayer > 0 && $0.startLayer < layers }
+        requests.contains { wantsStreams($0, baselines) }
             || (keyValueBudget != nil && Self.wantKeysValues(requests, samples: samples, baselines: baselines))
     }
 
@@ -397,9 +402,7 @@ extension AnalysisRunner {
                             baselines: [BaselineRun]) throws -> [FollowingScore] {
         let touched = Array(Set(requests.map(\.sample))).sorted()
         let bySample = Dictionary(grouping: requests.indices, by: { requests[$0].sample })
-        let streams = requests.contains {
-            !baselines[$0.sample].keepsStreams && $0.startLayer > 0 && $0.startLayer < layers
-        }
+        let streams = requests.contains { wantsStreams($0, baselines) }
         let keysValues = keyValueBudget != nil && Self.wantKeysValues(requests, samples: samples, baselines: baselines)
         // Streams wanted alone: a call whose resumes would save less than its items' passes run again cost runs
         // every pass from layer 0 instead, on the embeddings its baselines keep (the same scores, bit for bit,
@@ -484,9 +487,7 @@ extension AnalysisRunner {
 
     func computeScores(_ requests: [ScoreRequest], samples: [AnalysisSample],
                        baselines: [BaselineRun]) throws -> [FollowingScore] {
-        if let r = requests.first(where: {
-            !baselines[$0.sample].keepsStreams && $0.startLayer > 0 && $0.startLayer < layers
-        }) {
+        if let r = requests.first(where: { wantsStreams($0, baselines) }) {
             throw AnalysisError.badSample(id: samples[r.sample].id,
                                           problem: "its baseline kept no residual streams to resume from")
         }
