@@ -2,6 +2,7 @@
 // Type and property-list identifiers such as H5T_NATIVE_FLOAT are macros over global variables that
 // need H5open(); Swift cannot import them, so they are exposed as static inline functions.
 #include <hdf5.h>
+#include <fcntl.h>
 
 static inline hid_t arbiter_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
 static inline hid_t arbiter_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
@@ -26,3 +27,20 @@ static inline hid_t arbiter_H5T_STD_I32LE(void) { return H5T_STD_I32LE; }
 static inline hid_t arbiter_H5T_STD_I64LE(void) { return H5T_STD_I64LE; }
 static inline hid_t arbiter_H5T_STD_U8LE(void) { return H5T_STD_U8LE; }
 static inline hid_t arbiter_H5E_DEFAULT(void) { return H5E_DEFAULT; }
+
+/// The descriptor of a file HDF5's default (sec2) driver holds open, or -1.
+static inline int arbiter_H5F_descriptor(hid_t file) {
+    void *handle = NULL;
+    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0 || handle == NULL) return -1;
+    return *(int *)handle;
+}
+/// Marks an open file's descriptor close-on-exec: the sec2 driver opens without O_CLOEXEC, so a process spawned
+/// while the file is open inherited the descriptor and with it the flock() lock HDF5 takes — and kept the file
+/// locked against this process's next open for as long as it ran. 0 on success, -1 on failure.
+static inline int arbiter_H5F_set_close_on_exec(hid_t file) {
+    int fd = arbiter_H5F_descriptor(file);
+    if (fd < 0) return -1;
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}

@@ -43,11 +43,15 @@ struct HeadPositionsTests {
         #expect(abs(suffix.s - full.s) <= 1e-5 * max(1, abs(full.s)), "suffix \(suffix.s), full \(full.s)")
         #expect(suffix.top == full.top)
         // At every position: the same edits as amplifyHeads, bit for bit.
+        // (Compared bit for bit, so both run on one BLAS thread: OpenBLAS's last bits follow its process-wide
+        // thread count, which tests running beside this one change.)
         let t = sample.input.ids.count
-        let every = try runner.score(sample, baseline: baseline, interventions: InterventionSet([
-            .amplifyHeadsAt(heads, factor: 3, queries: .positions(Array(0..<t)))]), startLayer: 1)
-        let plain = try runner.score(sample, baseline: baseline,
-                                     interventions: InterventionSet([.amplifyHeads(heads, factor: 3)]), startLayer: 1)
+        let (every, plain) = try BLAS.withSingleThread {
+            (try runner.score(sample, baseline: baseline, interventions: InterventionSet([
+                .amplifyHeadsAt(heads, factor: 3, queries: .positions(Array(0..<t)))]), startLayer: 1),
+             try runner.score(sample, baseline: baseline,
+                              interventions: InterventionSet([.amplifyHeads(heads, factor: 3)]), startLayer: 1))
+        }
         #expect(every.s == plain.s)
         // And it changes the answer's score (the edit is not a no-op).
         #expect(full.s != baseline.score.s)

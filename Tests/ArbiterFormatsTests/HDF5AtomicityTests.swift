@@ -71,3 +71,62 @@ struct HDF5AtomicityTests {
         #expect(try folder.contents() == ["stable.h5"])
     }
 }
+
+@Suite("HDF5 files and spawned processes")
+struct HDF5CloseOnExecTests {
+    /// Starts `/bin/sleep` with posix_spawn, which passes on every descriptor not marked close-on-exec.
+    private func spawnSleeper() throws -> pid_t {
+        var pid: pid_t = 0
+        let words: [String] = ["/bin/sleep", "3"]
+        let arguments: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { arguments.forEach { free($0) } }
+        guard posix_spawn(&pid, "/bin/sleep", nil, nil, arguments, environ) == 0 else {
+            throw FormatError(.unexpected, file: "/bin/sleep", "cannot spawn")
+        }
+        return pid
+    }
+
+    private func closeOnExec(_ descriptor: Int32?) -> Bool {
+        guard let descriptor, descriptor >= 0 else { return false }
+        return fcntl(descriptor, F_GETFD) & FD_CLOEXEC != 0
+    }
+
+    // A CI run failed on "unable to lock file, errno = 11" reopening a just-written file: a subprocess that
+    // another test spawned while the file was open had inherited HDF5's descriptor and its flock() lock.
+    @Test("a process spawned while a file is written or read inherits neither it nor its lock")
+    func spawnedProcess() throws {
+        let folder = try HDF5ScratchFolder()
+        defer { folder.remove() }
+        let url = folder.file("locked.h5")
+        let writer = try HDF5Writer(url: url)
+        #expect(closeOnExec(writer.descriptor))
+        try writer.write("t", HDF5Fixtures.ramp([3]))
+        let sleeper = try spawnSleeper()
+        defer { kill(sleeper, SIGKILL); var status: Int32 = 0; waitpid(sleeper, &status, 0) }
+        try writer.commit()
+        let reader = try HDF5Reader(url: url)  // threw "unable to lock file" while the sleeper held the lock
+        #expect(closeOnExec(reader.descriptor))
+        #expect(try reader.readFloat32("t") == HDF5Fixtures.ramp([3]))
+        let replacing = try HDF5Writer(url: url)
+        try replacing.write("t", HDF5Fixtures.ramp([4]))
+        try replacing.commit()
+        #expect(try HDF5Reader(url: url).readFloat32("t") == HDF5Fixtures.ramp([4]))
+    }
+
+    @Test("a file another process holds locked is refused as locked, not as corrupt")
+    func lockedFile() throws {
+        let folder = try HDF5ScratchFolder()
+        defer { folder.remove() }
+        let url = folder.file("held.h5")
+        try HDF5Fixtures.writeGolden(to: url)
+        let holder = open(url.path, O_RDWR | O_CLOEXEC)
+        #expect(holder >= 0)
+        defer { close(holder) }
+        #expect(flock(holder, LOCK_EX) == 0)  // as HDF5 does while it writes the file
+        let error = expectHDF5Error(naming: url) { try HDF5Reader(url: url) }
+        #expect(error?.kind == .unreadable && error?.problem.contains("another process holds HDF5's lock") == true,
+                "\(String(describing: error))")
+        flock(holder, LOCK_UN)
+        #expect(try HDF5Reader(url: url).datasetNames().isEmpty == false)
+    }
+}

@@ -20,8 +20,13 @@ struct QwenVLInterventionTests {
             return try #require(try model.forward(ids: ids, pixelValues: pixels, grids: grids, logits: .last, hooks: hooks).logits)
         }
         let layers = Array(0..<model.decoder.layerCount)
-        let base = try run(InterventionSet())
-        let empty = try run(InterventionSet([.knockout(keys: .positions([]), queries: .positions([last]), layers: layers, heads: nil)]))
+        // Compared bit for bit: both on one BLAS thread (OpenBLAS's last bits follow its process-wide thread count,
+        // which tests running beside this one change; a CI run failed on it without).
+        let (base, empty) = try BLAS.withSingleThread {
+            (try run(InterventionSet()),
+             try run(InterventionSet([.knockout(keys: .positions([]), queries: .positions([last]), layers: layers,
+                                                heads: nil)])))
+        }
         #expect(empty == base)
         let knocked = try run(InterventionSet([.knockout(keys: .positions(image), queries: .positions([last]), layers: layers, heads: nil)]))
         let change = zip(knocked.scalars, base.scalars).map { abs($0 - $1) }.max() ?? 0

@@ -143,18 +143,41 @@ enum H5 {
             let id = H5Fopen(path, arbiter_H5F_ACC_RDONLY(), arbiter_H5P_DEFAULT())
             if id < 0 {
                 let reason = errorStack()
+                if reason.contains("unable to lock file") {  // flock(): another process has it open to write
+                    throw FormatError(.unreadable, file: path, "cannot open: another process holds HDF5's lock on "
+                                      + "the file (it is being written, or a process still has it open) (HDF5: \(reason))")
+                }
                 let kind: FormatError.Kind = reason.contains("truncated") ? .truncated : .malformed
                 throw FormatError(kind, file: path, "cannot open as HDF5, corrupt or truncated (HDF5: \(reason))")
             }
-            return H5Handle(id, .file)
+            let file = H5Handle(id, .file)
+            try closeOnExec(file, path)
+            return file
         }
     }
 
     static func create(_ path: String) throws -> H5Handle {
         try HDF5Library.locked {
-            try handle(H5Fcreate(path, arbiter_H5F_ACC_TRUNC(), arbiter_H5P_DEFAULT(), arbiter_H5P_DEFAULT()),
-                       .file, path, "cannot create HDF5 file", failKind: .unreadable)
+            let file = try handle(H5Fcreate(path, arbiter_H5F_ACC_TRUNC(), arbiter_H5P_DEFAULT(),
+                                            arbiter_H5P_DEFAULT()),
+                                  .file, path, "cannot create HDF5 file", failKind: .unreadable)
+            try closeOnExec(file, path)
+            return file
         }
+    }
+
+    /// HDF5 opens files without O_CLOEXEC and locks them with flock(): a process spawned while one is open (a
+    /// verify shard, a test's subprocess) inherited the descriptor and held the lock as long as it ran, so the
+    /// next open here failed with "unable to lock file, errno = 11". Marked close-on-exec at once instead.
+    private static func closeOnExec(_ file: H5Handle, _ path: String) throws {
+        guard arbiter_H5F_set_close_on_exec(file.id) == 0 else {
+            throw FormatError(.unreadable, file: path, "cannot mark the open file close-on-exec")
+        }
+    }
+
+    /// The descriptor HDF5 holds the file open with (for tests of `closeOnExec`), or -1.
+    static func descriptor(_ file: H5Handle) -> Int32 {
+        HDF5Library.locked { arbiter_H5F_descriptor(file.id) }
     }
 
     // MARK: Links and objects

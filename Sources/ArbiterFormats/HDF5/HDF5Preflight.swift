@@ -57,7 +57,7 @@ final class HDF5FileBytes {
 
     init(path: String) throws {
         // The reader checked that this is a regular file; O_NONBLOCK: a FIFO swapped in since cannot block open().
-        descriptor = open(path, O_RDONLY | O_NONBLOCK)
+        descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw HDF5PreflightFailure(kind: .unreadable, problem: "cannot open: \(String(cString: strerror(errno)))")
         }

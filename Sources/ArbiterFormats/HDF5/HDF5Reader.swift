@@ -26,6 +26,9 @@ public final class HDF5Reader: @unchecked Sendable {  // immutable after init; H
         file = try H5.openReadOnly(url.path)
     }
 
+    /// The descriptor HDF5 reads the file through (tests check it is close-on-exec).
+    var descriptor: Int32 { H5.descriptor(file) }
+
     // MARK: Datasets
 
     /// Names of the datasets at the root (groups and nested datasets excluded), sorted.

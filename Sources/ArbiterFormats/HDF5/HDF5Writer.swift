@@ -39,6 +39,9 @@ public final class HDF5Writer {
         if let output { try setAttribute(OutputMarker.attributeName, output.rawValue) }
     }
 
+    /// The descriptor HDF5 writes the temporary file through until commit (tests check it is close-on-exec).
+    var descriptor: Int32? { file.map(H5.descriptor) }
+
     deinit {
         if file != nil {
             _ = file?.close()
