@@ -113,6 +113,26 @@ struct HDF5CloseOnExecTests {
         #expect(try HDF5Reader(url: url).readFloat32("t") == HDF5Fixtures.ramp([4]))
     }
 
+    // The CI failed again after close-on-exec alone: a process spawned in the instant between HDF5's open()
+    // and the fcntl (stretched by a loaded host) still inherited a writer's descriptor, and with it the lock.
+    @Test("a copy of a writer's descriptor that outlives it (as an inherited one does) locks nothing")
+    func survivingWriterDescriptor() throws {
+        let folder = try HDF5ScratchFolder()
+        defer { folder.remove() }
+        let url = folder.file("survived.h5")
+        let writer = try HDF5Writer(url: url)
+        try writer.write("t", HDF5Fixtures.ramp([3]))
+        let copy = dup(try #require(writer.descriptor))  // the same open file description, as a child holds it
+        #expect(copy >= 0)
+        defer { close(copy) }
+        try writer.commit()
+        #expect(try HDF5Reader(url: url).readFloat32("t") == HDF5Fixtures.ramp([3]))
+        let replacing = try HDF5Writer(url: url)
+        try replacing.write("t", HDF5Fixtures.ramp([4]))
+        try replacing.commit()
+        #expect(try HDF5Reader(url: url).readFloat32("t") == HDF5Fixtures.ramp([4]))
+    }
+
     @Test("a file another process holds locked is refused as locked, not as corrupt")
     func lockedFile() throws {
         let folder = try HDF5ScratchFolder()

@@ -143,9 +143,9 @@ enum H5 {
             let id = H5Fopen(path, arbiter_H5F_ACC_RDONLY(), arbiter_H5P_DEFAULT())
             if id < 0 {
                 let reason = errorStack()
-                if reason.contains("unable to lock file") {  // flock(): another process has it open to write
+                if reason.contains("unable to lock file") {  // flock(): another program has it open to write
                     throw FormatError(.unreadable, file: path, "cannot open: another process holds HDF5's lock on "
-                                      + "the file (it is being written, or a process still has it open) (HDF5: \(reason))")
+                                      + "the file (a program is writing it in place) (HDF5: \(reason))")
                 }
                 let kind: FormatError.Kind = reason.contains("truncated") ? .truncated : .malformed
                 throw FormatError(kind, file: path, "cannot open as HDF5, corrupt or truncated (HDF5: \(reason))")
@@ -156,19 +156,28 @@ enum H5 {
         }
     }
 
+    /// Creates `path` (always a writer's own temporary file, a fresh name nobody else opens, renamed into place
+    /// when complete) without HDF5's file lock. HDF5 locks a file it writes with flock(LOCK_EX), which would
+    /// guard it against readers while it is written; here none can see it before the rename. And the lock
+    /// outlived the writer: a process spawned between H5Fcreate's open() and `closeOnExec` (a window a loaded
+    /// host can stretch to a time slice) kept a copy of the descriptor, and with it the lock on the committed
+    /// file, so every later open of it failed with "unable to lock file, errno = 11" for as long as that process
+    /// ran. Reads keep HDF5's shared lock: it refuses a file another program is writing in place.
     static func create(_ path: String) throws -> H5Handle {
         try HDF5Library.locked {
-            let file = try handle(H5Fcreate(path, arbiter_H5F_ACC_TRUNC(), arbiter_H5P_DEFAULT(),
-                                            arbiter_H5P_DEFAULT()),
+            let access = try handle(H5Pcreate(arbiter_H5P_FILE_ACCESS()), .propertyList, path,
+                                    "cannot create a file access property list")
+            try check(H5Pset_file_locking(access.id, false, true), path, "cannot turn off HDF5's lock of the new file")
+            let file = try handle(H5Fcreate(path, arbiter_H5F_ACC_TRUNC(), arbiter_H5P_DEFAULT(), access.id),
                                   .file, path, "cannot create HDF5 file", failKind: .unreadable)
             try closeOnExec(file, path)
             return file
         }
     }
 
-    /// HDF5 opens files without O_CLOEXEC and locks them with flock(): a process spawned while one is open (a
-    /// verify shard, a test's subprocess) inherited the descriptor and held the lock as long as it ran, so the
-    /// next open here failed with "unable to lock file, errno = 11". Marked close-on-exec at once instead.
+    /// HDF5 opens files without O_CLOEXEC: a process spawned while one is open (a verify shard, a test's
+    /// subprocess) inherited the descriptor, and with a reader's, its shared lock, as long as it ran. Marked
+    /// close-on-exec at once (a spawn in the instant before still inherits it: see `create`).
     private static func closeOnExec(_ file: H5Handle, _ path: String) throws {
         guard arbiter_H5F_set_close_on_exec(file.id) == 0 else {
             throw FormatError(.unreadable, file: path, "cannot mark the open file close-on-exec")
