@@ -170,7 +170,13 @@ enum H5 {
             try check(H5Pset_file_locking(access.id, false, true), path, "cannot turn off HDF5's lock of the new file")
             let file = try handle(H5Fcreate(path, arbiter_H5F_ACC_TRUNC(), arbiter_H5P_DEFAULT(), access.id),
                                   .file, path, "cannot create HDF5 file", failKind: .unreadable)
-            try closeOnExec(file, path)
+            do {
+                try closeOnExec(file, path)
+            } catch {  // no partial file left behind
+                _ = file.close()
+                unlink(path)
+                throw error
+            }
             return file
         }
     }
