@@ -42,17 +42,19 @@ slurm-deps:
 build: deps
 	$(SWIFT) build $(RELEASE)
 
-## test: the whole Swift Testing suite, built optimized (numeric loops are 10–50× slower in debug); the CLI
-## is built first, since the CLI tests run it as a subprocess.
+## test: the whole Swift Testing suite, built optimized (numeric loops are 10–50× slower in debug). One build of
+## everything, the CLI with the tests (the CLI tests run it as a subprocess): `swift test` builds the library
+## anew after `swift build` (~3.5 min on 2 cores), while after `swift build --build-tests` a plain `swift build`
+## (make verify) has nothing left to do.
 test: deps
-	$(SWIFT) build $(RELEASE)
-	$(SWIFT) test $(RELEASE)
+	$(SWIFT) build $(RELEASE) --build-tests
+	$(SWIFT) test $(RELEASE) --skip-build
 
 ## test-fast: everything except the heavy claim runs (the claims on the bundled models and on the controls);
 ## the stored golden claims are still re-evaluated from their stored results (StoredVerdictsTests).
 test-fast: deps
-	$(SWIFT) build $(RELEASE)
-	$(SWIFT) test $(RELEASE) --skip 'ArbiterClaimsTests\.ClaimTests/|ControlMatrixTests/verdictMatchesDesign'
+	$(SWIFT) build $(RELEASE) --build-tests
+	$(SWIFT) test $(RELEASE) --skip-build --skip 'ArbiterClaimsTests\.ClaimTests/|ControlMatrixTests/verdictMatchesDesign'
 
 ## verify: the main job on the main bundled model (see README).
 verify: build
