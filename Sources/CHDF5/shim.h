@@ -35,8 +35,8 @@ static inline int arbiter_H5F_descriptor(hid_t file) {
     return *(int *)handle;
 }
 /// Marks an open file's descriptor close-on-exec: the sec2 driver opens without O_CLOEXEC, so a process spawned
-/// while the file is open inherited the descriptor and with it the flock() lock HDF5 takes — and kept the file
-/// locked against this process's next open for as long as it ran. 0 on success, -1 on failure.
+/// while the file is open inherited the descriptor, and any flock() lock HDF5 holds on it, for as long as it ran
+/// (see H5.create in ArbiterFormats for the lock). 0 on success, -1 on failure.
 static inline int arbiter_H5F_set_close_on_exec(hid_t file) {
     int fd = arbiter_H5F_descriptor(file);
     if (fd < 0) return -1;

@@ -42,9 +42,8 @@ struct HeadPositionsTests {
         let full = try runner.score(sample, baseline: baseline, interventions: after, startLayer: 1)
         #expect(abs(suffix.s - full.s) <= 1e-5 * max(1, abs(full.s)), "suffix \(suffix.s), full \(full.s)")
         #expect(suffix.top == full.top)
-        // At every position: the same edits as amplifyHeads, bit for bit.
-        // (Compared bit for bit, so both run on one BLAS thread: OpenBLAS's last bits follow its process-wide
-        // thread count, which tests running beside this one change.)
+        // At every position: the same edits as amplifyHeads, bit for bit — so both on one BLAS thread (OpenBLAS's
+        // last bits follow its process-wide thread count, which tests running beside this one change).
         let t = sample.input.ids.count
         let (every, plain) = try BLAS.withSingleThread {
             (try runner.score(sample, baseline: baseline, interventions: InterventionSet([
